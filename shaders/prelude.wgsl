@@ -1,0 +1,85 @@
+// hegpu prelude: prepended to every kernel file. Bindings shared by every entry point and
+// modular arithmetic on u32 words, with no 64-bit integers (WGSL in browsers has none).
+// The same algorithms are in src/math/modulus.rs (mul_wide, mul_shoup, mul_montgomery),
+// where they are checked against u64 arithmetic.
+
+// Per-dispatch parameters; each kernel documents what `total` and `arg0..arg4` mean for it.
+struct Params {
+    n_log: u32,   // log2 of the ring degree N
+    limbs: u32,   // RNS limbs per polynomial
+    total: u32,   // work items in this dispatch (grid-stride loops cover them all)
+    arg0: u32,
+    arg1: u32,
+    arg2: u32,
+    arg3: u32,
+    arg4: u32,
+}
+
+// Constants of one limb's prime (see Modulus and NttPlan on the CPU).
+struct LimbInfo {
+    p: u32,
+    p_inv_neg: u32,      // -p^{-1} mod 2^32
+    r_mod_p: u32,        // 2^32 mod p
+    r_mod_p_shoup: u32,  // floor(r_mod_p * 2^32 / p)
+    n_inv: u32,          // N^{-1} mod p
+    n_inv_shoup: u32,
+    tw_offset: u32,      // start of this limb's twiddles in `table`: fwd, fwd', inv, inv' (N words each)
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> limb_info: array<LimbInfo>;
+@group(0) @binding(2) var<storage, read> table: array<u32>;   // twiddles or weights
+@group(0) @binding(3) var<storage, read> in_a: array<u32>;
+@group(0) @binding(4) var<storage, read> in_b: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<u32>;
+
+const WG: u32 = 256u;
+
+// High word of the 32x32 product, from four 16x16 partial products.
+fn mul_hi(a: u32, b: u32) -> u32 {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let p11 = a1 * b1;
+    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    return p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+}
+
+fn add_mod(a: u32, b: u32, p: u32) -> u32 {
+    let s = a + b;
+    return select(s, s - p, s >= p);
+}
+
+fn sub_mod(a: u32, b: u32, p: u32) -> u32 {
+    return select(a - b, a + p - b, a < b);
+}
+
+// a * w mod p in [0, 2p), with ws = floor(w * 2^32 / p) (Shoup).
+fn mul_shoup_lazy(a: u32, w: u32, ws: u32, p: u32) -> u32 {
+    return a * w - mul_hi(a, ws) * p;
+}
+
+fn mul_shoup(a: u32, w: u32, ws: u32, p: u32) -> u32 {
+    let r = mul_shoup_lazy(a, w, ws, p);
+    return select(r, r - p, r >= p);
+}
+
+// a * b mod p for two variables: Montgomery reduction of the 64-bit product, then a Shoup
+// multiplication by 2^32 mod p to leave the Montgomery domain.
+fn mul_mod(a: u32, b: u32, li: LimbInfo) -> u32 {
+    let lo = a * b;
+    let hi = mul_hi(a, b);
+    let m = lo * li.p_inv_neg;
+    let t0 = hi + mul_hi(m, li.p) + select(0u, 1u, lo != 0u);
+    let t = select(t0, t0 - li.p, t0 >= li.p);
+    return mul_shoup(t, li.r_mod_p, li.r_mod_p_shoup, li.p);
+}
+
+fn limb_of_word(i: u32) -> LimbInfo {
+    return limb_info[(i >> params.n_log) % params.limbs];
+}

@@ -1,0 +1,117 @@
+//! Device-resident data: batches of RNS polynomials and prepared weight matrices.
+
+use super::gpu::{GpuData, GpuWeights};
+use super::ring::Ring;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// `batch` polynomials of one ring, laid out `[batch][limb][n]` in u32 words, on one device.
+/// Built and read back only through a [`Backend`](super::Backend): every upload and readback
+/// is explicit.
+pub struct PolyBatch {
+    pub(crate) ring: Arc<Ring>,
+    pub(crate) batch: usize,
+    pub(crate) data: Storage,
+}
+
+pub(crate) enum Storage {
+    Host(Vec<u32>),
+    Gpu(GpuData),
+}
+
+impl PolyBatch {
+    /// The ring of the polynomials.
+    pub fn ring(&self) -> &Arc<Ring> {
+        &self.ring
+    }
+
+    /// Number of polynomials.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Total words (`batch × limbs × n`).
+    pub fn words(&self) -> usize {
+        self.batch * self.ring.poly_words()
+    }
+
+    /// Where the data lives, for messages.
+    pub fn location(&self) -> String {
+        match &self.data {
+            Storage::Host(_) => "the CPU".into(),
+            Storage::Gpu(g) => format!("GPU device #{}", g.device_id),
+        }
+    }
+
+    /// Checks that `other` has this batch's ring and batch size.
+    pub(crate) fn check_same_shape(&self, other: &PolyBatch) -> Result<()> {
+        if !self.ring.same_as(&other.ring) {
+            return Err(Error::Shape(format!(
+                "operands are in different rings (N = {} primes {:?} vs N = {} primes {:?})",
+                self.ring.degree(),
+                self.ring.primes(),
+                other.ring.degree(),
+                other.ring.primes()
+            )));
+        }
+        if self.batch != other.batch {
+            return Err(Error::Shape(format!(
+                "batch sizes differ: {} vs {}",
+                self.batch, other.batch
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Plaintext weights of a linear layer, `words[j][k][l]` = weight from input `k` to output `j`
+/// reduced modulo limb `l`'s prime, prepared (with Shoup companions) on one device.
+pub struct Weights {
+    pub(crate) ring: Arc<Ring>,
+    pub(crate) outputs: usize,
+    pub(crate) inputs: usize,
+    pub(crate) data: WeightStorage,
+}
+
+pub(crate) enum WeightStorage {
+    /// `[l][j][k]` words and Shoup companions: the CPU loop walks `k` innermost.
+    Host {
+        w: Vec<u32>,
+        w_shoup: Vec<u32>,
+    },
+    Gpu(GpuWeights),
+}
+
+impl Weights {
+    /// Number of outputs J.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Number of inputs K.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Validates `words` (`[J][K][limbs]`, reduced) for a layer of `outputs × inputs`.
+    pub(crate) fn check(ring: &Ring, outputs: usize, inputs: usize, words: &[u32]) -> Result<()> {
+        let limbs = ring.limbs();
+        if outputs == 0 || inputs == 0 || words.len() != outputs * inputs * limbs {
+            return Err(Error::Shape(format!(
+                "{} weight words given for {outputs} outputs × {inputs} inputs × {limbs} limbs",
+                words.len()
+            )));
+        }
+        for (i, &w) in words.iter().enumerate() {
+            let p = ring.modulus(i % limbs).value();
+            if w >= p {
+                return Err(Error::Unreduced {
+                    index: i,
+                    word: w,
+                    p,
+                });
+            }
+        }
+        Ok(())
+    }
+}

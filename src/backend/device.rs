@@ -1,0 +1,60 @@
+//! Choosing the device: `auto` (a GPU adapter when one exists, else the CPU), `cpu` or `gpu`.
+
+use super::{Backend, CpuBackend, GpuBackend};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Which device to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// A GPU adapter if one exists, else the CPU.
+    #[default]
+    Auto,
+    /// The rayon CPU backend.
+    Cpu,
+    /// A GPU adapter; an error if none exists.
+    Gpu,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "gpu" => Ok(Self::Gpu),
+            other => Err(Error::Config(format!(
+                "device '{other}' is not one of auto, cpu, gpu"
+            ))),
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// The choice in `HEGPU_DEVICE` (default `auto`).
+    pub fn from_env() -> Result<Self> {
+        std::env::var("HEGPU_DEVICE").map_or(Ok(Self::Auto), |v| v.parse())
+    }
+}
+
+/// Whether `HEGPU_REQUIRE_GPU=1` asks that a missing adapter be an error.
+pub fn gpu_required() -> bool {
+    std::env::var("HEGPU_REQUIRE_GPU").is_ok_and(|v| v.trim() == "1")
+}
+
+/// The backend for a choice. `auto` falls back to the CPU only when no adapter exists and
+/// `HEGPU_REQUIRE_GPU=1` is not set.
+pub fn select_backend(choice: DeviceChoice) -> Result<Arc<dyn Backend>> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Arc::new(CpuBackend::new(None)?)),
+        DeviceChoice::Gpu => Ok(Arc::new(GpuBackend::new()?)),
+        DeviceChoice::Auto => match GpuBackend::new() {
+            Ok(gpu) => Ok(Arc::new(gpu)),
+            Err(Error::NoAdapter(why)) if !gpu_required() => {
+                eprintln!("hegpu: no GPU adapter ({why}); using the CPU");
+                Ok(Arc::new(CpuBackend::new(None)?))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}

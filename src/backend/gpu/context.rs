@@ -1,0 +1,154 @@
+//! Opening a GPU: adapter, device, limits, and turning wgpu's errors into [`Error`]s.
+
+use crate::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+/// What `hegpu info` reports about an adapter.
+#[derive(Clone, Debug)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_storage_binding_bytes: u64,
+    pub max_buffer_bytes: u64,
+    pub max_workgroup_storage_bytes: u32,
+    pub max_workgroups_per_dimension: u32,
+    pub shader_int64: bool,
+}
+
+impl std::fmt::Display for AdapterReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "adapter:                {}", self.name)?;
+        writeln!(f, "backend:                {}", self.backend)?;
+        writeln!(f, "device type:            {}", self.device_type)?;
+        writeln!(f, "driver:                 {}", self.driver)?;
+        writeln!(
+            f,
+            "max storage binding:    {} MiB",
+            self.max_storage_binding_bytes >> 20
+        )?;
+        writeln!(
+            f,
+            "max buffer:             {} MiB",
+            self.max_buffer_bytes >> 20
+        )?;
+        writeln!(
+            f,
+            "max workgroup storage:  {} KiB",
+            self.max_workgroup_storage_bytes >> 10
+        )?;
+        writeln!(
+            f,
+            "max workgroups per dim: {}",
+            self.max_workgroups_per_dimension
+        )?;
+        write!(
+            f,
+            "SHADER_INT64:           {}",
+            if self.shader_int64 {
+                "yes (unused: the u32 path is portable)"
+            } else {
+                "no"
+            }
+        )
+    }
+}
+
+/// An opened device with its queue and the errors wgpu reported outside any scope.
+pub(crate) struct Context {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub report: AdapterReport,
+    pub limits: wgpu::Limits,
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl Context {
+    /// Opens the first high-performance adapter of the primary backends (Vulkan, Metal, DX12,
+    /// WebGPU); Mesa's software Vulkan driver counts.
+    pub fn open() -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| Error::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let features = adapter.features();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("hegpu"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string());
+        }));
+        let report = AdapterReport {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+            max_storage_binding_bytes: limits.max_storage_buffer_binding_size,
+            max_buffer_bytes: limits.max_buffer_size,
+            max_workgroup_storage_bytes: limits.max_compute_workgroup_storage_size,
+            max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            shader_int64: features.contains(wgpu::Features::SHADER_INT64),
+        };
+        Ok(Self {
+            device,
+            queue,
+            report,
+            limits,
+            uncaptured,
+        })
+    }
+
+    /// Runs `f` inside error scopes and converts what the GPU reported into an [`Error`].
+    pub fn checked<T>(&self, bytes: u64, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let validation = pollster::block_on(validation.pop());
+        let oom = pollster::block_on(oom.pop());
+        if let Some(e) = oom {
+            return Err(Error::GpuOutOfMemory {
+                bytes,
+                why: e.to_string(),
+            });
+        }
+        if let Some(e) = validation {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        self.take_uncaptured()?;
+        Ok(value)
+    }
+
+    /// Fails with the first error wgpu reported outside a scope, if any.
+    pub fn take_uncaptured(&self) -> Result<()> {
+        let mut errors = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Gpu(errors.drain(..).collect::<Vec<_>>().join("; ")))
+        }
+    }
+
+    /// Waits until the queue is idle.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))
+    }
+}

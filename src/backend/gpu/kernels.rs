@@ -1,0 +1,103 @@
+//! The WGSL kernels: sources assembled from `shaders/` (prelude first), one bind group layout,
+//! and every compute pipeline compiled once when the device is opened.
+
+use std::collections::HashMap;
+
+const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
+const FAMILIES: [(&str, &str, &[&str]); 3] = [
+    (
+        "elementwise",
+        include_str!("../../../shaders/elementwise.wgsl"),
+        &["poly_add", "poly_sub", "poly_neg", "poly_mul"],
+    ),
+    (
+        "mac",
+        include_str!("../../../shaders/mac.wgsl"),
+        &["poly_mul_acc", "linear_layer"],
+    ),
+    (
+        "ntt",
+        include_str!("../../../shaders/ntt.wgsl"),
+        &[
+            "ntt_forward_stage",
+            "ntt_inverse_stage",
+            "ntt_forward_local",
+            "ntt_inverse_local",
+        ],
+    ),
+];
+
+/// Threads per workgroup in every kernel (`WG` in the prelude).
+pub(crate) const WORKGROUP: u32 = 256;
+/// Words per workgroup tile in the local NTT kernels (`tile` in ntt.wgsl).
+pub(crate) const NTT_TILE: usize = 2048;
+
+/// Every pipeline, by entry-point name.
+pub(crate) struct Kernels {
+    pub layout: wgpu::BindGroupLayout,
+    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+}
+
+impl Kernels {
+    pub fn compile(device: &wgpu::Device) -> Self {
+        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("hegpu kernels"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                storage(4, true),
+                storage(5, false),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("hegpu kernels"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let mut pipelines = HashMap::new();
+        for (family, body, entries) in FAMILIES {
+            let source = format!("{PRELUDE}\n{body}");
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(family),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            for &entry in entries {
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                pipelines.insert(entry, pipeline);
+            }
+        }
+        Self { layout, pipelines }
+    }
+
+    pub fn get(&self, entry: &str) -> &wgpu::ComputePipeline {
+        &self.pipelines[entry]
+    }
+}

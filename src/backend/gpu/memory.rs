@@ -1,0 +1,114 @@
+//! GPU-resident data: batches split into chunks of whole polynomials (each within one storage
+//! binding), weight buffers, a memory budget, and counters of every transfer and dispatch.
+
+use crate::{Error, Result};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A buffer whose bytes count against the backend's budget until it is dropped.
+pub(crate) struct Tracked {
+    pub buffer: wgpu::Buffer,
+    bytes: u64,
+    live: Arc<AtomicU64>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.live.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl Tracked {
+    pub fn new(buffer: wgpu::Buffer, bytes: u64, live: Arc<AtomicU64>) -> Self {
+        Self {
+            buffer,
+            bytes,
+            live,
+        }
+    }
+}
+
+/// One chunk of a batch: `polys` whole polynomials in one buffer.
+pub(crate) struct GpuChunk {
+    pub data: Tracked,
+    pub polys: usize,
+}
+
+/// The GPU side of a [`PolyBatch`](crate::backend::PolyBatch).
+pub struct GpuData {
+    pub(crate) device_id: u64,
+    pub(crate) chunks: Vec<GpuChunk>,
+    /// Polynomials per chunk (the last may hold fewer).
+    pub(crate) per_chunk: usize,
+}
+
+impl GpuData {
+    /// The polynomial range `[start, end)` of chunk `c`.
+    pub(crate) fn range(&self, c: usize) -> (usize, usize) {
+        let start = c * self.per_chunk;
+        (start, start + self.chunks[c].polys)
+    }
+}
+
+/// The GPU side of [`Weights`](crate::backend::Weights): `[j][k][limb]` pairs (word, Shoup).
+pub struct GpuWeights {
+    pub(crate) device_id: u64,
+    pub(crate) data: Tracked,
+}
+
+/// Counts of what crossed between host and device, and of kernel dispatches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferCounts {
+    pub uploads: u64,
+    pub upload_bytes: u64,
+    pub readbacks: u64,
+    pub readback_bytes: u64,
+    pub dispatches: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    uploads: AtomicU64,
+    upload_bytes: AtomicU64,
+    readbacks: AtomicU64,
+    readback_bytes: AtomicU64,
+    dispatches: AtomicU64,
+}
+
+impl Counters {
+    pub fn upload(&self, bytes: u64) {
+        self.uploads.fetch_add(1, Ordering::Relaxed);
+        self.upload_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn readback(&self, bytes: u64) {
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
+        self.readback_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn dispatch(&self) {
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn snapshot(&self) -> TransferCounts {
+        TransferCounts {
+            uploads: self.uploads.load(Ordering::Relaxed),
+            upload_bytes: self.upload_bytes.load(Ordering::Relaxed),
+            readbacks: self.readbacks.load(Ordering::Relaxed),
+            readback_bytes: self.readback_bytes.load(Ordering::Relaxed),
+            dispatches: self.dispatches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Reserves `bytes` against an optional budget; the reservation is released by [`Tracked`].
+pub(crate) fn reserve(live: &AtomicU64, budget: Option<u64>, bytes: u64) -> Result<()> {
+    let before = live.fetch_add(bytes, Ordering::Relaxed);
+    if let Some(limit) = budget
+        && before + bytes > limit
+    {
+        live.fetch_sub(bytes, Ordering::Relaxed);
+        return Err(Error::GpuOutOfMemory {
+            bytes,
+            why: format!("the GPU memory budget is {limit} bytes and {before} are in use"),
+        });
+    }
+    Ok(())
+}

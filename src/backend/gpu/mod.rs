@@ -1,0 +1,624 @@
+//! The wgpu backend: WGSL kernels from `shaders/`, data resident on the GPU between operations.
+//!
+//! A batch larger than one storage binding is split into chunks of whole polynomials; every
+//! operation covers all limbs of a chunk in one dispatch per kernel stage, and a whole
+//! operation is recorded in one command buffer with one submission.
+
+mod context;
+mod kernels;
+mod memory;
+mod tables;
+
+pub use context::AdapterReport;
+pub use memory::{GpuData, GpuWeights, TransferCounts};
+
+use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
+use super::ring::Ring;
+use super::{Backend, check_linear, mul_acc_terms};
+use crate::{Error, Result};
+use context::Context;
+use kernels::{Kernels, NTT_TILE, WORKGROUP};
+use memory::{Counters, GpuChunk, Tracked, reserve};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tables::{GpuRingTables, ring_tables};
+use wgpu::util::DeviceExt;
+
+/// A ring's identity on the device: its degree and primes.
+type RingKey = (usize, Vec<u32>);
+
+static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Knobs for tests and for running within a memory budget.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GpuOptions {
+    /// Largest buffer of one chunk, in bytes (default: the adapter's storage binding limit).
+    pub max_chunk_bytes: Option<u64>,
+    /// Bytes of batches and weights this backend may hold at once (default: whatever the driver
+    /// grants; beyond it, allocation fails with [`Error::GpuOutOfMemory`]).
+    pub memory_budget: Option<u64>,
+}
+
+/// The wgpu implementation of [`Backend`].
+pub struct GpuBackend {
+    ctx: Context,
+    kernels: Kernels,
+    id: u64,
+    max_chunk_bytes: u64,
+    /// The adapter's largest storage binding (tables and weights must fit one).
+    binding_limit: u64,
+    budget: Option<u64>,
+    live_bytes: Arc<AtomicU64>,
+    rings: Mutex<HashMap<RingKey, Arc<GpuRingTables>>>,
+    /// Bound where a kernel reads nothing (every binding of the shared layout must be filled).
+    placeholder: wgpu::Buffer,
+    counters: Counters,
+}
+
+/// The buffers one dispatch binds besides its parameters and the ring's limb table.
+struct Binds<'a> {
+    table: &'a wgpu::Buffer,
+    a: &'a wgpu::Buffer,
+    b: &'a wgpu::Buffer,
+    out: &'a wgpu::Buffer,
+}
+
+impl GpuBackend {
+    /// Opens the default adapter; [`Error::NoAdapter`] when there is none.
+    pub fn new() -> Result<Self> {
+        Self::with_options(GpuOptions::default())
+    }
+
+    /// Opens the default adapter with explicit options.
+    pub fn with_options(options: GpuOptions) -> Result<Self> {
+        let ctx = Context::open()?;
+        let binding_limit = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        let max_chunk_bytes = options
+            .max_chunk_bytes
+            .map_or(binding_limit, |b| b.min(binding_limit))
+            & !3;
+        let kernels = ctx.checked(0, || Kernels::compile(&ctx.device))?;
+        let placeholder = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Self {
+            ctx,
+            kernels,
+            id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
+            max_chunk_bytes,
+            binding_limit,
+            budget: options.memory_budget,
+            live_bytes: Arc::new(AtomicU64::new(0)),
+            rings: Mutex::new(HashMap::new()),
+            placeholder,
+            counters: Counters::default(),
+        })
+    }
+
+    /// What the adapter is and what it allows.
+    pub fn report(&self) -> &AdapterReport {
+        &self.ctx.report
+    }
+
+    /// Uploads, readbacks and dispatches so far.
+    pub fn counts(&self) -> TransferCounts {
+        self.counters.snapshot()
+    }
+
+    /// Bytes of batches and weights currently held on the device.
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes.load(Ordering::Relaxed)
+    }
+
+    fn gpu<'a>(&self, x: &'a PolyBatch) -> Result<&'a GpuData> {
+        match &x.data {
+            Storage::Gpu(g) if g.device_id == self.id => Ok(g),
+            _ => Err(Error::WrongDevice {
+                expected: self.where_(),
+                found: x.location(),
+            }),
+        }
+    }
+
+    fn where_(&self) -> String {
+        format!("GPU device #{}", self.id)
+    }
+
+    fn tables(&self, ring: &Ring) -> Result<Arc<GpuRingTables>> {
+        let key = (ring.degree(), ring.primes());
+        let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = rings.get(&key) {
+            return Ok(t.clone());
+        }
+        let (info, twiddles) = ring_tables(ring);
+        let bytes = 4 * twiddles.len() as u64;
+        if bytes > self.binding_limit {
+            return Err(Error::GpuOutOfMemory {
+                bytes,
+                why: "the ring's twiddle tables exceed one storage binding".into(),
+            });
+        }
+        let make = |label, words: &[u32]| {
+            self.counters.upload(4 * words.len() as u64);
+            self.ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytemuck::cast_slice(words),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        };
+        let t = self.ctx.checked(bytes, || {
+            Arc::new(GpuRingTables {
+                limb_info: make("limb info", &info),
+                twiddles: make("twiddles", &twiddles),
+            })
+        })?;
+        rings.insert(key, t.clone());
+        Ok(t)
+    }
+
+    /// A zeroed, tracked storage buffer (wgpu zero-initialises new buffers).
+    fn alloc(&self, bytes: u64, label: &str) -> Result<Tracked> {
+        reserve(&self.live_bytes, self.budget, bytes)?;
+        let live = self.live_bytes.clone();
+        let buffer = self.ctx.checked(bytes, || {
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(4),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        match buffer {
+            Ok(buffer) => Ok(Tracked::new(buffer, bytes, live)),
+            Err(e) => {
+                self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// How many polynomials of `ring` one chunk holds.
+    fn per_chunk(&self, ring: &Ring) -> Result<usize> {
+        let poly_bytes = 4 * ring.poly_words() as u64;
+        let per = self.max_chunk_bytes / poly_bytes;
+        if per == 0 {
+            return Err(Error::GpuOutOfMemory {
+                bytes: poly_bytes,
+                why: format!(
+                    "one polynomial exceeds the {} bytes of a storage binding",
+                    self.max_chunk_bytes
+                ),
+            });
+        }
+        Ok(per as usize)
+    }
+
+    /// Zeroed chunks for `batch` polynomials of `ring`.
+    fn alloc_batch(&self, ring: &Arc<Ring>, batch: usize) -> Result<PolyBatch> {
+        let per_chunk = self.per_chunk(ring)?;
+        let poly_bytes = 4 * ring.poly_words() as u64;
+        let mut chunks = Vec::new();
+        let mut left = batch;
+        while left > 0 {
+            let polys = left.min(per_chunk);
+            chunks.push(GpuChunk {
+                data: self.alloc(polys as u64 * poly_bytes, "poly batch")?,
+                polys,
+            });
+            left -= polys;
+        }
+        Ok(PolyBatch {
+            ring: ring.clone(),
+            batch,
+            data: Storage::Gpu(GpuData {
+                device_id: self.id,
+                chunks,
+                per_chunk,
+            }),
+        })
+    }
+
+    /// Records one dispatch of `entry` covering `total` work items (or workgroup tiles).
+    fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        ring: &GpuRingTables,
+        entry: &str,
+        params: [u32; 8],
+        workgroups: u64,
+        binds: Binds<'_>,
+    ) {
+        let uniform = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::cast_slice(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let entries = [
+            &uniform,
+            &ring.limb_info,
+            binds.table,
+            binds.a,
+            binds.b,
+            binds.out,
+        ];
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &self.kernels.layout,
+                entries: &entries,
+            });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(entry),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(self.kernels.get(entry));
+        pass.set_bind_group(0, &bind_group, &[]);
+        let groups = workgroups.clamp(
+            1,
+            u64::from(self.ctx.limits.max_compute_workgroups_per_dimension),
+        );
+        pass.dispatch_workgroups(groups as u32, 1, 1);
+        self.counters.dispatch();
+    }
+
+    /// Records `record(encoder)`, submits it once, and reports any GPU error.
+    fn run(&self, bytes: u64, record: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+        self.ctx.checked(bytes, || {
+            let mut encoder =
+                self.ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("hegpu"),
+                    });
+            record(&mut encoder);
+            self.ctx.queue.submit([encoder.finish()]);
+        })
+    }
+
+    fn params(ring: &Ring, total: usize, args: [usize; 5]) -> [u32; 8] {
+        let mut p = [
+            ring.degree().trailing_zeros(),
+            ring.limbs() as u32,
+            total as u32,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        for (slot, a) in p[3..].iter_mut().zip(args) {
+            *slot = a as u32;
+        }
+        p
+    }
+
+    fn elementwise(&self, entry: &str, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+        a.check_same_shape(b)?;
+        let (ga, gb) = (self.gpu(a)?, self.gpu(b)?);
+        let tables = self.tables(&a.ring)?;
+        let out = self.alloc_batch(&a.ring, a.batch)?;
+        let Storage::Gpu(go) = &out.data else {
+            unreachable!("alloc_batch returns GPU storage")
+        };
+        self.run(0, |enc| {
+            for (c, chunk) in go.chunks.iter().enumerate() {
+                let words = chunk.polys * a.ring.poly_words();
+                let binds = Binds {
+                    table: &self.placeholder,
+                    a: &ga.chunks[c].data.buffer,
+                    b: &gb.chunks[c].data.buffer,
+                    out: &chunk.data.buffer,
+                };
+                let groups = words.div_ceil(WORKGROUP as usize) as u64;
+                self.dispatch(
+                    enc,
+                    &tables,
+                    entry,
+                    Self::params(&a.ring, words, [0; 5]),
+                    groups,
+                    binds,
+                );
+            }
+        })?;
+        Ok(out)
+    }
+
+    fn ntt(&self, x: &mut PolyBatch, forward: bool) -> Result<()> {
+        let gx = self.gpu(x)?;
+        let ring = x.ring.clone();
+        let tables = self.tables(&ring)?;
+        let (n, n_log) = (ring.degree(), ring.degree().trailing_zeros() as usize);
+        let tile = n.min(NTT_TILE);
+        let tile_log = tile.trailing_zeros() as usize;
+        self.run(0, |enc| {
+            for chunk in &gx.chunks {
+                let rows = chunk.polys * ring.limbs();
+                let binds = || Binds {
+                    table: &tables.twiddles,
+                    a: &self.placeholder,
+                    b: &self.placeholder,
+                    out: &chunk.data.buffer,
+                };
+                let butterflies = rows * n / 2;
+                let stage_groups = butterflies.div_ceil(WORKGROUP as usize) as u64;
+                let tiles = rows * (n / tile);
+                // Spans t = 2^log_t with t >= tile run over global memory, one stage a dispatch.
+                let global_stages = tile_log..n_log;
+                if forward {
+                    for log_t in global_stages.rev() {
+                        let p = Self::params(&ring, butterflies, [log_t, 0, 0, 0, 0]);
+                        self.dispatch(enc, &tables, "ntt_forward_stage", p, stage_groups, binds());
+                    }
+                    let p = Self::params(&ring, tiles, [tile_log, 0, 0, 0, 0]);
+                    self.dispatch(enc, &tables, "ntt_forward_local", p, tiles as u64, binds());
+                } else {
+                    let scale_here = usize::from(tile == n);
+                    let p = Self::params(&ring, tiles, [tile_log, scale_here, 0, 0, 0]);
+                    self.dispatch(enc, &tables, "ntt_inverse_local", p, tiles as u64, binds());
+                    for log_t in global_stages {
+                        let last = usize::from(log_t == n_log - 1);
+                        let p = Self::params(&ring, butterflies, [log_t, last, 0, 0, 0]);
+                        self.dispatch(enc, &tables, "ntt_inverse_stage", p, stage_groups, binds());
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl Backend for GpuBackend {
+    fn name(&self) -> String {
+        format!(
+            "GPU ({}, {})",
+            self.ctx.report.name, self.ctx.report.backend
+        )
+    }
+
+    fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
+        ring.check_words(batch, words)?;
+        let out = self.alloc_batch(ring, batch)?;
+        let Storage::Gpu(g) = &out.data else {
+            unreachable!("alloc_batch returns GPU storage")
+        };
+        let pw = ring.poly_words();
+        self.ctx.checked(4 * words.len() as u64, || {
+            for (c, chunk) in g.chunks.iter().enumerate() {
+                let (s, e) = g.range(c);
+                self.ctx.queue.write_buffer(
+                    &chunk.data.buffer,
+                    0,
+                    bytemuck::cast_slice(&words[s * pw..e * pw]),
+                );
+            }
+        })?;
+        self.counters.upload(4 * words.len() as u64);
+        Ok(out)
+    }
+
+    fn download(&self, x: &PolyBatch) -> Result<Vec<u32>> {
+        let g = self.gpu(x)?;
+        let staging: Vec<wgpu::Buffer> = g
+            .chunks
+            .iter()
+            .map(|c| {
+                self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: c.data.buffer.size(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        self.run(4 * x.words() as u64, |enc| {
+            for (c, s) in g.chunks.iter().zip(&staging) {
+                enc.copy_buffer_to_buffer(&c.data.buffer, 0, s, 0, None);
+            }
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (i, s) in staging.iter().enumerate() {
+            let tx = tx.clone();
+            s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send((i, r));
+            });
+        }
+        self.ctx.wait()?;
+        for _ in 0..staging.len() {
+            let (_, r) = rx
+                .recv()
+                .map_err(|e| Error::Gpu(format!("readback lost: {e}")))?;
+            r.map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        }
+        let mut words = Vec::with_capacity(x.words());
+        for (c, s) in g.chunks.iter().zip(&staging) {
+            let view = s
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("readback failed: {e:?}")))?;
+            let used = c.polys * x.ring.poly_words();
+            words.extend_from_slice(&bytemuck::cast_slice::<u8, u32>(&view)[..used]);
+            drop(view);
+            s.unmap();
+        }
+        self.counters.readback(4 * words.len() as u64);
+        Ok(words)
+    }
+
+    fn zeros(&self, ring: &Arc<Ring>, batch: usize) -> Result<PolyBatch> {
+        self.alloc_batch(ring, batch)
+    }
+
+    fn ntt_forward(&self, x: &mut PolyBatch) -> Result<()> {
+        self.ntt(x, true)
+    }
+
+    fn ntt_inverse(&self, x: &mut PolyBatch) -> Result<()> {
+        self.ntt(x, false)
+    }
+
+    fn add(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+        self.elementwise("poly_add", a, b)
+    }
+
+    fn sub(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+        self.elementwise("poly_sub", a, b)
+    }
+
+    fn neg(&self, a: &PolyBatch) -> Result<PolyBatch> {
+        self.elementwise("poly_neg", a, a)
+    }
+
+    fn mul(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+        self.elementwise("poly_mul", a, b)
+    }
+
+    fn mul_acc(&self, a: &PolyBatch, b: &PolyBatch, groups: usize) -> Result<PolyBatch> {
+        let terms = mul_acc_terms(a, b, groups)?;
+        let (ga, gb) = (self.gpu(a)?, self.gpu(b)?);
+        let ring = &a.ring;
+        let tables = self.tables(ring)?;
+        let out = self.alloc_batch(ring, groups)?;
+        let Storage::Gpu(go) = &out.data else {
+            unreachable!("alloc_batch returns GPU storage")
+        };
+        self.run(0, |enc| {
+            for (o, out_chunk) in go.chunks.iter().enumerate() {
+                let (g0, g1) = go.range(o);
+                for c in 0..ga.chunks.len() {
+                    let (s, e) = ga.range(c);
+                    if g1 * terms <= s || e <= g0 * terms {
+                        continue; // no term of these groups lies in this input chunk
+                    }
+                    let words = (g1 - g0) * ring.poly_words();
+                    let binds = Binds {
+                        table: &self.placeholder,
+                        a: &ga.chunks[c].data.buffer,
+                        b: &gb.chunks[c].data.buffer,
+                        out: &out_chunk.data.buffer,
+                    };
+                    let p = Self::params(ring, words, [terms, g0, s, e - s, 0]);
+                    self.dispatch(
+                        enc,
+                        &tables,
+                        "poly_mul_acc",
+                        p,
+                        words.div_ceil(WORKGROUP as usize) as u64,
+                        binds,
+                    );
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
+    fn upload_weights(
+        &self,
+        ring: &Arc<Ring>,
+        outputs: usize,
+        inputs: usize,
+        words: &[u32],
+    ) -> Result<Weights> {
+        Weights::check(ring, outputs, inputs, words)?;
+        let limbs = ring.limbs();
+        let pairs: Vec<u32> = words
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &w)| [w, ring.modulus(i % limbs).shoup(w)])
+            .collect();
+        let bytes = 4 * pairs.len() as u64;
+        if bytes > self.binding_limit {
+            return Err(Error::GpuOutOfMemory {
+                bytes,
+                why: "the weight matrix exceeds one storage binding".into(),
+            });
+        }
+        let data = self.alloc(bytes, "weights")?;
+        self.ctx.checked(bytes, || {
+            self.ctx
+                .queue
+                .write_buffer(&data.buffer, 0, bytemuck::cast_slice(&pairs))
+        })?;
+        self.counters.upload(bytes);
+        Ok(Weights {
+            ring: ring.clone(),
+            outputs,
+            inputs,
+            data: WeightStorage::Gpu(GpuWeights {
+                device_id: self.id,
+                data,
+            }),
+        })
+    }
+
+    fn linear(&self, w: &Weights, x: &PolyBatch) -> Result<PolyBatch> {
+        check_linear(w, x)?;
+        let WeightStorage::Gpu(gw) = &w.data else {
+            return Err(Error::WrongDevice {
+                expected: self.where_(),
+                found: "the CPU".into(),
+            });
+        };
+        if gw.device_id != self.id {
+            return Err(Error::WrongDevice {
+                expected: self.where_(),
+                found: format!("GPU device #{}", gw.device_id),
+            });
+        }
+        let gx = self.gpu(x)?;
+        let ring = &x.ring;
+        let tables = self.tables(ring)?;
+        let out = self.alloc_batch(ring, w.outputs)?;
+        let Storage::Gpu(go) = &out.data else {
+            unreachable!("alloc_batch returns GPU storage")
+        };
+        let pw = ring.poly_words();
+        self.run(0, |enc| {
+            for (o, out_chunk) in go.chunks.iter().enumerate() {
+                let (j0, j1) = go.range(o);
+                for (c, in_chunk) in gx.chunks.iter().enumerate() {
+                    let (k0, k1) = gx.range(c);
+                    let threads = (j1 - j0).div_ceil(4) * pw;
+                    let binds = Binds {
+                        table: &gw.data.buffer,
+                        a: &in_chunk.data.buffer,
+                        b: &self.placeholder,
+                        out: &out_chunk.data.buffer,
+                    };
+                    let p = Self::params(ring, threads, [w.inputs, j0, j1 - j0, k0, k1 - k0]);
+                    self.dispatch(
+                        enc,
+                        &tables,
+                        "linear_layer",
+                        p,
+                        threads.div_ceil(WORKGROUP as usize) as u64,
+                        binds,
+                    );
+                }
+            }
+        })?;
+        Ok(out)
+    }
+}

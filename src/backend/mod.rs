@@ -1,0 +1,101 @@
+//! Batched primitive operations on polynomial batches, one contract for two devices.
+//!
+//! [`cpu::CpuBackend`] (rayon) and [`gpu::GpuBackend`] (wgpu + WGSL) implement [`Backend`]
+//! and return the same words for the same inputs, bit for bit. A kernel and its CPU twin carry
+//! the same name (`ntt_forward`, `poly_mul_acc`, `linear_layer`, ...).
+
+pub mod batch;
+pub mod cpu;
+pub mod device;
+pub mod gpu;
+pub mod ring;
+
+pub use batch::{PolyBatch, Weights};
+pub use cpu::CpuBackend;
+pub use device::{DeviceChoice, select_backend};
+pub use gpu::GpuBackend;
+pub use ring::Ring;
+
+use crate::Result;
+use std::sync::Arc;
+
+/// The batched operations both devices implement. Inputs and outputs are fully reduced; every
+/// operation checks shapes, rings and devices and returns an [`Error`](crate::Error) rather than
+/// panicking or computing a wrong answer.
+pub trait Backend: Send + Sync {
+    /// A one-line description of the device (for reports).
+    fn name(&self) -> String;
+
+    /// Copies `batch` polynomials (`[batch][limb][n]`, words below their primes) to the device.
+    fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch>;
+
+    /// Copies a batch back to the host.
+    fn download(&self, x: &PolyBatch) -> Result<Vec<u32>>;
+
+    /// A batch of zero polynomials on the device.
+    fn zeros(&self, ring: &Arc<Ring>, batch: usize) -> Result<PolyBatch>;
+
+    /// Forward negacyclic NTT of every limb of every polynomial, in place
+    /// (standard order in, bit-reversed out).
+    fn ntt_forward(&self, x: &mut PolyBatch) -> Result<()>;
+
+    /// Inverse negacyclic NTT, in place (bit-reversed in, standard order out, scaled by 1/N).
+    fn ntt_inverse(&self, x: &mut PolyBatch) -> Result<()>;
+
+    /// `a + b`, coefficient-wise.
+    fn add(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch>;
+
+    /// `a - b`, coefficient-wise.
+    fn sub(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch>;
+
+    /// `-a`, coefficient-wise.
+    fn neg(&self, a: &PolyBatch) -> Result<PolyBatch>;
+
+    /// `a ⊙ b`, word-wise product (the ring product when both are in the NTT domain).
+    fn mul(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch>;
+
+    /// Multiply-accumulate in groups: `a` and `b` hold `groups × terms` polynomials; output `g`
+    /// is `Σ_k a[g·terms + k] ⊙ b[g·terms + k]`.
+    fn mul_acc(&self, a: &PolyBatch, b: &PolyBatch, groups: usize) -> Result<PolyBatch>;
+
+    /// Prepares a linear layer's weights on the device: `words[j][k][l]`, reduced mod limb `l`.
+    fn upload_weights(
+        &self,
+        ring: &Arc<Ring>,
+        outputs: usize,
+        inputs: usize,
+        words: &[u32],
+    ) -> Result<Weights>;
+
+    /// The linear layer: output `j` is `Σ_k w[j][k] · x[k]`, every limb multiplied by its own
+    /// scalar word, all outputs in one call.
+    fn linear(&self, w: &Weights, x: &PolyBatch) -> Result<PolyBatch>;
+}
+
+/// Checks that `a` and `b` can be multiplied-and-accumulated in `groups` groups; returns terms.
+pub(crate) fn mul_acc_terms(a: &PolyBatch, b: &PolyBatch, groups: usize) -> Result<usize> {
+    a.check_same_shape(b)?;
+    if groups == 0 || !a.batch.is_multiple_of(groups) || a.batch == 0 {
+        return Err(crate::Error::Shape(format!(
+            "{} polynomials cannot form {groups} equal groups",
+            a.batch
+        )));
+    }
+    Ok(a.batch / groups)
+}
+
+/// Checks that a linear layer's weights fit its input; returns the ring.
+pub(crate) fn check_linear(w: &Weights, x: &PolyBatch) -> Result<()> {
+    if !w.ring.same_as(&x.ring) {
+        return Err(crate::Error::Shape(
+            "weights and input are prepared for different rings".into(),
+        ));
+    }
+    if w.inputs != x.batch {
+        return Err(crate::Error::Shape(format!(
+            "layer has {} inputs but {} polynomials were given",
+            w.inputs, x.batch
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! A ring `Z_Q[X]/(X^N + 1)` in RNS form: the degree, the primes of the limbs, their NTT plans.
+
+use crate::math::{Modulus, NttPlan, check_degree, is_prime};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// The ring every polynomial of a [`PolyBatch`](super::PolyBatch) lives in. Limb `l` of a
+/// polynomial is its residue modulo `primes()[l]`.
+#[derive(Debug)]
+pub struct Ring {
+    n: usize,
+    plans: Vec<Arc<NttPlan>>,
+}
+
+impl Ring {
+    /// Builds the ring for degree `n` over distinct NTT-friendly primes below 2^31.
+    pub fn new(n: usize, primes: &[u32]) -> Result<Arc<Self>> {
+        check_degree(n)?;
+        if primes.is_empty() {
+            return Err(Error::Shape("a ring needs at least one prime".into()));
+        }
+        let mut plans = Vec::with_capacity(primes.len());
+        for (i, &p) in primes.iter().enumerate() {
+            if primes[..i].contains(&p) {
+                return Err(Error::BadModulus {
+                    p: p.into(),
+                    why: "it appears twice in the ring",
+                });
+            }
+            if !is_prime(p) {
+                return Err(Error::BadModulus {
+                    p: p.into(),
+                    why: "it is not prime",
+                });
+            }
+            plans.push(Arc::new(NttPlan::new(n, p)?));
+        }
+        Ok(Arc::new(Self { n, plans }))
+    }
+
+    /// The ring over a subset of this ring's limbs (for example a lower CKKS level), sharing plans.
+    pub fn sub_ring(&self, limbs: std::ops::Range<usize>) -> Result<Arc<Self>> {
+        if limbs.is_empty() || limbs.end > self.plans.len() {
+            return Err(Error::Shape(format!(
+                "limbs {limbs:?} of a ring with {} limbs",
+                self.plans.len()
+            )));
+        }
+        Ok(Arc::new(Self {
+            n: self.n,
+            plans: self.plans[limbs].to_vec(),
+        }))
+    }
+
+    /// Ring degree N.
+    pub fn degree(&self) -> usize {
+        self.n
+    }
+
+    /// Number of RNS limbs.
+    pub fn limbs(&self) -> usize {
+        self.plans.len()
+    }
+
+    /// Words in one polynomial (all limbs).
+    pub fn poly_words(&self) -> usize {
+        self.n * self.plans.len()
+    }
+
+    /// The NTT plans, one per limb.
+    pub fn plans(&self) -> &[Arc<NttPlan>] {
+        &self.plans
+    }
+
+    /// The modulus of limb `l`.
+    pub fn modulus(&self, l: usize) -> Modulus {
+        self.plans[l].modulus()
+    }
+
+    /// The primes, in limb order.
+    pub fn primes(&self) -> Vec<u32> {
+        self.plans.iter().map(|p| p.modulus().value()).collect()
+    }
+
+    /// Whether two rings have the same degree and primes (and so accept each other's data).
+    pub fn same_as(&self, other: &Ring) -> bool {
+        self.n == other.n && self.primes() == other.primes()
+    }
+
+    /// Checks that `words` holds `batch` polynomials of this ring, every word below its prime.
+    pub fn check_words(&self, batch: usize, words: &[u32]) -> Result<()> {
+        if words.len() != batch * self.poly_words() {
+            return Err(Error::Shape(format!(
+                "{} words given for {batch} polynomials of {} limbs × {} coefficients",
+                words.len(),
+                self.limbs(),
+                self.n
+            )));
+        }
+        for (row, chunk) in words.chunks_exact(self.n).enumerate() {
+            let p = self.modulus(row % self.limbs()).value();
+            if let Some(i) = chunk.iter().position(|&w| w >= p) {
+                return Err(Error::Unreduced {
+                    index: row * self.n + i,
+                    word: chunk[i],
+                    p,
+                });
+            }
+        }
+        Ok(())
+    }
+}

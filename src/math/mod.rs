@@ -1,0 +1,11 @@
+//! Integer math: no I/O, no GPU. Moduli, primes, NTT plans, RNS bases.
+
+pub mod modulus;
+pub mod ntt;
+pub mod primes;
+pub mod rns;
+
+pub use modulus::Modulus;
+pub use ntt::{NttPlan, bit_reverse, check_degree, negacyclic_root};
+pub use primes::{is_prime, ntt_primes};
+pub use rns::{BaseConverter, RnsBasis};

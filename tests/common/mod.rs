@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests: seeded inputs and the GPU-or-skip rule.
+#![allow(dead_code)]
+
+use hegpu::Error;
+use hegpu::backend::{GpuBackend, Ring};
+use hegpu::math::ntt_primes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, OnceLock};
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// `batch` random polynomials of `ring`, with the edge words 0 and p-1 planted in every limb.
+pub fn random_words(ring: &Ring, batch: usize, seed: u64) -> Vec<u32> {
+    let mut r = rng(seed);
+    let n = ring.degree();
+    let mut words = vec![0u32; batch * ring.poly_words()];
+    for (row, chunk) in words.chunks_exact_mut(n).enumerate() {
+        let p = ring.modulus(row % ring.limbs()).value();
+        for w in chunk.iter_mut() {
+            *w = r.random_range(0..p);
+        }
+        chunk[0] = 0;
+        chunk[1] = p - 1;
+        chunk[n - 1] = p - 1;
+    }
+    words
+}
+
+/// A ring of `limbs` primes of mixed sizes from 20 to 31 bits.
+pub fn mixed_ring(n: usize, limbs: usize) -> Arc<Ring> {
+    let sizes = [31u32, 20, 30, 24, 28, 26, 31, 22];
+    let mut primes: Vec<u32> = Vec::new();
+    for i in 0..limbs {
+        let bits = sizes[i % sizes.len()];
+        let p = ntt_primes(n, bits, 1, &primes).unwrap()[0];
+        primes.push(p);
+    }
+    Ring::new(n, &primes).unwrap()
+}
+
+/// The GPU backend, opened once per test binary. Without an adapter: `None` and a SKIPPED line,
+/// unless `HEGPU_REQUIRE_GPU=1`, where a missing adapter fails the test.
+pub fn gpu() -> Option<&'static GpuBackend> {
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    GPU.get_or_init(|| match GpuBackend::new() {
+        Ok(g) => Some(g),
+        Err(Error::NoAdapter(why)) if !hegpu::backend::device::gpu_required() => {
+            eprintln!(
+                "SKIPPED: no GPU adapter ({why}); set HEGPU_REQUIRE_GPU=1 to make this a failure"
+            );
+            None
+        }
+        Err(e) => panic!("GPU required (HEGPU_REQUIRE_GPU=1) but unavailable: {e}"),
+    })
+    .as_ref()
+}
