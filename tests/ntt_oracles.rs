@@ -12,9 +12,9 @@ fn schoolbook(a: &[u32], b: &[u32], p: u32) -> Vec<u32> {
     let n = a.len();
     let p64 = u64::from(p);
     let mut acc = vec![0u64; n];
-    for i in 0..n {
-        for j in 0..n {
-            let prod = u64::from(a[i]) * u64::from(b[j]) % p64;
+    for (i, &x) in a.iter().enumerate() {
+        for (j, &y) in b.iter().enumerate() {
+            let prod = u64::from(x) * u64::from(y) % p64;
             let k = (i + j) % n;
             acc[k] = if i + j < n {
                 (acc[k] + prod) % p64
