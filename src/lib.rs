@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod bench;
 mod error;
 pub mod math;
 

@@ -135,8 +135,7 @@ fn elementwise_results_equal_u64_arithmetic() {
 }
 
 #[test]
-fn mul_acc_matches_cpu_and_u64() {
-    let Some(gpu) = gpu() else { return };
+fn mul_acc_matches_u64_and_gpu() {
     let cpu = cpu();
     for (n, limbs, groups, terms) in [(1 << 10, 3, 1, 5), (1 << 12, 2, 3, 3), (1 << 13, 1, 2, 1)] {
         let ring = mixed_ring(n, limbs);
@@ -149,15 +148,7 @@ fn mul_acc_matches_cpu_and_u64() {
                 groups,
             )
             .unwrap();
-        let g = gpu
-            .mul_acc(
-                &gpu.upload(&ring, batch, &wa).unwrap(),
-                &gpu.upload(&ring, batch, &wb).unwrap(),
-                groups,
-            )
-            .unwrap();
-        let (cw, gw) = (cpu.download(&c).unwrap(), gpu.download(&g).unwrap());
-        assert_eq!(gw, cw, "poly_mul_acc n={n} groups={groups} terms={terms}");
+        let cw = cpu.download(&c).unwrap();
         let pw = ring.poly_words();
         for i in (0..groups * pw).step_by(97) {
             let (g, w) = (i / pw, i % pw);
@@ -167,6 +158,20 @@ fn mul_acc_matches_cpu_and_u64() {
                 (acc + u64::from(wa[at]) * u64::from(wb[at])) % p
             });
             assert_eq!(u64::from(cw[i]), want, "word {i}");
+        }
+        if let Some(gpu) = gpu() {
+            let g = gpu
+                .mul_acc(
+                    &gpu.upload(&ring, batch, &wa).unwrap(),
+                    &gpu.upload(&ring, batch, &wb).unwrap(),
+                    groups,
+                )
+                .unwrap();
+            assert_eq!(
+                gpu.download(&g).unwrap(),
+                cw,
+                "poly_mul_acc n={n} groups={groups} terms={terms}"
+            );
         }
     }
 }
@@ -197,14 +202,15 @@ fn linear_oracle(ring: &Ring, w: &[u32], x: &[u32], inputs: usize, word: usize) 
 }
 
 #[test]
-fn linear_layer_matches_cpu_and_u64() {
-    let Some(gpu) = gpu() else { return };
+fn linear_layer_matches_u64_and_gpu() {
+    // 31-bit primes fold every 2 terms on the CPU, 20-bit ones almost never: both are covered,
+    // with enough inputs to cross many folds.
     let cpu = cpu();
     for (n, limbs, outputs, inputs) in [
         (1 << 10, 3, 5, 7),
         (1 << 12, 2, 10, 3),
         (1 << 13, 6, 1, 1),
-        (1 << 10, 1, 9, 33),
+        (1 << 10, 4, 9, 70),
     ] {
         let ring = mixed_ring(n, limbs);
         let (x, w) = (
@@ -217,16 +223,22 @@ fn linear_layer_matches_cpu_and_u64() {
                 &cpu.upload(&ring, inputs, &x).unwrap(),
             )
             .unwrap();
-        let g = gpu
-            .linear(
-                &gpu.upload_weights(&ring, outputs, inputs, &w).unwrap(),
-                &gpu.upload(&ring, inputs, &x).unwrap(),
-            )
-            .unwrap();
-        let (cw, gw) = (cpu.download(&c).unwrap(), gpu.download(&g).unwrap());
-        assert_eq!(gw, cw, "linear_layer n={n} J={outputs} K={inputs}");
-        for i in (0..cw.len()).step_by(61) {
+        let cw = cpu.download(&c).unwrap();
+        for i in (0..cw.len()).step_by(61).chain([cw.len() - 1]) {
             assert_eq!(cw[i], linear_oracle(&ring, &w, &x, inputs, i), "word {i}");
+        }
+        if let Some(gpu) = gpu() {
+            let g = gpu
+                .linear(
+                    &gpu.upload_weights(&ring, outputs, inputs, &w).unwrap(),
+                    &gpu.upload(&ring, inputs, &x).unwrap(),
+                )
+                .unwrap();
+            assert_eq!(
+                gpu.download(&g).unwrap(),
+                cw,
+                "linear_layer n={n} J={outputs} K={inputs}"
+            );
         }
     }
 }

@@ -74,10 +74,9 @@ pub struct Weights {
 }
 
 pub(crate) enum WeightStorage {
-    /// `[l][j][k]` words and Shoup companions: the CPU loop walks `k` innermost.
+    /// `[l][j][k]` words: the CPU loop walks `k` within one limb.
     Host {
         w: Vec<u32>,
-        w_shoup: Vec<u32>,
     },
     Gpu(GpuWeights),
 }

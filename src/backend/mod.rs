@@ -26,6 +26,9 @@ pub trait Backend: Send + Sync {
     /// A one-line description of the device (for reports).
     fn name(&self) -> String;
 
+    /// Waits until every operation submitted so far has finished (a no-op on the CPU).
+    fn sync(&self) -> Result<()>;
+
     /// Copies `batch` polynomials (`[batch][limb][n]`, words below their primes) to the device.
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch>;
 

@@ -398,6 +398,11 @@ impl Backend for GpuBackend {
         )
     }
 
+    fn sync(&self) -> Result<()> {
+        self.ctx.wait()?;
+        self.ctx.take_uncaptured()
+    }
+
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
         ring.check_words(batch, words)?;
         let out = self.alloc_batch(ring, batch)?;

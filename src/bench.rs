@@ -1,0 +1,253 @@
+//! The measurements behind `hegpu bench`: NTT forward/inverse and the linear-layer MAC on the
+//! CPU (one thread and all threads), the GPU, and tfhe-ntt prime32 as the peer.
+
+use crate::backend::{Backend, CpuBackend, GpuBackend, PolyBatch, Ring};
+use crate::math::ntt_primes;
+use crate::{Error, Result};
+use rayon::prelude::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One measured figure. `per_second` counts single-limb transforms for the NTT ops and modular
+/// multiply-adds for `linear_mac` (see `unit`).
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub op: &'static str,
+    pub n: usize,
+    pub limbs: usize,
+    pub batch: usize,
+    pub backend: String,
+    pub threads: usize,
+    pub per_second: f64,
+    pub unit: &'static str,
+}
+
+impl Record {
+    /// The record as one JSON object.
+    pub fn to_json(&self) -> String {
+        format!(
+            r#"{{"op":"{}","n":{},"limbs":{},"batch":{},"backend":"{}","threads":{},"per_second":{:.1},"unit":"{}"}}"#,
+            self.op,
+            self.n,
+            self.limbs,
+            self.batch,
+            self.backend.replace('\\', "\\\\").replace('"', "'"),
+            self.threads,
+            self.per_second,
+            self.unit
+        )
+    }
+}
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchPlan {
+    /// (N, limbs, batch) for the NTT.
+    pub ntt_shapes: Vec<(usize, usize, usize)>,
+    /// (N, limbs, outputs J, inputs K) for the linear layer.
+    pub linear_shapes: Vec<(usize, usize, usize, usize)>,
+    /// Least time spent per measurement.
+    pub min_time: Duration,
+}
+
+impl BenchPlan {
+    /// Under a minute on two cores, lavapipe included.
+    pub fn quick() -> Self {
+        Self {
+            ntt_shapes: vec![(1 << 13, 1, 1), (1 << 13, 8, 4), (1 << 14, 8, 2)],
+            linear_shapes: vec![(1 << 13, 6, 16, 64)],
+            min_time: Duration::from_millis(300),
+        }
+    }
+
+    /// The sizes of the README table, N = 2^12 … 2^16 with 16 limbs.
+    pub fn full() -> Self {
+        Self {
+            ntt_shapes: vec![
+                (1 << 13, 1, 1),
+                (1 << 12, 16, 8),
+                (1 << 13, 16, 8),
+                (1 << 14, 16, 4),
+                (1 << 15, 16, 2),
+                (1 << 16, 16, 1),
+            ],
+            linear_shapes: vec![(1 << 13, 6, 16, 64), (1 << 13, 6, 100, 845)],
+            min_time: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Runs `op` until `min_time` has passed (after one warm-up run); returns runs per second.
+fn rate(min_time: Duration, mut op: impl FnMut() -> Result<()>) -> Result<f64> {
+    op()?;
+    let start = Instant::now();
+    let mut runs = 0u64;
+    while start.elapsed() < min_time {
+        op()?;
+        runs += 1;
+    }
+    Ok(runs as f64 / start.elapsed().as_secs_f64())
+}
+
+fn ring_for(n: usize, limbs: usize) -> Result<Arc<Ring>> {
+    Ring::new(n, &ntt_primes(n, 30, limbs, &[])?)
+}
+
+/// Deterministic reduced words for `batch` polynomials.
+fn sample_words(ring: &Ring, batch: usize) -> Vec<u32> {
+    let mut s = 0x9E37_79B9u32;
+    (0..batch * ring.poly_words())
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s % ring.modulus((i / ring.degree()) % ring.limbs()).value()
+        })
+        .collect()
+}
+
+/// The devices measured: CPU one thread, CPU all threads, and the GPU when an adapter exists.
+pub struct Devices {
+    pub list: Vec<(Arc<dyn Backend>, usize)>,
+    pub gpu_note: Option<String>,
+}
+
+impl Devices {
+    /// Opens the devices; with `require_gpu` a missing adapter is an error.
+    pub fn open(require_gpu: bool) -> Result<Self> {
+        let all = CpuBackend::new(None)?;
+        let threads = all.threads();
+        let mut list: Vec<(Arc<dyn Backend>, usize)> =
+            vec![(Arc::new(CpuBackend::new(Some(1))?), 1)];
+        if threads > 1 {
+            list.push((Arc::new(all), threads));
+        }
+        let mut gpu_note = None;
+        match GpuBackend::new() {
+            Ok(g) => list.push((Arc::new(g), 0)),
+            Err(e @ Error::NoAdapter(_)) if !require_gpu => gpu_note = Some(e.to_string()),
+            Err(e) => return Err(e),
+        }
+        Ok(Self { list, gpu_note })
+    }
+}
+
+/// Measures every op of `plan` on every device and on the tfhe-ntt peer.
+pub fn run(
+    plan: &BenchPlan,
+    devices: &Devices,
+    mut report: impl FnMut(&Record),
+) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let mut push = |r: Record| {
+        report(&r);
+        records.push(r);
+    };
+    for &(n, limbs, batch) in &plan.ntt_shapes {
+        let ring = ring_for(n, limbs)?;
+        let words = sample_words(&ring, batch);
+        let rows = (batch * limbs) as f64;
+        for (dev, threads) in &devices.list {
+            let mut x: PolyBatch = dev.upload(&ring, batch, &words)?;
+            for (op, forward) in [("ntt_forward", true), ("ntt_inverse", false)] {
+                let per_second = rows
+                    * rate(plan.min_time, || {
+                        if forward {
+                            dev.ntt_forward(&mut x)?
+                        } else {
+                            dev.ntt_inverse(&mut x)?
+                        }
+                        dev.sync()
+                    })?;
+                push(Record {
+                    op,
+                    n,
+                    limbs,
+                    batch,
+                    backend: dev.name(),
+                    threads: *threads,
+                    per_second,
+                    unit: "transforms",
+                });
+            }
+        }
+        // The peer: tfhe-ntt's prime32 plans over the same rows, one thread and all threads.
+        let plans: Vec<tfhe_ntt::prime32::Plan> = ring
+            .primes()
+            .iter()
+            .map(|&p| tfhe_ntt::prime32::Plan::try_new(n, p).ok_or(Error::NotNttFriendly { p, n }))
+            .collect::<Result<_>>()?;
+        for (dev_threads, pool) in peer_pools(devices)? {
+            let mut data = words.clone();
+            let per_second = rows
+                * rate(plan.min_time, || {
+                    if dev_threads == 1 || rows == 1.0 {
+                        data.chunks_mut(n)
+                            .enumerate()
+                            .for_each(|(row, r)| plans[row % limbs].fwd(r));
+                    } else {
+                        pool.install(|| {
+                            data.par_chunks_mut(n)
+                                .enumerate()
+                                .for_each(|(row, r)| plans[row % limbs].fwd(r))
+                        });
+                    }
+                    Ok(())
+                })?;
+            let backend = "tfhe-ntt prime32 (peer)".to_string();
+            push(Record {
+                op: "ntt_forward",
+                n,
+                limbs,
+                batch,
+                backend,
+                threads: dev_threads,
+                per_second,
+                unit: "transforms",
+            });
+        }
+    }
+    for &(n, limbs, outputs, inputs) in &plan.linear_shapes {
+        let ring = ring_for(n, limbs)?;
+        let x_words = sample_words(&ring, inputs);
+        let w_words: Vec<u32> = (0..outputs * inputs * limbs)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761) % ring.modulus(i % limbs).value())
+            .collect();
+        let macs = (outputs * inputs * limbs * n) as f64;
+        for (dev, threads) in &devices.list {
+            let x = dev.upload(&ring, inputs, &x_words)?;
+            let w = dev.upload_weights(&ring, outputs, inputs, &w_words)?;
+            let per_second = macs
+                * rate(plan.min_time, || {
+                    dev.linear(&w, &x)?;
+                    dev.sync()
+                })?;
+            push(Record {
+                op: "linear_mac",
+                n,
+                limbs,
+                batch: outputs * inputs,
+                backend: dev.name(),
+                threads: *threads,
+                per_second,
+                unit: "multiply-adds",
+            });
+        }
+    }
+    Ok(records)
+}
+
+fn peer_pools(devices: &Devices) -> Result<Vec<(usize, rayon::ThreadPool)>> {
+    devices
+        .list
+        .iter()
+        .filter(|(_, t)| *t > 0)
+        .map(|(_, t)| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(*t)
+                .build()
+                .map_err(|e| Error::Config(e.to_string()))?;
+            Ok((*t, pool))
+        })
+        .collect()
+}
