@@ -8,6 +8,7 @@ use hegpu::Error;
 use hegpu::backend::gpu::GpuOptions;
 use hegpu::backend::{Backend, CpuBackend, GpuBackend, PolyBatch, Ring};
 use rand::Rng;
+use std::io::Write;
 use std::sync::Arc;
 
 /// (N, limbs, batch): N in {2^10, 2^12, 2^13, 2^14} with odd batches, and 2^16 once.
@@ -325,7 +326,10 @@ fn a_batch_larger_than_the_adapter_binding_is_split() {
         .max_storage_binding_bytes
         .min(gpu.report().max_buffer_bytes);
     if limit > 512 << 20 {
-        eprintln!("SKIPPED part: binding limit {limit} bytes is too large to exceed in a test");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: binding limit {limit} bytes is too large to exceed in a test"
+        );
         return;
     }
     let ring = mixed_ring(1 << 13, 2);
