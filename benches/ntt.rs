@@ -2,35 +2,19 @@
 //! adapter exists, and tfhe-ntt prime32 as the peer — the same operations as `hegpu bench`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
+use hegpu::backend::{Backend, Ring};
+use hegpu::bench::{Devices, sample_words};
 use hegpu::math::ntt_primes;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn words(ring: &Ring, batch: usize) -> Vec<u32> {
-    (0..batch * ring.poly_words())
-        .map(|i| {
-            (i as u32).wrapping_mul(2_654_435_761)
-                % ring.modulus((i / ring.degree()) % ring.limbs()).value()
-        })
-        .collect()
-}
-
 fn devices() -> Vec<(String, Arc<dyn Backend>)> {
-    let mut list: Vec<(String, Arc<dyn Backend>)> = vec![
-        (
-            "cpu-1-thread".into(),
-            Arc::new(CpuBackend::new(Some(1)).unwrap()),
-        ),
-        (
-            "cpu-all-threads".into(),
-            Arc::new(CpuBackend::new(None).unwrap()),
-        ),
-    ];
-    if let Ok(gpu) = GpuBackend::new() {
-        list.push(("gpu".into(), Arc::new(gpu)));
-    }
-    list
+    let devices = Devices::open(false).unwrap();
+    devices
+        .list
+        .into_iter()
+        .map(|(dev, _)| (dev.name(), dev))
+        .collect()
 }
 
 fn ntt(c: &mut Criterion) {
@@ -41,7 +25,7 @@ fn ntt(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(300));
     for (n, limbs, batch) in [(1 << 13, 1, 1), (1 << 13, 8, 4), (1 << 14, 8, 2)] {
         let ring = Ring::new(n, &ntt_primes(n, 30, limbs, &[]).unwrap()).unwrap();
-        let data = words(&ring, batch);
+        let data = sample_words(&ring, batch);
         group.throughput(Throughput::Elements((limbs * batch) as u64));
         let id = format!("n{n}-limbs{limbs}-batch{batch}");
         for (name, dev) in devices() {

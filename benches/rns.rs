@@ -2,35 +2,19 @@
 //! (throughput in modular multiply-adds), pointwise products and grouped multiply-accumulate.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
+use hegpu::backend::{Backend, Ring};
+use hegpu::bench::{Devices, sample_words};
 use hegpu::math::ntt_primes;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn words(ring: &Ring, batch: usize) -> Vec<u32> {
-    (0..batch * ring.poly_words())
-        .map(|i| {
-            (i as u32).wrapping_mul(2_246_822_519)
-                % ring.modulus((i / ring.degree()) % ring.limbs()).value()
-        })
-        .collect()
-}
-
 fn devices() -> Vec<(String, Arc<dyn Backend>)> {
-    let mut list: Vec<(String, Arc<dyn Backend>)> = vec![
-        (
-            "cpu-1-thread".into(),
-            Arc::new(CpuBackend::new(Some(1)).unwrap()),
-        ),
-        (
-            "cpu-all-threads".into(),
-            Arc::new(CpuBackend::new(None).unwrap()),
-        ),
-    ];
-    if let Ok(gpu) = GpuBackend::new() {
-        list.push(("gpu".into(), Arc::new(gpu)));
-    }
-    list
+    let devices = Devices::open(false).unwrap();
+    devices
+        .list
+        .into_iter()
+        .map(|(dev, _)| (dev.name(), dev))
+        .collect()
 }
 
 fn rns(c: &mut Criterion) {
@@ -42,7 +26,7 @@ fn rns(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(300));
     let (outputs, inputs) = (16, 64);
-    let x = words(&ring, inputs);
+    let x = sample_words(&ring, inputs);
     let w: Vec<u32> = (0..outputs * inputs * limbs)
         .map(|i| (i as u32 * 7919) % ring.modulus(i % limbs).value())
         .collect();

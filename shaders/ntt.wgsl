@@ -14,23 +14,32 @@ fn twiddle(li: LimbInfo, which: u32, index: u32) -> u32 {
     return table[li.tw_offset + (which << params.n_log) + index];
 }
 
+// Where global butterfly number `b` of a stage with span 2^log_t reads and writes.
+struct Butterfly {
+    i0: u32,        // first word (the second is i0 + 2^log_t)
+    twiddle: u32,   // index into this limb's twiddle table
+    limb: u32,
+}
+
+fn butterfly(b: u32, log_t: u32) -> Butterfly {
+    let half_log = params.n_log - 1u;
+    let row = b >> half_log;
+    let k = b & ((1u << half_log) - 1u);
+    let g = k >> log_t;
+    let i0 = (row << params.n_log) + (g << (log_t + 1u)) + (k & ((1u << log_t) - 1u));
+    return Butterfly(i0, (1u << (half_log - log_t)) + g, row % params.limbs);
+}
+
 // One global radix-2 stage. total: butterflies in the chunk (rows * N/2); arg0: log2(span).
 @compute @workgroup_size(256)
 fn ntt_forward_stage(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let half_log = params.n_log - 1u;
-    let log_t = params.arg0;
-    let t = 1u << log_t;
-    let groups = 1u << (half_log - log_t);
     for (var b = gid.x; b < params.total; b += nwg.x * WG) {
-        let row = b >> half_log;
-        let k = b & ((1u << half_log) - 1u);
-        let li = limb_info[row % params.limbs];
-        let g = k >> log_t;
-        let i0 = (row << params.n_log) + (g << (log_t + 1u)) + (k & (t - 1u));
-        let i1 = i0 + t;
-        let u = out[i0];
-        let v = mul_shoup(out[i1], twiddle(li, 0u, groups + g), twiddle(li, 1u, groups + g), li.p);
-        out[i0] = add_mod(u, v, li.p);
+        let bf = butterfly(b, params.arg0);
+        let li = limb_info[bf.limb];
+        let i1 = bf.i0 + (1u << params.arg0);
+        let u = out[bf.i0];
+        let v = mul_shoup(out[i1], twiddle(li, 0u, bf.twiddle), twiddle(li, 1u, bf.twiddle), li.p);
+        out[bf.i0] = add_mod(u, v, li.p);
         out[i1] = sub_mod(u, v, li.p);
     }
 }
@@ -38,26 +47,19 @@ fn ntt_forward_stage(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 // One global inverse stage; arg1 = 1 on the last stage, which also multiplies by N^{-1}.
 @compute @workgroup_size(256)
 fn ntt_inverse_stage(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let half_log = params.n_log - 1u;
-    let log_t = params.arg0;
-    let t = 1u << log_t;
-    let groups = 1u << (half_log - log_t);
     for (var b = gid.x; b < params.total; b += nwg.x * WG) {
-        let row = b >> half_log;
-        let k = b & ((1u << half_log) - 1u);
-        let li = limb_info[row % params.limbs];
-        let g = k >> log_t;
-        let i0 = (row << params.n_log) + (g << (log_t + 1u)) + (k & (t - 1u));
-        let i1 = i0 + t;
-        let u = out[i0];
+        let bf = butterfly(b, params.arg0);
+        let li = limb_info[bf.limb];
+        let i1 = bf.i0 + (1u << params.arg0);
+        let u = out[bf.i0];
         let v = out[i1];
         var x0 = add_mod(u, v, li.p);
-        var x1 = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, groups + g), twiddle(li, 3u, groups + g), li.p);
+        var x1 = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, bf.twiddle), twiddle(li, 3u, bf.twiddle), li.p);
         if (params.arg1 == 1u) {
             x0 = mul_shoup(x0, li.n_inv, li.n_inv_shoup, li.p);
             x1 = mul_shoup(x1, li.n_inv, li.n_inv_shoup, li.p);
         }
-        out[i0] = x0;
+        out[bf.i0] = x0;
         out[i1] = x1;
     }
 }

@@ -93,8 +93,8 @@ fn ring_for(n: usize, limbs: usize) -> Result<Arc<Ring>> {
     Ring::new(n, &ntt_primes(n, 30, limbs, &[])?)
 }
 
-/// Deterministic reduced words for `batch` polynomials.
-fn sample_words(ring: &Ring, batch: usize) -> Vec<u32> {
+/// Deterministic reduced words for `batch` polynomials (benchmark inputs).
+pub fn sample_words(ring: &Ring, batch: usize) -> Vec<u32> {
     let mut s = 0x9E37_79B9u32;
     (0..batch * ring.poly_words())
         .map(|i| {
