@@ -2,20 +2,10 @@
 //! adapter exists, and tfhe-ntt prime32 as the peer — the same operations as `hegpu bench`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hegpu::backend::{Backend, Ring};
+use hegpu::backend::Ring;
 use hegpu::bench::{Devices, sample_words};
 use hegpu::math::ntt_primes;
-use std::sync::Arc;
 use std::time::Duration;
-
-fn devices() -> Vec<(String, Arc<dyn Backend>)> {
-    let devices = Devices::open(false).unwrap();
-    devices
-        .list
-        .into_iter()
-        .map(|(dev, _)| (dev.name(), dev))
-        .collect()
-}
 
 fn ntt(c: &mut Criterion) {
     let mut group = c.benchmark_group("ntt_forward");
@@ -28,7 +18,7 @@ fn ntt(c: &mut Criterion) {
         let data = sample_words(&ring, batch);
         group.throughput(Throughput::Elements((limbs * batch) as u64));
         let id = format!("n{n}-limbs{limbs}-batch{batch}");
-        for (name, dev) in devices() {
+        for (name, dev) in Devices::open(false).unwrap().named() {
             let mut x = dev.upload(&ring, batch, &data).unwrap();
             group.bench_function(BenchmarkId::new(name, &id), |b| {
                 b.iter(|| {

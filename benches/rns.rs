@@ -2,20 +2,10 @@
 //! (throughput in modular multiply-adds), pointwise products and grouped multiply-accumulate.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hegpu::backend::{Backend, Ring};
+use hegpu::backend::Ring;
 use hegpu::bench::{Devices, sample_words};
 use hegpu::math::ntt_primes;
-use std::sync::Arc;
 use std::time::Duration;
-
-fn devices() -> Vec<(String, Arc<dyn Backend>)> {
-    let devices = Devices::open(false).unwrap();
-    devices
-        .list
-        .into_iter()
-        .map(|(dev, _)| (dev.name(), dev))
-        .collect()
-}
 
 fn rns(c: &mut Criterion) {
     let (n, limbs) = (1 << 13, 6);
@@ -30,7 +20,7 @@ fn rns(c: &mut Criterion) {
     let w: Vec<u32> = (0..outputs * inputs * limbs)
         .map(|i| (i as u32 * 7919) % ring.modulus(i % limbs).value())
         .collect();
-    for (name, dev) in devices() {
+    for (name, dev) in Devices::open(false).unwrap().named() {
         let xb = dev.upload(&ring, inputs, &x).unwrap();
         let wb = dev.upload_weights(&ring, outputs, inputs, &w).unwrap();
         group.throughput(Throughput::Elements((outputs * inputs * limbs * n) as u64));

@@ -130,6 +130,14 @@ impl Devices {
         }
         Ok(Self { list, gpu_note })
     }
+
+    /// The devices as (name, backend) pairs, for benchmark ids.
+    pub fn named(self) -> Vec<(String, Arc<dyn Backend>)> {
+        self.list
+            .into_iter()
+            .map(|(dev, _)| (dev.name(), dev))
+            .collect()
+    }
 }
 
 /// Measures every op of `plan` on every device and on the tfhe-ntt peer.
