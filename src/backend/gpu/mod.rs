@@ -321,9 +321,7 @@ impl GpuBackend {
         let (ga, gb) = (self.gpu(a)?, self.gpu(b)?);
         let tables = self.tables(&a.ring)?;
         let out = self.alloc_batch(&a.ring, a.batch)?;
-        let Storage::Gpu(go) = &out.data else {
-            unreachable!("alloc_batch returns GPU storage")
-        };
+        let go = self.gpu(&out)?;
         self.run(0, |enc| {
             for (c, chunk) in go.chunks.iter().enumerate() {
                 let words = chunk.polys * a.ring.poly_words();
@@ -406,9 +404,7 @@ impl Backend for GpuBackend {
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
         ring.check_words(batch, words)?;
         let out = self.alloc_batch(ring, batch)?;
-        let Storage::Gpu(g) = &out.data else {
-            unreachable!("alloc_batch returns GPU storage")
-        };
+        let g = self.gpu(&out)?;
         let pw = ring.poly_words();
         self.ctx.checked(4 * words.len() as u64, || {
             for (c, chunk) in g.chunks.iter().enumerate() {
@@ -506,9 +502,7 @@ impl Backend for GpuBackend {
         let ring = &a.ring;
         let tables = self.tables(ring)?;
         let out = self.alloc_batch(ring, groups)?;
-        let Storage::Gpu(go) = &out.data else {
-            unreachable!("alloc_batch returns GPU storage")
-        };
+        let go = self.gpu(&out)?;
         self.run(0, |enc| {
             for (o, out_chunk) in go.chunks.iter().enumerate() {
                 let (g0, g1) = go.range(o);
@@ -596,9 +590,7 @@ impl Backend for GpuBackend {
         let ring = &x.ring;
         let tables = self.tables(ring)?;
         let out = self.alloc_batch(ring, w.outputs)?;
-        let Storage::Gpu(go) = &out.data else {
-            unreachable!("alloc_batch returns GPU storage")
-        };
+        let go = self.gpu(&out)?;
         let pw = ring.poly_words();
         self.run(0, |enc| {
             for (o, out_chunk) in go.chunks.iter().enumerate() {
