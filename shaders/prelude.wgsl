@@ -3,7 +3,7 @@
 // The same algorithms are in src/math/modulus.rs (mul_wide, mul_shoup, mul_montgomery),
 // where they are checked against u64 arithmetic.
 
-// Per-dispatch parameters; each kernel documents what `total` and `arg0..arg4` mean for it.
+// Per-dispatch parameters; each kernel documents what `total` and `arg0..arg12` mean for it.
 struct Params {
     n_log: u32,   // log2 of the ring degree N
     limbs: u32,   // RNS limbs per polynomial
@@ -13,6 +13,14 @@ struct Params {
     arg2: u32,
     arg3: u32,
     arg4: u32,
+    arg5: u32,
+    arg6: u32,
+    arg7: u32,
+    arg8: u32,
+    arg9: u32,
+    arg10: u32,
+    arg11: u32,
+    arg12: u32,
 }
 
 // Constants of one limb's prime (see Modulus and NttPlan on the CPU).

@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod device;
 pub mod gpu;
 pub mod ring;
+pub(crate) mod rns_ops;
 
 pub use batch::{PolyBatch, Weights};
 pub use cpu::CpuBackend;
@@ -17,6 +18,7 @@ pub use gpu::GpuBackend;
 pub use ring::Ring;
 
 use crate::Result;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// The batched operations both devices implement. Inputs and outputs are fully reduced; every
@@ -73,6 +75,48 @@ pub trait Backend: Send + Sync {
     /// The linear layer: output `j` is `Σ_k w[j][k] · x[k]`, every limb multiplied by its own
     /// scalar word, all outputs in one call.
     fn linear(&self, w: &Weights, x: &PolyBatch) -> Result<PolyBatch>;
+
+    /// Copies polynomials and limbs into a new batch over `x.ring().sub_ring(limbs)`: output
+    /// polynomial `o` is limbs `limbs` of input polynomial `sources[o]`, or zero for `None`.
+    fn gather(
+        &self,
+        x: &PolyBatch,
+        sources: &[Option<usize>],
+        limbs: Range<usize>,
+    ) -> Result<PolyBatch>;
+
+    /// Centered fast base conversion of coefficient-domain polynomials: for every digit (a
+    /// range of at most 16 of `x`'s limbs) and every input polynomial, the value those limbs
+    /// represent (centered, plus a small multiple of their product) in every limb of `to`.
+    /// Output is digit-major: polynomial `d · x.batch() + m`.
+    fn base_convert(
+        &self,
+        x: &PolyBatch,
+        digits: &[Range<usize>],
+        to: &Arc<Ring>,
+    ) -> Result<PolyBatch>;
+
+    /// The automorphism `X → X^g` (odd `g < 2N`) of NTT-domain polynomials: a permutation of
+    /// the evaluation points.
+    fn automorphism(&self, x: &PolyBatch, g: usize) -> Result<PolyBatch>;
+
+    /// `x · mul[l] + add[l]`, limb `l` of every polynomial with its own two words.
+    fn scalar_affine(&self, x: &PolyBatch, mul: &[u32], add: &[u32]) -> Result<PolyBatch>;
+
+    /// The key-switching inner product: `ext` holds `digits × M` polynomials (digit-major),
+    /// `key` holds `C × digits`; output polynomial `m · C + c` is
+    /// `Σ_d ext[d · M + m] ⊙ key[c · digits + d]`.
+    fn key_mul_acc(&self, ext: &PolyBatch, key: &PolyBatch, digits: usize) -> Result<PolyBatch>;
+
+    /// `(a − b) · scale[l]` over `b`'s ring, whose primes are limbs `offset..` of `a`'s ring
+    /// (rescaling and the mod-down of key switching).
+    fn scaled_difference(
+        &self,
+        a: &PolyBatch,
+        b: &PolyBatch,
+        offset: usize,
+        scale: &[u32],
+    ) -> Result<PolyBatch>;
 }
 
 /// Checks that `a` and `b` can be multiplied-and-accumulated in `groups` groups; returns terms.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
-const FAMILIES: [(&str, &str, &[&str]); 3] = [
+const FAMILIES: [(&str, &str, &[&str]); 4] = [
     (
         "elementwise",
         include_str!("../../../shaders/elementwise.wgsl"),
@@ -23,6 +23,18 @@ const FAMILIES: [(&str, &str, &[&str]); 3] = [
             "ntt_inverse_stage",
             "ntt_forward_local",
             "ntt_inverse_local",
+        ],
+    ),
+    (
+        "rns",
+        include_str!("../../../shaders/rns.wgsl"),
+        &[
+            "gather_polys",
+            "base_convert",
+            "automorphism_ntt",
+            "scalar_affine",
+            "key_mul_acc",
+            "scaled_difference",
         ],
     ),
 ];

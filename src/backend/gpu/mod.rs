@@ -7,6 +7,7 @@
 mod context;
 mod kernels;
 mod memory;
+mod rns;
 mod tables;
 
 pub use context::AdapterReport;
@@ -20,6 +21,7 @@ use context::Context;
 use kernels::{Kernels, NTT_TILE, WORKGROUP};
 use memory::{Counters, GpuChunk, Tracked, reserve};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tables::{GpuRingTables, ring_tables};
@@ -27,6 +29,9 @@ use wgpu::util::DeviceExt;
 
 /// A ring's identity on the device: its degree and primes.
 type RingKey = (usize, Vec<u32>);
+
+/// Words of the `Params` uniform in `shaders/prelude.wgsl`.
+const PARAM_WORDS: usize = 16;
 
 static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -235,7 +240,7 @@ impl GpuBackend {
         encoder: &mut wgpu::CommandEncoder,
         ring: &GpuRingTables,
         entry: &str,
-        params: [u32; 8],
+        params: [u32; PARAM_WORDS],
         workgroups: u64,
         binds: Binds<'_>,
     ) {
@@ -299,18 +304,13 @@ impl GpuBackend {
         })
     }
 
-    fn params(ring: &Ring, total: usize, args: [usize; 5]) -> [u32; 8] {
-        let mut p = [
-            ring.degree().trailing_zeros(),
-            ring.limbs() as u32,
-            total as u32,
-            0,
-            0,
-            0,
-            0,
-            0,
-        ];
-        for (slot, a) in p[3..].iter_mut().zip(args) {
+    fn params(ring: &Ring, total: usize, args: &[usize]) -> [u32; PARAM_WORDS] {
+        debug_assert!(args.len() <= PARAM_WORDS - 3);
+        let mut p = [0u32; PARAM_WORDS];
+        p[0] = ring.degree().trailing_zeros();
+        p[1] = ring.limbs() as u32;
+        p[2] = total as u32;
+        for (slot, &a) in p[3..].iter_mut().zip(args) {
             *slot = a as u32;
         }
         p
@@ -336,7 +336,7 @@ impl GpuBackend {
                     enc,
                     &tables,
                     entry,
-                    Self::params(&a.ring, words, [0; 5]),
+                    Self::params(&a.ring, words, &[]),
                     groups,
                     binds,
                 );
@@ -368,18 +368,18 @@ impl GpuBackend {
                 let global_stages = tile_log..n_log;
                 if forward {
                     for log_t in global_stages.rev() {
-                        let p = Self::params(&ring, butterflies, [log_t, 0, 0, 0, 0]);
+                        let p = Self::params(&ring, butterflies, &[log_t, 0, 0, 0, 0]);
                         self.dispatch(enc, &tables, "ntt_forward_stage", p, stage_groups, binds());
                     }
-                    let p = Self::params(&ring, tiles, [tile_log, 0, 0, 0, 0]);
+                    let p = Self::params(&ring, tiles, &[tile_log, 0, 0, 0, 0]);
                     self.dispatch(enc, &tables, "ntt_forward_local", p, tiles as u64, binds());
                 } else {
                     let scale_here = usize::from(tile == n);
-                    let p = Self::params(&ring, tiles, [tile_log, scale_here, 0, 0, 0]);
+                    let p = Self::params(&ring, tiles, &[tile_log, scale_here, 0, 0, 0]);
                     self.dispatch(enc, &tables, "ntt_inverse_local", p, tiles as u64, binds());
                     for log_t in global_stages {
                         let last = usize::from(log_t == n_log - 1);
-                        let p = Self::params(&ring, butterflies, [log_t, last, 0, 0, 0]);
+                        let p = Self::params(&ring, butterflies, &[log_t, last, 0, 0, 0]);
                         self.dispatch(enc, &tables, "ntt_inverse_stage", p, stage_groups, binds());
                     }
                 }
@@ -518,7 +518,7 @@ impl Backend for GpuBackend {
                         b: &gb.chunks[c].data.buffer,
                         out: &out_chunk.data.buffer,
                     };
-                    let p = Self::params(ring, words, [terms, g0, s, e - s, 0]);
+                    let p = Self::params(ring, words, &[terms, g0, s, e - s, 0]);
                     self.dispatch(
                         enc,
                         &tables,
@@ -604,7 +604,7 @@ impl Backend for GpuBackend {
                         b: &self.placeholder,
                         out: &out_chunk.data.buffer,
                     };
-                    let p = Self::params(ring, threads, [w.inputs, j0, j1 - j0, k0, k1 - k0]);
+                    let p = Self::params(ring, threads, &[w.inputs, j0, j1 - j0, k0, k1 - k0]);
                     self.dispatch(
                         enc,
                         &tables,
@@ -617,5 +617,45 @@ impl Backend for GpuBackend {
             }
         })?;
         Ok(out)
+    }
+
+    fn gather(
+        &self,
+        x: &PolyBatch,
+        sources: &[Option<usize>],
+        limbs: Range<usize>,
+    ) -> Result<PolyBatch> {
+        self.gather_gpu(x, sources, limbs)
+    }
+
+    fn base_convert(
+        &self,
+        x: &PolyBatch,
+        digits: &[Range<usize>],
+        to: &Arc<Ring>,
+    ) -> Result<PolyBatch> {
+        self.base_convert_gpu(x, digits, to)
+    }
+
+    fn automorphism(&self, x: &PolyBatch, g: usize) -> Result<PolyBatch> {
+        self.automorphism_gpu(x, g)
+    }
+
+    fn scalar_affine(&self, x: &PolyBatch, mul: &[u32], add: &[u32]) -> Result<PolyBatch> {
+        self.scalar_affine_gpu(x, mul, add)
+    }
+
+    fn key_mul_acc(&self, ext: &PolyBatch, key: &PolyBatch, digits: usize) -> Result<PolyBatch> {
+        self.key_mul_acc_gpu(ext, key, digits)
+    }
+
+    fn scaled_difference(
+        &self,
+        a: &PolyBatch,
+        b: &PolyBatch,
+        offset: usize,
+        scale: &[u32],
+    ) -> Result<PolyBatch> {
+        self.scaled_difference_gpu(a, b, offset, scale)
     }
 }

@@ -5,9 +5,12 @@
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::ring::Ring;
 use super::{Backend, check_linear, mul_acc_terms};
+
+mod rns;
 use crate::math::Modulus;
 use crate::{Error, Result};
 use rayon::prelude::*;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Outputs computed together by one pass over the inputs in [`CpuBackend::linear`].
@@ -292,6 +295,46 @@ impl Backend for CpuBackend {
             }
         });
         Ok(Self::wrap(ring, outputs, out))
+    }
+
+    fn gather(
+        &self,
+        x: &PolyBatch,
+        sources: &[Option<usize>],
+        limbs: Range<usize>,
+    ) -> Result<PolyBatch> {
+        self.gather_rows(x, sources, limbs)
+    }
+
+    fn base_convert(
+        &self,
+        x: &PolyBatch,
+        digits: &[Range<usize>],
+        to: &Arc<Ring>,
+    ) -> Result<PolyBatch> {
+        self.base_convert_rows(x, digits, to)
+    }
+
+    fn automorphism(&self, x: &PolyBatch, g: usize) -> Result<PolyBatch> {
+        self.automorphism_rows(x, g)
+    }
+
+    fn scalar_affine(&self, x: &PolyBatch, mul: &[u32], add: &[u32]) -> Result<PolyBatch> {
+        self.scalar_affine_rows(x, mul, add)
+    }
+
+    fn key_mul_acc(&self, ext: &PolyBatch, key: &PolyBatch, digits: usize) -> Result<PolyBatch> {
+        self.key_mul_acc_rows(ext, key, digits)
+    }
+
+    fn scaled_difference(
+        &self,
+        a: &PolyBatch,
+        b: &PolyBatch,
+        offset: usize,
+        scale: &[u32],
+    ) -> Result<PolyBatch> {
+        self.scaled_difference_rows(a, b, offset, scale)
     }
 }
 

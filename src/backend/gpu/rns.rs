@@ -1,0 +1,297 @@
+//! The RNS operations of [`Backend`](crate::backend::Backend) on the GPU (`shaders/rns.wgsl`).
+//! Operations whose input and output batches differ in ring or count are dispatched once per
+//! (output chunk, input chunk) pair; the kernels skip outputs whose inputs lie elsewhere.
+
+use super::kernels::WORKGROUP;
+use super::{Binds, GpuBackend, GpuData};
+use crate::backend::batch::PolyBatch;
+use crate::backend::ring::Ring;
+use crate::backend::rns_ops::{
+    check_galois_element, check_gather, check_key_mul_acc, check_limb_scalars,
+    check_scaled_difference, conversion_tables,
+};
+use crate::{Error, Result};
+use std::ops::Range;
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+/// Marks an output polynomial with no source in `gather_polys`.
+const NO_SOURCE: u32 = u32::MAX;
+
+fn groups(threads: usize) -> u64 {
+    threads.div_ceil(WORKGROUP as usize) as u64
+}
+
+impl GpuBackend {
+    /// A small read-only table for one operation (counted as an upload).
+    fn op_table(&self, words: &[u32]) -> Result<wgpu::Buffer> {
+        let words = if words.is_empty() { &[0u32][..] } else { words };
+        let bytes = 4 * words.len() as u64;
+        if bytes > self.binding_limit {
+            return Err(Error::GpuOutOfMemory {
+                bytes,
+                why: "an operation's table exceeds one storage binding".into(),
+            });
+        }
+        let buffer = self.ctx.checked(bytes, || {
+            self.ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("op table"),
+                    contents: bytemuck::cast_slice(words),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        })?;
+        self.counters.upload(bytes);
+        Ok(buffer)
+    }
+
+    /// Per-limb `(word, Shoup)` pairs, optionally followed by an addend: `[w, w', a, 0]`.
+    fn limb_pairs(ring: &Ring, words: &[u32], add: Option<&[u32]>) -> Vec<u32> {
+        let mut t = Vec::new();
+        for (l, &w) in words.iter().enumerate() {
+            t.extend([w, ring.modulus(l).shoup(w)]);
+            if let Some(a) = add {
+                t.extend([a[l], 0]);
+            }
+        }
+        t
+    }
+
+    /// Calls `f(out_chunk, out_start, in_chunk, in_start, in_count)` for every chunk pair.
+    fn chunk_pairs(
+        out: &GpuData,
+        input: &GpuData,
+        mut f: impl FnMut(usize, usize, usize, usize, usize),
+    ) {
+        for o in 0..out.chunks.len() {
+            let (o0, _) = out.range(o);
+            for c in 0..input.chunks.len() {
+                let (s, e) = input.range(c);
+                f(o, o0, c, s, e - s);
+            }
+        }
+    }
+
+    pub(super) fn gather_gpu(
+        &self,
+        x: &PolyBatch,
+        sources: &[Option<usize>],
+        limbs: Range<usize>,
+    ) -> Result<PolyBatch> {
+        let ring = check_gather(x, sources, &limbs)?;
+        let gx = self.gpu(x)?;
+        let tables = self.tables(&ring)?;
+        let index: Vec<u32> = sources
+            .iter()
+            .map(|s| s.map_or(NO_SOURCE, |s| s as u32))
+            .collect();
+        let table = self.op_table(&index)?;
+        let out = self.alloc_batch(&ring, sources.len())?;
+        let go = self.gpu(&out)?;
+        let pw = ring.poly_words();
+        self.run(0, |enc| {
+            Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
+                let (lo, hi) = (o0, o0 + go.chunks[o].polys);
+                if !sources[lo..hi].iter().flatten().any(|&v| v >= s && v < s + count) {
+                    return;
+                }
+                let words = go.chunks[o].polys * pw;
+                let args = [o0, limbs.start, x.ring.limbs(), s, count];
+                let binds = Binds {
+                    table: &table,
+                    a: &gx.chunks[c].data.buffer,
+                    b: &self.placeholder,
+                    out: &go.chunks[o].data.buffer,
+                };
+                let p = Self::params(&ring, words, &args);
+                self.dispatch(enc, &tables, "gather_polys", p, groups(words), binds);
+            });
+        })?;
+        Ok(out)
+    }
+
+    pub(super) fn base_convert_gpu(
+        &self,
+        x: &PolyBatch,
+        digits: &[Range<usize>],
+        to: &Arc<Ring>,
+    ) -> Result<PolyBatch> {
+        let conversions = conversion_tables(x, digits, to)?;
+        let gx = self.gpu(x)?;
+        let tables = self.tables(to)?;
+        let mut words = Vec::new();
+        let mut offsets = Vec::new();
+        for t in &conversions {
+            offsets.push(words.len());
+            words.extend(t.gpu_words());
+        }
+        let table = self.op_table(&words)?;
+        let m_count = x.batch;
+        let out = self.alloc_batch(to, digits.len() * m_count)?;
+        let go = self.gpu(&out)?;
+        let n = to.degree();
+        self.run(0, |enc| {
+            for (d, digit) in digits.iter().enumerate() {
+                let first = d * m_count;
+                Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
+                    let polys = go.chunks[o].polys;
+                    // Outputs of this digit in this chunk, and whether their inputs are here.
+                    let (lo, hi) = (o0.max(first), (o0 + polys).min(first + m_count));
+                    if lo >= hi || hi - first <= s || lo - first >= s + count {
+                        return;
+                    }
+                    let threads = polys * n;
+                    let args = [
+                        o0,
+                        first,
+                        m_count,
+                        s,
+                        count,
+                        x.ring.limbs(),
+                        digit.start,
+                        digit.len(),
+                        offsets[d],
+                    ];
+                    let binds = Binds {
+                        table: &table,
+                        a: &gx.chunks[c].data.buffer,
+                        b: &self.placeholder,
+                        out: &go.chunks[o].data.buffer,
+                    };
+                    let p = Self::params(to, threads, &args);
+                    self.dispatch(enc, &tables, "base_convert", p, groups(threads), binds);
+                });
+            }
+        })?;
+        Ok(out)
+    }
+
+    pub(super) fn automorphism_gpu(&self, x: &PolyBatch, g: usize) -> Result<PolyBatch> {
+        check_galois_element(x.ring.degree(), g)?;
+        self.same_layout_map("automorphism_ntt", x, &self.placeholder, &[g])
+    }
+
+    pub(super) fn scalar_affine_gpu(
+        &self,
+        x: &PolyBatch,
+        mul: &[u32],
+        add: &[u32],
+    ) -> Result<PolyBatch> {
+        check_limb_scalars(&x.ring, mul, "multiplier")?;
+        check_limb_scalars(&x.ring, add, "addend")?;
+        let table = self.op_table(&Self::limb_pairs(&x.ring, mul, Some(add)))?;
+        self.same_layout_map("scalar_affine", x, &table, &[])
+    }
+
+    /// One dispatch per chunk of a kernel that maps `x` to a batch of the same shape.
+    fn same_layout_map(
+        &self,
+        entry: &str,
+        x: &PolyBatch,
+        table: &wgpu::Buffer,
+        args: &[usize],
+    ) -> Result<PolyBatch> {
+        let gx = self.gpu(x)?;
+        let tables = self.tables(&x.ring)?;
+        let out = self.alloc_batch(&x.ring, x.batch)?;
+        let go = self.gpu(&out)?;
+        self.run(0, |enc| {
+            for (c, chunk) in go.chunks.iter().enumerate() {
+                let words = chunk.polys * x.ring.poly_words();
+                let binds = Binds {
+                    table,
+                    a: &gx.chunks[c].data.buffer,
+                    b: &self.placeholder,
+                    out: &chunk.data.buffer,
+                };
+                let p = Self::params(&x.ring, words, args);
+                self.dispatch(enc, &tables, entry, p, groups(words), binds);
+            }
+        })?;
+        Ok(out)
+    }
+
+    pub(super) fn key_mul_acc_gpu(
+        &self,
+        ext: &PolyBatch,
+        key: &PolyBatch,
+        digits: usize,
+    ) -> Result<PolyBatch> {
+        let (c_count, m_count) = check_key_mul_acc(ext, key, digits)?;
+        let (ge, gk) = (self.gpu(ext)?, self.gpu(key)?);
+        let ring = &ext.ring;
+        let tables = self.tables(ring)?;
+        let out = self.alloc_batch(ring, m_count * c_count)?;
+        let go = self.gpu(&out)?;
+        let pw = ring.poly_words();
+        self.run(0, |enc| {
+            Self::chunk_pairs(go, ge, |o, o0, c, s, count| {
+                let polys = go.chunks[o].polys;
+                let (m_lo, m_hi) = (o0 / c_count, (o0 + polys - 1) / c_count);
+                for (kc, key_chunk) in gk.chunks.iter().enumerate() {
+                    let (k0, k1) = gk.range(kc);
+                    // Whether some term (m, c, d) of this output chunk has both factors here.
+                    let feeds = (m_lo..=m_hi).any(|m| {
+                        (0..digits).any(|d| {
+                            let e = d * m_count + m;
+                            e >= s && e < s + count && (0..c_count).any(|cc| {
+                                let k = cc * digits + d;
+                                k >= k0 && k < k1
+                            })
+                        })
+                    });
+                    if !feeds {
+                        continue;
+                    }
+                    let words = polys * pw;
+                    let args = [o0, c_count, digits, m_count, s, count, k0, k1 - k0];
+                    let binds = Binds {
+                        table: &self.placeholder,
+                        a: &ge.chunks[c].data.buffer,
+                        b: &key_chunk.data.buffer,
+                        out: &go.chunks[o].data.buffer,
+                    };
+                    let p = Self::params(ring, words, &args);
+                    self.dispatch(enc, &tables, "key_mul_acc", p, groups(words), binds);
+                }
+            });
+        })?;
+        Ok(out)
+    }
+
+    pub(super) fn scaled_difference_gpu(
+        &self,
+        a: &PolyBatch,
+        b: &PolyBatch,
+        offset: usize,
+        scale: &[u32],
+    ) -> Result<PolyBatch> {
+        check_scaled_difference(a, b, offset, scale)?;
+        let (ga, gb) = (self.gpu(a)?, self.gpu(b)?);
+        let ring = &b.ring;
+        let tables = self.tables(ring)?;
+        let table = self.op_table(&Self::limb_pairs(ring, scale, None))?;
+        let out = self.alloc_batch(ring, b.batch)?;
+        let go = self.gpu(&out)?;
+        self.run(0, |enc| {
+            Self::chunk_pairs(go, ga, |o, o0, c, s, count| {
+                let polys = go.chunks[o].polys;
+                if o0 + polys <= s || o0 >= s + count {
+                    return;
+                }
+                let words = polys * ring.poly_words();
+                let args = [o0, s, count, a.ring.limbs(), offset];
+                let binds = Binds {
+                    table: &table,
+                    a: &ga.chunks[c].data.buffer,
+                    b: &gb.chunks[o].data.buffer,
+                    out: &go.chunks[o].data.buffer,
+                };
+                let p = Self::params(ring, words, &args);
+                self.dispatch(enc, &tables, "scaled_difference", p, groups(words), binds);
+            });
+        })?;
+        Ok(out)
+    }
+}

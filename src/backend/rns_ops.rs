@@ -1,0 +1,298 @@
+//! Host-side constants and checks shared by both backends' RNS operations (base conversion,
+//! automorphisms, gathers, key-switching products), so the two twins cannot disagree on them.
+
+use super::batch::PolyBatch;
+use super::ring::Ring;
+use crate::math::Modulus;
+use crate::{Error, Result};
+use num_bigint::BigUint;
+use std::ops::Range;
+
+/// Most source limbs one base conversion may read (`MAX_SOURCE` in `shaders/rns.wgsl`).
+pub const MAX_CONVERT_SOURCE_LIMBS: usize = 16;
+
+/// Constants of the centered fast base conversion from source primes `S = Π s_i` to target
+/// primes `t_j`: with `h = ⌊S/2⌋`, `y_i = [(x_i + h) · (S/s_i)^{-1}]_{s_i}` and
+/// `out_j = [Σ_i y_i · (S/s_i) − h]_{t_j}`, which is `x_c + u·S mod t_j` for the centered
+/// representative `x_c ∈ [−S/2, S/2)` and some `0 ≤ u < len(S)`.
+#[derive(Clone, Debug)]
+pub(crate) struct ConversionTable {
+    pub source: Vec<Modulus>,
+    pub target: Vec<Modulus>,
+    /// `(S/s_i)^{-1} mod s_i` per source limb.
+    pub hat_inv: Vec<u32>,
+    /// `⌊S/2⌋ mod s_i` per source limb.
+    pub half_source: Vec<u32>,
+    /// `⌊S/2⌋ mod t_j` per target limb.
+    pub half_target: Vec<u32>,
+    /// `(S/s_i) mod t_j`, indexed `[j][i]`.
+    pub hat_mod_target: Vec<Vec<u32>>,
+}
+
+impl ConversionTable {
+    pub fn new(source: &[Modulus], target: &[Modulus]) -> Result<Self> {
+        if source.is_empty() || source.len() > MAX_CONVERT_SOURCE_LIMBS {
+            return Err(Error::Shape(format!(
+                "base conversion reads 1 to {MAX_CONVERT_SOURCE_LIMBS} limbs, not {}",
+                source.len()
+            )));
+        }
+        let product: BigUint = source.iter().map(|m| BigUint::from(m.value())).product();
+        let half = &product >> 1u32;
+        let residue = |x: &BigUint, m: &Modulus| -> u32 {
+            (x % m.value()).try_into().expect("a residue fits its prime")
+        };
+        let hat: Vec<BigUint> = source.iter().map(|m| &product / m.value()).collect();
+        let hat_inv = source
+            .iter()
+            .zip(&hat)
+            .map(|(m, h)| {
+                m.inv(residue(h, m)).ok_or(Error::BadModulus {
+                    p: m.value().into(),
+                    why: "it appears twice in a base conversion's source",
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            source: source.to_vec(),
+            target: target.to_vec(),
+            hat_inv,
+            half_source: source.iter().map(|m| residue(&half, m)).collect(),
+            half_target: target.iter().map(|m| residue(&half, m)).collect(),
+            hat_mod_target: target
+                .iter()
+                .map(|t| hat.iter().map(|h| residue(h, t)).collect())
+                .collect(),
+        })
+    }
+
+    /// Converts one coefficient: `x[i]` is its residue mod `s_i`; writes `out[j]` mod `t_j`.
+    /// The exact u64 arithmetic the GPU kernel reproduces with Shoup products.
+    #[cfg(test)]
+    pub fn convert_coefficient(&self, x: &[u32], y: &mut [u32], out: &mut [u32]) {
+        for (i, m) in self.source.iter().enumerate() {
+            y[i] = m.mul(m.add(x[i], self.half_source[i]), self.hat_inv[i]);
+        }
+        for (j, t) in self.target.iter().enumerate() {
+            let row = &self.hat_mod_target[j];
+            let acc = y
+                .iter()
+                .zip(row)
+                .fold(0u32, |acc, (&yi, &w)| t.add(acc, t.reduce_u64(u64::from(yi) * u64::from(w))));
+            out[j] = t.sub(acc, self.half_target[j]);
+        }
+    }
+
+    /// The table as the GPU reads it: per source limb `[s, hat_inv, hat_inv', half]`, then the
+    /// target halves, then `[j][i]` pairs `(S/s_i mod t_j, Shoup)`.
+    pub fn gpu_words(&self) -> Vec<u32> {
+        let mut w = Vec::new();
+        for (i, m) in self.source.iter().enumerate() {
+            w.extend([
+                m.value(),
+                self.hat_inv[i],
+                m.shoup(self.hat_inv[i]),
+                self.half_source[i],
+            ]);
+        }
+        w.extend(&self.half_target);
+        for (t, row) in self.target.iter().zip(&self.hat_mod_target) {
+            for &h in row {
+                w.extend([h, t.shoup(h)]);
+            }
+        }
+        w
+    }
+}
+
+/// Checks the digit ranges of a base conversion of `x` and returns their tables.
+pub(crate) fn conversion_tables(
+    x: &PolyBatch,
+    digits: &[Range<usize>],
+    to: &Ring,
+) -> Result<Vec<ConversionTable>> {
+    if to.degree() != x.ring.degree() {
+        return Err(Error::Shape(format!(
+            "base conversion from degree {} to degree {}",
+            x.ring.degree(),
+            to.degree()
+        )));
+    }
+    if digits.is_empty() {
+        return Err(Error::Shape("base conversion of no digits".into()));
+    }
+    let target: Vec<Modulus> = (0..to.limbs()).map(|l| to.modulus(l)).collect();
+    digits
+        .iter()
+        .map(|d| {
+            if d.is_empty() || d.end > x.ring.limbs() {
+                return Err(Error::Shape(format!(
+                    "digit limbs {d:?} of a ring with {} limbs",
+                    x.ring.limbs()
+                )));
+            }
+            let source: Vec<Modulus> = d.clone().map(|l| x.ring.modulus(l)).collect();
+            ConversionTable::new(&source, &target)
+        })
+        .collect()
+}
+
+/// The NTT-domain source of output position `i` under `X → X^g`: forward outputs sit in
+/// bit-reversed order, position `i` holding the evaluation at `ψ^(2·brv(i)+1)`, and
+/// `σ_g(a)(ψ^e) = a(ψ^(e·g))`. The WGSL kernel computes the same index with `reverseBits`.
+pub(crate) fn automorphism_source(log_n: u32, g: usize, i: usize) -> usize {
+    let two_n_mask = (2usize << log_n) - 1;
+    let brv = |v: usize| v.reverse_bits() >> (usize::BITS - log_n);
+    let e = ((2 * brv(i) + 1) * g) & two_n_mask;
+    brv((e - 1) / 2)
+}
+
+/// Checks a Galois element for degree `n`: odd and below 2N.
+pub(crate) fn check_galois_element(n: usize, g: usize) -> Result<()> {
+    if g % 2 == 0 || g >= 2 * n {
+        return Err(Error::Shape(format!(
+            "Galois element {g} is not an odd number below 2N = {}",
+            2 * n
+        )));
+    }
+    Ok(())
+}
+
+/// Checks per-limb scalars: one word per limb, each reduced.
+pub(crate) fn check_limb_scalars(ring: &Ring, words: &[u32], what: &str) -> Result<()> {
+    if words.len() != ring.limbs() {
+        return Err(Error::Shape(format!(
+            "{} {what} words for {} limbs",
+            words.len(),
+            ring.limbs()
+        )));
+    }
+    for (l, &w) in words.iter().enumerate() {
+        let p = ring.modulus(l).value();
+        if w >= p {
+            return Err(Error::Unreduced { index: l, word: w, p });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a gather and returns the output ring.
+pub(crate) fn check_gather(
+    x: &PolyBatch,
+    sources: &[Option<usize>],
+    limbs: &Range<usize>,
+) -> Result<std::sync::Arc<Ring>> {
+    if sources.is_empty() {
+        return Err(Error::Shape("a gather of no polynomials".into()));
+    }
+    if let Some(bad) = sources.iter().flatten().find(|&&s| s >= x.batch) {
+        return Err(Error::Shape(format!(
+            "gather reads polynomial {bad} of a batch of {}",
+            x.batch
+        )));
+    }
+    if limbs.start == 0 && limbs.end == x.ring.limbs() {
+        return Ok(x.ring.clone());
+    }
+    x.ring.sub_ring(limbs.clone())
+}
+
+/// Checks a key-switching product and returns `(outputs per input, inputs M)`.
+pub(crate) fn check_key_mul_acc(
+    ext: &PolyBatch,
+    key: &PolyBatch,
+    digits: usize,
+) -> Result<(usize, usize)> {
+    if !ext.ring.same_as(&key.ring) {
+        return Err(Error::Shape(
+            "key and decomposed input are in different rings".into(),
+        ));
+    }
+    if digits == 0 || ext.batch % digits != 0 || key.batch % digits != 0 || key.batch == 0 {
+        return Err(Error::Shape(format!(
+            "{} decomposed polynomials and a key of {} cannot form {digits} digits",
+            ext.batch, key.batch
+        )));
+    }
+    Ok((key.batch / digits, ext.batch / digits))
+}
+
+/// Checks `scaled_difference` operands; returns the first limb of `a` that `b` lines up with.
+pub(crate) fn check_scaled_difference(
+    a: &PolyBatch,
+    b: &PolyBatch,
+    offset: usize,
+    scale: &[u32],
+) -> Result<()> {
+    let (pa, pb) = (a.ring.primes(), b.ring.primes());
+    if a.batch != b.batch
+        || a.ring.degree() != b.ring.degree()
+        || offset + pb.len() > pa.len()
+        || pa[offset..offset + pb.len()] != pb[..]
+    {
+        return Err(Error::Shape(format!(
+            "cannot subtract {} polynomials over primes {pb:?} from limbs {offset}.. of {} over {pa:?}",
+            b.batch, a.batch
+        )));
+    }
+    check_limb_scalars(&b.ring, scale, "scale")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::{NttPlan, ntt_primes};
+
+    #[test]
+    fn automorphism_source_permutes_evaluations() {
+        // a(X) = X: forward position i holds ψ^(2 brv(i) + 1); σ_g(X) = X^g holds its g-th power.
+        let n = 1 << 10;
+        let p = ntt_primes(n, 30, 1, &[]).unwrap()[0];
+        let plan = NttPlan::new(n, p).unwrap();
+        let m = plan.modulus();
+        let mut x = vec![0u32; n];
+        x[1] = 1;
+        plan.forward(&mut x);
+        for g in [3usize, 5, 25, 2 * n - 1] {
+            let mut xg = vec![0u32; n];
+            // X^g in the negacyclic ring: X^(g mod 2N) with a sign flip past N.
+            if g < n {
+                xg[g] = 1;
+            } else {
+                xg[g - n] = p - 1;
+            }
+            plan.forward(&mut xg);
+            for i in 0..n {
+                assert_eq!(xg[i], x[automorphism_source(10, g, i)], "g = {g}, i = {i}");
+            }
+            let _ = m;
+        }
+    }
+
+    #[test]
+    fn centered_conversion_matches_bigint() {
+        let n = 1 << 10;
+        let primes = ntt_primes(n, 28, 5, &[]).unwrap();
+        let ms: Vec<Modulus> = primes.iter().map(|&p| Modulus::new(p).unwrap()).collect();
+        let table = ConversionTable::new(&ms[..3], &ms[3..]).unwrap();
+        let s: BigUint = primes[..3].iter().map(|&p| BigUint::from(p)).product();
+        for k in 0u64..200 {
+            let x = (&s * BigUint::from(k * 7 + 1)) / BigUint::from(1409u32) % &s;
+            let residues: Vec<u32> = ms[..3]
+                .iter()
+                .map(|m| (&x % m.value()).try_into().unwrap())
+                .collect();
+            let (mut y, mut out) = ([0u32; 3], [0u32; 2]);
+            table.convert_coefficient(&residues, &mut y, &mut out);
+            // Centered representative x - S when x >= S/2, plus u·S for some u < 3.
+            let ok = (0u32..4).any(|u| {
+                ms[3..].iter().zip(&out).all(|(t, &o)| {
+                    let tb = BigUint::from(t.value());
+                    let v = (&x + &s * u + &s * 4u32 - if x >= &s >> 1 { s.clone() } else { BigUint::from(0u32) }) % &tb;
+                    v == BigUint::from(o)
+                })
+            });
+            assert!(ok, "k = {k}");
+        }
+    }
+}

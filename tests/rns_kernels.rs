@@ -1,0 +1,226 @@
+//! The RNS kernels (`shaders/rns.wgsl`) against oracles from first principles (u64 and big
+//! integer arithmetic, coefficient-domain automorphisms) on the CPU, and GPU against CPU bit for
+//! bit, including batches split over several small bindings.
+
+mod common;
+
+use common::{gpu, mixed_ring, random_words};
+use hegpu::backend::gpu::GpuOptions;
+use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
+use num_bigint::BigUint;
+use std::sync::{Arc, OnceLock};
+
+/// A GPU backend whose bindings hold only about 30 KiB, so every batch here spans chunks.
+fn tiny_chunks() -> Option<&'static GpuBackend> {
+    static TINY: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    gpu()?;
+    TINY.get_or_init(|| {
+        GpuBackend::with_options(GpuOptions {
+            max_chunk_bytes: Some(30 * 1024),
+            memory_budget: None,
+        })
+        .ok()
+    })
+    .as_ref()
+}
+
+/// Runs `op` on the CPU, the GPU and (for N = 2^10, where a polynomial of up to 7 limbs fits)
+/// the small-binding GPU; asserts the words are equal and returns them.
+fn on_every_device(what: &str, n: usize, op: impl Fn(&dyn Backend) -> Vec<u32>) -> Vec<u32> {
+    let expected = op(&CpuBackend::new(Some(2)).unwrap());
+    if let Some(g) = gpu() {
+        assert!(op(g) == expected, "{what}: GPU differs from CPU");
+    }
+    if let Some(t) = tiny_chunks().filter(|_| n <= 1 << 10) {
+        assert!(op(t) == expected, "{what}: chunked GPU differs from CPU");
+    }
+    expected
+}
+
+#[test]
+fn gather_copies_the_named_polynomials_and_limbs() {
+    for (n, limbs, batch) in [(1 << 10, 3, 7), (1 << 13, 5, 3)] {
+        let ring = mixed_ring(n, limbs);
+        let words = random_words(&ring, batch, 1);
+        let sources = [Some(2), None, Some(0), Some(batch - 1), Some(2), None, Some(1)];
+        for range in [0..limbs, 1..limbs - 1, limbs - 1..limbs] {
+            let got = on_every_device("gather", n, |b| {
+                let x = b.upload(&ring, batch, &words).unwrap();
+                let y = b.gather(&x, &sources, range.clone()).unwrap();
+                assert_eq!(y.ring().primes(), ring.primes()[range.clone()]);
+                b.download(&y).unwrap()
+            });
+            let pw = range.len() * n;
+            for (o, s) in sources.iter().enumerate() {
+                let out = &got[o * pw..(o + 1) * pw];
+                match s {
+                    Some(s) => {
+                        let at = s * ring.poly_words() + range.start * n;
+                        assert_eq!(out, &words[at..at + pw]);
+                    }
+                    None => assert!(out.iter().all(|&w| w == 0)),
+                }
+            }
+        }
+    }
+}
+
+/// The centered value of limbs `digit` of coefficient `k` of `poly`, and their product S.
+fn digit_value(
+    ring: &Ring,
+    words: &[u32],
+    poly: usize,
+    digit: std::ops::Range<usize>,
+    k: usize,
+) -> (BigUint, BigUint, bool) {
+    let n = ring.degree();
+    let primes: Vec<u32> = ring.primes()[digit.clone()].to_vec();
+    let basis = hegpu::math::RnsBasis::new(&primes).unwrap();
+    let residues: Vec<u32> = digit
+        .map(|l| words[poly * ring.poly_words() + l * n + k])
+        .collect();
+    let x = basis.compose(&residues).unwrap();
+    let s = basis.product();
+    // The centered representative is x − S from ⌈S/2⌉ on.
+    let negative = x >= &s - (&s >> 1u32);
+    (x, s, negative)
+}
+
+#[test]
+fn base_convert_gives_the_centered_value_plus_a_small_multiple() {
+    let n = 1 << 10;
+    let ring = mixed_ring(n, 6);
+    let (from, to_primes) = (ring.sub_ring(0..4).unwrap(), ring.primes()[2..].to_vec());
+    let to = Ring::new(n, &to_primes).unwrap();
+    let batch = 3;
+    let words = random_words(&from, batch, 2);
+    let digits = [0..2, 2..3, 0..4];
+    let got = on_every_device("base_convert", n, |b| {
+        let x = b.upload(&from, batch, &words).unwrap();
+        let y = b.base_convert(&x, &digits, &to).unwrap();
+        assert_eq!(y.batch(), digits.len() * batch);
+        b.download(&y).unwrap()
+    });
+    for (d, digit) in digits.iter().enumerate() {
+        for m in 0..batch {
+            for k in (0..n).step_by(37).chain([0, 1, n - 1]) {
+                let (x, s, negative) = digit_value(&from, &words, m, digit.clone(), k);
+                let out = &got[(d * batch + m) * to.poly_words()..];
+                let ok = (0..=digit.len() as u32).any(|u| {
+                    to_primes.iter().enumerate().all(|(j, &t)| {
+                        // x_c + u·S with x_c = x or x − S, reduced mod t.
+                        let t = BigUint::from(t);
+                        let v = (&x + &s * u + if negative { &s * 0u32 } else { &s * 1u32 }) % &t;
+                        let shift = &s % &t;
+                        (v + &t - shift) % &t == BigUint::from(out[j * n + k])
+                    })
+                });
+                assert!(ok, "digit {digit:?} poly {m} coefficient {k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn automorphism_in_the_ntt_domain_is_x_to_the_g() {
+    let n = 1 << 10;
+    let ring = mixed_ring(n, 3);
+    let batch = 2;
+    let coeffs = random_words(&ring, batch, 3);
+    for g in [5usize, 25, 3, 2 * n - 1, 1] {
+        let got = on_every_device("automorphism", n, |b| {
+            let mut x = b.upload(&ring, batch, &coeffs).unwrap();
+            b.ntt_forward(&mut x).unwrap();
+            let mut y = b.automorphism(&x, g).unwrap();
+            b.ntt_inverse(&mut y).unwrap();
+            b.download(&y).unwrap()
+        });
+        // Oracle: coefficient i goes to i·g mod 2N, negated past N.
+        for row in 0..batch * ring.limbs() {
+            let p = ring.modulus(row % ring.limbs()).value();
+            for i in 0..n {
+                let e = i * g % (2 * n);
+                let (at, v) = (row * n + e % n, coeffs[row * n + i]);
+                let expect = if e >= n && v != 0 { p - v } else { v };
+                assert_eq!(got[at], expect, "g = {g} row {row} coefficient {i}");
+            }
+        }
+    }
+    let cpu = CpuBackend::new(Some(1)).unwrap();
+    let x = cpu.upload(&ring, 1, &coeffs[..ring.poly_words()]).unwrap();
+    assert!(cpu.automorphism(&x, 4).is_err());
+    assert!(cpu.automorphism(&x, 2 * n + 1).is_err());
+}
+
+#[test]
+fn scalar_affine_and_scaled_difference_equal_u64_arithmetic() {
+    let n = 1 << 10;
+    let ring = mixed_ring(n, 4);
+    let batch = 5;
+    let (a_words, b_src) = (random_words(&ring, batch, 4), random_words(&ring, batch, 5));
+    let primes = ring.primes();
+    let mul: Vec<u32> = primes.iter().map(|&p| p - 3).collect();
+    let add: Vec<u32> = primes.iter().map(|&p| p / 2 + 1).collect();
+    let got = on_every_device("scalar_affine", n, |b| {
+        let x = b.upload(&ring, batch, &a_words).unwrap();
+        b.download(&b.scalar_affine(&x, &mul, &add).unwrap()).unwrap()
+    });
+    for (i, &v) in got.iter().enumerate() {
+        let l = (i / n) % ring.limbs();
+        let p = u64::from(primes[l]);
+        let want = (u64::from(a_words[i]) * u64::from(mul[l]) + u64::from(add[l])) % p;
+        assert_eq!(u64::from(v), want);
+    }
+    // b over limbs 1..3 of a's ring.
+    let sub = ring.sub_ring(1..3).unwrap();
+    let b_words: Vec<u32> = (0..batch)
+        .flat_map(|m| b_src[m * ring.poly_words() + n..m * ring.poly_words() + 3 * n].to_vec())
+        .collect();
+    let scale: Vec<u32> = vec![7, primes[2] - 1];
+    let got = on_every_device("scaled_difference", n, |b| {
+        let x = b.upload(&ring, batch, &a_words).unwrap();
+        let y = b.upload(&sub, batch, &b_words).unwrap();
+        b.download(&b.scaled_difference(&x, &y, 1, &scale).unwrap())
+            .unwrap()
+    });
+    for (i, &v) in got.iter().enumerate() {
+        let (m, l, k) = (i / (2 * n), (i / n) % 2, i % n);
+        let p = u64::from(primes[l + 1]);
+        let a = u64::from(a_words[m * ring.poly_words() + (l + 1) * n + k]);
+        let want = (a + p - u64::from(b_words[i])) % p * u64::from(scale[l]) % p;
+        assert_eq!(u64::from(v), want);
+    }
+    let cpu = CpuBackend::new(Some(1)).unwrap();
+    let x = cpu.upload(&ring, batch, &a_words).unwrap();
+    let y = cpu.upload(&sub, batch, &b_words).unwrap();
+    assert!(cpu.scaled_difference(&x, &y, 0, &scale).is_err(), "wrong offset");
+    assert!(cpu.scalar_affine(&x, &mul[..2], &add).is_err(), "short scalars");
+    assert!(cpu.scalar_affine(&x, &primes, &add).is_err(), "unreduced scalar");
+}
+
+#[test]
+fn key_mul_acc_equals_u64_sums() {
+    for (n, limbs, m_count, digits) in [(1 << 10, 3, 5, 3), (1 << 13, 4, 1, 2)] {
+        let ring: Arc<Ring> = mixed_ring(n, limbs);
+        let ext = random_words(&ring, digits * m_count, 6);
+        let key = random_words(&ring, 2 * digits, 7);
+        let got = on_every_device("key_mul_acc", n, |b| {
+            let e = b.upload(&ring, digits * m_count, &ext).unwrap();
+            let k = b.upload(&ring, 2 * digits, &key).unwrap();
+            b.download(&b.key_mul_acc(&e, &k, digits).unwrap()).unwrap()
+        });
+        let pw = ring.poly_words();
+        for m in 0..m_count {
+            for c in 0..2 {
+                for w in (0..pw).step_by(13) {
+                    let p = u64::from(ring.modulus(w / n).value());
+                    let want = (0..digits).fold(0u64, |acc, d| {
+                        let x = u64::from(ext[(d * m_count + m) * pw + w]);
+                        (acc + x * u64::from(key[(c * digits + d) * pw + w]) % p) % p
+                    });
+                    assert_eq!(u64::from(got[(m * 2 + c) * pw + w]), want);
+                }
+            }
+        }
+    }
+}
