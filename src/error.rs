@@ -38,6 +38,21 @@ pub enum Error {
     /// Any other error reported by the GPU driver or by wgpu validation.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// Parameters weaker than the requested security level.
+    #[error("insecure parameters: log2(QP) = {log_qp} bits exceeds the {max} bits allowed at N = {n} for 128-bit security (ternary secret); ask for SecurityLevel::None only in tests")]
+    Insecure { n: usize, log_qp: u32, max: u32 },
+    /// Operands from different parameter sets, or at levels or scales that do not fit together.
+    #[error("operands do not fit together: {0}")]
+    Mismatch(String),
+    /// Values that cannot be encoded (not finite, too many, or too large for the scale and level).
+    #[error("cannot encode: {0}")]
+    Encoding(String),
+    /// An operation needs an evaluation key that was not provided.
+    #[error("missing key: {0}")]
+    MissingKey(String),
+    /// Bytes that are not a valid serialization of what was asked for.
+    #[error("invalid serialized data: {0}")]
+    Deserialize(String),
     /// A bad value in the environment or on the command line.
     #[error("invalid configuration: {0}")]
     Config(String),

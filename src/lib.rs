@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod ckks;
 mod error;
 pub mod math;
 

@@ -43,6 +43,14 @@ impl PolyBatch {
         }
     }
 
+    /// The words, when the batch lives on the host.
+    pub(crate) fn host_words(&self) -> Option<&[u32]> {
+        match &self.data {
+            Storage::Host(v) => Some(v),
+            Storage::Gpu(_) => None,
+        }
+    }
+
     /// Checks that `other` has this batch's ring and batch size.
     pub(crate) fn check_same_shape(&self, other: &PolyBatch) -> Result<()> {
         if !self.ring.same_as(&other.ring) {

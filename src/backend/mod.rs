@@ -16,6 +16,7 @@ pub use cpu::CpuBackend;
 pub use device::{DeviceChoice, select_backend};
 pub use gpu::GpuBackend;
 pub use ring::Ring;
+pub use rns_ops::MAX_CONVERT_SOURCE_LIMBS;
 
 use crate::Result;
 use std::ops::Range;

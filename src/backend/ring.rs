@@ -52,6 +52,25 @@ impl Ring {
         }))
     }
 
+    /// The ring over the listed limbs of this ring, in that order, sharing plans.
+    pub fn select(&self, limbs: &[usize]) -> Result<Arc<Self>> {
+        if limbs.is_empty() || limbs.iter().any(|&l| l >= self.plans.len()) {
+            return Err(Error::Shape(format!(
+                "limbs {limbs:?} of a ring with {} limbs",
+                self.plans.len()
+            )));
+        }
+        for (i, l) in limbs.iter().enumerate() {
+            if limbs[..i].contains(l) {
+                return Err(Error::Shape(format!("limb {l} selected twice")));
+            }
+        }
+        Ok(Arc::new(Self {
+            n: self.n,
+            plans: limbs.iter().map(|&l| self.plans[l].clone()).collect(),
+        }))
+    }
+
     /// Ring degree N.
     pub fn degree(&self) -> usize {
         self.n

@@ -68,6 +68,12 @@ impl CpuBackend {
         }
     }
 
+    /// Host words as a CPU batch, after checking their shape and that every word is reduced.
+    pub(crate) fn host_batch(ring: &Arc<Ring>, batch: usize, words: Vec<u32>) -> Result<PolyBatch> {
+        ring.check_words(batch, &words)?;
+        Ok(Self::wrap(ring, batch, words))
+    }
+
     fn wrap(ring: &Arc<Ring>, batch: usize, words: Vec<u32>) -> PolyBatch {
         PolyBatch {
             ring: ring.clone(),

@@ -1,0 +1,96 @@
+//! Plaintexts and ciphertexts: RNS polynomials in the NTT domain on one device, with the level,
+//! the exactly tracked scale and the identity of their parameter set.
+
+use super::params::Parameters;
+use crate::backend::{Backend, CpuBackend, PolyBatch};
+use crate::{Error, Result};
+
+/// An encoded vector: one polynomial over `q_0 … q_level`, in the NTT domain.
+pub struct Plaintext {
+    pub(crate) poly: PolyBatch,
+    pub(crate) level: usize,
+    pub(crate) scale: f64,
+    pub(crate) params_id: u64,
+}
+
+/// One or more ciphertexts sharing level and scale: `count` groups of `size` polynomials
+/// (`size` is 2, or 3 after a multiplication before relinearization), laid out
+/// `[ciphertext][polynomial][limb][n]`, in the NTT domain, resident on one device.
+pub struct Ciphertext {
+    pub(crate) polys: PolyBatch,
+    pub(crate) size: usize,
+    pub(crate) count: usize,
+    pub(crate) level: usize,
+    pub(crate) scale: f64,
+    pub(crate) params_id: u64,
+}
+
+impl Plaintext {
+    /// Level: the plaintext has `level + 1` limbs.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// The scale its values were multiplied by.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// A copy on the host (what [`Encoder::decode`](super::Encoder::decode) reads), fetched
+    /// through the backend that holds it.
+    pub fn to_host(&self, backend: &dyn Backend) -> Result<Plaintext> {
+        let words = backend.download(&self.poly)?;
+        Ok(Plaintext {
+            poly: CpuBackend::host_batch(&self.poly.ring, 1, words)?,
+            level: self.level,
+            scale: self.scale,
+            params_id: self.params_id,
+        })
+    }
+}
+
+impl Ciphertext {
+    /// Level: each polynomial has `level + 1` limbs; every rescale lowers it by one.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// The scale of the encrypted values, tracked exactly.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// Polynomials per ciphertext: 2, or 3 after a multiplication until relinearized.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Number of ciphertexts held together.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The identity of the parameter set it was made with.
+    pub fn params_id(&self) -> u64 {
+        self.params_id
+    }
+
+    /// Bytes of polynomial data (what a transfer or the compact format carries, at most).
+    pub fn data_bytes(&self) -> usize {
+        4 * self.polys.words()
+    }
+
+    /// Where the ciphertext lives, for messages.
+    pub fn location(&self) -> String {
+        self.polys.location()
+    }
+
+    /// Checks that this ciphertext belongs to `params` and its shape is consistent.
+    pub(crate) fn check(&self, params: &Parameters) -> Result<()> {
+        params.check_id(self.params_id, "ciphertext")?;
+        if self.polys.batch != self.size * self.count {
+            return Err(Error::Shape("ciphertext polynomials do not match its size".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! Encryption (public key on any device, or secret key on the CPU) and decryption (CPU only).
+
+use super::ciphertext::{Ciphertext, Plaintext};
+use super::keys::{PublicKey, SecretKey, minus_as_plus_e, ntt_host};
+use super::evaluator::mod_down;
+use super::params::Parameters;
+use super::sampling::{Sampler, Seed, small_to_words};
+use crate::backend::{Backend, PolyBatch};
+use crate::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+enum EncryptionKey {
+    /// The public key, resident on the encryptor's device.
+    Public(PolyBatch),
+    /// The secret key: encryption then runs on the host and the result is uploaded.
+    Secret(SecretKey),
+}
+
+/// Encrypts plaintexts into ciphertexts on one backend. The randomness comes from a CSPRNG
+/// ([`Seed::Os`] for real data); with the same fixed seed every device gives the same words.
+pub struct Encryptor {
+    params: Arc<Parameters>,
+    backend: Arc<dyn Backend>,
+    key: EncryptionKey,
+    sampler: Mutex<Sampler>,
+}
+
+impl Encryptor {
+    /// Public-key encryption: `(u·b + e0, u·a + e1)` over `P·Q_l`, divided by P (which leaves
+    /// only rounding noise), plus `(m, 0)`; computed on `backend`.
+    pub fn new(
+        params: &Arc<Parameters>,
+        pk: &PublicKey,
+        backend: Arc<dyn Backend>,
+        seed: Seed,
+    ) -> Result<Self> {
+        params.check_id(pk.params_id, "public key")?;
+        let key = EncryptionKey::Public(backend.upload(params.ring_keys(), 2, &pk.words)?);
+        Ok(Self {
+            params: params.clone(),
+            backend,
+            key,
+            sampler: Mutex::new(Sampler::new(seed)),
+        })
+    }
+
+    /// Secret-key encryption `(−a·s + e + m, a)`: smaller noise; the secret part runs on the
+    /// host and only the ciphertext goes to `backend`.
+    pub fn with_secret_key(
+        params: &Arc<Parameters>,
+        sk: &SecretKey,
+        backend: Arc<dyn Backend>,
+        seed: Seed,
+    ) -> Result<Self> {
+        params.check_id(sk.params_id, "secret key")?;
+        Ok(Self {
+            params: params.clone(),
+            backend,
+            key: EncryptionKey::Secret(sk.clone()),
+            sampler: Mutex::new(Sampler::new(seed)),
+        })
+    }
+
+    /// Encrypts `pt` at its level and scale.
+    pub fn encrypt(&self, pt: &Plaintext) -> Result<Ciphertext> {
+        self.params.check_id(pt.params_id, "plaintext")?;
+        let level = pt.level;
+        let ring = self.params.ring_q(level)?.clone();
+        let b = &*self.backend;
+        let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
+        let polys = match &self.key {
+            EncryptionKey::Public(pk) => {
+                let ext = self.params.ring_ext(level);
+                let n = ring.degree();
+                let u = sampler.ternary(n);
+                let errors = [sampler.gaussian(n), sampler.gaussian(n)];
+                drop(sampler);
+                let u_words = small_to_words(ext, &u);
+                let mut uu = b.upload(ext, 2, &[u_words.clone(), u_words].concat())?;
+                b.ntt_forward(&mut uu)?;
+                let e_words: Vec<u32> = errors
+                    .iter()
+                    .flat_map(|e| small_to_words(ext, e))
+                    .collect();
+                let mut e = b.upload(ext, 2, &e_words)?;
+                b.ntt_forward(&mut e)?;
+                let alpha = self.params.special_primes();
+                let pk_l = b.gather(pk, &[Some(0), Some(1)], 0..alpha + level + 1)?;
+                let masked = b.add(&b.mul(&uu, &pk_l)?, &e)?;
+                let c = mod_down(b, &self.params, &masked, level)?;
+                let m = b.gather(&pt.poly, &[Some(0), None], 0..level + 1)?;
+                b.add(&c, &m)?
+            }
+            EncryptionKey::Secret(sk) => {
+                let a = sampler.uniform(&ring);
+                let e = sampler.gaussian(ring.degree());
+                drop(sampler);
+                let e = ntt_host(&ring, &small_to_words(&ring, &e))?;
+                let m = b.download(&pt.poly)?;
+                let c0 = minus_as_plus_e(&ring, &a, sk.q_words(&self.params, level), &e);
+                let n = ring.degree();
+                let c0: Vec<u32> = c0
+                    .iter()
+                    .zip(&m)
+                    .enumerate()
+                    .map(|(i, (&x, &y))| ring.modulus(i / n).add(x, y))
+                    .collect();
+                b.upload(&ring, 2, &[c0, a].concat())?
+            }
+        };
+        Ok(Ciphertext {
+            polys,
+            size: 2,
+            count: 1,
+            level,
+            scale: pt.scale,
+            params_id: self.params.id(),
+        })
+    }
+}
+
+/// Decrypts on the host with the secret key.
+pub struct Decryptor {
+    params: Arc<Parameters>,
+    sk: SecretKey,
+}
+
+impl Decryptor {
+    pub fn new(params: &Arc<Parameters>, sk: &SecretKey) -> Result<Self> {
+        params.check_id(sk.params_id, "secret key")?;
+        Ok(Self {
+            params: params.clone(),
+            sk: sk.clone(),
+        })
+    }
+
+    /// Decrypts a single ciphertext (fetched from `backend`, which holds it) to a host
+    /// plaintext.
+    pub fn decrypt(&self, ct: &Ciphertext, backend: &dyn Backend) -> Result<Plaintext> {
+        if ct.count != 1 {
+            return Err(Error::Shape(format!(
+                "decrypt takes one ciphertext, not {} (use decrypt_all)",
+                ct.count
+            )));
+        }
+        Ok(self.decrypt_all(ct, backend)?.remove(0))
+    }
+
+    /// Decrypts every ciphertext of `ct`: `Σ_i c_i · s^i` in the NTT domain.
+    pub fn decrypt_all(&self, ct: &Ciphertext, backend: &dyn Backend) -> Result<Vec<Plaintext>> {
+        ct.check(&self.params)?;
+        let words = backend.download(&ct.polys)?;
+        let ring = self.params.ring_q(ct.level)?.clone();
+        let (n, pw) = (ring.degree(), ring.poly_words());
+        let s = self.sk.q_words(&self.params, ct.level);
+        (0..ct.count)
+            .map(|c| {
+                let parts = &words[c * ct.size * pw..(c + 1) * ct.size * pw];
+                let m: Vec<u32> = (0..pw)
+                    .map(|i| {
+                        let md = ring.modulus(i / n);
+                        // Horner in s: ((c_{k} s + c_{k-1}) s + …) + c_0.
+                        (0..ct.size)
+                            .rev()
+                            .fold(0u32, |acc, j| md.add(md.mul(acc, s[i]), parts[j * pw + i]))
+                    })
+                    .collect();
+                Plaintext::from_host(&self.params, ct.level, ct.scale, m)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,543 @@
+//! The evaluator: homomorphic operations on ciphertexts, each a short sequence of backend
+//! operations, so a ciphertext on the GPU stays there. It holds public material only.
+
+use super::ciphertext::{Ciphertext, Plaintext};
+use super::keys::{EvaluationKeys, SwitchingKey};
+use super::params::Parameters;
+use crate::backend::{Backend, PolyBatch};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Divides NTT-domain polynomials over `[P, Q_level]` by P with rounding: subtracts the
+/// special-prime part (converted to `Q_level`, centered) and multiplies by P^-1.
+pub(crate) fn mod_down(
+    be: &dyn Backend,
+    params: &Parameters,
+    x: &PolyBatch,
+    level: usize,
+) -> Result<PolyBatch> {
+    let alpha = params.special_primes();
+    let sources: Vec<Option<usize>> = (0..x.batch()).map(Some).collect();
+    let mut p_part = be.gather(x, &sources, 0..alpha)?;
+    be.ntt_inverse(&mut p_part)?;
+    let ring_q = params.ring_q(level)?;
+    let mut conv = be.base_convert(&p_part, &[0..alpha], ring_q)?;
+    be.ntt_forward(&mut conv)?;
+    let p_inv: Vec<u32> = (0..=level)
+        .map(|l| {
+            let m = ring_q.modulus(l);
+            let p = params.p_primes().iter().fold(1u32, |a, &p| m.mul(a, m.reduce(p)));
+            m.inv(p).expect("special primes differ from the ciphertext primes")
+        })
+        .collect();
+    be.scaled_difference(x, &conv, alpha, &p_inv)
+}
+
+/// Scales closer than this (relative) count as equal; the difference is far below CKKS noise.
+const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 20) as f64;
+
+/// A switching key on the device, and its restrictions to lower levels (made on first use).
+struct DeviceKey {
+    full: PolyBatch,
+    digits: usize,
+    by_level: Mutex<HashMap<usize, Arc<PolyBatch>>>,
+}
+
+/// Evaluates on one backend with the evaluation keys it was given.
+pub struct Evaluator {
+    params: Arc<Parameters>,
+    backend: Arc<dyn Backend>,
+    relin: Option<DeviceKey>,
+    galois: HashMap<usize, DeviceKey>,
+}
+
+impl Evaluator {
+    /// Uploads the evaluation keys to `backend`.
+    pub fn new(
+        params: &Arc<Parameters>,
+        backend: Arc<dyn Backend>,
+        keys: &EvaluationKeys,
+    ) -> Result<Self> {
+        let upload = |k: &SwitchingKey| -> Result<DeviceKey> {
+            params.check_id(k.params_id, "evaluation key")?;
+            Ok(DeviceKey {
+                full: backend.upload(params.ring_keys(), 2 * k.digits, &k.words)?,
+                digits: k.digits,
+                by_level: Mutex::new(HashMap::new()),
+            })
+        };
+        let relin = keys.relin.as_ref().map(|r| upload(&r.0)).transpose()?;
+        let galois = keys
+            .galois
+            .keys
+            .iter()
+            .map(|(&g, k)| Ok((g, upload(k)?)))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            params: params.clone(),
+            backend,
+            relin,
+            galois,
+        })
+    }
+
+    /// The backend every operation runs on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The parameter set.
+    pub fn params(&self) -> &Arc<Parameters> {
+        &self.params
+    }
+
+    fn like(&self, ct: &Ciphertext, polys: PolyBatch, size: usize) -> Ciphertext {
+        Ciphertext {
+            polys,
+            size,
+            count: ct.count,
+            level: ct.level,
+            scale: ct.scale,
+            params_id: ct.params_id,
+        }
+    }
+
+    /// Polynomial `j` of every ciphertext, in order (`None`: a zero polynomial there).
+    fn pattern(ct: &Ciphertext, per_ct: &[Option<usize>]) -> Vec<Option<usize>> {
+        (0..ct.count)
+            .flat_map(|c| per_ct.iter().map(move |j| j.map(|j| c * ct.size + j)))
+            .collect()
+    }
+
+    fn all_limbs(ct: &Ciphertext) -> std::ops::Range<usize> {
+        0..ct.level + 1
+    }
+
+    fn check_pair(&self, a: &Ciphertext, b: &Ciphertext) -> Result<()> {
+        a.check(&self.params)?;
+        b.check(&self.params)?;
+        if a.level != b.level {
+            return Err(Error::Mismatch(format!(
+                "levels {} and {} differ (align them first)",
+                a.level, b.level
+            )));
+        }
+        if a.count != b.count {
+            return Err(Error::Mismatch(format!(
+                "{} and {} ciphertexts",
+                a.count, b.count
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_scales(a: f64, b: f64) -> Result<()> {
+        if ((a - b) / a).abs() > SCALE_TOLERANCE {
+            return Err(Error::Mismatch(format!(
+                "scales {a:.6e} and {b:.6e} differ (align them first)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<()> {
+        ct.check(&self.params)?;
+        self.params.check_id(pt.params_id, "plaintext")?;
+        if pt.level < ct.level {
+            return Err(Error::Mismatch(format!(
+                "plaintext at level {} is below the ciphertext's level {}",
+                pt.level, ct.level
+            )));
+        }
+        Ok(())
+    }
+
+    /// `a + b` (same level, scale and size).
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.check_pair(a, b)?;
+        Self::check_scales(a.scale, b.scale)?;
+        self.check_sizes(a, b)?;
+        Ok(self.like(a, self.backend.add(&a.polys, &b.polys)?, a.size))
+    }
+
+    /// `a − b` (same level, scale and size).
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.check_pair(a, b)?;
+        Self::check_scales(a.scale, b.scale)?;
+        self.check_sizes(a, b)?;
+        Ok(self.like(a, self.backend.sub(&a.polys, &b.polys)?, a.size))
+    }
+
+    fn check_sizes(&self, a: &Ciphertext, b: &Ciphertext) -> Result<()> {
+        if a.size != b.size {
+            return Err(Error::Mismatch(format!(
+                "ciphertexts of {} and {} polynomials (relinearize first)",
+                a.size, b.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// `−a`.
+    pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        a.check(&self.params)?;
+        Ok(self.like(a, self.backend.neg(&a.polys)?, a.size))
+    }
+
+    /// The plaintext spread over the first polynomial of every ciphertext (zero elsewhere).
+    fn plain_in_c0(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<PolyBatch> {
+        let mut per_ct = vec![None; ct.size];
+        per_ct[0] = Some(0);
+        let sources: Vec<Option<usize>> = (0..ct.count).flat_map(|_| per_ct.clone()).collect();
+        self.backend.gather(&pt.poly, &sources, Self::all_limbs(ct))
+    }
+
+    /// `ct + pt` (same scale; a plaintext above the ciphertext's level is cut down to it).
+    pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        self.check_plain(ct, pt)?;
+        Self::check_scales(ct.scale, pt.scale)?;
+        let m = self.plain_in_c0(ct, pt)?;
+        Ok(self.like(ct, self.backend.add(&ct.polys, &m)?, ct.size))
+    }
+
+    /// `ct − pt`.
+    pub fn sub_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        self.check_plain(ct, pt)?;
+        Self::check_scales(ct.scale, pt.scale)?;
+        let m = self.plain_in_c0(ct, pt)?;
+        Ok(self.like(ct, self.backend.sub(&ct.polys, &m)?, ct.size))
+    }
+
+    /// `ct · pt` slot-wise; the scales multiply.
+    pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        self.check_plain(ct, pt)?;
+        let sources = vec![Some(0); ct.size * ct.count];
+        let m = self.backend.gather(&pt.poly, &sources, Self::all_limbs(ct))?;
+        let mut out = self.like(ct, self.backend.mul(&ct.polys, &m)?, ct.size);
+        out.scale = ct.scale * pt.scale;
+        Ok(out)
+    }
+
+    /// The integer `round(value · scale)` as one word per limb of `level`.
+    fn integer_words(&self, level: usize, value: f64, scale: f64) -> Result<Vec<u32>> {
+        let v = value * scale;
+        if !v.is_finite() || v.abs() >= 2f64.powi(120) {
+            return Err(Error::Encoding(format!(
+                "constant {value} at scale {scale:e} is not a usable integer"
+            )));
+        }
+        let v = v.round() as i128;
+        Ok(self.params.q_primes()[..=level]
+            .iter()
+            .map(|&p| v.rem_euclid(i128::from(p)) as u32)
+            .collect())
+    }
+
+    /// `ct + value` in every slot.
+    pub fn add_const(&self, ct: &Ciphertext, value: f64) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        // A constant polynomial is the same constant at every NTT point: add it to c0 only.
+        let c = self.integer_words(ct.level, value, ct.scale)?;
+        let ring = self.params.ring_q(ct.level)?;
+        let words: Vec<u32> = c
+            .iter()
+            .flat_map(|&w| std::iter::repeat_n(w, ring.degree()))
+            .collect();
+        let pt = Plaintext {
+            poly: self.backend.upload(ring, 1, &words)?,
+            level: ct.level,
+            scale: ct.scale,
+            params_id: ct.params_id,
+        };
+        self.add_plain(ct, &pt)
+    }
+
+    /// `ct · round(value · scale)`: every limb multiplied by one word, no level used (the
+    /// linear-layer path); the ciphertext's scale is multiplied by `scale`.
+    pub fn mul_const(&self, ct: &Ciphertext, value: f64, scale: f64) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        if !(scale.is_finite() && scale >= 1.0) {
+            return Err(Error::Encoding(format!("scale {scale} is not a finite number ≥ 1")));
+        }
+        let w = self.integer_words(ct.level, value, scale)?;
+        let zero = vec![0u32; w.len()];
+        let mut out = self.like(ct, self.backend.scalar_affine(&ct.polys, &w, &zero)?, ct.size);
+        out.scale = ct.scale * scale;
+        Ok(out)
+    }
+
+    /// `ct · k` for an integer k: the scale is unchanged.
+    pub fn mul_int(&self, ct: &Ciphertext, k: i64) -> Result<Ciphertext> {
+        let mut out = self.mul_const(ct, k as f64, 1.0)?;
+        out.scale = ct.scale;
+        Ok(out)
+    }
+
+    /// `a · b`: a ciphertext of three polynomials (relinearize it next); the scales multiply.
+    pub fn mul(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.check_pair(a, b)?;
+        if a.size != 2 || b.size != 2 {
+            return Err(Error::Mismatch(
+                "multiply ciphertexts of two polynomials (relinearize first)".into(),
+            ));
+        }
+        let be = &*self.backend;
+        let limbs = Self::all_limbs(a);
+        // (a0, a1) ⊗ (b0, b1) = (a0 b0, a0 b1 + a1 b0, a1 b1).
+        let left = be.gather(&a.polys, &Self::pattern(a, &[Some(0), Some(0), Some(1)]), limbs.clone())?;
+        let right = be.gather(&b.polys, &Self::pattern(b, &[Some(0), Some(1), Some(1)]), limbs.clone())?;
+        let cross_l = be.gather(&a.polys, &Self::pattern(a, &[None, Some(1), None]), limbs.clone())?;
+        let cross_r = be.gather(&b.polys, &Self::pattern(b, &[None, Some(0), None]), limbs)?;
+        let polys = be.add(&be.mul(&left, &right)?, &be.mul(&cross_l, &cross_r)?)?;
+        let mut out = self.like(a, polys, 3);
+        out.scale = a.scale * b.scale;
+        Ok(out)
+    }
+
+    /// `a²`.
+    pub fn square(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        self.mul(a, a)
+    }
+
+    /// Back to two polynomials with the relinearization key.
+    pub fn relinearize(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        if ct.size != 3 {
+            return Err(Error::Mismatch(format!(
+                "relinearize takes three polynomials, not {}",
+                ct.size
+            )));
+        }
+        let key = self
+            .relin
+            .as_ref()
+            .ok_or_else(|| Error::MissingKey("no relinearization key was given".into()))?;
+        let be = &*self.backend;
+        let limbs = Self::all_limbs(ct);
+        let d = be.gather(&ct.polys, &Self::pattern(ct, &[Some(2)]), limbs.clone())?;
+        let switched = self.key_switch(d, ct.level, key)?;
+        let base = be.gather(&ct.polys, &Self::pattern(ct, &[Some(0), Some(1)]), limbs)?;
+        Ok(self.like(ct, be.add(&base, &switched)?, 2))
+    }
+
+    /// `a · b` relinearized.
+    pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.relinearize(&self.mul(a, b)?)
+    }
+
+    /// Hybrid key switching of `d` (one NTT-domain polynomial per ciphertext, over q_0 … q_level):
+    /// per ciphertext the pair `(k0, k1)` with `k0 + k1·s ≈ d·s'`.
+    fn key_switch(&self, mut d: PolyBatch, level: usize, key: &DeviceKey) -> Result<PolyBatch> {
+        let be = &*self.backend;
+        let digits = self.params.digits(level);
+        let key_l = self.key_at_level(key, level, digits.len())?;
+        // Mod-up: each digit to [P, Q_l], then into the NTT domain.
+        be.ntt_inverse(&mut d)?;
+        let mut ext = be.base_convert(&d, &digits, self.params.ring_ext(level))?;
+        drop(d);
+        be.ntt_forward(&mut ext)?;
+        let acc = be.key_mul_acc(&ext, &key_l, digits.len())?;
+        drop(ext);
+        mod_down(be, &self.params, &acc, level)
+    }
+
+    /// The key restricted to `[P, Q_level]` and the digits of that level (cached).
+    fn key_at_level(&self, key: &DeviceKey, level: usize, digits: usize) -> Result<Arc<PolyBatch>> {
+        let mut cache = key.by_level.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = cache.get(&level) {
+            return Ok(k.clone());
+        }
+        let sources: Vec<Option<usize>> = (0..2)
+            .flat_map(|c| (0..digits).map(move |d| Some(c * key.digits + d)))
+            .collect();
+        let limbs = 0..self.params.special_primes() + level + 1;
+        let k = Arc::new(self.backend.gather(&key.full, &sources, limbs)?);
+        cache.insert(level, k.clone());
+        Ok(k)
+    }
+
+    /// Divides by the last prime q_level and drops it: the scale becomes `scale / q_level`.
+    pub fn rescale(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        if ct.level == 0 {
+            return Err(Error::Mismatch("a level-0 ciphertext cannot be rescaled".into()));
+        }
+        let be = &*self.backend;
+        let l = ct.level;
+        let all: Vec<Option<usize>> = (0..ct.polys.batch()).map(Some).collect();
+        let mut last = be.gather(&ct.polys, &all, l..l + 1)?;
+        be.ntt_inverse(&mut last)?;
+        let ring = self.params.ring_q(l - 1)?;
+        let mut conv = be.base_convert(&last, &[0..1], ring)?;
+        be.ntt_forward(&mut conv)?;
+        let q_last = self.params.q_primes()[l];
+        let inv: Vec<u32> = (0..l)
+            .map(|i| {
+                let m = ring.modulus(i);
+                m.inv(m.reduce(q_last)).expect("distinct primes")
+            })
+            .collect();
+        let polys = be.scaled_difference(&ct.polys, &conv, 0, &inv)?;
+        Ok(Ciphertext {
+            polys,
+            size: ct.size,
+            count: ct.count,
+            level: l - 1,
+            scale: ct.scale / f64::from(q_last),
+            params_id: ct.params_id,
+        })
+    }
+
+    /// `times` rescales in a row.
+    pub fn rescale_by(&self, ct: &Ciphertext, times: usize) -> Result<Ciphertext> {
+        if times > ct.level {
+            return Err(Error::Mismatch(format!(
+                "{times} rescales of a level-{} ciphertext",
+                ct.level
+            )));
+        }
+        let mut out = self.drop_level(ct, ct.level)?;
+        for _ in 0..times {
+            out = self.rescale(&out)?;
+        }
+        Ok(out)
+    }
+
+    /// Drops primes down to `level` without changing the scale.
+    pub fn drop_level(&self, ct: &Ciphertext, level: usize) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        if level > ct.level {
+            return Err(Error::Mismatch(format!(
+                "cannot raise a level-{} ciphertext to level {level}",
+                ct.level
+            )));
+        }
+        let all: Vec<Option<usize>> = (0..ct.polys.batch()).map(Some).collect();
+        let mut out = self.like(ct, self.backend.gather(&ct.polys, &all, 0..level + 1)?, ct.size);
+        out.level = level;
+        Ok(out)
+    }
+
+    /// Brings two ciphertexts to the same level (the lower) and the same scale: when scales
+    /// differ, the one with the smaller scale is multiplied by the integer that matches them
+    /// after one rescale, and the other drops one level.
+    pub fn align(&self, a: &Ciphertext, b: &Ciphertext) -> Result<(Ciphertext, Ciphertext)> {
+        let level = a.level.min(b.level);
+        let (a, b) = (self.drop_level(a, level)?, self.drop_level(b, level)?);
+        if Self::check_scales(a.scale, b.scale).is_ok() {
+            return Ok((a, b));
+        }
+        if level == 0 {
+            return Err(Error::Mismatch(
+                "scales differ at level 0: no prime is left to match them".into(),
+            ));
+        }
+        let q = f64::from(self.params.q_primes()[level]);
+        let fix = |small: &Ciphertext, big: &Ciphertext| -> Result<(Ciphertext, Ciphertext)> {
+            let k = (big.scale * q / small.scale).round();
+            let raised = self.rescale(&self.mul_const(small, 1.0, k)?)?;
+            Ok((raised, self.drop_level(big, level - 1)?))
+        };
+        if a.scale < b.scale {
+            fix(&a, &b)
+        } else {
+            let (b, a) = fix(&b, &a)?;
+            Ok((a, b))
+        }
+    }
+
+    /// Rotates the slots by `step` towards slot 0 (negative: the other way).
+    pub fn rotate(&self, ct: &Ciphertext, step: i64) -> Result<Ciphertext> {
+        self.apply_galois(ct, self.params.galois_element(step))
+    }
+
+    /// Complex conjugation of every slot.
+    pub fn conjugate(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        self.apply_galois(ct, self.params.conjugation_element())
+    }
+
+    fn apply_galois(&self, ct: &Ciphertext, g: usize) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        if ct.size != 2 {
+            return Err(Error::Mismatch("rotate ciphertexts of two polynomials".into()));
+        }
+        if g == 1 {
+            return self.drop_level(ct, ct.level);
+        }
+        let key = self
+            .galois
+            .get(&g)
+            .ok_or_else(|| Error::MissingKey(format!("no Galois key for element {g}")))?;
+        let be = &*self.backend;
+        let limbs = Self::all_limbs(ct);
+        let moved = be.automorphism(&ct.polys, g)?;
+        let d = be.gather(&moved, &Self::pattern(ct, &[Some(1)]), limbs.clone())?;
+        let switched = self.key_switch(d, ct.level, key)?;
+        let base = be.gather(&moved, &Self::pattern(ct, &[Some(0), None]), limbs)?;
+        Ok(self.like(ct, be.add(&base, &switched)?, 2))
+    }
+}
+
+/// In-place forms: each replaces its first argument with the result.
+impl Evaluator {
+    pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        *a = self.add(a, b)?;
+        Ok(())
+    }
+
+    pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        *a = self.sub(a, b)?;
+        Ok(())
+    }
+
+    pub fn add_plain_assign(&self, a: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
+        *a = self.add_plain(a, pt)?;
+        Ok(())
+    }
+
+    pub fn mul_plain_assign(&self, a: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
+        *a = self.mul_plain(a, pt)?;
+        Ok(())
+    }
+
+    pub fn mul_const_assign(&self, a: &mut Ciphertext, value: f64, scale: f64) -> Result<()> {
+        *a = self.mul_const(a, value, scale)?;
+        Ok(())
+    }
+
+    pub fn mul_relin_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        *a = self.mul_relin(a, b)?;
+        Ok(())
+    }
+
+    pub fn square_relin_assign(&self, a: &mut Ciphertext) -> Result<()> {
+        *a = self.relinearize(&self.square(a)?)?;
+        Ok(())
+    }
+
+    pub fn relinearize_assign(&self, a: &mut Ciphertext) -> Result<()> {
+        *a = self.relinearize(a)?;
+        Ok(())
+    }
+
+    pub fn rescale_assign(&self, a: &mut Ciphertext) -> Result<()> {
+        *a = self.rescale(a)?;
+        Ok(())
+    }
+
+    pub fn drop_level_assign(&self, a: &mut Ciphertext, level: usize) -> Result<()> {
+        *a = self.drop_level(a, level)?;
+        Ok(())
+    }
+
+    pub fn rotate_assign(&self, a: &mut Ciphertext, step: i64) -> Result<()> {
+        *a = self.rotate(a, step)?;
+        Ok(())
+    }
+
+    pub fn conjugate_assign(&self, a: &mut Ciphertext) -> Result<()> {
+        *a = self.conjugate(a)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! Keys: the ternary secret (host only, wiped on drop, never printed), the public key, and
+//! switching keys for hybrid key switching (relinearization, rotations, conjugation), made by
+//! a [`KeyGenerator`] on the CPU.
+
+use super::host_cpu;
+use super::params::Parameters;
+use super::sampling::{Sampler, Seed, small_to_words, wipe};
+use crate::backend::Backend;
+use crate::Result;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use zeroize::Zeroize;
+
+/// The secret key: ternary coefficients and their NTT form over every prime (special primes
+/// first). Lives on the host only; its memory is overwritten when dropped; `Debug` hides it.
+#[derive(Clone)]
+pub struct SecretKey {
+    pub(crate) params_id: u64,
+    pub(crate) coeffs: Vec<i8>,
+    /// `[limb][n]` over the key ring (special primes, then q_0 … q_L), NTT domain.
+    pub(crate) ntt: Vec<u32>,
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.coeffs.zeroize();
+        wipe(&mut self.ntt);
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretKey(<secret>, params {:#018x})", self.params_id)
+    }
+}
+
+impl SecretKey {
+    /// The NTT words of the limbs of level `level` (q_0 … q_level).
+    pub(crate) fn q_words(&self, params: &Parameters, level: usize) -> &[u32] {
+        let (n, alpha) = (params.degree(), params.special_primes());
+        &self.ntt[alpha * n..(alpha + level + 1) * n]
+    }
+}
+
+/// The public key `(−a·s + e, a)` over the key ring (special primes, then q_0 … q_L), NTT
+/// domain: encryption works over `P·Q` and divides by P, so its noise is only the rounding.
+#[derive(Clone, Debug)]
+pub struct PublicKey {
+    pub(crate) params_id: u64,
+    pub(crate) words: Vec<u32>,
+}
+
+/// A key that switches a ciphertext part from a secret s' to s: per digit d,
+/// `(b_d, a_d) = (−a_d·s + e_d + P·[digit d]·s', a_d)` over the key ring; words `[b…, a…]`.
+#[derive(Clone, Debug)]
+pub struct SwitchingKey {
+    pub(crate) params_id: u64,
+    /// The Galois element it serves (`None`: relinearization, s' = s²).
+    pub(crate) galois: Option<usize>,
+    pub(crate) digits: usize,
+    pub(crate) words: Vec<u32>,
+}
+
+/// Relinearization key (s² → s).
+#[derive(Clone, Debug)]
+pub struct RelinKey(pub(crate) SwitchingKey);
+
+/// Galois keys, by Galois element (5^k mod 2N for a rotation by k, 2N − 1 for conjugation).
+#[derive(Clone, Debug, Default)]
+pub struct GaloisKeys {
+    pub(crate) keys: BTreeMap<usize, SwitchingKey>,
+}
+
+impl GaloisKeys {
+    /// The Galois elements with a key.
+    pub fn elements(&self) -> Vec<usize> {
+        self.keys.keys().copied().collect()
+    }
+}
+
+/// Everything the server needs and nothing it must not have: no secret material.
+#[derive(Clone, Debug, Default)]
+pub struct EvaluationKeys {
+    pub relin: Option<RelinKey>,
+    pub galois: GaloisKeys,
+}
+
+/// Makes keys on the CPU from a CSPRNG ([`Seed::Os`] for real use).
+pub struct KeyGenerator {
+    params: Arc<Parameters>,
+    sampler: Sampler,
+}
+
+impl KeyGenerator {
+    pub fn new(params: &Arc<Parameters>, seed: Seed) -> Self {
+        Self {
+            params: params.clone(),
+            sampler: Sampler::new(seed),
+        }
+    }
+
+    /// A fresh ternary secret key.
+    pub fn secret_key(&mut self) -> Result<SecretKey> {
+        let ring = self.params.ring_keys();
+        let coeffs = self.sampler.ternary(ring.degree());
+        let mut words = small_to_words(ring, &coeffs);
+        let ntt = ntt_host(ring, &words)?;
+        wipe(&mut words);
+        Ok(SecretKey {
+            params_id: self.params.id(),
+            coeffs,
+            ntt,
+        })
+    }
+
+    /// The public key of `sk`.
+    pub fn public_key(&mut self, sk: &SecretKey) -> Result<PublicKey> {
+        self.params.check_id(sk.params_id, "secret key")?;
+        let params = self.params.clone();
+        let ring = params.ring_keys();
+        let (a, e) = self.mask_and_error(ring)?;
+        let b = minus_as_plus_e(ring, &a, &sk.ntt, &e);
+        Ok(PublicKey {
+            params_id: self.params.id(),
+            words: [b, a].concat(),
+        })
+    }
+
+    /// The relinearization key of `sk`.
+    pub fn relin_key(&mut self, sk: &SecretKey) -> Result<RelinKey> {
+        self.params.check_id(sk.params_id, "secret key")?;
+        let params = self.params.clone();
+        let ring = params.ring_keys();
+        let n = ring.degree();
+        let s2: Vec<u32> = sk
+            .ntt
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| ring.modulus(i / n).mul(s, s))
+            .collect();
+        Ok(RelinKey(self.switching_key(sk, s2, None)?))
+    }
+
+    /// Galois keys for rotations by each of `steps` (positive: towards slot 0) and, when
+    /// `conjugation`, for complex conjugation.
+    pub fn galois_keys(
+        &mut self,
+        sk: &SecretKey,
+        steps: &[i64],
+        conjugation: bool,
+    ) -> Result<GaloisKeys> {
+        self.params.check_id(sk.params_id, "secret key")?;
+        let mut elements: Vec<usize> = steps
+            .iter()
+            .map(|&k| self.params.galois_element(k))
+            .collect();
+        if conjugation {
+            elements.push(self.params.conjugation_element());
+        }
+        let mut keys = BTreeMap::new();
+        for g in elements {
+            if keys.contains_key(&g) {
+                continue;
+            }
+            let cpu = host_cpu();
+            let params = self.params.clone();
+            let ring = params.ring_keys();
+            let s = cpu.upload(ring, 1, &sk.ntt)?;
+            let mut sg = cpu.download(&cpu.automorphism(&s, g)?)?;
+            let key = self.switching_key(sk, sg.clone(), Some(g));
+            wipe(&mut sg);
+            keys.insert(g, key?);
+        }
+        Ok(GaloisKeys { keys })
+    }
+
+    /// A key from `s_prime` (NTT words over the key ring) to `sk`.
+    fn switching_key(
+        &mut self,
+        sk: &SecretKey,
+        mut s_prime: Vec<u32>,
+        galois: Option<usize>,
+    ) -> Result<SwitchingKey> {
+        let params = self.params.clone();
+        let ring = params.ring_keys();
+        let (n, alpha) = (ring.degree(), params.special_primes());
+        let digits = params.digits(params.max_level());
+        let p_product: Vec<u32> = (0..ring.limbs())
+            .map(|l| {
+                let m = ring.modulus(l);
+                params
+                    .p_primes()
+                    .iter()
+                    .fold(1u32, |acc, &p| m.mul(acc, m.reduce(p)))
+            })
+            .collect();
+        let (mut bs, mut as_) = (Vec::new(), Vec::new());
+        for digit in &digits {
+            let (a, e) = self.mask_and_error(ring)?;
+            let mut b = minus_as_plus_e(ring, &a, &sk.ntt, &e);
+            for q_limb in digit.clone() {
+                let l = alpha + q_limb;
+                let m = ring.modulus(l);
+                for k in 0..n {
+                    let add = m.mul(p_product[l], s_prime[l * n + k]);
+                    b[l * n + k] = m.add(b[l * n + k], add);
+                }
+            }
+            bs.extend(b);
+            as_.extend(a);
+        }
+        wipe(&mut s_prime);
+        bs.extend(as_);
+        Ok(SwitchingKey {
+            params_id: params.id(),
+            galois,
+            digits: digits.len(),
+            words: bs,
+        })
+    }
+
+    /// A uniform mask (NTT domain) and a Gaussian error (moved to the NTT domain).
+    fn mask_and_error(&mut self, ring: &Arc<crate::backend::Ring>) -> Result<(Vec<u32>, Vec<u32>)> {
+        let a = self.sampler.uniform(ring);
+        let e = self.sampler.gaussian(ring.degree());
+        let e = ntt_host(ring, &small_to_words(ring, &e))?;
+        Ok((a, e))
+    }
+}
+
+/// The forward NTT of one host polynomial.
+pub(crate) fn ntt_host(ring: &Arc<crate::backend::Ring>, words: &[u32]) -> Result<Vec<u32>> {
+    let cpu = host_cpu();
+    let mut x = cpu.upload(ring, 1, words)?;
+    cpu.ntt_forward(&mut x)?;
+    cpu.download(&x)
+}
+
+/// `−a·s + e`, word by word (NTT domain), over the first limbs of `s` that `ring` has.
+pub(crate) fn minus_as_plus_e(
+    ring: &crate::backend::Ring,
+    a: &[u32],
+    s: &[u32],
+    e: &[u32],
+) -> Vec<u32> {
+    let n = ring.degree();
+    (0..ring.poly_words())
+        .map(|i| {
+            let m = ring.modulus(i / n);
+            m.sub(e[i], m.mul(a[i], s[i]))
+        })
+        .collect()
+}

@@ -1,0 +1,33 @@
+//! RNS-CKKS written only against [`Backend`](crate::backend::Backend) operations: the same
+//! code runs on any GPU or on the CPU and produces the same ciphertext words.
+//!
+//! Secret-key work (key generation, decryption, secret-key encryption) runs on the host; the
+//! [`Evaluator`] is built from [`EvaluationKeys`] only and cannot reach a secret key.
+
+mod ciphertext;
+mod encoding;
+mod encryptor;
+mod evaluator;
+mod keys;
+mod params;
+mod sampling;
+mod serial;
+
+pub use ciphertext::{Ciphertext, Plaintext};
+pub use encoding::{Encoder, Precision, precision};
+pub use encryptor::{Decryptor, Encryptor};
+pub use evaluator::Evaluator;
+pub use keys::{
+    EvaluationKeys, GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey,
+};
+pub use params::{ParameterLiteral, Parameters, Preset, SecurityLevel, max_log_qp_128};
+pub use sampling::Seed;
+
+use crate::backend::CpuBackend;
+use std::sync::OnceLock;
+
+/// The CPU backend host-side work uses (keys, decryption, decoding), one per process.
+pub(crate) fn host_cpu() -> &'static CpuBackend {
+    static CPU: OnceLock<CpuBackend> = OnceLock::new();
+    CPU.get_or_init(|| CpuBackend::new(None).expect("the CPU backend starts"))
+}

@@ -1,0 +1,97 @@
+//! Randomness for keys and encryption: a ChaCha20 CSPRNG seeded from the OS, or from an explicit
+//! seed for reproducible tests. Secrets are ternary, errors a rounded Gaussian (σ = 3.2, cut at
+//! 6σ), masks uniform modulo each prime.
+
+use crate::backend::Ring;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use zeroize::Zeroize;
+
+/// Standard deviation of the error distribution (HomomorphicEncryption.org standard).
+pub const ERROR_STD_DEV: f64 = 3.2;
+
+/// Where a key generator or encryptor draws its randomness from.
+#[derive(Clone, Copy, Debug)]
+pub enum Seed {
+    /// Fresh entropy from the operating system: the only choice for real data.
+    Os,
+    /// A fixed 32-byte seed: reproducible, for tests and for comparing devices.
+    Fixed([u8; 32]),
+}
+
+impl Seed {
+    /// A fixed seed from a small number (tests).
+    pub fn from_u64(v: u64) -> Self {
+        let mut s = [0u8; 32];
+        s[..8].copy_from_slice(&v.to_le_bytes());
+        Seed::Fixed(s)
+    }
+}
+
+pub(crate) struct Sampler {
+    rng: ChaCha20Rng,
+}
+
+impl Sampler {
+    pub fn new(seed: Seed) -> Self {
+        let rng = match seed {
+            Seed::Os => ChaCha20Rng::from_os_rng(),
+            Seed::Fixed(s) => ChaCha20Rng::from_seed(s),
+        };
+        Self { rng }
+    }
+
+    /// Uniform ternary coefficients in {-1, 0, 1}.
+    pub fn ternary(&mut self, n: usize) -> Vec<i8> {
+        (0..n).map(|_| self.rng.random_range(-1i8..=1)).collect()
+    }
+
+    /// Rounded Gaussian coefficients, σ = 3.2, cut at 6σ.
+    pub fn gaussian(&mut self, n: usize) -> Vec<i8> {
+        let bound = (6.0 * ERROR_STD_DEV).ceil();
+        (0..n)
+            .map(|_| loop {
+                // Box–Muller; u1 in (0, 1] so the logarithm is finite.
+                let u1: f64 = 1.0 - self.rng.random::<f64>();
+                let u2: f64 = self.rng.random();
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                let v = (z * ERROR_STD_DEV).round();
+                if v.abs() <= bound {
+                    break v as i8;
+                }
+            })
+            .collect()
+    }
+
+    /// Uniform words modulo each limb's prime: one polynomial of `ring`.
+    pub fn uniform(&mut self, ring: &Ring) -> Vec<u32> {
+        let n = ring.degree();
+        let mut words = vec![0u32; ring.poly_words()];
+        for (l, row) in words.chunks_exact_mut(n).enumerate() {
+            let p = ring.modulus(l).value();
+            row.iter_mut().for_each(|w| *w = self.rng.random_range(0..p));
+        }
+        words
+    }
+}
+
+/// Small signed coefficients as the words of one polynomial of `ring` (coefficient domain).
+pub(crate) fn small_to_words(ring: &Ring, coeffs: &[i8]) -> Vec<u32> {
+    let mut words = Vec::with_capacity(ring.poly_words());
+    for l in 0..ring.limbs() {
+        let p = ring.modulus(l).value();
+        words.extend(coeffs.iter().map(|&c| {
+            if c >= 0 {
+                c as u32
+            } else {
+                p - u32::from(c.unsigned_abs())
+            }
+        }));
+    }
+    words
+}
+
+/// Overwrites secret words before they are freed.
+pub(crate) fn wipe(words: &mut Vec<u32>) {
+    words.zeroize();
+}
