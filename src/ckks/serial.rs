@@ -1,0 +1,365 @@
+//! The compact binary format: a header (magic, version, kind, parameter-set id) and a serde body
+//! encoded with postcard, polynomial words bit-packed at their prime's width. Reading validates
+//! everything — kind, parameter set, level, lengths, every word below its prime — and returns
+//! an error, never a panic, on anything else.
+
+use super::ciphertext::Ciphertext;
+use super::keys::{EvaluationKeys, GaloisKeys, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host};
+use super::params::{ParameterLiteral, Parameters};
+use super::sampling::{small_to_words, wipe};
+use crate::backend::{Backend, Ring};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const MAGIC: &[u8; 6] = b"HEGPU\0";
+const VERSION: u8 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    Parameters = 1,
+    PublicKey = 2,
+    EvaluationKeys = 3,
+    Ciphertext = 4,
+    SecretKey = 5,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ParamsWire {
+    literal: ParameterLiteral,
+    q: Vec<u32>,
+    p: Vec<u32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyWire {
+    galois: Option<u64>,
+    digits: u32,
+    data: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EvaluationKeysWire {
+    relin: Option<KeyWire>,
+    galois: Vec<KeyWire>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CiphertextWire {
+    size: u8,
+    count: u32,
+    level: u32,
+    scale: f64,
+    data: Vec<u8>,
+}
+
+fn bad(why: impl Into<String>) -> Error {
+    Error::Deserialize(why.into())
+}
+
+fn write<T: Serialize>(kind: Kind, params_id: u64, body: &T) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    out.push(VERSION);
+    out.push(kind as u8);
+    out.extend(params_id.to_le_bytes());
+    postcard::to_extend(body, out).expect("serializing to memory cannot fail")
+}
+
+/// Checks the header and decodes the body; returns the body and the parameter-set id.
+fn read<T: DeserializeOwned>(bytes: &[u8], kind: Kind) -> Result<(T, u64)> {
+    let head = MAGIC.len() + 10;
+    if bytes.len() < head {
+        return Err(bad("shorter than the header"));
+    }
+    if &bytes[..MAGIC.len()] != MAGIC {
+        return Err(bad("not hegpu data (wrong magic)"));
+    }
+    let (version, found) = (bytes[MAGIC.len()], bytes[MAGIC.len() + 1]);
+    if version != VERSION {
+        return Err(bad(format!("format version {version}, this build reads {VERSION}")));
+    }
+    if found != kind as u8 {
+        return Err(bad(format!("holds kind {found}, expected {:?}", kind)));
+    }
+    let id = u64::from_le_bytes(bytes[MAGIC.len() + 2..head].try_into().expect("8 bytes"));
+    let (body, rest) = postcard::take_from_bytes(&bytes[head..])
+        .map_err(|e| bad(format!("body does not decode: {e}")))?;
+    if !rest.is_empty() {
+        return Err(bad(format!("{} trailing bytes", rest.len())));
+    }
+    Ok((body, id))
+}
+
+fn limb_bits(ring: &Ring, l: usize) -> u32 {
+    32 - ring.modulus(l).value().leading_zeros()
+}
+
+/// Bytes that `polys` polynomials of `ring` pack into, or None on overflow.
+fn packed_len(ring: &Ring, polys: usize) -> Option<usize> {
+    let bits: usize = (0..ring.limbs()).map(|l| limb_bits(ring, l) as usize).sum();
+    bits.checked_mul(ring.degree())?.checked_mul(polys)?.checked_add(7).map(|b| b / 8)
+}
+
+/// Packs `[poly][limb][n]` words at each limb's bit width.
+fn pack(ring: &Ring, words: &[u32]) -> Vec<u8> {
+    let n = ring.degree();
+    let mut out = Vec::with_capacity(words.len() * 4);
+    let (mut acc, mut filled) = (0u64, 0u32);
+    for (row, chunk) in words.chunks_exact(n).enumerate() {
+        let bits = limb_bits(ring, row % ring.limbs());
+        for &w in chunk {
+            acc |= u64::from(w) << filled;
+            filled += bits;
+            while filled >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                filled -= 8;
+            }
+        }
+    }
+    if filled > 0 {
+        out.push(acc as u8);
+    }
+    out
+}
+
+/// Unpacks `polys` polynomials of `ring`, checking the length and every word.
+fn unpack(ring: &Ring, polys: usize, bytes: &[u8]) -> Result<Vec<u32>> {
+    let expected = packed_len(ring, polys).ok_or_else(|| bad("size overflows"))?;
+    if bytes.len() != expected {
+        return Err(bad(format!(
+            "{} bytes of polynomial data, expected {expected}",
+            bytes.len()
+        )));
+    }
+    let n = ring.degree();
+    let mut words = Vec::with_capacity(polys * ring.poly_words());
+    let (mut acc, mut filled, mut at) = (0u64, 0u32, 0usize);
+    for row in 0..polys * ring.limbs() {
+        let l = row % ring.limbs();
+        let (bits, p) = (limb_bits(ring, l), ring.modulus(l).value());
+        for _ in 0..n {
+            while filled < bits {
+                acc |= u64::from(bytes[at]) << filled;
+                at += 1;
+                filled += 8;
+            }
+            let w = (acc & ((1u64 << bits) - 1)) as u32;
+            acc >>= bits;
+            filled -= bits;
+            if w >= p {
+                return Err(bad(format!("word {w} is not below its prime {p}")));
+            }
+            words.push(w);
+        }
+    }
+    Ok(words)
+}
+
+impl Parameters {
+    /// The parameter set in the compact format (its literal and generated primes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let wire = ParamsWire {
+            literal: self.literal().clone(),
+            q: self.q_primes().to_vec(),
+            p: self.p_primes().to_vec(),
+        };
+        write(Kind::Parameters, self.id(), &wire)
+    }
+
+    /// Rebuilds a parameter set (checking security again) and checks it matches the bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Arc<Parameters>> {
+        let (wire, id) = read::<ParamsWire>(bytes, Kind::Parameters)?;
+        let params = Parameters::new(wire.literal)?;
+        if params.q_primes() != wire.q || params.p_primes() != wire.p || params.id() != id {
+            return Err(bad("the primes or identity do not match the literal"));
+        }
+        Ok(params)
+    }
+}
+
+impl PublicKey {
+    pub fn to_bytes(&self, params: &Parameters) -> Result<Vec<u8>> {
+        params.check_id(self.params_id, "public key")?;
+        Ok(write(Kind::PublicKey, self.params_id, &pack(params.ring_keys(), &self.words)))
+    }
+
+    pub fn from_bytes(bytes: &[u8], params: &Parameters) -> Result<PublicKey> {
+        let (data, id) = read::<Vec<u8>>(bytes, Kind::PublicKey)?;
+        params.check_id(id, "serialized public key")?;
+        Ok(PublicKey {
+            params_id: id,
+            words: unpack(params.ring_keys(), 2, &data)?,
+        })
+    }
+}
+
+fn key_to_wire(params: &Parameters, k: &SwitchingKey) -> Result<KeyWire> {
+    params.check_id(k.params_id, "evaluation key")?;
+    Ok(KeyWire {
+        galois: k.galois.map(|g| g as u64),
+        digits: k.digits as u32,
+        data: pack(params.ring_keys(), &k.words),
+    })
+}
+
+fn key_from_wire(params: &Parameters, w: KeyWire) -> Result<SwitchingKey> {
+    let digits = params.digits(params.max_level()).len();
+    if w.digits as usize != digits {
+        return Err(bad(format!("key of {} digits, the set has {digits}", w.digits)));
+    }
+    let galois = match w.galois {
+        None => None,
+        Some(g) => {
+            let g = usize::try_from(g).map_err(|_| bad("Galois element too large"))?;
+            crate::backend::rns_ops::check_galois_element(params.degree(), g)
+                .map_err(|e| bad(e.to_string()))?;
+            Some(g)
+        }
+    };
+    Ok(SwitchingKey {
+        params_id: params.id(),
+        galois,
+        digits,
+        words: unpack(params.ring_keys(), 2 * digits, &w.data)?,
+    })
+}
+
+impl EvaluationKeys {
+    /// The relinearization and Galois keys in the compact format.
+    pub fn to_bytes(&self, params: &Parameters) -> Result<Vec<u8>> {
+        let wire = EvaluationKeysWire {
+            relin: self.relin.as_ref().map(|r| key_to_wire(params, &r.0)).transpose()?,
+            galois: self
+                .galois
+                .keys
+                .values()
+                .map(|k| key_to_wire(params, k))
+                .collect::<Result<_>>()?,
+        };
+        Ok(write(Kind::EvaluationKeys, params.id(), &wire))
+    }
+
+    pub fn from_bytes(bytes: &[u8], params: &Parameters) -> Result<EvaluationKeys> {
+        let (wire, id) = read::<EvaluationKeysWire>(bytes, Kind::EvaluationKeys)?;
+        params.check_id(id, "serialized evaluation keys")?;
+        let relin = match wire.relin {
+            Some(w) => {
+                let k = key_from_wire(params, w)?;
+                if k.galois.is_some() {
+                    return Err(bad("the relinearization key is marked as a Galois key"));
+                }
+                Some(RelinKey(k))
+            }
+            None => None,
+        };
+        let mut keys = BTreeMap::new();
+        for w in wire.galois {
+            let k = key_from_wire(params, w)?;
+            let g = k.galois.ok_or_else(|| bad("a Galois key without its element"))?;
+            if keys.insert(g, k).is_some() {
+                return Err(bad(format!("two keys for Galois element {g}")));
+            }
+        }
+        Ok(EvaluationKeys {
+            relin,
+            galois: GaloisKeys { keys },
+        })
+    }
+}
+
+impl Ciphertext {
+    /// The ciphertext in the compact format, fetched through `backend` (which holds it).
+    pub fn to_bytes(&self, params: &Parameters, backend: &dyn Backend) -> Result<Vec<u8>> {
+        self.check(params)?;
+        let words = backend.download(&self.polys)?;
+        let wire = CiphertextWire {
+            size: self.size as u8,
+            count: self.count as u32,
+            level: self.level as u32,
+            scale: self.scale,
+            data: pack(params.ring_q(self.level)?, &words),
+        };
+        Ok(write(Kind::Ciphertext, self.params_id, &wire))
+    }
+
+    /// Reads a ciphertext of `params` onto `backend`'s device.
+    pub fn from_bytes(bytes: &[u8], params: &Parameters, backend: &dyn Backend) -> Result<Ciphertext> {
+        let (w, id) = read::<CiphertextWire>(bytes, Kind::Ciphertext)?;
+        params.check_id(id, "serialized ciphertext")?;
+        let level = w.level as usize;
+        let ring = params
+            .ring_q(level)
+            .map_err(|_| bad(format!("level {level} above the set's {}", params.max_level())))?;
+        if !(w.size == 2 || w.size == 3) || w.count == 0 {
+            return Err(bad(format!("{} ciphertexts of {} polynomials", w.count, w.size)));
+        }
+        if !(w.scale.is_finite() && w.scale > 0.0) {
+            return Err(bad(format!("scale {} is not a positive number", w.scale)));
+        }
+        let (size, count) = (usize::from(w.size), w.count as usize);
+        let words = unpack(ring, size * count, &w.data)?;
+        Ok(Ciphertext {
+            polys: backend.upload(ring, size * count, &words)?,
+            size,
+            count,
+            level,
+            scale: w.scale,
+            params_id: id,
+        })
+    }
+}
+
+impl SecretKey {
+    /// The secret key's bytes (2 bits per ternary coefficient). Only through this explicit
+    /// call: keep the result as secret as the key.
+    pub fn export_secret_bytes(&self) -> Vec<u8> {
+        let mut packed = vec![0u8; self.coeffs.len().div_ceil(4)];
+        for (i, &c) in self.coeffs.iter().enumerate() {
+            let code = match c {
+                0 => 0u8,
+                1 => 1,
+                _ => 2,
+            };
+            packed[i / 4] |= code << (2 * (i % 4));
+        }
+        let out = write(Kind::SecretKey, self.params_id, &packed);
+        zeroize::Zeroize::zeroize(&mut packed);
+        out
+    }
+
+    /// Reads a secret key exported by [`SecretKey::export_secret_bytes`].
+    pub fn import_secret_bytes(bytes: &[u8], params: &Parameters) -> Result<SecretKey> {
+        let (mut packed, id) = read::<Vec<u8>>(bytes, Kind::SecretKey)?;
+        params.check_id(id, "serialized secret key")?;
+        let n = params.degree();
+        if packed.len() != n / 4 {
+            return Err(bad(format!("{} bytes of secret key, expected {}", packed.len(), n / 4)));
+        }
+        let mut coeffs = Vec::with_capacity(n);
+        for i in 0..n {
+            coeffs.push(match (packed[i / 4] >> (2 * (i % 4))) & 3 {
+                0 => 0i8,
+                1 => 1,
+                2 => -1,
+                _ => {
+                    zeroize::Zeroize::zeroize(&mut packed);
+                    return Err(bad("a secret coefficient outside {-1, 0, 1}"));
+                }
+            });
+        }
+        zeroize::Zeroize::zeroize(&mut packed);
+        let ring = params.ring_keys();
+        let mut words = small_to_words(ring, &coeffs);
+        let ntt = ntt_host(ring, &words);
+        wipe(&mut words);
+        Ok(SecretKey {
+            params_id: id,
+            coeffs,
+            ntt: ntt?,
+        })
+    }
+}
