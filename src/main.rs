@@ -2,13 +2,14 @@
 
 use hegpu::backend::GpuBackend;
 use hegpu::backend::device::gpu_required;
-use hegpu::bench::{BenchPlan, Devices, Record, run};
+use hegpu::bench::{BenchPlan, Devices, Record, ckks as ckks_bench, run};
+use hegpu::ckks::Preset;
 use hegpu::{Error, Result};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   hegpu info                          the GPU adapter, its backend, type and limits
-  hegpu bench [--quick] [--json FILE] NTT and linear-layer throughput: CPU, GPU, tfhe-ntt
+  hegpu bench [--quick] [--json FILE] NTT, linear-layer and CKKS throughput: CPU, GPU, tfhe-ntt
 
 environment: HEGPU_DEVICE=auto|cpu|gpu, HEGPU_REQUIRE_GPU=1 (a missing adapter is an error)";
 
@@ -79,6 +80,12 @@ fn bench(args: &[String]) -> Result<()> {
             r.op, r.n, r.limbs, r.batch, r.backend, r.threads, r.per_second, r.unit
         );
     })?;
+    for preset in [Preset::CryptoNets8192, Preset::Deep16384] {
+        let (packed, device) = ckks_bench::ciphertext_bytes(preset)?;
+        println!(
+            "fresh ciphertext, {preset:?}: {packed} bytes in the compact format, {device} bytes on a device"
+        );
+    }
     if let Some(path) = json {
         let body: Vec<String> = records.iter().map(Record::to_json).collect();
         std::fs::write(&path, format!("[\n{}\n]\n", body.join(",\n")))

@@ -1,5 +1,8 @@
 //! The measurements behind `hegpu bench`: NTT forward/inverse and the linear-layer MAC on the
-//! CPU (one thread and all threads), the GPU, and tfhe-ntt prime32 as the peer.
+//! CPU (one thread and all threads), the GPU, and tfhe-ntt prime32 as the peer; and the CKKS
+//! operations of each preset ([`ckks`]).
+
+pub mod ckks;
 
 use crate::backend::{Backend, CpuBackend, GpuBackend, PolyBatch, Ring};
 use crate::math::ntt_primes;
@@ -46,6 +49,8 @@ pub struct BenchPlan {
     pub ntt_shapes: Vec<(usize, usize, usize)>,
     /// (N, limbs, outputs J, inputs K) for the linear layer.
     pub linear_shapes: Vec<(usize, usize, usize, usize)>,
+    /// CKKS presets whose operations are measured.
+    pub ckks_presets: Vec<crate::ckks::Preset>,
     /// Least time spent per measurement.
     pub min_time: Duration,
 }
@@ -56,6 +61,7 @@ impl BenchPlan {
         Self {
             ntt_shapes: vec![(1 << 13, 1, 1), (1 << 13, 8, 4), (1 << 14, 8, 2)],
             linear_shapes: vec![(1 << 13, 6, 16, 64)],
+            ckks_presets: vec![crate::ckks::Preset::CryptoNets8192],
             min_time: Duration::from_millis(300),
         }
     }
@@ -72,6 +78,10 @@ impl BenchPlan {
                 (1 << 16, 16, 1),
             ],
             linear_shapes: vec![(1 << 13, 6, 16, 64), (1 << 13, 6, 100, 845)],
+            ckks_presets: vec![
+                crate::ckks::Preset::CryptoNets8192,
+                crate::ckks::Preset::Deep16384,
+            ],
             min_time: Duration::from_secs(1),
         }
     }
@@ -241,6 +251,9 @@ pub fn run(
                 unit: "multiply-adds",
             });
         }
+    }
+    for &preset in &plan.ckks_presets {
+        ckks::run_ckks(preset, devices, plan.min_time, &mut push)?;
     }
     Ok(records)
 }
