@@ -95,6 +95,41 @@ fn scalar_affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
 }
 
+// ct_tensor: out triple m += (a0 b0, a0 b1 + a1 b0, a1 b1) of pair m, over the factors present
+// in this pair of input chunks (out is cleared by the host). in_a, in_b: chunks of a and b.
+// total: words of the output chunk; arg0: its first polynomial; arg1, arg2: first polynomial
+// and count of the a chunk; arg3, arg4: the same of the b chunk.
+fn tensor_term(acc: u32, ia: u32, ib: u32, w: u32, pw: u32, li: LimbInfo) -> u32 {
+    if (ia < params.arg1 || ia - params.arg1 >= params.arg2 || ib < params.arg3 || ib - params.arg3 >= params.arg4) {
+        return acc;
+    }
+    let x = in_a[(ia - params.arg1) * pw + w];
+    let y = in_b[(ib - params.arg3) * pw + w];
+    return add_mod(acc, mul_mod(x, y, li), li.p);
+}
+
+@compute @workgroup_size(256)
+fn ct_tensor(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let pw = params.limbs << params.n_log;
+    for (var i = gid.x; i < params.total; i += nwg.x * WG) {
+        let o = params.arg0 + i / pw;
+        let w = i % pw;
+        let li = limb_of_word(w);
+        let first = 2u * (o / 3u);
+        let c = o % 3u;
+        var acc = out[i];
+        if (c == 0u) {
+            acc = tensor_term(acc, first, first, w, pw, li);
+        } else if (c == 1u) {
+            acc = tensor_term(acc, first, first + 1u, w, pw, li);
+            acc = tensor_term(acc, first + 1u, first, w, pw, li);
+        } else {
+            acc = tensor_term(acc, first + 1u, first + 1u, w, pw, li);
+        }
+        out[i] = acc;
+    }
+}
+
 // key_mul_acc: out[m*C + c] += Σ_d ext[d*M + m] ⊙ key[c*D + d] over the terms whose ext and key
 // polynomials lie in this pair of chunks (out is cleared by the host). in_a: ext chunk; in_b: key
 // chunk. total: words of the output chunk; arg0: its first polynomial; arg1: C; arg2: D; arg3: M;

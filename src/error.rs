@@ -39,7 +39,9 @@ pub enum Error {
     #[error("GPU error: {0}")]
     Gpu(String),
     /// Parameters weaker than the requested security level.
-    #[error("insecure parameters: log2(QP) = {log_qp} bits exceeds the {max} bits allowed at N = {n} for 128-bit security (ternary secret); ask for SecurityLevel::None only in tests")]
+    #[error(
+        "insecure parameters: log2(QP) = {log_qp} bits exceeds the {max} bits allowed at N = {n} for 128-bit security (ternary secret); ask for SecurityLevel::None only in tests"
+    )]
     Insecure { n: usize, log_qp: u32, max: u32 },
     /// Operands from different parameter sets, or at levels or scales that do not fit together.
     #[error("operands do not fit together: {0}")]

@@ -20,9 +20,13 @@ fn circuit(params: &Arc<Parameters>, backend: Arc<dyn Backend>) -> Vec<(String, 
     let encoder = Encoder::new(params);
     let encryptor = Encryptor::new(params, &pk, backend.clone(), Seed::from_u64(12)).unwrap();
     let ev = Evaluator::new(params, backend.clone(), &keys).unwrap();
-    let x: Vec<f64> = (0..params.slots()).map(|i| (i as f64 * 0.01).sin()).collect();
+    let x: Vec<f64> = (0..params.slots())
+        .map(|i| (i as f64 * 0.01).sin())
+        .collect();
     let top = params.max_level();
-    let pt = encoder.encode(&x, top, params.default_scale(), &*backend).unwrap();
+    let pt = encoder
+        .encode(&x, top, params.default_scale(), &*backend)
+        .unwrap();
     let a = encryptor.encrypt(&pt).unwrap();
     let b = encryptor.encrypt(&pt).unwrap();
     let mut steps = Vec::new();
@@ -40,7 +44,9 @@ fn circuit(params: &Arc<Parameters>, backend: Arc<dyn Backend>) -> Vec<(String, 
     save("rotate", &t);
     let c = ev.conjugate(&ev.rotate(&t, 1).unwrap()).unwrap();
     save("conjugate", &c);
-    let k = ev.rescale(&ev.mul_const(&c, 0.5, params.default_scale()).unwrap()).unwrap();
+    let k = ev
+        .rescale(&ev.mul_const(&c, 0.5, params.default_scale()).unwrap())
+        .unwrap();
     save("mul_const + rescale", &k);
     steps
 }

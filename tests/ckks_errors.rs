@@ -51,10 +51,15 @@ impl World {
         let pt = Encoder::new(&self.params)
             .encode(values, level, scale, &*self.backend)
             .unwrap();
-        Encryptor::new(&self.params, &self.pk, self.backend.clone(), Seed::from_u64(3))
-            .unwrap()
-            .encrypt(&pt)
-            .unwrap()
+        Encryptor::new(
+            &self.params,
+            &self.pk,
+            self.backend.clone(),
+            Seed::from_u64(3),
+        )
+        .unwrap()
+        .encrypt(&pt)
+        .unwrap()
     }
 }
 
@@ -69,9 +74,22 @@ fn insecure_parameters_are_refused() {
     };
     // 4×30 + 30 = 150 bits > 109 at N = 2^12.
     let err = Parameters::new(lit(vec![30; 4], SecurityLevel::Classical128)).unwrap_err();
-    assert!(matches!(err, Error::Insecure { log_qp: 150, max: 109, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Insecure {
+                log_qp: 150,
+                max: 109,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(Parameters::new(lit(vec![30; 4], SecurityLevel::None)).is_ok());
-    assert!(Parameters::new(lit(vec![30, 19], SecurityLevel::None)).is_err(), "19-bit prime");
+    assert!(
+        Parameters::new(lit(vec![30, 19], SecurityLevel::None)).is_err(),
+        "19-bit prime"
+    );
     let mut deg = lit(vec![30], SecurityLevel::Classical128);
     deg.log_n = 16;
     assert!(Parameters::new(deg).is_err(), "no table entry for 2^16");
@@ -96,9 +114,15 @@ fn mixing_sets_levels_and_scales_is_an_error() {
     assert!(Encryptor::new(&w.params, &other.pk, w.backend.clone(), Seed::Os).is_err());
     assert!(Decryptor::new(&w.params, &other.sk).is_err());
     let low = ev.drop_level(&a, 1).unwrap();
-    assert!(matches!(ev.add(&a, &low), Err(Error::Mismatch(_))), "levels");
+    assert!(
+        matches!(ev.add(&a, &low), Err(Error::Mismatch(_))),
+        "levels"
+    );
     let other_scale = w.encrypt(&x, top, 2f64.powi(20));
-    assert!(matches!(ev.add(&a, &other_scale), Err(Error::Mismatch(_))), "scales");
+    assert!(
+        matches!(ev.add(&a, &other_scale), Err(Error::Mismatch(_))),
+        "scales"
+    );
     let (p, q) = ev.align(&a, &other_scale).unwrap();
     assert!(ev.add(&p, &q).is_ok(), "aligned operands add");
     let three = ev.mul(&a, &a).unwrap();
@@ -106,15 +130,27 @@ fn mixing_sets_levels_and_scales_is_an_error() {
     assert!(ev.rotate(&three, 1).is_err(), "rotate before relinearize");
     assert!(matches!(ev.rotate(&a, 2), Err(Error::MissingKey(_))));
     let no_keys = Evaluator::new(&w.params, w.backend.clone(), &EvaluationKeys::default()).unwrap();
-    assert!(matches!(no_keys.relinearize(&three), Err(Error::MissingKey(_))));
+    assert!(matches!(
+        no_keys.relinearize(&three),
+        Err(Error::MissingKey(_))
+    ));
     let bottom = ev.drop_level(&a, 0).unwrap();
     assert!(ev.rescale(&bottom).is_err());
     assert!(ev.drop_level(&bottom, 1).is_err());
     let enc = Encoder::new(&w.params);
-    assert!(enc.encode(&vec![0.0; w.params.slots() + 1], top, 1e6, &*w.backend).is_err());
+    assert!(
+        enc.encode(&vec![0.0; w.params.slots() + 1], top, 1e6, &*w.backend)
+            .is_err()
+    );
     assert!(enc.encode(&[f64::NAN], top, 1e6, &*w.backend).is_err());
-    assert!(enc.encode(&[1e30], top, 1e6, &*w.backend).is_err(), "wraps the modulus");
-    assert!(enc.encode(&[1.0], top + 1, 1e6, &*w.backend).is_err(), "level");
+    assert!(
+        enc.encode(&[1e30], top, 1e6, &*w.backend).is_err(),
+        "wraps the modulus"
+    );
+    assert!(
+        enc.encode(&[1.0], top + 1, 1e6, &*w.backend).is_err(),
+        "level"
+    );
 }
 
 #[test]
@@ -138,18 +174,36 @@ fn everything_round_trips_through_the_compact_format() {
     // Keys that went through bytes still work together.
     let x: Vec<f64> = (0..16).map(|i| i as f64 / 16.0).collect();
     let encoder = Encoder::new(p);
-    let pt = encoder.encode(&x, p.max_level(), p.default_scale(), &*w.backend).unwrap();
-    let ct = Encryptor::new(p, &pk, w.backend.clone(), Seed::Os).unwrap().encrypt(&pt).unwrap();
+    let pt = encoder
+        .encode(&x, p.max_level(), p.default_scale(), &*w.backend)
+        .unwrap();
+    let ct = Encryptor::new(p, &pk, w.backend.clone(), Seed::Os)
+        .unwrap()
+        .encrypt(&pt)
+        .unwrap();
     let ev = Evaluator::new(p, w.backend.clone(), &keys).unwrap();
-    let ct = ev.rotate(&ev.relinearize(&ev.square(&ct).unwrap()).unwrap(), 1).unwrap();
+    let ct = ev
+        .rotate(&ev.relinearize(&ev.square(&ct).unwrap()).unwrap(), 1)
+        .unwrap();
     let bytes = ct.to_bytes(p, &*w.backend).unwrap();
     // 2 polynomials × N × (30 + 24 + 24 bits): the packing wastes nothing but the header.
-    assert!(bytes.len() < 2 * 4096 * 78 / 8 + 64, "{} bytes", bytes.len());
+    assert!(
+        bytes.len() < 2 * 4096 * 78 / 8 + 64,
+        "{} bytes",
+        bytes.len()
+    );
     let ct = Ciphertext::from_bytes(&bytes, p, &*w.backend).unwrap();
     let got = encoder
-        .decode(&Decryptor::new(p, &sk).unwrap().decrypt(&ct, &*w.backend).unwrap())
+        .decode(
+            &Decryptor::new(p, &sk)
+                .unwrap()
+                .decrypt(&ct, &*w.backend)
+                .unwrap(),
+        )
         .unwrap();
-    let want: Vec<f64> = (0..16).map(|i| x.get(i + 1).map_or(0.0, |v| v * v)).collect();
+    let want: Vec<f64> = (0..16)
+        .map(|i| x.get(i + 1).map_or(0.0, |v| v * v))
+        .collect();
     assert!(precision(&want, &got[..16]).min_bits > 8.0);
 }
 
@@ -164,12 +218,19 @@ fn bad_bytes_are_errors_never_panics() {
     let read_ct = |b: &[u8]| Ciphertext::from_bytes(b, p, &*w.backend).map(|_| ());
     let read_keys = |b: &[u8]| EvaluationKeys::from_bytes(b, p).map(|_| ());
     for (what, good, read) in [
-        ("ciphertext", &ct_bytes, &read_ct as &dyn Fn(&[u8]) -> hegpu::Result<()>),
+        (
+            "ciphertext",
+            &ct_bytes,
+            &read_ct as &dyn Fn(&[u8]) -> hegpu::Result<()>,
+        ),
         ("keys", &key_bytes, &read_keys),
     ] {
         assert!(read(good).is_ok(), "{what}");
         // Truncated anywhere (a sample of cut points, including inside the header).
-        for cut in (0..good.len()).step_by(good.len() / 97 + 1).chain([good.len() - 1]) {
+        for cut in (0..good.len())
+            .step_by(good.len() / 97 + 1)
+            .chain([good.len() - 1])
+        {
             assert!(read(&good[..cut]).is_err(), "{what} cut at {cut}");
         }
         // Oversized.

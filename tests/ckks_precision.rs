@@ -91,38 +91,91 @@ fn each_operation_matches_the_f64_oracle() {
         eprintln!("{what}: {p}");
         assert!(p.mean_bits >= min_bits, "{what}: {p}");
     };
-    let zip = |f: fn(f64, f64) -> f64| -> Vec<f64> { x.iter().zip(&y).map(|(a, b)| f(*a, *b)).collect() };
+    let zip =
+        |f: fn(f64, f64) -> f64| -> Vec<f64> { x.iter().zip(&y).map(|(a, b)| f(*a, *b)).collect() };
     check("add", &ev.add(&cx, &cy).unwrap(), zip(|a, b| a + b), 19.0);
     check("sub", &ev.sub(&cx, &cy).unwrap(), zip(|a, b| a - b), 19.0);
-    check("neg", &ev.neg(&cx).unwrap(), x.iter().map(|a| -a).collect(), 19.0);
+    check(
+        "neg",
+        &ev.neg(&cx).unwrap(),
+        x.iter().map(|a| -a).collect(),
+        19.0,
+    );
     let prod = ev.rescale(&ev.mul_relin(&cx, &cy).unwrap()).unwrap();
     check("mul+relin+rescale", &prod, zip(|a, b| a * b), 18.0);
-    let sq = ev.rescale(&ev.relinearize(&ev.square(&cx).unwrap()).unwrap()).unwrap();
+    let sq = ev
+        .rescale(&ev.relinearize(&ev.square(&cx).unwrap()).unwrap())
+        .unwrap();
     check("square", &sq, x.iter().map(|a| a * a).collect(), 18.0);
-    check("add_const", &ev.add_const(&cx, 0.25).unwrap(), x.iter().map(|a| a + 0.25).collect(), 19.0);
-    let mc = ev.rescale(&ev.mul_const(&cx, -0.75, scale).unwrap()).unwrap();
-    check("mul_const", &mc, x.iter().map(|a| -0.75 * a).collect(), 19.0);
-    check("mul_int", &ev.mul_int(&cx, -3).unwrap(), x.iter().map(|a| -3.0 * a).collect(), 18.0);
+    check(
+        "add_const",
+        &ev.add_const(&cx, 0.25).unwrap(),
+        x.iter().map(|a| a + 0.25).collect(),
+        19.0,
+    );
+    let mc = ev
+        .rescale(&ev.mul_const(&cx, -0.75, scale).unwrap())
+        .unwrap();
+    check(
+        "mul_const",
+        &mc,
+        x.iter().map(|a| -0.75 * a).collect(),
+        19.0,
+    );
+    check(
+        "mul_int",
+        &ev.mul_int(&cx, -3).unwrap(),
+        x.iter().map(|a| -3.0 * a).collect(),
+        18.0,
+    );
     // Key switching (rotations, conjugation) adds noise ~ digit/P ≈ 2^-1 here: 17+ bits.
-    let pt = s.encoder.encode(&y, s.params.max_level(), scale, &*s.backend).unwrap();
-    check("add_plain", &ev.add_plain(&cx, &pt).unwrap(), zip(|a, b| a + b), 19.0);
-    check("sub_plain", &ev.sub_plain(&cx, &pt).unwrap(), zip(|a, b| a - b), 19.0);
+    let pt = s
+        .encoder
+        .encode(&y, s.params.max_level(), scale, &*s.backend)
+        .unwrap();
+    check(
+        "add_plain",
+        &ev.add_plain(&cx, &pt).unwrap(),
+        zip(|a, b| a + b),
+        19.0,
+    );
+    check(
+        "sub_plain",
+        &ev.sub_plain(&cx, &pt).unwrap(),
+        zip(|a, b| a - b),
+        19.0,
+    );
     let mp = ev.rescale(&ev.mul_plain(&cx, &pt).unwrap()).unwrap();
     check("mul_plain", &mp, zip(|a, b| a * b), 19.0);
     for step in [1i64, -3] {
         let want: Vec<f64> = (0..slots)
             .map(|i| x[(i as i64 + step).rem_euclid(slots as i64) as usize])
             .collect();
-        check(&format!("rotate {step}"), &ev.rotate(&cx, step).unwrap(), want, 17.0);
+        check(
+            &format!("rotate {step}"),
+            &ev.rotate(&cx, step).unwrap(),
+            want,
+            17.0,
+        );
     }
-    check("conjugate (real input)", &ev.conjugate(&cx).unwrap(), x.clone(), 17.0);
+    check(
+        "conjugate (real input)",
+        &ev.conjugate(&cx).unwrap(),
+        x.clone(),
+        17.0,
+    );
     let dropped = ev.drop_level(&cx, 1).unwrap();
     assert_eq!(dropped.level(), 1);
     check("drop_level", &dropped, x.clone(), 19.0);
     // Aligning a rescaled product with a fresh ciphertext: levels and scales end up equal.
     let (a, b) = ev.align(&prod, &cx).unwrap();
     assert_eq!(a.level(), b.level());
-    check("align + add", &ev.add(&a, &b).unwrap(), x.iter().zip(&y).map(|(a, b)| a * b + a).collect(), 17.0);
+    check(
+        "align + add",
+        &ev.add(&a, &b).unwrap(),
+        x.iter().zip(&y).map(|(a, b)| a * b + a).collect(),
+        17.0,
+    );
 }
 
 #[test]
@@ -136,7 +189,12 @@ fn complex_slots_and_conjugation() {
         .collect();
     let pt = s
         .encoder
-        .encode_complex(&z, s.params.max_level(), s.params.default_scale(), &*s.backend)
+        .encode_complex(
+            &z,
+            s.params.max_level(),
+            s.params.default_scale(),
+            &*s.backend,
+        )
         .unwrap();
     let ct = s.encryptor.encrypt(&pt).unwrap();
     let conj = s.evaluator.conjugate(&ct).unwrap();
@@ -144,7 +202,12 @@ fn complex_slots_and_conjugation() {
         .encoder
         .decode_complex(&s.decryptor.decrypt(&conj, &*s.backend).unwrap())
         .unwrap();
-    let mean = z.iter().zip(&got).map(|(a, b)| (a.conj() - b).norm()).sum::<f64>() / slots as f64;
+    let mean = z
+        .iter()
+        .zip(&got)
+        .map(|(a, b)| (a.conj() - b).norm())
+        .sum::<f64>()
+        / slots as f64;
     eprintln!("conjugate (complex): {:.1} bits (mean)", -mean.log2());
     assert!(-mean.log2() >= 16.5, "conjugate: {:.1} bits", -mean.log2());
 }
@@ -160,7 +223,9 @@ fn depth_five_circuit_on_the_cryptonets_preset_keeps_12_bits() {
     let mut want = x.clone();
     for step in 0..5 {
         if step % 2 == 0 {
-            ct = ev.rescale(&ev.relinearize(&ev.square(&ct).unwrap()).unwrap()).unwrap();
+            ct = ev
+                .rescale(&ev.relinearize(&ev.square(&ct).unwrap()).unwrap())
+                .unwrap();
             want.iter_mut().for_each(|v| *v *= *v);
         } else {
             ct = ev.rescale(&ev.mul_const(&ct, 0.9, scale).unwrap()).unwrap();

@@ -42,7 +42,15 @@ fn gather_copies_the_named_polynomials_and_limbs() {
     for (n, limbs, batch) in [(1 << 10, 3, 7), (1 << 13, 5, 3)] {
         let ring = mixed_ring(n, limbs);
         let words = random_words(&ring, batch, 1);
-        let sources = [Some(2), None, Some(0), Some(batch - 1), Some(2), None, Some(1)];
+        let sources = [
+            Some(2),
+            None,
+            Some(0),
+            Some(batch - 1),
+            Some(2),
+            None,
+            Some(1),
+        ];
         for range in [0..limbs, 1..limbs - 1, limbs - 1..limbs] {
             let got = on_every_device("gather", n, |b| {
                 let x = b.upload(&ring, batch, &words).unwrap();
@@ -163,7 +171,8 @@ fn scalar_affine_and_scaled_difference_equal_u64_arithmetic() {
     let add: Vec<u32> = primes.iter().map(|&p| p / 2 + 1).collect();
     let got = on_every_device("scalar_affine", n, |b| {
         let x = b.upload(&ring, batch, &a_words).unwrap();
-        b.download(&b.scalar_affine(&x, &mul, &add).unwrap()).unwrap()
+        b.download(&b.scalar_affine(&x, &mul, &add).unwrap())
+            .unwrap()
     });
     for (i, &v) in got.iter().enumerate() {
         let l = (i / n) % ring.limbs();
@@ -193,9 +202,18 @@ fn scalar_affine_and_scaled_difference_equal_u64_arithmetic() {
     let cpu = CpuBackend::new(Some(1)).unwrap();
     let x = cpu.upload(&ring, batch, &a_words).unwrap();
     let y = cpu.upload(&sub, batch, &b_words).unwrap();
-    assert!(cpu.scaled_difference(&x, &y, 0, &scale).is_err(), "wrong offset");
-    assert!(cpu.scalar_affine(&x, &mul[..2], &add).is_err(), "short scalars");
-    assert!(cpu.scalar_affine(&x, &primes, &add).is_err(), "unreduced scalar");
+    assert!(
+        cpu.scaled_difference(&x, &y, 0, &scale).is_err(),
+        "wrong offset"
+    );
+    assert!(
+        cpu.scalar_affine(&x, &mul[..2], &add).is_err(),
+        "short scalars"
+    );
+    assert!(
+        cpu.scalar_affine(&x, &primes, &add).is_err(),
+        "unreduced scalar"
+    );
 }
 
 #[test]
@@ -222,5 +240,39 @@ fn key_mul_acc_equals_u64_sums() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn tensor_of_ciphertext_pairs_equals_u64_products() {
+    for (n, limbs, pairs) in [(1 << 10, 3, 5), (1 << 12, 2, 1)] {
+        let ring = mixed_ring(n, limbs);
+        let (a, b) = (
+            random_words(&ring, 2 * pairs, 8),
+            random_words(&ring, 2 * pairs, 9),
+        );
+        let got = on_every_device("tensor", n, |be| {
+            let x = be.upload(&ring, 2 * pairs, &a).unwrap();
+            let y = be.upload(&ring, 2 * pairs, &b).unwrap();
+            be.download(&be.tensor(&x, &y).unwrap()).unwrap()
+        });
+        let pw = ring.poly_words();
+        for m in 0..pairs {
+            for w in (0..pw).step_by(7) {
+                let p = u64::from(ring.modulus(w / n).value());
+                let f = |v: &[u32], i: usize| u64::from(v[(2 * m + i) * pw + w]);
+                let want = [
+                    f(&a, 0) * f(&b, 0) % p,
+                    (f(&a, 0) * f(&b, 1) % p + f(&a, 1) * f(&b, 0) % p) % p,
+                    f(&a, 1) * f(&b, 1) % p,
+                ];
+                for (c, &v) in want.iter().enumerate() {
+                    assert_eq!(u64::from(got[(3 * m + c) * pw + w]), v, "pair {m} part {c}");
+                }
+            }
+        }
+        let cpu = CpuBackend::new(Some(1)).unwrap();
+        let odd = cpu.upload(&ring, 1, &a[..pw]).unwrap();
+        assert!(cpu.tensor(&odd, &odd).is_err(), "an odd count is no pairs");
     }
 }

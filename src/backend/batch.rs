@@ -19,6 +19,14 @@ pub(crate) enum Storage {
     Gpu(GpuData),
 }
 
+impl Drop for PolyBatch {
+    fn drop(&mut self) {
+        if let Storage::Host(v) = &mut self.data {
+            super::cpu::pool::give(std::mem::take(v));
+        }
+    }
+}
+
 impl PolyBatch {
     /// The ring of the polynomials.
     pub fn ring(&self) -> &Arc<Ring> {

@@ -104,6 +104,10 @@ pub trait Backend: Send + Sync {
     /// `x · mul[l] + add[l]`, limb `l` of every polynomial with its own two words.
     fn scalar_affine(&self, x: &PolyBatch, mul: &[u32], add: &[u32]) -> Result<PolyBatch>;
 
+    /// The tensor product of ciphertexts: `a` and `b` hold pairs `(x0, x1)` (same ring, same
+    /// count); output triple `m` is `(a0 b0, a0 b1 + a1 b0, a1 b1)` of pair `m`, word-wise.
+    fn tensor(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch>;
+
     /// The key-switching inner product: `ext` holds `digits × M` polynomials (digit-major),
     /// `key` holds `C × digits`; output polynomial `m · C + c` is
     /// `Σ_d ext[d · M + m] ⊙ key[c · digits + d]`.

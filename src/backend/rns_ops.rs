@@ -40,7 +40,9 @@ impl ConversionTable {
         let product: BigUint = source.iter().map(|m| BigUint::from(m.value())).product();
         let half = &product >> 1u32;
         let residue = |x: &BigUint, m: &Modulus| -> u32 {
-            (x % m.value()).try_into().expect("a residue fits its prime")
+            (x % m.value())
+                .try_into()
+                .expect("a residue fits its prime")
         };
         let hat: Vec<BigUint> = source.iter().map(|m| &product / m.value()).collect();
         let hat_inv = source
@@ -75,10 +77,9 @@ impl ConversionTable {
         }
         for (j, t) in self.target.iter().enumerate() {
             let row = &self.hat_mod_target[j];
-            let acc = y
-                .iter()
-                .zip(row)
-                .fold(0u32, |acc, (&yi, &w)| t.add(acc, t.reduce_u64(u64::from(yi) * u64::from(w))));
+            let acc = y.iter().zip(row).fold(0u32, |acc, (&yi, &w)| {
+                t.add(acc, t.reduce_u64(u64::from(yi) * u64::from(w)))
+            });
             out[j] = t.sub(acc, self.half_target[j]);
         }
     }
@@ -170,7 +171,11 @@ pub(crate) fn check_limb_scalars(ring: &Ring, words: &[u32], what: &str) -> Resu
     for (l, &w) in words.iter().enumerate() {
         let p = ring.modulus(l).value();
         if w >= p {
-            return Err(Error::Unreduced { index: l, word: w, p });
+            return Err(Error::Unreduced {
+                index: l,
+                word: w,
+                p,
+            });
         }
     }
     Ok(())
@@ -196,6 +201,22 @@ pub(crate) fn check_gather(
     }
     x.ring.sub_ring(limbs.clone())
 }
+
+/// Checks a ciphertext tensor product; returns the number of pairs.
+pub(crate) fn check_tensor(a: &PolyBatch, b: &PolyBatch) -> Result<usize> {
+    a.check_same_shape(b)?;
+    if a.batch == 0 || a.batch % 2 != 0 {
+        return Err(Error::Shape(format!(
+            "{} polynomials do not form ciphertext pairs",
+            a.batch
+        )));
+    }
+    Ok(a.batch / 2)
+}
+
+/// The factor pairs `(a index, b index)` of output polynomial `c` of a tensor triple, relative
+/// to the pair's first polynomial.
+pub(crate) const TENSOR_TERMS: [&[(usize, usize)]; 3] = [&[(0, 0)], &[(0, 1), (1, 0)], &[(1, 1)]];
 
 /// Checks a key-switching product and returns `(outputs per input, inputs M)`.
 pub(crate) fn check_key_mul_acc(
@@ -288,7 +309,13 @@ mod tests {
             let ok = (0u32..4).any(|u| {
                 ms[3..].iter().zip(&out).all(|(t, &o)| {
                     let tb = BigUint::from(t.value());
-                    let v = (&x + &s * u + &s * 4u32 - if x >= &s >> 1 { s.clone() } else { BigUint::from(0u32) }) % &tb;
+                    let v = (&x + &s * u + &s * 4u32
+                        - if x >= &s >> 1 {
+                            s.clone()
+                        } else {
+                            BigUint::from(0u32)
+                        })
+                        % &tb;
                     v == BigUint::from(o)
                 })
             });

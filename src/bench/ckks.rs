@@ -13,17 +13,22 @@ use std::time::Duration;
 /// Sizes of one fresh ciphertext of a preset: (compact format bytes, device bytes).
 pub fn ciphertext_bytes(preset: Preset) -> Result<(usize, usize)> {
     let params = Parameters::preset(preset)?;
-    let backend: Arc<dyn crate::backend::Backend> = Arc::new(crate::backend::CpuBackend::new(Some(1))?);
+    let backend: Arc<dyn crate::backend::Backend> =
+        Arc::new(crate::backend::CpuBackend::new(Some(1))?);
     let ct = fresh(&params, &backend)?;
     Ok((ct.to_bytes(&params, &*backend)?.len(), ct.data_bytes()))
 }
 
-fn fresh(params: &Arc<Parameters>, backend: &Arc<dyn crate::backend::Backend>) -> Result<Ciphertext> {
+fn fresh(
+    params: &Arc<Parameters>,
+    backend: &Arc<dyn crate::backend::Backend>,
+) -> Result<Ciphertext> {
     let mut kg = KeyGenerator::new(params, Seed::from_u64(1));
     let sk = kg.secret_key()?;
     let pk = kg.public_key(&sk)?;
     let x: Vec<f64> = (0..params.slots()).map(|i| (i as f64).sin()).collect();
-    let pt = Encoder::new(params).encode(&x, params.max_level(), params.default_scale(), &**backend)?;
+    let pt =
+        Encoder::new(params).encode(&x, params.max_level(), params.default_scale(), &**backend)?;
     Encryptor::new(params, &pk, backend.clone(), Seed::from_u64(2))?.encrypt(&pt)
 }
 
@@ -53,7 +58,10 @@ pub fn run_ckks(
         let product = ev.mul_relin(&a, &a)?;
         let ops: [(&'static str, Box<dyn Fn() -> Result<()>>); 4] = [
             ("ckks_encrypt", Box::new(|| enc.encrypt(&pt).map(drop))),
-            ("ckks_mul_relin", Box::new(|| ev.mul_relin(&a, &a).map(drop))),
+            (
+                "ckks_mul_relin",
+                Box::new(|| ev.mul_relin(&a, &a).map(drop)),
+            ),
             ("ckks_rescale", Box::new(|| ev.rescale(&product).map(drop))),
             ("ckks_rotate", Box::new(|| ev.rotate(&a, 1).map(drop))),
         ];

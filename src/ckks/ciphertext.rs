@@ -89,7 +89,9 @@ impl Ciphertext {
     pub(crate) fn check(&self, params: &Parameters) -> Result<()> {
         params.check_id(self.params_id, "ciphertext")?;
         if self.polys.batch != self.size * self.count {
-            return Err(Error::Shape("ciphertext polynomials do not match its size".into()));
+            return Err(Error::Shape(
+                "ciphertext polynomials do not match its size".into(),
+            ));
         }
         Ok(())
     }

@@ -78,9 +78,14 @@ impl Encoder {
             )));
         }
         if !(scale.is_finite() && scale >= 1.0) {
-            return Err(Error::Encoding(format!("scale {scale} is not a finite number ≥ 1")));
+            return Err(Error::Encoding(format!(
+                "scale {scale} is not a finite number ≥ 1"
+            )));
         }
-        if let Some(v) = values.iter().find(|v| !(v.re.is_finite() && v.im.is_finite())) {
+        if let Some(v) = values
+            .iter()
+            .find(|v| !(v.re.is_finite() && v.im.is_finite()))
+        {
             return Err(Error::Encoding(format!("value {v} is not finite")));
         }
         let ring = self.params.ring_q(level)?.clone();
@@ -283,14 +288,28 @@ pub struct Precision {
 
 impl std::fmt::Display for Precision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.1} bits (mean), {:.1} bits (worst slot)", self.mean_bits, self.min_bits)
+        write!(
+            f,
+            "{:.1} bits (mean), {:.1} bits (worst slot)",
+            self.mean_bits, self.min_bits
+        )
     }
 }
 
 /// The precision of `got` against `expected` (compared pairwise over the shorter length).
 pub fn precision(expected: &[f64], got: &[f64]) -> Precision {
-    let errors: Vec<f64> = expected.iter().zip(got).map(|(e, g)| (e - g).abs()).collect();
-    let bits = |err: f64| if err == 0.0 { 60.0 } else { (-err.log2()).min(60.0) };
+    let errors: Vec<f64> = expected
+        .iter()
+        .zip(got)
+        .map(|(e, g)| (e - g).abs())
+        .collect();
+    let bits = |err: f64| {
+        if err == 0.0 {
+            60.0
+        } else {
+            (-err.log2()).min(60.0)
+        }
+    };
     let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
     Precision {
         mean_bits: bits(mean),

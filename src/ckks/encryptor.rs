@@ -1,8 +1,8 @@
 //! Encryption (public key on any device, or secret key on the CPU) and decryption (CPU only).
 
 use super::ciphertext::{Ciphertext, Plaintext};
-use super::keys::{PublicKey, SecretKey, minus_as_plus_e, ntt_host};
 use super::evaluator::mod_down;
+use super::keys::{PublicKey, SecretKey, minus_as_plus_e, ntt_host};
 use super::params::Parameters;
 use super::sampling::{Sampler, Seed, small_to_words};
 use crate::backend::{Backend, PolyBatch};
@@ -78,10 +78,8 @@ impl Encryptor {
                 let u_words = small_to_words(ext, &u);
                 let mut uu = b.upload(ext, 2, &[u_words.clone(), u_words].concat())?;
                 b.ntt_forward(&mut uu)?;
-                let e_words: Vec<u32> = errors
-                    .iter()
-                    .flat_map(|e| small_to_words(ext, e))
-                    .collect();
+                let e_words: Vec<u32> =
+                    errors.iter().flat_map(|e| small_to_words(ext, e)).collect();
                 let mut e = b.upload(ext, 2, &e_words)?;
                 b.ntt_forward(&mut e)?;
                 let alpha = self.params.special_primes();

@@ -27,8 +27,12 @@ pub(crate) fn mod_down(
     let p_inv: Vec<u32> = (0..=level)
         .map(|l| {
             let m = ring_q.modulus(l);
-            let p = params.p_primes().iter().fold(1u32, |a, &p| m.mul(a, m.reduce(p)));
-            m.inv(p).expect("special primes differ from the ciphertext primes")
+            let p = params
+                .p_primes()
+                .iter()
+                .fold(1u32, |a, &p| m.mul(a, m.reduce(p)));
+            m.inv(p)
+                .expect("special primes differ from the ciphertext primes")
         })
         .collect();
     be.scaled_difference(x, &conv, alpha, &p_inv)
@@ -213,7 +217,9 @@ impl Evaluator {
     pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
         self.check_plain(ct, pt)?;
         let sources = vec![Some(0); ct.size * ct.count];
-        let m = self.backend.gather(&pt.poly, &sources, Self::all_limbs(ct))?;
+        let m = self
+            .backend
+            .gather(&pt.poly, &sources, Self::all_limbs(ct))?;
         let mut out = self.like(ct, self.backend.mul(&ct.polys, &m)?, ct.size);
         out.scale = ct.scale * pt.scale;
         Ok(out)
@@ -258,11 +264,17 @@ impl Evaluator {
     pub fn mul_const(&self, ct: &Ciphertext, value: f64, scale: f64) -> Result<Ciphertext> {
         ct.check(&self.params)?;
         if !(scale.is_finite() && scale >= 1.0) {
-            return Err(Error::Encoding(format!("scale {scale} is not a finite number ≥ 1")));
+            return Err(Error::Encoding(format!(
+                "scale {scale} is not a finite number ≥ 1"
+            )));
         }
         let w = self.integer_words(ct.level, value, scale)?;
         let zero = vec![0u32; w.len()];
-        let mut out = self.like(ct, self.backend.scalar_affine(&ct.polys, &w, &zero)?, ct.size);
+        let mut out = self.like(
+            ct,
+            self.backend.scalar_affine(&ct.polys, &w, &zero)?,
+            ct.size,
+        );
         out.scale = ct.scale * scale;
         Ok(out)
     }
@@ -282,14 +294,7 @@ impl Evaluator {
                 "multiply ciphertexts of two polynomials (relinearize first)".into(),
             ));
         }
-        let be = &*self.backend;
-        let limbs = Self::all_limbs(a);
-        // (a0, a1) ⊗ (b0, b1) = (a0 b0, a0 b1 + a1 b0, a1 b1).
-        let left = be.gather(&a.polys, &Self::pattern(a, &[Some(0), Some(0), Some(1)]), limbs.clone())?;
-        let right = be.gather(&b.polys, &Self::pattern(b, &[Some(0), Some(1), Some(1)]), limbs.clone())?;
-        let cross_l = be.gather(&a.polys, &Self::pattern(a, &[None, Some(1), None]), limbs.clone())?;
-        let cross_r = be.gather(&b.polys, &Self::pattern(b, &[None, Some(0), None]), limbs)?;
-        let polys = be.add(&be.mul(&left, &right)?, &be.mul(&cross_l, &cross_r)?)?;
+        let polys = self.backend.tensor(&a.polys, &b.polys)?;
         let mut out = self.like(a, polys, 3);
         out.scale = a.scale * b.scale;
         Ok(out)
@@ -361,7 +366,9 @@ impl Evaluator {
     pub fn rescale(&self, ct: &Ciphertext) -> Result<Ciphertext> {
         ct.check(&self.params)?;
         if ct.level == 0 {
-            return Err(Error::Mismatch("a level-0 ciphertext cannot be rescaled".into()));
+            return Err(Error::Mismatch(
+                "a level-0 ciphertext cannot be rescaled".into(),
+            ));
         }
         let be = &*self.backend;
         let l = ct.level;
@@ -414,7 +421,11 @@ impl Evaluator {
             )));
         }
         let all: Vec<Option<usize>> = (0..ct.polys.batch()).map(Some).collect();
-        let mut out = self.like(ct, self.backend.gather(&ct.polys, &all, 0..level + 1)?, ct.size);
+        let mut out = self.like(
+            ct,
+            self.backend.gather(&ct.polys, &all, 0..level + 1)?,
+            ct.size,
+        );
         out.level = level;
         Ok(out)
     }
@@ -460,7 +471,9 @@ impl Evaluator {
     fn apply_galois(&self, ct: &Ciphertext, g: usize) -> Result<Ciphertext> {
         ct.check(&self.params)?;
         if ct.size != 2 {
-            return Err(Error::Mismatch("rotate ciphertexts of two polynomials".into()));
+            return Err(Error::Mismatch(
+                "rotate ciphertexts of two polynomials".into(),
+            ));
         }
         if g == 1 {
             return self.drop_level(ct, ct.level);

@@ -5,8 +5,8 @@
 use super::host_cpu;
 use super::params::Parameters;
 use super::sampling::{Sampler, Seed, small_to_words, wipe};
-use crate::backend::Backend;
 use crate::Result;
+use crate::backend::Backend;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use zeroize::Zeroize;

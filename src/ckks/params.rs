@@ -238,7 +238,11 @@ impl Parameters {
 
     /// log2(QP): the total modulus size the security check is made on.
     pub fn log_qp(&self) -> f64 {
-        self.q.iter().chain(&self.p).map(|&p| f64::from(p).log2()).sum()
+        self.q
+            .iter()
+            .chain(&self.p)
+            .map(|&p| f64::from(p).log2())
+            .sum()
     }
 
     /// A 64-bit fingerprint of N, the primes and the scale; carried by everything made with
@@ -356,7 +360,10 @@ mod tests {
     fn insecure_sets_are_refused_unless_asked_for() {
         let mut lit = Preset::CryptoNets8192.literal();
         lit.q_bits = vec![31; 7];
-        assert!(matches!(Parameters::new(lit.clone()), Err(Error::Insecure { .. })));
+        assert!(matches!(
+            Parameters::new(lit.clone()),
+            Err(Error::Insecure { .. })
+        ));
         lit.security = SecurityLevel::None;
         assert!(Parameters::new(lit).is_ok());
     }

@@ -50,14 +50,16 @@ impl Sampler {
     pub fn gaussian(&mut self, n: usize) -> Vec<i8> {
         let bound = (6.0 * ERROR_STD_DEV).ceil();
         (0..n)
-            .map(|_| loop {
-                // Box–Muller; u1 in (0, 1] so the logarithm is finite.
-                let u1: f64 = 1.0 - self.rng.random::<f64>();
-                let u2: f64 = self.rng.random();
-                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                let v = (z * ERROR_STD_DEV).round();
-                if v.abs() <= bound {
-                    break v as i8;
+            .map(|_| {
+                loop {
+                    // Box–Muller; u1 in (0, 1] so the logarithm is finite.
+                    let u1: f64 = 1.0 - self.rng.random::<f64>();
+                    let u2: f64 = self.rng.random();
+                    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                    let v = (z * ERROR_STD_DEV).round();
+                    if v.abs() <= bound {
+                        break v as i8;
+                    }
                 }
             })
             .collect()
@@ -69,7 +71,8 @@ impl Sampler {
         let mut words = vec![0u32; ring.poly_words()];
         for (l, row) in words.chunks_exact_mut(n).enumerate() {
             let p = ring.modulus(l).value();
-            row.iter_mut().for_each(|w| *w = self.rng.random_range(0..p));
+            row.iter_mut()
+                .for_each(|w| *w = self.rng.random_range(0..p));
         }
         words
     }

@@ -4,13 +4,15 @@
 //! an error, never a panic, on anything else.
 
 use super::ciphertext::Ciphertext;
-use super::keys::{EvaluationKeys, GaloisKeys, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host};
+use super::keys::{
+    EvaluationKeys, GaloisKeys, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host,
+};
 use super::params::{ParameterLiteral, Parameters};
 use super::sampling::{small_to_words, wipe};
 use crate::backend::{Backend, Ring};
 use crate::{Error, Result};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -79,7 +81,9 @@ fn read<T: DeserializeOwned>(bytes: &[u8], kind: Kind) -> Result<(T, u64)> {
     }
     let (version, found) = (bytes[MAGIC.len()], bytes[MAGIC.len() + 1]);
     if version != VERSION {
-        return Err(bad(format!("format version {version}, this build reads {VERSION}")));
+        return Err(bad(format!(
+            "format version {version}, this build reads {VERSION}"
+        )));
     }
     if found != kind as u8 {
         return Err(bad(format!("holds kind {found}, expected {:?}", kind)));
@@ -100,7 +104,10 @@ fn limb_bits(ring: &Ring, l: usize) -> u32 {
 /// Bytes that `polys` polynomials of `ring` pack into, or None on overflow.
 fn packed_len(ring: &Ring, polys: usize) -> Option<usize> {
     let bits: usize = (0..ring.limbs()).map(|l| limb_bits(ring, l) as usize).sum();
-    bits.checked_mul(ring.degree())?.checked_mul(polys)?.checked_add(7).map(|b| b / 8)
+    bits.checked_mul(ring.degree())?
+        .checked_mul(polys)?
+        .checked_add(7)
+        .map(|b| b / 8)
 }
 
 /// Packs `[poly][limb][n]` words at each limb's bit width.
@@ -184,7 +191,11 @@ impl Parameters {
 impl PublicKey {
     pub fn to_bytes(&self, params: &Parameters) -> Result<Vec<u8>> {
         params.check_id(self.params_id, "public key")?;
-        Ok(write(Kind::PublicKey, self.params_id, &pack(params.ring_keys(), &self.words)))
+        Ok(write(
+            Kind::PublicKey,
+            self.params_id,
+            &pack(params.ring_keys(), &self.words),
+        ))
     }
 
     pub fn from_bytes(bytes: &[u8], params: &Parameters) -> Result<PublicKey> {
@@ -209,7 +220,10 @@ fn key_to_wire(params: &Parameters, k: &SwitchingKey) -> Result<KeyWire> {
 fn key_from_wire(params: &Parameters, w: KeyWire) -> Result<SwitchingKey> {
     let digits = params.digits(params.max_level()).len();
     if w.digits as usize != digits {
-        return Err(bad(format!("key of {} digits, the set has {digits}", w.digits)));
+        return Err(bad(format!(
+            "key of {} digits, the set has {digits}",
+            w.digits
+        )));
     }
     let galois = match w.galois {
         None => None,
@@ -232,7 +246,11 @@ impl EvaluationKeys {
     /// The relinearization and Galois keys in the compact format.
     pub fn to_bytes(&self, params: &Parameters) -> Result<Vec<u8>> {
         let wire = EvaluationKeysWire {
-            relin: self.relin.as_ref().map(|r| key_to_wire(params, &r.0)).transpose()?,
+            relin: self
+                .relin
+                .as_ref()
+                .map(|r| key_to_wire(params, &r.0))
+                .transpose()?,
             galois: self
                 .galois
                 .keys
@@ -259,7 +277,9 @@ impl EvaluationKeys {
         let mut keys = BTreeMap::new();
         for w in wire.galois {
             let k = key_from_wire(params, w)?;
-            let g = k.galois.ok_or_else(|| bad("a Galois key without its element"))?;
+            let g = k
+                .galois
+                .ok_or_else(|| bad("a Galois key without its element"))?;
             if keys.insert(g, k).is_some() {
                 return Err(bad(format!("two keys for Galois element {g}")));
             }
@@ -287,15 +307,25 @@ impl Ciphertext {
     }
 
     /// Reads a ciphertext of `params` onto `backend`'s device.
-    pub fn from_bytes(bytes: &[u8], params: &Parameters, backend: &dyn Backend) -> Result<Ciphertext> {
+    pub fn from_bytes(
+        bytes: &[u8],
+        params: &Parameters,
+        backend: &dyn Backend,
+    ) -> Result<Ciphertext> {
         let (w, id) = read::<CiphertextWire>(bytes, Kind::Ciphertext)?;
         params.check_id(id, "serialized ciphertext")?;
         let level = w.level as usize;
-        let ring = params
-            .ring_q(level)
-            .map_err(|_| bad(format!("level {level} above the set's {}", params.max_level())))?;
+        let ring = params.ring_q(level).map_err(|_| {
+            bad(format!(
+                "level {level} above the set's {}",
+                params.max_level()
+            ))
+        })?;
         if !(w.size == 2 || w.size == 3) || w.count == 0 {
-            return Err(bad(format!("{} ciphertexts of {} polynomials", w.count, w.size)));
+            return Err(bad(format!(
+                "{} ciphertexts of {} polynomials",
+                w.count, w.size
+            )));
         }
         if !(w.scale.is_finite() && w.scale > 0.0) {
             return Err(bad(format!("scale {} is not a positive number", w.scale)));
@@ -337,7 +367,11 @@ impl SecretKey {
         params.check_id(id, "serialized secret key")?;
         let n = params.degree();
         if packed.len() != n / 4 {
-            return Err(bad(format!("{} bytes of secret key, expected {}", packed.len(), n / 4)));
+            return Err(bad(format!(
+                "{} bytes of secret key, expected {}",
+                packed.len(),
+                n / 4
+            )));
         }
         let mut coeffs = Vec::with_capacity(n);
         for i in 0..n {

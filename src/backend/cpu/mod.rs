@@ -6,6 +6,8 @@ use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::ring::Ring;
 use super::{Backend, check_linear, mul_acc_terms};
 
+mod lanes;
+pub(crate) mod pool;
 mod rns;
 use crate::math::Modulus;
 use crate::{Error, Result};
@@ -124,7 +126,7 @@ impl CpuBackend {
         let (xa, xb) = (self.host(a)?, self.host(b)?);
         let ring = &a.ring;
         let n = ring.degree();
-        let mut out = vec![0u32; xa.len()];
+        let mut out = pool::take(xa.len(), true);
         self.rows_mut(&mut out, n, |row, o| {
             let at = row * n..(row + 1) * n;
             f(ring, row % ring.limbs(), &xa[at.clone()], &xb[at], o)
@@ -157,7 +159,9 @@ impl Backend for CpuBackend {
 
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
         ring.check_words(batch, words)?;
-        Ok(Self::wrap(ring, batch, words.to_vec()))
+        let mut v = pool::take(words.len(), false);
+        v.copy_from_slice(words);
+        Ok(Self::wrap(ring, batch, v))
     }
 
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>> {
@@ -178,24 +182,29 @@ impl Backend for CpuBackend {
 
     fn add(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
         self.zip_rows(a, b, |ring, l, ra, rb, o| {
-            let m = ring.modulus(l);
-            for ((o, &x), &y) in o.iter_mut().zip(ra).zip(rb) {
-                *o = m.add(x, y);
-            }
+            let p = ring.modulus(l).value();
+            pulp::Arch::new().dispatch(
+                #[inline(always)]
+                || lanes::add(o, ra, rb, p),
+            );
         })
     }
 
     fn sub(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
         self.zip_rows(a, b, |ring, l, ra, rb, o| {
-            let m = ring.modulus(l);
-            for ((o, &x), &y) in o.iter_mut().zip(ra).zip(rb) {
-                *o = m.sub(x, y);
-            }
+            let p = ring.modulus(l).value();
+            pulp::Arch::new().dispatch(
+                #[inline(always)]
+                || lanes::sub(o, ra, rb, p),
+            );
         })
     }
 
     fn neg(&self, a: &PolyBatch) -> Result<PolyBatch> {
-        let mut out = Self::wrap(&a.ring, a.batch, self.host(a)?.to_vec());
+        let src = self.host(a)?;
+        let mut v = pool::take(src.len(), false);
+        v.copy_from_slice(src);
+        let mut out = Self::wrap(&a.ring, a.batch, v);
         self.map_rows(&mut out, |ring, l, row| {
             let m = ring.modulus(l);
             row.iter_mut().for_each(|x| *x = m.neg(*x));
@@ -215,7 +224,7 @@ impl Backend for CpuBackend {
         let (xa, xb) = (self.host(a)?, self.host(b)?);
         let ring = &a.ring;
         let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
-        let mut out = vec![0u32; groups * pw];
+        let mut out = pool::take(groups * pw, true);
         self.rows_mut(&mut out, n, |row, o| {
             let (g, l) = (row / limbs, row % limbs);
             for k in 0..terms {
@@ -290,7 +299,7 @@ impl Backend for CpuBackend {
             );
             part
         });
-        let mut out = vec![0u32; outputs * ring.poly_words()];
+        let mut out = pool::take(outputs * ring.poly_words(), false);
         self.rows_mut(&mut out, n, |row, o| {
             let (j, l) = (row / limbs, row % limbs);
             for blk in 0..blocks_per_limb {
@@ -327,6 +336,10 @@ impl Backend for CpuBackend {
 
     fn scalar_affine(&self, x: &PolyBatch, mul: &[u32], add: &[u32]) -> Result<PolyBatch> {
         self.scalar_affine_rows(x, mul, add)
+    }
+
+    fn tensor(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+        self.tensor_rows(a, b)
     }
 
     fn key_mul_acc(&self, ext: &PolyBatch, key: &PolyBatch, digits: usize) -> Result<PolyBatch> {

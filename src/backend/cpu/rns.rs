@@ -1,15 +1,15 @@
 //! CPU twins of the RNS kernels in `shaders/rns.wgsl`: gathers, centered base conversion,
 //! automorphisms, per-limb affine maps, the key-switching product and scaled differences.
 
-use super::CpuBackend;
+use super::{CpuBackend, lanes, pool};
+use crate::Result;
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
-    ConversionTable, automorphism_source, check_galois_element, check_gather, check_key_mul_acc,
-    check_limb_scalars, check_scaled_difference, conversion_tables,
+    ConversionTable, TENSOR_TERMS, automorphism_source, check_galois_element, check_gather,
+    check_key_mul_acc, check_limb_scalars, check_scaled_difference, check_tensor,
+    conversion_tables,
 };
-use crate::math::Modulus;
-use crate::Result;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -24,12 +24,13 @@ impl CpuBackend {
         let ring = check_gather(x, sources, &limbs)?;
         let input = self.host(x)?;
         let (n, in_pw, pw) = (ring.degree(), x.ring.poly_words(), ring.poly_words());
-        let mut out = vec![0u32; sources.len() * pw];
-        self.rows_mut(&mut out, pw, |o, dst| {
-            if let Some(s) = sources[o] {
+        let mut out = pool::take(sources.len() * pw, false);
+        self.rows_mut(&mut out, pw, |o, dst| match sources[o] {
+            Some(s) => {
                 let at = s * in_pw + limbs.start * n;
                 dst.copy_from_slice(&input[at..at + pw]);
             }
+            None => dst.fill(0),
         });
         Ok(Self::wrap(&ring, sources.len(), out))
     }
@@ -44,7 +45,7 @@ impl CpuBackend {
         let tables = conversion_tables(x, digits, to)?;
         let input = self.host(x)?;
         let (n, in_pw, pw, m_count) = (to.degree(), x.ring.poly_words(), to.poly_words(), x.batch);
-        let mut out = vec![0u32; digits.len() * m_count * pw];
+        let mut out = pool::take(digits.len() * m_count * pw, false);
         self.rows_mut(&mut out, pw, |o, dst| {
             let (d, m) = (o / m_count, o % m_count);
             let src = &input[m * in_pw + digits[d].start * n..m * in_pw + digits[d].end * n];
@@ -63,7 +64,7 @@ impl CpuBackend {
         let log_n = n.trailing_zeros();
         let index: Vec<usize> = (0..n).map(|i| automorphism_source(log_n, g, i)).collect();
         let input = self.host(x)?;
-        let mut out = vec![0u32; input.len()];
+        let mut out = pool::take(input.len(), false);
         self.rows_mut(&mut out, n, |row, dst| {
             let src = &input[row * n..(row + 1) * n];
             for (d, &i) in dst.iter_mut().zip(&index) {
@@ -85,16 +86,36 @@ impl CpuBackend {
         let ring = &x.ring;
         let input = self.host(x)?;
         let n = ring.degree();
-        let mut out = vec![0u32; input.len()];
+        let mut out = pool::take(input.len(), false);
         self.rows_mut(&mut out, n, |row, dst| {
             let l = row % ring.limbs();
             let m = ring.modulus(l);
             let (w, ws, a) = (mul[l], m.shoup(mul[l]), add[l]);
-            for (d, &v) in dst.iter_mut().zip(&input[row * n..(row + 1) * n]) {
-                *d = m.add(m.mul_shoup(v, w, ws), a);
-            }
+            let src = &input[row * n..(row + 1) * n];
+            pulp::Arch::new().dispatch(
+                #[inline(always)]
+                || lanes::affine(dst, src, (w, ws, a), m.value()),
+            );
         });
         Ok(Self::wrap(ring, x.batch, out))
+    }
+
+    /// Twin of `ct_tensor`.
+    pub(super) fn tensor_rows(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+        let pairs = check_tensor(a, b)?;
+        let (xa, xb) = (self.host(a)?, self.host(b)?);
+        let ring = &a.ring;
+        let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
+        let mut out = pool::take(3 * pairs * pw, true);
+        self.rows_mut(&mut out, n, |row, dst| {
+            let (o, l) = (row / limbs, row % limbs);
+            let (m, c) = (o / 3, o % 3);
+            for &(i, j) in TENSOR_TERMS[c] {
+                let (ia, ib) = ((2 * m + i) * pw + l * n, (2 * m + j) * pw + l * n);
+                ring.plans()[l].mul_accumulate(dst, &xa[ia..ia + n], &xb[ib..ib + n]);
+            }
+        });
+        Ok(Self::wrap(ring, 3 * pairs, out))
     }
 
     /// Twin of `key_mul_acc`.
@@ -108,7 +129,7 @@ impl CpuBackend {
         let (xe, xk) = (self.host(ext)?, self.host(key)?);
         let ring = &ext.ring;
         let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
-        let mut out = vec![0u32; m_count * c_count * pw];
+        let mut out = pool::take(m_count * c_count * pw, true);
         self.rows_mut(&mut out, n, |row, dst| {
             let (o, l) = (row / limbs, row % limbs);
             let (m, c) = (o / c_count, o % c_count);
@@ -133,7 +154,7 @@ impl CpuBackend {
         let (xa, xb) = (self.host(a)?, self.host(b)?);
         let ring = &b.ring;
         let (n, limbs, a_pw) = (ring.degree(), ring.limbs(), a.ring.poly_words());
-        let mut out = vec![0u32; xb.len()];
+        let mut out = pool::take(xb.len(), false);
         self.rows_mut(&mut out, n, |row, dst| {
             let (poly, l) = (row / limbs, row % limbs);
             let m = ring.modulus(l);
@@ -141,9 +162,10 @@ impl CpuBackend {
             let at = poly * a_pw + (offset + l) * n;
             let src_a = &xa[at..at + n];
             let src_b = &xb[row * n..(row + 1) * n];
-            for ((d, &u), &v) in dst.iter_mut().zip(src_a).zip(src_b) {
-                *d = m.mul_shoup(m.sub(u, v), w, ws);
-            }
+            pulp::Arch::new().dispatch(
+                #[inline(always)]
+                || lanes::sub_scale(dst, src_a, src_b, (w, ws), m.value()),
+            );
         });
         Ok(Self::wrap(ring, b.batch, out))
     }
@@ -155,27 +177,18 @@ impl CpuBackend {
 fn convert_poly(table: &ConversionTable, n: usize, src: &[u32], dst: &mut [u32]) {
     let mut y = vec![0u32; src.len()];
     for (i, m) in table.source.iter().enumerate() {
-        let (w, ws, h) = (table.hat_inv[i], m.shoup(table.hat_inv[i]), table.half_source[i]);
-        for (yv, &x) in y[i * n..(i + 1) * n].iter_mut().zip(&src[i * n..(i + 1) * n]) {
-            *yv = m.mul_shoup(m.add(x, h), w, ws);
-        }
+        let w = table.hat_inv[i];
+        let (row, x) = (&mut y[i * n..(i + 1) * n], &src[i * n..(i + 1) * n]);
+        lanes::shift_scale(row, x, table.half_source[i], (w, m.shoup(w)), m.value());
     }
     for (j, t) in table.target.iter().enumerate() {
         let row = &mut dst[j * n..(j + 1) * n];
-        row.fill(0);
-        for (i, &w) in table.hat_mod_target[j].iter().enumerate() {
-            accumulate_shoup(t, row, &y[i * n..(i + 1) * n], w);
+        let (weights, p) = (&table.hat_mod_target[j], t.value());
+        // First term and the centering shift in one pass, then the other terms.
+        let h = p - table.half_target[j];
+        lanes::affine(row, &y[..n], (weights[0], t.shoup(weights[0]), h % p), p);
+        for (i, &w) in weights.iter().enumerate().skip(1) {
+            lanes::mul_add(row, &y[i * n..(i + 1) * n], (w, t.shoup(w)), p);
         }
-        let h = table.half_target[j];
-        row.iter_mut().for_each(|v| *v = t.sub(*v, h));
-    }
-}
-
-/// `acc += y · w mod t`, word by word (`y` may exceed `t`: Shoup products take any word).
-#[inline(always)]
-fn accumulate_shoup(t: &Modulus, acc: &mut [u32], y: &[u32], w: u32) {
-    let ws = t.shoup(w);
-    for (a, &v) in acc.iter_mut().zip(y) {
-        *a = t.add(*a, t.mul_shoup(v, w, ws));
     }
 }

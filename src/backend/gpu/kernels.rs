@@ -33,6 +33,7 @@ const FAMILIES: [(&str, &str, &[&str]); 4] = [
             "base_convert",
             "automorphism_ntt",
             "scalar_affine",
+            "ct_tensor",
             "key_mul_acc",
             "scaled_difference",
         ],

@@ -645,6 +645,10 @@ impl Backend for GpuBackend {
         self.scalar_affine_gpu(x, mul, add)
     }
 
+    fn tensor(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+        self.tensor_gpu(a, b)
+    }
+
     fn key_mul_acc(&self, ext: &PolyBatch, key: &PolyBatch, digits: usize) -> Result<PolyBatch> {
         self.key_mul_acc_gpu(ext, key, digits)
     }

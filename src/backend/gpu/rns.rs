@@ -8,7 +8,7 @@ use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
     check_galois_element, check_gather, check_key_mul_acc, check_limb_scalars,
-    check_scaled_difference, conversion_tables,
+    check_scaled_difference, check_tensor, conversion_tables,
 };
 use crate::{Error, Result};
 use std::ops::Range;
@@ -93,7 +93,11 @@ impl GpuBackend {
         self.run(0, |enc| {
             Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
                 let (lo, hi) = (o0, o0 + go.chunks[o].polys);
-                if !sources[lo..hi].iter().flatten().any(|&v| v >= s && v < s + count) {
+                if !sources[lo..hi]
+                    .iter()
+                    .flatten()
+                    .any(|&v| v >= s && v < s + count)
+                {
                     return;
                 }
                 let words = go.chunks[o].polys * pw;
@@ -212,6 +216,43 @@ impl GpuBackend {
         Ok(out)
     }
 
+    pub(super) fn tensor_gpu(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+        let pairs = check_tensor(a, b)?;
+        let (ga, gb) = (self.gpu(a)?, self.gpu(b)?);
+        let ring = &a.ring;
+        let tables = self.tables(ring)?;
+        let out = self.alloc_batch(ring, 3 * pairs)?;
+        let go = self.gpu(&out)?;
+        let pw = ring.poly_words();
+        self.run(0, |enc| {
+            for (o, out_chunk) in go.chunks.iter().enumerate() {
+                let (o0, o1) = go.range(o);
+                // Input polynomials this output chunk reads: pairs o0/3 … (o1-1)/3.
+                let (lo, hi) = (2 * (o0 / 3), 2 * ((o1 - 1) / 3) + 2);
+                for ca in 0..ga.chunks.len() {
+                    let (a0, a1) = ga.range(ca);
+                    for cb in 0..gb.chunks.len() {
+                        let (b0, b1) = gb.range(cb);
+                        if a1 <= lo || a0 >= hi || b1 <= lo || b0 >= hi {
+                            continue;
+                        }
+                        let words = out_chunk.polys * pw;
+                        let args = [o0, a0, a1 - a0, b0, b1 - b0];
+                        let binds = Binds {
+                            table: &self.placeholder,
+                            a: &ga.chunks[ca].data.buffer,
+                            b: &gb.chunks[cb].data.buffer,
+                            out: &out_chunk.data.buffer,
+                        };
+                        let p = Self::params(ring, words, &args);
+                        self.dispatch(enc, &tables, "ct_tensor", p, groups(words), binds);
+                    }
+                }
+            }
+        })?;
+        Ok(out)
+    }
+
     pub(super) fn key_mul_acc_gpu(
         &self,
         ext: &PolyBatch,
@@ -235,10 +276,12 @@ impl GpuBackend {
                     let feeds = (m_lo..=m_hi).any(|m| {
                         (0..digits).any(|d| {
                             let e = d * m_count + m;
-                            e >= s && e < s + count && (0..c_count).any(|cc| {
-                                let k = cc * digits + d;
-                                k >= k0 && k < k1
-                            })
+                            e >= s
+                                && e < s + count
+                                && (0..c_count).any(|cc| {
+                                    let k = cc * digits + d;
+                                    k >= k0 && k < k1
+                                })
                         })
                     });
                     if !feeds {

@@ -1,0 +1,52 @@
+//! Recycled host buffers. Every CPU operation returns a new batch; allocating it fresh costs a
+//! page fault per 4 KiB (glibc maps large blocks anew), which was a quarter of a key switch.
+//! Dropped host batches give their buffers back here, and new outputs take them.
+
+use std::sync::Mutex;
+
+/// Buffers kept at most, and their total size in words (256 MiB).
+const MAX_BUFFERS: usize = 64;
+const MAX_WORDS: usize = 64 << 20;
+
+static FREE: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
+
+/// A buffer of `len` words: zeroed when `zero`, else with unspecified (stale) contents that the
+/// caller overwrites entirely.
+pub(crate) fn take(len: usize, zero: bool) -> Vec<u32> {
+    let reused = {
+        let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+        // The smallest buffer that fits, so large ones stay for large requests.
+        let best = free
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len.max(1024))
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i);
+        best.map(|i| free.swap_remove(i))
+    };
+    match reused {
+        Some(mut v) => {
+            if !zero && v.len() >= len {
+                // Stale words are never read: the caller writes all of them.
+                v.truncate(len);
+            } else {
+                v.clear();
+                v.resize(len, 0);
+            }
+            v
+        }
+        None => vec![0u32; len],
+    }
+}
+
+/// Gives a buffer back (dropped when the pool is full).
+pub(crate) fn give(v: Vec<u32>) {
+    if v.capacity() < 1024 {
+        return;
+    }
+    let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
+    let held: usize = free.iter().map(Vec::capacity).sum();
+    if free.len() < MAX_BUFFERS && held + v.capacity() <= MAX_WORDS {
+        free.push(v);
+    }
+}
