@@ -6,7 +6,9 @@ use super::ring::Ring;
 use crate::math::Modulus;
 use crate::{Error, Result};
 use num_bigint::BigUint;
+use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 /// Most source limbs one base conversion may read (`MAX_SOURCE` in `shaders/rns.wgsl`).
 pub const MAX_CONVERT_SOURCE_LIMBS: usize = 16;
@@ -106,12 +108,32 @@ impl ConversionTable {
     }
 }
 
+/// The table for converting from `source` to `target` primes, built once per process (the big
+/// integer work costs more than converting a polynomial).
+fn cached_table(source: &[Modulus], target: &[Modulus]) -> Result<Arc<ConversionTable>> {
+    type Key = (Vec<u32>, Vec<u32>);
+    static CACHE: Mutex<BTreeMap<Key, Arc<ConversionTable>>> = Mutex::new(BTreeMap::new());
+    let key = (
+        source.iter().map(Modulus::value).collect(),
+        target.iter().map(Modulus::value).collect(),
+    );
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(t) = cache.get(&key) {
+        return Ok(t.clone());
+    }
+    let t = Arc::new(ConversionTable::new(source, target)?);
+    if cache.len() < 4096 {
+        cache.insert(key, t.clone());
+    }
+    Ok(t)
+}
+
 /// Checks the digit ranges of a base conversion of `x` and returns their tables.
 pub(crate) fn conversion_tables(
     x: &PolyBatch,
     digits: &[Range<usize>],
     to: &Ring,
-) -> Result<Vec<ConversionTable>> {
+) -> Result<Vec<Arc<ConversionTable>>> {
     if to.degree() != x.ring.degree() {
         return Err(Error::Shape(format!(
             "base conversion from degree {} to degree {}",
@@ -133,7 +155,7 @@ pub(crate) fn conversion_tables(
                 )));
             }
             let source: Vec<Modulus> = d.clone().map(|l| x.ring.modulus(l)).collect();
-            ConversionTable::new(&source, &target)
+            cached_table(&source, &target)
         })
         .collect()
 }
@@ -186,7 +208,7 @@ pub(crate) fn check_gather(
     x: &PolyBatch,
     sources: &[Option<usize>],
     limbs: &Range<usize>,
-) -> Result<std::sync::Arc<Ring>> {
+) -> Result<Arc<Ring>> {
     if sources.is_empty() {
         return Err(Error::Shape("a gather of no polynomials".into()));
     }

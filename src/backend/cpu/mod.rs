@@ -183,20 +183,14 @@ impl Backend for CpuBackend {
     fn add(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
         self.zip_rows(a, b, |ring, l, ra, rb, o| {
             let p = ring.modulus(l).value();
-            pulp::Arch::new().dispatch(
-                #[inline(always)]
-                || lanes::add(o, ra, rb, p),
-            );
+            lanes::add(o, ra, rb, p);
         })
     }
 
     fn sub(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
         self.zip_rows(a, b, |ring, l, ra, rb, o| {
             let p = ring.modulus(l).value();
-            pulp::Arch::new().dispatch(
-                #[inline(always)]
-                || lanes::sub(o, ra, rb, p),
-            );
+            lanes::sub(o, ra, rb, p);
         })
     }
 

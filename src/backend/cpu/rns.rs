@@ -49,10 +49,7 @@ impl CpuBackend {
         self.rows_mut(&mut out, pw, |o, dst| {
             let (d, m) = (o / m_count, o % m_count);
             let src = &input[m * in_pw + digits[d].start * n..m * in_pw + digits[d].end * n];
-            pulp::Arch::new().dispatch(
-                #[inline(always)]
-                || convert_poly(&tables[d], n, src, dst),
-            );
+            convert_poly(&tables[d], n, src, dst);
         });
         Ok(Self::wrap(to, digits.len() * m_count, out))
     }
@@ -92,10 +89,7 @@ impl CpuBackend {
             let m = ring.modulus(l);
             let (w, ws, a) = (mul[l], m.shoup(mul[l]), add[l]);
             let src = &input[row * n..(row + 1) * n];
-            pulp::Arch::new().dispatch(
-                #[inline(always)]
-                || lanes::affine(dst, src, (w, ws, a), m.value()),
-            );
+            lanes::affine(dst, src, (w, ws, a), m.value());
         });
         Ok(Self::wrap(ring, x.batch, out))
     }
@@ -162,10 +156,7 @@ impl CpuBackend {
             let at = poly * a_pw + (offset + l) * n;
             let src_a = &xa[at..at + n];
             let src_b = &xb[row * n..(row + 1) * n];
-            pulp::Arch::new().dispatch(
-                #[inline(always)]
-                || lanes::sub_scale(dst, src_a, src_b, (w, ws), m.value()),
-            );
+            lanes::sub_scale(dst, src_a, src_b, (w, ws), m.value());
         });
         Ok(Self::wrap(ring, b.batch, out))
     }
@@ -173,7 +164,6 @@ impl CpuBackend {
 
 /// Converts one polynomial's digit (`src`: `[source limb][n]`) into every target limb (`dst`:
 /// `[target limb][n]`), row by row so the loops vectorise.
-#[inline(always)]
 fn convert_poly(table: &ConversionTable, n: usize, src: &[u32], dst: &mut [u32]) {
     let mut y = vec![0u32; src.len()];
     for (i, m) in table.source.iter().enumerate() {
