@@ -116,9 +116,16 @@ fn base_convert_gives_the_centered_value_plus_a_small_multiple() {
                 let out = &got[(d * batch + m) * to.poly_words()..];
                 let ok = (0..=digit.len() as u32).any(|u| {
                     to_primes.iter().enumerate().all(|(j, &t)| {
-                        // x_c + u·S with x_c = x or x − S, reduced mod t.
+                        // x_c + u·S with x_c = x or x − S, reduced mod t: (x + (u + 1)·S − [neg]·S)
+                        // minus S, kept non-negative.
                         let t = BigUint::from(t);
-                        let v = (&x + &s * u + if negative { &s * 0u32 } else { &s * 1u32 }) % &t;
+                        let lifted = &x + &s * (u + 1)
+                            - if negative {
+                                s.clone()
+                            } else {
+                                BigUint::from(0u32)
+                            };
+                        let v = lifted % &t;
                         let shift = &s % &t;
                         (v + &t - shift) % &t == BigUint::from(out[j * n + k])
                     })

@@ -10,6 +10,9 @@ use crate::ckks::{
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A named operation to time.
+type Op<'a> = (&'static str, Box<dyn Fn() -> Result<()> + 'a>);
+
 /// Sizes of one fresh ciphertext of a preset: (compact format bytes, device bytes).
 pub fn ciphertext_bytes(preset: Preset) -> Result<(usize, usize)> {
     let params = Parameters::preset(preset)?;
@@ -56,7 +59,7 @@ pub fn run_ckks(
         let ev = Evaluator::new(&params, dev.clone(), &keys)?;
         let a = enc.encrypt(&pt)?;
         let product = ev.mul_relin(&a, &a)?;
-        let ops: [(&'static str, Box<dyn Fn() -> Result<()>>); 4] = [
+        let ops: [Op<'_>; 4] = [
             ("ckks_encrypt", Box::new(|| enc.encrypt(&pt).map(drop))),
             (
                 "ckks_mul_relin",

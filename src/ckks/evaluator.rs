@@ -22,7 +22,8 @@ pub(crate) fn mod_down(
     let mut p_part = be.gather(x, &sources, 0..alpha)?;
     be.ntt_inverse(&mut p_part)?;
     let ring_q = params.ring_q(level)?;
-    let mut conv = be.base_convert(&p_part, &[0..alpha], ring_q)?;
+    let special = 0..alpha;
+    let mut conv = be.base_convert(&p_part, std::slice::from_ref(&special), ring_q)?;
     be.ntt_forward(&mut conv)?;
     let p_inv: Vec<u32> = (0..=level)
         .map(|l| {
@@ -376,7 +377,8 @@ impl Evaluator {
         let mut last = be.gather(&ct.polys, &all, l..l + 1)?;
         be.ntt_inverse(&mut last)?;
         let ring = self.params.ring_q(l - 1)?;
-        let mut conv = be.base_convert(&last, &[0..1], ring)?;
+        let only = 0..1;
+        let mut conv = be.base_convert(&last, std::slice::from_ref(&only), ring)?;
         be.ntt_forward(&mut conv)?;
         let q_last = self.params.q_primes()[l];
         let inv: Vec<u32> = (0..l)

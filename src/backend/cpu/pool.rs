@@ -22,7 +22,7 @@ pub(crate) fn take(len: usize, zero: bool) -> Vec<u32> {
             .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len.max(1024))
             .min_by_key(|(_, v)| v.capacity())
             .map(|(i, _)| i);
-        best.map(|i| free.swap_remove(i))
+        best.map(|i| free.remove(i))
     };
     match reused {
         Some(mut v) => {
@@ -39,14 +39,16 @@ pub(crate) fn take(len: usize, zero: bool) -> Vec<u32> {
     }
 }
 
-/// Gives a buffer back (dropped when the pool is full).
+/// Gives a buffer back; when the pool is full the oldest buffers make room, so the pool
+/// follows the sizes in use now.
 pub(crate) fn give(v: Vec<u32>) {
-    if v.capacity() < 1024 {
+    if v.capacity() < 1024 || v.capacity() > MAX_WORDS {
         return;
     }
     let mut free = FREE.lock().unwrap_or_else(|p| p.into_inner());
-    let held: usize = free.iter().map(Vec::capacity).sum();
-    if free.len() < MAX_BUFFERS && held + v.capacity() <= MAX_WORDS {
-        free.push(v);
+    let mut held: usize = free.iter().map(Vec::capacity).sum();
+    while !free.is_empty() && (free.len() >= MAX_BUFFERS || held + v.capacity() > MAX_WORDS) {
+        held -= free.remove(0).capacity();
     }
+    free.push(v);
 }
