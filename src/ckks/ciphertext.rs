@@ -49,6 +49,24 @@ impl Plaintext {
     }
 }
 
+impl Plaintext {
+    /// Wraps host words (NTT domain) as a plaintext; used by the decryptor.
+    pub(crate) fn from_host(
+        params: &Parameters,
+        level: usize,
+        scale: f64,
+        words: Vec<u32>,
+    ) -> Result<Self> {
+        let ring = params.ring_q(level)?;
+        Ok(Self {
+            poly: CpuBackend::host_batch(ring, 1, words)?,
+            level,
+            scale,
+            params_id: params.id(),
+        })
+    }
+}
+
 impl Ciphertext {
     /// Level: each polynomial has `level + 1` limbs; every rescale lowers it by one.
     pub fn level(&self) -> usize {

@@ -4,7 +4,7 @@
 use super::ciphertext::Plaintext;
 use super::host_cpu;
 use super::params::Parameters;
-use crate::backend::{Backend, CpuBackend, Ring};
+use crate::backend::{Backend, Ring};
 use crate::math::Modulus;
 use crate::{Error, Result};
 use num_bigint::BigUint;
@@ -314,23 +314,5 @@ pub fn precision(expected: &[f64], got: &[f64]) -> Precision {
     Precision {
         mean_bits: bits(mean),
         min_bits: bits(errors.iter().copied().fold(0.0, f64::max)),
-    }
-}
-
-impl Plaintext {
-    /// Wraps host words (NTT domain) as a plaintext; used by the decryptor.
-    pub(crate) fn from_host(
-        params: &Parameters,
-        level: usize,
-        scale: f64,
-        words: Vec<u32>,
-    ) -> Result<Self> {
-        let ring = params.ring_q(level)?;
-        Ok(Self {
-            poly: CpuBackend::host_batch(ring, 1, words)?,
-            level,
-            scale,
-            params_id: params.id(),
-        })
     }
 }
