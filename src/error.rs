@@ -55,6 +55,9 @@ pub enum Error {
     /// Bytes that are not a valid serialization of what was asked for.
     #[error("invalid serialized data: {0}")]
     Deserialize(String),
+    /// A data file that cannot be read or is not what it claims to be.
+    #[error("{path}: {why}")]
+    Data { path: String, why: String },
     /// A bad value in the environment or on the command line.
     #[error("invalid configuration: {0}")]
     Config(String),

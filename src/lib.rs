@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod bench;
 pub mod ckks;
+pub mod data;
 mod error;
 pub mod math;
 
