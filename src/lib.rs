@@ -7,5 +7,6 @@ pub mod ckks;
 pub mod data;
 mod error;
 pub mod math;
+pub mod nn;
 
 pub use error::{Error, Result};

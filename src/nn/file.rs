@@ -1,0 +1,312 @@
+//! Model files: safetensors with weights in f16 or f32 and the architecture in the metadata.
+//!
+//! Tensor names are `{i}.weight` and `{i}.bias` for layer `i` (Conv2d `[out, in, k, k]`, Dense
+//! `[out, in]`): the keys of a PyTorch `nn.Sequential` state dict with the same layers, so a
+//! model trained there loads once the metadata entry `hegpu.architecture` is added (see the
+//! README). The metadata entry `hegpu.format` is `hegpu-model-1`.
+
+use super::model::{Layer, Model};
+use crate::{Error, Result};
+use half::f16;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+const FORMAT: &str = "hegpu-model-1";
+
+/// How weights are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightType {
+    F16,
+    F32,
+}
+
+/// A layer without its weights, as written in the metadata (JSON, `"type"` tagged).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum LayerSpec {
+    Pad2d {
+        top: usize,
+        bottom: usize,
+        left: usize,
+        right: usize,
+    },
+    Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    Dense {
+        inputs: usize,
+        outputs: usize,
+    },
+    Square,
+    Poly {
+        a: f32,
+        b: f32,
+        c: f32,
+    },
+    SumPool {
+        window: usize,
+        stride: usize,
+    },
+    AvgPool {
+        window: usize,
+        stride: usize,
+    },
+    Flatten,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Architecture {
+    input: Vec<usize>,
+    layers: Vec<LayerSpec>,
+}
+
+fn bad(path: &Path, why: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.display().to_string(),
+        why: why.into(),
+    }
+}
+
+fn spec_of(layer: &Layer) -> LayerSpec {
+    match layer {
+        &Layer::Pad2d {
+            top,
+            bottom,
+            left,
+            right,
+        } => LayerSpec::Pad2d {
+            top,
+            bottom,
+            left,
+            right,
+        },
+        &Layer::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => LayerSpec::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        },
+        &Layer::Dense {
+            inputs, outputs, ..
+        } => LayerSpec::Dense { inputs, outputs },
+        Layer::Square => LayerSpec::Square,
+        &Layer::Poly { a, b, c } => LayerSpec::Poly { a, b, c },
+        &Layer::SumPool { window, stride } => LayerSpec::SumPool { window, stride },
+        &Layer::AvgPool { window, stride } => LayerSpec::AvgPool { window, stride },
+        Layer::Flatten => LayerSpec::Flatten,
+    }
+}
+
+/// Encodes a model as safetensors bytes.
+pub fn model_to_bytes(model: &Model, dtype: WeightType) -> Result<Vec<u8>> {
+    model.shapes()?;
+    let arch = Architecture {
+        input: model.input.clone(),
+        layers: model.layers.iter().map(spec_of).collect(),
+    };
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        let (wshape, weight, bias) = match layer {
+            Layer::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                weight,
+                bias,
+                ..
+            } => (
+                vec![*out_channels, *in_channels, *kernel, *kernel],
+                weight,
+                bias,
+            ),
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => (vec![*outputs, *inputs], weight, bias),
+            _ => continue,
+        };
+        for (name, shape, values) in [("weight", wshape, weight), ("bias", vec![bias.len()], bias)]
+        {
+            let (dt, bytes) = match dtype {
+                WeightType::F32 => (
+                    Dtype::F32,
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ),
+                WeightType::F16 => (
+                    Dtype::F16,
+                    values
+                        .iter()
+                        .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+                        .collect(),
+                ),
+            };
+            tensors.push((format!("{i}.{name}"), dt, shape, bytes));
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, dt, shape, bytes)| {
+            TensorView::new(*dt, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Config(format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    let meta = HashMap::from([
+        ("hegpu.format".to_string(), FORMAT.to_string()),
+        (
+            "hegpu.architecture".to_string(),
+            serde_json::to_string(&arch).expect("plain data serializes"),
+        ),
+    ]);
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(e.to_string()))
+}
+
+/// Writes a model file.
+pub fn save_model(model: &Model, path: &Path, dtype: WeightType) -> Result<()> {
+    let bytes = model_to_bytes(model, dtype)?;
+    std::fs::write(path, bytes).map_err(|e| bad(path, e.to_string()))
+}
+
+/// Reads a model file, checking the architecture, every tensor's type and shape, that no
+/// tensor is missing or extra, and that every weight is finite.
+pub fn load_model(path: &Path) -> Result<Model> {
+    let bytes = std::fs::read(path).map_err(|e| bad(path, e.to_string()))?;
+    model_from_bytes(&bytes).map_err(|e| match e {
+        Error::Data { why, .. } => bad(path, why),
+        other => bad(path, other.to_string()),
+    })
+}
+
+/// Decodes safetensors bytes written by [`model_to_bytes`] (or by another tool, with the same
+/// names and metadata).
+pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
+    let here = Path::new("model");
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(here, format!("not safetensors: {e}")))?;
+    let file =
+        SafeTensors::deserialize(bytes).map_err(|e| bad(here, format!("not safetensors: {e}")))?;
+    let info = meta
+        .metadata()
+        .as_ref()
+        .ok_or_else(|| bad(here, "no metadata (hegpu.architecture is required)"))?;
+    if let Some(f) = info.get("hegpu.format").filter(|f| f.as_str() != FORMAT) {
+        return Err(bad(here, format!("format {f}, this build reads {FORMAT}")));
+    }
+    let arch: Architecture = serde_json::from_str(
+        info.get("hegpu.architecture")
+            .ok_or_else(|| bad(here, "no hegpu.architecture metadata"))?,
+    )
+    .map_err(|e| bad(here, format!("hegpu.architecture: {e}")))?;
+    let mut used = 0usize;
+    let mut read = |name: String, shape: Vec<usize>| -> Result<Vec<f32>> {
+        let t = file
+            .tensor(&name)
+            .map_err(|_| bad(here, format!("tensor {name} is missing")))?;
+        if t.shape() != shape.as_slice() {
+            return Err(bad(
+                here,
+                format!(
+                    "tensor {name} has shape {:?}, expected {shape:?}",
+                    t.shape()
+                ),
+            ));
+        }
+        let values: Vec<f32> = match t.dtype() {
+            Dtype::F32 => t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                .collect(),
+            Dtype::F16 => t
+                .data()
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes(c.try_into().expect("2")).to_f32())
+                .collect(),
+            other => {
+                return Err(bad(
+                    here,
+                    format!("tensor {name} is {other:?}, expected F16 or F32"),
+                ));
+            }
+        };
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(bad(here, format!("tensor {name} holds {v}")));
+        }
+        used += 1;
+        Ok(values)
+    };
+    let mut layers = Vec::with_capacity(arch.layers.len());
+    for (i, spec) in arch.layers.into_iter().enumerate() {
+        layers.push(match spec {
+            LayerSpec::Pad2d {
+                top,
+                bottom,
+                left,
+                right,
+            } => Layer::Pad2d {
+                top,
+                bottom,
+                left,
+                right,
+            },
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+            } => Layer::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                weight: read(
+                    format!("{i}.weight"),
+                    vec![out_channels, in_channels, kernel, kernel],
+                )?,
+                bias: read(format!("{i}.bias"), vec![out_channels])?,
+            },
+            LayerSpec::Dense { inputs, outputs } => Layer::Dense {
+                inputs,
+                outputs,
+                weight: read(format!("{i}.weight"), vec![outputs, inputs])?,
+                bias: read(format!("{i}.bias"), vec![outputs])?,
+            },
+            LayerSpec::Square => Layer::Square,
+            LayerSpec::Poly { a, b, c } => Layer::Poly { a, b, c },
+            LayerSpec::SumPool { window, stride } => Layer::SumPool { window, stride },
+            LayerSpec::AvgPool { window, stride } => Layer::AvgPool { window, stride },
+            LayerSpec::Flatten => Layer::Flatten,
+        });
+    }
+    if used != file.len() {
+        return Err(bad(
+            here,
+            format!("{} tensors that no layer uses", file.len() - used),
+        ));
+    }
+    let model = Model {
+        input: arch.input,
+        layers,
+    };
+    model.shapes().map_err(|e| bad(here, e.to_string()))?;
+    Ok(model)
+}

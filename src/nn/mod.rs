@@ -1,0 +1,13 @@
+//! Neural networks with polynomial activations: layers and the plaintext forward pass, a CPU
+//! trainer, and model files.
+
+pub mod file;
+pub mod model;
+pub mod train;
+
+pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
+pub use model::{Layer, Model, Shape, argmax, cryptonets};
+pub use train::{
+    Dataset, EpochReport, TrainConfig, accuracy, initialize, loss_and_gradient, parameters,
+    set_parameters, train,
+};

@@ -1,0 +1,371 @@
+//! Polynomial-activation networks: the layers, shape checking, and the plaintext f32 forward
+//! pass (the oracle the encrypted pass is compared with).
+
+use crate::{Error, Result};
+
+/// The shape of one image's activations: `[channels, height, width]` or `[features]`.
+pub type Shape = Vec<usize>;
+
+/// One output of a linear layer: its constant and its `(input index, weight)` terms.
+pub type LinearRow = (f32, Vec<(usize, f32)>);
+
+/// One layer. Weights are row-major: `Conv2d` `[out][in][k][k]`, `Dense` `[out][in]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Layer {
+    /// Zero padding of each side of every channel.
+    Pad2d {
+        top: usize,
+        bottom: usize,
+        left: usize,
+        right: usize,
+    },
+    /// A 2-d convolution (cross-correlation) with square kernels and symmetric zero padding.
+    Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    },
+    /// A fully connected layer.
+    Dense {
+        inputs: usize,
+        outputs: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    },
+    /// x².
+    Square,
+    /// a·x² + b·x + c.
+    Poly { a: f32, b: f32, c: f32 },
+    /// Sum over windows (no padding).
+    SumPool { window: usize, stride: usize },
+    /// Mean over windows (no padding).
+    AvgPool { window: usize, stride: usize },
+    /// `[c, h, w]` → `[c·h·w]`.
+    Flatten,
+}
+
+/// A network: the input shape and the layers in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub input: Shape,
+    pub layers: Vec<Layer>,
+}
+
+fn bad(why: impl Into<String>) -> Error {
+    Error::Shape(why.into())
+}
+
+fn spatial(shape: &[usize], what: &str) -> Result<(usize, usize, usize)> {
+    match shape {
+        [c, h, w] => Ok((*c, *h, *w)),
+        _ => Err(bad(format!(
+            "{what} needs a [channels, height, width] input, got {shape:?}"
+        ))),
+    }
+}
+
+fn window_out(size: usize, window: usize, stride: usize, what: &str) -> Result<usize> {
+    if window == 0 || stride == 0 || window > size {
+        return Err(bad(format!(
+            "{what}: window {window} stride {stride} on size {size}"
+        )));
+    }
+    Ok((size - window) / stride + 1)
+}
+
+impl Layer {
+    /// The output shape for `input`, checking the layer's own sizes.
+    pub fn output_shape(&self, input: &[usize]) -> Result<Shape> {
+        match self {
+            Layer::Pad2d {
+                top,
+                bottom,
+                left,
+                right,
+            } => {
+                let (c, h, w) = spatial(input, "Pad2d")?;
+                Ok(vec![c, h + top + bottom, w + left + right])
+            }
+            Layer::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                weight,
+                bias,
+            } => {
+                let (c, h, w) = spatial(input, "Conv2d")?;
+                if c != *in_channels {
+                    return Err(bad(format!(
+                        "Conv2d expects {in_channels} channels, got {c}"
+                    )));
+                }
+                if weight.len() != out_channels * in_channels * kernel * kernel
+                    || bias.len() != *out_channels
+                {
+                    return Err(bad("Conv2d weight or bias has the wrong length"));
+                }
+                let oh = window_out(h + 2 * padding, *kernel, *stride, "Conv2d")?;
+                let ow = window_out(w + 2 * padding, *kernel, *stride, "Conv2d")?;
+                Ok(vec![*out_channels, oh, ow])
+            }
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => {
+                if input != [*inputs] {
+                    return Err(bad(format!("Dense expects [{inputs}], got {input:?}")));
+                }
+                if weight.len() != inputs * outputs || bias.len() != *outputs {
+                    return Err(bad("Dense weight or bias has the wrong length"));
+                }
+                Ok(vec![*outputs])
+            }
+            Layer::Square | Layer::Poly { .. } => Ok(input.to_vec()),
+            Layer::SumPool { window, stride } | Layer::AvgPool { window, stride } => {
+                let (c, h, w) = spatial(input, "pooling")?;
+                Ok(vec![
+                    c,
+                    window_out(h, *window, *stride, "pooling")?,
+                    window_out(w, *window, *stride, "pooling")?,
+                ])
+            }
+            Layer::Flatten => Ok(vec![input.iter().product()]),
+        }
+    }
+
+    /// Whether the layer is linear in its input (a weighted sum plus a constant).
+    pub fn is_linear(&self) -> bool {
+        !matches!(self, Layer::Square | Layer::Poly { .. })
+    }
+
+    /// The linear layers as explicit sparse rows: for each output, its bias and the
+    /// `(input index, weight)` terms. Used by the encrypted pass and by training.
+    pub fn linear_terms(&self, input: &[usize]) -> Result<Option<Vec<LinearRow>>> {
+        let out = self.output_shape(input)?;
+        let rows = match self {
+            Layer::Pad2d { top, left, .. } => {
+                let (c, h, w) = spatial(input, "Pad2d")?;
+                let (oh, ow) = (out[1], out[2]);
+                (0..c * oh * ow)
+                    .map(|o| {
+                        let (ch, y, x) = (o / (oh * ow), (o / ow) % oh, o % ow);
+                        let inside = y >= *top && y < top + h && x >= *left && x < left + w;
+                        let terms = if inside {
+                            vec![((ch * h + y - top) * w + x - left, 1.0)]
+                        } else {
+                            vec![]
+                        };
+                        (0.0, terms)
+                    })
+                    .collect()
+            }
+            Layer::Conv2d {
+                in_channels,
+                kernel,
+                stride,
+                padding,
+                weight,
+                bias,
+                ..
+            } => {
+                let (_, h, w) = spatial(input, "Conv2d")?;
+                let (oc, oh, ow) = (out[0], out[1], out[2]);
+                let k = *kernel;
+                (0..oc * oh * ow)
+                    .map(|o| {
+                        let (f, oy, ox) = (o / (oh * ow), (o / ow) % oh, o % ow);
+                        let mut terms = Vec::new();
+                        for ci in 0..*in_channels {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let y = (oy * stride + ky) as isize - *padding as isize;
+                                    let x = (ox * stride + kx) as isize - *padding as isize;
+                                    if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                                        continue;
+                                    }
+                                    let wi = ((f * in_channels + ci) * k + ky) * k + kx;
+                                    terms
+                                        .push(((ci * h + y as usize) * w + x as usize, weight[wi]));
+                                }
+                            }
+                        }
+                        (bias[f], terms)
+                    })
+                    .collect()
+            }
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => (0..*outputs)
+                .map(|j| {
+                    let row = &weight[j * inputs..(j + 1) * inputs];
+                    (bias[j], row.iter().copied().enumerate().collect())
+                })
+                .collect(),
+            Layer::SumPool { window, stride } | Layer::AvgPool { window, stride } => {
+                let (_, h, w) = spatial(input, "pooling")?;
+                let (c, oh, ow) = (out[0], out[1], out[2]);
+                let share = if matches!(self, Layer::AvgPool { .. }) {
+                    1.0 / (window * window) as f32
+                } else {
+                    1.0
+                };
+                (0..c * oh * ow)
+                    .map(|o| {
+                        let (ch, oy, ox) = (o / (oh * ow), (o / ow) % oh, o % ow);
+                        let mut terms = Vec::new();
+                        for ky in 0..*window {
+                            for kx in 0..*window {
+                                let (y, x) = (oy * stride + ky, ox * stride + kx);
+                                terms.push(((ch * h + y) * w + x, share));
+                            }
+                        }
+                        (0.0, terms)
+                    })
+                    .collect()
+            }
+            Layer::Flatten => (0..out[0]).map(|i| (0.0, vec![(i, 1.0)])).collect(),
+            Layer::Square | Layer::Poly { .. } => return Ok(None),
+        };
+        Ok(Some(rows))
+    }
+
+    /// Applies the layer to one image's activations.
+    pub fn forward(&self, input: &[usize], x: &[f32]) -> Result<Vec<f32>> {
+        match self {
+            Layer::Square => Ok(x.iter().map(|v| v * v).collect()),
+            Layer::Poly { a, b, c } => Ok(x.iter().map(|v| a * v * v + b * v + c).collect()),
+            Layer::Flatten => Ok(x.to_vec()),
+            Layer::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            } => {
+                self.output_shape(input)?;
+                Ok((0..*outputs)
+                    .map(|j| {
+                        let row = &weight[j * inputs..(j + 1) * inputs];
+                        bias[j] + row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>()
+                    })
+                    .collect())
+            }
+            _ => {
+                let rows = self.linear_terms(input)?.expect("linear");
+                Ok(rows
+                    .iter()
+                    .map(|(b, terms)| b + terms.iter().map(|&(i, w)| w * x[i]).sum::<f32>())
+                    .collect())
+            }
+        }
+    }
+}
+
+impl Model {
+    /// The shape after every layer (first: the input), checking that the layers fit together.
+    pub fn shapes(&self) -> Result<Vec<Shape>> {
+        let mut shapes = vec![self.input.clone()];
+        for (i, layer) in self.layers.iter().enumerate() {
+            let next = layer
+                .output_shape(shapes.last().expect("non-empty"))
+                .map_err(|e| bad(format!("layer {i}: {e}")))?;
+            shapes.push(next);
+        }
+        Ok(shapes)
+    }
+
+    /// Number of inputs per image.
+    pub fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// The outputs (logits) of one image.
+    pub fn forward(&self, image: &[f32]) -> Result<Vec<f32>> {
+        let shapes = self.shapes()?;
+        if image.len() != self.input_len() {
+            return Err(bad(format!(
+                "an image of {} values, the model takes {:?}",
+                image.len(),
+                self.input
+            )));
+        }
+        let mut x = image.to_vec();
+        for (layer, shape) in self.layers.iter().zip(&shapes) {
+            x = layer.forward(shape, &x)?;
+        }
+        Ok(x)
+    }
+
+    /// The index of the largest output of each image (`images`: concatenated inputs).
+    pub fn predict(&self, images: &[f32]) -> Result<Vec<usize>> {
+        let len = self.input_len();
+        if len == 0 || !images.len().is_multiple_of(len) {
+            return Err(bad("image data is not a whole number of images"));
+        }
+        images
+            .chunks(len)
+            .map(|img| Ok(argmax(&self.forward(img)?)))
+            .collect()
+    }
+}
+
+/// Index of the largest value (the first one on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 { (i, x) } else { best }
+        })
+        .0
+}
+
+/// The CryptoNets network: pad 28×28 to 29×29, conv 5×5 stride 2 with `maps` maps, x², dense
+/// to `hidden`, x², dense to 10. Weights zero (set them by training or loading).
+pub fn cryptonets(maps: usize, hidden: usize) -> Model {
+    let conv_out = maps * 13 * 13;
+    Model {
+        input: vec![1, 28, 28],
+        layers: vec![
+            Layer::Pad2d {
+                top: 1,
+                bottom: 0,
+                left: 1,
+                right: 0,
+            },
+            Layer::Conv2d {
+                in_channels: 1,
+                out_channels: maps,
+                kernel: 5,
+                stride: 2,
+                padding: 0,
+                weight: vec![0.0; maps * 25],
+                bias: vec![0.0; maps],
+            },
+            Layer::Square,
+            Layer::Flatten,
+            Layer::Dense {
+                inputs: conv_out,
+                outputs: hidden,
+                weight: vec![0.0; conv_out * hidden],
+                bias: vec![0.0; hidden],
+            },
+            Layer::Square,
+            Layer::Dense {
+                inputs: hidden,
+                outputs: 10,
+                weight: vec![0.0; hidden * 10],
+                bias: vec![0.0; 10],
+            },
+        ],
+    }
+}

@@ -1,0 +1,219 @@
+//! Layers against direct loops, backpropagation against finite differences, deterministic
+//! training whatever the thread count, and model files (round trips and broken files).
+
+mod common;
+
+use hegpu::nn::*;
+use rand::Rng;
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = common::rng(seed);
+    (0..n).map(|_| r.random_range(-1.0..1.0)).collect()
+}
+
+/// A small model with every layer type.
+fn every_layer() -> Model {
+    let mut m = Model {
+        input: vec![2, 9, 9],
+        layers: vec![
+            Layer::Pad2d {
+                top: 1,
+                bottom: 0,
+                left: 0,
+                right: 1,
+            },
+            Layer::Conv2d {
+                in_channels: 2,
+                out_channels: 3,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+                weight: vec![0.0; 3 * 2 * 9],
+                bias: vec![0.0; 3],
+            },
+            Layer::Poly {
+                a: 0.5,
+                b: 1.0,
+                c: -0.25,
+            },
+            Layer::AvgPool {
+                window: 2,
+                stride: 1,
+            },
+            Layer::SumPool {
+                window: 2,
+                stride: 2,
+            },
+            Layer::Flatten,
+            Layer::Dense {
+                inputs: 12,
+                outputs: 5,
+                weight: vec![0.0; 60],
+                bias: vec![0.0; 5],
+            },
+            Layer::Square,
+            Layer::Dense {
+                inputs: 5,
+                outputs: 4,
+                weight: vec![0.0; 20],
+                bias: vec![0.0; 4],
+            },
+        ],
+    };
+    let p = random(parameters(&m).len(), 1);
+    set_parameters(&mut m, &p).unwrap();
+    m
+}
+
+#[test]
+fn convolution_equals_a_direct_loop() {
+    let m = every_layer();
+    let x = random(2 * 9 * 9, 2);
+    let shapes = m.shapes().unwrap();
+    assert_eq!(shapes[1], vec![2, 10, 10]);
+    assert_eq!(shapes[2], vec![3, 5, 5]);
+    let padded = m.layers[0].forward(&shapes[0], &x).unwrap();
+    let got = m.layers[1].forward(&shapes[1], &padded).unwrap();
+    let Layer::Conv2d { weight, bias, .. } = &m.layers[1] else {
+        unreachable!()
+    };
+    for f in 0..3 {
+        for oy in 0..5 {
+            for ox in 0..5 {
+                let mut want = f64::from(bias[f]);
+                for c in 0..2 {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (y, xx) = (oy * 2 + ky, ox * 2 + kx);
+                            if y < 1 || xx < 1 || y > 10 || xx > 10 {
+                                continue; // the conv's own padding of 1
+                            }
+                            let v = padded[(c * 10 + y - 1) * 10 + xx - 1];
+                            want += f64::from(weight[((f * 2 + c) * 3 + ky) * 3 + kx] * v);
+                        }
+                    }
+                }
+                let g = got[(f * 5 + oy) * 5 + ox];
+                assert!(
+                    (f64::from(g) - want).abs() < 1e-5,
+                    "map {f} at ({oy}, {ox})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn backpropagation_matches_finite_differences() {
+    let m = every_layer();
+    let x = random(2 * 9 * 9, 3);
+    let (_, grad) = loss_and_gradient(&m, &x, 2).unwrap();
+    let p = parameters(&m);
+    let mut probe = m.clone();
+    for i in (0..p.len()).step_by(7) {
+        let h = 1e-3f32;
+        let loss_at = |v: f32, probe: &mut Model| {
+            let mut q = p.clone();
+            q[i] = v;
+            set_parameters(probe, &q).unwrap();
+            loss_and_gradient(probe, &x, 2).unwrap().0
+        };
+        let numeric = (loss_at(p[i] + h, &mut probe) - loss_at(p[i] - h, &mut probe)) / (2.0 * h);
+        let tolerance = 2e-3 * (1.0 + numeric.abs());
+        assert!(
+            (numeric - grad[i]).abs() < tolerance,
+            "parameter {i}: {numeric} vs {}",
+            grad[i]
+        );
+    }
+}
+
+#[test]
+fn training_is_deterministic_across_thread_counts() {
+    let images = random(64 * 28 * 28, 4)
+        .iter()
+        .map(|v| v.abs())
+        .collect::<Vec<f32>>();
+    let labels: Vec<u8> = (0..64).map(|i| (i % 10) as u8).collect();
+    let data = Dataset {
+        images: &images,
+        labels: &labels,
+        shape: vec![1, 28, 28],
+    };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut m = cryptonets(2, 8);
+            initialize(&mut m, 5).unwrap();
+            let cfg = TrainConfig {
+                epochs: 1,
+                batch: 16,
+                ..Default::default()
+            };
+            train(&mut m, &data, &cfg, |_, _| {}).unwrap();
+            parameters(&m)
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    let mut fresh = cryptonets(2, 8);
+    initialize(&mut fresh, 5).unwrap();
+    assert_ne!(one, parameters(&fresh), "training changed nothing");
+}
+
+#[test]
+fn model_files_round_trip_and_refuse_broken_data() {
+    let m = every_layer();
+    let exact = model_from_bytes(&model_to_bytes(&m, WeightType::F32).unwrap()).unwrap();
+    assert_eq!(exact, m);
+    let half = model_from_bytes(&model_to_bytes(&m, WeightType::F16).unwrap()).unwrap();
+    for (a, b) in parameters(&half).iter().zip(parameters(&m)) {
+        assert!((a - b).abs() <= 1e-3 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    let bytes = model_to_bytes(&m, WeightType::F32).unwrap();
+    assert!(
+        model_from_bytes(&bytes[..bytes.len() - 4]).is_err(),
+        "truncated"
+    );
+    assert!(model_from_bytes(&bytes[..20]).is_err(), "header only");
+    assert!(model_from_bytes(b"not a model").is_err());
+    // The metadata claims another shape for the last layer than its tensors have.
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
+    let from = r#"{\"type\":\"dense\",\"inputs\":5,\"outputs\":4}"#;
+    let to = r#"{\"type\":\"dense\",\"inputs\":4,\"outputs\":5}"#;
+    assert!(header.contains(from), "{header}");
+    let mismatched = [
+        &bytes[..8],
+        header.replace(from, to).as_bytes(),
+        &bytes[8 + header_len..],
+    ]
+    .concat();
+    let err = model_from_bytes(&mismatched).unwrap_err().to_string();
+    assert!(err.contains("shape"), "{err}");
+    // A NaN weight.
+    let mut nan = m.clone();
+    if let Layer::Dense { bias, .. } = &mut nan.layers[8] {
+        bias[0] = f32::NAN;
+    }
+    assert!(model_from_bytes(&model_to_bytes(&nan, WeightType::F32).unwrap()).is_err());
+    // Files on disk: missing, and a good one.
+    let path = std::env::temp_dir().join(format!("hegpu-model-{}.safetensors", std::process::id()));
+    save_model(&m, &path, WeightType::F16).unwrap();
+    assert_eq!(load_model(&path).unwrap().layers.len(), m.layers.len());
+    std::fs::remove_file(&path).unwrap();
+    assert!(load_model(&path).is_err());
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let m = cryptonets(5, 100);
+    assert!(m.forward(&[0.0; 10]).is_err());
+    assert!(m.predict(&[0.0; 785]).is_err());
+    let mut broken = m.clone();
+    broken.layers.remove(3); // no Flatten before the dense layer
+    assert!(broken.shapes().is_err());
+}
