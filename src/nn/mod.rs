@@ -2,10 +2,12 @@
 //! trainer, and model files.
 
 pub mod file;
+pub mod mnist;
 pub mod model;
 pub mod train;
 
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
+pub use mnist::{MnistRecipe, pixels, train_mnist};
 pub use model::{Layer, Model, Shape, argmax, cryptonets};
 pub use train::{
     Dataset, EpochReport, TrainConfig, accuracy, initialize, loss_and_gradient, parameters,
