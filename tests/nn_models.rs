@@ -217,3 +217,31 @@ fn bad_shapes_are_errors() {
     broken.layers.remove(3); // no Flatten before the dense layer
     assert!(broken.shapes().is_err());
 }
+
+#[test]
+fn the_shipped_model_reaches_98_percent_on_the_sample() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = load_model(&root.join("models/cryptonets-5.safetensors")).unwrap();
+    assert_eq!(model, {
+        let mut shape_only = cryptonets(5, 100);
+        set_parameters(&mut shape_only, &parameters(&model)).unwrap();
+        shape_only
+    });
+    let mnist = hegpu::data::Mnist::load(&root.join("data/mnist")).unwrap();
+    let images = pixels(&mnist.test_images);
+    let data = Dataset {
+        images: &images,
+        labels: &mnist.test_labels,
+        shape: vec![1, 28, 28],
+    };
+    let acc = accuracy(&model, &data).unwrap();
+    eprintln!(
+        "shipped model (f16 weights): {:.2}% on the 1000 test digits",
+        100.0 * acc
+    );
+    assert!(
+        acc >= 0.98,
+        "shipped model: {:.2}% on the 1000 test digits",
+        100.0 * acc
+    );
+}

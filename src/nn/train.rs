@@ -31,7 +31,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            epochs: 30,
+            epochs: 60,
             batch: 64,
             learning_rate: 2e-3,
             shift: 2,
