@@ -59,3 +59,30 @@ fn linear_layer(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         }
     }
 }
+
+// linear_sparse: out[j] += Σ_e w_e · x[column_e] over row j's entries whose input lies in this
+// chunk. table: offsets (J+1 words), then columns (arg4 words), then (w, Shoup) pairs
+// [entry][limb]. total: words of the output chunk; arg0: its first output; arg1, arg2: first
+// input and count of the input chunk; arg3: J; arg4: entries. CPU twin: CpuBackend::linear_sparse.
+@compute @workgroup_size(256)
+fn linear_sparse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let pw = params.limbs << params.n_log;
+    let columns = params.arg3 + 1u;
+    let pairs = columns + params.arg4;
+    for (var i = gid.x; i < params.total; i += nwg.x * WG) {
+        let j = params.arg0 + i / pw;
+        let w = i % pw;
+        let l = w >> params.n_log;
+        let p = limb_info[l].p;
+        var acc = out[i];
+        for (var e = table[j]; e < table[j + 1u]; e++) {
+            let k = table[columns + e];
+            if (k < params.arg1 || k - params.arg1 >= params.arg2) {
+                continue;
+            }
+            let at = pairs + 2u * (e * params.limbs + l);
+            acc = add_mod(acc, mul_shoup(in_a[(k - params.arg1) * pw + w], table[at], table[at + 1u], p), p);
+        }
+        out[i] = acc;
+    }
+}

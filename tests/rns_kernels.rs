@@ -283,3 +283,73 @@ fn tensor_of_ciphertext_pairs_equals_u64_products() {
         assert!(cpu.tensor(&odd, &odd).is_err(), "an odd count is no pairs");
     }
 }
+
+#[test]
+fn sparse_linear_layer_equals_u64_sums() {
+    use hegpu::backend::SparseRows;
+    for (n, limbs, inputs, outputs) in [(1 << 10, 3, 9, 7), (1 << 12, 2, 4, 3)] {
+        let ring = mixed_ring(n, limbs);
+        let x = random_words(&ring, inputs, 10);
+        // Row j reads inputs j, j+2, j+5 (mod K), the last row nothing.
+        let mut rows = SparseRows {
+            offsets: vec![0],
+            ..Default::default()
+        };
+        let mut r = common::rng(11);
+        for j in 0..outputs {
+            if j + 1 < outputs {
+                for k in [j, j + 2, j + 5] {
+                    rows.columns.push(k % inputs);
+                    for l in 0..limbs {
+                        let p = ring.modulus(l).value();
+                        rows.words.push(rand::Rng::random_range(&mut r, 0..p));
+                    }
+                }
+            }
+            rows.offsets.push(rows.columns.len());
+        }
+        let got = on_every_device("linear_sparse", n, |b| {
+            let xs = b.upload(&ring, inputs, &x).unwrap();
+            let w = b.upload_sparse(&ring, inputs, &rows).unwrap();
+            b.download(&b.linear_sparse(&w, &xs).unwrap()).unwrap()
+        });
+        let pw = ring.poly_words();
+        for j in 0..outputs {
+            for word in (0..pw).step_by(11) {
+                let l = word / n;
+                let p = u64::from(ring.modulus(l).value());
+                let want = (rows.offsets[j]..rows.offsets[j + 1]).fold(0u64, |acc, e| {
+                    let v = u64::from(x[rows.columns[e] * pw + word]);
+                    (acc + v * u64::from(rows.words[e * limbs + l]) % p) % p
+                });
+                assert_eq!(
+                    u64::from(got[j * pw + word]),
+                    want,
+                    "output {j} word {word}"
+                );
+            }
+        }
+        let cpu = CpuBackend::new(Some(1)).unwrap();
+        let mut broken = rows.clone();
+        broken.columns[0] = inputs;
+        assert!(
+            cpu.upload_sparse(&ring, inputs, &broken).is_err(),
+            "column out of range"
+        );
+        let mut broken = rows.clone();
+        broken.offsets[1] = 99;
+        assert!(
+            cpu.upload_sparse(&ring, inputs, &broken).is_err(),
+            "offsets"
+        );
+        let mut broken = rows.clone();
+        broken.words[0] = ring.modulus(0).value();
+        assert!(
+            cpu.upload_sparse(&ring, inputs, &broken).is_err(),
+            "unreduced"
+        );
+        let w = cpu.upload_sparse(&ring, inputs, &rows).unwrap();
+        let short = cpu.upload(&ring, 1, &x[..pw]).unwrap();
+        assert!(cpu.linear_sparse(&w, &short).is_err(), "input count");
+    }
+}

@@ -10,6 +10,7 @@ pub mod device;
 pub mod gpu;
 pub mod ring;
 pub(crate) mod rns_ops;
+pub mod sparse;
 
 pub use batch::{PolyBatch, Weights};
 pub use cpu::CpuBackend;
@@ -17,6 +18,7 @@ pub use device::{DeviceChoice, select_backend};
 pub use gpu::GpuBackend;
 pub use ring::Ring;
 pub use rns_ops::MAX_CONVERT_SOURCE_LIMBS;
+pub use sparse::{SparseRows, SparseWeights};
 
 use crate::Result;
 use std::ops::Range;
@@ -76,6 +78,18 @@ pub trait Backend: Send + Sync {
     /// The linear layer: output `j` is `Σ_k w[j][k] · x[k]`, every limb multiplied by its own
     /// scalar word, all outputs in one call.
     fn linear(&self, w: &Weights, x: &PolyBatch) -> Result<PolyBatch>;
+
+    /// Prepares a sparse linear layer of `inputs` inputs on the device.
+    fn upload_sparse(
+        &self,
+        ring: &Arc<Ring>,
+        inputs: usize,
+        rows: &SparseRows,
+    ) -> Result<SparseWeights>;
+
+    /// The sparse linear layer: output `j` is `Σ_e w_e · x[column_e]` over row `j`'s entries,
+    /// every limb multiplied by its own word, all outputs in one call.
+    fn linear_sparse(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch>;
 
     /// Copies polynomials and limbs into a new batch over `x.ring().sub_ring(limbs)`: output
     /// polynomial `o` is limbs `limbs` of input polynomial `sources[o]`, or zero for `None`.

@@ -4,6 +4,7 @@
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::ring::Ring;
+use super::sparse::{SparseRows, SparseStorage, SparseWeights};
 use super::{Backend, check_linear, mul_acc_terms};
 
 mod lanes;
@@ -304,6 +305,36 @@ impl Backend for CpuBackend {
             }
         });
         Ok(Self::wrap(ring, outputs, out))
+    }
+
+    fn upload_sparse(
+        &self,
+        ring: &Arc<Ring>,
+        inputs: usize,
+        rows: &SparseRows,
+    ) -> Result<SparseWeights> {
+        rows.check(ring, inputs)?;
+        let limbs = ring.limbs();
+        let shoup = rows
+            .words
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| ring.modulus(i % limbs).shoup(w))
+            .collect();
+        Ok(SparseWeights {
+            ring: ring.clone(),
+            outputs: rows.outputs(),
+            inputs,
+            entries: rows.columns.len(),
+            data: SparseStorage::Host {
+                rows: rows.clone(),
+                shoup,
+            },
+        })
+    }
+
+    fn linear_sparse(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
+        self.linear_sparse_rows(w, x)
     }
 
     fn gather(

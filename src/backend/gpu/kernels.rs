@@ -13,7 +13,7 @@ const FAMILIES: [(&str, &str, &[&str]); 4] = [
     (
         "mac",
         include_str!("../../../shaders/mac.wgsl"),
-        &["poly_mul_acc", "linear_layer"],
+        &["poly_mul_acc", "linear_layer", "linear_sparse"],
     ),
     (
         "ntt",

@@ -15,6 +15,7 @@ pub use memory::{GpuData, GpuWeights, TransferCounts};
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::ring::Ring;
+use super::sparse::{SparseRows, SparseWeights};
 use super::{Backend, check_linear, mul_acc_terms};
 use crate::{Error, Result};
 use context::Context;
@@ -617,6 +618,19 @@ impl Backend for GpuBackend {
             }
         })?;
         Ok(out)
+    }
+
+    fn upload_sparse(
+        &self,
+        ring: &Arc<Ring>,
+        inputs: usize,
+        rows: &SparseRows,
+    ) -> Result<SparseWeights> {
+        self.upload_sparse_gpu(ring, inputs, rows)
+    }
+
+    fn linear_sparse(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
+        self.linear_sparse_gpu(w, x)
     }
 
     fn gather(

@@ -3,13 +3,14 @@
 //! (output chunk, input chunk) pair; the kernels skip outputs whose inputs lie elsewhere.
 
 use super::kernels::WORKGROUP;
-use super::{Binds, GpuBackend, GpuData};
+use super::{Binds, GpuBackend, GpuData, GpuWeights};
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
     check_galois_element, check_gather, check_key_mul_acc, check_limb_scalars,
     check_scaled_difference, check_tensor, conversion_tables,
 };
+use crate::backend::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use crate::{Error, Result};
 use std::ops::Range;
 use std::sync::Arc;
@@ -212,6 +213,79 @@ impl GpuBackend {
                 let p = Self::params(&x.ring, words, args);
                 self.dispatch(enc, &tables, entry, p, groups(words), binds);
             }
+        })?;
+        Ok(out)
+    }
+
+    pub(super) fn upload_sparse_gpu(
+        &self,
+        ring: &Arc<Ring>,
+        inputs: usize,
+        rows: &SparseRows,
+    ) -> Result<SparseWeights> {
+        rows.check(ring, inputs)?;
+        let limbs = ring.limbs();
+        let mut table: Vec<u32> = rows.offsets.iter().map(|&o| o as u32).collect();
+        table.extend(rows.columns.iter().map(|&c| c as u32));
+        for (i, &w) in rows.words.iter().enumerate() {
+            table.extend([w, ring.modulus(i % limbs).shoup(w)]);
+        }
+        let bytes = 4 * table.len() as u64;
+        if bytes > self.binding_limit {
+            return Err(Error::GpuOutOfMemory {
+                bytes,
+                why: "the sparse layer exceeds one storage binding".into(),
+            });
+        }
+        let data = self.alloc(bytes, "sparse weights")?;
+        self.ctx.checked(bytes, || {
+            self.ctx
+                .queue
+                .write_buffer(&data.buffer, 0, bytemuck::cast_slice(&table))
+        })?;
+        self.counters.upload(bytes);
+        Ok(SparseWeights {
+            ring: ring.clone(),
+            outputs: rows.outputs(),
+            inputs,
+            entries: rows.columns.len(),
+            data: SparseStorage::Gpu(GpuWeights {
+                device_id: self.id,
+                data,
+            }),
+        })
+    }
+
+    pub(super) fn linear_sparse_gpu(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
+        check_sparse(w, x)?;
+        let gw = match &w.data {
+            SparseStorage::Gpu(g) if g.device_id == self.id => g,
+            _ => {
+                return Err(Error::WrongDevice {
+                    expected: self.where_(),
+                    found: "another device".into(),
+                });
+            }
+        };
+        let gx = self.gpu(x)?;
+        let ring = &x.ring;
+        let tables = self.tables(ring)?;
+        let out = self.alloc_batch(ring, w.outputs)?;
+        let go = self.gpu(&out)?;
+        let entries = w.entries;
+        self.run(0, |enc| {
+            Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
+                let words = go.chunks[o].polys * ring.poly_words();
+                let args = [o0, s, count, w.outputs, entries];
+                let binds = Binds {
+                    table: &gw.data.buffer,
+                    a: &gx.chunks[c].data.buffer,
+                    b: &self.placeholder,
+                    out: &go.chunks[o].data.buffer,
+                };
+                let p = Self::params(ring, words, &args);
+                self.dispatch(enc, &tables, "linear_sparse", p, groups(words), binds);
+            });
         })?;
         Ok(out)
     }

@@ -1,0 +1,113 @@
+//! Sparse linear layers (convolutions, pooling, padding): each output is a weighted sum of a
+//! few inputs, given in compressed-row form, so the cost follows the terms, not J × K.
+
+use super::gpu::GpuWeights;
+use super::ring::Ring;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// The terms of a sparse linear layer in compressed-row form: output `j` is
+/// `Σ_{e ∈ offsets[j]..offsets[j+1]} words[e] · x[columns[e]]`, where `words[e]` holds one
+/// reduced word per limb (`[entry][limb]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SparseRows {
+    pub offsets: Vec<usize>,
+    pub columns: Vec<usize>,
+    pub words: Vec<u32>,
+}
+
+/// A sparse layer prepared on one device.
+pub struct SparseWeights {
+    pub(crate) ring: Arc<Ring>,
+    pub(crate) outputs: usize,
+    pub(crate) inputs: usize,
+    /// Number of terms over all outputs.
+    pub(crate) entries: usize,
+    pub(crate) data: SparseStorage,
+}
+
+pub(crate) enum SparseStorage {
+    Host {
+        rows: SparseRows,
+        /// Shoup companions of `rows.words`.
+        shoup: Vec<u32>,
+    },
+    /// One table: offsets (J+1), columns, then (word, Shoup) pairs `[entry][limb]`.
+    Gpu(GpuWeights),
+}
+
+impl SparseWeights {
+    /// Number of outputs J.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Number of inputs K.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+}
+
+impl SparseRows {
+    /// Number of outputs.
+    pub fn outputs(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Checks the rows against a ring and an input count.
+    pub(crate) fn check(&self, ring: &Ring, inputs: usize) -> Result<()> {
+        let limbs = ring.limbs();
+        let entries = self.columns.len();
+        let bad = |why: String| Err(Error::Shape(format!("sparse layer: {why}")));
+        if self.offsets.len() < 2 || self.offsets[0] != 0 || self.offsets.last() != Some(&entries) {
+            return bad(format!(
+                "offsets must run from 0 to the {entries} entries, one more than the outputs"
+            ));
+        }
+        if self.offsets.windows(2).any(|w| w[0] > w[1]) {
+            return bad("offsets decrease".into());
+        }
+        if self.words.len() != entries * limbs {
+            return bad(format!(
+                "{} words for {entries} entries × {limbs} limbs",
+                self.words.len()
+            ));
+        }
+        if inputs == 0 {
+            return bad("no inputs".into());
+        }
+        if let Some(c) = self.columns.iter().find(|&&c| c >= inputs) {
+            return bad(format!("column {c} of {inputs} inputs"));
+        }
+        if entries as u64 >= u64::from(u32::MAX) || inputs as u64 >= u64::from(u32::MAX) {
+            return bad("too many entries".into());
+        }
+        for (i, &w) in self.words.iter().enumerate() {
+            let p = ring.modulus(i % limbs).value();
+            if w >= p {
+                return Err(Error::Unreduced {
+                    index: i,
+                    word: w,
+                    p,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that a sparse layer fits its input.
+pub(crate) fn check_sparse(w: &SparseWeights, x: &super::PolyBatch) -> Result<()> {
+    if !w.ring.same_as(&x.ring) {
+        return Err(Error::Shape(
+            "sparse weights and input are prepared for different rings".into(),
+        ));
+    }
+    if w.inputs != x.batch {
+        return Err(Error::Shape(format!(
+            "layer has {} inputs but {} polynomials were given",
+            w.inputs, x.batch
+        )));
+    }
+    Ok(())
+}
