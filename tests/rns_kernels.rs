@@ -353,3 +353,32 @@ fn sparse_linear_layer_equals_u64_sums() {
         assert!(cpu.linear_sparse(&w, &short).is_err(), "input count");
     }
 }
+
+#[test]
+fn regrouping_views_ciphertexts_as_single_polynomials() {
+    let n = 1 << 10;
+    let ring = mixed_ring(n, 3);
+    let pairs = ring.repeat(2).unwrap();
+    let words = random_words(&ring, 8, 12);
+    on_every_device("regroup", n, |b| {
+        let x = b.upload(&ring, 8, &words).unwrap();
+        let grouped = x.regroup(&pairs).unwrap();
+        assert_eq!((grouped.batch(), grouped.ring().limbs()), (4, 6));
+        // Word-wise operations see the same words either way.
+        let doubled = b.add(&grouped, &grouped).unwrap().regroup(&ring).unwrap();
+        assert_eq!(doubled.batch(), 8);
+        let back = grouped.regroup(&ring).unwrap();
+        assert_eq!(b.download(&back).unwrap(), words);
+        b.download(&doubled).unwrap()
+    });
+    let cpu = CpuBackend::new(Some(1)).unwrap();
+    let odd = cpu
+        .upload(&ring, 3, &words[..3 * ring.poly_words()])
+        .unwrap();
+    assert!(odd.regroup(&pairs).is_err(), "3 polynomials are no pairs");
+    let other = mixed_ring(n, 2);
+    let x = cpu
+        .upload(&ring, 2, &words[..2 * ring.poly_words()])
+        .unwrap();
+    assert!(x.regroup(&other).is_err(), "other primes");
+}

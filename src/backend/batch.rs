@@ -51,6 +51,69 @@ impl PolyBatch {
         }
     }
 
+    /// The same words viewed over `ring`, whose polynomials are `factor` of this batch's
+    /// polynomials laid end to end ([`Ring::repeat`]), or the reverse: no data moves. On the GPU
+    /// every chunk must hold whole groups (true unless bindings hold fewer than six
+    /// polynomials).
+    pub fn regroup(mut self, ring: &Arc<Ring>) -> Result<PolyBatch> {
+        let (from, to) = (self.ring.primes(), ring.primes());
+        let fits = |small: &[u32], big: &[u32]| {
+            !small.is_empty()
+                && big.len() % small.len() == 0
+                && big.chunks(small.len()).all(|c| c == small)
+        };
+        let words = self.words();
+        let (grouping, factor) = if fits(&from, &to) {
+            (true, to.len() / from.len())
+        } else if fits(&to, &from) {
+            (false, from.len() / to.len())
+        } else {
+            return Err(Error::Shape(format!(
+                "cannot view polynomials over {from:?} as polynomials over {to:?}"
+            )));
+        };
+        if ring.degree() != self.ring.degree() || (grouping && self.batch % factor != 0) {
+            return Err(Error::Shape(format!(
+                "{} polynomials do not form groups of {factor}",
+                self.batch
+            )));
+        }
+        let batch = if grouping {
+            self.batch / factor
+        } else {
+            self.batch * factor
+        };
+        if let Storage::Gpu(g) = &mut self.data {
+            if grouping
+                && (g.per_chunk % factor != 0 || g.chunks.iter().any(|c| c.polys % factor != 0))
+            {
+                return Err(Error::Shape(format!(
+                    "GPU chunks of {} polynomials split groups of {factor}",
+                    g.per_chunk
+                )));
+            }
+            g.per_chunk = if grouping {
+                g.per_chunk / factor
+            } else {
+                g.per_chunk * factor
+            };
+            for c in &mut g.chunks {
+                c.polys = if grouping {
+                    c.polys / factor
+                } else {
+                    c.polys * factor
+                };
+            }
+        }
+        let data = std::mem::replace(&mut self.data, Storage::Host(Vec::new()));
+        debug_assert_eq!(words, batch * ring.poly_words());
+        Ok(PolyBatch {
+            ring: ring.clone(),
+            batch,
+            data,
+        })
+    }
+
     /// The words, when the batch lives on the host.
     pub(crate) fn host_words(&self) -> Option<&[u32]> {
         match &self.data {

@@ -71,6 +71,22 @@ impl Ring {
         }))
     }
 
+    /// This ring's limbs repeated `times` times: `times` polynomials of this ring, laid out one
+    /// after the other, are one polynomial of the result. It lets a ciphertext (two or three
+    /// polynomials) go through word-wise and linear operations as a single polynomial. Only
+    /// operations that treat limbs independently (not base conversion) accept repeated primes.
+    pub fn repeat(&self, times: usize) -> Result<Arc<Self>> {
+        if times == 0 {
+            return Err(Error::Shape("a ring repeated zero times".into()));
+        }
+        Ok(Arc::new(Self {
+            n: self.n,
+            plans: (0..times)
+                .flat_map(|_| self.plans.iter().cloned())
+                .collect(),
+        }))
+    }
+
     /// Ring degree N.
     pub fn degree(&self) -> usize {
         self.n

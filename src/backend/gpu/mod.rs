@@ -31,6 +31,9 @@ use wgpu::util::DeviceExt;
 /// A ring's identity on the device: its degree and primes.
 type RingKey = (usize, Vec<u32>);
 
+/// Chunks hold a multiple of this many polynomials when at least this many fit.
+pub(crate) const CHUNK_GROUP: usize = 6;
+
 /// Words of the `Params` uniform in `shaders/prelude.wgsl`.
 const PARAM_WORDS: usize = 16;
 
@@ -207,7 +210,14 @@ impl GpuBackend {
                 ),
             });
         }
-        Ok(per as usize)
+        // Whole ciphertexts per chunk (groups of 2 or 3 polynomials) where the binding allows,
+        // so a batch can be regrouped (`PolyBatch::regroup`) without moving data.
+        let per = per as usize;
+        Ok(if per >= CHUNK_GROUP {
+            per - per % CHUNK_GROUP
+        } else {
+            per
+        })
     }
 
     /// Zeroed chunks for `batch` polynomials of `ring`.
