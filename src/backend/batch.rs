@@ -59,7 +59,7 @@ impl PolyBatch {
         let (from, to) = (self.ring.primes(), ring.primes());
         let fits = |small: &[u32], big: &[u32]| {
             !small.is_empty()
-                && big.len() % small.len() == 0
+                && big.len().is_multiple_of(small.len())
                 && big.chunks(small.len()).all(|c| c == small)
         };
         let words = self.words();
@@ -72,7 +72,7 @@ impl PolyBatch {
                 "cannot view polynomials over {from:?} as polynomials over {to:?}"
             )));
         };
-        if ring.degree() != self.ring.degree() || (grouping && self.batch % factor != 0) {
+        if ring.degree() != self.ring.degree() || (grouping && !self.batch.is_multiple_of(factor)) {
             return Err(Error::Shape(format!(
                 "{} polynomials do not form groups of {factor}",
                 self.batch
@@ -85,7 +85,8 @@ impl PolyBatch {
         };
         if let Storage::Gpu(g) = &mut self.data {
             if grouping
-                && (g.per_chunk % factor != 0 || g.chunks.iter().any(|c| c.polys % factor != 0))
+                && (!g.per_chunk.is_multiple_of(factor)
+                    || g.chunks.iter().any(|c| !c.polys.is_multiple_of(factor)))
             {
                 return Err(Error::Shape(format!(
                     "GPU chunks of {} polynomials split groups of {factor}",
