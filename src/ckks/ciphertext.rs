@@ -5,7 +5,7 @@ use super::params::Parameters;
 use crate::backend::{Backend, CpuBackend, PolyBatch};
 use crate::{Error, Result};
 
-/// An encoded vector: one polynomial over `q_0 … q_level`, in the NTT domain.
+/// One or more encoded vectors: polynomials over `q_0 … q_level`, in the NTT domain.
 pub struct Plaintext {
     pub(crate) poly: PolyBatch,
     pub(crate) level: usize,
@@ -36,12 +36,17 @@ impl Plaintext {
         self.scale
     }
 
+    /// Number of encoded vectors.
+    pub fn count(&self) -> usize {
+        self.poly.batch
+    }
+
     /// A copy on the host (what [`Encoder::decode`](super::Encoder::decode) reads), fetched
     /// through the backend that holds it.
     pub fn to_host(&self, backend: &dyn Backend) -> Result<Plaintext> {
         let words = backend.download(&self.poly)?;
         Ok(Plaintext {
-            poly: CpuBackend::host_batch(&self.poly.ring, 1, words)?,
+            poly: CpuBackend::host_batch(&self.poly.ring, self.poly.batch, words)?,
             level: self.level,
             scale: self.scale,
             params_id: self.params_id,

@@ -69,6 +69,59 @@ impl Encoder {
         scale: f64,
         backend: &dyn Backend,
     ) -> Result<Plaintext> {
+        let ring = self.params.ring_q(level)?.clone();
+        let words = self.encode_words(values, &ring, level, scale)?;
+        self.upload(&ring, 1, &words, level, scale, backend)
+    }
+
+    /// Encodes several real vectors into one plaintext of `vectors.len()` polynomials (one
+    /// upload and one batched NTT).
+    pub fn encode_many(
+        &self,
+        vectors: &[Vec<f64>],
+        level: usize,
+        scale: f64,
+        backend: &dyn Backend,
+    ) -> Result<Plaintext> {
+        if vectors.is_empty() {
+            return Err(Error::Encoding("no vectors to encode".into()));
+        }
+        let ring = self.params.ring_q(level)?.clone();
+        let mut words = Vec::with_capacity(vectors.len() * ring.poly_words());
+        for v in vectors {
+            let complex: Vec<Complex64> = v.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+            words.extend(self.encode_words(&complex, &ring, level, scale)?);
+        }
+        self.upload(&ring, vectors.len(), &words, level, scale, backend)
+    }
+
+    fn upload(
+        &self,
+        ring: &Arc<Ring>,
+        count: usize,
+        words: &[u32],
+        level: usize,
+        scale: f64,
+        backend: &dyn Backend,
+    ) -> Result<Plaintext> {
+        let mut poly = backend.upload(ring, count, words)?;
+        backend.ntt_forward(&mut poly)?;
+        Ok(Plaintext {
+            poly,
+            level,
+            scale,
+            params_id: self.params.id(),
+        })
+    }
+
+    /// The coefficient-domain words of one encoded vector.
+    fn encode_words(
+        &self,
+        values: &[Complex64],
+        ring: &Ring,
+        level: usize,
+        scale: f64,
+    ) -> Result<Vec<u32>> {
         let n = self.params.degree();
         if values.len() > n / 2 {
             return Err(Error::Encoding(format!(
@@ -88,7 +141,6 @@ impl Encoder {
         {
             return Err(Error::Encoding(format!("value {v} is not finite")));
         }
-        let ring = self.params.ring_q(level)?.clone();
         let mut v = vec![Complex64::new(0.0, 0.0); n];
         for (j, z) in values.iter().enumerate() {
             v[self.slot_index[j]] = *z;
@@ -113,14 +165,7 @@ impl Encoder {
             let p = i128::from(ring.modulus(l).value());
             words.extend(coeffs.iter().map(|&c| c.rem_euclid(p) as u32));
         }
-        let mut poly = backend.upload(&ring, 1, &words)?;
-        backend.ntt_forward(&mut poly)?;
-        Ok(Plaintext {
-            poly,
-            level,
-            scale,
-            params_id: self.params.id(),
-        })
+        Ok(words)
     }
 
     /// Decodes a host plaintext (from [`Decryptor::decrypt`](super::Decryptor::decrypt) or
@@ -132,6 +177,12 @@ impl Encoder {
     /// Decodes a host plaintext into its N/2 complex slots.
     pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex64>> {
         self.params.check_id(pt.params_id, "plaintext")?;
+        if pt.count() != 1 {
+            return Err(Error::Shape(format!(
+                "decode takes one encoded vector, this plaintext holds {}",
+                pt.count()
+            )));
+        }
         if pt.poly.host_words().is_none() {
             return Err(Error::WrongDevice {
                 expected: "the host (use Plaintext::to_host)".into(),

@@ -61,60 +61,77 @@ impl Encryptor {
         })
     }
 
-    /// Encrypts `pt` at its level and scale.
+    /// Encrypts every vector of `pt` at its level and scale: a ciphertext of `pt.count()`.
     pub fn encrypt(&self, pt: &Plaintext) -> Result<Ciphertext> {
         self.params.check_id(pt.params_id, "plaintext")?;
         let level = pt.level;
         let ring = self.params.ring_q(level)?.clone();
         let b = &*self.backend;
+        let count = pt.count();
         let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
         let polys = match &self.key {
             EncryptionKey::Public(pk) => {
                 let ext = self.params.ring_ext(level);
                 let n = ring.degree();
-                let u = sampler.ternary(n);
-                let errors = [sampler.gaussian(n), sampler.gaussian(n)];
+                let (mut u_words, mut e_words) = (Vec::new(), Vec::new());
+                for _ in 0..count {
+                    let u = small_to_words(ext, &sampler.ternary(n));
+                    u_words.extend_from_slice(&u);
+                    u_words.extend(u);
+                    for _ in 0..2 {
+                        e_words.extend(small_to_words(ext, &sampler.gaussian(n)));
+                    }
+                }
                 drop(sampler);
-                let u_words = small_to_words(ext, &u);
-                let mut uu = b.upload(ext, 2, &[u_words.clone(), u_words].concat())?;
+                let mut uu = b.upload(ext, 2 * count, &u_words)?;
                 b.ntt_forward(&mut uu)?;
-                let e_words: Vec<u32> =
-                    errors.iter().flat_map(|e| small_to_words(ext, e)).collect();
-                let mut e = b.upload(ext, 2, &e_words)?;
+                let mut e = b.upload(ext, 2 * count, &e_words)?;
                 b.ntt_forward(&mut e)?;
                 let alpha = self.params.special_primes();
-                let pk_l = b.gather(pk, &[Some(0), Some(1)], 0..alpha + level + 1)?;
+                let pairs: Vec<Option<usize>> =
+                    (0..count).flat_map(|_| [Some(0), Some(1)]).collect();
+                let pk_l = b.gather(pk, &pairs, 0..alpha + level + 1)?;
                 let masked = b.add(&b.mul(&uu, &pk_l)?, &e)?;
                 let c = mod_down(b, &self.params, &masked, level)?;
-                let m = b.gather(&pt.poly, &[Some(0), None], 0..level + 1)?;
+                let m = b.gather(&pt.poly, &plain_first(count), 0..level + 1)?;
                 b.add(&c, &m)?
             }
             EncryptionKey::Secret(sk) => {
-                let a = sampler.uniform(&ring);
-                let e = sampler.gaussian(ring.degree());
-                drop(sampler);
-                let e = ntt_host(&ring, &small_to_words(&ring, &e))?;
-                let m = b.download(&pt.poly)?;
-                let c0 = minus_as_plus_e(&ring, &a, sk.q_words(&self.params, level), &e);
                 let n = ring.degree();
-                let c0: Vec<u32> = c0
-                    .iter()
-                    .zip(&m)
-                    .enumerate()
-                    .map(|(i, (&x, &y))| ring.modulus(i / n).add(x, y))
-                    .collect();
-                b.upload(&ring, 2, &[c0, a].concat())?
+                let m = b.download(&pt.poly)?;
+                let pw = ring.poly_words();
+                let mut words = Vec::with_capacity(2 * count * pw);
+                for i in 0..count {
+                    let a = sampler.uniform(&ring);
+                    let e = ntt_host(&ring, &small_to_words(&ring, &sampler.gaussian(n)))?;
+                    let c0 = minus_as_plus_e(&ring, &a, sk.q_words(&self.params, level), &e);
+                    let mi = &m[i * pw..(i + 1) * pw];
+                    words.extend(
+                        c0.iter()
+                            .zip(mi)
+                            .enumerate()
+                            .map(|(k, (&x, &y))| ring.modulus(k / n).add(x, y)),
+                    );
+                    words.extend(a);
+                }
+                drop(sampler);
+                b.upload(&ring, 2 * count, &words)?
             }
         };
         Ok(Ciphertext {
             polys,
             size: 2,
-            count: 1,
+            count,
             level,
             scale: pt.scale,
             params_id: self.params.id(),
         })
     }
+}
+
+/// Gather sources putting polynomial `i` first in pair `i` (the second stays zero).
+pub(crate) fn plain_first(count: usize) -> Vec<Option<usize>> {
+    (0..count).flat_map(|i| [Some(i), None]).collect()
 }
 
 /// Decrypts on the host with the secret key.

@@ -149,6 +149,13 @@ impl Evaluator {
     fn check_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<()> {
         ct.check(&self.params)?;
         self.params.check_id(pt.params_id, "plaintext")?;
+        if pt.count() != 1 && pt.count() != ct.count {
+            return Err(Error::Mismatch(format!(
+                "a plaintext of {} vectors for {} ciphertexts",
+                pt.count(),
+                ct.count
+            )));
+        }
         if pt.level < ct.level {
             return Err(Error::Mismatch(format!(
                 "plaintext at level {} is below the ciphertext's level {}",
@@ -192,9 +199,14 @@ impl Evaluator {
 
     /// The plaintext spread over the first polynomial of every ciphertext (zero elsewhere).
     fn plain_in_c0(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<PolyBatch> {
-        let mut per_ct = vec![None; ct.size];
-        per_ct[0] = Some(0);
-        let sources: Vec<Option<usize>> = (0..ct.count).flat_map(|_| per_ct.clone()).collect();
+        let broadcast = pt.count() == 1;
+        let sources: Vec<Option<usize>> = (0..ct.count)
+            .flat_map(|c| {
+                let mut per_ct = vec![None; ct.size];
+                per_ct[0] = Some(if broadcast { 0 } else { c });
+                per_ct
+            })
+            .collect();
         self.backend.gather(&pt.poly, &sources, Self::all_limbs(ct))
     }
 
@@ -217,7 +229,10 @@ impl Evaluator {
     /// `ct · pt` slot-wise; the scales multiply.
     pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
         self.check_plain(ct, pt)?;
-        let sources = vec![Some(0); ct.size * ct.count];
+        let broadcast = pt.count() == 1;
+        let sources: Vec<Option<usize>> = (0..ct.size * ct.count)
+            .map(|i| Some(if broadcast { 0 } else { i / ct.size }))
+            .collect();
         let m = self
             .backend
             .gather(&pt.poly, &sources, Self::all_limbs(ct))?;
