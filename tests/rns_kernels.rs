@@ -382,3 +382,30 @@ fn regrouping_views_ciphertexts_as_single_polynomials() {
         .unwrap();
     assert!(x.regroup(&other).is_err(), "other primes");
 }
+
+#[test]
+fn concat_joins_batches_across_chunks() {
+    let n = 1 << 10;
+    let ring = mixed_ring(n, 3);
+    let (a, b, c) = (
+        random_words(&ring, 5, 13),
+        random_words(&ring, 1, 14),
+        random_words(&ring, 4, 15),
+    );
+    let got = on_every_device("concat", n, |be| {
+        let parts = [
+            be.upload(&ring, 5, &a).unwrap(),
+            be.upload(&ring, 1, &b).unwrap(),
+            be.upload(&ring, 4, &c).unwrap(),
+        ];
+        let refs: Vec<_> = parts.iter().collect();
+        be.download(&be.concat(&refs).unwrap()).unwrap()
+    });
+    assert_eq!(got, [a, b, c].concat());
+    let cpu = CpuBackend::new(Some(1)).unwrap();
+    let x = cpu.upload(&ring, 1, &random_words(&ring, 1, 16)).unwrap();
+    let other = mixed_ring(n, 2);
+    let y = cpu.upload(&other, 1, &random_words(&other, 1, 17)).unwrap();
+    assert!(cpu.concat(&[&x, &y]).is_err());
+    assert!(cpu.concat(&[]).is_err());
+}

@@ -91,6 +91,9 @@ pub trait Backend: Send + Sync {
     /// every limb multiplied by its own word, all outputs in one call.
     fn linear_sparse(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch>;
 
+    /// The polynomials of every part, in order, as one batch (all parts in one ring).
+    fn concat(&self, parts: &[&PolyBatch]) -> Result<PolyBatch>;
+
     /// Copies polynomials and limbs into a new batch over `x.ring().sub_ring(limbs)`: output
     /// polynomial `o` is limbs `limbs` of input polynomial `sources[o]`, or zero for `None`.
     fn gather(

@@ -208,6 +208,21 @@ pub(crate) fn check_gather(
     x.ring.sub_ring(limbs.clone())
 }
 
+/// Checks the parts of a concatenation and returns their ring and total count.
+pub(crate) fn check_concat(parts: &[&PolyBatch]) -> Result<(Arc<Ring>, usize)> {
+    let first = parts
+        .first()
+        .ok_or_else(|| Error::Shape("nothing to concatenate".into()))?;
+    if let Some(p) = parts.iter().find(|p| !p.ring.same_as(&first.ring)) {
+        return Err(Error::Shape(format!(
+            "concatenating rings with primes {:?} and {:?}",
+            first.ring.primes(),
+            p.ring.primes()
+        )));
+    }
+    Ok((first.ring.clone(), parts.iter().map(|p| p.batch).sum()))
+}
+
 /// Checks a ciphertext tensor product; returns the number of pairs.
 pub(crate) fn check_tensor(a: &PolyBatch, b: &PolyBatch) -> Result<usize> {
     a.check_same_shape(b)?;

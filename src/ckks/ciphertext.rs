@@ -108,6 +108,18 @@ impl Ciphertext {
         self.polys.location()
     }
 
+    /// `count` ciphertexts in `polys` with this one's size, level, scale and set.
+    pub(crate) fn with_polys(&self, polys: PolyBatch, count: usize) -> Ciphertext {
+        Ciphertext {
+            polys,
+            size: self.size,
+            count,
+            level: self.level,
+            scale: self.scale,
+            params_id: self.params_id,
+        }
+    }
+
     /// Checks that this ciphertext belongs to `params` and its shape is consistent.
     pub(crate) fn check(&self, params: &Parameters) -> Result<()> {
         params.check_id(self.params_id, "ciphertext")?;

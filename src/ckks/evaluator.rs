@@ -39,6 +39,9 @@ pub(crate) fn mod_down(
     be.scaled_difference(x, &conv, alpha, &p_inv)
 }
 
+/// Ciphertexts key-switched together (64 at N = 2^13 with 7 primes: about 90 MB decomposed).
+const KEY_SWITCH_CHUNK: usize = 64;
+
 /// Scales closer than this (relative) count as equal; the difference is far below CKKS noise.
 const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 20) as f64;
 
@@ -348,8 +351,29 @@ impl Evaluator {
     }
 
     /// Hybrid key switching of `d` (one NTT-domain polynomial per ciphertext, over q_0 … q_level):
-    /// per ciphertext the pair `(k0, k1)` with `k0 + k1·s ≈ d·s'`.
-    fn key_switch(&self, mut d: PolyBatch, level: usize, key: &DeviceKey) -> Result<PolyBatch> {
+    /// per ciphertext the pair `(k0, k1)` with `k0 + k1·s ≈ d·s'`. Large batches go through in
+    /// chunks, which bounds the decomposed form (digits × ciphertexts × limbs) in memory.
+    fn key_switch(&self, d: PolyBatch, level: usize, key: &DeviceKey) -> Result<PolyBatch> {
+        if d.batch() <= KEY_SWITCH_CHUNK {
+            return self.key_switch_chunk(d, level, key);
+        }
+        let mut parts = Vec::new();
+        for start in (0..d.batch()).step_by(KEY_SWITCH_CHUNK) {
+            let end = (start + KEY_SWITCH_CHUNK).min(d.batch());
+            let sources: Vec<Option<usize>> = (start..end).map(Some).collect();
+            let piece = self.backend.gather(&d, &sources, 0..level + 1)?;
+            parts.push(self.key_switch_chunk(piece, level, key)?);
+        }
+        let refs: Vec<&PolyBatch> = parts.iter().collect();
+        self.backend.concat(&refs)
+    }
+
+    fn key_switch_chunk(
+        &self,
+        mut d: PolyBatch,
+        level: usize,
+        key: &DeviceKey,
+    ) -> Result<PolyBatch> {
         let be = &*self.backend;
         let digits = self.params.digits(level);
         let key_l = self.key_at_level(key, level, digits.len())?;

@@ -337,6 +337,10 @@ impl Backend for CpuBackend {
         self.linear_sparse_rows(w, x)
     }
 
+    fn concat(&self, parts: &[&PolyBatch]) -> Result<PolyBatch> {
+        self.concat_rows(parts)
+    }
+
     fn gather(
         &self,
         x: &PolyBatch,

@@ -6,8 +6,8 @@ use crate::Result;
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
-    ConversionTable, TENSOR_TERMS, automorphism_source, check_galois_element, check_gather,
-    check_key_mul_acc, check_limb_scalars, check_scaled_difference, check_tensor,
+    ConversionTable, TENSOR_TERMS, automorphism_source, check_concat, check_galois_element,
+    check_gather, check_key_mul_acc, check_limb_scalars, check_scaled_difference, check_tensor,
     conversion_tables,
 };
 use crate::backend::sparse::{SparseStorage, SparseWeights, check_sparse};
@@ -15,6 +15,19 @@ use std::ops::Range;
 use std::sync::Arc;
 
 impl CpuBackend {
+    /// Concatenation (a copy; no kernel).
+    pub(super) fn concat_rows(&self, parts: &[&PolyBatch]) -> Result<PolyBatch> {
+        let (ring, total) = check_concat(parts)?;
+        let mut out = pool::take(total * ring.poly_words(), false);
+        let mut at = 0;
+        for p in parts {
+            let words = self.host(p)?;
+            out[at..at + words.len()].copy_from_slice(words);
+            at += words.len();
+        }
+        Ok(Self::wrap(&ring, total, out))
+    }
+
     /// Twin of `gather_polys`.
     pub(super) fn gather_rows(
         &self,

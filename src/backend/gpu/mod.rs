@@ -643,6 +643,10 @@ impl Backend for GpuBackend {
         self.linear_sparse_gpu(w, x)
     }
 
+    fn concat(&self, parts: &[&PolyBatch]) -> Result<PolyBatch> {
+        self.concat_gpu(parts)
+    }
+
     fn gather(
         &self,
         x: &PolyBatch,

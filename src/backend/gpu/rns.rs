@@ -7,7 +7,7 @@ use super::{Binds, GpuBackend, GpuData, GpuWeights};
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
-    check_galois_element, check_gather, check_key_mul_acc, check_limb_scalars,
+    check_concat, check_galois_element, check_gather, check_key_mul_acc, check_limb_scalars,
     check_scaled_difference, check_tensor, conversion_tables,
 };
 use crate::backend::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
@@ -72,6 +72,37 @@ impl GpuBackend {
                 f(o, o0, c, s, e - s);
             }
         }
+    }
+
+    /// Concatenation by buffer copies, split where source or destination chunks end.
+    pub(super) fn concat_gpu(&self, parts: &[&PolyBatch]) -> Result<PolyBatch> {
+        let (ring, total) = check_concat(parts)?;
+        let sources: Vec<&GpuData> = parts.iter().map(|p| self.gpu(p)).collect::<Result<_>>()?;
+        let out = self.alloc_batch(&ring, total)?;
+        let go = self.gpu(&out)?;
+        let poly_bytes = 4 * ring.poly_words() as u64;
+        self.run(0, |enc| {
+            let mut dst = 0usize; // next output polynomial
+            for g in &sources {
+                for chunk in &g.chunks {
+                    let mut done = 0usize;
+                    while done < chunk.polys {
+                        let (oc, in_out) = (dst / go.per_chunk, dst % go.per_chunk);
+                        let run = (chunk.polys - done).min(go.chunks[oc].polys - in_out);
+                        enc.copy_buffer_to_buffer(
+                            &chunk.data.buffer,
+                            done as u64 * poly_bytes,
+                            &go.chunks[oc].data.buffer,
+                            in_out as u64 * poly_bytes,
+                            Some(run as u64 * poly_bytes),
+                        );
+                        done += run;
+                        dst += run;
+                    }
+                }
+            }
+        })?;
+        Ok(out)
     }
 
     pub(super) fn gather_gpu(

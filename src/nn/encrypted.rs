@@ -1,0 +1,390 @@
+//! The encrypted forward pass in the CryptoNets layout: one ciphertext per activation, slot i
+//! of every ciphertext belonging to image i. Consecutive linear layers (padding, convolution,
+//! pooling, flattening, dense) are composed into one sparse map and run as one batched backend
+//! call for all outputs; each x² is one batched square, relinearization and rescale.
+//!
+//! Planning fixes every scale in advance: a linear step multiplies by integer weights
+//! `round(w · Δ_w)` with `Δ_w` chosen so that after its rescale the scale is back at the
+//! target; the last step's target leaves room in q_0 for the largest output. A model that needs
+//! more levels, or outputs that would not fit, fail at planning with a clear error.
+
+use super::model::{Layer, LinearRow, Model};
+use crate::backend::{Backend, PolyBatch, SparseRows, SparseWeights};
+use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Parameters};
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A linear stage prepared on the device.
+struct LinearStep {
+    weights: SparseWeights,
+    /// The bias as a `J × 1` layer applied to `ones`.
+    bias: SparseWeights,
+    /// One "ciphertext" `(round(s_in), 0)` over the repeated ring.
+    ones: PolyBatch,
+    weight_scale: f64,
+    outputs: usize,
+}
+
+enum Step {
+    Linear(Box<LinearStep>),
+    Square,
+}
+
+/// A model prepared for encrypted evaluation on one backend with one parameter set.
+pub struct EncryptedNetwork {
+    params: Arc<Parameters>,
+    steps: Vec<Step>,
+    inputs: usize,
+    outputs: usize,
+    input_scale: f64,
+}
+
+/// Composes `second ∘ first` (both as sparse rows with constants).
+fn compose(first: &[LinearRow], second: &[LinearRow]) -> Vec<LinearRow> {
+    second
+        .iter()
+        .map(|(b2, terms2)| {
+            let mut bias = f64::from(*b2);
+            let mut acc: BTreeMap<usize, f64> = BTreeMap::new();
+            for &(i, w) in terms2 {
+                let (b1, terms1) = &first[i];
+                bias += f64::from(w) * f64::from(*b1);
+                for &(k, v) in terms1 {
+                    *acc.entry(k).or_insert(0.0) += f64::from(w) * f64::from(v);
+                }
+            }
+            let terms = acc
+                .into_iter()
+                .filter(|(_, w)| *w != 0.0)
+                .map(|(k, w)| (k, w as f32))
+                .collect();
+            (bias as f32, terms)
+        })
+        .collect()
+}
+
+/// The model as alternating linear maps and squares.
+fn stages(model: &Model) -> Result<Vec<Option<Vec<LinearRow>>>> {
+    let shapes = model.shapes()?;
+    let mut out: Vec<Option<Vec<LinearRow>>> = Vec::new();
+    let mut pending: Option<Vec<LinearRow>> = None;
+    for (i, (layer, shape)) in model.layers.iter().zip(&shapes).enumerate() {
+        match layer {
+            Layer::Square => {
+                if let Some(rows) = pending.take() {
+                    out.push(Some(rows));
+                }
+                out.push(None);
+            }
+            Layer::Poly { .. } => {
+                return Err(Error::Config(format!(
+                    "layer {i}: the encrypted pass supports x² activations; a·x² + b·x + c is not planned yet"
+                )));
+            }
+            _ => {
+                let rows = layer.linear_terms(shape)?.expect("linear layer");
+                pending = Some(match pending.take() {
+                    Some(prev) => compose(&prev, &rows),
+                    None => rows,
+                });
+            }
+        }
+    }
+    if let Some(rows) = pending {
+        out.push(Some(rows));
+    }
+    Ok(out)
+}
+
+/// Largest |activation| after every stage over `images` (plaintext), for planning.
+pub fn stage_bounds(model: &Model, images: &[f32]) -> Result<Vec<f32>> {
+    let stages = stages(model)?;
+    let len = model.input_len();
+    let mut bounds = vec![0.0f32; stages.len()];
+    for img in images.chunks(len) {
+        let mut x = img.to_vec();
+        for (s, stage) in stages.iter().enumerate() {
+            x = match stage {
+                Some(rows) => rows
+                    .iter()
+                    .map(|(b, t)| b + t.iter().map(|&(k, w)| w * x[k]).sum::<f32>())
+                    .collect(),
+                None => x.iter().map(|v| v * v).collect(),
+            };
+            let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            bounds[s] = bounds[s].max(m);
+        }
+    }
+    Ok(bounds)
+}
+
+impl EncryptedNetwork {
+    /// Plans `model` for `params` on `backend`. `bounds` (from [`stage_bounds`] on sample
+    /// inputs) are the largest activations expected after each stage; they are doubled for
+    /// margin. Inputs are encrypted at the parameters' default scale.
+    pub fn plan(
+        model: &Model,
+        params: &Arc<Parameters>,
+        backend: &dyn Backend,
+        bounds: &[f32],
+    ) -> Result<Self> {
+        let stages = stages(model)?;
+        if stages.len() != bounds.len() {
+            return Err(Error::Config(format!(
+                "{} activation bounds for {} stages",
+                bounds.len(),
+                stages.len()
+            )));
+        }
+        let needed = stages.len();
+        if needed > params.max_level() {
+            return Err(Error::Config(format!(
+                "the model needs {needed} rescalings but the parameters have {} levels",
+                params.max_level()
+            )));
+        }
+        let delta = params.default_scale();
+        let q = params.q_primes();
+        let mut level = params.max_level();
+        let mut scale = delta;
+        let mut width = model.input_len();
+        let mut steps = Vec::with_capacity(needed);
+        for (s, stage) in stages.iter().enumerate() {
+            let bound = 2.0 * f64::from(bounds[s].max(1e-3));
+            let q_here = f64::from(q[level]);
+            // Bits of the modulus left after this stage's rescale.
+            let remaining: f64 = q[..level].iter().map(|&p| f64::from(p).log2()).sum();
+            // The scale after the rescale: the default, except that the last step leaves the
+            // largest output a factor 2 inside the remaining modulus' half.
+            let after = match stage {
+                Some(_) if s + 1 == stages.len() => delta.min(2f64.powf(remaining) / (4.0 * bound)),
+                Some(_) => delta,
+                None => scale * scale / q_here,
+            };
+            if (after * bound).log2() + 1.0 > remaining {
+                return Err(Error::Config(format!(
+                    "stage {s}: values up to {bound:.3e} at scale 2^{:.1} need {:.1} bits, level {} has {remaining:.1}",
+                    after.log2(),
+                    (after * bound).log2() + 1.0,
+                    level - 1
+                )));
+            }
+            match stage {
+                Some(rows) => {
+                    let weight_scale = after * q_here / scale;
+                    steps.push(Self::linear_step(
+                        params,
+                        backend,
+                        level,
+                        rows,
+                        width,
+                        weight_scale,
+                        scale,
+                    )?);
+                    width = rows.len();
+                }
+                None => steps.push(Step::Square),
+            }
+            scale = after;
+            level -= 1;
+        }
+        Ok(Self {
+            params: params.clone(),
+            steps,
+            inputs: model.input_len(),
+            outputs: width,
+            input_scale: delta,
+        })
+    }
+
+    fn linear_step(
+        params: &Arc<Parameters>,
+        backend: &dyn Backend,
+        level: usize,
+        rows: &[LinearRow],
+        inputs: usize,
+        weight_scale: f64,
+        scale_in: f64,
+    ) -> Result<Step> {
+        let ring = params.ring_q(level)?;
+        let pairs = ring.repeat(2)?;
+        let primes = ring.primes();
+        let words_of = |v: f64| -> Result<Vec<u32>> {
+            if !v.is_finite() || v.abs() >= 2f64.powi(62) {
+                return Err(Error::Config(format!(
+                    "weight {v:e} does not fit an integer"
+                )));
+            }
+            let k = v.round() as i64;
+            Ok((0..2)
+                .flat_map(|_| {
+                    primes
+                        .iter()
+                        .map(move |&p| k.rem_euclid(i64::from(p)) as u32)
+                })
+                .collect())
+        };
+        let mut w = SparseRows {
+            offsets: vec![0],
+            ..Default::default()
+        };
+        let mut b = SparseRows {
+            offsets: vec![0],
+            ..Default::default()
+        };
+        for (bias, terms) in rows {
+            for &(k, v) in terms {
+                w.columns.push(k);
+                w.words.extend(words_of(f64::from(v) * weight_scale)?);
+            }
+            w.offsets.push(w.columns.len());
+            b.columns.push(0);
+            b.words.extend(words_of(f64::from(*bias) * weight_scale)?);
+            b.offsets.push(b.columns.len());
+        }
+        let one = (scale_in.round() as i64).max(1);
+        let n = ring.degree();
+        let mut ones = Vec::with_capacity(pairs.poly_words());
+        for &p in &primes {
+            ones.extend(std::iter::repeat_n(one.rem_euclid(i64::from(p)) as u32, n));
+        }
+        ones.extend(std::iter::repeat_n(0u32, ring.poly_words()));
+        Ok(Step::Linear(Box::new(LinearStep {
+            weights: backend.upload_sparse(&pairs, inputs, &w)?,
+            bias: backend.upload_sparse(&pairs, 1, &b)?,
+            ones: backend.upload(&pairs, 1, &ones)?,
+            weight_scale,
+            outputs: rows.len(),
+        })))
+    }
+
+    /// Inputs per image and outputs per image.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.inputs, self.outputs)
+    }
+
+    /// The scale inputs must be encrypted at.
+    pub fn input_scale(&self) -> f64 {
+        self.input_scale
+    }
+
+    /// Evaluates the network on a ciphertext tensor of `inputs` ciphertexts (one per input
+    /// position), returning one ciphertext per output. Only public material is involved.
+    pub fn forward(&self, ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
+        if x.count() != self.inputs || x.size() != 2 || x.level() != self.params.max_level() {
+            return Err(Error::Shape(format!(
+                "the network takes {} fresh ciphertexts, got {} of size {} at level {}",
+                self.inputs,
+                x.count(),
+                x.size(),
+                x.level()
+            )));
+        }
+        self.params.check_id(x.params_id(), "input ciphertext")?;
+        let be = &**ev.backend();
+        let mut x = ev.drop_level(x, x.level())?;
+        for step in &self.steps {
+            x = match step {
+                Step::Linear(step) => {
+                    let LinearStep {
+                        weights,
+                        bias,
+                        ones,
+                        weight_scale,
+                        outputs,
+                    } = &**step;
+                    let ring = self.params.ring_q(x.level)?.clone();
+                    let pairs = ring.repeat(2)?;
+                    let grouped = x.polys.regroup(&pairs)?;
+                    let sum = be.add(
+                        &be.linear_sparse(weights, &grouped)?,
+                        &be.linear_sparse(bias, ones)?,
+                    )?;
+                    let linear = Ciphertext {
+                        polys: sum.regroup(&ring)?,
+                        size: 2,
+                        count: *outputs,
+                        level: x.level,
+                        scale: x.scale * weight_scale,
+                        params_id: x.params_id,
+                    };
+                    ev.rescale(&linear)?
+                }
+                Step::Square => square_in_chunks(ev, &x)?,
+            };
+        }
+        Ok(x)
+    }
+}
+
+/// Ciphertexts squared, relinearized and rescaled together: bounds the memory of the
+/// three-polynomial products and of key switching.
+const SQUARE_CHUNK: usize = 128;
+
+/// x² for every ciphertext, relinearized and rescaled, in chunks of [`SQUARE_CHUNK`].
+fn square_in_chunks(ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
+    let step = |c: &Ciphertext| ev.rescale(&ev.relinearize(&ev.square(c)?)?);
+    if x.count <= SQUARE_CHUNK {
+        return step(x);
+    }
+    let be = &**ev.backend();
+    let mut parts = Vec::new();
+    for start in (0..x.count).step_by(SQUARE_CHUNK) {
+        let end = (start + SQUARE_CHUNK).min(x.count);
+        let sources: Vec<Option<usize>> = (2 * start..2 * end).map(Some).collect();
+        let piece = x.with_polys(be.gather(&x.polys, &sources, 0..x.level + 1)?, end - start);
+        parts.push(step(&piece)?);
+    }
+    let refs: Vec<&PolyBatch> = parts.iter().map(|c| &c.polys).collect();
+    Ok(parts[0].with_polys(be.concat(&refs)?, x.count))
+}
+
+/// Client side: encrypts up to N/2 images (`images`: `[image][input]`, each `inputs` long) as
+/// one ciphertext per input position, image i in slot i.
+pub fn encrypt_images(
+    network: &EncryptedNetwork,
+    encoder: &Encoder,
+    encryptor: &Encryptor,
+    params: &Parameters,
+    images: &[f32],
+    backend: &dyn Backend,
+) -> Result<Ciphertext> {
+    let len = network.inputs;
+    if len == 0 || images.is_empty() || !images.len().is_multiple_of(len) {
+        return Err(Error::Shape(format!(
+            "{} values are not whole images of {len}",
+            images.len()
+        )));
+    }
+    let count = images.len() / len;
+    if count > params.slots() {
+        return Err(Error::Shape(format!(
+            "{count} images do not fit one batch of {} slots",
+            params.slots()
+        )));
+    }
+    let vectors: Vec<Vec<f64>> = (0..len)
+        .map(|p| (0..count).map(|i| f64::from(images[i * len + p])).collect())
+        .collect();
+    let pt = encoder.encode_many(&vectors, params.max_level(), network.input_scale, backend)?;
+    encryptor.encrypt(&pt)
+}
+
+/// Client side: decrypts the network's outputs into `[image][output]` for `count` images.
+pub fn decrypt_outputs(
+    decryptor: &Decryptor,
+    encoder: &Encoder,
+    outputs: &Ciphertext,
+    count: usize,
+    backend: &dyn Backend,
+) -> Result<Vec<Vec<f32>>> {
+    let plain = decryptor.decrypt_all(outputs, backend)?;
+    let columns: Vec<Vec<f64>> = plain
+        .iter()
+        .map(|p| encoder.decode(p))
+        .collect::<Result<_>>()?;
+    Ok((0..count)
+        .map(|i| columns.iter().map(|c| c[i] as f32).collect())
+        .collect())
+}

@@ -1,0 +1,205 @@
+//! The encrypted forward pass against the plaintext model: a small network with every linear
+//! layer kind, and the shipped CryptoNets model on the sample's test digits.
+
+mod common;
+
+use hegpu::backend::{Backend, CpuBackend};
+use hegpu::ckks::*;
+use hegpu::nn::*;
+use rand::Rng;
+use std::sync::Arc;
+
+struct Client {
+    params: Arc<Parameters>,
+    encoder: Encoder,
+    encryptor: Encryptor,
+    decryptor: Decryptor,
+    keys: EvaluationKeys,
+}
+
+fn client(backend: &Arc<dyn Backend>, seed: u64) -> Client {
+    let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+    let mut kg = KeyGenerator::new(&params, Seed::from_u64(seed));
+    let sk = kg.secret_key().unwrap();
+    let keys = EvaluationKeys {
+        relin: Some(kg.relin_key(&sk).unwrap()),
+        ..Default::default()
+    };
+    Client {
+        encoder: Encoder::new(&params),
+        encryptor: Encryptor::with_secret_key(
+            &params,
+            &sk,
+            backend.clone(),
+            Seed::from_u64(seed + 1),
+        )
+        .unwrap(),
+        decryptor: Decryptor::new(&params, &sk).unwrap(),
+        keys,
+        params,
+    }
+}
+
+/// Runs `model` encrypted on `images` and returns the decrypted outputs per image.
+fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> Vec<Vec<f32>> {
+    let c = client(&backend, 3);
+    let bounds = stage_bounds(model, images).unwrap();
+    let net = EncryptedNetwork::plan(model, &c.params, &*backend, &bounds).unwrap();
+    let x = encrypt_images(&net, &c.encoder, &c.encryptor, &c.params, images, &*backend).unwrap();
+    let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
+    let y = net.forward(&ev, &x).unwrap();
+    assert_eq!(y.level(), 0);
+    let count = images.len() / model.input_len();
+    decrypt_outputs(&c.decryptor, &c.encoder, &y, count, &*backend).unwrap()
+}
+
+fn small_model() -> Model {
+    let mut m = Model {
+        input: vec![1, 8, 8],
+        layers: vec![
+            Layer::Pad2d {
+                top: 1,
+                bottom: 0,
+                left: 1,
+                right: 0,
+            },
+            Layer::Conv2d {
+                in_channels: 1,
+                out_channels: 2,
+                kernel: 3,
+                stride: 2,
+                padding: 0,
+                weight: vec![0.0; 18],
+                bias: vec![0.0; 2],
+            },
+            Layer::Square,
+            Layer::AvgPool {
+                window: 2,
+                stride: 1,
+            },
+            Layer::Flatten,
+            Layer::Dense {
+                inputs: 18,
+                outputs: 6,
+                weight: vec![0.0; 108],
+                bias: vec![0.0; 6],
+            },
+            Layer::Square,
+            Layer::Dense {
+                inputs: 6,
+                outputs: 4,
+                weight: vec![0.0; 24],
+                bias: vec![0.0; 4],
+            },
+        ],
+    };
+    initialize(&mut m, 9).unwrap();
+    let mut p = parameters(&m);
+    let mut r = common::rng(10);
+    p.iter_mut().for_each(|v| *v += r.random_range(-0.1..0.1)); // non-zero biases too
+    set_parameters(&mut m, &p).unwrap();
+    m
+}
+
+#[test]
+fn a_small_encrypted_network_equals_its_plaintext_model() {
+    let model = small_model();
+    let mut r = common::rng(11);
+    let images: Vec<f32> = (0..40 * 64).map(|_| r.random_range(0.0..1.0)).collect();
+    let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
+    let got = encrypted_outputs(&model, &images, cpu);
+    for (i, out) in got.iter().enumerate() {
+        let want = model.forward(&images[i * 64..(i + 1) * 64]).unwrap();
+        for (g, w) in out.iter().zip(&want) {
+            assert!(
+                (g - w).abs() < 1e-2 * (1.0 + w.abs()),
+                "image {i}: {out:?} vs {want:?}"
+            );
+        }
+        assert_eq!(argmax(out), argmax(&want), "image {i}");
+    }
+}
+
+#[test]
+fn planning_refuses_what_the_parameters_cannot_hold() {
+    let backend = CpuBackend::new(Some(1)).unwrap();
+    let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+    let mut deep = small_model();
+    deep.layers.push(Layer::Square);
+    deep.layers.push(Layer::Dense {
+        inputs: 4,
+        outputs: 2,
+        weight: vec![0.1; 8],
+        bias: vec![0.0; 2],
+    });
+    let bounds = vec![1.0; 7];
+    let err = EncryptedNetwork::plan(&deep, &params, &backend, &bounds)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("levels"), "{err}");
+    let model = small_model();
+    let huge = vec![1e12; 5];
+    assert!(
+        EncryptedNetwork::plan(&model, &params, &backend, &huge).is_err(),
+        "outputs that wrap"
+    );
+    assert!(
+        EncryptedNetwork::plan(&model, &params, &backend, &[1.0]).is_err(),
+        "bound count"
+    );
+}
+
+#[test]
+fn the_shipped_model_predicts_the_same_digits_encrypted() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = load_model(&root.join("models/cryptonets-5.safetensors")).unwrap();
+    let mnist = hegpu::data::Mnist::load(&root.join("data/mnist")).unwrap();
+    let count = 256;
+    let images = pixels(&mnist.test_images)[..count * 784].to_vec();
+    let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
+    let got = encrypted_outputs(&model, &images, cpu);
+    let plain = model.predict(&images).unwrap();
+    let same = got
+        .iter()
+        .zip(&plain)
+        .filter(|(o, p)| argmax(o) == **p)
+        .count();
+    let right = got
+        .iter()
+        .zip(&mnist.test_labels)
+        .filter(|(o, l)| argmax(o) == usize::from(**l))
+        .count();
+    eprintln!("encrypted: {same}/{count} agree with the plaintext model, {right}/{count} correct");
+    assert_eq!(same, count);
+}
+
+#[test]
+fn gpu_and_cpu_give_identical_encrypted_outputs() {
+    let Some(_) = common::gpu() else { return };
+    let model = small_model();
+    let mut r = common::rng(12);
+    let images: Vec<f32> = (0..8 * 64).map(|_| r.random_range(0.0..1.0)).collect();
+    let run = |backend: Arc<dyn Backend>| {
+        let c = client(&backend, 5);
+        let bounds = stage_bounds(&model, &images).unwrap();
+        let net = EncryptedNetwork::plan(&model, &c.params, &*backend, &bounds).unwrap();
+        let x = encrypt_images(
+            &net,
+            &c.encoder,
+            &c.encryptor,
+            &c.params,
+            &images,
+            &*backend,
+        )
+        .unwrap();
+        let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
+        net.forward(&ev, &x)
+            .unwrap()
+            .to_bytes(&c.params, &*backend)
+            .unwrap()
+    };
+    let cpu = run(Arc::new(CpuBackend::new(None).unwrap()));
+    let gpu = run(Arc::new(hegpu::backend::GpuBackend::new().unwrap()));
+    assert!(cpu == gpu, "encrypted outputs differ between GPU and CPU");
+}
