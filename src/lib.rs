@@ -6,6 +6,7 @@ pub mod bench;
 pub mod ckks;
 pub mod data;
 mod error;
+pub mod job;
 pub mod math;
 pub mod nn;
 

@@ -1,4 +1,4 @@
-//! The `hegpu` command line: `info`, `bench` and `train`.
+//! The `hegpu` command line: `mnist`, `info`, `bench` and `train`.
 
 use hegpu::backend::GpuBackend;
 use hegpu::backend::device::gpu_required;
@@ -8,6 +8,9 @@ use hegpu::{Error, Result};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
+  hegpu mnist [--images K] [--data DIR] [--model FILE] [--device auto|cpu|gpu] [--json FILE]
+                                      the encrypted MNIST batch job: client keys and encryption,
+                                      server evaluation on public keys only, client decryption
   hegpu info                          the GPU adapter, its backend, type and limits
   hegpu bench [--quick] [--json FILE] NTT, linear-layer and CKKS throughput: CPU, GPU, tfhe-ntt
   hegpu train [--data DIR] [--out FILE] [--maps N] [--hidden N] [--epochs N] [--seed N]
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
         Some("info") => info(),
         Some("bench") => bench(&args[1..]),
         Some("train") => train(&args[1..]),
+        Some("mnist") => mnist(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -171,5 +175,94 @@ fn train(args: &[String]) -> Result<()> {
         100.0 * accuracy,
         out.display()
     );
+    Ok(())
+}
+
+fn mnist(args: &[String]) -> Result<()> {
+    use hegpu::job::{JobOptions, Phase, run_mnist};
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    let mut opts = JobOptions {
+        device: hegpu::backend::DeviceChoice::from_env()?,
+        ..Default::default()
+    };
+    let mut json = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--images" => opts.images = value(a, &mut it)?,
+            "--data" => opts.data = value::<String>(a, &mut it)?.into(),
+            "--model" => opts.model = value::<String>(a, &mut it)?.into(),
+            "--device" => opts.device = value(a, &mut it)?,
+            "--json" => json = Some(value::<String>(a, &mut it)?),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown mnist option '{other}'\n{USAGE}"
+                )));
+            }
+        }
+    }
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let bar = |name: &str| {
+        let b = bars.add(ProgressBar::new(1));
+        b.set_style(style.clone());
+        b.set_prefix(name.to_string());
+        b
+    };
+    let (keys, enc, eval, dec) = (bar("keys"), bar("encrypt"), bar("evaluate"), bar("decrypt"));
+    let report = run_mnist(&opts, |phase, done, total| {
+        let b = match phase {
+            Phase::Keys => &keys,
+            Phase::Encrypt => &enc,
+            Phase::Evaluate => &eval,
+            Phase::Decrypt => &dec,
+        };
+        b.set_length(total as u64);
+        b.set_position(done as u64);
+    })?;
+    for b in [&keys, &enc, &eval, &dec] {
+        b.finish();
+    }
+    println!("device:                {}", report.device);
+    println!(
+        "images:                {} in {} batch(es), {} classified",
+        report.images, report.batches, report.classified
+    );
+    for f in &report.failed_batches {
+        println!("FAILED batch:          {f}");
+    }
+    println!("accuracy:              {:.2}%", 100.0 * report.accuracy());
+    println!("agrees with plaintext: {:.2}%", 100.0 * report.agreement());
+    println!(
+        "time (s):              keys {:.2}, encrypt {:.2}, evaluate {:.2}, decrypt {:.2}",
+        report.seconds_keys,
+        report.seconds_encrypt,
+        report.seconds_evaluate,
+        report.seconds_decrypt
+    );
+    println!(
+        "server:                {:.0} images/s",
+        report.server_images_per_second()
+    );
+    let per = |b: usize| b as f64 / report.classified.max(1) as f64;
+    println!(
+        "bytes per image:       {:.0} sent, {:.0} received (evaluation keys once: {} bytes)",
+        per(report.bytes_sent),
+        per(report.bytes_received),
+        report.bytes_keys
+    );
+    if let Some(path) = json {
+        std::fs::write(&path, report.to_json() + "\n")
+            .map_err(|e| Error::Config(format!("cannot write {path}: {e}")))?;
+        println!("wrote {path}");
+    }
+    if !report.failed_batches.is_empty() {
+        return Err(Error::Config(format!(
+            "{} batch(es) failed",
+            report.failed_batches.len()
+        )));
+    }
     Ok(())
 }

@@ -1,0 +1,238 @@
+//! The encrypted MNIST batch job behind `hegpu mnist`: the client makes keys and encrypts
+//! batches of test images, the server evaluates the model with public material only, the
+//! client decrypts and takes the argmax. Every crossing between client and server goes
+//! through the compact byte format, so the sizes reported are what a network would carry.
+
+use crate::backend::{Backend, DeviceChoice, select_backend};
+use crate::ckks::{
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters,
+    Preset, Seed,
+};
+use crate::data::Mnist;
+use crate::nn::{
+    EncryptedNetwork, argmax, decrypt_outputs, encrypt_images, load_model, pixels, stage_bounds,
+};
+use crate::{Error, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the job runs on.
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    /// Test images to classify (several batches when more than N/2).
+    pub images: usize,
+    pub data: PathBuf,
+    pub model: PathBuf,
+    pub device: DeviceChoice,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self {
+            images: 1000,
+            data: "data/mnist".into(),
+            model: "models/cryptonets-5.safetensors".into(),
+            device: DeviceChoice::Auto,
+        }
+    }
+}
+
+/// The phases progress is reported for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Keys,
+    Encrypt,
+    Evaluate,
+    Decrypt,
+}
+
+/// Everything the job measured.
+#[derive(Clone, Debug, Default)]
+pub struct JobReport {
+    pub device: String,
+    pub images: usize,
+    pub batches: usize,
+    /// Batches that failed (their images are not counted below).
+    pub failed_batches: Vec<String>,
+    pub correct: usize,
+    /// Images whose encrypted argmax equals the plaintext model's.
+    pub agree: usize,
+    pub classified: usize,
+    pub seconds_keys: f64,
+    pub seconds_encrypt: f64,
+    pub seconds_evaluate: f64,
+    pub seconds_decrypt: f64,
+    pub bytes_keys: usize,
+    pub bytes_sent: usize,
+    pub bytes_received: usize,
+}
+
+impl JobReport {
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.classified.max(1) as f64
+    }
+
+    pub fn agreement(&self) -> f64 {
+        self.agree as f64 / self.classified.max(1) as f64
+    }
+
+    /// Images per second of the server's evaluation.
+    pub fn server_images_per_second(&self) -> f64 {
+        self.classified as f64 / self.seconds_evaluate.max(1e-9)
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        let per = |b: usize| b as f64 / self.classified.max(1) as f64;
+        serde_json::json!({
+            "device": self.device,
+            "images": self.images,
+            "batches": self.batches,
+            "failed_batches": self.failed_batches,
+            "classified": self.classified,
+            "accuracy": self.accuracy(),
+            "agreement_with_plaintext": self.agreement(),
+            "seconds": {
+                "keys": self.seconds_keys,
+                "encrypt": self.seconds_encrypt,
+                "evaluate": self.seconds_evaluate,
+                "decrypt": self.seconds_decrypt,
+            },
+            "server_images_per_second": self.server_images_per_second(),
+            "bytes_evaluation_keys": self.bytes_keys,
+            "bytes_sent_per_image": per(self.bytes_sent),
+            "bytes_received_per_image": per(self.bytes_received),
+        })
+        .to_string()
+    }
+}
+
+/// Runs the job; `progress(phase, done, total)` is called as work completes.
+pub fn run_mnist(
+    opts: &JobOptions,
+    mut progress: impl FnMut(Phase, usize, usize),
+) -> Result<JobReport> {
+    let mnist = Mnist::load(&opts.data)?;
+    let model = load_model(&opts.model)?;
+    if model.input != [1, 28, 28] || model.shapes()?.last() != Some(&vec![10]) {
+        return Err(Error::Config(format!(
+            "{} maps 1×28×28 images to {:?}, not to 10 digits",
+            opts.model.display(),
+            model.shapes()?.last()
+        )));
+    }
+    let count = opts.images.min(mnist.test_labels.len());
+    if count == 0 {
+        return Err(Error::Config("--images must be at least 1".into()));
+    }
+    let backend: Arc<dyn Backend> = select_backend(opts.device)?;
+    let params = Parameters::preset(Preset::CryptoNets8192)?;
+    let mut report = JobReport {
+        device: backend.name(),
+        images: count,
+        ..Default::default()
+    };
+    let test_px = pixels(&mnist.test_images);
+    let plain = model.predict(&test_px[..count * 784])?;
+
+    // Client: keys. Only the parameters and evaluation keys travel.
+    let t = Instant::now();
+    progress(Phase::Keys, 0, 1);
+    let mut keygen = KeyGenerator::new(&params, Seed::Os);
+    let sk = keygen.secret_key()?;
+    let keys = EvaluationKeys {
+        relin: Some(keygen.relin_key(&sk)?),
+        ..Default::default()
+    };
+    let key_bytes = keys.to_bytes(&params)?;
+    report.bytes_keys = key_bytes.len() + params.to_bytes().len();
+    let encoder = Encoder::new(&params);
+    let encryptor = Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::Os)?;
+    let decryptor = Decryptor::new(&params, &sk)?;
+    progress(Phase::Keys, 1, 1);
+    report.seconds_keys = t.elapsed().as_secs_f64();
+
+    // Server: plans with public calibration data (training images), builds its evaluator
+    // from the bytes it received.
+    let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
+    let bounds = stage_bounds(
+        &model,
+        &pixels(&mnist.train_images)[..784 * 1000.min(mnist.train_labels.len())],
+    )?;
+    let network = EncryptedNetwork::plan(&model, &params, &*backend, &bounds)?;
+    let evaluator = Evaluator::new(&params, backend.clone(), &server_keys)?;
+
+    let slots = params.slots();
+    let batches: Vec<(usize, usize)> = (0..count)
+        .step_by(slots)
+        .map(|s| (s, (s + slots).min(count)))
+        .collect();
+    report.batches = batches.len();
+    for (b, &(start, end)) in batches.iter().enumerate() {
+        let result = run_batch(
+            &network,
+            (&encoder, &encryptor, &decryptor, &evaluator),
+            &params,
+            &*backend,
+            &test_px[start * 784..end * 784],
+            &mut report,
+            |phase| progress(phase, b, batches.len()),
+        );
+        match result {
+            Ok(outputs) => {
+                for (i, out) in outputs.iter().enumerate() {
+                    let guess = argmax(out);
+                    report.correct +=
+                        usize::from(guess == usize::from(mnist.test_labels[start + i]));
+                    report.agree += usize::from(guess == plain[start + i]);
+                }
+                report.classified += outputs.len();
+            }
+            Err(e) => report
+                .failed_batches
+                .push(format!("images {start}..{end}: {e}")),
+        }
+        for phase in [Phase::Encrypt, Phase::Evaluate, Phase::Decrypt] {
+            progress(phase, b + 1, batches.len());
+        }
+    }
+    Ok(report)
+}
+
+type ClientServer<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Evaluator);
+
+/// One batch through client encryption, server evaluation and client decryption.
+fn run_batch(
+    network: &EncryptedNetwork,
+    (encoder, encryptor, decryptor, evaluator): ClientServer<'_>,
+    params: &Arc<Parameters>,
+    backend: &dyn Backend,
+    images: &[f32],
+    report: &mut JobReport,
+    mut phase: impl FnMut(Phase),
+) -> Result<Vec<Vec<f32>>> {
+    let count = images.len() / 784;
+    phase(Phase::Encrypt);
+    let t = Instant::now();
+    let sent = encrypt_images(network, encoder, encryptor, params, images, backend)?
+        .to_bytes(params, backend)?;
+    report.seconds_encrypt += t.elapsed().as_secs_f64();
+    report.bytes_sent += sent.len();
+
+    phase(Phase::Evaluate);
+    let t = Instant::now();
+    let x = Ciphertext::from_bytes(&sent, params, backend)?;
+    let y = network.forward(evaluator, &x)?;
+    backend.sync()?;
+    report.seconds_evaluate += t.elapsed().as_secs_f64();
+    let received = y.to_bytes(params, backend)?;
+    report.bytes_received += received.len();
+
+    phase(Phase::Decrypt);
+    let t = Instant::now();
+    let y = Ciphertext::from_bytes(&received, params, backend)?;
+    let outputs = decrypt_outputs(decryptor, encoder, &y, count, backend)?;
+    report.seconds_decrypt += t.elapsed().as_secs_f64();
+    Ok(outputs)
+}
