@@ -11,6 +11,10 @@ const USAGE: &str = "usage:
   hegpu mnist [--images K] [--data DIR] [--model FILE] [--device auto|cpu|gpu] [--json FILE]
                                       the encrypted MNIST batch job: client keys and encryption,
                                       server evaluation on public keys only, client decryption
+  hegpu mnist keys --dir D            the same as separate processes sharing directory D:
+  hegpu mnist encrypt --dir D [--images K] [--data DIR]            (client)
+  hegpu mnist serve --dir D [--model FILE] [--data DIR] [--device] (server: public files only)
+  hegpu mnist decrypt --dir D [--data DIR] [--model FILE]          (client)
   hegpu info                          the GPU adapter, its backend, type and limits
   hegpu bench [--quick] [--json FILE] NTT, linear-layer and CKKS throughput: CPU, GPU, tfhe-ntt
   hegpu train [--data DIR] [--out FILE] [--maps N] [--hidden N] [--epochs N] [--seed N]
@@ -178,8 +182,68 @@ fn train(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `hegpu mnist keys|encrypt|serve|decrypt --dir D …`: one side of the job per process.
+fn mnist_split(step: &str, args: &[String]) -> Result<()> {
+    use hegpu::job::files;
+    let defaults = hegpu::job::JobOptions::default();
+    let (mut dir, mut data, mut model) = (None, defaults.data, None);
+    let (mut images, mut device) = (defaults.images, hegpu::backend::DeviceChoice::from_env()?);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--dir" => dir = Some(std::path::PathBuf::from(value::<String>(a, &mut it)?)),
+            "--data" => data = value::<String>(a, &mut it)?.into(),
+            "--model" => model = Some(std::path::PathBuf::from(value::<String>(a, &mut it)?)),
+            "--images" => images = value(a, &mut it)?,
+            "--device" => device = value(a, &mut it)?,
+            other => return Err(Error::Config(format!("unknown option '{other}'\n{USAGE}"))),
+        }
+    }
+    let dir = dir.ok_or_else(|| Error::Config(format!("mnist {step} needs --dir\n{USAGE}")))?;
+    match step {
+        "keys" => {
+            files::client_keys(&dir)?;
+            println!(
+                "wrote params.bin, evaluation-keys.bin and secret.key to {}",
+                dir.display()
+            );
+        }
+        "encrypt" => {
+            let n = files::client_encrypt(&dir, &data, images)?;
+            println!("encrypted {n} test images into {}", dir.display());
+        }
+        "serve" => {
+            let model = model.unwrap_or(defaults.model);
+            let (batches, seconds) = files::server_evaluate(&dir, &model, &data, device)?;
+            println!(
+                "evaluated {batches} batch(es) in {seconds:.2} s; results in {}",
+                dir.display()
+            );
+        }
+        _ => {
+            let (total, correct, agree) = files::client_decrypt(&dir, &data, model.as_deref())?;
+            println!(
+                "accuracy: {:.2}% of {total} images",
+                100.0 * correct as f64 / total.max(1) as f64
+            );
+            if let Some(a) = agree {
+                println!(
+                    "agrees with plaintext: {:.2}%",
+                    100.0 * a as f64 / total.max(1) as f64
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn mnist(args: &[String]) -> Result<()> {
     use hegpu::job::{JobOptions, Phase, run_mnist};
+    if let Some(step @ ("keys" | "encrypt" | "serve" | "decrypt")) =
+        args.first().map(String::as_str)
+    {
+        return mnist_split(step, &args[1..]);
+    }
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let mut opts = JobOptions {
         device: hegpu::backend::DeviceChoice::from_env()?,

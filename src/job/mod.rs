@@ -3,6 +3,8 @@
 //! client decrypts and takes the argmax. Every crossing between client and server goes
 //! through the compact byte format, so the sizes reported are what a network would carry.
 
+pub mod files;
+
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
     Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters,

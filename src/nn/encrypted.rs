@@ -340,8 +340,7 @@ fn square_in_chunks(ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
     Ok(parts[0].with_polys(be.concat(&refs)?, x.count))
 }
 
-/// Client side: encrypts up to N/2 images (`images`: `[image][input]`, each `inputs` long) as
-/// one ciphertext per input position, image i in slot i.
+/// Client side: encrypts up to N/2 images for `network` (see [`encrypt_batch`]).
 pub fn encrypt_images(
     network: &EncryptedNetwork,
     encoder: &Encoder,
@@ -350,7 +349,23 @@ pub fn encrypt_images(
     images: &[f32],
     backend: &dyn Backend,
 ) -> Result<Ciphertext> {
-    let len = network.inputs;
+    let (inputs, scale) = (network.inputs, network.input_scale);
+    encrypt_batch(encoder, encryptor, params, images, inputs, scale, backend)
+}
+
+/// Client side: encrypts up to N/2 images (`images`: `[image][input]`, each `inputs` long) as
+/// one ciphertext per input position, image i in slot i, at `scale` (a planned network takes
+/// the parameters' default scale), without needing the model.
+pub fn encrypt_batch(
+    encoder: &Encoder,
+    encryptor: &Encryptor,
+    params: &Parameters,
+    images: &[f32],
+    inputs: usize,
+    scale: f64,
+    backend: &dyn Backend,
+) -> Result<Ciphertext> {
+    let len = inputs;
     if len == 0 || images.is_empty() || !images.len().is_multiple_of(len) {
         return Err(Error::Shape(format!(
             "{} values are not whole images of {len}",
@@ -367,7 +382,7 @@ pub fn encrypt_images(
     let vectors: Vec<Vec<f64>> = (0..len)
         .map(|p| (0..count).map(|i| f64::from(images[i * len + p])).collect())
         .collect();
-    let pt = encoder.encode_many(&vectors, params.max_level(), network.input_scale, backend)?;
+    let pt = encoder.encode_many(&vectors, params.max_level(), scale, backend)?;
     encryptor.encrypt(&pt)
 }
 
