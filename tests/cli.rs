@@ -145,7 +145,14 @@ fn client_and_server_run_as_separate_processes() {
     );
     std::fs::copy(dir.join("batches.txt"), other.join("batches.txt")).unwrap();
     std::fs::copy(dir.join("result-000.ct"), other.join("result-000.ct")).unwrap();
-    let o = hegpu(&["mnist", "decrypt", "--dir", other.to_str().unwrap(), "--model", m]);
+    let o = hegpu(&[
+        "mnist",
+        "decrypt",
+        "--dir",
+        other.to_str().unwrap(),
+        "--model",
+        m,
+    ]);
     let text = String::from_utf8_lossy(&o.stdout);
     // Same parameter set, another secret: decryption gives noise, not the model's answers.
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
