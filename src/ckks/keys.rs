@@ -2,11 +2,9 @@
 //! switching keys for hybrid key switching (relinearization, rotations, conjugation), made by
 //! a [`KeyGenerator`] on the CPU.
 
-use super::host_cpu;
 use super::params::Parameters;
 use super::sampling::{Sampler, Seed, small_to_words, wipe};
 use crate::Result;
-use crate::backend::Backend;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use zeroize::Zeroize;
@@ -162,14 +160,8 @@ impl KeyGenerator {
             if keys.contains_key(&g) {
                 continue;
             }
-            let cpu = host_cpu();
-            let params = self.params.clone();
-            let ring = params.ring_keys();
-            let s = cpu.upload(ring, 1, &sk.ntt)?;
-            let mut sg = cpu.download(&cpu.automorphism(&s, g)?)?;
-            let key = self.switching_key(sk, sg.clone(), Some(g));
-            wipe(&mut sg);
-            keys.insert(g, key?);
+            let sg = automorphism_host(self.params.ring_keys(), &sk.ntt, g);
+            keys.insert(g, self.switching_key(sk, sg, Some(g))?);
         }
         Ok(GaloisKeys { keys })
     }
@@ -228,12 +220,28 @@ impl KeyGenerator {
     }
 }
 
-/// The forward NTT of one host polynomial.
+/// The forward NTT of one host polynomial, in a plain vector the caller owns (and wipes when
+/// it holds secrets): secret material never enters the CPU backend's recycled buffers.
 pub(crate) fn ntt_host(ring: &Arc<crate::backend::Ring>, words: &[u32]) -> Result<Vec<u32>> {
-    let cpu = host_cpu();
-    let mut x = cpu.upload(ring, 1, words)?;
-    cpu.ntt_forward(&mut x)?;
-    cpu.download(&x)
+    ring.check_words(1, words)?;
+    let mut x = words.to_vec();
+    for (plan, row) in ring.plans().iter().zip(x.chunks_exact_mut(ring.degree())) {
+        plan.forward(row);
+    }
+    Ok(x)
+}
+
+/// `X → X^g` of one NTT-domain host polynomial, in a plain vector (see [`ntt_host`]).
+fn automorphism_host(ring: &crate::backend::Ring, words: &[u32], g: usize) -> Vec<u32> {
+    let n = ring.degree();
+    let log_n = n.trailing_zeros();
+    let index: Vec<usize> = (0..n)
+        .map(|i| crate::backend::rns_ops::automorphism_source(log_n, g, i))
+        .collect();
+    words
+        .chunks_exact(n)
+        .flat_map(|row| index.iter().map(move |&i| row[i]))
+        .collect()
 }
 
 /// `−a·s + e`, word by word (NTT domain), over the first limbs of `s` that `ring` has.
