@@ -3,9 +3,8 @@
 
 use super::batch::PolyBatch;
 use super::ring::Ring;
-use crate::math::Modulus;
+use crate::math::{BaseConverter, Modulus, RnsBasis};
 use crate::{Error, Result};
-use num_bigint::BigUint;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -13,22 +12,17 @@ use std::sync::{Arc, Mutex};
 /// Most source limbs one base conversion may read (`MAX_SOURCE` in `shaders/rns.wgsl`).
 pub const MAX_CONVERT_SOURCE_LIMBS: usize = 16;
 
-/// Constants of the centered fast base conversion from source primes `S = Π s_i` to target
-/// primes `t_j`: with `h = ⌊S/2⌋`, `y_i = [(x_i + h) · (S/s_i)^{-1}]_{s_i}` and
+/// The centered fast base conversion from source primes `S = Π s_i` to target primes `t_j`:
+/// [`BaseConverter`]'s constants plus `h = ⌊S/2⌋`. With `y_i = [(x_i + h) · (S/s_i)^{-1}]_{s_i}`,
 /// `out_j = [Σ_i y_i · (S/s_i) − h]_{t_j}`, which is `x_c + u·S mod t_j` for the centered
 /// representative `x_c ∈ [−S/2, S/2)` and some `0 ≤ u < len(S)`.
 #[derive(Clone, Debug)]
 pub(crate) struct ConversionTable {
-    pub source: Vec<Modulus>,
-    pub target: Vec<Modulus>,
-    /// `(S/s_i)^{-1} mod s_i` per source limb.
-    pub hat_inv: Vec<u32>,
+    pub base: BaseConverter,
     /// `⌊S/2⌋ mod s_i` per source limb.
     pub half_source: Vec<u32>,
     /// `⌊S/2⌋ mod t_j` per target limb.
     pub half_target: Vec<u32>,
-    /// `(S/s_i) mod t_j`, indexed `[j][i]`.
-    pub hat_mod_target: Vec<Vec<u32>>,
 }
 
 impl ConversionTable {
@@ -39,51 +33,50 @@ impl ConversionTable {
                 source.len()
             )));
         }
-        let product: BigUint = source.iter().map(|m| BigUint::from(m.value())).product();
-        let half = &product >> 1u32;
-        let residue = |x: &BigUint, m: &Modulus| -> u32 {
-            (x % m.value())
-                .try_into()
-                .expect("a residue fits its prime")
-        };
-        let hat: Vec<BigUint> = source.iter().map(|m| &product / m.value()).collect();
-        let hat_inv = source
-            .iter()
-            .zip(&hat)
-            .map(|(m, h)| {
-                m.inv(residue(h, m)).ok_or(Error::BadModulus {
-                    p: m.value().into(),
-                    why: "it appears twice in a base conversion's source",
+        let primes = |ms: &[Modulus]| ms.iter().map(Modulus::value).collect::<Vec<u32>>();
+        let from = RnsBasis::new(&primes(source))?;
+        let to = RnsBasis::new(&primes(target))?;
+        let half = from.product() >> 1u32;
+        let residues = |ms: &[Modulus]| -> Vec<u32> {
+            ms.iter()
+                .map(|m| {
+                    (&half % m.value())
+                        .try_into()
+                        .expect("a residue fits its prime")
                 })
-            })
-            .collect::<Result<_>>()?;
+                .collect()
+        };
         Ok(Self {
-            source: source.to_vec(),
-            target: target.to_vec(),
-            hat_inv,
-            half_source: source.iter().map(|m| residue(&half, m)).collect(),
-            half_target: target.iter().map(|m| residue(&half, m)).collect(),
-            hat_mod_target: target
-                .iter()
-                .map(|t| hat.iter().map(|h| residue(h, t)).collect())
-                .collect(),
+            half_source: residues(source),
+            half_target: residues(target),
+            base: BaseConverter::new(&from, &to),
         })
+    }
+
+    /// The source moduli.
+    pub fn source(&self) -> &[Modulus] {
+        self.base.from().moduli()
+    }
+
+    /// `(S/s_i)^{-1} mod s_i`.
+    pub fn hat_inv(&self, i: usize) -> u32 {
+        self.base.from().q_hat_inv()[i].0
     }
 
     /// The table as the GPU reads it: per source limb `[s, hat_inv, hat_inv', half]`, then the
     /// target halves, then `[j][i]` pairs `(S/s_i mod t_j, Shoup)`.
     pub fn gpu_words(&self) -> Vec<u32> {
         let mut w = Vec::new();
-        for (i, m) in self.source.iter().enumerate() {
-            w.extend([
-                m.value(),
-                self.hat_inv[i],
-                m.shoup(self.hat_inv[i]),
-                self.half_source[i],
-            ]);
+        for (i, (m, &(inv, inv_shoup))) in self
+            .source()
+            .iter()
+            .zip(self.base.from().q_hat_inv())
+            .enumerate()
+        {
+            w.extend([m.value(), inv, inv_shoup, self.half_source[i]]);
         }
         w.extend(&self.half_target);
-        for (t, row) in self.target.iter().zip(&self.hat_mod_target) {
+        for (t, row) in self.base.to().iter().zip(self.base.q_hat_mod_p()) {
             for &h in row {
                 w.extend([h, t.shoup(h)]);
             }

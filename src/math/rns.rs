@@ -52,6 +52,11 @@ impl RnsBasis {
         Ok(Self { moduli, q_hat_inv })
     }
 
+    /// `(Q / q_i)^{-1} mod q_i` and its Shoup companion, per limb.
+    pub fn q_hat_inv(&self) -> &[(u32, u32)] {
+        &self.q_hat_inv
+    }
+
     /// The moduli, in order.
     pub fn moduli(&self) -> &[Modulus] {
         &self.moduli
@@ -152,6 +157,21 @@ impl BaseConverter {
             to: to.moduli().to_vec(),
             q_hat_mod_p,
         }
+    }
+
+    /// The source basis.
+    pub fn from(&self) -> &RnsBasis {
+        &self.from
+    }
+
+    /// The target moduli.
+    pub fn to(&self) -> &[Modulus] {
+        &self.to
+    }
+
+    /// `(Q / q_i) mod p_j`, indexed `[j][i]`.
+    pub fn q_hat_mod_p(&self) -> &[Vec<u32>] {
+        &self.q_hat_mod_p
     }
 
     /// Converts polynomials: `input` is `[from limbs][n]`, `output` is `[to limbs][n]`.

@@ -205,14 +205,14 @@ impl CpuBackend {
 /// `[target limb][n]`), row by row so the loops vectorise.
 fn convert_poly(table: &ConversionTable, n: usize, src: &[u32], dst: &mut [u32]) {
     let mut y = vec![0u32; src.len()];
-    for (i, m) in table.source.iter().enumerate() {
-        let w = table.hat_inv[i];
+    for (i, m) in table.source().iter().enumerate() {
+        let w = table.hat_inv(i);
         let (row, x) = (&mut y[i * n..(i + 1) * n], &src[i * n..(i + 1) * n]);
         lanes::shift_scale(row, x, table.half_source[i], (w, m.shoup(w)), m.value());
     }
-    for (j, t) in table.target.iter().enumerate() {
+    for (j, t) in table.base.to().iter().enumerate() {
         let row = &mut dst[j * n..(j + 1) * n];
-        let (weights, p) = (&table.hat_mod_target[j], t.value());
+        let (weights, p) = (&table.base.q_hat_mod_p()[j], t.value());
         // First term and the centering shift in one pass, then the other terms.
         let h = p - table.half_target[j];
         lanes::affine(row, &y[..n], (weights[0], t.shoup(weights[0]), h % p), p);
