@@ -30,6 +30,10 @@ use wgpu::util::DeviceExt;
 
 /// A ring's identity on the device: its degree and primes.
 type RingKey = (usize, Vec<u32>);
+/// A base conversion's identity: the source primes of each digit, and the target primes.
+type ConversionKey = (Vec<Vec<u32>>, Vec<u32>);
+/// Its tables on the device and the offset of each digit's table.
+pub(crate) type ConversionBuffer = (wgpu::Buffer, Vec<usize>);
 
 /// Chunks hold a multiple of this many polynomials when at least this many fit.
 pub(crate) const CHUNK_GROUP: usize = 6;
@@ -60,6 +64,9 @@ pub struct GpuBackend {
     budget: Option<u64>,
     live_bytes: Arc<AtomicU64>,
     rings: Mutex<HashMap<RingKey, Arc<GpuRingTables>>>,
+    /// Base-conversion tables by (source primes of each digit, target primes), with the
+    /// offset of each digit's table: uploaded once per device.
+    conversions: Mutex<HashMap<ConversionKey, Arc<ConversionBuffer>>>,
     /// Bound where a kernel reads nothing (every binding of the shared layout must be filled).
     placeholder: wgpu::Buffer,
     counters: Counters,
@@ -106,6 +113,7 @@ impl GpuBackend {
             budget: options.memory_budget,
             live_bytes: Arc::new(AtomicU64::new(0)),
             rings: Mutex::new(HashMap::new()),
+            conversions: Mutex::new(HashMap::new()),
             placeholder,
             counters: Counters::default(),
         })

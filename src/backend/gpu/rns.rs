@@ -3,7 +3,7 @@
 //! (output chunk, input chunk) pair; the kernels skip outputs whose inputs lie elsewhere.
 
 use super::kernels::WORKGROUP;
-use super::{Binds, GpuBackend, GpuData, GpuWeights};
+use super::{Binds, ConversionBuffer, GpuBackend, GpuData, GpuWeights};
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
@@ -147,22 +147,44 @@ impl GpuBackend {
         Ok(out)
     }
 
-    pub(super) fn base_convert_gpu(
+    /// The conversion tables of `digits` of `x` into `to` on this device (uploaded once).
+    fn conversion_buffer(
         &self,
         x: &PolyBatch,
         digits: &[Range<usize>],
-        to: &Arc<Ring>,
-    ) -> Result<PolyBatch> {
+        to: &Ring,
+    ) -> Result<Arc<ConversionBuffer>> {
         let conversions = conversion_tables(x, digits, to)?;
-        let gx = self.gpu(x)?;
-        let tables = self.tables(to)?;
+        let primes = x.ring.primes();
+        let key = (
+            digits.iter().map(|d| primes[d.clone()].to_vec()).collect(),
+            to.primes(),
+        );
+        let mut cache = self.conversions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = cache.get(&key) {
+            return Ok(hit.clone());
+        }
         let mut words = Vec::new();
         let mut offsets = Vec::new();
         for t in &conversions {
             offsets.push(words.len());
             words.extend(t.gpu_words());
         }
-        let table = self.op_table(&words)?;
+        let entry = Arc::new((self.op_table(&words)?, offsets));
+        cache.insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    pub(super) fn base_convert_gpu(
+        &self,
+        x: &PolyBatch,
+        digits: &[Range<usize>],
+        to: &Arc<Ring>,
+    ) -> Result<PolyBatch> {
+        let gx = self.gpu(x)?;
+        let tables = self.tables(to)?;
+        let cached = self.conversion_buffer(x, digits, to)?;
+        let (table, offsets) = (&cached.0, &cached.1);
         let m_count = x.batch;
         let out = self.alloc_batch(to, digits.len() * m_count)?;
         let go = self.gpu(&out)?;
@@ -190,7 +212,7 @@ impl GpuBackend {
                         offsets[d],
                     ];
                     let binds = Binds {
-                        table: &table,
+                        table,
                         a: &gx.chunks[c].data.buffer,
                         b: &self.placeholder,
                         out: &go.chunks[o].data.buffer,
