@@ -181,16 +181,6 @@ impl Weights {
                 words.len()
             )));
         }
-        for (i, &w) in words.iter().enumerate() {
-            let p = ring.modulus(i % limbs).value();
-            if w >= p {
-                return Err(Error::Unreduced {
-                    index: i,
-                    word: w,
-                    p,
-                });
-            }
-        }
-        Ok(())
+        ring.check_limb_words(words)
     }
 }

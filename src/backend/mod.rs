@@ -155,15 +155,20 @@ pub(crate) fn mul_acc_terms(a: &PolyBatch, b: &PolyBatch, groups: usize) -> Resu
 
 /// Checks that a linear layer's weights fit its input; returns the ring.
 pub(crate) fn check_linear(w: &Weights, x: &PolyBatch) -> Result<()> {
-    if !w.ring.same_as(&x.ring) {
+    check_layer_input(&w.ring, w.inputs, x)
+}
+
+/// Checks that a layer prepared for `ring` with `inputs` inputs (dense or sparse) fits `x`.
+pub(crate) fn check_layer_input(ring: &Ring, inputs: usize, x: &PolyBatch) -> Result<()> {
+    if !ring.same_as(&x.ring) {
         return Err(crate::Error::Shape(
             "weights and input are prepared for different rings".into(),
         ));
     }
-    if w.inputs != x.batch {
+    if inputs != x.batch {
         return Err(crate::Error::Shape(format!(
-            "layer has {} inputs but {} polynomials were given",
-            w.inputs, x.batch
+            "layer has {inputs} inputs but {} polynomials were given",
+            x.batch
         )));
     }
     Ok(())

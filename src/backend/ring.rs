@@ -122,6 +122,22 @@ impl Ring {
         self.n == other.n && self.primes() == other.primes()
     }
 
+    /// Checks per-limb scalars laid out `[…][limb]`: word `i` must be below limb `i mod limbs`'s
+    /// prime (weights, sparse-layer terms, per-limb constants).
+    pub(crate) fn check_limb_words(&self, words: &[u32]) -> Result<()> {
+        for (i, &w) in words.iter().enumerate() {
+            let p = self.modulus(i % self.limbs()).value();
+            if w >= p {
+                return Err(Error::Unreduced {
+                    index: i,
+                    word: w,
+                    p,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that `words` holds `batch` polynomials of this ring, every word below its prime.
     pub fn check_words(&self, batch: usize, words: &[u32]) -> Result<()> {
         if words.len() != batch * self.poly_words() {

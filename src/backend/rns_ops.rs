@@ -167,17 +167,7 @@ pub(crate) fn check_limb_scalars(ring: &Ring, words: &[u32], what: &str) -> Resu
             ring.limbs()
         )));
     }
-    for (l, &w) in words.iter().enumerate() {
-        let p = ring.modulus(l).value();
-        if w >= p {
-            return Err(Error::Unreduced {
-                index: l,
-                word: w,
-                p,
-            });
-        }
-    }
-    Ok(())
+    ring.check_limb_words(words)
 }
 
 /// Checks a gather and returns the output ring.

@@ -82,32 +82,11 @@ impl SparseRows {
         if entries as u64 >= u64::from(u32::MAX) || inputs as u64 >= u64::from(u32::MAX) {
             return bad("too many entries".into());
         }
-        for (i, &w) in self.words.iter().enumerate() {
-            let p = ring.modulus(i % limbs).value();
-            if w >= p {
-                return Err(Error::Unreduced {
-                    index: i,
-                    word: w,
-                    p,
-                });
-            }
-        }
-        Ok(())
+        ring.check_limb_words(&self.words)
     }
 }
 
 /// Checks that a sparse layer fits its input.
 pub(crate) fn check_sparse(w: &SparseWeights, x: &super::PolyBatch) -> Result<()> {
-    if !w.ring.same_as(&x.ring) {
-        return Err(Error::Shape(
-            "sparse weights and input are prepared for different rings".into(),
-        ));
-    }
-    if w.inputs != x.batch {
-        return Err(Error::Shape(format!(
-            "layer has {} inputs but {} polynomials were given",
-            w.inputs, x.batch
-        )));
-    }
-    Ok(())
+    super::check_layer_input(&w.ring, w.inputs, x)
 }
