@@ -12,9 +12,7 @@ use crate::ckks::{
     Preset, SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::nn::{
-    EncryptedNetwork, argmax, decrypt_outputs, encrypt_batch, load_model, pixels, stage_bounds,
-};
+use crate::nn::{argmax, decrypt_outputs, encrypt_batch, pixels};
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -130,14 +128,9 @@ pub fn server_evaluate(
     let backend = select_backend(device)?;
     let params = Parameters::from_bytes(&read(&dir.join("params.bin"))?)?;
     let keys = EvaluationKeys::from_bytes(&read(&dir.join("evaluation-keys.bin"))?, &params)?;
-    let model = load_model(model)?;
+    let model = super::load_digit_model(model)?;
     let mnist = Mnist::load(data)?;
-    let calibration = pixels(&mnist.train_images);
-    let bounds = stage_bounds(
-        &model,
-        &calibration[..784 * 1000.min(mnist.train_labels.len())],
-    )?;
-    let network = EncryptedNetwork::plan(&model, &params, &*backend, &bounds)?;
+    let network = super::plan_server(&model, &params, &*backend, &mnist)?;
     let evaluator = Evaluator::new(&params, backend.clone(), &keys)?;
     let mut seconds = 0.0;
     let list = batches(dir)?;
@@ -171,7 +164,7 @@ pub fn client_decrypt(
     let mnist = Mnist::load(data)?;
     let encoder = Encoder::new(&params);
     let decryptor = Decryptor::new(&params, &sk)?;
-    let model = model.map(load_model).transpose()?;
+    let model = model.map(super::load_digit_model).transpose()?;
     let px = pixels(&mnist.test_images);
     let (mut total, mut correct, mut agree) = (0, 0, 0);
     for (b, (start, end)) in batches(dir)?.into_iter().enumerate() {

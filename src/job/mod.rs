@@ -12,7 +12,8 @@ use crate::ckks::{
 };
 use crate::data::Mnist;
 use crate::nn::{
-    EncryptedNetwork, argmax, decrypt_outputs, encrypt_images, load_model, pixels, stage_bounds,
+    EncryptedNetwork, Model, argmax, decrypt_outputs, encrypt_images, load_model, pixels,
+    stage_bounds,
 };
 use crate::{Error, Result};
 use std::path::PathBuf;
@@ -116,14 +117,7 @@ pub fn run_mnist(
     mut progress: impl FnMut(Phase, usize, usize),
 ) -> Result<JobReport> {
     let mnist = Mnist::load(&opts.data)?;
-    let model = load_model(&opts.model)?;
-    if model.input != [1, 28, 28] || model.shapes()?.last() != Some(&vec![10]) {
-        return Err(Error::Config(format!(
-            "{} maps 1×28×28 images to {:?}, not to 10 digits",
-            opts.model.display(),
-            model.shapes()?.last()
-        )));
-    }
+    let model = load_digit_model(&opts.model)?;
     let count = opts.images.min(mnist.test_labels.len());
     if count == 0 {
         return Err(Error::Config("--images must be at least 1".into()));
@@ -158,11 +152,7 @@ pub fn run_mnist(
     // Server: plans with public calibration data (training images), builds its evaluator
     // from the bytes it received.
     let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
-    let bounds = stage_bounds(
-        &model,
-        &pixels(&mnist.train_images)[..784 * 1000.min(mnist.train_labels.len())],
-    )?;
-    let network = EncryptedNetwork::plan(&model, &params, &*backend, &bounds)?;
+    let network = plan_server(&model, &params, &*backend, &mnist)?;
     let evaluator = Evaluator::new(&params, backend.clone(), &server_keys)?;
 
     let slots = params.slots();
@@ -200,6 +190,33 @@ pub fn run_mnist(
         }
     }
     Ok(report)
+}
+
+/// A model file that maps 1×28×28 images to 10 digits.
+pub(crate) fn load_digit_model(path: &std::path::Path) -> Result<Model> {
+    let model = load_model(path)?;
+    if model.input != [1, 28, 28] || model.shapes()?.last() != Some(&vec![10]) {
+        return Err(Error::Config(format!(
+            "{} maps {:?} to {:?}, not 1×28×28 images to 10 digits",
+            path.display(),
+            model.input,
+            model.shapes()?.last()
+        )));
+    }
+    Ok(model)
+}
+
+/// The server's plan: activation bounds from public calibration data (up to 1,000 training
+/// images), never from the client's images.
+pub(crate) fn plan_server(
+    model: &Model,
+    params: &Arc<Parameters>,
+    backend: &dyn Backend,
+    mnist: &Mnist,
+) -> Result<EncryptedNetwork> {
+    let calibration = 1000.min(mnist.train_labels.len());
+    let bounds = stage_bounds(model, &pixels(&mnist.train_images)[..784 * calibration])?;
+    EncryptedNetwork::plan(model, params, backend, &bounds)
 }
 
 type ClientServer<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Evaluator);
