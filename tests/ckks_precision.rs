@@ -103,6 +103,17 @@ fn each_operation_matches_the_f64_oracle() {
     );
     let prod = ev.rescale(&ev.mul_relin(&cx, &cy).unwrap()).unwrap();
     check("mul+relin+rescale", &prod, zip(|a, b| a * b), 18.0);
+    // rescale_by: one step equals rescale word for word; zero steps keep the level.
+    let raw = ev.mul_relin(&cx, &cy).unwrap();
+    let once = ev
+        .rescale_by(&raw, 1)
+        .unwrap()
+        .to_bytes(&s.params, &*s.backend)
+        .unwrap();
+    assert_eq!(once, prod.to_bytes(&s.params, &*s.backend).unwrap());
+    assert_eq!(ev.rescale_by(&raw, 0).unwrap().level(), raw.level());
+    assert_eq!(ev.rescale_by(&raw, 2).unwrap().level(), raw.level() - 2);
+    assert!(ev.rescale_by(&raw, raw.level() + 1).is_err());
     let sq = ev
         .rescale(&ev.relinearize(&ev.square(&cx).unwrap()).unwrap())
         .unwrap();

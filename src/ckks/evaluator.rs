@@ -445,8 +445,11 @@ impl Evaluator {
                 ct.level
             )));
         }
-        let mut out = self.drop_level(ct, ct.level)?;
-        for _ in 0..times {
+        if times == 0 {
+            return self.drop_level(ct, ct.level);
+        }
+        let mut out = self.rescale(ct)?;
+        for _ in 1..times {
             out = self.rescale(&out)?;
         }
         Ok(out)
