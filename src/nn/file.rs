@@ -121,26 +121,9 @@ pub fn model_to_bytes(model: &Model, dtype: WeightType) -> Result<Vec<u8>> {
     };
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
-        let (wshape, weight, bias) = match layer {
-            Layer::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                weight,
-                bias,
-                ..
-            } => (
-                vec![*out_channels, *in_channels, *kernel, *kernel],
-                weight,
-                bias,
-            ),
-            Layer::Dense {
-                inputs,
-                outputs,
-                weight,
-                bias,
-            } => (vec![*outputs, *inputs], weight, bias),
-            _ => continue,
+        let (Some(wshape), Some((weight, bias))) = (layer.weight_shape(), layer.parameters())
+        else {
+            continue;
         };
         for (name, shape, values) in [("weight", wshape, weight), ("bias", vec![bias.len()], bias)]
         {

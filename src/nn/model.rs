@@ -141,6 +141,43 @@ impl Layer {
         }
     }
 
+    /// The weight tensor's shape (`[out, in, k, k]` for Conv2d, `[out, in]` for Dense), for the
+    /// layers with parameters.
+    pub fn weight_shape(&self) -> Option<Vec<usize>> {
+        match self {
+            Layer::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => Some(vec![*out_channels, *in_channels, *kernel, *kernel]),
+            Layer::Dense {
+                inputs, outputs, ..
+            } => Some(vec![*outputs, *inputs]),
+            _ => None,
+        }
+    }
+
+    /// The weights and bias of a layer with parameters.
+    pub fn parameters(&self) -> Option<(&[f32], &[f32])> {
+        match self {
+            Layer::Conv2d { weight, bias, .. } | Layer::Dense { weight, bias, .. } => {
+                Some((weight, bias))
+            }
+            _ => None,
+        }
+    }
+
+    /// The weights and bias of a layer with parameters, to change them.
+    pub fn parameters_mut(&mut self) -> Option<(&mut [f32], &mut [f32])> {
+        match self {
+            Layer::Conv2d { weight, bias, .. } | Layer::Dense { weight, bias, .. } => {
+                Some((weight, bias))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the layer is linear in its input (a weighted sum plus a constant).
     pub fn is_linear(&self) -> bool {
         !matches!(self, Layer::Square | Layer::Poly { .. })

@@ -66,28 +66,13 @@ pub fn initialize(model: &mut Model, seed: u64) -> Result<()> {
     model.shapes()?;
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     for layer in model.layers.iter_mut() {
-        let (fan_in, fan_out, weight, bias) = match layer {
-            Layer::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                weight,
-                bias,
-                ..
-            } => (
-                *in_channels * *kernel * *kernel,
-                *out_channels * *kernel * *kernel,
-                weight,
-                bias,
-            ),
-            Layer::Dense {
-                inputs,
-                outputs,
-                weight,
-                bias,
-            } => (*inputs, *outputs, weight, bias),
-            _ => continue,
+        let Some(shape) = layer.weight_shape() else {
+            continue;
         };
+        // Inputs per output, and outputs per input, of one weight tensor.
+        let kernel: usize = shape[2..].iter().product();
+        let (fan_in, fan_out) = (shape[1] * kernel, shape[0] * kernel);
+        let (weight, bias) = layer.parameters_mut().expect("a layer with weights");
         let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
         weight
             .iter_mut()
@@ -100,23 +85,19 @@ pub fn initialize(model: &mut Model, seed: u64) -> Result<()> {
 /// The trainable parameters of a model, flattened in layer order (weights then bias).
 fn params_of(model: &Model) -> Vec<f32> {
     let mut p = Vec::new();
-    for layer in &model.layers {
-        if let Layer::Conv2d { weight, bias, .. } | Layer::Dense { weight, bias, .. } = layer {
-            p.extend(weight);
-            p.extend(bias);
-        }
+    for (weight, bias) in model.layers.iter().filter_map(Layer::parameters) {
+        p.extend(weight);
+        p.extend(bias);
     }
     p
 }
 
 fn set_params(model: &mut Model, p: &[f32]) {
     let mut at = 0;
-    for layer in &mut model.layers {
-        if let Layer::Conv2d { weight, bias, .. } | Layer::Dense { weight, bias, .. } = layer {
-            for v in weight.iter_mut().chain(bias.iter_mut()) {
-                *v = p[at];
-                at += 1;
-            }
+    for (weight, bias) in model.layers.iter_mut().filter_map(Layer::parameters_mut) {
+        for v in weight.iter_mut().chain(bias.iter_mut()) {
+            *v = p[at];
+            at += 1;
         }
     }
 }
@@ -147,7 +128,7 @@ fn backward(
     let mut at = 0;
     for layer in &model.layers {
         offsets.push(at);
-        if let Layer::Conv2d { weight, bias, .. } | Layer::Dense { weight, bias, .. } = layer {
+        if let Some((weight, bias)) = layer.parameters() {
             at += weight.len() + bias.len();
         }
     }
