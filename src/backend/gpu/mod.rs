@@ -72,6 +72,16 @@ pub struct GpuBackend {
     counters: Counters,
 }
 
+/// `[word, Shoup companion]` for every word of a `[…][limb]` layout.
+pub(crate) fn shoup_pairs(ring: &Ring, words: &[u32]) -> Vec<u32> {
+    let limbs = ring.limbs();
+    words
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &w)| [w, ring.modulus(i % limbs).shoup(w)])
+        .collect()
+}
+
 /// The buffers one dispatch binds besides its parameters and the ring's limb table.
 struct Binds<'a> {
     table: &'a wgpu::Buffer,
@@ -225,6 +235,29 @@ impl GpuBackend {
             per - per % CHUNK_GROUP
         } else {
             per
+        })
+    }
+
+    /// A layer's table (weights and their Shoup companions, indices) in one tracked storage
+    /// binding; `what` names it in errors.
+    fn upload_weight_table(&self, table: &[u32], what: &str) -> Result<GpuWeights> {
+        let bytes = 4 * table.len() as u64;
+        if bytes > self.binding_limit {
+            return Err(Error::GpuOutOfMemory {
+                bytes,
+                why: format!("{what} exceeds one storage binding"),
+            });
+        }
+        let data = self.alloc(bytes, what)?;
+        self.ctx.checked(bytes, || {
+            self.ctx
+                .queue
+                .write_buffer(&data.buffer, 0, bytemuck::cast_slice(table))
+        })?;
+        self.counters.upload(bytes);
+        Ok(GpuWeights {
+            device_id: self.id,
+            data,
         })
     }
 
@@ -560,34 +593,12 @@ impl Backend for GpuBackend {
         words: &[u32],
     ) -> Result<Weights> {
         Weights::check(ring, outputs, inputs, words)?;
-        let limbs = ring.limbs();
-        let pairs: Vec<u32> = words
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &w)| [w, ring.modulus(i % limbs).shoup(w)])
-            .collect();
-        let bytes = 4 * pairs.len() as u64;
-        if bytes > self.binding_limit {
-            return Err(Error::GpuOutOfMemory {
-                bytes,
-                why: "the weight matrix exceeds one storage binding".into(),
-            });
-        }
-        let data = self.alloc(bytes, "weights")?;
-        self.ctx.checked(bytes, || {
-            self.ctx
-                .queue
-                .write_buffer(&data.buffer, 0, bytemuck::cast_slice(&pairs))
-        })?;
-        self.counters.upload(bytes);
+        let data = self.upload_weight_table(&shoup_pairs(ring, words), "the weight matrix")?;
         Ok(Weights {
             ring: ring.clone(),
             outputs,
             inputs,
-            data: WeightStorage::Gpu(GpuWeights {
-                device_id: self.id,
-                data,
-            }),
+            data: WeightStorage::Gpu(data),
         })
     }
 

@@ -3,7 +3,7 @@
 //! (output chunk, input chunk) pair; the kernels skip outputs whose inputs lie elsewhere.
 
 use super::kernels::WORKGROUP;
-use super::{Binds, ConversionBuffer, GpuBackend, GpuData, GpuWeights};
+use super::{Binds, ConversionBuffer, GpuBackend, GpuData, shoup_pairs};
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
@@ -45,18 +45,6 @@ impl GpuBackend {
         })?;
         self.counters.upload(bytes);
         Ok(buffer)
-    }
-
-    /// Per-limb `(word, Shoup)` pairs, optionally followed by an addend: `[w, w', a, 0]`.
-    fn limb_pairs(ring: &Ring, words: &[u32], add: Option<&[u32]>) -> Vec<u32> {
-        let mut t = Vec::new();
-        for (l, &w) in words.iter().enumerate() {
-            t.extend([w, ring.modulus(l).shoup(w)]);
-            if let Some(a) = add {
-                t.extend([a[l], 0]);
-            }
-        }
-        t
     }
 
     /// Calls `f(out_chunk, out_start, in_chunk, in_start, in_count)` for every chunk pair.
@@ -238,7 +226,13 @@ impl GpuBackend {
     ) -> Result<PolyBatch> {
         check_limb_scalars(&x.ring, mul, "multiplier")?;
         check_limb_scalars(&x.ring, add, "addend")?;
-        let table = self.op_table(&Self::limb_pairs(&x.ring, mul, Some(add)))?;
+        // Per limb: [m, Shoup(m), a, 0].
+        let table: Vec<u32> = shoup_pairs(&x.ring, mul)
+            .chunks(2)
+            .zip(add)
+            .flat_map(|(m, &a)| [m[0], m[1], a, 0])
+            .collect();
+        let table = self.op_table(&table)?;
         self.same_layout_map("scalar_affine", x, &table, &[])
     }
 
@@ -277,35 +271,16 @@ impl GpuBackend {
         rows: &SparseRows,
     ) -> Result<SparseWeights> {
         rows.check(ring, inputs)?;
-        let limbs = ring.limbs();
         let mut table: Vec<u32> = rows.offsets.iter().map(|&o| o as u32).collect();
         table.extend(rows.columns.iter().map(|&c| c as u32));
-        for (i, &w) in rows.words.iter().enumerate() {
-            table.extend([w, ring.modulus(i % limbs).shoup(w)]);
-        }
-        let bytes = 4 * table.len() as u64;
-        if bytes > self.binding_limit {
-            return Err(Error::GpuOutOfMemory {
-                bytes,
-                why: "the sparse layer exceeds one storage binding".into(),
-            });
-        }
-        let data = self.alloc(bytes, "sparse weights")?;
-        self.ctx.checked(bytes, || {
-            self.ctx
-                .queue
-                .write_buffer(&data.buffer, 0, bytemuck::cast_slice(&table))
-        })?;
-        self.counters.upload(bytes);
+        table.extend(shoup_pairs(ring, &rows.words));
+        let data = self.upload_weight_table(&table, "the sparse layer")?;
         Ok(SparseWeights {
             ring: ring.clone(),
             outputs: rows.outputs(),
             inputs,
             entries: rows.columns.len(),
-            data: SparseStorage::Gpu(GpuWeights {
-                device_id: self.id,
-                data,
-            }),
+            data: SparseStorage::Gpu(data),
         })
     }
 
@@ -441,7 +416,7 @@ impl GpuBackend {
         let (ga, gb) = (self.gpu(a)?, self.gpu(b)?);
         let ring = &b.ring;
         let tables = self.tables(ring)?;
-        let table = self.op_table(&Self::limb_pairs(ring, scale, None))?;
+        let table = self.op_table(&shoup_pairs(ring, scale))?;
         let out = self.alloc_batch(ring, b.batch)?;
         let go = self.gpu(&out)?;
         self.run(0, |enc| {
