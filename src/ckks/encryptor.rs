@@ -75,16 +75,18 @@ impl Encryptor {
                 let n = ring.degree();
                 let (mut u_words, mut e_words) = (Vec::new(), Vec::new());
                 for _ in 0..count {
-                    let u = small_to_words(ext, &sampler.ternary(n));
-                    u_words.extend_from_slice(&u);
-                    u_words.extend(u);
+                    u_words.extend(small_to_words(ext, &sampler.ternary(n)));
                     for _ in 0..2 {
                         e_words.extend(small_to_words(ext, &sampler.gaussian(n)));
                     }
                 }
                 drop(sampler);
-                let mut uu = b.upload(ext, 2 * count, &u_words)?;
-                b.ntt_forward(&mut uu)?;
+                // u multiplies both halves of the key: transform it once, then pair it up.
+                let mut u = b.upload(ext, count, &u_words)?;
+                b.ntt_forward(&mut u)?;
+                let twice: Vec<Option<usize>> =
+                    (0..count).flat_map(|i| [Some(i), Some(i)]).collect();
+                let uu = b.gather(&u, &twice, 0..ext.limbs())?;
                 let mut e = b.upload(ext, 2 * count, &e_words)?;
                 b.ntt_forward(&mut e)?;
                 let alpha = self.params.special_primes();
