@@ -47,7 +47,7 @@ fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -
     let net = EncryptedNetwork::plan(model, &c.params, &*backend, &bounds).unwrap();
     let x = encrypt_images(&net, &c.encoder, &c.encryptor, &c.params, images, &*backend).unwrap();
     let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
-    let y = net.forward(&ev, &x).unwrap();
+    let y = net.forward(&ev, x).unwrap();
     assert_eq!(y.level(), 0);
     let count = images.len() / model.input_len();
     decrypt_outputs(&c.decryptor, &c.encoder, &y, count, &*backend).unwrap()
@@ -194,7 +194,7 @@ fn gpu_and_cpu_give_identical_encrypted_outputs() {
         )
         .unwrap();
         let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
-        net.forward(&ev, &x)
+        net.forward(&ev, x)
             .unwrap()
             .to_bytes(&c.params, &*backend)
             .unwrap()

@@ -141,7 +141,7 @@ pub fn server_evaluate(
             &*backend,
         )?;
         let t = std::time::Instant::now();
-        let y = network.forward(&evaluator, &x)?;
+        let y = network.forward(&evaluator, x)?;
         backend.sync()?;
         seconds += t.elapsed().as_secs_f64();
         write(

@@ -242,7 +242,7 @@ fn run_batch(
     phase(Phase::Evaluate);
     let t = Instant::now();
     let x = Ciphertext::from_bytes(&sent, params, backend)?;
-    let y = network.forward(evaluator, &x)?;
+    let y = network.forward(evaluator, x)?;
     backend.sync()?;
     report.seconds_evaluate += t.elapsed().as_secs_f64();
     let received = y.to_bytes(params, backend)?;

@@ -270,8 +270,9 @@ impl EncryptedNetwork {
     }
 
     /// Evaluates the network on a ciphertext tensor of `inputs` ciphertexts (one per input
-    /// position), returning one ciphertext per output. Only public material is involved.
-    pub fn forward(&self, ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
+    /// position), returning one ciphertext per output. Only public material is involved. The
+    /// input is consumed: its buffers feed the first layer without a copy.
+    pub fn forward(&self, ev: &Evaluator, mut x: Ciphertext) -> Result<Ciphertext> {
         if x.count() != self.inputs || x.size() != 2 || x.level() != self.params.max_level() {
             return Err(Error::Shape(format!(
                 "the network takes {} fresh ciphertexts, got {} of size {} at level {}",
@@ -283,7 +284,6 @@ impl EncryptedNetwork {
         }
         self.params.check_id(x.params_id(), "input ciphertext")?;
         let be = &**ev.backend();
-        let mut x = ev.drop_level(x, x.level())?;
         for step in &self.steps {
             x = match step {
                 Step::Linear(step) => {
