@@ -61,9 +61,11 @@ fn linear_layer(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 }
 
 // linear_sparse: out[j] += Σ_e w_e · x[column_e] over row j's entries whose input lies in this
-// chunk. table: offsets (J+1 words), then columns (arg4 words), then (w, Shoup) pairs
-// [entry][limb]. total: words of the output chunk; arg0: its first output; arg1, arg2: first
-// input and count of the input chunk; arg3: J; arg4: entries. CPU twin: CpuBackend::linear_sparse.
+// chunk, plus bias[j] (with the chunk holding input 0, so it is added once). table: offsets
+// (J+1 words), then columns (arg4 words), then (w, Shoup) pairs [entry][limb], then, when arg5
+// is 1, the bias [output][limb]. total: words of the output chunk; arg0: its first output; arg1,
+// arg2: first input and count of the input chunk; arg3: J; arg4: entries; arg5: 1 when there
+// is a bias. CPU twin: CpuBackend::linear_sparse.
 @compute @workgroup_size(256)
 fn linear_sparse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let pw = params.limbs << params.n_log;
@@ -75,6 +77,9 @@ fn linear_sparse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         let l = w >> params.n_log;
         let p = limb_info[l].p;
         var acc = out[i];
+        if (params.arg5 == 1u && params.arg1 == 0u) {
+            acc = add_mod(acc, table[pairs + 2u * params.arg4 * params.limbs + j * params.limbs + l], p);
+        }
         for (var e = table[j]; e < table[j + 1u]; e++) {
             let k = table[columns + e];
             if (k < params.arg1 || k - params.arg1 >= params.arg2) {

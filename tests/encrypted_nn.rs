@@ -108,16 +108,27 @@ fn a_small_encrypted_network_equals_its_plaintext_model() {
     let images: Vec<f32> = (0..40 * 64).map(|_| r.random_range(0.0..1.0)).collect();
     let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
     let got = encrypted_outputs(&model, &images, cpu);
+    // The outputs are below 1 and the encrypted pass keeps about 11 bits on them (worst error
+    // seen 5.5e-4); the argmax must agree wherever the plaintext's top two are further apart
+    // than twice that bound.
+    let bound = 2e-3;
+    let mut decided = 0;
     for (i, out) in got.iter().enumerate() {
         let want = model.forward(&images[i * 64..(i + 1) * 64]).unwrap();
         for (g, w) in out.iter().zip(&want) {
-            assert!(
-                (g - w).abs() < 1e-2 * (1.0 + w.abs()),
-                "image {i}: {out:?} vs {want:?}"
-            );
+            assert!((g - w).abs() < bound, "image {i}: {out:?} vs {want:?}");
         }
-        assert_eq!(argmax(out), argmax(&want), "image {i}");
+        let mut sorted = want.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        if sorted[0] - sorted[1] > 2.0 * bound {
+            decided += 1;
+            assert_eq!(argmax(out), argmax(&want), "image {i}: {out:?} vs {want:?}");
+        }
     }
+    assert!(
+        decided >= 30,
+        "only {decided} of 40 images have a clear winner"
+    );
 }
 
 #[test]

@@ -287,9 +287,19 @@ fn tensor_of_ciphertext_pairs_equals_u64_products() {
 #[test]
 fn sparse_linear_layer_equals_u64_sums() {
     use hegpu::backend::SparseRows;
-    for (n, limbs, inputs, outputs) in [(1 << 10, 3, 9, 7), (1 << 12, 2, 4, 3)] {
+    // Rows 0..4 of the first layer read the same inputs, so they are summed as one tile on the
+    // CPU; the second layer has a bias and 31-bit primes, which fold after every two terms.
+    for (n, limbs, inputs, outputs, with_bias) in [
+        (1 << 10, 3, 9, 7, false),
+        (1 << 12, 2, 4, 3, true),
+        (1 << 10, 4, 40, 9, true),
+    ] {
         let ring = mixed_ring(n, limbs);
-        let x = random_words(&ring, inputs, 10);
+        // Input 0 and every even row's words are p − 1: the largest sums the folds must hold.
+        let mut x = random_words(&ring, inputs, 10);
+        for (w, v) in x[..ring.poly_words()].iter_mut().enumerate() {
+            *v = ring.modulus(w / n).value() - 1;
+        }
         // Row j reads inputs j, j+2, j+5 (mod K), the last row nothing.
         let mut rows = SparseRows {
             offsets: vec![0],
@@ -297,16 +307,36 @@ fn sparse_linear_layer_equals_u64_sums() {
         };
         let mut r = common::rng(11);
         for j in 0..outputs {
-            if j + 1 < outputs {
-                for k in [j, j + 2, j + 5] {
-                    rows.columns.push(k % inputs);
+            let columns: Vec<usize> = match j {
+                _ if j + 1 == outputs => vec![],
+                0..4 => (0..inputs).step_by(2).collect(),
+                _ => vec![j % inputs, (j + 2) % inputs, (j + 5) % inputs],
+            };
+            {
+                for k in columns {
+                    rows.columns.push(k);
                     for l in 0..limbs {
                         let p = ring.modulus(l).value();
-                        rows.words.push(rand::Rng::random_range(&mut r, 0..p));
+                        let word = if j % 2 == 0 {
+                            p - 1
+                        } else {
+                            rand::Rng::random_range(&mut r, 0..p)
+                        };
+                        rows.words.push(word);
                     }
                 }
             }
             rows.offsets.push(rows.columns.len());
+            if with_bias {
+                for l in 0..limbs {
+                    let p = ring.modulus(l).value();
+                    rows.bias.push(if j == 1 {
+                        p - 1
+                    } else {
+                        rand::Rng::random_range(&mut r, 0..p)
+                    });
+                }
+            }
         }
         let got = on_every_device("linear_sparse", n, |b| {
             let xs = b.upload(&ring, inputs, &x).unwrap();
@@ -318,7 +348,8 @@ fn sparse_linear_layer_equals_u64_sums() {
             for word in (0..pw).step_by(11) {
                 let l = word / n;
                 let p = u64::from(ring.modulus(l).value());
-                let want = (rows.offsets[j]..rows.offsets[j + 1]).fold(0u64, |acc, e| {
+                let bias = rows.bias.get(j * limbs + l).map_or(0, |&b| u64::from(b));
+                let want = (rows.offsets[j]..rows.offsets[j + 1]).fold(bias, |acc, e| {
                     let v = u64::from(x[rows.columns[e] * pw + word]);
                     (acc + v * u64::from(rows.words[e * limbs + l]) % p) % p
                 });
@@ -348,6 +379,20 @@ fn sparse_linear_layer_equals_u64_sums() {
             cpu.upload_sparse(&ring, inputs, &broken).is_err(),
             "unreduced"
         );
+        let mut broken = rows.clone();
+        broken.bias = vec![0; limbs];
+        assert!(
+            cpu.upload_sparse(&ring, inputs, &broken).is_err(),
+            "one bias for several outputs"
+        );
+        if with_bias {
+            let mut broken = rows.clone();
+            broken.bias[limbs - 1] = ring.modulus(limbs - 1).value();
+            assert!(
+                cpu.upload_sparse(&ring, inputs, &broken).is_err(),
+                "unreduced bias"
+            );
+        }
         let w = cpu.upload_sparse(&ring, inputs, &rows).unwrap();
         let short = cpu.upload(&ring, 1, &x[..pw]).unwrap();
         assert!(cpu.linear_sparse(&w, &short).is_err(), "input count");

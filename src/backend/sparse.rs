@@ -6,14 +6,18 @@ use super::ring::Ring;
 use crate::{Error, Result};
 use std::sync::Arc;
 
-/// The terms of a sparse linear layer in compressed-row form: output `j` is
-/// `Σ_{e ∈ offsets[j]..offsets[j+1]} words[e] · x[columns[e]]`, where `words[e]` holds one
-/// reduced word per limb (`[entry][limb]`).
+/// The terms of a sparse affine layer in compressed-row form: output `j` is
+/// `bias[j] + Σ_{e ∈ offsets[j]..offsets[j+1]} words[e] · x[columns[e]]`, where `words[e]` holds
+/// one reduced word per limb (`[entry][limb]`) and `bias` is either empty (no constant) or one
+/// reduced word per output and limb (`[output][limb]`), added to every coefficient of that limb.
+/// In the NTT domain that is the constant polynomial `bias`; a caller working on coefficients
+/// puts the constant in a column of ones instead.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SparseRows {
     pub offsets: Vec<usize>,
     pub columns: Vec<usize>,
     pub words: Vec<u32>,
+    pub bias: Vec<u32>,
 }
 
 /// A sparse layer prepared on one device.
@@ -23,16 +27,17 @@ pub struct SparseWeights {
     pub(crate) inputs: usize,
     /// Number of terms over all outputs.
     pub(crate) entries: usize,
+    /// Whether the rows carry a constant per output.
+    pub(crate) has_bias: bool,
     pub(crate) data: SparseStorage,
 }
 
 pub(crate) enum SparseStorage {
     Host {
         rows: SparseRows,
-        /// Shoup companions of `rows.words`.
-        shoup: Vec<u32>,
     },
-    /// One table: offsets (J+1), columns, then (word, Shoup) pairs `[entry][limb]`.
+    /// One table: offsets (J+1), columns, (word, Shoup) pairs `[entry][limb]`, then the bias
+    /// `[output][limb]` when there is one.
     Gpu(GpuWeights),
 }
 
@@ -73,6 +78,13 @@ impl SparseRows {
                 self.words.len()
             ));
         }
+        let outputs = self.outputs();
+        if !self.bias.is_empty() && self.bias.len() != outputs * limbs {
+            return bad(format!(
+                "{} bias words for {outputs} outputs × {limbs} limbs",
+                self.bias.len()
+            ));
+        }
         if inputs == 0 {
             return bad("no inputs".into());
         }
@@ -82,7 +94,8 @@ impl SparseRows {
         if entries as u64 >= u64::from(u32::MAX) || inputs as u64 >= u64::from(u32::MAX) {
             return bad("too many entries".into());
         }
-        ring.check_limb_words(&self.words)
+        ring.check_limb_words(&self.words)?;
+        ring.check_limb_words(&self.bias)
     }
 }
 

@@ -17,11 +17,9 @@ use std::sync::Arc;
 
 /// A linear stage prepared on the device.
 struct LinearStep {
+    /// Weights and biases over the ring repeated twice, so each ciphertext is one "polynomial";
+    /// the bias goes to the first half only (the constant plaintext `round(b · Δ_w · s_in)`).
     weights: SparseWeights,
-    /// The bias as a `J × 1` layer applied to `ones`.
-    bias: SparseWeights,
-    /// One "ciphertext" `(round(s_in), 0)` over the repeated ring.
-    ones: PolyBatch,
     weight_scale: f64,
     outputs: usize,
 }
@@ -210,50 +208,35 @@ impl EncryptedNetwork {
         let ring = params.ring_q(level)?;
         let pairs = ring.repeat(2)?;
         let primes = ring.primes();
-        let words_of = |v: f64| -> Result<Vec<u32>> {
+        let int_of = |v: f64| -> Result<i64> {
             if !v.is_finite() || v.abs() >= 2f64.powi(62) {
                 return Err(Error::Config(format!(
                     "weight {v:e} does not fit an integer"
                 )));
             }
-            let k = v.round() as i64;
-            Ok((0..2)
-                .flat_map(|_| {
-                    primes
-                        .iter()
-                        .map(move |&p| k.rem_euclid(i64::from(p)) as u32)
-                })
-                .collect())
+            Ok(v.round() as i64)
+        };
+        let residues = |k: i64| {
+            primes
+                .iter()
+                .map(move |&p| k.rem_euclid(i64::from(p)) as u32)
         };
         let mut w = SparseRows {
             offsets: vec![0],
             ..Default::default()
         };
-        let mut b = SparseRows {
-            offsets: vec![0],
-            ..Default::default()
-        };
         for (bias, terms) in rows {
             for &(k, v) in terms {
+                let word = int_of(f64::from(v) * weight_scale)?;
                 w.columns.push(k);
-                w.words.extend(words_of(f64::from(v) * weight_scale)?);
+                w.words.extend(residues(word).chain(residues(word)));
             }
             w.offsets.push(w.columns.len());
-            b.columns.push(0);
-            b.words.extend(words_of(f64::from(*bias) * weight_scale)?);
-            b.offsets.push(b.columns.len());
+            let constant = int_of(f64::from(*bias) * weight_scale * scale_in)?;
+            w.bias.extend(residues(constant).chain(residues(0)));
         }
-        let one = (scale_in.round() as i64).max(1);
-        let n = ring.degree();
-        let mut ones = Vec::with_capacity(pairs.poly_words());
-        for &p in &primes {
-            ones.extend(std::iter::repeat_n(one.rem_euclid(i64::from(p)) as u32, n));
-        }
-        ones.extend(std::iter::repeat_n(0u32, ring.poly_words()));
         Ok(Step::Linear(Box::new(LinearStep {
             weights: backend.upload_sparse(&pairs, inputs, &w)?,
-            bias: backend.upload_sparse(&pairs, 1, &b)?,
-            ones: backend.upload(&pairs, 1, &ones)?,
             weight_scale,
             outputs: rows.len(),
         })))
@@ -289,18 +272,13 @@ impl EncryptedNetwork {
                 Step::Linear(step) => {
                     let LinearStep {
                         weights,
-                        bias,
-                        ones,
                         weight_scale,
                         outputs,
                     } = &**step;
                     let ring = self.params.ring_q(x.level)?.clone();
                     let pairs = ring.repeat(2)?;
                     let grouped = x.polys.regroup(&pairs)?;
-                    let sum = be.add(
-                        &be.linear_sparse(weights, &grouped)?,
-                        &be.linear_sparse(bias, ones)?,
-                    )?;
+                    let sum = be.linear_sparse(weights, &grouped)?;
                     let linear = Ciphertext {
                         polys: sum.regroup(&ring)?,
                         size: 2,

@@ -10,11 +10,14 @@ use super::{Backend, check_linear, mul_acc_terms};
 mod lanes;
 pub(crate) mod pool;
 mod rns;
+mod sparse;
+mod wide;
 use crate::math::Modulus;
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
+use wide::Wide;
 
 /// Outputs computed together by one pass over the inputs in [`CpuBackend::linear`].
 const LINEAR_TILE_OUTPUTS: usize = 4;
@@ -279,19 +282,14 @@ impl Backend for CpuBackend {
             let wl = &w[l * outputs * inputs..(l + 1) * outputs * inputs];
             let mut part = vec![0u32; outputs * len];
             let m = ring.modulus(l);
-            pulp::Arch::new().dispatch(
-                #[inline(always)]
-                || {
-                    linear_block(
-                        m,
-                        wl,
-                        input,
-                        (ring.poly_words(), l * n + c0, len),
-                        inputs,
-                        &mut part,
-                    )
-                },
-            );
+            pulp::Arch::new().dispatch(LinearBlock {
+                m,
+                w: wl,
+                input,
+                at: (ring.poly_words(), l * n + c0, len),
+                inputs,
+                part: &mut part,
+            });
             part
         });
         let mut out = pool::take(outputs * ring.poly_words(), false);
@@ -314,22 +312,13 @@ impl Backend for CpuBackend {
         rows: &SparseRows,
     ) -> Result<SparseWeights> {
         rows.check(ring, inputs)?;
-        let limbs = ring.limbs();
-        let shoup = rows
-            .words
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| ring.modulus(i % limbs).shoup(w))
-            .collect();
         Ok(SparseWeights {
             ring: ring.clone(),
             outputs: rows.outputs(),
             inputs,
             entries: rows.columns.len(),
-            data: SparseStorage::Host {
-                rows: rows.clone(),
-                shoup,
-            },
+            has_bias: !rows.bias.is_empty(),
+            data: SparseStorage::Host { rows: rows.clone() },
         })
     }
 
@@ -386,14 +375,29 @@ impl Backend for CpuBackend {
     }
 }
 
+/// [`linear_block`] as a [`pulp::WithSimd`] operation: a large closure body may be left out
+/// of line, and then it is compiled without the SIMD features the dispatch found.
+struct LinearBlock<'a> {
+    m: Modulus,
+    w: &'a [u32],
+    input: &'a [u32],
+    at: (usize, usize, usize),
+    inputs: usize,
+    part: &'a mut [u32],
+}
+
+impl pulp::WithSimd for LinearBlock<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        linear_block(self.m, self.w, self.input, self.at, self.inputs, self.part);
+    }
+}
+
 /// `part[j][i] = Σ_k w[j][k] · x_k[start + i] mod p` for every output `j` and `i < len`, where
-/// `x_k` starts at word `k · stride` of `input`.
-///
-/// Raw 64-bit products are summed without reduction (one widening multiply and one add per
-/// term, which vectorise), and the accumulators are folded, `acc ≡ hi · (2^32 mod p) + lo`,
-/// only as often as the prime's size requires (every 2 terms for 31-bit primes, every 12 for
-/// 30-bit, every 65,000 for 24-bit). Outputs go in tiles of [`LINEAR_TILE_OUTPUTS`] so each input
-/// word loaded feeds several accumulators.
+/// `x_k` starts at word `k · stride` of `input`, with lazy 64-bit sums ([`Wide`]). Outputs go
+/// in tiles of [`LINEAR_TILE_OUTPUTS`] so each input word loaded feeds several accumulators.
 #[inline(always)]
 fn linear_block(
     m: Modulus,
@@ -403,10 +407,7 @@ fn linear_block(
     inputs: usize,
     part: &mut [u32],
 ) {
-    let p = u64::from(m.value());
-    let fold_c = (1u64 << 32) % p;
-    // After a fold acc < 2^32 · p; this many products of (p-1)^2 then still fit in a u64.
-    let per_fold = ((u64::MAX - (p << 32)) / ((p - 1) * (p - 1))).max(1) as usize;
+    let wide = Wide::new(m);
     let outputs = part.len() / len;
     let mut acc = [[0u64; LINEAR_BLOCK]; LINEAR_TILE_OUTPUTS];
     for j0 in (0..outputs).step_by(LINEAR_TILE_OUTPUTS) {
@@ -414,29 +415,22 @@ fn linear_block(
         for a in acc.iter_mut().take(tile) {
             a[..len].fill(0);
         }
-        for k_start in (0..inputs).step_by(per_fold) {
-            for k in k_start..inputs.min(k_start + per_fold) {
+        for k_start in (0..inputs).step_by(wide.per_fold) {
+            for k in k_start..inputs.min(k_start + wide.per_fold) {
                 let xs = &input[k * stride + start..k * stride + start + len];
                 for (t, a) in acc.iter_mut().enumerate().take(tile) {
-                    let wk = u64::from(w[(j0 + t) * inputs + k]);
-                    for (a, &x) in a[..len].iter_mut().zip(xs) {
-                        *a += u64::from(x) * wk;
-                    }
+                    Wide::mac(&mut a[..len], xs, w[(j0 + t) * inputs + k]);
                 }
             }
             for a in acc.iter_mut().take(tile) {
-                for v in a[..len].iter_mut() {
-                    *v = (*v >> 32) * fold_c + (*v & 0xffff_ffff);
-                }
+                wide.fold(&mut a[..len]);
             }
         }
         for t in 0..tile {
-            for (o, &a) in part[(j0 + t) * len..(j0 + t + 1) * len]
-                .iter_mut()
-                .zip(&acc[t][..len])
-            {
-                *o = m.reduce_u64(a);
-            }
+            wide.reduce(
+                &mut part[(j0 + t) * len..(j0 + t + 1) * len],
+                &acc[t][..len],
+            );
         }
     }
 }

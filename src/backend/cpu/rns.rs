@@ -10,7 +10,6 @@ use crate::backend::rns_ops::{
     check_gather, check_key_mul_acc, check_limb_scalars, check_scaled_difference, check_tensor,
     conversion_tables,
 };
-use crate::backend::sparse::{SparseStorage, SparseWeights, check_sparse};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -106,31 +105,6 @@ impl CpuBackend {
             lanes::affine(dst, src, (w, ws, a), m.value());
         });
         Ok(Self::wrap(ring, x.batch, out))
-    }
-
-    /// Twin of `linear_sparse`.
-    pub(super) fn linear_sparse_rows(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
-        check_sparse(w, x)?;
-        let SparseStorage::Host { rows, shoup } = &w.data else {
-            return Err(crate::Error::WrongDevice {
-                expected: "the CPU".into(),
-                found: "the GPU".into(),
-            });
-        };
-        let input = self.host(x)?;
-        let ring = &x.ring;
-        let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
-        let mut out = pool::take(w.outputs * pw, true);
-        self.rows_mut(&mut out, n, |row, dst| {
-            let (j, l) = (row / limbs, row % limbs);
-            let p = ring.modulus(l).value();
-            for e in rows.offsets[j]..rows.offsets[j + 1] {
-                let at = rows.columns[e] * pw + l * n;
-                let (word, companion) = (rows.words[e * limbs + l], shoup[e * limbs + l]);
-                lanes::mul_add(dst, &input[at..at + n], (word, companion), p);
-            }
-        });
-        Ok(Self::wrap(ring, w.outputs, out))
     }
 
     /// Twin of `ct_tensor`.

@@ -274,12 +274,14 @@ impl GpuBackend {
         let mut table: Vec<u32> = rows.offsets.iter().map(|&o| o as u32).collect();
         table.extend(rows.columns.iter().map(|&c| c as u32));
         table.extend(shoup_pairs(ring, &rows.words));
+        table.extend(&rows.bias);
         let data = self.upload_weight_table(&table, "the sparse layer")?;
         Ok(SparseWeights {
             ring: ring.clone(),
             outputs: rows.outputs(),
             inputs,
             entries: rows.columns.len(),
+            has_bias: !rows.bias.is_empty(),
             data: SparseStorage::Gpu(data),
         })
     }
@@ -301,10 +303,11 @@ impl GpuBackend {
         let out = self.alloc_batch(ring, w.outputs)?;
         let go = self.gpu(&out)?;
         let entries = w.entries;
+        let has_bias = usize::from(w.has_bias);
         self.run(0, |enc| {
             Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
                 let words = go.chunks[o].polys * ring.poly_words();
-                let args = [o0, s, count, w.outputs, entries];
+                let args = [o0, s, count, w.outputs, entries, has_bias];
                 let binds = Binds {
                     table: &gw.data.buffer,
                     a: &gx.chunks[c].data.buffer,
