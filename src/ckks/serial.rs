@@ -11,6 +11,7 @@ use super::params::{ParameterLiteral, Parameters};
 use super::sampling::{small_to_words, wipe};
 use crate::backend::{Backend, Ring};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,11 +37,40 @@ struct ParamsWire {
     p: Vec<u32>,
 }
 
+/// A byte string: on the wire the same as a sequence of u8 (postcard writes the length, then
+/// the bytes), but written and read in one copy instead of byte by byte through serde.
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> std::result::Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_byte_buf(Visit)
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct KeyWire {
     galois: Option<u64>,
     digits: u32,
-    data: Vec<u8>,
+    data: Bytes,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,7 +85,7 @@ struct CiphertextWire {
     count: u32,
     level: u32,
     scale: f64,
-    data: Vec<u8>,
+    data: Bytes,
 }
 
 fn bad(why: impl Into<String>) -> Error {
@@ -110,27 +140,46 @@ fn packed_len(ring: &Ring, polys: usize) -> Option<usize> {
         .map(|b| b / 8)
 }
 
-/// Packs `[poly][limb][n]` words at each limb's bit width.
+/// Bytes of one row (one limb of one polynomial): whole bytes, since N ≥ 2^10.
+fn row_bytes(ring: &Ring, l: usize) -> usize {
+    ring.degree() * limb_bits(ring, l) as usize / 8
+}
+
+/// Packs `[poly][limb][n]` words at each limb's bit width, polynomials in parallel (every row
+/// starts on a byte).
 fn pack(ring: &Ring, words: &[u32]) -> Vec<u8> {
-    let n = ring.degree();
-    let mut out = Vec::with_capacity(words.len() * 4);
-    let (mut acc, mut filled) = (0u64, 0u32);
-    for (row, chunk) in words.chunks_exact(n).enumerate() {
-        let bits = limb_bits(ring, row % ring.limbs());
-        for &w in chunk {
-            acc |= u64::from(w) << filled;
-            filled += bits;
-            while filled >= 8 {
-                out.push(acc as u8);
-                acc >>= 8;
-                filled -= 8;
+    let (n, limbs) = (ring.degree(), ring.limbs());
+    let per_poly: usize = (0..limbs).map(|l| row_bytes(ring, l)).sum();
+    let mut out = vec![0u8; words.len() / ring.poly_words() * per_poly];
+    out.par_chunks_mut(per_poly)
+        .zip(words.par_chunks(ring.poly_words()))
+        .for_each(|(dst, src)| {
+            let mut at = 0;
+            for l in 0..limbs {
+                let len = row_bytes(ring, l);
+                pack_row(
+                    &src[l * n..(l + 1) * n],
+                    limb_bits(ring, l),
+                    &mut dst[at..at + len],
+                );
+                at += len;
             }
+        });
+    out
+}
+
+fn pack_row(words: &[u32], bits: u32, out: &mut [u8]) {
+    let (mut acc, mut filled, mut at) = (0u64, 0u32, 0usize);
+    for &w in words {
+        acc |= u64::from(w) << filled;
+        filled += bits;
+        while filled >= 8 {
+            out[at] = acc as u8;
+            at += 1;
+            acc >>= 8;
+            filled -= 8;
         }
     }
-    if filled > 0 {
-        out.push(acc as u8);
-    }
-    out
 }
 
 /// Unpacks `polys` polynomials of `ring`, checking the length and every word.
@@ -142,28 +191,42 @@ fn unpack(ring: &Ring, polys: usize, bytes: &[u8]) -> Result<Vec<u32>> {
             bytes.len()
         )));
     }
-    let n = ring.degree();
-    let mut words = Vec::with_capacity(polys * ring.poly_words());
+    let (n, limbs) = (ring.degree(), ring.limbs());
+    let per_poly: usize = (0..limbs).map(|l| row_bytes(ring, l)).sum();
+    let mut words = vec![0u32; polys * ring.poly_words()];
+    words
+        .par_chunks_mut(ring.poly_words())
+        .zip(bytes.par_chunks(per_poly.max(1)))
+        .try_for_each(|(dst, src)| {
+            let mut at = 0;
+            for l in 0..limbs {
+                let len = row_bytes(ring, l);
+                let row = &mut dst[l * n..(l + 1) * n];
+                unpack_row(&src[at..at + len], ring.modulus(l).value(), row)?;
+                at += len;
+            }
+            Ok(())
+        })?;
+    Ok(words)
+}
+
+fn unpack_row(bytes: &[u8], p: u32, out: &mut [u32]) -> Result<()> {
+    let bits = 32 - p.leading_zeros();
     let (mut acc, mut filled, mut at) = (0u64, 0u32, 0usize);
-    for row in 0..polys * ring.limbs() {
-        let l = row % ring.limbs();
-        let (bits, p) = (limb_bits(ring, l), ring.modulus(l).value());
-        for _ in 0..n {
-            while filled < bits {
-                acc |= u64::from(bytes[at]) << filled;
-                at += 1;
-                filled += 8;
-            }
-            let w = (acc & ((1u64 << bits) - 1)) as u32;
-            acc >>= bits;
-            filled -= bits;
-            if w >= p {
-                return Err(bad(format!("word {w} is not below its prime {p}")));
-            }
-            words.push(w);
+    for w in out.iter_mut() {
+        while filled < bits {
+            acc |= u64::from(bytes[at]) << filled;
+            at += 1;
+            filled += 8;
+        }
+        *w = (acc & ((1u64 << bits) - 1)) as u32;
+        acc >>= bits;
+        filled -= bits;
+        if *w >= p {
+            return Err(bad(format!("word {} is not below its prime {p}", *w)));
         }
     }
-    Ok(words)
+    Ok(())
 }
 
 impl Parameters {
@@ -194,12 +257,12 @@ impl PublicKey {
         Ok(write(
             Kind::PublicKey,
             self.params_id,
-            &pack(params.ring_keys(), &self.words),
+            &Bytes(pack(params.ring_keys(), &self.words)),
         ))
     }
 
     pub fn from_bytes(bytes: &[u8], params: &Parameters) -> Result<PublicKey> {
-        let (data, id) = read::<Vec<u8>>(bytes, Kind::PublicKey)?;
+        let (Bytes(data), id) = read::<Bytes>(bytes, Kind::PublicKey)?;
         params.check_id(id, "serialized public key")?;
         Ok(PublicKey {
             params_id: id,
@@ -213,7 +276,7 @@ fn key_to_wire(params: &Parameters, k: &SwitchingKey) -> Result<KeyWire> {
     Ok(KeyWire {
         galois: k.galois.map(|g| g as u64),
         digits: k.digits as u32,
-        data: pack(params.ring_keys(), &k.words),
+        data: Bytes(pack(params.ring_keys(), &k.words)),
     })
 }
 
@@ -238,7 +301,7 @@ fn key_from_wire(params: &Parameters, w: KeyWire) -> Result<SwitchingKey> {
         params_id: params.id(),
         galois,
         digits,
-        words: unpack(params.ring_keys(), 2 * digits, &w.data)?,
+        words: unpack(params.ring_keys(), 2 * digits, &w.data.0)?,
     })
 }
 
@@ -301,7 +364,7 @@ impl Ciphertext {
             count: self.count as u32,
             level: self.level as u32,
             scale: self.scale,
-            data: pack(params.ring_q(self.level)?, &words),
+            data: Bytes(pack(params.ring_q(self.level)?, &words)),
         };
         Ok(write(Kind::Ciphertext, self.params_id, &wire))
     }
@@ -331,7 +394,7 @@ impl Ciphertext {
             return Err(bad(format!("scale {} is not a positive number", w.scale)));
         }
         let (size, count) = (usize::from(w.size), w.count as usize);
-        let words = unpack(ring, size * count, &w.data)?;
+        let words = unpack(ring, size * count, &w.data.0)?;
         Ok(Ciphertext {
             polys: backend.upload(ring, size * count, &words)?,
             size,
@@ -395,5 +458,21 @@ impl SecretKey {
             coeffs,
             ntt: ntt?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bytes;
+
+    #[test]
+    fn byte_strings_have_the_wire_form_of_byte_sequences() {
+        for len in [0usize, 1, 127, 128, 300, 70_000] {
+            let v: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let as_seq = postcard::to_allocvec(&v).unwrap();
+            assert_eq!(postcard::to_allocvec(&Bytes(v.clone())).unwrap(), as_seq);
+            let back: Bytes = postcard::from_bytes(&as_seq).unwrap();
+            assert_eq!(back.0, v);
+        }
     }
 }
