@@ -19,9 +19,9 @@ use std::sync::Arc;
 struct LinearStep {
     /// Weights and biases over the ring repeated twice, so each ciphertext is one "polynomial";
     /// the bias goes to the first half only (the constant plaintext `round(b · Δ_w · s_in)`).
-    weights: SparseWeights,
+    /// One layer per run of at most [`CHUNK`] outputs, with its output count.
+    chunks: Vec<(usize, SparseWeights)>,
     weight_scale: f64,
-    outputs: usize,
 }
 
 enum Step {
@@ -221,24 +221,27 @@ impl EncryptedNetwork {
                 .iter()
                 .map(move |&p| k.rem_euclid(i64::from(p)) as u32)
         };
-        let mut w = SparseRows {
-            offsets: vec![0],
-            ..Default::default()
-        };
-        for (bias, terms) in rows {
-            for &(k, v) in terms {
-                let word = int_of(f64::from(v) * weight_scale)?;
-                w.columns.push(k);
-                w.words.extend(residues(word).chain(residues(word)));
+        let mut chunks = Vec::new();
+        for part in rows.chunks(CHUNK) {
+            let mut w = SparseRows {
+                offsets: vec![0],
+                ..Default::default()
+            };
+            for (bias, terms) in part {
+                for &(k, v) in terms {
+                    let word = int_of(f64::from(v) * weight_scale)?;
+                    w.columns.push(k);
+                    w.words.extend(residues(word).chain(residues(word)));
+                }
+                w.offsets.push(w.columns.len());
+                let constant = int_of(f64::from(*bias) * weight_scale * scale_in)?;
+                w.bias.extend(residues(constant).chain(residues(0)));
             }
-            w.offsets.push(w.columns.len());
-            let constant = int_of(f64::from(*bias) * weight_scale * scale_in)?;
-            w.bias.extend(residues(constant).chain(residues(0)));
+            chunks.push((part.len(), backend.upload_sparse(&pairs, inputs, &w)?));
         }
         Ok(Step::Linear(Box::new(LinearStep {
-            weights: backend.upload_sparse(&pairs, inputs, &w)?,
+            chunks,
             weight_scale,
-            outputs: rows.len(),
         })))
     }
 
@@ -266,53 +269,85 @@ impl EncryptedNetwork {
             )));
         }
         self.params.check_id(x.params_id(), "input ciphertext")?;
-        let be = &**ev.backend();
-        for step in &self.steps {
+        let mut steps = self.steps.iter().peekable();
+        while let Some(step) = steps.next() {
             x = match step {
                 Step::Linear(step) => {
-                    let LinearStep {
-                        weights,
-                        weight_scale,
-                        outputs,
-                    } = &**step;
-                    let ring = self.params.ring_q(x.level)?.clone();
-                    let pairs = ring.repeat(2)?;
-                    let grouped = x.polys.regroup(&pairs)?;
-                    let sum = be.linear_sparse(weights, &grouped)?;
-                    let linear = Ciphertext {
-                        polys: sum.regroup(&ring)?,
-                        size: 2,
-                        count: *outputs,
-                        level: x.level,
-                        scale: x.scale * weight_scale,
-                        params_id: x.params_id,
-                    };
-                    ev.rescale(&linear)?
+                    let square = steps.next_if(|s| matches!(s, Step::Square)).is_some();
+                    self.linear_stage(ev, step, x, square)?
                 }
                 Step::Square => square_in_chunks(ev, &x)?,
             };
         }
         Ok(x)
     }
+
+    /// A linear step, its rescale and, when `square`, the x² that follows, run chunk by chunk of
+    /// outputs: every temporary is chunk-sized (and recycled), only the input and the stage's
+    /// output are whole layers.
+    fn linear_stage(
+        &self,
+        ev: &Evaluator,
+        step: &LinearStep,
+        x: Ciphertext,
+        square: bool,
+    ) -> Result<Ciphertext> {
+        let be = &**ev.backend();
+        let ring = self.params.ring_q(x.level)?.clone();
+        let (level, scale, params_id) = (x.level, x.scale * step.weight_scale, x.params_id);
+        let grouped = x.polys.regroup(&ring.repeat(2)?)?;
+        let mut parts = Vec::with_capacity(step.chunks.len());
+        for (outputs, weights) in &step.chunks {
+            let linear = Ciphertext {
+                polys: be.linear_sparse(weights, &grouped)?.regroup(&ring)?,
+                size: 2,
+                count: *outputs,
+                level,
+                scale,
+                params_id,
+            };
+            let mut y = ev.rescale(&linear)?;
+            drop(linear);
+            if square {
+                y = square_relin_rescale(ev, &y)?;
+            }
+            parts.push(y);
+        }
+        drop(grouped);
+        if parts.len() == 1 {
+            return Ok(parts.pop().expect("one part"));
+        }
+        let count = parts.iter().map(Ciphertext::count).sum();
+        let refs: Vec<&PolyBatch> = parts.iter().map(|c| &c.polys).collect();
+        Ok(parts[0].with_polys(be.concat(&refs)?, count))
+    }
 }
 
-/// Ciphertexts squared, relinearized and rescaled together: bounds the memory of the
-/// three-polynomial products and of key switching.
-const SQUARE_CHUNK: usize = 128;
+/// Outputs of a linear step computed, rescaled and squared together: bounds the memory of
+/// every temporary, the three-polynomial products and key switching included.
+const CHUNK: usize = 128;
 
-/// x² for every ciphertext, relinearized and rescaled, in chunks of [`SQUARE_CHUNK`].
+/// x², relinearized while the scale is the product of two scales (key switching adds noise of
+/// about 2^16 in the slots, which the rescale then divides away; relinearizing after the
+/// rescale, or rescaling the three-polynomial product, whose rounding error is multiplied by
+/// s², costs most of the precision), then rescaled.
+fn square_relin_rescale(ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
+    ev.rescale(&ev.relinearize(&ev.square(x)?)?)
+}
+
+/// [`square_relin_rescale`] for every ciphertext, in chunks of [`CHUNK`] (a square that no
+/// linear step precedes).
 fn square_in_chunks(ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
-    let step = |c: &Ciphertext| ev.rescale(&ev.relinearize(&ev.square(c)?)?);
-    if x.count <= SQUARE_CHUNK {
-        return step(x);
+    if x.count <= CHUNK {
+        return square_relin_rescale(ev, x);
     }
     let be = &**ev.backend();
     let mut parts = Vec::new();
-    for start in (0..x.count).step_by(SQUARE_CHUNK) {
-        let end = (start + SQUARE_CHUNK).min(x.count);
+    for start in (0..x.count).step_by(CHUNK) {
+        let end = (start + CHUNK).min(x.count);
         let sources: Vec<Option<usize>> = (2 * start..2 * end).map(Some).collect();
         let piece = x.with_polys(be.gather(&x.polys, &sources, 0..x.level + 1)?, end - start);
-        parts.push(step(&piece)?);
+        parts.push(square_relin_rescale(ev, &piece)?);
     }
     let refs: Vec<&PolyBatch> = parts.iter().map(|c| &c.polys).collect();
     Ok(parts[0].with_polys(be.concat(&refs)?, x.count))
