@@ -101,13 +101,12 @@ fn small_model() -> Model {
     m
 }
 
-#[test]
-fn a_small_encrypted_network_equals_its_plaintext_model() {
-    let model = small_model();
+/// Runs `model` encrypted on 40 random 8×8 images and compares with its plaintext outputs.
+fn assert_matches_plaintext(model: &Model) {
     let mut r = common::rng(11);
     let images: Vec<f32> = (0..40 * 64).map(|_| r.random_range(0.0..1.0)).collect();
     let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
-    let got = encrypted_outputs(&model, &images, cpu);
+    let got = encrypted_outputs(model, &images, cpu);
     // The outputs are below 1 and the encrypted pass keeps about 11 bits on them (worst error
     // seen 5.5e-4); the argmax must agree wherever the plaintext's top two are further apart
     // than twice that bound.
@@ -129,6 +128,39 @@ fn a_small_encrypted_network_equals_its_plaintext_model() {
         decided >= 30,
         "only {decided} of 40 images have a clear winner"
     );
+}
+
+#[test]
+fn a_small_encrypted_network_equals_its_plaintext_model() {
+    assert_matches_plaintext(&small_model());
+}
+
+#[test]
+fn polynomial_activations_cost_one_square_each() {
+    // a·x² + b·x + c in place of both squares, and a linear one (a = 0) after the first.
+    let mut model = small_model();
+    let squares: Vec<usize> = (0..model.layers.len())
+        .filter(|&i| model.layers[i] == Layer::Square)
+        .collect();
+    model.layers[squares[0]] = Layer::Poly {
+        a: 0.6,
+        b: 0.25,
+        c: -0.05,
+    };
+    model.layers[squares[1]] = Layer::Poly {
+        a: 1.5,
+        b: -0.4,
+        c: 0.1,
+    };
+    model.layers.insert(
+        squares[0] + 1,
+        Layer::Poly {
+            a: 0.0,
+            b: 0.8,
+            c: 0.02,
+        },
+    );
+    assert_matches_plaintext(&model);
 }
 
 #[test]

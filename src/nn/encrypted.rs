@@ -62,30 +62,50 @@ fn compose(first: &[LinearRow], second: &[LinearRow]) -> Vec<LinearRow> {
         .collect()
 }
 
-/// The model as alternating linear maps and squares.
+/// `y_i = w · x_i + b` for each of `width` values.
+fn elementwise(width: usize, w: f32, b: f32) -> Vec<LinearRow> {
+    (0..width).map(|i| (b, vec![(i, w)])).collect()
+}
+
+/// The model as alternating linear maps and squares. A polynomial activation
+/// `a·x² + b·x + c` becomes `a·(x + b/2a)² + (c − b²/4a)`: the shift joins the linear map
+/// before it and the affine part the one after, so it costs one square like `x²` does (with
+/// `a = 0` it is linear).
 fn stages(model: &Model) -> Result<Vec<Option<Vec<LinearRow>>>> {
     let shapes = model.shapes()?;
     let mut out: Vec<Option<Vec<LinearRow>>> = Vec::new();
     let mut pending: Option<Vec<LinearRow>> = None;
+    let then = |pending: Option<Vec<LinearRow>>, rows: Vec<LinearRow>| match pending {
+        Some(prev) => compose(&prev, &rows),
+        None => rows,
+    };
     for (i, (layer, shape)) in model.layers.iter().zip(&shapes).enumerate() {
-        match layer {
+        let width: usize = shape.iter().product();
+        match *layer {
             Layer::Square => {
                 if let Some(rows) = pending.take() {
                     out.push(Some(rows));
                 }
                 out.push(None);
             }
-            Layer::Poly { .. } => {
-                return Err(Error::Config(format!(
-                    "layer {i}: the encrypted pass supports x² activations; a·x² + b·x + c is not planned yet"
-                )));
+            Layer::Poly { a, b, c } => {
+                if ![a, b, c].iter().all(|v| v.is_finite()) {
+                    return Err(Error::Config(format!(
+                        "layer {i}: activation coefficients {a}, {b}, {c} are not finite"
+                    )));
+                }
+                if a == 0.0 {
+                    pending = Some(then(pending.take(), elementwise(width, b, c)));
+                    continue;
+                }
+                let shift = b / (2.0 * a);
+                out.push(Some(then(pending.take(), elementwise(width, 1.0, shift))));
+                out.push(None);
+                pending = Some(elementwise(width, a, c - b * shift / 2.0));
             }
             _ => {
                 let rows = layer.linear_terms(shape)?.expect("linear layer");
-                pending = Some(match pending.take() {
-                    Some(prev) => compose(&prev, &rows),
-                    None => rows,
-                });
+                pending = Some(then(pending.take(), rows));
             }
         }
     }
