@@ -9,5 +9,6 @@ mod error;
 pub mod job;
 pub mod math;
 pub mod nn;
+pub mod tensor;
 
 pub use error::{Error, Result};

@@ -45,10 +45,15 @@ fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -
     let c = client(&backend, 3);
     let bounds = stage_bounds(model, images).unwrap();
     let net = EncryptedNetwork::plan(model, &c.params, &*backend, &bounds).unwrap();
-    let x = encrypt_images(&net, &c.encoder, &c.encryptor, &c.params, images, &*backend).unwrap();
+    let x = encrypt_images(&net, &c.encoder, &c.encryptor, images).unwrap();
+    assert_eq!(x.shape(), model.input.as_slice());
     let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
     let y = net.forward(&ev, x).unwrap();
     assert_eq!(y.level(), 0);
+    assert_eq!(
+        y.shape(),
+        model.shapes().unwrap().last().unwrap().as_slice()
+    );
     let count = images.len() / model.input_len();
     decrypt_outputs(&c.decryptor, &c.encoder, &y, count, &*backend).unwrap()
 }
@@ -227,15 +232,7 @@ fn gpu_and_cpu_give_identical_encrypted_outputs() {
         let c = client(&backend, 5);
         let bounds = stage_bounds(&model, &images).unwrap();
         let net = EncryptedNetwork::plan(&model, &c.params, &*backend, &bounds).unwrap();
-        let x = encrypt_images(
-            &net,
-            &c.encoder,
-            &c.encryptor,
-            &c.params,
-            &images,
-            &*backend,
-        )
-        .unwrap();
+        let x = encrypt_images(&net, &c.encoder, &c.encryptor, &images).unwrap();
         let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
         net.forward(&ev, x)
             .unwrap()
@@ -245,4 +242,40 @@ fn gpu_and_cpu_give_identical_encrypted_outputs() {
     let cpu = run(Arc::new(CpuBackend::new(None).unwrap()));
     let gpu = run(Arc::new(hegpu::backend::GpuBackend::new().unwrap()));
     assert!(cpu == gpu, "encrypted outputs differ between GPU and CPU");
+}
+
+#[test]
+fn tensors_of_the_wrong_shape_are_refused() {
+    use hegpu::tensor::CipherTensor;
+    let model = small_model();
+    let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
+    let c = client(&backend, 7);
+    let images = vec![0.5f32; 3 * 64];
+    let bounds = stage_bounds(&model, &images).unwrap();
+    let net = EncryptedNetwork::plan(&model, &c.params, &*backend, &bounds).unwrap();
+    let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
+    let scale = c.params.default_scale();
+    let flat = CipherTensor::encrypt(&images, &[64], &c.encoder, &c.encryptor, scale).unwrap();
+    let err = net.forward(&ev, flat).unwrap_err().to_string();
+    assert!(err.contains("shape"), "{err}");
+    let x = encrypt_images(&net, &c.encoder, &c.encryptor, &images).unwrap();
+    let bytes = x.to_bytes(&c.params, &*backend).unwrap();
+    assert!(CipherTensor::from_bytes(&bytes, &[1, 8, 7], &c.params, &*backend).is_err());
+    let x = CipherTensor::from_bytes(&bytes, &[64], &c.params, &*backend).unwrap();
+    assert!(x.reshape(&[2, 33]).is_err());
+    assert!(CipherTensor::encrypt(&images[..100], &[64], &c.encoder, &c.encryptor, scale).is_err());
+    let too_many = vec![0.0f32; (c.params.slots() + 1) * 4];
+    assert!(CipherTensor::encrypt(&too_many, &[4], &c.encoder, &c.encryptor, scale).is_err());
+    let decryptor = &c.decryptor;
+    let y = CipherTensor::encrypt(&images, &[64], &c.encoder, &c.encryptor, scale).unwrap();
+    assert!(
+        y.decrypt(decryptor, &c.encoder, c.params.slots() + 1, &*backend)
+            .is_err()
+    );
+    assert_eq!(
+        y.decrypt(decryptor, &c.encoder, 3, &*backend)
+            .unwrap()
+            .len(),
+        3
+    );
 }

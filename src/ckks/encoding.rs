@@ -24,6 +24,11 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// Slots per plaintext, N/2.
+    pub fn slots(&self) -> usize {
+        self.params.slots()
+    }
+
     pub fn new(params: &Arc<Parameters>) -> Self {
         let n = params.degree();
         let two_n = 2 * n;

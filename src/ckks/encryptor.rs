@@ -26,6 +26,16 @@ pub struct Encryptor {
 }
 
 impl Encryptor {
+    /// The parameter set it encrypts for.
+    pub fn params(&self) -> &Arc<Parameters> {
+        &self.params
+    }
+
+    /// The device its ciphertexts are made on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     /// Public-key encryption: `(u·b + e0, u·a + e1)` over `P·Q_l`, divided by P (which leaves
     /// only rounding noise), plus `(m, 0)`; computed on `backend`.
     pub fn new(

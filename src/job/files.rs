@@ -8,11 +8,12 @@
 
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters,
-    Preset, SecretKey, Seed,
+    Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters, Preset,
+    SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::nn::{argmax, decrypt_outputs, encrypt_batch, pixels};
+use crate::nn::{argmax, decrypt_outputs, pixels};
+use crate::tensor::CipherTensor;
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ pub fn client_encrypt(dir: &Path, data: &Path, images: usize) -> Result<usize> {
         let end = (start + slots).min(count);
         let images = &px[start * 784..end * 784];
         let scale = params.default_scale();
-        let ct = encrypt_batch(&encoder, &encryptor, &params, images, 784, scale, &*backend)?;
+        let ct = CipherTensor::encrypt(images, &[1, 28, 28], &encoder, &encryptor, scale)?;
         write(
             &dir.join(batch_name("batch", b)),
             &ct.to_bytes(&params, &*backend)?,
@@ -135,8 +136,9 @@ pub fn server_evaluate(
     let mut seconds = 0.0;
     let list = batches(dir)?;
     for b in 0..list.len() {
-        let x = Ciphertext::from_bytes(
+        let x = CipherTensor::from_bytes(
             &read(&dir.join(batch_name("batch", b)))?,
+            network.shape().0,
             &params,
             &*backend,
         )?;
@@ -173,8 +175,9 @@ pub fn client_decrypt(
                 "batch {b} names images beyond the test set"
             )));
         }
-        let y = Ciphertext::from_bytes(
+        let y = CipherTensor::from_bytes(
             &read(&dir.join(batch_name("result", b)))?,
+            &[10],
             &params,
             &*backend,
         )?;

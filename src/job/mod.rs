@@ -7,14 +7,15 @@ pub mod files;
 
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters,
-    Preset, Seed,
+    Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters, Preset,
+    Seed,
 };
 use crate::data::Mnist;
 use crate::nn::{
     EncryptedNetwork, Model, argmax, decrypt_outputs, encrypt_images, load_model, pixels,
     stage_bounds,
 };
+use crate::tensor::CipherTensor;
 use crate::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -234,14 +235,14 @@ fn run_batch(
     let count = images.len() / 784;
     phase(Phase::Encrypt);
     let t = Instant::now();
-    let sent = encrypt_images(network, encoder, encryptor, params, images, backend)?
-        .to_bytes(params, backend)?;
+    let sent = encrypt_images(network, encoder, encryptor, images)?.to_bytes(params, backend)?;
     report.seconds_encrypt += t.elapsed().as_secs_f64();
     report.bytes_sent += sent.len();
 
     phase(Phase::Evaluate);
     let t = Instant::now();
-    let x = Ciphertext::from_bytes(&sent, params, backend)?;
+    let (input_shape, output_shape) = network.shape();
+    let x = CipherTensor::from_bytes(&sent, input_shape, params, backend)?;
     let y = network.forward(evaluator, x)?;
     backend.sync()?;
     report.seconds_evaluate += t.elapsed().as_secs_f64();
@@ -250,7 +251,7 @@ fn run_batch(
 
     phase(Phase::Decrypt);
     let t = Instant::now();
-    let y = Ciphertext::from_bytes(&received, params, backend)?;
+    let y = CipherTensor::from_bytes(&received, output_shape, params, backend)?;
     let outputs = decrypt_outputs(decryptor, encoder, &y, count, backend)?;
     report.seconds_decrypt += t.elapsed().as_secs_f64();
     Ok(outputs)

@@ -11,6 +11,7 @@
 use super::model::{Layer, LinearRow, Model};
 use crate::backend::{Backend, PolyBatch, SparseRows, SparseWeights};
 use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Parameters};
+use crate::tensor::CipherTensor;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,8 +34,8 @@ enum Step {
 pub struct EncryptedNetwork {
     params: Arc<Parameters>,
     steps: Vec<Step>,
-    inputs: usize,
-    outputs: usize,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
     input_scale: f64,
 }
 
@@ -210,8 +211,8 @@ impl EncryptedNetwork {
         Ok(Self {
             params: params.clone(),
             steps,
-            inputs: model.input_len(),
-            outputs: width,
+            input_shape: model.input.clone(),
+            output_shape: model.shapes()?.pop().expect("the input shape at least"),
             input_scale: delta,
         })
     }
@@ -265,9 +266,9 @@ impl EncryptedNetwork {
         })))
     }
 
-    /// Inputs per image and outputs per image.
-    pub fn shape(&self) -> (usize, usize) {
-        (self.inputs, self.outputs)
+    /// The shapes of an input and of an output tensor.
+    pub fn shape(&self) -> (&[usize], &[usize]) {
+        (&self.input_shape, &self.output_shape)
     }
 
     /// The scale inputs must be encrypted at.
@@ -275,19 +276,20 @@ impl EncryptedNetwork {
         self.input_scale
     }
 
-    /// Evaluates the network on a ciphertext tensor of `inputs` ciphertexts (one per input
-    /// position), returning one ciphertext per output. Only public material is involved. The
-    /// input is consumed: its buffers feed the first layer without a copy.
-    pub fn forward(&self, ev: &Evaluator, mut x: Ciphertext) -> Result<Ciphertext> {
-        if x.count() != self.inputs || x.size() != 2 || x.level() != self.params.max_level() {
+    /// Evaluates the network on a tensor of the input shape at the top level, returning a
+    /// tensor of the output shape. Only public material is involved. The input is consumed:
+    /// its buffers feed the first layer without a copy.
+    pub fn forward(&self, ev: &Evaluator, x: CipherTensor) -> Result<CipherTensor> {
+        if x.shape() != self.input_shape.as_slice() || x.level() != self.params.max_level() {
             return Err(Error::Shape(format!(
-                "the network takes {} fresh ciphertexts, got {} of size {} at level {}",
-                self.inputs,
-                x.count(),
-                x.size(),
+                "the network takes a tensor of shape {:?} at level {}, got {:?} at level {}",
+                self.input_shape,
+                self.params.max_level(),
+                x.shape(),
                 x.level()
             )));
         }
+        let mut x = x.into_ciphertexts();
         self.params.check_id(x.params_id(), "input ciphertext")?;
         let mut steps = self.steps.iter().peekable();
         while let Some(step) = steps.next() {
@@ -299,7 +301,7 @@ impl EncryptedNetwork {
                 Step::Square => square_in_chunks(ev, &x)?,
             };
         }
-        Ok(x)
+        CipherTensor::new(x, &self.output_shape)
     }
 
     /// A linear step, its rescale and, when `square`, the x² that follows, run chunk by chunk of
@@ -373,66 +375,30 @@ fn square_in_chunks(ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
     Ok(parts[0].with_polys(be.concat(&refs)?, x.count))
 }
 
-/// Client side: encrypts up to N/2 images for `network` (see [`encrypt_batch`]).
+/// Client side: encrypts up to N/2 images (`[image][input]`) for `network`, in the shape and at
+/// the scale its plan expects.
 pub fn encrypt_images(
     network: &EncryptedNetwork,
     encoder: &Encoder,
     encryptor: &Encryptor,
-    params: &Parameters,
     images: &[f32],
-    backend: &dyn Backend,
-) -> Result<Ciphertext> {
-    let (inputs, scale) = (network.inputs, network.input_scale);
-    encrypt_batch(encoder, encryptor, params, images, inputs, scale, backend)
-}
-
-/// Client side: encrypts up to N/2 images (`images`: `[image][input]`, each `inputs` long) as
-/// one ciphertext per input position, image i in slot i, at `scale` (a planned network takes
-/// the parameters' default scale), without needing the model.
-pub fn encrypt_batch(
-    encoder: &Encoder,
-    encryptor: &Encryptor,
-    params: &Parameters,
-    images: &[f32],
-    inputs: usize,
-    scale: f64,
-    backend: &dyn Backend,
-) -> Result<Ciphertext> {
-    let len = inputs;
-    if len == 0 || images.is_empty() || !images.len().is_multiple_of(len) {
-        return Err(Error::Shape(format!(
-            "{} values are not whole images of {len}",
-            images.len()
-        )));
-    }
-    let count = images.len() / len;
-    if count > params.slots() {
-        return Err(Error::Shape(format!(
-            "{count} images do not fit one batch of {} slots",
-            params.slots()
-        )));
-    }
-    let vectors: Vec<Vec<f64>> = (0..len)
-        .map(|p| (0..count).map(|i| f64::from(images[i * len + p])).collect())
-        .collect();
-    let pt = encoder.encode_many(&vectors, params.max_level(), scale, backend)?;
-    encryptor.encrypt(&pt)
+) -> Result<CipherTensor> {
+    CipherTensor::encrypt(
+        images,
+        &network.input_shape,
+        encoder,
+        encryptor,
+        network.input_scale,
+    )
 }
 
 /// Client side: decrypts the network's outputs into `[image][output]` for `count` images.
 pub fn decrypt_outputs(
     decryptor: &Decryptor,
     encoder: &Encoder,
-    outputs: &Ciphertext,
+    outputs: &CipherTensor,
     count: usize,
     backend: &dyn Backend,
 ) -> Result<Vec<Vec<f32>>> {
-    let plain = decryptor.decrypt_all(outputs, backend)?;
-    let columns: Vec<Vec<f64>> = plain
-        .iter()
-        .map(|p| encoder.decode(p))
-        .collect::<Result<_>>()?;
-    Ok((0..count)
-        .map(|i| columns.iter().map(|c| c[i] as f32).collect())
-        .collect())
+    outputs.decrypt(decryptor, encoder, count, backend)
 }
