@@ -307,9 +307,17 @@ fn mnist(args: &[String]) -> Result<()> {
         report.seconds_decrypt
     );
     println!(
-        "server:                {:.0} images/s",
-        report.server_images_per_second()
+        "server:                {:.0} images/s ({:.0} images/s with full batches of {})",
+        report.server_images_per_second(),
+        report.server_images_per_second_full(),
+        report.batch_capacity
     );
+    if let Some(bytes) = report.peak_memory_bytes {
+        println!(
+            "peak memory:           {:.0} MiB (client and server in one process)",
+            bytes as f64 / f64::from(1 << 20)
+        );
+    }
     let per = |b: usize| b as f64 / report.classified.max(1) as f64;
     println!(
         "bytes per image:       {:.0} sent, {:.0} received (evaluation keys once: {} bytes)",

@@ -94,6 +94,21 @@ fn the_mnist_job_classifies_encrypted_digits() {
     assert_eq!(report["classified"], 40);
     assert_eq!(report["agreement_with_plaintext"], 1.0);
     assert!(report["bytes_sent_per_image"].as_f64().unwrap() > 0.0);
+    // One batch of 4096 slots holds the 40 images and costs the server the same as a full one.
+    assert_eq!(report["batch_capacity"], 4096);
+    let (partial, full) = (
+        report["server_images_per_second"].as_f64().unwrap(),
+        report["server_images_per_second_full_batches"]
+            .as_f64()
+            .unwrap(),
+    );
+    assert!(
+        (full / partial - 4096.0 / 40.0).abs() < 1e-6,
+        "{partial} {full}"
+    );
+    if cfg!(target_os = "linux") {
+        assert!(report["peak_memory_bytes"].as_u64().unwrap() > 1 << 20);
+    }
     std::fs::remove_file(json).unwrap();
     std::fs::remove_file(model).unwrap();
 }

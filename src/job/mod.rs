@@ -70,6 +70,11 @@ pub struct JobReport {
     pub bytes_keys: usize,
     pub bytes_sent: usize,
     pub bytes_received: usize,
+    /// Images one batch holds (N/2); a batch costs the server the same however full it is.
+    pub batch_capacity: usize,
+    /// Peak resident memory of this process (client and server together), where the operating
+    /// system reports it (Linux).
+    pub peak_memory_bytes: Option<u64>,
 }
 
 impl JobReport {
@@ -84,6 +89,12 @@ impl JobReport {
     /// Images per second of the server's evaluation.
     pub fn server_images_per_second(&self) -> f64 {
         self.classified as f64 / self.seconds_evaluate.max(1e-9)
+    }
+
+    /// Images per second the server would evaluate with every batch full: its time per batch
+    /// does not depend on how many slots hold images.
+    pub fn server_images_per_second_full(&self) -> f64 {
+        (self.batches * self.batch_capacity) as f64 / self.seconds_evaluate.max(1e-9)
     }
 
     /// The report as one JSON object.
@@ -104,6 +115,9 @@ impl JobReport {
                 "decrypt": self.seconds_decrypt,
             },
             "server_images_per_second": self.server_images_per_second(),
+            "server_images_per_second_full_batches": self.server_images_per_second_full(),
+            "batch_capacity": self.batch_capacity,
+            "peak_memory_bytes": self.peak_memory_bytes,
             "bytes_evaluation_keys": self.bytes_keys,
             "bytes_sent_per_image": per(self.bytes_sent),
             "bytes_received_per_image": per(self.bytes_received),
@@ -128,6 +142,7 @@ pub fn run_mnist(
     let mut report = JobReport {
         device: backend.name(),
         images: count,
+        batch_capacity: params.slots(),
         ..Default::default()
     };
     let test_px = pixels(&mnist.test_images);
@@ -190,7 +205,16 @@ pub fn run_mnist(
             progress(phase, b + 1, batches.len());
         }
     }
+    report.peak_memory_bytes = peak_memory_bytes();
     Ok(report)
+}
+
+/// The process's peak resident set (`VmHWM` in /proc/self/status), on Linux.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// A model file that maps 1×28×28 images to 10 digits.
