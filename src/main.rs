@@ -84,12 +84,12 @@ fn bench(args: &[String]) -> Result<()> {
         println!("({note}: GPU rows left out)");
     }
     println!(
-        "{:<12} {:>6} {:>5} {:>6}  {:<44} {:>7} {:>14}  unit",
+        "{:<17} {:>6} {:>5} {:>6}  {:<44} {:>7} {:>14}  unit",
         "op", "N", "limbs", "batch", "backend", "threads", "per second"
     );
     let records = run(&plan, &devices, |r: &Record| {
         println!(
-            "{:<12} {:>6} {:>5} {:>6}  {:<44} {:>7} {:>14.4e}  {}",
+            "{:<17} {:>6} {:>5} {:>6}  {:<44} {:>7} {:>14.4e}  {}",
             r.op, r.n, r.limbs, r.batch, r.backend, r.threads, r.per_second, r.unit
         );
     })?;

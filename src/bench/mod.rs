@@ -232,24 +232,38 @@ pub fn run(
             .map(|i| (i as u32).wrapping_mul(2_654_435_761) % ring.modulus(i % limbs).value())
             .collect();
         let macs = (outputs * inputs * limbs * n) as f64;
+        // The same matrix (`[j][k][l]`, which is `[entry][limb]`) as compressed rows: the
+        // kernel the encrypted network uses.
+        let sparse = crate::backend::SparseRows {
+            offsets: (0..=outputs).map(|j| j * inputs).collect(),
+            columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
+            words: w_words.clone(),
+            bias: Vec::new(),
+        };
         for (dev, threads) in &devices.list {
             let x = dev.upload(&ring, inputs, &x_words)?;
             let w = dev.upload_weights(&ring, outputs, inputs, &w_words)?;
-            let per_second = macs
-                * rate(plan.min_time, || {
-                    dev.linear(&w, &x)?;
-                    dev.sync()
-                })?;
-            push(Record {
-                op: "linear_mac",
-                n,
-                limbs,
-                batch: outputs * inputs,
-                backend: dev.name(),
-                threads: *threads,
-                per_second,
-                unit: "multiply-adds",
-            });
+            let ws = dev.upload_sparse(&ring, inputs, &sparse)?;
+            for (op, sparse) in [("linear_mac", false), ("linear_sparse_mac", true)] {
+                let per_second = macs
+                    * rate(plan.min_time, || {
+                        match sparse {
+                            true => dev.linear_sparse(&ws, &x)?,
+                            false => dev.linear(&w, &x)?,
+                        };
+                        dev.sync()
+                    })?;
+                push(Record {
+                    op,
+                    n,
+                    limbs,
+                    batch: outputs * inputs,
+                    backend: dev.name(),
+                    threads: *threads,
+                    per_second,
+                    unit: "multiply-adds",
+                });
+            }
         }
     }
     for &preset in &plan.ckks_presets {
