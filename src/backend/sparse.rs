@@ -42,6 +42,24 @@ pub(crate) enum SparseStorage {
 }
 
 impl SparseWeights {
+    /// `rows`, checked against `ring` and `inputs`, prepared as `data` by `prepare`.
+    pub(crate) fn prepare(
+        ring: &Arc<Ring>,
+        inputs: usize,
+        rows: &SparseRows,
+        prepare: impl FnOnce() -> Result<SparseStorage>,
+    ) -> Result<Self> {
+        rows.check(ring, inputs)?;
+        Ok(Self {
+            ring: ring.clone(),
+            outputs: rows.outputs(),
+            inputs,
+            entries: rows.columns.len(),
+            has_bias: !rows.bias.is_empty(),
+            data: prepare()?,
+        })
+    }
+
     /// Number of outputs J.
     pub fn outputs(&self) -> usize {
         self.outputs

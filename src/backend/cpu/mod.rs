@@ -311,14 +311,8 @@ impl Backend for CpuBackend {
         inputs: usize,
         rows: &SparseRows,
     ) -> Result<SparseWeights> {
-        rows.check(ring, inputs)?;
-        Ok(SparseWeights {
-            ring: ring.clone(),
-            outputs: rows.outputs(),
-            inputs,
-            entries: rows.columns.len(),
-            has_bias: !rows.bias.is_empty(),
-            data: SparseStorage::Host { rows: rows.clone() },
+        SparseWeights::prepare(ring, inputs, rows, || {
+            Ok(SparseStorage::Host { rows: rows.clone() })
         })
     }
 

@@ -270,19 +270,13 @@ impl GpuBackend {
         inputs: usize,
         rows: &SparseRows,
     ) -> Result<SparseWeights> {
-        rows.check(ring, inputs)?;
-        let mut table: Vec<u32> = rows.offsets.iter().map(|&o| o as u32).collect();
-        table.extend(rows.columns.iter().map(|&c| c as u32));
-        table.extend(shoup_pairs(ring, &rows.words));
-        table.extend(&rows.bias);
-        let data = self.upload_weight_table(&table, "the sparse layer")?;
-        Ok(SparseWeights {
-            ring: ring.clone(),
-            outputs: rows.outputs(),
-            inputs,
-            entries: rows.columns.len(),
-            has_bias: !rows.bias.is_empty(),
-            data: SparseStorage::Gpu(data),
+        SparseWeights::prepare(ring, inputs, rows, || {
+            let mut table: Vec<u32> = rows.offsets.iter().map(|&o| o as u32).collect();
+            table.extend(rows.columns.iter().map(|&c| c as u32));
+            table.extend(shoup_pairs(ring, &rows.words));
+            table.extend(&rows.bias);
+            let data = self.upload_weight_table(&table, "the sparse layer")?;
+            Ok(SparseStorage::Gpu(data))
         })
     }
 
