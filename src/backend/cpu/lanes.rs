@@ -5,7 +5,7 @@
 
 /// `r mod p` for `r < 2p`.
 #[inline(always)]
-fn fold(r: u32, p: u32) -> u32 {
+pub(super) fn fold(r: u32, p: u32) -> u32 {
     r.min(r.wrapping_sub(p))
 }
 
@@ -18,7 +18,7 @@ fn diff(a: u32, b: u32, p: u32) -> u32 {
 
 /// `a · w mod p` by Shoup (`ws = ⌊w·2^32/p⌋`), fully reduced; `a` may be any word.
 #[inline(always)]
-fn shoup(a: u32, w: u32, ws: u32, p: u32) -> u32 {
+pub(super) fn shoup(a: u32, w: u32, ws: u32, p: u32) -> u32 {
     let q = ((u64::from(a) * u64::from(ws)) >> 32) as u32;
     fold(a.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p)), p)
 }

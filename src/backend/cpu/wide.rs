@@ -5,6 +5,7 @@
 //! `#[inline(always)]` and meant to be called inside a `pulp` dispatch, so the loops are
 //! compiled for the SIMD level found at run time.
 
+use super::lanes::{fold, shoup};
 use crate::math::Modulus;
 
 /// The constants of one prime for lazy accumulation.
@@ -59,16 +60,10 @@ impl Wide {
     #[inline(always)]
     pub(super) fn reduce(&self, out: &mut [u32], acc: &[u64]) {
         let p = self.p;
-        let shoup = |a: u32, w: u32, ws: u32| {
-            let q = ((u64::from(a) * u64::from(ws)) >> 32) as u32;
-            let r = a.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p));
-            r.min(r.wrapping_sub(p))
-        };
         for (o, &a) in out.iter_mut().zip(acc) {
-            let hi = shoup((a >> 32) as u32, self.fold_c, self.fold_cs);
-            let lo = shoup(a as u32, 1, self.one_s);
-            let s = hi + lo;
-            *o = s.min(s.wrapping_sub(p));
+            let hi = shoup((a >> 32) as u32, self.fold_c, self.fold_cs, p);
+            let lo = shoup(a as u32, 1, self.one_s, p);
+            *o = fold(hi + lo, p);
         }
     }
 }
