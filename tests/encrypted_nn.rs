@@ -55,7 +55,8 @@ fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -
         model.shapes().unwrap().last().unwrap().as_slice()
     );
     let count = images.len() / model.input_len();
-    decrypt_outputs(&c.decryptor, &c.encoder, &y, count, &*backend).unwrap()
+    y.decrypt(&c.decryptor, &c.encoder, count, &*backend)
+        .unwrap()
 }
 
 fn small_model() -> Model {

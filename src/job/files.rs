@@ -12,7 +12,7 @@ use crate::ckks::{
     SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::nn::{argmax, decrypt_outputs, pixels};
+use crate::nn::{argmax, pixels};
 use crate::tensor::CipherTensor;
 use crate::{Error, Result};
 use std::path::Path;
@@ -181,7 +181,7 @@ pub fn client_decrypt(
             &params,
             &*backend,
         )?;
-        let outputs = decrypt_outputs(&decryptor, &encoder, &y, end - start, &*backend)?;
+        let outputs = y.decrypt(&decryptor, &encoder, end - start, &*backend)?;
         let plain = match &model {
             Some(m) => Some(m.predict(&px[start * 784..end * 784])?),
             None => None,

@@ -12,8 +12,7 @@ use crate::ckks::{
 };
 use crate::data::Mnist;
 use crate::nn::{
-    EncryptedNetwork, Model, argmax, decrypt_outputs, encrypt_images, load_model, pixels,
-    stage_bounds,
+    EncryptedNetwork, Model, argmax, encrypt_images, load_model, pixels, stage_bounds,
 };
 use crate::tensor::CipherTensor;
 use crate::{Error, Result};
@@ -276,7 +275,7 @@ fn run_batch(
     phase(Phase::Decrypt);
     let t = Instant::now();
     let y = CipherTensor::from_bytes(&received, output_shape, params, backend)?;
-    let outputs = decrypt_outputs(decryptor, encoder, &y, count, backend)?;
+    let outputs = y.decrypt(decryptor, encoder, count, backend)?;
     report.seconds_decrypt += t.elapsed().as_secs_f64();
     Ok(outputs)
 }

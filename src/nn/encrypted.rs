@@ -10,7 +10,7 @@
 
 use super::model::{Layer, LinearRow, Model};
 use crate::backend::{Backend, PolyBatch, SparseRows, SparseWeights};
-use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Parameters};
+use crate::ckks::{Ciphertext, Encoder, Encryptor, Evaluator, Parameters};
 use crate::tensor::CipherTensor;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
@@ -390,15 +390,4 @@ pub fn encrypt_images(
         encryptor,
         network.input_scale,
     )
-}
-
-/// Client side: decrypts the network's outputs into `[image][output]` for `count` images.
-pub fn decrypt_outputs(
-    decryptor: &Decryptor,
-    encoder: &Encoder,
-    outputs: &CipherTensor,
-    count: usize,
-    backend: &dyn Backend,
-) -> Result<Vec<Vec<f32>>> {
-    outputs.decrypt(decryptor, encoder, count, backend)
 }

@@ -7,7 +7,7 @@ pub mod mnist;
 pub mod model;
 pub mod train;
 
-pub use encrypted::{EncryptedNetwork, decrypt_outputs, encrypt_images, stage_bounds};
+pub use encrypted::{EncryptedNetwork, encrypt_images, stage_bounds};
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
 pub use mnist::{MnistRecipe, pixels, train_mnist};
 pub use model::{Layer, Model, Shape, argmax, cryptonets};
