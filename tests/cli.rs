@@ -10,10 +10,32 @@ fn hegpu(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Asserts that `hegpu args` fails with a one-line `hegpu: ` error.
+fn assert_refused(args: &[&str]) {
+    let o = hegpu(args);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).starts_with("hegpu: "),
+        "{args:?}"
+    );
+}
+
+/// Runs `hegpu args`, asserts that it succeeded and returns what it printed.
+fn hegpu_ok(args: &[&str]) -> String {
+    let o = hegpu(args);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text
+}
+
 #[test]
 fn train_writes_a_model_that_loads() {
     let out = std::env::temp_dir().join(format!("hegpu-cli-{}.safetensors", std::process::id()));
-    let o = hegpu(&[
+    let text = hegpu_ok(&[
         "train",
         "--maps",
         "1",
@@ -24,12 +46,6 @@ fn train_writes_a_model_that_loads() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     assert!(
         text.contains("epoch   1") && text.contains("test accuracy"),
         "{text}"
@@ -49,12 +65,7 @@ fn bad_options_are_errors() {
         &["train", "--wat"],
         &["frobnicate"],
     ] {
-        let o = hegpu(args);
-        assert!(!o.status.success(), "{args:?} succeeded");
-        assert!(
-            String::from_utf8_lossy(&o.stderr).starts_with("hegpu: "),
-            "{args:?}"
-        );
+        assert_refused(args);
     }
 }
 
@@ -72,7 +83,7 @@ fn small_model_file(tag: &str) -> std::path::PathBuf {
 fn the_mnist_job_classifies_encrypted_digits() {
     let model = small_model_file("job");
     let json = std::env::temp_dir().join(format!("hegpu-job-{}.json", std::process::id()));
-    let o = hegpu(&[
+    let text = hegpu_ok(&[
         "mnist",
         "--images",
         "40",
@@ -83,12 +94,6 @@ fn the_mnist_job_classifies_encrypted_digits() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     assert!(text.contains("agrees with plaintext: 100.00%"), "{text}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["classified"], 40);
@@ -125,12 +130,7 @@ fn client_and_server_run_as_separate_processes() {
             "mnist", "serve", "--dir", d, "--model", m, "--device", "cpu",
         ],
     ] {
-        let o = hegpu(args);
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        hegpu_ok(args);
     }
     // The server's files never include the secret key's contents.
     let secret = std::fs::read(dir.join("secret.key")).unwrap();
@@ -140,27 +140,17 @@ fn client_and_server_run_as_separate_processes() {
             .windows(secret.len().min(64))
             .any(|w| w == &secret[..secret.len().min(64)])
     );
-    let o = hegpu(&["mnist", "decrypt", "--dir", d, "--model", m]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = hegpu_ok(&["mnist", "decrypt", "--dir", d, "--model", m]);
     assert!(
         text.contains("of 30 images") && text.contains("agrees with plaintext: 100.00%"),
         "{text}"
     );
-    // A result from another key set is refused.
+    // A result decrypted with another key set of the same parameters: noise, not answers.
     let other = std::env::temp_dir().join(format!("hegpu-split-other-{}", std::process::id()));
-    assert!(
-        hegpu(&["mnist", "keys", "--dir", other.to_str().unwrap()])
-            .status
-            .success()
-    );
+    hegpu_ok(&["mnist", "keys", "--dir", other.to_str().unwrap()]);
     std::fs::copy(dir.join("batches.txt"), other.join("batches.txt")).unwrap();
     std::fs::copy(dir.join("result-000.ct"), other.join("result-000.ct")).unwrap();
-    let o = hegpu(&[
+    let text = hegpu_ok(&[
         "mnist",
         "decrypt",
         "--dir",
@@ -168,9 +158,6 @@ fn client_and_server_run_as_separate_processes() {
         "--model",
         m,
     ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    // Same parameter set, another secret: decryption gives noise, not the model's answers.
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!text.contains("agrees with plaintext: 100.00%"), "{text}");
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(other).unwrap();
@@ -188,11 +175,6 @@ fn the_mnist_job_refuses_bad_input() {
         &["mnist", "serve"],
         &["mnist", "decrypt", "--dir", "no/such/dir"],
     ] {
-        let o = hegpu(args);
-        assert!(!o.status.success(), "{args:?} succeeded");
-        assert!(
-            String::from_utf8_lossy(&o.stderr).starts_with("hegpu: "),
-            "{args:?}"
-        );
+        assert_refused(args);
     }
 }
