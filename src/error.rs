@@ -35,6 +35,10 @@ pub enum Error {
     /// The GPU refused an allocation: the data does not fit the adapter.
     #[error("the GPU cannot hold {bytes} bytes: {why}")]
     GpuOutOfMemory { bytes: u64, why: String },
+    /// The GPU device was lost (driver reset, removal, or a simulated loss): nothing more can
+    /// run on it; work in flight must be redone elsewhere.
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
     /// Any other error reported by the GPU driver or by wgpu validation.
     #[error("GPU error: {0}")]
     Gpu(String),
@@ -61,6 +65,17 @@ pub enum Error {
     /// A bad value in the environment or on the command line.
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+impl Error {
+    /// Whether the error is the GPU failing (lost, out of memory, or a driver error) rather than
+    /// bad input: the same work can then be done on the CPU.
+    pub fn is_gpu_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::DeviceLost(_) | Error::GpuOutOfMemory { .. } | Error::Gpu(_)
+        )
+    }
 }
 
 /// Result with hegpu's [`Error`].

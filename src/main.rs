@@ -8,12 +8,15 @@ use hegpu::{Error, Result};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  hegpu mnist [--images K] [--data DIR] [--model FILE] [--device auto|cpu|gpu] [--json FILE]
+  hegpu mnist [--images K] [--data DIR] [--model FILE] [--json FILE] [SERVER]
                                       the encrypted MNIST batch job: client keys and encryption,
                                       server evaluation on public keys only, client decryption
+     SERVER: [--device auto|cpu|gpu] [--gpu-memory SIZE (e.g. 512M)] [--split]
+             past SIZE the network streams through the GPU in chunks; --split lets the CPU
+             take chunks too; a GPU failure makes the batch complete on the CPU
   hegpu mnist keys --dir D            the same as separate processes sharing directory D:
   hegpu mnist encrypt --dir D [--images K] [--data DIR]            (client)
-  hegpu mnist serve --dir D [--model FILE] [--data DIR] [--device] (server: public files only)
+  hegpu mnist serve --dir D [--model FILE] [--data DIR] [SERVER]   (server: public files only)
   hegpu mnist decrypt --dir D [--data DIR] [--model FILE]          (client)
   hegpu info                          the GPU adapter, its backend, type and limits
   hegpu bench [--quick] [--json FILE] NTT, linear-layer and CKKS throughput: CPU, GPU, tfhe-ntt
@@ -22,7 +25,9 @@ const USAGE: &str = "usage:
                                       train the CryptoNets network on MNIST (defaults: data/mnist,
                                       models/cryptonets-5.safetensors, 5 maps, 100 hidden, f16)
 
-environment: HEGPU_DEVICE=auto|cpu|gpu, HEGPU_REQUIRE_GPU=1 (a missing adapter is an error)";
+environment: HEGPU_DEVICE=auto|cpu|gpu, HEGPU_REQUIRE_GPU=1 (a missing adapter is an error),
+  HEGPU_GPU_MEMORY=SIZE (the GPU memory budget), HEGPU_SIMULATE_DEVICE_LOSS=K (the GPU is
+  lost after K kernel dispatches: for testing the fallback)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -182,12 +187,39 @@ fn train(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The server's device as `HEGPU_DEVICE` chooses it.
+fn server_from_env() -> Result<hegpu::job::ServerDevice> {
+    Ok(hegpu::job::ServerDevice {
+        device: hegpu::backend::DeviceChoice::from_env()?,
+        ..Default::default()
+    })
+}
+
+/// Reads `--device`, `--gpu-memory` or `--split` into `server`; false for any other option.
+fn server_option<'a>(
+    server: &mut hegpu::job::ServerDevice,
+    option: &str,
+    it: &mut std::slice::Iter<'a, String>,
+) -> Result<bool> {
+    match option {
+        "--device" => server.device = value(option, it)?,
+        "--gpu-memory" => {
+            let size: String = value(option, it)?;
+            server.gpu_memory = Some(hegpu::backend::gpu::parse_bytes(&size)?);
+        }
+        "--split" => server.split = true,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// `hegpu mnist keys|encrypt|serve|decrypt --dir D …`: one side of the job per process.
 fn mnist_split(step: &str, args: &[String]) -> Result<()> {
     use hegpu::job::files;
     let defaults = hegpu::job::JobOptions::default();
     let (mut dir, mut data, mut model) = (None, defaults.data, None);
-    let (mut images, mut device) = (defaults.images, hegpu::backend::DeviceChoice::from_env()?);
+    let mut images = defaults.images;
+    let mut server = server_from_env()?;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -195,7 +227,7 @@ fn mnist_split(step: &str, args: &[String]) -> Result<()> {
             "--data" => data = value::<String>(a, &mut it)?.into(),
             "--model" => model = Some(std::path::PathBuf::from(value::<String>(a, &mut it)?)),
             "--images" => images = value(a, &mut it)?,
-            "--device" => device = value(a, &mut it)?,
+            other if server_option(&mut server, other, &mut it)? => {}
             other => return Err(Error::Config(format!("unknown option '{other}'\n{USAGE}"))),
         }
     }
@@ -214,7 +246,7 @@ fn mnist_split(step: &str, args: &[String]) -> Result<()> {
         }
         "serve" => {
             let model = model.unwrap_or(defaults.model);
-            let (batches, seconds) = files::server_evaluate(&dir, &model, &data, device)?;
+            let (batches, seconds) = files::server_evaluate(&dir, &model, &data, &server)?;
             println!(
                 "evaluated {batches} batch(es) in {seconds:.2} s; results in {}",
                 dir.display()
@@ -246,7 +278,7 @@ fn mnist(args: &[String]) -> Result<()> {
     }
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let mut opts = JobOptions {
-        device: hegpu::backend::DeviceChoice::from_env()?,
+        server: server_from_env()?,
         ..Default::default()
     };
     let mut json = None;
@@ -256,8 +288,8 @@ fn mnist(args: &[String]) -> Result<()> {
             "--images" => opts.images = value(a, &mut it)?,
             "--data" => opts.data = value::<String>(a, &mut it)?.into(),
             "--model" => opts.model = value::<String>(a, &mut it)?.into(),
-            "--device" => opts.device = value(a, &mut it)?,
             "--json" => json = Some(value::<String>(a, &mut it)?),
+            other if server_option(&mut opts.server, other, &mut it)? => {}
             other => {
                 return Err(Error::Config(format!(
                     "unknown mnist option '{other}'\n{USAGE}"
@@ -290,6 +322,9 @@ fn mnist(args: &[String]) -> Result<()> {
         b.finish();
     }
     println!("device:                {}", report.device);
+    for f in &report.fallbacks {
+        println!("GPU fallback:          {f}");
+    }
     println!(
         "images:                {} in {} batch(es), {} classified",
         report.images, report.batches, report.classified

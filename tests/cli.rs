@@ -3,8 +3,13 @@
 use std::process::Command;
 
 fn hegpu(args: &[&str]) -> std::process::Output {
+    hegpu_with(args, &[])
+}
+
+fn hegpu_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hegpu"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap()
@@ -171,10 +176,56 @@ fn the_mnist_job_refuses_bad_input() {
         &["mnist", "--data", "no/such/dir"],
         &["mnist", "--images", "0"],
         &["mnist", "--device", "tpu"],
+        &["mnist", "--gpu-memory", "12Q"],
+        &["mnist", "--gpu-memory", "0"],
         &["mnist", "--frobnicate"],
         &["mnist", "serve"],
         &["mnist", "decrypt", "--dir", "no/such/dir"],
     ] {
         assert_refused(args);
     }
+}
+
+#[test]
+fn a_gpu_lost_mid_job_leaves_the_results_whole() {
+    // Streamed within 64 MiB on the GPU, which is lost after 300 kernel dispatches: the batch
+    // completes on the CPU, says so, and the JSON counts each stage's GPU traffic.
+    let model = small_model_file("lost");
+    let json = std::env::temp_dir().join(format!("hegpu-lost-{}.json", std::process::id()));
+    let args = [
+        "mnist",
+        "--images",
+        "20",
+        "--device",
+        "gpu",
+        "--gpu-memory",
+        "64M",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let o = hegpu_with(&args, &[("HEGPU_SIMULATE_DEVICE_LOSS", "300")]);
+    let (text, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{text}{err}");
+    assert!(text.contains("agrees with plaintext: 100.00%"), "{text}");
+    assert!(err.contains("warning: the GPU failed"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["modes"][0], "gpu-streamed");
+    assert_eq!(report["fallbacks"].as_array().unwrap().len(), 1);
+    let stages = report["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3, "{stages:?}");
+    assert!(stages[0]["dispatches"].as_u64().unwrap() > 0);
+    assert!(stages[0]["uploads"].as_u64().unwrap() > 0);
+    assert!(stages[0]["readbacks"].as_u64().unwrap() > 0);
+    let cpu: u64 = stages
+        .iter()
+        .map(|s| s["cpu_chunks"].as_u64().unwrap())
+        .sum();
+    assert!(cpu > 0, "{stages:?}");
+    std::fs::remove_file(json).unwrap();
+    std::fs::remove_file(model).unwrap();
 }

@@ -6,6 +6,7 @@ mod common;
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::*;
 use hegpu::nn::*;
+use hegpu::tensor::Scheduler;
 use rand::Rng;
 use std::sync::Arc;
 
@@ -44,11 +45,12 @@ fn client(backend: &Arc<dyn Backend>, seed: u64) -> Client {
 fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> Vec<Vec<f32>> {
     let c = client(&backend, 3);
     let bounds = stage_bounds(model, images).unwrap();
-    let net = EncryptedNetwork::plan(model, &c.params, &*backend, &bounds).unwrap();
+    let net = EncryptedNetwork::plan(model, &c.params, &bounds).unwrap();
     let x = encrypt_images(&net, &c.encoder, &c.encryptor, images).unwrap();
     assert_eq!(x.shape(), model.input.as_slice());
-    let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
-    let y = net.forward(&ev, x).unwrap();
+    let scheduler =
+        Scheduler::new(&c.params, &c.keys, backend.clone(), Default::default()).unwrap();
+    let y = net.forward(&scheduler, x).unwrap();
     assert_eq!(y.level(), 0);
     assert_eq!(
         y.shape(),
@@ -171,7 +173,6 @@ fn polynomial_activations_cost_one_square_each() {
 
 #[test]
 fn planning_refuses_what_the_parameters_cannot_hold() {
-    let backend = CpuBackend::new(Some(1)).unwrap();
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
     let mut deep = small_model();
     deep.layers.push(Layer::Square);
@@ -182,7 +183,7 @@ fn planning_refuses_what_the_parameters_cannot_hold() {
         bias: vec![0.0; 2],
     });
     let bounds = vec![1.0; 7];
-    let err = EncryptedNetwork::plan(&deep, &params, &backend, &bounds)
+    let err = EncryptedNetwork::plan(&deep, &params, &bounds)
         .err()
         .unwrap()
         .to_string();
@@ -190,11 +191,11 @@ fn planning_refuses_what_the_parameters_cannot_hold() {
     let model = small_model();
     let huge = vec![1e12; 5];
     assert!(
-        EncryptedNetwork::plan(&model, &params, &backend, &huge).is_err(),
+        EncryptedNetwork::plan(&model, &params, &huge).is_err(),
         "outputs that wrap"
     );
     assert!(
-        EncryptedNetwork::plan(&model, &params, &backend, &[1.0]).is_err(),
+        EncryptedNetwork::plan(&model, &params, &[1.0]).is_err(),
         "bound count"
     );
 }
@@ -232,13 +233,12 @@ fn gpu_and_cpu_give_identical_encrypted_outputs() {
     let run = |backend: Arc<dyn Backend>| {
         let c = client(&backend, 5);
         let bounds = stage_bounds(&model, &images).unwrap();
-        let net = EncryptedNetwork::plan(&model, &c.params, &*backend, &bounds).unwrap();
+        let net = EncryptedNetwork::plan(&model, &c.params, &bounds).unwrap();
         let x = encrypt_images(&net, &c.encoder, &c.encryptor, &images).unwrap();
-        let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
-        net.forward(&ev, x)
-            .unwrap()
-            .to_bytes(&c.params, &*backend)
-            .unwrap()
+        let scheduler = Scheduler::new(&c.params, &c.keys, backend, Default::default()).unwrap();
+        let (y, report) = net.forward_report(&scheduler, x).unwrap();
+        assert!(report.fallback.is_none(), "{:?}", report.fallback);
+        y.to_bytes(&c.params, &**scheduler.host()).unwrap()
     };
     let cpu = run(Arc::new(CpuBackend::new(None).unwrap()));
     let gpu = run(Arc::new(hegpu::backend::GpuBackend::new().unwrap()));
@@ -253,11 +253,12 @@ fn tensors_of_the_wrong_shape_are_refused() {
     let c = client(&backend, 7);
     let images = vec![0.5f32; 3 * 64];
     let bounds = stage_bounds(&model, &images).unwrap();
-    let net = EncryptedNetwork::plan(&model, &c.params, &*backend, &bounds).unwrap();
-    let ev = Evaluator::new(&c.params, backend.clone(), &c.keys).unwrap();
+    let net = EncryptedNetwork::plan(&model, &c.params, &bounds).unwrap();
+    let scheduler =
+        Scheduler::new(&c.params, &c.keys, backend.clone(), Default::default()).unwrap();
     let scale = c.params.default_scale();
     let flat = CipherTensor::encrypt(&images, &[64], &c.encoder, &c.encryptor, scale).unwrap();
-    let err = net.forward(&ev, flat).unwrap_err().to_string();
+    let err = net.forward(&scheduler, flat).unwrap_err().to_string();
     assert!(err.contains("shape"), "{err}");
     let x = encrypt_images(&net, &c.encoder, &c.encryptor, &images).unwrap();
     let bytes = x.to_bytes(&c.params, &*backend).unwrap();

@@ -18,7 +18,7 @@ fn tiny_chunks() -> Option<&'static GpuBackend> {
     Some(TINY.get_or_init(|| {
         GpuBackend::with_options(GpuOptions {
             max_chunk_bytes: Some(30 * 1024),
-            memory_budget: None,
+            ..Default::default()
         })
         .expect("the adapter gpu() opened opens again with small bindings")
     }))

@@ -1,6 +1,6 @@
 //! Choosing the device: `auto` (a GPU adapter when one exists, else the CPU), `cpu` or `gpu`.
 
-use super::{Backend, CpuBackend, GpuBackend};
+use super::{Backend, CpuBackend, GpuBackend, GpuOptions};
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -42,13 +42,19 @@ pub fn gpu_required() -> bool {
     std::env::var("HEGPU_REQUIRE_GPU").is_ok_and(|v| v.trim() == "1")
 }
 
-/// The backend for a choice. `auto` falls back to the CPU only when no adapter exists and
+/// The backend for a choice, a GPU opened with the options in the environment
+/// ([`GpuOptions::from_env`]). `auto` falls back to the CPU only when no adapter exists and
 /// `HEGPU_REQUIRE_GPU=1` is not set.
 pub fn select_backend(choice: DeviceChoice) -> Result<Arc<dyn Backend>> {
+    select_backend_with(choice, GpuOptions::from_env()?)
+}
+
+/// [`select_backend`] with explicit GPU options.
+pub fn select_backend_with(choice: DeviceChoice, options: GpuOptions) -> Result<Arc<dyn Backend>> {
     match choice {
         DeviceChoice::Cpu => Ok(Arc::new(CpuBackend::new(None)?)),
-        DeviceChoice::Gpu => Ok(Arc::new(GpuBackend::new()?)),
-        DeviceChoice::Auto => match GpuBackend::new() {
+        DeviceChoice::Gpu => Ok(Arc::new(GpuBackend::with_options(options)?)),
+        DeviceChoice::Auto => match GpuBackend::with_options(options) {
             Ok(gpu) => Ok(Arc::new(gpu)),
             Err(Error::NoAdapter(why)) if !gpu_required() => {
                 eprintln!("hegpu: no GPU adapter ({why}); using the CPU");

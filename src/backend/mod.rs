@@ -14,8 +14,8 @@ pub mod sparse;
 
 pub use batch::{PolyBatch, Weights};
 pub use cpu::CpuBackend;
-pub use device::{DeviceChoice, select_backend};
-pub use gpu::GpuBackend;
+pub use device::{DeviceChoice, select_backend, select_backend_with};
+pub use gpu::{GpuBackend, GpuOptions, GpuStats, TransferCounts};
 pub use ring::Ring;
 pub use rns_ops::MAX_CONVERT_SOURCE_LIMBS;
 pub use sparse::{SparseRows, SparseWeights};
@@ -33,6 +33,11 @@ pub trait Backend: Send + Sync {
 
     /// Waits until every operation submitted so far has finished (a no-op on the CPU).
     fn sync(&self) -> Result<()>;
+
+    /// Memory held and transfers made, for a GPU; `None` for the host (the CPU backend).
+    fn gpu_stats(&self) -> Option<GpuStats> {
+        None
+    }
 
     /// Copies `batch` polynomials (`[batch][limb][n]`, words below their primes) to the device.
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch>;

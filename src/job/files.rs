@@ -6,10 +6,11 @@
 //! Files: `params.bin`, `evaluation-keys.bin`, `secret.key` (client only), `batch-NNN.ct`,
 //! `result-NNN.ct`, and `batches.txt` (one `start end` line per batch of test images).
 
+use super::ServerDevice;
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
-    Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters, Preset,
-    SecretKey, Seed,
+    Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Preset, SecretKey,
+    Seed,
 };
 use crate::data::Mnist;
 use crate::nn::{argmax, pixels};
@@ -124,15 +125,15 @@ pub fn server_evaluate(
     dir: &Path,
     model: &Path,
     data: &Path,
-    device: DeviceChoice,
+    server: &ServerDevice,
 ) -> Result<(usize, f64)> {
-    let backend = select_backend(device)?;
     let params = Parameters::from_bytes(&read(&dir.join("params.bin"))?)?;
     let keys = EvaluationKeys::from_bytes(&read(&dir.join("evaluation-keys.bin"))?, &params)?;
     let model = super::load_digit_model(model)?;
     let mnist = Mnist::load(data)?;
-    let network = super::plan_server(&model, &params, &*backend, &mnist)?;
-    let evaluator = Evaluator::new(&params, backend.clone(), &keys)?;
+    let network = super::plan_server(&model, &params, &mnist)?;
+    let scheduler = server.scheduler(&params, &keys)?;
+    let host = &**scheduler.host();
     let mut seconds = 0.0;
     let list = batches(dir)?;
     for b in 0..list.len() {
@@ -140,15 +141,14 @@ pub fn server_evaluate(
             &read(&dir.join(batch_name("batch", b)))?,
             network.shape().0,
             &params,
-            &*backend,
+            host,
         )?;
         let t = std::time::Instant::now();
-        let y = network.forward(&evaluator, x)?;
-        backend.sync()?;
+        let y = network.forward(&scheduler, x)?;
         seconds += t.elapsed().as_secs_f64();
         write(
             &dir.join(batch_name("result", b)),
-            &y.to_bytes(&params, &*backend)?,
+            &y.to_bytes(&params, host)?,
         )?;
     }
     Ok((list.len(), seconds))

@@ -5,16 +5,15 @@
 
 pub mod files;
 
-use crate::backend::{Backend, DeviceChoice, select_backend};
+use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};
 use crate::ckks::{
-    Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters, Preset,
-    Seed,
+    Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Preset, Seed,
 };
 use crate::data::Mnist;
 use crate::nn::{
     EncryptedNetwork, Model, argmax, encrypt_images, load_model, pixels, stage_bounds,
 };
-use crate::tensor::CipherTensor;
+use crate::tensor::{CipherTensor, Mode, ScheduleOptions, Scheduler, StageReport};
 use crate::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ pub struct JobOptions {
     pub images: usize,
     pub data: PathBuf,
     pub model: PathBuf,
-    pub device: DeviceChoice,
+    pub server: ServerDevice,
 }
 
 impl Default for JobOptions {
@@ -36,8 +35,35 @@ impl Default for JobOptions {
             images: 1000,
             data: "data/mnist".into(),
             model: "models/cryptonets-5.safetensors".into(),
-            device: DeviceChoice::Auto,
+            server: ServerDevice::default(),
         }
+    }
+}
+
+/// Where the server evaluates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerDevice {
+    pub device: DeviceChoice,
+    /// GPU memory the server may use, in bytes (`--gpu-memory`; beyond the whole network's
+    /// need, batches stream through the GPU in chunks).
+    pub gpu_memory: Option<u64>,
+    /// Share stages between the GPU and the CPU (`--split`).
+    pub split: bool,
+}
+
+impl ServerDevice {
+    /// The scheduler for these choices, with `keys` on each device it uses. The GPU also
+    /// takes the options in the environment (`HEGPU_SIMULATE_DEVICE_LOSS`, `HEGPU_GPU_MEMORY`,
+    /// which `gpu_memory` overrides).
+    pub fn scheduler(&self, params: &Arc<Parameters>, keys: &EvaluationKeys) -> Result<Scheduler> {
+        let mut gpu = GpuOptions::from_env()?;
+        gpu.memory_budget = self.gpu_memory.or(gpu.memory_budget);
+        let backend = select_backend_with(self.device, gpu)?;
+        let options = ScheduleOptions {
+            split: self.split,
+            ..Default::default()
+        };
+        Scheduler::new(params, keys, backend, options)
     }
 }
 
@@ -74,6 +100,13 @@ pub struct JobReport {
     /// Peak resident memory of this process (client and server together), where the operating
     /// system reports it (Linux).
     pub peak_memory_bytes: Option<u64>,
+    /// Where the batches ran (one entry per batch).
+    pub modes: Vec<Mode>,
+    /// GPU failures the CPU made up for.
+    pub fallbacks: Vec<String>,
+    /// Each stage of the network summed over the batches: chunks per device, seconds, and the
+    /// GPU's uploads, readbacks and dispatches.
+    pub stages: Vec<StageReport>,
 }
 
 impl JobReport {
@@ -83,6 +116,19 @@ impl JobReport {
 
     pub fn agreement(&self) -> f64 {
         self.agree as f64 / self.classified.max(1) as f64
+    }
+
+    /// Adds one batch's schedule.
+    pub fn note_schedule(&mut self, schedule: crate::tensor::ScheduleReport) {
+        self.modes.push(schedule.mode);
+        self.fallbacks.extend(schedule.fallback);
+        if self.stages.len() < schedule.stages.len() {
+            self.stages = schedule.stages;
+        } else {
+            for (sum, s) in self.stages.iter_mut().zip(&schedule.stages) {
+                sum.add(s);
+            }
+        }
     }
 
     /// Images per second of the server's evaluation.
@@ -117,6 +163,19 @@ impl JobReport {
             "server_images_per_second_full_batches": self.server_images_per_second_full(),
             "batch_capacity": self.batch_capacity,
             "peak_memory_bytes": self.peak_memory_bytes,
+            "modes": self.modes.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            "fallbacks": self.fallbacks,
+            "stages": self.stages.iter().map(|s| serde_json::json!({
+                "stage": s.what,
+                "gpu_chunks": s.gpu_chunks,
+                "cpu_chunks": s.cpu_chunks,
+                "seconds": s.seconds,
+                "dispatches": s.counts.dispatches,
+                "uploads": s.counts.uploads,
+                "upload_bytes": s.counts.upload_bytes,
+                "readbacks": s.counts.readbacks,
+                "readback_bytes": s.counts.readback_bytes,
+            })).collect::<Vec<_>>(),
             "bytes_evaluation_keys": self.bytes_keys,
             "bytes_sent_per_image": per(self.bytes_sent),
             "bytes_received_per_image": per(self.bytes_received),
@@ -136,10 +195,10 @@ pub fn run_mnist(
     if count == 0 {
         return Err(Error::Config("--images must be at least 1".into()));
     }
-    let backend: Arc<dyn Backend> = select_backend(opts.device)?;
+    // The client works on the CPU; the server's devices are the scheduler's.
+    let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let params = Parameters::preset(Preset::CryptoNets8192)?;
     let mut report = JobReport {
-        device: backend.name(),
         images: count,
         batch_capacity: params.slots(),
         ..Default::default()
@@ -167,8 +226,9 @@ pub fn run_mnist(
     // Server: plans with public calibration data (training images), builds its evaluator
     // from the bytes it received.
     let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
-    let network = plan_server(&model, &params, &*backend, &mnist)?;
-    let evaluator = Evaluator::new(&params, backend.clone(), &server_keys)?;
+    let network = plan_server(&model, &params, &mnist)?;
+    let scheduler = opts.server.scheduler(&params, &server_keys)?;
+    report.device = scheduler.name();
 
     let slots = params.slots();
     let batches: Vec<(usize, usize)> = (0..count)
@@ -179,7 +239,7 @@ pub fn run_mnist(
     for (b, &(start, end)) in batches.iter().enumerate() {
         let result = run_batch(
             &network,
-            (&encoder, &encryptor, &decryptor, &evaluator),
+            (&encoder, &encryptor, &decryptor, &scheduler),
             &params,
             &*backend,
             &test_px[start * 784..end * 784],
@@ -235,20 +295,19 @@ pub(crate) fn load_digit_model(path: &std::path::Path) -> Result<Model> {
 pub(crate) fn plan_server(
     model: &Model,
     params: &Arc<Parameters>,
-    backend: &dyn Backend,
     mnist: &Mnist,
 ) -> Result<EncryptedNetwork> {
     let calibration = 1000.min(mnist.train_labels.len());
     let bounds = stage_bounds(model, &pixels(&mnist.train_images)[..784 * calibration])?;
-    EncryptedNetwork::plan(model, params, backend, &bounds)
+    EncryptedNetwork::plan(model, params, &bounds)
 }
 
-type ClientServer<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Evaluator);
+type ClientServer<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Scheduler);
 
 /// One batch through client encryption, server evaluation and client decryption.
 fn run_batch(
     network: &EncryptedNetwork,
-    (encoder, encryptor, decryptor, evaluator): ClientServer<'_>,
+    (encoder, encryptor, decryptor, scheduler): ClientServer<'_>,
     params: &Arc<Parameters>,
     backend: &dyn Backend,
     images: &[f32],
@@ -265,10 +324,10 @@ fn run_batch(
     phase(Phase::Evaluate);
     let t = Instant::now();
     let (input_shape, output_shape) = network.shape();
-    let x = CipherTensor::from_bytes(&sent, input_shape, params, backend)?;
-    let y = network.forward(evaluator, x)?;
-    backend.sync()?;
+    let x = CipherTensor::from_bytes(&sent, input_shape, params, &**scheduler.host())?;
+    let (y, schedule) = network.forward_report(scheduler, x)?;
     report.seconds_evaluate += t.elapsed().as_secs_f64();
+    report.note_schedule(schedule);
     let received = y.to_bytes(params, backend)?;
     report.bytes_received += received.len();
 

@@ -9,31 +9,18 @@
 //! more levels, or outputs that would not fit, fail at planning with a clear error.
 
 use super::model::{Layer, LinearRow, Model};
-use crate::backend::{Backend, PolyBatch, SparseRows, SparseWeights};
-use crate::ckks::{Ciphertext, Encoder, Encryptor, Evaluator, Parameters};
-use crate::tensor::CipherTensor;
+use crate::backend::SparseRows;
+use crate::ckks::{Encoder, Encryptor, Parameters};
+use crate::tensor::{CipherTensor, LayerPlan, LinearWork, ScheduleReport, Scheduler, Work};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A linear stage prepared on the device.
-struct LinearStep {
-    /// Weights and biases over the ring repeated twice, so each ciphertext is one "polynomial";
-    /// the bias goes to the first half only (the constant plaintext `round(b · Δ_w · s_in)`).
-    /// One layer per run of at most [`CHUNK`] outputs, with its output count.
-    chunks: Vec<(usize, SparseWeights)>,
-    weight_scale: f64,
-}
-
-enum Step {
-    Linear(Box<LinearStep>),
-    Square,
-}
-
-/// A model prepared for encrypted evaluation on one backend with one parameter set.
+/// A model prepared for encrypted evaluation with one parameter set: its stages as layer
+/// work that a [`Scheduler`] places on devices.
 pub struct EncryptedNetwork {
     params: Arc<Parameters>,
-    steps: Vec<Step>,
+    plan: LayerPlan,
     input_shape: Vec<usize>,
     output_shape: Vec<usize>,
     input_scale: f64,
@@ -139,15 +126,10 @@ pub fn stage_bounds(model: &Model, images: &[f32]) -> Result<Vec<f32>> {
 }
 
 impl EncryptedNetwork {
-    /// Plans `model` for `params` on `backend`. `bounds` (from [`stage_bounds`] on sample
-    /// inputs) are the largest activations expected after each stage; they are doubled for
-    /// margin. Inputs are encrypted at the parameters' default scale.
-    pub fn plan(
-        model: &Model,
-        params: &Arc<Parameters>,
-        backend: &dyn Backend,
-        bounds: &[f32],
-    ) -> Result<Self> {
+    /// Plans `model` for `params`. `bounds` (from [`stage_bounds`] on sample inputs) are the
+    /// largest activations expected after each stage; they are doubled for margin. Inputs are
+    /// encrypted at the parameters' default scale.
+    pub fn plan(model: &Model, params: &Arc<Parameters>, bounds: &[f32]) -> Result<Self> {
         let stages = stages(model)?;
         if stages.len() != bounds.len() {
             return Err(Error::Config(format!(
@@ -168,7 +150,7 @@ impl EncryptedNetwork {
         let mut level = params.max_level();
         let mut scale = delta;
         let mut width = model.input_len();
-        let mut steps = Vec::with_capacity(needed);
+        let mut steps: Vec<Work> = Vec::with_capacity(needed);
         for (s, stage) in stages.iter().enumerate() {
             let bound = 2.0 * f64::from(bounds[s].max(1e-3));
             let q_here = f64::from(q[level]);
@@ -192,43 +174,46 @@ impl EncryptedNetwork {
             match stage {
                 Some(rows) => {
                     let weight_scale = after * q_here / scale;
-                    steps.push(Self::linear_step(
+                    steps.push(Work::Linear(Self::linear_work(
                         params,
-                        backend,
                         level,
                         rows,
                         width,
                         weight_scale,
                         scale,
-                    )?);
+                    )?));
                     width = rows.len();
                 }
-                None => steps.push(Step::Square),
+                // A square right after a linear map runs with it, chunk by chunk.
+                None => match steps.last_mut() {
+                    Some(Work::Linear(w)) if !w.square => w.square = true,
+                    _ => steps.push(Work::Square),
+                },
             }
             scale = after;
             level -= 1;
         }
         Ok(Self {
             params: params.clone(),
-            steps,
+            plan: LayerPlan::new(steps),
             input_shape: model.input.clone(),
             output_shape: model.shapes()?.pop().expect("the input shape at least"),
             input_scale: delta,
         })
     }
 
-    fn linear_step(
+    /// A linear stage's rows as residues over the level's primes taken twice (each ciphertext
+    /// is one polynomial of that ring); the bias is the constant plaintext
+    /// `round(b · Δ_w · s_in)` in the first half.
+    fn linear_work(
         params: &Arc<Parameters>,
-        backend: &dyn Backend,
         level: usize,
         rows: &[LinearRow],
         inputs: usize,
         weight_scale: f64,
         scale_in: f64,
-    ) -> Result<Step> {
-        let ring = params.ring_q(level)?;
-        let pairs = ring.repeat(2)?;
-        let primes = ring.primes();
+    ) -> Result<LinearWork> {
+        let primes = params.ring_q(level)?.primes();
         let int_of = |v: f64| -> Result<i64> {
             if !v.is_finite() || v.abs() >= 2f64.powi(62) {
                 return Err(Error::Config(format!(
@@ -242,28 +227,27 @@ impl EncryptedNetwork {
                 .iter()
                 .map(move |&p| k.rem_euclid(i64::from(p)) as u32)
         };
-        let mut chunks = Vec::new();
-        for part in rows.chunks(CHUNK) {
-            let mut w = SparseRows {
-                offsets: vec![0],
-                ..Default::default()
-            };
-            for (bias, terms) in part {
-                for &(k, v) in terms {
-                    let word = int_of(f64::from(v) * weight_scale)?;
-                    w.columns.push(k);
-                    w.words.extend(residues(word).chain(residues(word)));
-                }
-                w.offsets.push(w.columns.len());
-                let constant = int_of(f64::from(*bias) * weight_scale * scale_in)?;
-                w.bias.extend(residues(constant).chain(residues(0)));
+        let mut w = SparseRows {
+            offsets: vec![0],
+            ..Default::default()
+        };
+        for (bias, terms) in rows {
+            for &(k, v) in terms {
+                let word = int_of(f64::from(v) * weight_scale)?;
+                w.columns.push(k);
+                w.words.extend(residues(word).chain(residues(word)));
             }
-            chunks.push((part.len(), backend.upload_sparse(&pairs, inputs, &w)?));
+            w.offsets.push(w.columns.len());
+            let constant = int_of(f64::from(*bias) * weight_scale * scale_in)?;
+            w.bias.extend(residues(constant).chain(residues(0)));
         }
-        Ok(Step::Linear(Box::new(LinearStep {
-            chunks,
+        Ok(LinearWork {
+            rows: w,
+            inputs,
+            level,
             weight_scale,
-        })))
+            square: false,
+        })
     }
 
     /// The shapes of an input and of an output tensor.
@@ -276,10 +260,24 @@ impl EncryptedNetwork {
         self.input_scale
     }
 
+    /// The stages as layer work.
+    pub fn layer_plan(&self) -> &LayerPlan {
+        &self.plan
+    }
+
     /// Evaluates the network on a tensor of the input shape at the top level, returning a
-    /// tensor of the output shape. Only public material is involved. The input is consumed:
-    /// its buffers feed the first layer without a copy.
-    pub fn forward(&self, ev: &Evaluator, x: CipherTensor) -> Result<CipherTensor> {
+    /// tensor of the output shape on the host. Only public material is involved; `scheduler`
+    /// places the work. The input is consumed.
+    pub fn forward(&self, scheduler: &Scheduler, x: CipherTensor) -> Result<CipherTensor> {
+        Ok(self.forward_report(scheduler, x)?.0)
+    }
+
+    /// [`forward`](Self::forward), with where each stage ran and what it moved.
+    pub fn forward_report(
+        &self,
+        scheduler: &Scheduler,
+        x: CipherTensor,
+    ) -> Result<(CipherTensor, ScheduleReport)> {
         if x.shape() != self.input_shape.as_slice() || x.level() != self.params.max_level() {
             return Err(Error::Shape(format!(
                 "the network takes a tensor of shape {:?} at level {}, got {:?} at level {}",
@@ -289,90 +287,11 @@ impl EncryptedNetwork {
                 x.level()
             )));
         }
-        let mut x = x.into_ciphertexts();
+        let x = x.into_ciphertexts();
         self.params.check_id(x.params_id(), "input ciphertext")?;
-        let mut steps = self.steps.iter().peekable();
-        while let Some(step) = steps.next() {
-            x = match step {
-                Step::Linear(step) => {
-                    let square = steps.next_if(|s| matches!(s, Step::Square)).is_some();
-                    self.linear_stage(ev, step, x, square)?
-                }
-                Step::Square => square_in_chunks(ev, &x)?,
-            };
-        }
-        CipherTensor::new(x, &self.output_shape)
+        let (y, report) = scheduler.run(&self.plan, x)?;
+        Ok((CipherTensor::new(y, &self.output_shape)?, report))
     }
-
-    /// A linear step, its rescale and, when `square`, the x² that follows, run chunk by chunk of
-    /// outputs: every temporary is chunk-sized (and recycled), only the input and the stage's
-    /// output are whole layers.
-    fn linear_stage(
-        &self,
-        ev: &Evaluator,
-        step: &LinearStep,
-        x: Ciphertext,
-        square: bool,
-    ) -> Result<Ciphertext> {
-        let be = &**ev.backend();
-        let ring = self.params.ring_q(x.level)?.clone();
-        let (level, scale, params_id) = (x.level, x.scale * step.weight_scale, x.params_id);
-        let grouped = x.polys.regroup(&ring.repeat(2)?)?;
-        let mut parts = Vec::with_capacity(step.chunks.len());
-        for (outputs, weights) in &step.chunks {
-            let linear = Ciphertext {
-                polys: be.linear_sparse(weights, &grouped)?.regroup(&ring)?,
-                size: 2,
-                count: *outputs,
-                level,
-                scale,
-                params_id,
-            };
-            let mut y = ev.rescale(&linear)?;
-            drop(linear);
-            if square {
-                y = square_relin_rescale(ev, &y)?;
-            }
-            parts.push(y);
-        }
-        drop(grouped);
-        if parts.len() == 1 {
-            return Ok(parts.pop().expect("one part"));
-        }
-        let count = parts.iter().map(Ciphertext::count).sum();
-        let refs: Vec<&PolyBatch> = parts.iter().map(|c| &c.polys).collect();
-        Ok(parts[0].with_polys(be.concat(&refs)?, count))
-    }
-}
-
-/// Outputs of a linear step computed, rescaled and squared together: bounds the memory of
-/// every temporary, the three-polynomial products and key switching included.
-const CHUNK: usize = 128;
-
-/// x², relinearized while the scale is the product of two scales (key switching adds noise of
-/// about 2^16 in the slots, which the rescale then divides away; relinearizing after the
-/// rescale, or rescaling the three-polynomial product, whose rounding error is multiplied by
-/// s², costs most of the precision), then rescaled.
-fn square_relin_rescale(ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
-    ev.rescale(&ev.relinearize(&ev.square(x)?)?)
-}
-
-/// [`square_relin_rescale`] for every ciphertext, in chunks of [`CHUNK`] (a square that no
-/// linear step precedes).
-fn square_in_chunks(ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
-    if x.count <= CHUNK {
-        return square_relin_rescale(ev, x);
-    }
-    let be = &**ev.backend();
-    let mut parts = Vec::new();
-    for start in (0..x.count).step_by(CHUNK) {
-        let end = (start + CHUNK).min(x.count);
-        let sources: Vec<Option<usize>> = (2 * start..2 * end).map(Some).collect();
-        let piece = x.with_polys(be.gather(&x.polys, &sources, 0..x.level + 1)?, end - start);
-        parts.push(square_relin_rescale(ev, &piece)?);
-    }
-    let refs: Vec<&PolyBatch> = parts.iter().map(|c| &c.polys).collect();
-    Ok(parts[0].with_polys(be.concat(&refs)?, x.count))
 }
 
 /// Client side: encrypts up to N/2 images (`[image][input]`) for `network`, in the shape and at

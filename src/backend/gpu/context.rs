@@ -62,6 +62,11 @@ pub(crate) struct Context {
     pub report: AdapterReport,
     pub limits: wgpu::Limits,
     uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Why the device was lost, once it is: every later operation fails with
+    /// [`Error::DeviceLost`] without touching it.
+    lost: Arc<Mutex<Option<String>>>,
+    /// A loss to simulate when the running operation ends (see [`Context::lose_after`]).
+    pending_loss: Mutex<Option<String>>,
 }
 
 impl Context {
@@ -92,6 +97,12 @@ impl Context {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(e.to_string());
         }));
+        let lost = Arc::new(Mutex::new(None));
+        let on_lost = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut lost = on_lost.lock().unwrap_or_else(|p| p.into_inner());
+            lost.get_or_insert(format!("{reason:?}: {message}"));
+        });
         let report = AdapterReport {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
@@ -111,16 +122,53 @@ impl Context {
             report,
             limits,
             uncaptured,
+            lost,
+            pending_loss: Mutex::new(None),
         })
+    }
+
+    /// Fails with [`Error::DeviceLost`] once the device is lost.
+    pub fn alive(&self) -> Result<()> {
+        match &*self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(why) => Err(Error::DeviceLost(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks that the device be destroyed when the running operation ends, as a driver reset
+    /// would: the operation and every later one fail with [`Error::DeviceLost`].
+    pub fn lose_after(&self, why: String) {
+        self.pending_loss
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(why);
+    }
+
+    fn apply_pending_loss(&self) -> Result<()> {
+        if let Some(why) = self
+            .pending_loss
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            self.lost
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(why);
+            self.device.destroy();
+        }
+        self.alive()
     }
 
     /// Runs `f` inside error scopes and converts what the GPU reported into an [`Error`].
     pub fn checked<T>(&self, bytes: u64, f: impl FnOnce() -> T) -> Result<T> {
+        self.alive()?;
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
         let validation = pollster::block_on(validation.pop());
         let oom = pollster::block_on(oom.pop());
+        self.apply_pending_loss()?;
         if let Some(e) = oom {
             return Err(Error::GpuOutOfMemory {
                 bytes,
@@ -146,6 +194,7 @@ impl Context {
 
     /// Waits until the queue is idle.
     pub fn wait(&self) -> Result<()> {
+        self.alive()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())

@@ -66,6 +66,40 @@ pub struct TransferCounts {
     pub dispatches: u64,
 }
 
+/// What a GPU backend holds and has moved: see [`Backend::gpu_stats`](crate::backend::Backend::gpu_stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    /// Bytes of batches and weights held now.
+    pub live_bytes: u64,
+    /// The most held at once since the backend opened (or [`reset_peak`](crate::backend::GpuBackend::reset_peak)).
+    pub peak_bytes: u64,
+    /// The memory budget, when one was set.
+    pub budget_bytes: Option<u64>,
+    pub counts: TransferCounts,
+}
+
+impl TransferCounts {
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &TransferCounts) -> TransferCounts {
+        TransferCounts {
+            uploads: self.uploads - earlier.uploads,
+            upload_bytes: self.upload_bytes - earlier.upload_bytes,
+            readbacks: self.readbacks - earlier.readbacks,
+            readback_bytes: self.readback_bytes - earlier.readback_bytes,
+            dispatches: self.dispatches - earlier.dispatches,
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &TransferCounts) {
+        self.uploads += other.uploads;
+        self.upload_bytes += other.upload_bytes;
+        self.readbacks += other.readbacks;
+        self.readback_bytes += other.readback_bytes;
+        self.dispatches += other.dispatches;
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Counters {
     uploads: AtomicU64,
@@ -84,8 +118,9 @@ impl Counters {
         self.readbacks.fetch_add(1, Ordering::Relaxed);
         self.readback_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
-    pub fn dispatch(&self) {
-        self.dispatches.fetch_add(1, Ordering::Relaxed);
+    /// Counts a dispatch; returns how many there have been, this one included.
+    pub fn dispatch(&self) -> u64 {
+        self.dispatches.fetch_add(1, Ordering::Relaxed) + 1
     }
     pub fn snapshot(&self) -> TransferCounts {
         TransferCounts {
@@ -98,8 +133,14 @@ impl Counters {
     }
 }
 
-/// Reserves `bytes` against an optional budget; the reservation is released by [`Tracked`].
-pub(crate) fn reserve(live: &AtomicU64, budget: Option<u64>, bytes: u64) -> Result<()> {
+/// Reserves `bytes` against an optional budget, noting the peak; the reservation is released
+/// by [`Tracked`].
+pub(crate) fn reserve(
+    live: &AtomicU64,
+    peak: &AtomicU64,
+    budget: Option<u64>,
+    bytes: u64,
+) -> Result<()> {
     let before = live.fetch_add(bytes, Ordering::Relaxed);
     if let Some(limit) = budget
         && before + bytes > limit
@@ -110,5 +151,6 @@ pub(crate) fn reserve(live: &AtomicU64, budget: Option<u64>, bytes: u64) -> Resu
             why: format!("the GPU memory budget is {limit} bytes and {before} are in use"),
         });
     }
+    peak.fetch_max(before + bytes, Ordering::Relaxed);
     Ok(())
 }

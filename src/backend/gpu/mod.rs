@@ -11,7 +11,7 @@ mod rns;
 mod tables;
 
 pub use context::AdapterReport;
-pub use memory::{GpuData, GpuWeights, TransferCounts};
+pub use memory::{GpuData, GpuStats, GpuWeights, TransferCounts};
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::ring::Ring;
@@ -51,6 +51,54 @@ pub struct GpuOptions {
     /// Bytes of batches and weights this backend may hold at once (default: whatever the driver
     /// grants; beyond it, allocation fails with [`Error::GpuOutOfMemory`]).
     pub memory_budget: Option<u64>,
+    /// Simulates a device loss: the device is destroyed at the end of the operation that makes
+    /// this many dispatches in all, as a driver reset would. For testing the fallbacks.
+    pub lose_after_dispatches: Option<u64>,
+}
+
+impl GpuOptions {
+    /// The options in the environment: `HEGPU_GPU_MEMORY` (a byte size such as `512M` or
+    /// `2G`) and `HEGPU_SIMULATE_DEVICE_LOSS` (a dispatch count).
+    pub fn from_env() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Ok(Self {
+            memory_budget: var("HEGPU_GPU_MEMORY")
+                .map(|v| parse_bytes(&v))
+                .transpose()?,
+            lose_after_dispatches: var("HEGPU_SIMULATE_DEVICE_LOSS")
+                .map(|v| {
+                    v.trim().parse().map_err(|_| {
+                        Error::Config(format!(
+                            "HEGPU_SIMULATE_DEVICE_LOSS={v} is not a dispatch count"
+                        ))
+                    })
+                })
+                .transpose()?,
+            ..Default::default()
+        })
+    }
+}
+
+/// A byte size: a number with an optional K, M or G suffix (powers of 1024).
+pub fn parse_bytes(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|v| v.checked_mul(1u64 << shift))
+        .filter(|&v| v > 0)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "'{text}' is not a byte size (a positive number, optionally with K, M or G)"
+            ))
+        })
 }
 
 /// The wgpu implementation of [`Backend`].
@@ -63,6 +111,8 @@ pub struct GpuBackend {
     binding_limit: u64,
     budget: Option<u64>,
     live_bytes: Arc<AtomicU64>,
+    peak_bytes: AtomicU64,
+    lose_after_dispatches: Option<u64>,
     rings: Mutex<HashMap<RingKey, Arc<GpuRingTables>>>,
     /// Base-conversion tables by (source primes of each digit, target primes), with the
     /// offset of each digit's table: uploaded once per device.
@@ -122,6 +172,8 @@ impl GpuBackend {
             binding_limit,
             budget: options.memory_budget,
             live_bytes: Arc::new(AtomicU64::new(0)),
+            peak_bytes: AtomicU64::new(0),
+            lose_after_dispatches: options.lose_after_dispatches,
             rings: Mutex::new(HashMap::new()),
             conversions: Mutex::new(HashMap::new()),
             placeholder,
@@ -142,6 +194,11 @@ impl GpuBackend {
     /// Bytes of batches and weights currently held on the device.
     pub fn live_bytes(&self) -> u64 {
         self.live_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Starts the peak of [`GpuStats::peak_bytes`] again from what is held now.
+    pub fn reset_peak(&self) {
+        self.peak_bytes.store(self.live_bytes(), Ordering::Relaxed);
     }
 
     fn gpu<'a>(&self, x: &'a PolyBatch) -> Result<&'a GpuData> {
@@ -194,7 +251,7 @@ impl GpuBackend {
 
     /// A zeroed, tracked storage buffer (wgpu zero-initialises new buffers).
     fn alloc(&self, bytes: u64, label: &str) -> Result<Tracked> {
-        reserve(&self.live_bytes, self.budget, bytes)?;
+        reserve(&self.live_bytes, &self.peak_bytes, self.budget, bytes)?;
         let live = self.live_bytes.clone();
         let buffer = self.ctx.checked(bytes, || {
             self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -339,7 +396,11 @@ impl GpuBackend {
             u64::from(self.ctx.limits.max_compute_workgroups_per_dimension),
         );
         pass.dispatch_workgroups(groups as u32, 1, 1);
-        self.counters.dispatch();
+        let dispatches = self.counters.dispatch();
+        if self.lose_after_dispatches == Some(dispatches) {
+            self.ctx
+                .lose_after(format!("simulated loss after {dispatches} dispatches"));
+        }
     }
 
     /// Records `record(encoder)`, submits it once, and reports any GPU error.
@@ -453,6 +514,15 @@ impl Backend for GpuBackend {
         self.ctx.take_uncaptured()
     }
 
+    fn gpu_stats(&self) -> Option<GpuStats> {
+        Some(GpuStats {
+            live_bytes: self.live_bytes(),
+            peak_bytes: self.peak_bytes.load(Ordering::Relaxed),
+            budget_bytes: self.budget,
+            counts: self.counts(),
+        })
+    }
+
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
         ring.check_words(batch, words)?;
         let out = self.alloc_batch(ring, batch)?;
@@ -473,6 +543,7 @@ impl Backend for GpuBackend {
     }
 
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>> {
+        self.ctx.alive()?;
         let g = self.gpu(x)?;
         let staging: Vec<wgpu::Buffer> = g
             .chunks

@@ -1,0 +1,204 @@
+//! One device the scheduler uses: its evaluator (evaluation keys uploaded there) and the layer
+//! weights prepared there, and the resident way of running a plan: every tensor on this
+//! device, each linear stage in chunks of [`CHUNK`] outputs.
+
+use super::schedule::StageReport;
+use super::work::{LayerPlan, LinearWork, Work, finish_linear, ranges, square_relin_rescale};
+use crate::Result;
+use crate::backend::{Backend, PolyBatch, SparseWeights, TransferCounts};
+use crate::ckks::{Ciphertext, EvaluationKeys, Evaluator, Parameters};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Outputs of a linear stage computed, rescaled and squared together when the whole tensor is
+/// on one device: bounds the memory of every temporary, key switching included.
+pub(crate) const CHUNK: usize = 128;
+
+/// Weights prepared on a device, by plan, stage and range of outputs.
+type WeightCache = HashMap<(u64, usize, usize, usize), Arc<SparseWeights>>;
+
+pub(crate) struct Lane {
+    pub ev: Evaluator,
+    weights: Mutex<WeightCache>,
+}
+
+impl Lane {
+    pub fn new(
+        params: &Arc<Parameters>,
+        keys: &EvaluationKeys,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Self> {
+        Ok(Self {
+            ev: Evaluator::new(params, backend, keys)?,
+            weights: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        &**self.ev.backend()
+    }
+
+    /// Transfers so far (zero on the CPU).
+    pub fn counts(&self) -> TransferCounts {
+        self.backend()
+            .gpu_stats()
+            .map(|s| s.counts)
+            .unwrap_or_default()
+    }
+
+    /// Rows `range` of stage `stage` over all its inputs, prepared on this device once.
+    fn weights(
+        &self,
+        plan: &LayerPlan,
+        stage: usize,
+        work: &LinearWork,
+        range: &Range<usize>,
+    ) -> Result<Arc<SparseWeights>> {
+        let key = (plan.id, stage, range.start, range.end);
+        if let Some(w) = self.cache().get(&key) {
+            return Ok(w.clone());
+        }
+        let ring = self.ev.params().ring_q(work.level)?.repeat(2)?;
+        let rows = work.restrict(range, None, true);
+        let w = Arc::new(self.backend().upload_sparse(&ring, work.inputs, &rows)?);
+        self.cache().insert(key, w.clone());
+        Ok(w)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, WeightCache> {
+        self.weights.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Outputs `range` of a linear stage from `grouped` (all of input `x`'s ciphertexts as
+    /// polynomials of the doubled ring, on this device), finished (rescaled, squared).
+    pub fn linear_range(
+        &self,
+        plan: &LayerPlan,
+        stage: usize,
+        work: &LinearWork,
+        x: Meta,
+        grouped: &PolyBatch,
+        range: &Range<usize>,
+    ) -> Result<Ciphertext> {
+        let weights = self.weights(plan, stage, work, range)?;
+        let ring = self.ev.params().ring_q(work.level)?;
+        let polys = self.backend().linear_sparse(&weights, grouped)?;
+        let linear = linear_output(x, work, polys.regroup(ring)?, range.len());
+        finish_linear(&self.ev, work, linear)
+    }
+
+    /// Runs `plan` with every tensor on this device; a report per stage goes to `reports`.
+    pub fn run_resident(
+        &self,
+        plan: &LayerPlan,
+        mut x: Ciphertext,
+        reports: &mut Vec<StageReport>,
+    ) -> Result<Ciphertext> {
+        for (s, work) in plan.stages.iter().enumerate() {
+            let (t, before) = (Instant::now(), self.counts());
+            let what = work.describe(x.count);
+            let (y, chunks) = match work {
+                Work::Linear(w) => {
+                    w.check_input(x.count, x.level)?;
+                    let meta = Meta::of(&x);
+                    let grouped = x
+                        .polys
+                        .regroup(&self.ev.params().ring_q(meta.level)?.repeat(2)?)?;
+                    let parts = ranges(w.outputs(), CHUNK)
+                        .iter()
+                        .map(|r| self.linear_range(plan, s, w, meta, &grouped, r))
+                        .collect::<Result<Vec<_>>>()?;
+                    drop(grouped);
+                    let chunks = parts.len();
+                    (self.join(parts)?, chunks)
+                }
+                Work::Square if x.count <= CHUNK => (square_relin_rescale(&self.ev, &x)?, 1),
+                Work::Square => {
+                    let parts = ranges(x.count, CHUNK)
+                        .iter()
+                        .map(|r| square_relin_rescale(&self.ev, &self.slice(&x, r)?))
+                        .collect::<Result<Vec<_>>>()?;
+                    let chunks = parts.len();
+                    (self.join(parts)?, chunks)
+                }
+            };
+            x = y;
+            self.backend().sync()?;
+            reports.push(StageReport {
+                what,
+                gpu_chunks: if self.backend().gpu_stats().is_some() {
+                    chunks
+                } else {
+                    0
+                },
+                cpu_chunks: if self.backend().gpu_stats().is_some() {
+                    0
+                } else {
+                    chunks
+                },
+                seconds: t.elapsed().as_secs_f64(),
+                counts: self.counts().since(&before),
+            });
+        }
+        Ok(x)
+    }
+
+    /// Ciphertexts `range` of `x` (all limbs) as a new batch on this device.
+    pub fn slice(&self, x: &Ciphertext, range: &Range<usize>) -> Result<Ciphertext> {
+        let sources: Vec<Option<usize>> = (x.size * range.start..x.size * range.end)
+            .map(Some)
+            .collect();
+        Ok(x.with_polys(
+            self.backend().gather(&x.polys, &sources, 0..x.level + 1)?,
+            range.len(),
+        ))
+    }
+
+    /// Consecutive ciphertexts on this device as one.
+    pub fn join(&self, mut parts: Vec<Ciphertext>) -> Result<Ciphertext> {
+        if parts.len() == 1 {
+            return Ok(parts.pop().expect("one part"));
+        }
+        let count = parts.iter().map(|c| c.count).sum();
+        let refs: Vec<&PolyBatch> = parts.iter().map(|c| &c.polys).collect();
+        Ok(parts[0].with_polys(self.backend().concat(&refs)?, count))
+    }
+}
+
+/// What a linear stage's outputs inherit from its input: level, scale, parameter set.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Meta {
+    pub level: usize,
+    pub scale: f64,
+    pub params_id: u64,
+}
+
+impl Meta {
+    pub fn of(x: &Ciphertext) -> Self {
+        Self {
+            level: x.level,
+            scale: x.scale,
+            params_id: x.params_id,
+        }
+    }
+}
+
+/// The two-polynomial ciphertexts `polys` of a linear map applied to an input `x` with
+/// `work`'s weights.
+pub(crate) fn linear_output(
+    x: Meta,
+    work: &LinearWork,
+    polys: PolyBatch,
+    count: usize,
+) -> Ciphertext {
+    Ciphertext {
+        polys,
+        size: 2,
+        count,
+        level: x.level,
+        scale: x.scale * work.weight_scale,
+        params_id: x.params_id,
+    }
+}

@@ -1,0 +1,88 @@
+//! How many GPU bytes a plan needs: the estimates the scheduler places work by. They err on
+//! the large side; an allocation that still fails makes the streamed path retry smaller.
+
+use super::lane::CHUNK;
+use super::work::{LayerPlan, LinearWork, Work};
+use crate::ckks::Parameters;
+
+/// Ciphertexts key-switched together by the evaluator.
+const KEY_SWITCH_BATCH: usize = 64;
+
+pub(crate) struct Footprint {
+    n: u64,
+    special: u64,
+}
+
+impl Footprint {
+    pub fn new(params: &Parameters) -> Self {
+        Self {
+            n: params.degree() as u64,
+            special: params.special_primes() as u64,
+        }
+    }
+
+    /// One two-polynomial ciphertext over `limbs` primes.
+    pub fn ciphertext(&self, limbs: usize) -> u64 {
+        2 * limbs as u64 * self.n * 4
+    }
+
+    /// Temporaries of finishing `outputs` linear outputs: the map's result, its rescale, the
+    /// three-polynomial square and the key-switching decomposition (one digit per prime).
+    pub fn finish(&self, outputs: usize, limbs: usize) -> u64 {
+        let m = outputs.min(KEY_SWITCH_BATCH) as u64;
+        let key_switch = m * (limbs as u64 + self.special) * self.n * 4 * (limbs as u64 + 3);
+        6 * outputs as u64 * self.ciphertext(limbs) + key_switch
+    }
+
+    /// A linear stage's weights on the device: (word, Shoup) pairs, columns and offsets.
+    fn weights(work: &LinearWork) -> u64 {
+        4 * (2 * work.rows.words.len() + work.rows.columns.len() + work.rows.offsets.len()) as u64
+            + 4 * work.rows.bias.len() as u64
+    }
+
+    /// The most a plan holds at once with every tensor on the GPU (input of `count`
+    /// ciphertexts at `level`), the weights of every stage included.
+    pub fn resident(&self, plan: &LayerPlan, mut count: usize, mut level: usize) -> u64 {
+        let weights: u64 = plan
+            .stages
+            .iter()
+            .map(|w| match w {
+                Work::Linear(l) => Self::weights(l),
+                Work::Square => 0,
+            })
+            .sum();
+        let mut peak = 0;
+        for work in &plan.stages {
+            let (outputs, drop) = match work {
+                Work::Linear(w) => (w.outputs(), 1 + usize::from(w.square)),
+                Work::Square => (count, 1),
+            };
+            let limbs = level + 1;
+            let here = count as u64 * self.ciphertext(limbs)
+                + outputs as u64 * self.ciphertext(limbs)
+                + self.finish(outputs.min(CHUNK), limbs);
+            peak = peak.max(here);
+            count = outputs;
+            level = level.saturating_sub(drop);
+        }
+        peak + weights
+    }
+
+    /// (outputs per chunk, inputs per upload block) for streaming `work` within `free` bytes:
+    /// the largest chunk whose temporaries take at most half, and input blocks (two in flight,
+    /// one computing and one uploading) in the rest.
+    pub fn stream_sizes(&self, free: Option<u64>, work: &LinearWork) -> (usize, usize) {
+        let limbs = work.level + 1;
+        let Some(free) = free else {
+            return (CHUNK, work.inputs.max(1));
+        };
+        let usable = free / 10 * 9;
+        let mut outputs = CHUNK.min(work.outputs()).max(1);
+        while outputs > 1 && self.finish(outputs, limbs) > usable / 2 {
+            outputs /= 2;
+        }
+        let rest = usable.saturating_sub(self.finish(outputs, limbs));
+        let block = (rest / (2 * self.ciphertext(limbs))) as usize;
+        (outputs, block.clamp(1, work.inputs.max(1)))
+    }
+}

@@ -1,0 +1,632 @@
+//! The scheduler: places a [`LayerPlan`]'s tensors and work on the GPU and the CPU.
+//!
+//! - **Resident**: the whole plan on the GPU, when its estimated peak fits the memory budget
+//!   (or no budget is known).
+//! - **Streamed**: tensors stay on the host; each linear stage runs in chunks of outputs, their
+//!   inputs uploaded in blocks (the next block's upload is issued while the GPU computes the
+//!   current one) and the finished outputs read back. Chunk and block sizes come from the
+//!   budget; an allocation the GPU still refuses makes the chunk retry smaller.
+//! - **Split** (streamed, [`ScheduleOptions::split`]): the CPU takes chunks from the back of a
+//!   stage's queue while the GPU takes them from the front, but only when, at the speeds
+//!   measured so far, it finishes its chunk before the GPU would finish the whole queue.
+//!
+//! When the GPU fails (device lost, out of memory, driver error), the batch completes on the
+//! CPU with the same result (both devices compute the same words) and a warning says so:
+//! resident work restarts from the batch's input, kept on the host; streamed work goes on
+//! from the chunk that failed. A lost device is not used again.
+
+use super::lane::{Lane, Meta, linear_output};
+use super::memory::Footprint;
+use super::work::{LayerPlan, LinearWork, Work, finish_linear, ranges, square_relin_rescale};
+use crate::backend::{Backend, CpuBackend, PolyBatch, TransferCounts};
+use crate::ckks::{Ciphertext, EvaluationKeys, Parameters};
+use crate::{Error, Result};
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How the scheduler may use the GPU.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScheduleOptions {
+    /// Bytes of GPU memory to plan for (default: the GPU backend's budget; without one, the
+    /// whole plan goes on the GPU until the driver refuses an allocation).
+    pub gpu_memory: Option<u64>,
+    /// Stream every batch and let the CPU take chunks when that finishes stages sooner.
+    pub split: bool,
+}
+
+/// Where a batch ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// On the CPU only (no GPU, a lost one, or after a GPU failure in resident mode).
+    Cpu,
+    /// Every tensor on the GPU.
+    Resident,
+    /// Tensors on the host, chunks streamed through the GPU (and the CPU when splitting).
+    Streamed,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Cpu => "cpu",
+            Mode::Resident => "gpu-resident",
+            Mode::Streamed => "gpu-streamed",
+        })
+    }
+}
+
+/// What one stage did.
+#[derive(Clone, Debug, Default)]
+pub struct StageReport {
+    pub what: String,
+    /// Chunks of outputs run on each device.
+    pub gpu_chunks: usize,
+    pub cpu_chunks: usize,
+    pub seconds: f64,
+    /// Uploads, readbacks and dispatches of the GPU during the stage.
+    pub counts: TransferCounts,
+}
+
+impl StageReport {
+    /// Adds another batch's figures for the same stage.
+    pub fn add(&mut self, other: &StageReport) {
+        self.gpu_chunks += other.gpu_chunks;
+        self.cpu_chunks += other.cpu_chunks;
+        self.seconds += other.seconds;
+        self.counts.add(&other.counts);
+    }
+}
+
+/// What a batch did, stage by stage.
+#[derive(Clone, Debug)]
+pub struct ScheduleReport {
+    pub mode: Mode,
+    pub stages: Vec<StageReport>,
+    /// Why the GPU's work went to the CPU, when it did.
+    pub fallback: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Why the GPU is not used any more.
+    gpu_lost: Option<String>,
+    /// A budget learned from an allocation the GPU refused.
+    learned_budget: Option<u64>,
+    /// Seconds per output by (plan, stage, on the GPU).
+    speed: HashMap<(u64, usize, bool), f64>,
+}
+
+/// Places plans on a GPU and the CPU; see the module documentation.
+pub struct Scheduler {
+    params: Arc<Parameters>,
+    cpu: Lane,
+    gpu: Option<Lane>,
+    options: ScheduleOptions,
+    footprint: Footprint,
+    state: Mutex<State>,
+}
+
+/// A chunk's output on the host, by first output.
+type Done = Mutex<Vec<(usize, Ciphertext)>>;
+
+impl Scheduler {
+    /// A scheduler for `device`: with a GPU backend it also opens the CPU (all threads) for
+    /// fallback and splitting; with the CPU backend everything runs there. The evaluation keys
+    /// are uploaded to each device.
+    pub fn new(
+        params: &Arc<Parameters>,
+        keys: &EvaluationKeys,
+        device: Arc<dyn Backend>,
+        options: ScheduleOptions,
+    ) -> Result<Self> {
+        let (cpu, gpu) = if device.gpu_stats().is_some() {
+            let host: Arc<dyn Backend> = Arc::new(CpuBackend::new(None)?);
+            (
+                Lane::new(params, keys, host)?,
+                Some(Lane::new(params, keys, device)?),
+            )
+        } else {
+            (Lane::new(params, keys, device)?, None)
+        };
+        Ok(Self {
+            params: params.clone(),
+            cpu,
+            gpu,
+            options,
+            footprint: Footprint::new(params),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The devices in use ("GPU (...) + CPU", or the CPU's name).
+    pub fn name(&self) -> String {
+        match &self.gpu {
+            Some(g) => format!(
+                "{} with {} as fallback",
+                g.backend().name(),
+                self.cpu.backend().name()
+            ),
+            None => self.cpu.backend().name(),
+        }
+    }
+
+    /// The host backend: inputs are read there and outputs returned there.
+    pub fn host(&self) -> &Arc<dyn Backend> {
+        self.cpu.ev.backend()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `plan` on `x` (on the host or the GPU); the result is on the host.
+    pub fn run(&self, plan: &LayerPlan, x: Ciphertext) -> Result<(Ciphertext, ScheduleReport)> {
+        x.check(&self.params)?;
+        let x = self.to_host(x)?;
+        let usable = self
+            .gpu
+            .as_ref()
+            .filter(|_| self.state().gpu_lost.is_none());
+        let Some(gpu) = usable else {
+            return self.run_on_cpu(plan, x, None);
+        };
+        let budget = self.budget(gpu);
+        let resident = self.footprint.resident(plan, x.count, x.level);
+        let live = gpu.backend().gpu_stats().map_or(0, |s| s.live_bytes);
+        if !self.options.split && budget.is_none_or(|b| resident + live <= b) {
+            match self.run_resident(gpu, plan, &x) {
+                Ok(done) => Ok(done),
+                Err(e) if e.is_gpu_failure() => {
+                    let why = self.gpu_failed(gpu, &e);
+                    self.run_on_cpu(plan, x, Some(why))
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.run_streamed(gpu, plan, x)
+        }
+    }
+
+    fn budget(&self, gpu: &Lane) -> Option<u64> {
+        self.options
+            .gpu_memory
+            .or(gpu.backend().gpu_stats().and_then(|s| s.budget_bytes))
+            .or(self.state().learned_budget)
+    }
+
+    /// Notes a GPU failure: a lost device is not used again; after a refused allocation later
+    /// batches stream within three quarters of the most the GPU held. Returns the warning.
+    fn gpu_failed(&self, gpu: &Lane, e: &Error) -> String {
+        let mut state = self.state();
+        match e {
+            Error::GpuOutOfMemory { .. } => {
+                let peak = gpu.backend().gpu_stats().map_or(0, |s| s.peak_bytes);
+                state.learned_budget = Some(peak / 4 * 3);
+            }
+            _ => {
+                state.gpu_lost.get_or_insert(e.to_string());
+            }
+        }
+        let why = format!("the GPU failed ({e}); the batch completes on the CPU");
+        eprintln!("hegpu: warning: {why}");
+        why
+    }
+
+    fn run_on_cpu(
+        &self,
+        plan: &LayerPlan,
+        x: Ciphertext,
+        fallback: Option<String>,
+    ) -> Result<(Ciphertext, ScheduleReport)> {
+        let mut stages = Vec::new();
+        let y = self.cpu.run_resident(plan, x, &mut stages)?;
+        Ok((
+            y,
+            ScheduleReport {
+                mode: Mode::Cpu,
+                stages,
+                fallback,
+            },
+        ))
+    }
+
+    fn run_resident(
+        &self,
+        gpu: &Lane,
+        plan: &LayerPlan,
+        x: &Ciphertext,
+    ) -> Result<(Ciphertext, ScheduleReport)> {
+        let mut stages = Vec::new();
+        let words = x.polys.host_words().expect("the input is on the host");
+        let on_gpu = x.with_polys(
+            gpu.backend()
+                .upload(x.polys.ring(), x.polys.batch(), words)?,
+            x.count,
+        );
+        let y = gpu.run_resident(plan, on_gpu, &mut stages)?;
+        let y = self.download(gpu, &y)?;
+        Ok((
+            y,
+            ScheduleReport {
+                mode: Mode::Resident,
+                stages,
+                fallback: None,
+            },
+        ))
+    }
+
+    /// `x` on the host (a copy read back when it is on the GPU).
+    fn to_host(&self, x: Ciphertext) -> Result<Ciphertext> {
+        if x.polys.host_words().is_some() {
+            return Ok(x);
+        }
+        let gpu = self.gpu.as_ref().ok_or_else(|| Error::WrongDevice {
+            expected: self.name(),
+            found: x.location(),
+        })?;
+        self.download(gpu, &x)
+    }
+
+    fn download(&self, gpu: &Lane, y: &Ciphertext) -> Result<Ciphertext> {
+        let words = gpu.backend().download(&y.polys)?;
+        let polys = self
+            .host()
+            .upload(y.polys.ring(), y.polys.batch(), &words)?;
+        Ok(y.with_polys(polys, y.count))
+    }
+
+    fn run_streamed(
+        &self,
+        gpu: &Lane,
+        plan: &LayerPlan,
+        mut x: Ciphertext,
+    ) -> Result<(Ciphertext, ScheduleReport)> {
+        let mut report = ScheduleReport {
+            mode: Mode::Streamed,
+            stages: Vec::new(),
+            fallback: None,
+        };
+        for (s, work) in plan.stages.iter().enumerate() {
+            let (t, before) = (Instant::now(), gpu.counts());
+            let mut stage = StageReport {
+                what: work.describe(x.count),
+                ..Default::default()
+            };
+            x = match work {
+                Work::Linear(w) => {
+                    self.stream_linear(gpu, plan, s, w, x, &mut stage, &mut report)?
+                }
+                Work::Square => self.stream_square(gpu, x, &mut stage, &mut report)?,
+            };
+            stage.seconds = t.elapsed().as_secs_f64();
+            stage.counts = gpu.counts().since(&before);
+            report.stages.push(stage);
+        }
+        Ok((x, report))
+    }
+
+    /// Whether the GPU may still be used in this batch.
+    fn gpu_usable(&self, report: &ScheduleReport) -> bool {
+        report.fallback.is_none() && self.state().gpu_lost.is_none()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stream_linear(
+        &self,
+        gpu: &Lane,
+        plan: &LayerPlan,
+        s: usize,
+        work: &LinearWork,
+        x: Ciphertext,
+        stage: &mut StageReport,
+        report: &mut ScheduleReport,
+    ) -> Result<Ciphertext> {
+        work.check_input(x.count, x.level)?;
+        let meta = Meta::of(&x);
+        let grouped = x
+            .polys
+            .regroup(&self.params.ring_q(meta.level)?.repeat(2)?)?;
+        let free = self
+            .budget(gpu)
+            .map(|b| b.saturating_sub(gpu.backend().gpu_stats().map_or(0, |st| st.live_bytes)));
+        let (outputs, block) = self.footprint.stream_sizes(free, work);
+        let queue = Mutex::new(
+            ranges(work.outputs(), outputs)
+                .into_iter()
+                .collect::<VecDeque<_>>(),
+        );
+        let done: Done = Mutex::new(Vec::new());
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let stop = AtomicBool::new(false);
+        let gpu_ok = self.gpu_usable(report);
+        let (mut gpu_time, mut cpu_time) = (Tally::default(), Tally::default());
+        std::thread::scope(|scope| {
+            let cpu_worker = (self.options.split && gpu_ok).then(|| {
+                scope.spawn(|| self.cpu_worker(plan, s, work, meta, &grouped, &queue, &done, &stop))
+            });
+            if gpu_ok {
+                gpu_time = self.gpu_worker(
+                    gpu, work, meta, &grouped, block, &queue, &done, &failed, &stop,
+                );
+            }
+            if let Some(h) = cpu_worker {
+                cpu_time = h.join().unwrap_or_default();
+            }
+        });
+        let failure = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            Some(e) if e.is_gpu_failure() => report.fallback = Some(self.gpu_failed(gpu, &e)),
+            Some(e) => return Err(e),
+            None => {}
+        }
+        // What is left (all of it without a usable GPU) runs on the CPU.
+        let left: Vec<Range<usize>> = queue.into_inner().unwrap_or_else(|p| p.into_inner()).into();
+        let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+        for r in &left {
+            let t = Instant::now();
+            done.push((
+                r.start,
+                self.cpu.linear_range(plan, s, work, meta, &grouped, r)?,
+            ));
+            cpu_time.note(t, r);
+        }
+        stage.gpu_chunks = gpu_time.chunks;
+        stage.cpu_chunks = cpu_time.chunks;
+        self.learn(plan.id, s, &gpu_time, &cpu_time);
+        done.sort_by_key(|(start, _)| *start);
+        self.cpu.join(done.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// Remembers seconds per output on each device (averaged with earlier batches).
+    fn learn(&self, plan: u64, s: usize, gpu: &Tally, cpu: &Tally) {
+        let mut state = self.state();
+        for (on_gpu, t) in [(true, gpu), (false, cpu)] {
+            if t.outputs > 0 {
+                let rate = t.seconds / t.outputs as f64;
+                state
+                    .speed
+                    .entry((plan, s, on_gpu))
+                    .and_modify(|r| *r = 0.5 * (*r + rate))
+                    .or_insert(rate);
+            }
+        }
+    }
+
+    /// Takes chunks from the front of the queue until it is empty or the GPU fails.
+    #[allow(clippy::too_many_arguments)]
+    fn gpu_worker(
+        &self,
+        gpu: &Lane,
+        work: &LinearWork,
+        meta: Meta,
+        grouped: &PolyBatch,
+        mut block: usize,
+        queue: &Mutex<VecDeque<Range<usize>>>,
+        done: &Done,
+        failed: &Mutex<Option<Error>>,
+        stop: &AtomicBool,
+    ) -> Tally {
+        let mut tally = Tally::default();
+        loop {
+            let Some(r) = lock(queue).pop_front() else {
+                break;
+            };
+            let t = Instant::now();
+            match self.gpu_range(gpu, work, meta, grouped, &r, &mut block) {
+                Ok(y) => {
+                    lock(done).push((r.start, y));
+                    tally.note(t, &r);
+                }
+                Err(e) => {
+                    lock(queue).push_front(r);
+                    *lock(failed) = Some(e);
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        tally
+    }
+
+    /// Takes chunks from the back of the queue while that finishes the stage sooner.
+    #[allow(clippy::too_many_arguments)]
+    fn cpu_worker(
+        &self,
+        plan: &LayerPlan,
+        s: usize,
+        work: &LinearWork,
+        meta: Meta,
+        grouped: &PolyBatch,
+        queue: &Mutex<VecDeque<Range<usize>>>,
+        done: &Done,
+        stop: &AtomicBool,
+    ) -> Tally {
+        let (cpu_rate, gpu_rate) = {
+            let state = self.state();
+            (
+                state.speed.get(&(plan.id, s, false)).copied(),
+                state.speed.get(&(plan.id, s, true)).copied(),
+            )
+        };
+        let mut tally = Tally::default();
+        while !stop.load(Ordering::Relaxed) {
+            let taken = {
+                let mut q = lock(queue);
+                let remaining: usize = q.iter().map(|r| r.len()).sum();
+                let take = match (q.back(), cpu_rate, gpu_rate) {
+                    (None, ..) => false,
+                    // It helps when the CPU's chunk ends before the GPU would end them all.
+                    (Some(r), Some(c), Some(g)) => r.len() as f64 * c < remaining as f64 * g,
+                    // Unmeasured: one chunk to learn the CPU's speed, if the GPU has others.
+                    (Some(_), ..) => tally.outputs == 0 && q.len() >= 2,
+                };
+                if take { q.pop_back() } else { None }
+            };
+            let Some(r) = taken else { break };
+            let t = Instant::now();
+            match self.cpu.linear_range(plan, s, work, meta, grouped, &r) {
+                Ok(y) => {
+                    lock(done).push((r.start, y));
+                    tally.note(t, &r);
+                }
+                Err(_) => {
+                    // Left for the serial pass after the workers, which reports the error.
+                    lock(queue).push_back(r);
+                    break;
+                }
+            }
+        }
+        tally
+    }
+
+    /// Outputs `r` of `work` on the GPU, read back to the host. A refused allocation makes it
+    /// retry with half the input block, then in two halves of outputs.
+    fn gpu_range(
+        &self,
+        gpu: &Lane,
+        work: &LinearWork,
+        meta: Meta,
+        grouped: &PolyBatch,
+        r: &Range<usize>,
+        block: &mut usize,
+    ) -> Result<Ciphertext> {
+        loop {
+            match self.gpu_range_once(gpu, work, meta, grouped, r, *block) {
+                Err(Error::GpuOutOfMemory { .. }) if *block > 1 => *block /= 2,
+                Err(Error::GpuOutOfMemory { .. }) if r.len() > 1 => {
+                    let mid = r.start + r.len() / 2;
+                    let low = self.gpu_range(gpu, work, meta, grouped, &(r.start..mid), block)?;
+                    let high = self.gpu_range(gpu, work, meta, grouped, &(mid..r.end), block)?;
+                    return self.cpu.join(vec![low, high]);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn gpu_range_once(
+        &self,
+        gpu: &Lane,
+        work: &LinearWork,
+        meta: Meta,
+        grouped: &PolyBatch,
+        r: &Range<usize>,
+        block: usize,
+    ) -> Result<Ciphertext> {
+        let be = gpu.backend();
+        let ring = grouped.ring();
+        let pw = ring.poly_words();
+        let host = grouped
+            .host_words()
+            .expect("streamed inputs are on the host");
+        let mut columns = work.columns(r);
+        if columns.is_empty() {
+            columns.push(0); // rows of constants only: one input block, no terms
+        }
+        let upload = |cols: &[usize]| {
+            let mut words = Vec::with_capacity(cols.len() * pw);
+            for &k in cols {
+                words.extend_from_slice(&host[k * pw..(k + 1) * pw]);
+            }
+            be.upload(ring, cols.len(), &words)
+        };
+        let blocks: Vec<&[usize]> = columns.chunks(block.max(1)).collect();
+        let mut next = Some(upload(blocks[0])?);
+        let mut acc: Option<PolyBatch> = None;
+        for (i, cols) in blocks.iter().enumerate() {
+            let input = next.take().expect("uploaded ahead");
+            let weights =
+                be.upload_sparse(ring, cols.len(), &work.restrict(r, Some(cols), i == 0))?;
+            let part = be.linear_sparse(&weights, &input)?;
+            drop(input);
+            // The next block's host copy and upload overlap the GPU's work on this one.
+            if let Some(cols) = blocks.get(i + 1) {
+                next = Some(upload(cols)?);
+            }
+            acc = Some(match acc {
+                None => part,
+                Some(a) => be.add(&a, &part)?,
+            });
+        }
+        let polys = acc
+            .expect("one block at least")
+            .regroup(self.params.ring_q(work.level)?)?;
+        let y = finish_linear(&gpu.ev, work, linear_output(meta, work, polys, r.len()))?;
+        self.download(gpu, &y)
+    }
+
+    /// A square stage streamed in chunks of ciphertexts; after a GPU failure the rest runs on
+    /// the CPU.
+    fn stream_square(
+        &self,
+        gpu: &Lane,
+        x: Ciphertext,
+        stage: &mut StageReport,
+        report: &mut ScheduleReport,
+    ) -> Result<Ciphertext> {
+        let limbs = x.level + 1;
+        let free = self
+            .budget(gpu)
+            .map(|b| b.saturating_sub(gpu.backend().gpu_stats().map_or(0, |st| st.live_bytes)));
+        let mut size = super::lane::CHUNK;
+        while let Some(f) = free
+            && size > 1
+            && self.footprint.finish(size, limbs) + size as u64 * self.footprint.ciphertext(limbs)
+                > f / 10 * 9
+        {
+            size /= 2;
+        }
+        let mut parts = Vec::new();
+        for r in ranges(x.count, size) {
+            let piece = self.cpu.slice(&x, &r)?;
+            if self.gpu_usable(report) {
+                let attempt = (|| {
+                    let words = piece.polys.host_words().expect("on the host");
+                    let on_gpu = piece.with_polys(
+                        gpu.backend()
+                            .upload(piece.polys.ring(), piece.polys.batch(), words)?,
+                        piece.count,
+                    );
+                    self.download(gpu, &square_relin_rescale(&gpu.ev, &on_gpu)?)
+                })();
+                match attempt {
+                    Ok(y) => {
+                        stage.gpu_chunks += 1;
+                        parts.push(y);
+                        continue;
+                    }
+                    Err(e) if e.is_gpu_failure() => {
+                        report.fallback = Some(self.gpu_failed(gpu, &e))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            stage.cpu_chunks += 1;
+            parts.push(square_relin_rescale(&self.cpu.ev, &piece)?);
+        }
+        self.cpu.join(parts)
+    }
+}
+
+/// Time, outputs and chunks one device did in a stage.
+#[derive(Default)]
+struct Tally {
+    seconds: f64,
+    outputs: usize,
+    chunks: usize,
+}
+
+impl Tally {
+    fn note(&mut self, started: Instant, r: &Range<usize>) {
+        self.seconds += started.elapsed().as_secs_f64();
+        self.outputs += r.len();
+        self.chunks += 1;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

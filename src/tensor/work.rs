@@ -1,0 +1,160 @@
+//! Layer work in device-independent form, and the pieces of it one device runs: rows of a
+//! linear map for a range of outputs, restricted to a block of inputs when they are streamed.
+
+use crate::backend::SparseRows;
+use crate::ckks::{Ciphertext, Evaluator};
+use crate::{Error, Result};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A linear map with integer weights on ciphertexts at `level`, its rescale, and the x² (with
+/// relinearization and rescale) after it when `square`.
+#[derive(Clone, Debug)]
+pub struct LinearWork {
+    /// One row per output over the level's primes taken twice (each ciphertext is one
+    /// polynomial of the doubled ring); the bias, when there is one, is in the first half.
+    pub rows: SparseRows,
+    pub inputs: usize,
+    pub level: usize,
+    /// The factor the integer weights carry: outputs are at the input scale times this.
+    pub weight_scale: f64,
+    pub square: bool,
+}
+
+/// One stage of a [`LayerPlan`].
+#[derive(Clone, Debug)]
+pub enum Work {
+    Linear(LinearWork),
+    /// x² of every ciphertext (relinearized, rescaled) where no linear map precedes it.
+    Square,
+}
+
+/// Stages run in order on a tensor; `id` tells prepared weights of different plans apart.
+#[derive(Debug)]
+pub struct LayerPlan {
+    pub(crate) id: u64,
+    pub stages: Vec<Work>,
+}
+
+static NEXT_PLAN: AtomicU64 = AtomicU64::new(1);
+
+impl LayerPlan {
+    pub fn new(stages: Vec<Work>) -> Self {
+        Self {
+            id: NEXT_PLAN.fetch_add(1, Ordering::Relaxed),
+            stages,
+        }
+    }
+}
+
+impl Work {
+    /// A short description for reports ("linear 784→845, x²").
+    pub fn describe(&self, inputs: usize) -> String {
+        match self {
+            Work::Linear(w) => format!(
+                "linear {}→{}{}",
+                w.inputs,
+                w.outputs(),
+                if w.square { ", x²" } else { "" }
+            ),
+            Work::Square => format!("x² of {inputs}"),
+        }
+    }
+}
+
+impl LinearWork {
+    pub fn outputs(&self) -> usize {
+        self.rows.offsets.len().saturating_sub(1)
+    }
+
+    /// Words per weight: the doubled ring's limbs.
+    fn word_len(&self) -> usize {
+        2 * (self.level + 1)
+    }
+
+    /// The distinct inputs (ascending) that rows `range` read.
+    pub(crate) fn columns(&self, range: &Range<usize>) -> Vec<usize> {
+        let entries = self.rows.offsets[range.start]..self.rows.offsets[range.end];
+        let mut columns = self.rows.columns[entries].to_vec();
+        columns.sort_unstable();
+        columns.dedup();
+        columns
+    }
+
+    /// Rows `range`, over all inputs (`block` = None) or over the inputs `block` (ascending),
+    /// renumbered to their positions there; the bias only when `bias`.
+    pub(crate) fn restrict(
+        &self,
+        range: &Range<usize>,
+        block: Option<&[usize]>,
+        bias: bool,
+    ) -> SparseRows {
+        let wl = self.word_len();
+        let mut out = SparseRows {
+            offsets: vec![0],
+            ..Default::default()
+        };
+        for j in range.clone() {
+            for e in self.rows.offsets[j]..self.rows.offsets[j + 1] {
+                let column = self.rows.columns[e];
+                let local = match block {
+                    None => Some(column),
+                    Some(b) => b.binary_search(&column).ok(),
+                };
+                if let Some(local) = local {
+                    out.columns.push(local);
+                    out.words
+                        .extend_from_slice(&self.rows.words[e * wl..(e + 1) * wl]);
+                }
+            }
+            out.offsets.push(out.columns.len());
+        }
+        if bias && !self.rows.bias.is_empty() {
+            out.bias = self.rows.bias[range.start * wl..range.end * wl].to_vec();
+        }
+        out
+    }
+
+    /// Checks that the work fits a tensor of `count` ciphertexts at `level`.
+    pub(crate) fn check_input(&self, count: usize, level: usize) -> Result<()> {
+        if count != self.inputs || level != self.level {
+            return Err(Error::Shape(format!(
+                "a linear stage over {} ciphertexts at level {} was given {count} at level {level}",
+                self.inputs, self.level
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Output ranges of at most `size` outputs covering `0..outputs`.
+pub(crate) fn ranges(outputs: usize, size: usize) -> Vec<Range<usize>> {
+    (0..outputs)
+        .step_by(size.max(1))
+        .map(|s| s..(s + size.max(1)).min(outputs))
+        .collect()
+}
+
+/// A linear map's output (`linear`, at the input's level and the input scale times the
+/// weight scale) rescaled, and squared when the work asks for it.
+pub(crate) fn finish_linear(
+    ev: &Evaluator,
+    work: &LinearWork,
+    linear: Ciphertext,
+) -> Result<Ciphertext> {
+    let y = ev.rescale(&linear)?;
+    drop(linear);
+    if work.square {
+        square_relin_rescale(ev, &y)
+    } else {
+        Ok(y)
+    }
+}
+
+/// x², relinearized while the scale is the product of two scales (key switching adds noise of
+/// about 2^16 in the slots, which the rescale then divides away; relinearizing after the
+/// rescale, or rescaling the three-polynomial product, whose rounding error is multiplied by
+/// s², costs most of the precision), then rescaled.
+pub(crate) fn square_relin_rescale(ev: &Evaluator, x: &Ciphertext) -> Result<Ciphertext> {
+    ev.rescale(&ev.relinearize(&ev.square(x)?)?)
+}

@@ -1,0 +1,229 @@
+//! The scheduler against the plain CPU run of the same network (a linear stage alone, one
+//! with its square, and a square alone): the GPU resident, streamed
+//! within a budget of an eighth of what the resident run held, shared with the CPU, and losing
+//! its device in the middle of a batch must all give the same ciphertext bytes.
+
+mod common;
+
+use hegpu::backend::{Backend, CpuBackend, GpuBackend, GpuOptions};
+use hegpu::ckks::*;
+use hegpu::nn::*;
+use hegpu::tensor::{Mode, ScheduleOptions, ScheduleReport, Scheduler};
+use rand::Rng;
+use std::sync::{Arc, OnceLock};
+
+/// The network, keys and an encrypted batch, made once.
+struct Setup {
+    params: Arc<Parameters>,
+    keys: EvaluationKeys,
+    net: EncryptedNetwork,
+    input: Vec<u8>,
+    /// The CPU's output bytes.
+    expected: Vec<u8>,
+}
+
+fn model() -> Model {
+    let mut m = Model {
+        input: vec![1, 6, 6],
+        layers: vec![
+            Layer::Conv2d {
+                in_channels: 1,
+                out_channels: 2,
+                kernel: 3,
+                stride: 1,
+                padding: 0,
+                weight: vec![0.0; 18],
+                bias: vec![0.0; 2],
+            },
+            Layer::Flatten,
+            Layer::Dense {
+                inputs: 32,
+                outputs: 12,
+                weight: vec![0.0; 384],
+                bias: vec![0.0; 12],
+            },
+            Layer::Square,
+            Layer::Square,
+            Layer::Dense {
+                inputs: 12,
+                outputs: 3,
+                weight: vec![0.0; 36],
+                bias: vec![0.0; 3],
+            },
+        ],
+    };
+    initialize(&mut m, 21).unwrap();
+    m
+}
+
+fn setup() -> &'static Setup {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let mut kg = KeyGenerator::new(&params, Seed::from_u64(31));
+        let sk = kg.secret_key().unwrap();
+        let keys = EvaluationKeys {
+            relin: Some(kg.relin_key(&sk).unwrap()),
+            ..Default::default()
+        };
+        let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
+        let model = model();
+        let mut r = common::rng(32);
+        let images: Vec<f32> = (0..6 * 36).map(|_| r.random_range(0.0..1.0)).collect();
+        let net = EncryptedNetwork::plan(&model, &params, &stage_bounds(&model, &images).unwrap())
+            .unwrap();
+        let encryptor =
+            Encryptor::with_secret_key(&params, &sk, cpu.clone(), Seed::from_u64(33)).unwrap();
+        let x = encrypt_images(&net, &Encoder::new(&params), &encryptor, &images).unwrap();
+        let input = x.to_bytes(&params, &*cpu).unwrap();
+        let mut setup = Setup {
+            params,
+            keys,
+            net,
+            input,
+            expected: Vec::new(),
+        };
+        let (expected, report) = run(&setup, cpu, ScheduleOptions::default());
+        assert_eq!(report.mode, Mode::Cpu);
+        setup.expected = expected;
+        setup
+    })
+}
+
+/// The network on the setup's batch; the output's bytes and the report.
+fn run(s: &Setup, device: Arc<dyn Backend>, options: ScheduleOptions) -> (Vec<u8>, ScheduleReport) {
+    let scheduler = Scheduler::new(&s.params, &s.keys, device, options).unwrap();
+    let host = scheduler.host().clone();
+    let x = hegpu::tensor::CipherTensor::from_bytes(&s.input, s.net.shape().0, &s.params, &*host)
+        .unwrap();
+    let (y, report) = s.net.forward_report(&scheduler, x).unwrap();
+    assert_eq!(report.stages.len(), s.net.layer_plan().stages.len());
+    (y.to_bytes(&s.params, &*host).unwrap(), report)
+}
+
+fn gpu(options: GpuOptions) -> Option<Arc<GpuBackend>> {
+    common::gpu()?;
+    Some(Arc::new(GpuBackend::with_options(options).unwrap()))
+}
+
+#[test]
+fn resident_gpu_equals_cpu_and_counts_its_traffic() {
+    let s = setup();
+    let Some(gpu) = gpu(GpuOptions::default()) else {
+        return;
+    };
+    let (got, report) = run(s, gpu, ScheduleOptions::default());
+    assert_eq!(report.mode, Mode::Resident);
+    assert!(report.fallback.is_none());
+    assert!(
+        got == s.expected,
+        "the resident GPU run differs from the CPU"
+    );
+    for stage in &report.stages {
+        assert!(
+            stage.counts.dispatches > 0 && stage.gpu_chunks > 0,
+            "{stage:?}"
+        );
+        assert_eq!(stage.cpu_chunks, 0);
+    }
+    // The input goes up once and the output comes back once; no readback in between.
+    let readbacks: u64 = report.stages.iter().map(|s| s.counts.readbacks).sum();
+    assert_eq!(readbacks, 0, "{report:?}");
+}
+
+#[test]
+fn streaming_within_an_eighth_of_the_memory_equals_cpu() {
+    let s = setup();
+    let Some(free) = gpu(GpuOptions::default()) else {
+        return;
+    };
+    let base = free.live_bytes();
+    let (_, report) = run(s, free.clone(), ScheduleOptions::default());
+    assert_eq!(report.mode, Mode::Resident);
+    let working_set = free.gpu_stats().unwrap().peak_bytes - base;
+    drop(free);
+    let small = gpu(GpuOptions::default()).unwrap();
+    let keys_and_tables = {
+        // What a scheduler holds before any batch: keys and ring tables.
+        let _probe = Scheduler::new(&s.params, &s.keys, small.clone(), Default::default()).unwrap();
+        small.live_bytes()
+    };
+    drop(small);
+    let budget = keys_and_tables + working_set / 8;
+    let tight = gpu(GpuOptions {
+        memory_budget: Some(budget),
+        ..Default::default()
+    })
+    .unwrap();
+    let (got, report) = run(s, tight.clone(), ScheduleOptions::default());
+    assert_eq!(report.mode, Mode::Streamed, "{report:?}");
+    assert!(report.fallback.is_none(), "{:?}", report.fallback);
+    assert!(
+        got == s.expected,
+        "the streamed GPU run differs from the CPU"
+    );
+    assert!(tight.gpu_stats().unwrap().peak_bytes <= budget);
+    let chunks: usize = report.stages.iter().map(|s| s.gpu_chunks).sum();
+    assert!(chunks > report.stages.len(), "{report:?}");
+}
+
+#[test]
+fn a_gpu_shared_with_the_cpu_equals_cpu() {
+    let s = setup();
+    let Some(gpu) = gpu(GpuOptions::default()) else {
+        return;
+    };
+    let options = ScheduleOptions {
+        split: true,
+        gpu_memory: Some(64 << 20),
+    };
+    let (got, report) = run(s, gpu, options);
+    assert_eq!(report.mode, Mode::Streamed);
+    assert!(got == s.expected, "the split run differs from the CPU");
+}
+
+#[test]
+fn losing_the_gpu_mid_batch_completes_on_the_cpu() {
+    let s = setup();
+    for (streamed, lose_after) in [(false, 40), (true, 60)] {
+        let Some(gpu) = gpu(GpuOptions {
+            lose_after_dispatches: Some(lose_after),
+            ..Default::default()
+        }) else {
+            return;
+        };
+        let options = ScheduleOptions {
+            gpu_memory: streamed.then_some(64 << 20),
+            ..Default::default()
+        };
+        let scheduler = Scheduler::new(&s.params, &s.keys, gpu.clone(), options).unwrap();
+        let host = scheduler.host().clone();
+        let x =
+            hegpu::tensor::CipherTensor::from_bytes(&s.input, s.net.shape().0, &s.params, &*host)
+                .unwrap();
+        let (y, report) = s.net.forward_report(&scheduler, x).unwrap();
+        let why = report.fallback.clone().expect("a fallback is reported");
+        assert!(why.contains("lost"), "{why}");
+        assert!(
+            y.to_bytes(&s.params, &*host).unwrap() == s.expected,
+            "after losing the GPU (streamed: {streamed}) the output differs"
+        );
+        assert!(matches!(gpu.sync(), Err(hegpu::Error::DeviceLost(_))));
+        // The next batch runs on the CPU straight away.
+        let x =
+            hegpu::tensor::CipherTensor::from_bytes(&s.input, s.net.shape().0, &s.params, &*host)
+                .unwrap();
+        let (_, next) = s.net.forward_report(&scheduler, x).unwrap();
+        assert_eq!(next.mode, Mode::Cpu);
+        if streamed {
+            assert_eq!(report.mode, Mode::Streamed);
+            let (gpu_chunks, cpu_chunks) = report
+                .stages
+                .iter()
+                .fold((0, 0), |(g, c), st| (g + st.gpu_chunks, c + st.cpu_chunks));
+            assert!(gpu_chunks > 0 && cpu_chunks > 0, "{report:?}");
+        } else {
+            assert_eq!(report.mode, Mode::Cpu);
+        }
+    }
+}
