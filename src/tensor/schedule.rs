@@ -109,8 +109,34 @@ pub struct Scheduler {
     state: Mutex<State>,
 }
 
-/// A chunk's output on the host, by first output.
-type Done = Mutex<Vec<(usize, Ciphertext)>>;
+/// A linear stage being streamed: its work, its input on the host (`grouped`: each ciphertext
+/// one polynomial of the doubled ring), and its chunks of outputs, left and done.
+struct Streamed<'a> {
+    plan: &'a LayerPlan,
+    stage: usize,
+    work: &'a LinearWork,
+    meta: Meta,
+    grouped: PolyBatch,
+    queue: Mutex<VecDeque<Range<usize>>>,
+    /// Finished chunks on the host, by first output.
+    done: Mutex<Vec<(usize, Ciphertext)>>,
+    /// Set when the GPU fails: the CPU worker stops taking chunks.
+    stop: AtomicBool,
+}
+
+impl Streamed<'_> {
+    /// Outputs `r` on the CPU.
+    fn on_cpu(&self, cpu: &Lane, r: &Range<usize>) -> Result<Ciphertext> {
+        cpu.linear_range(
+            self.plan,
+            self.stage,
+            self.work,
+            self.meta,
+            &self.grouped,
+            r,
+        )
+    }
+}
 
 impl Scheduler {
     /// A scheduler for `device`: with a GPU backend it also opens the CPU (all threads) for
@@ -326,56 +352,52 @@ impl Scheduler {
     ) -> Result<Ciphertext> {
         work.check_input(x.count, x.level)?;
         let meta = Meta::of(&x);
-        let grouped = x
-            .polys
-            .regroup(&self.params.ring_q(meta.level)?.repeat(2)?)?;
         let free = self
             .budget(gpu)
             .map(|b| b.saturating_sub(gpu.backend().gpu_stats().map_or(0, |st| st.live_bytes)));
         let (outputs, block) = self.footprint.stream_sizes(free, work);
-        let queue = Mutex::new(
-            ranges(work.outputs(), outputs)
-                .into_iter()
-                .collect::<VecDeque<_>>(),
-        );
-        let done: Done = Mutex::new(Vec::new());
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let stop = AtomicBool::new(false);
+        let st = Streamed {
+            plan,
+            stage: s,
+            work,
+            meta,
+            grouped: x
+                .polys
+                .regroup(&self.params.ring_q(meta.level)?.repeat(2)?)?,
+            queue: Mutex::new(ranges(work.outputs(), outputs).into()),
+            done: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        };
         let gpu_ok = self.gpu_usable(report);
         let (mut gpu_time, mut cpu_time) = (Tally::default(), Tally::default());
+        let mut failure = None;
         std::thread::scope(|scope| {
-            let cpu_worker = (self.options.split && gpu_ok).then(|| {
-                scope.spawn(|| self.cpu_worker(plan, s, work, meta, &grouped, &queue, &done, &stop))
-            });
+            let cpu_worker =
+                (self.options.split && gpu_ok).then(|| scope.spawn(|| self.cpu_worker(&st)));
             if gpu_ok {
-                gpu_time = self.gpu_worker(
-                    gpu, work, meta, &grouped, block, &queue, &done, &failed, &stop,
-                );
+                (gpu_time, failure) = self.gpu_worker(gpu, &st, block);
             }
             if let Some(h) = cpu_worker {
                 cpu_time = h.join().unwrap_or_default();
             }
         });
-        let failure = failed.into_inner().unwrap_or_else(|p| p.into_inner());
         match failure {
             Some(e) if e.is_gpu_failure() => report.fallback = Some(self.gpu_failed(gpu, &e)),
             Some(e) => return Err(e),
             None => {}
         }
         // What is left (all of it without a usable GPU) runs on the CPU.
-        let left: Vec<Range<usize>> = queue.into_inner().unwrap_or_else(|p| p.into_inner()).into();
-        let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+        let left: Vec<Range<usize>> = lock(&st.queue).drain(..).collect();
         for r in &left {
             let t = Instant::now();
-            done.push((
-                r.start,
-                self.cpu.linear_range(plan, s, work, meta, &grouped, r)?,
-            ));
+            let y = st.on_cpu(&self.cpu, r)?;
+            lock(&st.done).push((r.start, y));
             cpu_time.note(t, r);
         }
         stage.gpu_chunks = gpu_time.chunks;
         stage.cpu_chunks = cpu_time.chunks;
         self.learn(plan.id, s, &gpu_time, &cpu_time);
+        let mut done = std::mem::take(&mut *lock(&st.done));
         done.sort_by_key(|(start, _)| *start);
         self.cpu.join(done.into_iter().map(|(_, c)| c).collect())
     }
@@ -395,66 +417,41 @@ impl Scheduler {
         }
     }
 
-    /// Takes chunks from the front of the queue until it is empty or the GPU fails.
-    #[allow(clippy::too_many_arguments)]
-    fn gpu_worker(
-        &self,
-        gpu: &Lane,
-        work: &LinearWork,
-        meta: Meta,
-        grouped: &PolyBatch,
-        mut block: usize,
-        queue: &Mutex<VecDeque<Range<usize>>>,
-        done: &Done,
-        failed: &Mutex<Option<Error>>,
-        stop: &AtomicBool,
-    ) -> Tally {
+    /// Takes chunks from the front of the queue until it is empty or the GPU fails (the
+    /// failed chunk goes back to the queue and the error is returned).
+    fn gpu_worker(&self, gpu: &Lane, st: &Streamed, mut block: usize) -> (Tally, Option<Error>) {
         let mut tally = Tally::default();
         loop {
-            let Some(r) = lock(queue).pop_front() else {
-                break;
-            };
+            // A statement of its own: the queue's lock must not be held while the chunk runs.
+            let next = lock(&st.queue).pop_front();
+            let Some(r) = next else { break };
             let t = Instant::now();
-            match self.gpu_range(gpu, work, meta, grouped, &r, &mut block) {
+            match self.gpu_range(gpu, st, &r, &mut block) {
                 Ok(y) => {
-                    lock(done).push((r.start, y));
+                    lock(&st.done).push((r.start, y));
                     tally.note(t, &r);
                 }
                 Err(e) => {
-                    lock(queue).push_front(r);
-                    *lock(failed) = Some(e);
-                    stop.store(true, Ordering::Relaxed);
-                    break;
+                    lock(&st.queue).push_front(r);
+                    st.stop.store(true, Ordering::Relaxed);
+                    return (tally, Some(e));
                 }
             }
         }
-        tally
+        (tally, None)
     }
 
     /// Takes chunks from the back of the queue while that finishes the stage sooner.
-    #[allow(clippy::too_many_arguments)]
-    fn cpu_worker(
-        &self,
-        plan: &LayerPlan,
-        s: usize,
-        work: &LinearWork,
-        meta: Meta,
-        grouped: &PolyBatch,
-        queue: &Mutex<VecDeque<Range<usize>>>,
-        done: &Done,
-        stop: &AtomicBool,
-    ) -> Tally {
+    fn cpu_worker(&self, st: &Streamed) -> Tally {
         let (cpu_rate, gpu_rate) = {
             let state = self.state();
-            (
-                state.speed.get(&(plan.id, s, false)).copied(),
-                state.speed.get(&(plan.id, s, true)).copied(),
-            )
+            let speed = |on_gpu| state.speed.get(&(st.plan.id, st.stage, on_gpu)).copied();
+            (speed(false), speed(true))
         };
         let mut tally = Tally::default();
-        while !stop.load(Ordering::Relaxed) {
+        while !st.stop.load(Ordering::Relaxed) {
             let taken = {
-                let mut q = lock(queue);
+                let mut q = lock(&st.queue);
                 let remaining: usize = q.iter().map(|r| r.len()).sum();
                 let take = match (q.back(), cpu_rate, gpu_rate) {
                     (None, ..) => false,
@@ -467,14 +464,14 @@ impl Scheduler {
             };
             let Some(r) = taken else { break };
             let t = Instant::now();
-            match self.cpu.linear_range(plan, s, work, meta, grouped, &r) {
+            match st.on_cpu(&self.cpu, &r) {
                 Ok(y) => {
-                    lock(done).push((r.start, y));
+                    lock(&st.done).push((r.start, y));
                     tally.note(t, &r);
                 }
                 Err(_) => {
                     // Left for the serial pass after the workers, which reports the error.
-                    lock(queue).push_back(r);
+                    lock(&st.queue).push_back(r);
                     break;
                 }
             }
@@ -487,19 +484,17 @@ impl Scheduler {
     fn gpu_range(
         &self,
         gpu: &Lane,
-        work: &LinearWork,
-        meta: Meta,
-        grouped: &PolyBatch,
+        st: &Streamed,
         r: &Range<usize>,
         block: &mut usize,
     ) -> Result<Ciphertext> {
         loop {
-            match self.gpu_range_once(gpu, work, meta, grouped, r, *block) {
+            match self.gpu_range_once(gpu, st, r, *block) {
                 Err(Error::GpuOutOfMemory { .. }) if *block > 1 => *block /= 2,
                 Err(Error::GpuOutOfMemory { .. }) if r.len() > 1 => {
                     let mid = r.start + r.len() / 2;
-                    let low = self.gpu_range(gpu, work, meta, grouped, &(r.start..mid), block)?;
-                    let high = self.gpu_range(gpu, work, meta, grouped, &(mid..r.end), block)?;
+                    let low = self.gpu_range(gpu, st, &(r.start..mid), block)?;
+                    let high = self.gpu_range(gpu, st, &(mid..r.end), block)?;
                     return self.cpu.join(vec![low, high]);
                 }
                 other => return other,
@@ -510,13 +505,11 @@ impl Scheduler {
     fn gpu_range_once(
         &self,
         gpu: &Lane,
-        work: &LinearWork,
-        meta: Meta,
-        grouped: &PolyBatch,
+        st: &Streamed,
         r: &Range<usize>,
         block: usize,
     ) -> Result<Ciphertext> {
-        let be = gpu.backend();
+        let (be, work, grouped) = (gpu.backend(), st.work, &st.grouped);
         let ring = grouped.ring();
         let pw = ring.poly_words();
         let host = grouped
@@ -554,7 +547,7 @@ impl Scheduler {
         let polys = acc
             .expect("one block at least")
             .regroup(self.params.ring_q(work.level)?)?;
-        let y = finish_linear(&gpu.ev, work, linear_output(meta, work, polys, r.len()))?;
+        let y = finish_linear(&gpu.ev, work, linear_output(st.meta, work, polys, r.len()))?;
         self.download(gpu, &y)
     }
 
