@@ -126,18 +126,11 @@ impl Lane {
             };
             x = y;
             self.backend().sync()?;
+            let on_gpu = self.backend().gpu_stats().is_some();
             reports.push(StageReport {
                 what,
-                gpu_chunks: if self.backend().gpu_stats().is_some() {
-                    chunks
-                } else {
-                    0
-                },
-                cpu_chunks: if self.backend().gpu_stats().is_some() {
-                    0
-                } else {
-                    chunks
-                },
+                gpu_chunks: if on_gpu { chunks } else { 0 },
+                cpu_chunks: if on_gpu { 0 } else { chunks },
                 seconds: t.elapsed().as_secs_f64(),
                 counts: self.counts().since(&before),
             });

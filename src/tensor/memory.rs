@@ -85,4 +85,17 @@ impl Footprint {
         let block = (rest / (2 * self.ciphertext(limbs))) as usize;
         (outputs, block.clamp(1, work.inputs.max(1)))
     }
+
+    /// Ciphertexts squared together when a square stage streams within `free` bytes: the
+    /// chunk's upload and its temporaries in nine tenths of it.
+    pub fn square_chunk(&self, free: Option<u64>, limbs: usize) -> usize {
+        let Some(free) = free else { return CHUNK };
+        let mut size = CHUNK;
+        while size > 1
+            && self.finish(size, limbs) + size as u64 * self.ciphertext(limbs) > free / 10 * 9
+        {
+            size /= 2;
+        }
+        size
+    }
 }

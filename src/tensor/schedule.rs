@@ -223,6 +223,12 @@ impl Scheduler {
             .or(self.state().learned_budget)
     }
 
+    /// What the budget leaves beside what the GPU holds now (keys, tables, weights).
+    fn free_bytes(&self, gpu: &Lane) -> Option<u64> {
+        let live = gpu.backend().gpu_stats().map_or(0, |s| s.live_bytes);
+        self.budget(gpu).map(|b| b.saturating_sub(live))
+    }
+
     /// Notes a GPU failure: a lost device is not used again; after a refused allocation later
     /// batches stream within three quarters of the most the GPU held. Returns the warning.
     fn gpu_failed(&self, gpu: &Lane, e: &Error) -> String {
@@ -352,10 +358,7 @@ impl Scheduler {
     ) -> Result<Ciphertext> {
         work.check_input(x.count, x.level)?;
         let meta = Meta::of(&x);
-        let free = self
-            .budget(gpu)
-            .map(|b| b.saturating_sub(gpu.backend().gpu_stats().map_or(0, |st| st.live_bytes)));
-        let (outputs, block) = self.footprint.stream_sizes(free, work);
+        let (outputs, block) = self.footprint.stream_sizes(self.free_bytes(gpu), work);
         let st = Streamed {
             plan,
             stage: s,
@@ -560,18 +563,9 @@ impl Scheduler {
         stage: &mut StageReport,
         report: &mut ScheduleReport,
     ) -> Result<Ciphertext> {
-        let limbs = x.level + 1;
-        let free = self
-            .budget(gpu)
-            .map(|b| b.saturating_sub(gpu.backend().gpu_stats().map_or(0, |st| st.live_bytes)));
-        let mut size = super::lane::CHUNK;
-        while let Some(f) = free
-            && size > 1
-            && self.footprint.finish(size, limbs) + size as u64 * self.footprint.ciphertext(limbs)
-                > f / 10 * 9
-        {
-            size /= 2;
-        }
+        let size = self
+            .footprint
+            .square_chunk(self.free_bytes(gpu), x.level + 1);
         let mut parts = Vec::new();
         for r in ranges(x.count, size) {
             let piece = self.cpu.slice(&x, &r)?;
