@@ -3,7 +3,6 @@
 use hegpu::backend::GpuBackend;
 use hegpu::backend::device::gpu_required;
 use hegpu::bench::{BenchPlan, Devices, Record, ckks as ckks_bench, run};
-use hegpu::ckks::Preset;
 use hegpu::{Error, Result};
 use std::process::ExitCode;
 
@@ -19,7 +18,13 @@ const USAGE: &str = "usage:
   hegpu mnist serve --dir D [--model FILE] [--data DIR] [SERVER]   (server: public files only)
   hegpu mnist decrypt --dir D [--data DIR] [--model FILE]          (client)
   hegpu info                          the GPU adapter, its backend, type and limits
-  hegpu bench [--quick] [--json FILE] NTT, linear-layer and CKKS throughput: CPU, GPU, tfhe-ntt
+  hegpu bench [--quick] [--only SECTIONS] [--batches LIST] [--json FILE] [--chart FILE.svg]
+                                      CPU (1 thread, all threads) against the GPU: SECTIONS of
+                                      ntt,linear,ckks,network,peers (default all); the network
+                                      at N = 2^13 and 2^14 for each batch size in LIST (default
+                                      64,512,4096,8192); peers: tfhe-ntt, and tfhe-rs on the
+                                      dense layer in builds with `--features peers`; --chart
+                                      draws network throughput against batch size
   hegpu train [--data DIR] [--out FILE] [--maps N] [--hidden N] [--epochs N] [--seed N]
               [--lr X] [--shift N] [--f32]
                                       train the CryptoNets network on MNIST (defaults: data/mnist,
@@ -64,19 +69,17 @@ fn info() -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
-    let mut plan = BenchPlan::full();
-    let mut json = None;
+    let mut quick = false;
+    let (mut only, mut batches) = (None, None);
+    let (mut json, mut chart) = (None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--quick" => plan = BenchPlan::quick(),
-            "--json" => {
-                json = Some(
-                    it.next()
-                        .ok_or_else(|| Error::Config("--json needs a file name".into()))?
-                        .clone(),
-                )
-            }
+            "--quick" => quick = true,
+            "--only" => only = Some(value::<String>(a, &mut it)?),
+            "--batches" => batches = Some(batch_list(&value::<String>(a, &mut it)?)?),
+            "--json" => json = Some(value::<String>(a, &mut it)?),
+            "--chart" => chart = Some(value::<String>(a, &mut it)?),
             other => {
                 return Err(Error::Config(format!(
                     "unknown bench option '{other}'\n{USAGE}"
@@ -84,9 +87,28 @@ fn bench(args: &[String]) -> Result<()> {
             }
         }
     }
+    let mut plan = if quick {
+        BenchPlan::quick()
+    } else {
+        BenchPlan::full()
+    };
+    if let Some(b) = batches {
+        plan.network.batches = b;
+    }
+    if let Some(sections) = only {
+        plan = plan.only(&sections)?;
+    }
+    if chart.is_some() && plan.network.batches.is_empty() {
+        return Err(Error::Config(
+            "--chart draws the network rows: keep the network section".into(),
+        ));
+    }
     let devices = Devices::open(gpu_required())?;
     if let Some(note) = &devices.gpu_note {
         println!("({note}: GPU rows left out)");
+    }
+    if devices.gpu_is_software && !plan.network.batches.is_empty() {
+        println!("(the GPU adapter is a software rasterizer: no GPU rows for the network)");
     }
     println!(
         "{:<17} {:>6} {:>5} {:>6}  {:<44} {:>7} {:>14}  unit",
@@ -97,8 +119,11 @@ fn bench(args: &[String]) -> Result<()> {
             "{:<17} {:>6} {:>5} {:>6}  {:<44} {:>7} {:>14.4e}  {}",
             r.op, r.n, r.limbs, r.batch, r.backend, r.threads, r.per_second, r.unit
         );
+        if !r.detail.is_empty() {
+            println!("{:>19}{}", "", r.detail);
+        }
     })?;
-    for preset in [Preset::CryptoNets8192, Preset::Deep16384] {
+    for &preset in &plan.ckks_presets {
         let (packed, device) = ckks_bench::ciphertext_bytes(preset)?;
         println!(
             "fresh ciphertext, {preset:?}: {packed} bytes in the compact format, {device} bytes on a device"
@@ -110,7 +135,24 @@ fn bench(args: &[String]) -> Result<()> {
             .map_err(|e| Error::Config(format!("cannot write {path}: {e}")))?;
         println!("wrote {} records to {path}", records.len());
     }
+    if let Some(path) = chart {
+        let title = "hegpu: the encrypted CryptoNets network on MNIST";
+        let lines = hegpu::bench::chart::network_chart(&records, path.as_ref(), title)?;
+        println!("drew {lines} lines in {path}");
+    }
     Ok(())
+}
+
+/// A comma-separated list of batch sizes, each at least 1.
+fn batch_list(text: &str) -> Result<Vec<usize>> {
+    text.split(',')
+        .map(|b| match b.trim().parse::<usize>() {
+            Ok(v) if v >= 1 => Ok(v),
+            _ => Err(Error::Config(format!(
+                "--batches: '{b}' is not a batch size (a whole number of images, at least 1)"
+            ))),
+        })
+        .collect()
 }
 
 /// The value after a flag, parsed.

@@ -74,6 +74,26 @@ fn bad_options_are_errors() {
     }
 }
 
+#[test]
+fn bench_refuses_bad_options_before_measuring() {
+    let mut cases = vec![
+        (&["bench", "--only", "fft"][..], "not a bench section"),
+        (&["bench", "--batches", "64,0"], "not a batch size"),
+        (&["bench", "--batches", "many"], "not a batch size"),
+        (&["bench", "--only", "ntt", "--chart", "x.svg"], "keep the network"),
+        (&["bench", "--json"], "needs a value"),
+        (&["bench", "--fast"], "unknown bench option"),
+    ];
+    if !cfg!(feature = "peers") {
+        cases.push((&["bench", "--only", "peers"], "--features peers"));
+    }
+    for (args, says) in cases {
+        assert_refused(args);
+        let err = String::from_utf8_lossy(&hegpu(args).stderr).into_owned();
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
 /// A small CryptoNets-shaped model (1 map, 4 hidden) in a temporary file: the job's code path
 /// at a fraction of the shipped model's cost (`tests/encrypted_nn.rs` runs the shipped one).
 fn small_model_file(tag: &str) -> std::path::PathBuf {

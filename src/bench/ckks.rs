@@ -82,6 +82,7 @@ pub fn run_ckks(
                 threads: *threads,
                 per_second,
                 unit: "ciphertexts",
+                detail: String::new(),
             });
         }
     }

@@ -1,8 +1,16 @@
 //! The measurements behind `hegpu bench`: NTT forward/inverse and the linear-layer MAC on the
-//! CPU (one thread and all threads), the GPU, and tfhe-ntt prime32 as the peer; and the CKKS
-//! operations of each preset ([`ckks`]).
+//! CPU (one thread and all threads), the GPU, and tfhe-ntt prime32 as the peer; the CKKS
+//! operations of each preset ([`ckks`]); the whole encrypted network across ring degrees and
+//! batch sizes ([`network`], drawn by [`chart`]); and, with the `peers` feature, tfhe-rs on the
+//! network's dense layer ([`peers`]).
 
+pub mod chart;
 pub mod ckks;
+pub mod network;
+#[cfg(feature = "peers")]
+pub mod peers;
+
+pub use network::{DenseSample, NetworkBench};
 
 use crate::backend::{Backend, CpuBackend, GpuBackend, PolyBatch, Ring};
 use crate::math::ntt_primes;
@@ -11,9 +19,10 @@ use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One measured figure. `per_second` counts single-limb transforms for the NTT ops and modular
-/// multiply-adds for `linear_mac` (see `unit`).
-#[derive(Clone, Debug)]
+/// One measured figure. `per_second` counts single-limb transforms for the NTT ops, modular
+/// multiply-adds for `linear_mac`, ciphertexts for the CKKS ops and images for the network
+/// (see `unit`); `detail` says what else the row needs to be read right.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Record {
     pub op: &'static str,
     pub n: usize,
@@ -23,22 +32,14 @@ pub struct Record {
     pub threads: usize,
     pub per_second: f64,
     pub unit: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 impl Record {
     /// The record as one JSON object.
     pub fn to_json(&self) -> String {
-        format!(
-            r#"{{"op":"{}","n":{},"limbs":{},"batch":{},"backend":"{}","threads":{},"per_second":{:.1},"unit":"{}"}}"#,
-            self.op,
-            self.n,
-            self.limbs,
-            self.batch,
-            self.backend.replace('\\', "\\\\").replace('"', "'"),
-            self.threads,
-            self.per_second,
-            self.unit
-        )
+        serde_json::to_string(self).expect("a record is plain data")
     }
 }
 
@@ -51,17 +52,32 @@ pub struct BenchPlan {
     pub linear_shapes: Vec<(usize, usize, usize, usize)>,
     /// CKKS presets whose operations are measured.
     pub ckks_presets: Vec<crate::ckks::Preset>,
+    /// The whole network (no rows when its batch list is empty).
+    pub network: NetworkBench,
+    /// Terms of the dense-layer dot product the tfhe-rs peer times; 0 leaves it out. Only
+    /// builds with the `peers` feature can measure it.
+    pub peer_terms: usize,
     /// Least time spent per measurement.
     pub min_time: Duration,
 }
 
+/// The parts of a plan `--only` can keep.
+pub const SECTIONS: [&str; 5] = ["ntt", "linear", "ckks", "network", "peers"];
+
 impl BenchPlan {
-    /// Under a minute on two cores, lavapipe included.
+    /// Under a minute on two cores, lavapipe included: the primitives and CKKS operations, and
+    /// the network at N = 2^13 on full batches only.
     pub fn quick() -> Self {
         Self {
             ntt_shapes: vec![(1 << 13, 1, 1), (1 << 13, 8, 4), (1 << 14, 8, 2)],
             linear_shapes: vec![(1 << 13, 6, 16, 64)],
             ckks_presets: vec![crate::ckks::Preset::CryptoNets8192],
+            network: NetworkBench {
+                log_n: vec![13],
+                batches: vec![4096],
+                ..Default::default()
+            },
+            peer_terms: if cfg!(feature = "peers") { 4 } else { 0 },
             min_time: Duration::from_millis(300),
         }
     }
@@ -82,8 +98,43 @@ impl BenchPlan {
                 crate::ckks::Preset::CryptoNets8192,
                 crate::ckks::Preset::Deep16384,
             ],
+            network: NetworkBench::default(),
+            peer_terms: if cfg!(feature = "peers") { 16 } else { 0 },
             min_time: Duration::from_secs(1),
         }
+    }
+
+    /// Keeps only the comma-separated `sections` (of [`SECTIONS`]).
+    pub fn only(mut self, sections: &str) -> Result<Self> {
+        let keep: Vec<&str> = sections.split(',').map(str::trim).collect();
+        if let Some(bad) = keep.iter().find(|s| !SECTIONS.contains(s)) {
+            return Err(Error::Config(format!(
+                "'{bad}' is not a bench section; they are {}",
+                SECTIONS.join(", ")
+            )));
+        }
+        if keep.contains(&"peers") && !cfg!(feature = "peers") {
+            return Err(Error::Config(
+                "the peers section needs a build with `--features peers`".into(),
+            ));
+        }
+        let has = |s: &str| keep.contains(&s);
+        if !has("ntt") {
+            self.ntt_shapes.clear();
+        }
+        if !has("linear") {
+            self.linear_shapes.clear();
+        }
+        if !has("ckks") {
+            self.ckks_presets.clear();
+        }
+        if !has("network") {
+            self.network.batches.clear();
+        }
+        if !has("peers") {
+            self.peer_terms = 0;
+        }
+        Ok(self)
     }
 }
 
@@ -117,9 +168,12 @@ pub fn sample_words(ring: &Ring, batch: usize) -> Vec<u32> {
 }
 
 /// The devices measured: CPU one thread, CPU all threads, and the GPU when an adapter exists.
+/// The GPU's thread count is 0.
 pub struct Devices {
     pub list: Vec<(Arc<dyn Backend>, usize)>,
     pub gpu_note: Option<String>,
+    /// The GPU adapter is a software rasterizer (lavapipe): the CPU again, by another road.
+    pub gpu_is_software: bool,
 }
 
 impl Devices {
@@ -133,12 +187,20 @@ impl Devices {
             list.push((Arc::new(all), threads));
         }
         let mut gpu_note = None;
+        let mut gpu_is_software = false;
         match GpuBackend::new() {
-            Ok(g) => list.push((Arc::new(g), 0)),
+            Ok(g) => {
+                gpu_is_software = g.report().device_type == "Cpu";
+                list.push((Arc::new(g), 0));
+            }
             Err(e @ Error::NoAdapter(_)) if !require_gpu => gpu_note = Some(e.to_string()),
             Err(e) => return Err(e),
         }
-        Ok(Self { list, gpu_note })
+        Ok(Self {
+            list,
+            gpu_note,
+            gpu_is_software,
+        })
     }
 
     /// The devices as (name, backend) pairs, for benchmark ids.
@@ -186,6 +248,7 @@ pub fn run(
                     threads: *threads,
                     per_second,
                     unit: "transforms",
+                    detail: String::new(),
                 });
             }
         }
@@ -222,6 +285,7 @@ pub fn run(
                 threads: dev_threads,
                 per_second,
                 unit: "transforms",
+                detail: String::new(),
             });
         }
     }
@@ -262,12 +326,24 @@ pub fn run(
                     threads: *threads,
                     per_second,
                     unit: "multiply-adds",
+                    detail: String::new(),
                 });
             }
         }
     }
     for &preset in &plan.ckks_presets {
         ckks::run_ckks(preset, devices, plan.min_time, &mut push)?;
+    }
+    let dense = match plan.network.batches.is_empty() && plan.peer_terms == 0 {
+        true => None,
+        false => Some(plan.network.dense_sample()?),
+    };
+    if !plan.network.batches.is_empty() {
+        network::run_network(&plan.network, devices, dense.as_ref(), &mut push)?;
+    }
+    #[cfg(feature = "peers")]
+    if let (Some(sample), true) = (&dense, plan.peer_terms > 0) {
+        push(peers::tfhe_dense_layer(sample, plan.peer_terms)?);
     }
     Ok(records)
 }

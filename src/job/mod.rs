@@ -277,7 +277,7 @@ pub fn peak_memory_bytes() -> Option<u64> {
 }
 
 /// A model file that maps 1×28×28 images to 10 digits.
-pub(crate) fn load_digit_model(path: &std::path::Path) -> Result<Model> {
+pub fn load_digit_model(path: &std::path::Path) -> Result<Model> {
     let model = load_model(path)?;
     if model.input != [1, 28, 28] || model.shapes()?.last() != Some(&vec![10]) {
         return Err(Error::Config(format!(
@@ -292,7 +292,7 @@ pub(crate) fn load_digit_model(path: &std::path::Path) -> Result<Model> {
 
 /// The server's plan: activation bounds from public calibration data (up to 1,000 training
 /// images), never from the client's images.
-pub(crate) fn plan_server(
+pub fn plan_server(
     model: &Model,
     params: &Arc<Parameters>,
     mnist: &Mnist,

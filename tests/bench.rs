@@ -1,0 +1,151 @@
+//! The network section of the benchmark suite on a small CryptoNets-shaped model: every
+//! device gives rows, the later devices' output bytes must equal the first's (the bench checks
+//! and this test sees the check in the rows), the first decrypts to the plaintext model's
+//! answers, and the rows chart and serialize. The dense-layer sample the tfhe-rs peer uses is
+//! checked against the float model.
+
+mod common;
+
+use hegpu::backend::device::gpu_required;
+use hegpu::bench::{DenseSample, Devices, NetworkBench, Record, chart, network};
+use hegpu::nn::{Layer, Model, WeightType, cryptonets, initialize, save_model};
+use std::path::PathBuf;
+
+/// The CryptoNets shape made small enough for lavapipe: one 5×5 map at stride 6 (4×4 outputs),
+/// x², dense to 4, x², dense to 10.
+fn small_model_file(dir: &std::path::Path) -> PathBuf {
+    let mut model = Model {
+        input: vec![1, 28, 28],
+        layers: vec![
+            Layer::Conv2d {
+                in_channels: 1,
+                out_channels: 1,
+                kernel: 5,
+                stride: 6,
+                padding: 0,
+                weight: vec![0.0; 25],
+                bias: vec![0.0],
+            },
+            Layer::Square,
+            Layer::Flatten,
+            Layer::Dense {
+                inputs: 16,
+                outputs: 4,
+                weight: vec![0.0; 64],
+                bias: vec![0.0; 4],
+            },
+            Layer::Square,
+            Layer::Dense {
+                inputs: 4,
+                outputs: 10,
+                weight: vec![0.0; 40],
+                bias: vec![0.0; 10],
+            },
+        ],
+    };
+    initialize(&mut model, 5).unwrap();
+    let path = dir.join("small.safetensors");
+    save_model(&model, &path, WeightType::F32).unwrap();
+    path
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hegpu-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn network_rows_agree_across_devices_and_chart() {
+    let dir = temp_dir("bench");
+    let bench = NetworkBench {
+        model: small_model_file(&dir),
+        log_n: vec![13],
+        batches: vec![64, 100_000],
+        software_gpu: true,
+        ..Default::default()
+    };
+    let devices = Devices::open(gpu_required()).unwrap();
+    let dense = bench.dense_sample().unwrap();
+    assert_eq!((dense.inputs.len(), dense.outputs), (16, 4));
+    let mut rows: Vec<Record> = Vec::new();
+    network::run_network(&bench, &devices, Some(&dense), &mut |r| rows.push(r)).unwrap();
+
+    let network: Vec<&Record> = rows.iter().filter(|r| r.op == "network").collect();
+    // A batch above N/2 is left out: one row per device.
+    assert_eq!(network.len(), devices.list.len(), "{rows:#?}");
+    let dense_rows = rows.iter().filter(|r| r.op == "dense_layer").count();
+    assert_eq!(dense_rows, devices.list.len(), "{rows:#?}");
+    for (i, r) in network.iter().enumerate() {
+        assert_eq!((r.n, r.limbs, r.batch, r.unit), (8192, 6, 64, "images"));
+        assert!(r.per_second > 0.0 && r.per_second.is_finite());
+        if i == 0 {
+            let agree: f64 = r
+                .detail
+                .split('%')
+                .next()
+                .unwrap()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(agree >= 95.0, "{}", r.detail);
+        } else {
+            assert!(r.detail.contains("output bytes equal"), "{}", r.detail);
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&rows[0].to_json()).expect("a record is JSON");
+    assert_eq!(json["op"], "network");
+    assert_eq!(json["batch"], 64);
+
+    let svg = dir.join("chart.svg");
+    let lines = chart::network_chart(&rows, &svg, "test").unwrap();
+    assert_eq!(lines, devices.list.len());
+    assert!(
+        std::fs::read_to_string(&svg)
+            .unwrap()
+            .contains("images per batch")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_dense_sample_is_the_quantized_first_dense_layer() {
+    let mut model = cryptonets(2, 3);
+    initialize(&mut model, 9).unwrap();
+    let mut r = common::rng(4);
+    let image: Vec<f32> = (0..784)
+        .map(|_| rand::Rng::random_range(&mut r, 0.0..1.0))
+        .collect();
+    let sample = DenseSample::from_model(&model, &image).unwrap();
+    // The float activations before the dense layer, from the layers themselves.
+    let shapes = model.shapes().unwrap();
+    let mut x = image.clone();
+    let mut weights = None;
+    for (layer, shape) in model.layers.iter().zip(&shapes) {
+        if let Layer::Dense { weight, inputs, .. } = layer {
+            weights = Some(weight[..*inputs].to_vec());
+            break;
+        }
+        x = layer.forward(shape, &x).unwrap();
+    }
+    let w = weights.unwrap();
+    assert_eq!((sample.inputs.len(), sample.outputs), (338, 3));
+    let top = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let w_top = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (q, v) in sample.inputs.iter().zip(&x) {
+        assert!((f32::from(*q) / 255.0 - v / top).abs() <= 0.5 / 255.0 + 1e-6);
+    }
+    for (q, v) in sample.weights.iter().zip(&w) {
+        assert!((f32::from(*q) / 127.0 - v / w_top).abs() <= 0.5 / 127.0 + 1e-6);
+    }
+    assert!(sample.inputs.contains(&255) && sample.weights.iter().any(|q| q.abs() == 127));
+    // A model without a dense layer has no sample.
+    let conv_only = Model {
+        input: vec![1, 28, 28],
+        layers: vec![Layer::Square],
+    };
+    assert!(DenseSample::from_model(&conv_only, &image).is_err());
+}
