@@ -61,7 +61,7 @@ fn network_rows_agree_across_devices_and_chart() {
     let bench = NetworkBench {
         model: small_model_file(&dir),
         log_n: vec![13],
-        batches: vec![64, 100_000],
+        batches: vec![1500, 100_000],
         software_gpu: true,
         ..Default::default()
     };
@@ -72,12 +72,13 @@ fn network_rows_agree_across_devices_and_chart() {
     network::run_network(&bench, &devices, Some(&dense), &mut |r| rows.push(r)).unwrap();
 
     let network: Vec<&Record> = rows.iter().filter(|r| r.op == "network").collect();
-    // A batch above N/2 is left out: one row per device.
+    // A batch above N/2 is left out: one row per device. 1,500 images repeat the 1,000 test
+    // images.
     assert_eq!(network.len(), devices.list.len(), "{rows:#?}");
     let dense_rows = rows.iter().filter(|r| r.op == "dense_layer").count();
     assert_eq!(dense_rows, devices.list.len(), "{rows:#?}");
     for (i, r) in network.iter().enumerate() {
-        assert_eq!((r.n, r.limbs, r.batch, r.unit), (8192, 6, 64, "images"));
+        assert_eq!((r.n, r.limbs, r.batch, r.unit), (8192, 6, 1500, "images"));
         assert!(r.per_second > 0.0 && r.per_second.is_finite());
         if i == 0 {
             let agree: f64 = r
@@ -98,7 +99,7 @@ fn network_rows_agree_across_devices_and_chart() {
     let json: serde_json::Value =
         serde_json::from_str(&rows[0].to_json()).expect("a record is JSON");
     assert_eq!(json["op"], "network");
-    assert_eq!(json["batch"], 64);
+    assert_eq!(json["batch"], 1500);
 
     let svg = dir.join("chart.svg");
     let lines = chart::network_chart(&rows, &svg, "test").unwrap();

@@ -80,7 +80,10 @@ fn bench_refuses_bad_options_before_measuring() {
         (&["bench", "--only", "fft"][..], "not a bench section"),
         (&["bench", "--batches", "64,0"], "not a batch size"),
         (&["bench", "--batches", "many"], "not a batch size"),
-        (&["bench", "--only", "ntt", "--chart", "x.svg"], "keep the network"),
+        (
+            &["bench", "--only", "ntt", "--chart", "x.svg"],
+            "keep the network",
+        ),
         (&["bench", "--json"], "needs a value"),
         (&["bench", "--fast"], "unknown bench option"),
     ];

@@ -1,5 +1,5 @@
 //! The whole encrypted network for `hegpu bench`: the shipped CryptoNets model on real MNIST
-//! test images, per device and batch size, for each ring degree asked (the CryptoNets modulus
+//! test images (repeated to fill batches larger than the test set), per device and batch size, for each ring degree asked (the CryptoNets modulus
 //! chain at N = 2^13, 2^14, …). One batch is one set of ciphertexts whatever its fill, so
 //! images per second grows with the batch up to N/2: the scaling curve of the chart.
 //!
@@ -53,7 +53,7 @@ impl NetworkBench {
     /// The peer's sample: the model's first dense layer on the first test image.
     pub fn dense_sample(&self) -> Result<DenseSample> {
         let model = load_digit_model(&self.model)?;
-        let mnist = Mnist::load(&self.data)?;
+        let mnist = test_set(&self.data)?;
         DenseSample::from_model(&model, &pixels(&mnist.test_images)[..784])
     }
 }
@@ -111,6 +111,18 @@ impl DenseSample {
     }
 }
 
+/// MNIST from `dir`, with at least one test image.
+fn test_set(dir: &std::path::Path) -> Result<Mnist> {
+    let mnist = Mnist::load(dir)?;
+    if mnist.test_labels.is_empty() {
+        return Err(Error::Config(format!(
+            "{} has no test images to benchmark on",
+            dir.display()
+        )));
+    }
+    Ok(mnist)
+}
+
 /// The parameters of the network rows at degree 2^`log_n`.
 pub fn network_parameters(log_n: u32) -> Result<Arc<Parameters>> {
     Parameters::new(ParameterLiteral {
@@ -135,7 +147,7 @@ pub struct NetworkCase {
 impl NetworkCase {
     /// Loads `bench`'s model and data and makes seeded keys at degree 2^`log_n`.
     pub fn load(bench: &NetworkBench, log_n: u32) -> Result<Self> {
-        let mnist = Mnist::load(&bench.data)?;
+        let mnist = test_set(&bench.data)?;
         let model = load_digit_model(&bench.model)?;
         let params = network_parameters(log_n)?;
         let mut kg = KeyGenerator::new(&params, Seed::from_u64(u64::from(log_n)));
@@ -162,12 +174,24 @@ impl NetworkCase {
         &self.params
     }
 
-    /// The largest batch: N/2 slots, or the test set when smaller.
+    /// The largest batch: N/2 slots.
     pub fn max_batch(&self) -> usize {
-        self.params.slots().min(self.test_px.len() / 784)
+        self.params.slots()
     }
 
-    /// The first `batch` test images, encrypted by the client, as the bytes the server gets.
+    /// The pixels of a batch: the test images in order, repeated when the batch is larger
+    /// than the test set (the shipped sample has 1,000).
+    fn batch_pixels(&self, batch: usize) -> Vec<f32> {
+        self.test_px
+            .iter()
+            .copied()
+            .cycle()
+            .take(batch * 784)
+            .collect()
+    }
+
+    /// A batch of test images ([`batch_pixels`](Self::batch_pixels)) encrypted by the client,
+    /// as the bytes the server gets.
     pub fn encrypt_batch(&self, batch: usize) -> Result<Vec<u8>> {
         if batch == 0 || batch > self.max_batch() {
             return Err(Error::Config(format!(
@@ -179,7 +203,7 @@ impl NetworkCase {
             &self.network,
             &self.encoder,
             &self.encryptor,
-            &self.test_px[..batch * 784],
+            &self.batch_pixels(batch),
         )?
         .to_bytes(&self.params, &*self.client)
     }
@@ -210,7 +234,7 @@ impl NetworkCase {
         let y =
             CipherTensor::from_bytes(output, self.network.shape().1, &self.params, &*self.client)?;
         let logits = y.decrypt(&self.decryptor, &self.encoder, batch, &*self.client)?;
-        let plain = self.model.predict(&self.test_px[..batch * 784])?;
+        let plain = self.model.predict(&self.batch_pixels(batch))?;
         let agree = logits
             .iter()
             .zip(&plain)
