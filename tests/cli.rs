@@ -147,6 +147,45 @@ fn the_mnist_job_classifies_encrypted_digits() {
 }
 
 #[test]
+fn auto_passes_over_a_software_adapter_for_the_cpu() {
+    let not_required = [("HEGPU_REQUIRE_GPU", "0")];
+    let info = String::from_utf8_lossy(&hegpu_with(&["info"], &not_required).stdout).into_owned();
+    let adapter = info.lines().find(|l| l.starts_with("device type:"));
+    let model = small_model_file("auto");
+    let args = [
+        "mnist",
+        "--images",
+        "8",
+        "--device",
+        "auto",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    let o = hegpu_with(&args, &not_required);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}{err}");
+    let device = out.lines().find(|l| l.starts_with("device:")).unwrap();
+    match adapter {
+        Some(t) if t.trim_end().ends_with("Cpu") => {
+            assert!(
+                err.contains("is a software rasterizer; using the CPU"),
+                "{err}"
+            );
+            assert!(
+                device.contains("CPU (") && !device.contains("GPU"),
+                "{device}"
+            );
+        }
+        Some(_) => assert!(device.contains("GPU ("), "{device}"),
+        None => assert!(err.contains("no GPU adapter"), "{err}"),
+    }
+    let _ = std::fs::remove_file(model);
+}
+
+#[test]
 fn client_and_server_run_as_separate_processes() {
     let model = small_model_file("split");
     let dir = std::env::temp_dir().join(format!("hegpu-split-{}", std::process::id()));

@@ -1,4 +1,5 @@
-//! Choosing the device: `auto` (a GPU adapter when one exists, else the CPU), `cpu` or `gpu`.
+//! Choosing the device: `auto` (a hardware GPU adapter when one exists, else the CPU), `cpu` or
+//! `gpu`.
 
 use super::{Backend, CpuBackend, GpuBackend, GpuOptions};
 use crate::{Error, Result};
@@ -7,7 +8,9 @@ use std::sync::Arc;
 /// Which device to run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
-    /// A GPU adapter if one exists, else the CPU.
+    /// A GPU adapter if one exists, else the CPU. A software adapter (Mesa's lavapipe) is
+    /// passed over for the CPU backend, which computes the same words many times faster,
+    /// unless `HEGPU_REQUIRE_GPU=1` asks for a GPU whatever it is.
     #[default]
     Auto,
     /// The rayon CPU backend.
@@ -55,6 +58,13 @@ pub fn select_backend_with(choice: DeviceChoice, options: GpuOptions) -> Result<
         DeviceChoice::Cpu => Ok(Arc::new(CpuBackend::new(None)?)),
         DeviceChoice::Gpu => Ok(Arc::new(GpuBackend::with_options(options)?)),
         DeviceChoice::Auto => match GpuBackend::with_options(options) {
+            Ok(gpu) if gpu.is_software() && !gpu_required() => {
+                eprintln!(
+                    "hegpu: the only GPU adapter, {}, is a software rasterizer; using the CPU, which computes the same faster (--device gpu takes the adapter anyway)",
+                    gpu.report().name
+                );
+                Ok(Arc::new(CpuBackend::new(None)?))
+            }
             Ok(gpu) => Ok(Arc::new(gpu)),
             Err(Error::NoAdapter(why)) if !gpu_required() => {
                 eprintln!("hegpu: no GPU adapter ({why}); using the CPU");

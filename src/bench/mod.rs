@@ -190,7 +190,7 @@ impl Devices {
         let mut gpu_is_software = false;
         match GpuBackend::new() {
             Ok(g) => {
-                gpu_is_software = g.report().device_type == "Cpu";
+                gpu_is_software = g.is_software();
                 list.push((Arc::new(g), 0));
             }
             Err(e @ Error::NoAdapter(_)) if !require_gpu => gpu_note = Some(e.to_string()),

@@ -186,6 +186,11 @@ impl GpuBackend {
         &self.ctx.report
     }
 
+    /// Whether the adapter is a software rasterizer running on the CPU (Mesa's lavapipe).
+    pub fn is_software(&self) -> bool {
+        self.ctx.report.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
     /// Uploads, readbacks and dispatches so far.
     pub fn counts(&self) -> TransferCounts {
         self.counters.snapshot()
