@@ -16,7 +16,9 @@ use std::time::Instant;
 /// on one device: bounds the memory of every temporary, key switching included.
 pub(crate) const CHUNK: usize = 128;
 
-/// Weights prepared on a device, by plan, stage and range of outputs.
+/// Weights prepared on a device, by plan, stage and range of outputs. A stage keeps one set of
+/// ranges: preparing a range drops the cached ones it overlaps (a streamed stage's chunks change
+/// with the memory budget, and stale ones would hold device memory).
 type WeightCache = HashMap<(u64, usize, usize, usize), Arc<SparseWeights>>;
 
 pub(crate) struct Lane {
@@ -63,7 +65,11 @@ impl Lane {
         let ring = self.ev.params().ring_q(work.level)?.repeat(2)?;
         let rows = work.restrict(range, None, true);
         let w = Arc::new(self.backend().upload_sparse(&ring, work.inputs, &rows)?);
-        self.cache().insert(key, w.clone());
+        let mut cache = self.cache();
+        cache.retain(|&(id, st, start, end), _| {
+            id != plan.id || st != stage || end <= range.start || range.end <= start
+        });
+        cache.insert(key, w.clone());
         Ok(w)
     }
 
@@ -193,5 +199,53 @@ pub(crate) fn linear_output(
         level: x.level,
         scale: x.scale * work.weight_scale,
         params_id: x.params_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{CpuBackend, SparseRows};
+    use crate::ckks::Preset;
+
+    #[test]
+    fn a_stage_keeps_one_set_of_weight_ranges() {
+        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(Some(1)).unwrap());
+        let lane = Lane::new(&params, &EvaluationKeys::default(), cpu).unwrap();
+        let level = params.max_level();
+        let work = LinearWork {
+            rows: SparseRows {
+                offsets: (0..=4).collect(),
+                columns: vec![0; 4],
+                words: vec![1; 4 * 2 * (level + 1)],
+                bias: Vec::new(),
+            },
+            inputs: 1,
+            level,
+            weight_scale: 1.0,
+            square: false,
+        };
+        let plan = LayerPlan::new(vec![Work::Linear(work.clone())]);
+        let other = LayerPlan::new(vec![Work::Linear(work.clone())]);
+        let cached = |lane: &Lane| {
+            let mut keys: Vec<_> = lane.cache().keys().copied().collect();
+            keys.sort_unstable();
+            keys
+        };
+        for r in [0..2, 2..4] {
+            lane.weights(&plan, 0, &work, &r).unwrap();
+        }
+        lane.weights(&other, 0, &work, &(0..4)).unwrap();
+        assert_eq!(cached(&lane).len(), 3);
+        // Chunks of another size replace the ones they overlap, in their own plan only.
+        lane.weights(&plan, 0, &work, &(1..3)).unwrap();
+        let (a, b) = (plan.id, other.id);
+        assert_eq!(cached(&lane), vec![(a, 0, 1, 3), (b, 0, 0, 4)]);
+        let again = lane.weights(&plan, 0, &work, &(1..3)).unwrap();
+        assert!(Arc::ptr_eq(
+            &again,
+            &lane.weights(&plan, 0, &work, &(1..3)).unwrap()
+        ));
     }
 }
