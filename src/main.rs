@@ -20,11 +20,11 @@ const USAGE: &str = "usage:
   hegpu info                          the GPU adapter, its backend, type and limits
   hegpu bench [--quick] [--only SECTIONS] [--batches LIST] [--json FILE] [--chart FILE.svg]
                                       CPU (1 thread, all threads) against the GPU: SECTIONS of
-                                      ntt,linear,ckks,network,peers (default all); the network
-                                      at N = 2^13 and 2^14 for each batch size in LIST (default
-                                      64,512,4096,8192); peers: tfhe-ntt, and tfhe-rs on the
-                                      dense layer in builds with `--features peers`; --chart
-                                      draws network throughput against batch size
+                                      ntt (with tfhe-ntt), linear, ckks, network, peers (tfhe-rs
+                                      on the dense layer, in builds with `--features peers`);
+                                      default all. The network runs at N = 2^13 and 2^14 for
+                                      each batch size in LIST (default 64,512,4096,8192);
+                                      --chart draws its images/s against batch size
   hegpu train [--data DIR] [--out FILE] [--maps N] [--hidden N] [--epochs N] [--seed N]
               [--lr X] [--shift N] [--f32]
                                       train the CryptoNets network on MNIST (defaults: data/mnist,

@@ -212,12 +212,17 @@ impl Devices {
     }
 }
 
-/// Measures every op of `plan` on every device and on the tfhe-ntt peer.
+/// Measures every op of `plan` on every device and on the peers.
 pub fn run(
     plan: &BenchPlan,
     devices: &Devices,
     mut report: impl FnMut(&Record),
 ) -> Result<Vec<Record>> {
+    // The model and data first: a missing file is an error before minutes of measuring.
+    let dense = match plan.network.batches.is_empty() && plan.peer_terms == 0 {
+        true => None,
+        false => Some(plan.network.dense_sample()?),
+    };
     let mut records = Vec::new();
     let mut push = |r: Record| {
         report(&r);
@@ -334,10 +339,6 @@ pub fn run(
     for &preset in &plan.ckks_presets {
         ckks::run_ckks(preset, devices, plan.min_time, &mut push)?;
     }
-    let dense = match plan.network.batches.is_empty() && plan.peer_terms == 0 {
-        true => None,
-        false => Some(plan.network.dense_sample()?),
-    };
     if !plan.network.batches.is_empty() {
         network::run_network(&plan.network, devices, dense.as_ref(), &mut push)?;
     }

@@ -154,7 +154,10 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        format!("CPU ({} threads)", self.threads())
+        match self.threads() {
+            1 => "CPU (1 thread)".to_string(),
+            t => format!("CPU ({t} threads)"),
+        }
     }
 
     fn sync(&self) -> Result<()> {
