@@ -143,11 +143,20 @@ fn streaming_within_an_eighth_of_the_memory_equals_cpu() {
     let working_set = free.gpu_stats().unwrap().peak_bytes - base;
     drop(free);
     let small = gpu(GpuOptions::default()).unwrap();
-    let keys_and_tables = {
+    let (keys_and_tables, estimate) = {
         // What a scheduler holds before any batch: keys and ring tables.
-        let _probe = Scheduler::new(&s.params, &s.keys, small.clone(), Default::default()).unwrap();
-        small.live_bytes()
+        let probe = Scheduler::new(&s.params, &s.keys, small.clone(), Default::default()).unwrap();
+        let inputs = s.net.shape().0.iter().product();
+        let estimate = probe.resident_bytes(s.net.layer_plan(), inputs, s.params.max_level());
+        (small.live_bytes(), estimate)
     };
+    // The scheduler's estimate of the resident run covers what it held, without being so
+    // loose that it would stream batches that fit.
+    let held = working_set - keys_and_tables;
+    assert!(
+        estimate >= held && estimate <= 2 * held,
+        "{estimate} for {held}"
+    );
     drop(small);
     let budget = keys_and_tables + working_set / 8;
     let tight = gpu(GpuOptions {

@@ -174,6 +174,11 @@ impl NetworkCase {
         &self.params
     }
 
+    /// The server's plan of the model.
+    pub fn network(&self) -> &EncryptedNetwork {
+        &self.network
+    }
+
     /// The largest batch: N/2 slots.
     pub fn max_batch(&self) -> usize {
         self.params.slots()

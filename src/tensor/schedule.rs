@@ -179,6 +179,14 @@ impl Scheduler {
         }
     }
 
+    /// The GPU memory, in bytes, that running `plan` resident on an input of `count`
+    /// ciphertexts at `level` is estimated to take besides the keys and ring tables: the
+    /// prepared weights and the largest set of tensors alive at once. The scheduler runs a
+    /// batch resident when this fits the budget, and streams it otherwise.
+    pub fn resident_bytes(&self, plan: &LayerPlan, count: usize, level: usize) -> u64 {
+        self.footprint.resident(plan, count, level)
+    }
+
     /// The host backend: inputs are read there and outputs returned there.
     pub fn host(&self) -> &Arc<dyn Backend> {
         self.cpu.ev.backend()
