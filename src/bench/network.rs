@@ -1,7 +1,8 @@
 //! The whole encrypted network for `hegpu bench`: the shipped CryptoNets model on real MNIST
-//! test images (repeated to fill batches larger than the test set), per device and batch size, for each ring degree asked (the CryptoNets modulus
-//! chain at N = 2^13, 2^14, …). One batch is one set of ciphertexts whatever its fill, so
-//! images per second grows with the batch up to N/2: the scaling curve of the chart.
+//! test images (repeated to fill batches larger than the test set), per device and batch size,
+//! for each ring degree asked (the CryptoNets modulus chain at N = 2^13, 2^14, …). One batch is
+//! one set of ciphertexts whatever its fill, so images per second grows with the batch up to
+//! N/2: the scaling curve of the chart.
 //!
 //! Every device must return the same output bytes as the first one measured, and the first
 //! one's decryption is checked against the plaintext model, so a fast wrong answer is an error
