@@ -2,7 +2,7 @@
 //! CPU (one thread and all threads), the GPU, and tfhe-ntt prime32 as the peer; the CKKS
 //! operations of each preset ([`ckks`]); the whole encrypted network across ring degrees and
 //! batch sizes ([`network`], drawn by [`chart`]); and, with the `peers` feature, tfhe-rs on the
-//! network's dense layer ([`peers`]).
+//! network's dense layer (`peers`).
 
 pub mod chart;
 pub mod ckks;

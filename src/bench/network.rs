@@ -201,7 +201,7 @@ impl NetworkCase {
             .collect()
     }
 
-    /// A batch of test images ([`batch_pixels`](Self::batch_pixels)) encrypted by the client,
+    /// A batch of test images (in order, repeated past the test set) encrypted by the client,
     /// as the bytes the server gets.
     pub fn encrypt_batch(&self, batch: usize) -> Result<Vec<u8>> {
         if batch == 0 || batch > self.max_batch() {
