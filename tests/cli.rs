@@ -147,6 +147,29 @@ fn the_mnist_job_classifies_encrypted_digits() {
 }
 
 #[test]
+fn bench_measures_the_cpu_alone_when_asked() {
+    let args = ["bench", "--quick", "--only", "ckks"];
+    let o = hegpu_with(&args, &[("HEGPU_DEVICE", "cpu")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("(HEGPU_DEVICE=cpu: GPU rows left out)"),
+        "{out}"
+    );
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("ckks_")).collect();
+    assert!(rows.len() >= 4, "{out}");
+    assert!(
+        rows.iter()
+            .all(|l| l.contains("CPU (") && !l.contains("GPU")),
+        "{out}"
+    );
+}
+
+#[test]
 fn auto_passes_over_a_software_adapter_for_the_cpu() {
     let not_required = [("HEGPU_REQUIRE_GPU", "0")];
     let info = String::from_utf8_lossy(&hegpu_with(&["info"], &not_required).stdout).into_owned();

@@ -12,7 +12,7 @@ pub mod peers;
 
 pub use network::{DenseSample, NetworkBench};
 
-use crate::backend::{Backend, CpuBackend, GpuBackend, PolyBatch, Ring};
+use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuBackend, PolyBatch, Ring};
 use crate::math::ntt_primes;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -177,8 +177,11 @@ pub struct Devices {
 }
 
 impl Devices {
-    /// Opens the devices; with `require_gpu` a missing adapter is an error.
+    /// Opens the devices: the CPU with one thread and with all threads, and the GPU unless
+    /// `HEGPU_DEVICE=cpu`. With `require_gpu` or `HEGPU_DEVICE=gpu`, a missing adapter is an
+    /// error.
     pub fn open(require_gpu: bool) -> Result<Self> {
+        let choice = DeviceChoice::from_env()?;
         let all = CpuBackend::new(None)?;
         let threads = all.threads();
         let mut list: Vec<(Arc<dyn Backend>, usize)> =
@@ -188,13 +191,17 @@ impl Devices {
         }
         let mut gpu_note = None;
         let mut gpu_is_software = false;
-        match GpuBackend::new() {
-            Ok(g) => {
-                gpu_is_software = g.is_software();
-                list.push((Arc::new(g), 0));
-            }
-            Err(e @ Error::NoAdapter(_)) if !require_gpu => gpu_note = Some(e.to_string()),
-            Err(e) => return Err(e),
+        let require = require_gpu || choice == DeviceChoice::Gpu;
+        match choice {
+            DeviceChoice::Cpu => gpu_note = Some("HEGPU_DEVICE=cpu".to_string()),
+            _ => match GpuBackend::new() {
+                Ok(g) => {
+                    gpu_is_software = g.is_software();
+                    list.push((Arc::new(g), 0));
+                }
+                Err(e @ Error::NoAdapter(_)) if !require => gpu_note = Some(e.to_string()),
+                Err(e) => return Err(e),
+            },
         }
         Ok(Self {
             list,
