@@ -40,7 +40,7 @@ pub(crate) fn mod_down(
 }
 
 /// Ciphertexts key-switched together (64 at N = 2^13 with 7 primes: about 90 MB decomposed).
-const KEY_SWITCH_CHUNK: usize = 64;
+pub(crate) const KEY_SWITCH_CHUNK: usize = 64;
 
 /// Scales closer than this (relative) count as equal; the difference is far below CKKS noise.
 const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 20) as f64;

@@ -17,6 +17,7 @@ pub use ciphertext::{Ciphertext, Plaintext};
 pub use encoding::{Encoder, Precision, precision};
 pub use encryptor::{Decryptor, Encryptor};
 pub use evaluator::Evaluator;
+pub(crate) use evaluator::KEY_SWITCH_CHUNK;
 pub use keys::{
     EvaluationKeys, GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey,
 };

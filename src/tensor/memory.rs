@@ -3,10 +3,7 @@
 
 use super::lane::CHUNK;
 use super::work::{LayerPlan, LinearWork, Work};
-use crate::ckks::Parameters;
-
-/// Ciphertexts key-switched together by the evaluator.
-const KEY_SWITCH_BATCH: usize = 64;
+use crate::ckks::{KEY_SWITCH_CHUNK, Parameters};
 
 pub(crate) struct Footprint {
     n: u64,
@@ -29,7 +26,7 @@ impl Footprint {
     /// Temporaries of finishing `outputs` linear outputs: the map's result, its rescale, the
     /// three-polynomial square and the key-switching decomposition (one digit per prime).
     pub fn finish(&self, outputs: usize, limbs: usize) -> u64 {
-        let m = outputs.min(KEY_SWITCH_BATCH) as u64;
+        let m = outputs.min(KEY_SWITCH_CHUNK) as u64;
         let key_switch = m * (limbs as u64 + self.special) * self.n * 4 * (limbs as u64 + 3);
         6 * outputs as u64 * self.ciphertext(limbs) + key_switch
     }
