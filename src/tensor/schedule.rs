@@ -193,7 +193,7 @@ impl Scheduler {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Runs `plan` on `x` (on the host or the GPU); the result is on the host.
@@ -207,10 +207,8 @@ impl Scheduler {
         let Some(gpu) = usable else {
             return self.run_on_cpu(plan, x, None);
         };
-        let budget = self.budget(gpu);
         let resident = self.footprint.resident(plan, x.count, x.level);
-        let live = gpu.backend().gpu_stats().map_or(0, |s| s.live_bytes);
-        if !self.options.split && budget.is_none_or(|b| resident + live <= b) {
+        if !self.options.split && self.free_bytes(gpu).is_none_or(|free| resident <= free) {
             match self.run_resident(gpu, plan, &x) {
                 Ok(done) => Ok(done),
                 Err(e) if e.is_gpu_failure() => {
@@ -280,13 +278,7 @@ impl Scheduler {
         x: &Ciphertext,
     ) -> Result<(Ciphertext, ScheduleReport)> {
         let mut stages = Vec::new();
-        let words = x.polys.host_words().expect("the input is on the host");
-        let on_gpu = x.with_polys(
-            gpu.backend()
-                .upload(x.polys.ring(), x.polys.batch(), words)?,
-            x.count,
-        );
-        let y = gpu.run_resident(plan, on_gpu, &mut stages)?;
+        let y = gpu.run_resident(plan, Self::upload(gpu, x)?, &mut stages)?;
         let y = self.download(gpu, &y)?;
         Ok((
             y,
@@ -308,6 +300,15 @@ impl Scheduler {
             found: x.location(),
         })?;
         self.download(gpu, &x)
+    }
+
+    /// A copy of host ciphertexts `x` on the GPU.
+    fn upload(gpu: &Lane, x: &Ciphertext) -> Result<Ciphertext> {
+        let words = x.polys.host_words().expect("the input is on the host");
+        let polys = gpu
+            .backend()
+            .upload(x.polys.ring(), x.polys.batch(), words)?;
+        Ok(x.with_polys(polys, x.count))
     }
 
     fn download(&self, gpu: &Lane, y: &Ciphertext) -> Result<Ciphertext> {
@@ -578,15 +579,9 @@ impl Scheduler {
         for r in ranges(x.count, size) {
             let piece = self.cpu.slice(&x, &r)?;
             if self.gpu_usable(report) {
-                let attempt = (|| {
-                    let words = piece.polys.host_words().expect("on the host");
-                    let on_gpu = piece.with_polys(
-                        gpu.backend()
-                            .upload(piece.polys.ring(), piece.polys.batch(), words)?,
-                        piece.count,
-                    );
-                    self.download(gpu, &square_relin_rescale(&gpu.ev, &on_gpu)?)
-                })();
+                let attempt = Self::upload(gpu, &piece)
+                    .and_then(|on_gpu| square_relin_rescale(&gpu.ev, &on_gpu))
+                    .and_then(|y| self.download(gpu, &y));
                 match attempt {
                     Ok(y) => {
                         stage.gpu_chunks += 1;
