@@ -17,7 +17,7 @@ use crate::ckks::{
 use crate::data::Mnist;
 use crate::job::{load_digit_model, plan_server};
 use crate::nn::{EncryptedNetwork, Layer, Model, argmax, encrypt_images, pixels};
-use crate::tensor::{CipherTensor, ScheduleOptions, ScheduleReport, Scheduler};
+use crate::tensor::{CipherTensor, ScheduleOptions, ScheduleReport, Scheduler, Work};
 use crate::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -264,9 +264,14 @@ pub fn run_network(
     dense: Option<&DenseSample>,
     push: &mut dyn FnMut(Record),
 ) -> Result<()> {
-    let dense_stage = dense.map(|d| format!("linear {}→{}", d.inputs.len(), d.outputs));
     for &log_n in &bench.log_n {
         let case = NetworkCase::load(bench, log_n)?;
+        // The plan's stage that computes the sample's layer (the stage reports come in order).
+        let dense_stage = dense.and_then(|d| {
+            case.network.layer_plan().stages.iter().position(|w| {
+                matches!(w, Work::Linear(l) if l.inputs == d.inputs.len() && l.outputs() == d.outputs)
+            })
+        });
         let batches: Vec<usize> = bench
             .batches
             .iter()
@@ -331,10 +336,7 @@ pub fn run_network(
                     batch as f64 / seconds,
                     format!("{:?}; {}; {check}", report.mode, stages.join(", ")),
                 ));
-                if let Some(stage) = dense_stage
-                    .as_ref()
-                    .and_then(|d| report.stages.iter().find(|s| s.what.starts_with(d)))
-                {
+                if let Some(stage) = dense_stage.and_then(|i| report.stages.get(i)) {
                     push(row(
                         "dense_layer",
                         batch as f64 / stage.seconds,
