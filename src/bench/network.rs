@@ -176,15 +176,6 @@ impl NetworkCase {
         })
     }
 
-    pub fn params(&self) -> &Arc<Parameters> {
-        &self.params
-    }
-
-    /// The server's plan of the model.
-    pub fn network(&self) -> &EncryptedNetwork {
-        &self.network
-    }
-
     /// The largest batch: N/2 slots.
     pub fn max_batch(&self) -> usize {
         self.params.slots()
