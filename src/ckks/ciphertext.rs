@@ -1,6 +1,7 @@
 //! Plaintexts and ciphertexts: RNS polynomials in the NTT domain on one device, with the level,
 //! the exactly tracked scale and the identity of their parameter set.
 
+use super::keys::KeySetId;
 use super::params::Parameters;
 use crate::backend::{Backend, CpuBackend, PolyBatch};
 use crate::{Error, Result};
@@ -23,6 +24,36 @@ pub struct Ciphertext {
     pub(crate) level: usize,
     pub(crate) scale: f64,
     pub(crate) params_id: u64,
+    /// The key set it is encrypted under.
+    pub(crate) key_set: KeySetId,
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Plaintext {{ count: {}, level: {}, scale: 2^{:.2}, on: {} }}",
+            self.count(),
+            self.level,
+            self.scale.log2(),
+            self.poly.location()
+        )
+    }
+}
+
+impl std::fmt::Debug for Ciphertext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Ciphertext {{ size: {}, count: {}, level: {}, scale: 2^{:.2}, key set: {}, on: {} }}",
+            self.size,
+            self.count,
+            self.level,
+            self.scale.log2(),
+            self.key_set,
+            self.location()
+        )
+    }
 }
 
 impl Plaintext {
@@ -98,6 +129,11 @@ impl Ciphertext {
         self.params_id
     }
 
+    /// The key set it is encrypted under.
+    pub fn key_set(&self) -> KeySetId {
+        self.key_set
+    }
+
     /// Bytes of polynomial data (what a transfer or the compact format carries, at most).
     pub fn data_bytes(&self) -> usize {
         4 * self.polys.words()
@@ -117,6 +153,7 @@ impl Ciphertext {
             level: self.level,
             scale: self.scale,
             params_id: self.params_id,
+            key_set: self.key_set,
         }
     }
 

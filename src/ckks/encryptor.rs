@@ -2,7 +2,7 @@
 
 use super::ciphertext::{Ciphertext, Plaintext};
 use super::evaluator::mod_down;
-use super::keys::{PublicKey, SecretKey, minus_as_plus_e, ntt_host};
+use super::keys::{KeySetId, PublicKey, SecretKey, minus_as_plus_e, ntt_host};
 use super::params::Parameters;
 use super::sampling::{Sampler, Seed, small_to_words};
 use crate::backend::{Backend, PolyBatch};
@@ -22,6 +22,7 @@ pub struct Encryptor {
     params: Arc<Parameters>,
     backend: Arc<dyn Backend>,
     key: EncryptionKey,
+    key_set: KeySetId,
     sampler: Mutex<Sampler>,
 }
 
@@ -50,6 +51,7 @@ impl Encryptor {
             params: params.clone(),
             backend,
             key,
+            key_set: pk.key_set,
             sampler: Mutex::new(Sampler::new(seed)),
         })
     }
@@ -67,6 +69,7 @@ impl Encryptor {
             params: params.clone(),
             backend,
             key: EncryptionKey::Secret(sk.clone()),
+            key_set: sk.key_set,
             sampler: Mutex::new(Sampler::new(seed)),
         })
     }
@@ -137,6 +140,7 @@ impl Encryptor {
             level,
             scale: pt.scale,
             params_id: self.params.id(),
+            key_set: self.key_set,
         })
     }
 }
@@ -176,6 +180,7 @@ impl Decryptor {
     /// Decrypts every ciphertext of `ct`: `Σ_i c_i · s^i` in the NTT domain.
     pub fn decrypt_all(&self, ct: &Ciphertext, backend: &dyn Backend) -> Result<Vec<Plaintext>> {
         ct.check(&self.params)?;
+        self.sk.key_set.check(ct.key_set, "the ciphertext")?;
         let words = backend.download(&ct.polys)?;
         let ring = self.params.ring_q(ct.level)?.clone();
         let (n, pw) = (ring.degree(), ring.poly_words());

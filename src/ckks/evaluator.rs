@@ -2,7 +2,7 @@
 //! operations, so a ciphertext on the GPU stays there. It holds public material only.
 
 use super::ciphertext::{Ciphertext, Plaintext};
-use super::keys::{EvaluationKeys, SwitchingKey};
+use super::keys::{EvaluationKeys, KeySetId, SwitchingKey};
 use super::params::Parameters;
 use crate::backend::{Backend, PolyBatch};
 use crate::{Error, Result};
@@ -47,6 +47,7 @@ const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 20) as f64;
 
 /// A switching key on the device, and its restrictions to lower levels (made on first use).
 struct DeviceKey {
+    key_set: KeySetId,
     full: PolyBatch,
     digits: usize,
     by_level: Mutex<HashMap<usize, Arc<PolyBatch>>>,
@@ -67,9 +68,11 @@ impl Evaluator {
         backend: Arc<dyn Backend>,
         keys: &EvaluationKeys,
     ) -> Result<Self> {
+        keys.key_set()?;
         let upload = |k: &SwitchingKey| -> Result<DeviceKey> {
             params.check_id(k.params_id, "evaluation key")?;
             Ok(DeviceKey {
+                key_set: k.key_set,
                 full: backend.upload(params.ring_keys(), 2 * k.digits, &k.words)?,
                 digits: k.digits,
                 by_level: Mutex::new(HashMap::new()),
@@ -108,6 +111,7 @@ impl Evaluator {
             level: ct.level,
             scale: ct.scale,
             params_id: ct.params_id,
+            key_set: ct.key_set,
         }
     }
 
@@ -125,6 +129,7 @@ impl Evaluator {
     fn check_pair(&self, a: &Ciphertext, b: &Ciphertext) -> Result<()> {
         a.check(&self.params)?;
         b.check(&self.params)?;
+        a.key_set.check(b.key_set, "the second operand")?;
         if a.level != b.level {
             return Err(Error::Mismatch(format!(
                 "levels {} and {} differ (align them first)",
@@ -337,6 +342,7 @@ impl Evaluator {
             .relin
             .as_ref()
             .ok_or_else(|| Error::MissingKey("no relinearization key was given".into()))?;
+        key.key_set.check(ct.key_set, "the ciphertext")?;
         let be = &*self.backend;
         let limbs = Self::all_limbs(ct);
         let d = be.gather(&ct.polys, &Self::pattern(ct, &[Some(2)]), limbs.clone())?;
@@ -434,6 +440,7 @@ impl Evaluator {
             level: l - 1,
             scale: ct.scale / f64::from(q_last),
             params_id: ct.params_id,
+            key_set: ct.key_set,
         })
     }
 
@@ -526,6 +533,7 @@ impl Evaluator {
             .galois
             .get(&g)
             .ok_or_else(|| Error::MissingKey(format!("no Galois key for element {g}")))?;
+        key.key_set.check(ct.key_set, "the ciphertext")?;
         let be = &*self.backend;
         let limbs = Self::all_limbs(ct);
         let moved = be.automorphism(&ct.polys, g)?;

@@ -9,11 +9,43 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use zeroize::Zeroize;
 
+/// The identity of a key set: 128 random bits drawn when the secret key is made, carried by
+/// the secret key, every key made from it and every ciphertext encrypted under it, and written
+/// into every serialized key and ciphertext. Operations on ciphertexts of two key sets, keys of
+/// another set, and decryption with another set's secret key are errors, not noise.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct KeySetId(pub [u8; 16]);
+
+impl std::fmt::Display for KeySetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::fmt::Debug for KeySetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeySetId({self})")
+    }
+}
+
+impl KeySetId {
+    /// An error unless `found` (the key set of `what`) is this one.
+    pub(crate) fn check(self, found: KeySetId, what: &str) -> Result<()> {
+        if found != self {
+            return Err(crate::Error::Mismatch(format!(
+                "{what} belongs to key set {found}, expected key set {self}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The secret key: ternary coefficients and their NTT form over every prime (special primes
 /// first). Lives on the host only; its memory is overwritten when dropped; `Debug` hides it.
 #[derive(Clone)]
 pub struct SecretKey {
     pub(crate) params_id: u64,
+    pub(crate) key_set: KeySetId,
     pub(crate) coeffs: Vec<i8>,
     /// `[limb][n]` over the key ring (special primes, then q_0 … q_L), NTT domain.
     pub(crate) ntt: Vec<u32>,
@@ -28,11 +60,20 @@ impl Drop for SecretKey {
 
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecretKey(<secret>, params {:#018x})", self.params_id)
+        write!(
+            f,
+            "SecretKey(<secret>, params {:#018x}, key set {})",
+            self.params_id, self.key_set
+        )
     }
 }
 
 impl SecretKey {
+    /// The key set this secret key heads.
+    pub fn key_set(&self) -> KeySetId {
+        self.key_set
+    }
+
     /// The NTT words of the limbs of level `level` (q_0 … q_level).
     pub(crate) fn q_words(&self, params: &Parameters, level: usize) -> &[u32] {
         let (n, alpha) = (params.degree(), params.special_primes());
@@ -45,6 +86,7 @@ impl SecretKey {
 #[derive(Clone, Debug)]
 pub struct PublicKey {
     pub(crate) params_id: u64,
+    pub(crate) key_set: KeySetId,
     pub(crate) words: Vec<u32>,
 }
 
@@ -53,6 +95,7 @@ pub struct PublicKey {
 #[derive(Clone, Debug)]
 pub struct SwitchingKey {
     pub(crate) params_id: u64,
+    pub(crate) key_set: KeySetId,
     /// The Galois element it serves (`None`: relinearization, s' = s²).
     pub(crate) galois: Option<usize>,
     pub(crate) digits: usize,
@@ -69,6 +112,13 @@ pub struct GaloisKeys {
     pub(crate) keys: BTreeMap<usize, SwitchingKey>,
 }
 
+impl PublicKey {
+    /// The key set it belongs to.
+    pub fn key_set(&self) -> KeySetId {
+        self.key_set
+    }
+}
+
 impl GaloisKeys {
     /// The Galois elements with a key.
     pub fn elements(&self) -> Vec<usize> {
@@ -81,6 +131,25 @@ impl GaloisKeys {
 pub struct EvaluationKeys {
     pub relin: Option<RelinKey>,
     pub galois: GaloisKeys,
+}
+
+impl EvaluationKeys {
+    /// The key set of the keys (`None` when there are none); an error when they come from
+    /// several key sets.
+    pub fn key_set(&self) -> Result<Option<KeySetId>> {
+        let mut sets = self
+            .relin
+            .iter()
+            .map(|r| r.0.key_set)
+            .chain(self.galois.keys.values().map(|k| k.key_set));
+        let Some(first) = sets.next() else {
+            return Ok(None);
+        };
+        for other in sets {
+            first.check(other, "an evaluation key")?;
+        }
+        Ok(Some(first))
+    }
 }
 
 /// Makes keys on the CPU from a CSPRNG ([`Seed::Os`] for real use).
@@ -101,11 +170,13 @@ impl KeyGenerator {
     pub fn secret_key(&mut self) -> Result<SecretKey> {
         let ring = self.params.ring_keys();
         let coeffs = self.sampler.ternary(ring.degree());
+        let key_set = KeySetId(self.sampler.bytes());
         let mut words = small_to_words(ring, &coeffs);
         let ntt = ntt_host(ring, &words)?;
         wipe(&mut words);
         Ok(SecretKey {
             params_id: self.params.id(),
+            key_set,
             coeffs,
             ntt,
         })
@@ -120,6 +191,7 @@ impl KeyGenerator {
         let b = minus_as_plus_e(ring, &a, &sk.ntt, &e);
         Ok(PublicKey {
             params_id: self.params.id(),
+            key_set: sk.key_set,
             words: [b, a].concat(),
         })
     }
@@ -205,6 +277,7 @@ impl KeyGenerator {
         bs.extend(as_);
         Ok(SwitchingKey {
             params_id: params.id(),
+            key_set: sk.key_set,
             galois,
             digits: digits.len(),
             words: bs,

@@ -19,7 +19,8 @@ pub use encryptor::{Decryptor, Encryptor};
 pub use evaluator::Evaluator;
 pub(crate) use evaluator::KEY_SWITCH_CHUNK;
 pub use keys::{
-    EvaluationKeys, GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey,
+    EvaluationKeys, GaloisKeys, KeyGenerator, KeySetId, PublicKey, RelinKey, SecretKey,
+    SwitchingKey,
 };
 pub use params::{ParameterLiteral, Parameters, Preset, SecurityLevel, max_log_qp_128};
 pub use sampling::Seed;

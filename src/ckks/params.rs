@@ -17,6 +17,9 @@ pub enum SecurityLevel {
     None,
 }
 
+/// Most ciphertext primes a set may have (the 128-bit table allows at most 44 at N = 2^15).
+pub const MAX_Q_PRIMES: usize = 64;
+
 /// Largest log2(QP) for 128-bit classical security with ternary secrets, N = 2^10 … 2^15
 /// (HomomorphicEncryption.org security standard, table of uniform ternary secrets).
 pub fn max_log_qp_128(log_n: u32) -> Option<u32> {
@@ -111,6 +114,12 @@ impl Parameters {
             return Err(Error::Config(
                 "CKKS needs at least one ciphertext prime and one special prime".into(),
             ));
+        }
+        if literal.q_bits.len() > MAX_Q_PRIMES {
+            return Err(Error::Config(format!(
+                "{} ciphertext primes; at most {MAX_Q_PRIMES}",
+                literal.q_bits.len()
+            )));
         }
         if let Some(&b) = literal
             .q_bits
@@ -305,6 +314,29 @@ impl Parameters {
     /// The Galois element of complex conjugation: 2N − 1.
     pub fn conjugation_element(&self) -> usize {
         2 * self.degree() - 1
+    }
+
+    /// The rule for the scale of a ciphertext at `level`: a finite number with
+    /// `1 ≤ scale < Q_level / 2`, where `Q_level = q_0 ⋯ q_level`. Below 1 the encoded values
+    /// would be rounded away; at `Q_level / 2` even a value of magnitude 1 wraps around the
+    /// modulus. Every scale the encoder and evaluator produce for values that still decrypt
+    /// meets it; readers refuse any other.
+    pub fn check_scale(&self, level: usize, scale: f64) -> Result<()> {
+        let log_q: f64 = self
+            .q
+            .get(..=level)
+            .ok_or_else(|| Error::Mismatch(format!("level {level} does not exist")))?
+            .iter()
+            .map(|&q| f64::from(q).log2())
+            .sum();
+        if !(scale.is_finite() && scale >= 1.0 && scale.log2() < log_q - 1.0) {
+            return Err(Error::Mismatch(format!(
+                "scale {scale:e} at level {level}: a scale must be at least 1 and below \
+                 Q_{level}/2 = 2^{:.1}",
+                log_q - 1.0
+            )));
+        }
+        Ok(())
     }
 
     /// Checks that something made with parameter set `id` belongs to this one.

@@ -65,6 +65,13 @@ impl Sampler {
             .collect()
     }
 
+    /// Uniform random bytes.
+    pub fn bytes<const K: usize>(&mut self) -> [u8; K] {
+        let mut out = [0u8; K];
+        self.rng.fill(&mut out[..]);
+        out
+    }
+
     /// Uniform words modulo each limb's prime: one polynomial of `ring`.
     pub fn uniform(&mut self, ring: &Ring) -> Vec<u32> {
         let n = ring.degree();

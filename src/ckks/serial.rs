@@ -1,13 +1,17 @@
-//! The compact binary format: a header (magic, version, kind, parameter-set id) and a serde body
-//! encoded with postcard, polynomial words bit-packed at their prime's width. Reading validates
-//! everything — kind, parameter set, level, lengths, every word below its prime — and returns
-//! an error, never a panic, on anything else.
+//! The compact binary format: a header (magic, version, kind, parameter-set id, key-set id), a
+//! serde body encoded with postcard, polynomial words bit-packed at their prime's width, and a
+//! CRC-32 of everything before it. Reading validates everything — checksum, kind, parameter
+//! set, level, scale, lengths, every word below its prime — and returns an error, never a
+//! panic, on anything else.
+//!
+//! The checksum catches accidents (a flipped bit, a truncated copy), not an attacker, who can
+//! recompute it: nothing here authenticates a file.
 
 use super::ciphertext::Ciphertext;
 use super::keys::{
-    EvaluationKeys, GaloisKeys, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host,
+    EvaluationKeys, GaloisKeys, KeySetId, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host,
 };
-use super::params::{ParameterLiteral, Parameters};
+use super::params::{ParameterLiteral, Parameters, SecurityLevel};
 use super::sampling::{small_to_words, wipe};
 use crate::backend::{Backend, Ring};
 use crate::{Error, Result};
@@ -18,7 +22,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const MAGIC: &[u8; 6] = b"HEGPU\0";
-const VERSION: u8 = 1;
+/// Version 2 added the key-set id and the checksum.
+const VERSION: u8 = 2;
+/// Magic, version, kind, parameter-set id, key-set id.
+const HEAD: usize = MAGIC.len() + 2 + 8 + 16;
+const CHECKSUM: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -92,18 +100,27 @@ fn bad(why: impl Into<String>) -> Error {
     Error::Deserialize(why.into())
 }
 
-fn write<T: Serialize>(kind: Kind, params_id: u64, body: &T) -> Vec<u8> {
+/// What a header names besides the kind.
+struct Header {
+    params_id: u64,
+    key_set: KeySetId,
+}
+
+fn write<T: Serialize>(kind: Kind, head: Header, body: &T) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.push(VERSION);
     out.push(kind as u8);
-    out.extend(params_id.to_le_bytes());
-    postcard::to_extend(body, out).expect("serializing to memory cannot fail")
+    out.extend(head.params_id.to_le_bytes());
+    out.extend(head.key_set.0);
+    let mut out = postcard::to_extend(body, out).expect("serializing to memory cannot fail");
+    let crc = crc32fast::hash(&out);
+    out.extend(crc.to_le_bytes());
+    out
 }
 
-/// Checks the header and decodes the body; returns the body and the parameter-set id.
-fn read<T: DeserializeOwned>(bytes: &[u8], kind: Kind) -> Result<(T, u64)> {
-    let head = MAGIC.len() + 10;
-    if bytes.len() < head {
+/// Checks the checksum and the header and decodes the body.
+fn read<T: DeserializeOwned>(bytes: &[u8], kind: Kind) -> Result<(T, Header)> {
+    if bytes.len() < HEAD + CHECKSUM {
         return Err(bad("shorter than the header"));
     }
     if &bytes[..MAGIC.len()] != MAGIC {
@@ -115,16 +132,27 @@ fn read<T: DeserializeOwned>(bytes: &[u8], kind: Kind) -> Result<(T, u64)> {
             "format version {version}, this build reads {VERSION}"
         )));
     }
-    if found != kind as u8 {
-        return Err(bad(format!("holds kind {found}, expected {:?}", kind)));
+    let (data, tail) = bytes.split_at(bytes.len() - CHECKSUM);
+    let stored = u32::from_le_bytes(tail.try_into().expect("4 bytes"));
+    if crc32fast::hash(data) != stored {
+        return Err(bad(
+            "the checksum does not match: the data is corrupted or truncated",
+        ));
     }
-    let id = u64::from_le_bytes(bytes[MAGIC.len() + 2..head].try_into().expect("8 bytes"));
-    let (body, rest) = postcard::take_from_bytes(&bytes[head..])
+    if found != kind as u8 {
+        return Err(bad(format!("holds kind {found}, expected {kind:?}")));
+    }
+    let at = MAGIC.len() + 2;
+    let head = Header {
+        params_id: u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes")),
+        key_set: KeySetId(data[at + 8..HEAD].try_into().expect("16 bytes")),
+    };
+    let (body, rest) = postcard::take_from_bytes(&data[HEAD..])
         .map_err(|e| bad(format!("body does not decode: {e}")))?;
     if !rest.is_empty() {
         return Err(bad(format!("{} trailing bytes", rest.len())));
     }
-    Ok((body, id))
+    Ok((body, head))
 }
 
 fn limb_bits(ring: &Ring, l: usize) -> u32 {
@@ -237,14 +265,42 @@ impl Parameters {
             q: self.q_primes().to_vec(),
             p: self.p_primes().to_vec(),
         };
-        write(Kind::Parameters, self.id(), &wire)
+        let head = Header {
+            params_id: self.id(),
+            key_set: KeySetId::default(),
+        };
+        write(Kind::Parameters, head, &wire)
     }
 
-    /// Rebuilds a parameter set (checking security again) and checks it matches the bytes.
+    /// Rebuilds a parameter set exactly as [`Parameters::new`] does (security table included)
+    /// and checks it matches the bytes. A set marked [`SecurityLevel::None`] is refused: only
+    /// [`from_bytes_insecure`](Self::from_bytes_insecure) reads one.
     pub fn from_bytes(bytes: &[u8]) -> Result<Arc<Parameters>> {
-        let (wire, id) = read::<ParamsWire>(bytes, Kind::Parameters)?;
+        Self::read_bytes(bytes, false)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) that also accepts a set marked
+    /// [`SecurityLevel::None`]: for tests and experiments, never for real data.
+    pub fn from_bytes_insecure(bytes: &[u8]) -> Result<Arc<Parameters>> {
+        Self::read_bytes(bytes, true)
+    }
+
+    fn read_bytes(bytes: &[u8], allow_insecure: bool) -> Result<Arc<Parameters>> {
+        let (wire, head) = read::<ParamsWire>(bytes, Kind::Parameters)?;
+        if wire.literal.security == SecurityLevel::None && !allow_insecure {
+            return Err(bad(
+                "the parameter set is marked SecurityLevel::None (no security check); \
+                 only Parameters::from_bytes_insecure reads such a set",
+            ));
+        }
+        if head.key_set != KeySetId::default() {
+            return Err(bad("parameters carry no key set"));
+        }
         let params = Parameters::new(wire.literal)?;
-        if params.q_primes() != wire.q || params.p_primes() != wire.p || params.id() != id {
+        if params.q_primes() != wire.q
+            || params.p_primes() != wire.p
+            || params.id() != head.params_id
+        {
             return Err(bad("the primes or identity do not match the literal"));
         }
         Ok(params)
@@ -254,18 +310,23 @@ impl Parameters {
 impl PublicKey {
     pub fn to_bytes(&self, params: &Parameters) -> Result<Vec<u8>> {
         params.check_id(self.params_id, "public key")?;
+        let head = Header {
+            params_id: self.params_id,
+            key_set: self.key_set,
+        };
         Ok(write(
             Kind::PublicKey,
-            self.params_id,
+            head,
             &Bytes(pack(params.ring_keys(), &self.words)),
         ))
     }
 
     pub fn from_bytes(bytes: &[u8], params: &Parameters) -> Result<PublicKey> {
-        let (Bytes(data), id) = read::<Bytes>(bytes, Kind::PublicKey)?;
-        params.check_id(id, "serialized public key")?;
+        let (Bytes(data), head) = read::<Bytes>(bytes, Kind::PublicKey)?;
+        params.check_id(head.params_id, "serialized public key")?;
         Ok(PublicKey {
-            params_id: id,
+            params_id: head.params_id,
+            key_set: head.key_set,
             words: unpack(params.ring_keys(), 2, &data)?,
         })
     }
@@ -280,7 +341,7 @@ fn key_to_wire(params: &Parameters, k: &SwitchingKey) -> Result<KeyWire> {
     })
 }
 
-fn key_from_wire(params: &Parameters, w: KeyWire) -> Result<SwitchingKey> {
+fn key_from_wire(params: &Parameters, key_set: KeySetId, w: KeyWire) -> Result<SwitchingKey> {
     let digits = params.digits(params.max_level()).len();
     if w.digits as usize != digits {
         return Err(bad(format!(
@@ -299,6 +360,7 @@ fn key_from_wire(params: &Parameters, w: KeyWire) -> Result<SwitchingKey> {
     };
     Ok(SwitchingKey {
         params_id: params.id(),
+        key_set,
         galois,
         digits,
         words: unpack(params.ring_keys(), 2 * digits, &w.data.0)?,
@@ -308,6 +370,10 @@ fn key_from_wire(params: &Parameters, w: KeyWire) -> Result<SwitchingKey> {
 impl EvaluationKeys {
     /// The relinearization and Galois keys in the compact format.
     pub fn to_bytes(&self, params: &Parameters) -> Result<Vec<u8>> {
+        let head = Header {
+            params_id: params.id(),
+            key_set: self.key_set()?.unwrap_or_default(),
+        };
         let wire = EvaluationKeysWire {
             relin: self
                 .relin
@@ -321,15 +387,15 @@ impl EvaluationKeys {
                 .map(|k| key_to_wire(params, k))
                 .collect::<Result<_>>()?,
         };
-        Ok(write(Kind::EvaluationKeys, params.id(), &wire))
+        Ok(write(Kind::EvaluationKeys, head, &wire))
     }
 
     pub fn from_bytes(bytes: &[u8], params: &Parameters) -> Result<EvaluationKeys> {
-        let (wire, id) = read::<EvaluationKeysWire>(bytes, Kind::EvaluationKeys)?;
-        params.check_id(id, "serialized evaluation keys")?;
+        let (wire, head) = read::<EvaluationKeysWire>(bytes, Kind::EvaluationKeys)?;
+        params.check_id(head.params_id, "serialized evaluation keys")?;
         let relin = match wire.relin {
             Some(w) => {
-                let k = key_from_wire(params, w)?;
+                let k = key_from_wire(params, head.key_set, w)?;
                 if k.galois.is_some() {
                     return Err(bad("the relinearization key is marked as a Galois key"));
                 }
@@ -339,7 +405,7 @@ impl EvaluationKeys {
         };
         let mut keys = BTreeMap::new();
         for w in wire.galois {
-            let k = key_from_wire(params, w)?;
+            let k = key_from_wire(params, head.key_set, w)?;
             let g = k
                 .galois
                 .ok_or_else(|| bad("a Galois key without its element"))?;
@@ -366,7 +432,11 @@ impl Ciphertext {
             scale: self.scale,
             data: Bytes(pack(params.ring_q(self.level)?, &words)),
         };
-        Ok(write(Kind::Ciphertext, self.params_id, &wire))
+        let head = Header {
+            params_id: self.params_id,
+            key_set: self.key_set,
+        };
+        Ok(write(Kind::Ciphertext, head, &wire))
     }
 
     /// Reads a ciphertext of `params` onto `backend`'s device.
@@ -375,8 +445,8 @@ impl Ciphertext {
         params: &Parameters,
         backend: &dyn Backend,
     ) -> Result<Ciphertext> {
-        let (w, id) = read::<CiphertextWire>(bytes, Kind::Ciphertext)?;
-        params.check_id(id, "serialized ciphertext")?;
+        let (w, head) = read::<CiphertextWire>(bytes, Kind::Ciphertext)?;
+        params.check_id(head.params_id, "serialized ciphertext")?;
         let level = w.level as usize;
         let ring = params.ring_q(level).map_err(|_| {
             bad(format!(
@@ -390,9 +460,9 @@ impl Ciphertext {
                 w.count, w.size
             )));
         }
-        if !(w.scale.is_finite() && w.scale > 0.0) {
-            return Err(bad(format!("scale {} is not a positive number", w.scale)));
-        }
+        params
+            .check_scale(level, w.scale)
+            .map_err(|e| bad(e.to_string()))?;
         let (size, count) = (usize::from(w.size), w.count as usize);
         let words = unpack(ring, size * count, &w.data.0)?;
         Ok(Ciphertext {
@@ -401,7 +471,8 @@ impl Ciphertext {
             count,
             level,
             scale: w.scale,
-            params_id: id,
+            params_id: head.params_id,
+            key_set: head.key_set,
         })
     }
 }
@@ -419,15 +490,19 @@ impl SecretKey {
             };
             packed[i / 4] |= code << (2 * (i % 4));
         }
-        let out = write(Kind::SecretKey, self.params_id, &packed);
+        let head = Header {
+            params_id: self.params_id,
+            key_set: self.key_set,
+        };
+        let out = write(Kind::SecretKey, head, &packed);
         zeroize::Zeroize::zeroize(&mut packed);
         out
     }
 
     /// Reads a secret key exported by [`SecretKey::export_secret_bytes`].
     pub fn import_secret_bytes(bytes: &[u8], params: &Parameters) -> Result<SecretKey> {
-        let (mut packed, id) = read::<Vec<u8>>(bytes, Kind::SecretKey)?;
-        params.check_id(id, "serialized secret key")?;
+        let (mut packed, head) = read::<Vec<u8>>(bytes, Kind::SecretKey)?;
+        params.check_id(head.params_id, "serialized secret key")?;
         let n = params.degree();
         if packed.len() != n / 4 {
             return Err(bad(format!(
@@ -454,7 +529,8 @@ impl SecretKey {
         let ntt = ntt_host(ring, &words);
         wipe(&mut words);
         Ok(SecretKey {
-            params_id: id,
+            params_id: head.params_id,
+            key_set: head.key_set,
             coeffs,
             ntt: ntt?,
         })

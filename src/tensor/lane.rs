@@ -166,12 +166,13 @@ impl Lane {
     }
 }
 
-/// What a linear stage's outputs inherit from its input: level, scale, parameter set.
+/// What a linear stage's outputs inherit from its input: level, scale, parameter set, key set.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Meta {
     pub level: usize,
     pub scale: f64,
     pub params_id: u64,
+    pub key_set: crate::ckks::KeySetId,
 }
 
 impl Meta {
@@ -180,6 +181,7 @@ impl Meta {
             level: x.level,
             scale: x.scale,
             params_id: x.params_id,
+            key_set: x.key_set,
         }
     }
 }
@@ -199,6 +201,7 @@ pub(crate) fn linear_output(
         level: x.level,
         scale: x.scale * work.weight_scale,
         params_id: x.params_id,
+        key_set: x.key_set,
     }
 }
 
