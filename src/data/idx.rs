@@ -4,11 +4,11 @@
 //! Everything is checked: type, dimensions, and that the data is exactly as long as declared.
 
 use crate::{Error, Result};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-/// Largest file accepted after decompression (the full MNIST training set is 47 MB).
-const MAX_BYTES: u64 = 1 << 30;
+/// Largest data accepted, decompressed (the full MNIST training set is 47 MB).
+pub const MAX_BYTES: usize = 1 << 30;
 
 /// Images stored row-major, one byte per pixel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,93 +35,103 @@ fn data_error(path: &Path, why: impl Into<String>) -> Error {
     }
 }
 
-/// The file's bytes, decompressed when it starts with the gzip magic.
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| data_error(path, e.to_string()))?;
-    let mut raw = Vec::new();
-    file.take(MAX_BYTES + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| data_error(path, e.to_string()))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .take(MAX_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| data_error(path, format!("bad gzip data: {e}")))?;
-        out
-    } else {
-        raw
-    };
-    if bytes.len() as u64 > MAX_BYTES {
-        return Err(data_error(path, "larger than 1 GiB"));
+/// Reads an IDX file of unsigned bytes with `dims` dimensions from `source` (gzip-compressed
+/// or not, told by its first two bytes); returns the sizes and the data. Memory is bounded by
+/// the data the header announces (at most `max_bytes`): nothing is decompressed past it, and
+/// data after it, or after the gzip stream, is refused.
+pub fn read_idx(
+    mut source: impl BufRead,
+    dims: usize,
+    max_bytes: usize,
+) -> std::result::Result<(Vec<usize>, Vec<u8>), String> {
+    let gzip = source
+        .fill_buf()
+        .map_err(|e| e.to_string())?
+        .starts_with(&[0x1f, 0x8b]);
+    if !gzip {
+        return read_plain(&mut source, dims, max_bytes);
     }
-    Ok(bytes)
+    let mut decoder = flate2::bufread::GzDecoder::new(source);
+    let read = read_plain(&mut decoder, dims, max_bytes).map_err(|e| format!("{e} (gzip)"))?;
+    let mut rest = decoder.into_inner();
+    let after = rest.fill_buf().map_err(|e| e.to_string())?.len();
+    if after > 0 {
+        return Err("data after the gzip stream".into());
+    }
+    Ok(read)
 }
 
-/// Parses an IDX header of unsigned bytes with `dims` dimensions; returns them and the data.
-fn parse<'a>(path: &Path, bytes: &'a [u8], dims: usize) -> Result<(Vec<usize>, &'a [u8])> {
-    let head = 4 + 4 * dims;
-    if bytes.len() < head {
-        return Err(data_error(path, "shorter than an IDX header"));
+fn read_plain(
+    source: &mut impl Read,
+    dims: usize,
+    max_bytes: usize,
+) -> std::result::Result<(Vec<usize>, Vec<u8>), String> {
+    let mut head = vec![0u8; 4 + 4 * dims];
+    source
+        .read_exact(&mut head)
+        .map_err(|e| format!("shorter than an IDX header ({e})"))?;
+    if head[0] != 0 || head[1] != 0 {
+        return Err("not an IDX file (bad magic)".into());
     }
-    if bytes[0] != 0 || bytes[1] != 0 {
-        return Err(data_error(path, "not an IDX file (bad magic)"));
-    }
-    if bytes[2] != 0x08 {
-        return Err(data_error(
-            path,
-            format!(
-                "element type {:#04x}, expected 0x08 (unsigned byte)",
-                bytes[2]
-            ),
+    if head[2] != 0x08 {
+        return Err(format!(
+            "element type {:#04x}, expected 0x08 (unsigned byte)",
+            head[2]
         ));
     }
-    if usize::from(bytes[3]) != dims {
-        return Err(data_error(
-            path,
-            format!("{} dimensions, expected {dims}", bytes[3]),
-        ));
+    if usize::from(head[3]) != dims {
+        return Err(format!("{} dimensions, expected {dims}", head[3]));
     }
-    let sizes: Vec<usize> = (0..dims)
-        .map(|d| {
-            let at = 4 + 4 * d;
-            u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize
-        })
+    let sizes: Vec<usize> = head[4..]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")) as usize)
         .collect();
     let expected = sizes
         .iter()
         .try_fold(1usize, |acc, &s| acc.checked_mul(s))
-        .ok_or_else(|| data_error(path, "dimensions overflow"))?;
-    let data = &bytes[head..];
+        .filter(|&e| e <= max_bytes)
+        .ok_or_else(|| format!("the header {sizes:?} declares more than {max_bytes} bytes"))?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(expected)
+        .map_err(|e| format!("cannot hold {expected} bytes: {e}"))?;
+    source
+        .take(expected as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
     if data.len() != expected {
-        return Err(data_error(
-            path,
-            format!(
-                "{} data bytes, the header {sizes:?} declares {expected}",
-                data.len()
-            ),
+        return Err(format!(
+            "{} data bytes, the header {sizes:?} declares {expected}",
+            data.len()
+        ));
+    }
+    let mut probe = [0u8; 1];
+    if source.read(&mut probe).map_err(|e| e.to_string())? > 0 {
+        return Err(format!(
+            "more data than the header {sizes:?} declares ({expected} bytes)"
         ));
     }
     Ok((sizes, data))
 }
 
+fn read_file(path: &Path, dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+    let file = std::fs::File::open(path).map_err(|e| data_error(path, e.to_string()))?;
+    read_idx(std::io::BufReader::new(file), dims, MAX_BYTES).map_err(|e| data_error(path, e))
+}
+
 /// Reads an IDX3 image file.
 pub fn read_images(path: &Path) -> Result<Images> {
-    let bytes = read_bytes(path)?;
-    let (sizes, data) = parse(path, &bytes, 3)?;
+    let (sizes, pixels) = read_file(path, 3)?;
     Ok(Images {
         count: sizes[0],
         rows: sizes[1],
         cols: sizes[2],
-        pixels: data.to_vec(),
+        pixels,
     })
 }
 
 /// Reads an IDX1 label file.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    let bytes = read_bytes(path)?;
-    let (_, data) = parse(path, &bytes, 1)?;
-    Ok(data.to_vec())
+    Ok(read_file(path, 1)?.1)
 }
 
 /// MNIST's four files: 28×28 images and labels 0–9.

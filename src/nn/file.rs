@@ -4,6 +4,11 @@
 //! `[out, in]`): the keys of a PyTorch `nn.Sequential` state dict with the same layers, so a
 //! model trained there loads once the metadata entry `hegpu.architecture` is added (see the
 //! README). The metadata entry `hegpu.format` is `hegpu-model-1`.
+//!
+//! Files written here also carry `hegpu.checksum`: a CRC-32 of the architecture and every
+//! tensor, checked when present, so a flipped bit in a file hegpu wrote is an error. Files made
+//! by other tools may leave it out. Metadata keys other than these and safetensors' `format`
+//! are refused, so a damaged key name cannot make a checked file pass as an unchecked one.
 
 use super::model::{Layer, Model};
 use crate::{Error, Result};
@@ -14,6 +19,26 @@ use std::collections::HashMap;
 use std::path::Path;
 
 const FORMAT: &str = "hegpu-model-1";
+const KEY_FORMAT: &str = "hegpu.format";
+const KEY_ARCHITECTURE: &str = "hegpu.architecture";
+const KEY_CHECKSUM: &str = "hegpu.checksum";
+/// Metadata keys a model file may have (`format` is what PyTorch tools write).
+const KNOWN_KEYS: [&str; 4] = [KEY_FORMAT, KEY_ARCHITECTURE, KEY_CHECKSUM, "format"];
+
+/// CRC-32 of the architecture text and every tensor (name, type, shape, bytes) in name order.
+fn checksum(architecture: &str, file: &SafeTensors<'_>) -> String {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(architecture.as_bytes());
+    let mut names = file.names();
+    names.sort();
+    for name in names {
+        let t = file.tensor(name).expect("a listed tensor");
+        crc.update(name.as_bytes());
+        crc.update(format!("{:?}{:?}", t.dtype(), t.shape()).as_bytes());
+        crc.update(t.data());
+    }
+    format!("{:08x}", crc.finalize())
+}
 
 /// How weights are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,13 +176,15 @@ pub fn model_to_bytes(model: &Model, dtype: WeightType) -> Result<Vec<u8>> {
                 .map_err(|e| Error::Config(format!("tensor {name}: {e}")))
         })
         .collect::<Result<_>>()?;
-    let meta = HashMap::from([
-        ("hegpu.format".to_string(), FORMAT.to_string()),
-        (
-            "hegpu.architecture".to_string(),
-            serde_json::to_string(&arch).expect("plain data serializes"),
-        ),
+    let architecture = serde_json::to_string(&arch).expect("plain data serializes");
+    let mut meta = HashMap::from([
+        (KEY_FORMAT.to_string(), FORMAT.to_string()),
+        (KEY_ARCHITECTURE.to_string(), architecture.clone()),
     ]);
+    let unchecked = safetensors::serialize(views.clone(), Some(meta.clone()))
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let file = SafeTensors::deserialize(&unchecked).map_err(|e| Error::Config(e.to_string()))?;
+    meta.insert(KEY_CHECKSUM.to_string(), checksum(&architecture, &file));
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(e.to_string()))
 }
 
@@ -189,14 +216,39 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
         .metadata()
         .as_ref()
         .ok_or_else(|| bad(here, "no metadata (hegpu.architecture is required)"))?;
-    if let Some(f) = info.get("hegpu.format").filter(|f| f.as_str() != FORMAT) {
-        return Err(bad(here, format!("format {f}, this build reads {FORMAT}")));
+    if let Some(k) = info.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+        return Err(bad(
+            here,
+            format!(
+                "unknown metadata key '{}'; a model file has {}",
+                k.escape_debug(),
+                KNOWN_KEYS.join(", ")
+            ),
+        ));
     }
-    let arch: Architecture = serde_json::from_str(
-        info.get("hegpu.architecture")
-            .ok_or_else(|| bad(here, "no hegpu.architecture metadata"))?,
-    )
-    .map_err(|e| bad(here, format!("hegpu.architecture: {e}")))?;
+    if let Some(f) = info.get(KEY_FORMAT).filter(|f| f.as_str() != FORMAT) {
+        return Err(bad(
+            here,
+            format!("format {}, this build reads {FORMAT}", f.escape_debug()),
+        ));
+    }
+    let architecture = info
+        .get(KEY_ARCHITECTURE)
+        .ok_or_else(|| bad(here, "no hegpu.architecture metadata"))?;
+    if let Some(stored) = info.get(KEY_CHECKSUM) {
+        let found = checksum(architecture, &file);
+        if *stored != found {
+            return Err(bad(
+                here,
+                format!(
+                    "the checksum does not match (stored {}, computed {found}): the file is corrupted",
+                    stored.escape_debug()
+                ),
+            ));
+        }
+    }
+    let arch: Architecture = serde_json::from_str(architecture)
+        .map_err(|e| bad(here, format!("hegpu.architecture: {e}")))?;
     let mut used = 0usize;
     let mut read = |name: String, shape: Vec<usize>| -> Result<Vec<f32>> {
         let t = file

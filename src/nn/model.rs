@@ -59,9 +59,58 @@ fn bad(why: impl Into<String>) -> Error {
     Error::Shape(why.into())
 }
 
+/// Limits every model keeps, checked by [`Model::shapes`] for models read from files and built
+/// in code alike, so that a small file cannot ask for unbounded memory or time.
+pub mod limits {
+    /// Activations of one image after any layer. In the batch layout each is a ciphertext
+    /// (393 KB at N = 2^13 with six primes): 2^16 of them are 26 GB, the most a large server
+    /// holds; the shipped network's largest layer has 845.
+    pub const ACTIVATIONS: usize = 1 << 16;
+    /// Any one size: channels, height, width, padding, kernel, stride, pooling window.
+    pub const DIMENSION: usize = 1 << 12;
+    /// Weighted terms of one linear layer (each is a scalar multiply-add over a whole batch of
+    /// ciphertexts; the shipped network's largest layer has 84,500).
+    pub const TERMS: usize = 1 << 22;
+    /// Layers of a model.
+    pub const LAYERS: usize = 256;
+}
+
+/// `a · b · …` or an error naming `what` when it overflows or passes `limit`.
+fn product(factors: &[usize], limit: usize, what: &str) -> Result<usize> {
+    let total = factors
+        .iter()
+        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+        .filter(|&t| t <= limit)
+        .ok_or_else(|| {
+            bad(format!(
+                "{what}: {} exceeds the limit of {limit}",
+                factors
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" × ")
+            ))
+        })?;
+    Ok(total)
+}
+
+/// An error unless every size in `sizes` (named) is at most [`limits::DIMENSION`].
+fn check_sizes(sizes: &[(&str, usize)]) -> Result<()> {
+    match sizes.iter().find(|(_, v)| *v > limits::DIMENSION) {
+        Some((name, v)) => Err(bad(format!(
+            "{name} {v} exceeds the limit of {}",
+            limits::DIMENSION
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn spatial(shape: &[usize], what: &str) -> Result<(usize, usize, usize)> {
     match shape {
-        [c, h, w] => Ok((*c, *h, *w)),
+        [c, h, w] => {
+            check_sizes(&[("channels", *c), ("height", *h), ("width", *w)])?;
+            Ok((*c, *h, *w))
+        }
         _ => Err(bad(format!(
             "{what} needs a [channels, height, width] input, got {shape:?}"
         ))),
@@ -78,8 +127,57 @@ fn window_out(size: usize, window: usize, stride: usize, what: &str) -> Result<u
 }
 
 impl Layer {
-    /// The output shape for `input`, checking the layer's own sizes.
+    /// The layer's name in model files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Layer::Pad2d { .. } => "pad2d",
+            Layer::Conv2d { .. } => "conv2d",
+            Layer::Dense { .. } => "dense",
+            Layer::Square => "square",
+            Layer::Poly { .. } => "poly",
+            Layer::SumPool { .. } => "sum_pool",
+            Layer::AvgPool { .. } => "avg_pool",
+            Layer::Flatten => "flatten",
+        }
+    }
+
+    /// Weighted terms of the layer's linear map for `input` (an upper bound; 0 for the
+    /// activations), within [`limits::TERMS`].
+    fn terms(&self, output: &[usize]) -> Result<usize> {
+        let outputs: usize = output.iter().product();
+        let per_output = match self {
+            Layer::Conv2d {
+                in_channels,
+                kernel,
+                ..
+            } => product(&[*in_channels, *kernel, *kernel], limits::TERMS, "terms")?,
+            Layer::Dense { inputs, .. } => *inputs,
+            Layer::SumPool { window, .. } | Layer::AvgPool { window, .. } => {
+                product(&[*window, *window], limits::TERMS, "terms")?
+            }
+            Layer::Pad2d { .. } | Layer::Flatten => 1,
+            Layer::Square | Layer::Poly { .. } => 0,
+        };
+        product(&[outputs, per_output], limits::TERMS, "weighted terms")
+    }
+
+    /// The output shape for `input`, checking the layer's own sizes with checked arithmetic
+    /// and the [`limits`].
     pub fn output_shape(&self, input: &[usize]) -> Result<Shape> {
+        let out = self.output_shape_unbounded(input)?;
+        if product(&out, limits::ACTIVATIONS, "activations per image")? == 0 {
+            return Err(bad(format!("output shape {out:?} holds no activations")));
+        }
+        self.terms(&out)?;
+        Ok(out)
+    }
+
+    fn output_shape_unbounded(&self, input: &[usize]) -> Result<Shape> {
+        let grow = |size: usize, a: usize, b: usize, what: &str| -> Result<usize> {
+            size.checked_add(a)
+                .and_then(|s| s.checked_add(b))
+                .ok_or_else(|| bad(format!("{what} overflows")))
+        };
         match self {
             Layer::Pad2d {
                 top,
@@ -88,7 +186,17 @@ impl Layer {
                 right,
             } => {
                 let (c, h, w) = spatial(input, "Pad2d")?;
-                Ok(vec![c, h + top + bottom, w + left + right])
+                check_sizes(&[
+                    ("top padding", *top),
+                    ("bottom padding", *bottom),
+                    ("left padding", *left),
+                    ("right padding", *right),
+                ])?;
+                Ok(vec![
+                    c,
+                    grow(h, *top, *bottom, "padded height")?,
+                    grow(w, *left, *right, "padded width")?,
+                ])
             }
             Layer::Conv2d {
                 in_channels,
@@ -100,18 +208,37 @@ impl Layer {
                 bias,
             } => {
                 let (c, h, w) = spatial(input, "Conv2d")?;
+                check_sizes(&[
+                    ("output channels", *out_channels),
+                    ("kernel", *kernel),
+                    ("stride", *stride),
+                    ("padding", *padding),
+                ])?;
                 if c != *in_channels {
                     return Err(bad(format!(
                         "Conv2d expects {in_channels} channels, got {c}"
                     )));
                 }
-                if weight.len() != out_channels * in_channels * kernel * kernel
-                    || bias.len() != *out_channels
-                {
+                let weights = product(
+                    &[*out_channels, *in_channels, *kernel, *kernel],
+                    limits::TERMS,
+                    "Conv2d weights",
+                )?;
+                if weight.len() != weights || bias.len() != *out_channels {
                     return Err(bad("Conv2d weight or bias has the wrong length"));
                 }
-                let oh = window_out(h + 2 * padding, *kernel, *stride, "Conv2d")?;
-                let ow = window_out(w + 2 * padding, *kernel, *stride, "Conv2d")?;
+                let oh = window_out(
+                    grow(h, *padding, *padding, "height")?,
+                    *kernel,
+                    *stride,
+                    "Conv2d",
+                )?;
+                let ow = window_out(
+                    grow(w, *padding, *padding, "width")?,
+                    *kernel,
+                    *stride,
+                    "Conv2d",
+                )?;
                 Ok(vec![*out_channels, oh, ow])
             }
             Layer::Dense {
@@ -123,21 +250,33 @@ impl Layer {
                 if input != [*inputs] {
                     return Err(bad(format!("Dense expects [{inputs}], got {input:?}")));
                 }
-                if weight.len() != inputs * outputs || bias.len() != *outputs {
+                let weights = product(&[*inputs, *outputs], limits::TERMS, "Dense weights")?;
+                if weight.len() != weights || bias.len() != *outputs {
                     return Err(bad("Dense weight or bias has the wrong length"));
                 }
                 Ok(vec![*outputs])
             }
-            Layer::Square | Layer::Poly { .. } => Ok(input.to_vec()),
+            Layer::Square => Ok(input.to_vec()),
+            Layer::Poly { a, b, c } => {
+                if let Some(v) = [a, b, c].into_iter().find(|v| !v.is_finite()) {
+                    return Err(bad(format!("Poly coefficient {v} is not finite")));
+                }
+                Ok(input.to_vec())
+            }
             Layer::SumPool { window, stride } | Layer::AvgPool { window, stride } => {
                 let (c, h, w) = spatial(input, "pooling")?;
+                check_sizes(&[("window", *window), ("stride", *stride)])?;
                 Ok(vec![
                     c,
                     window_out(h, *window, *stride, "pooling")?,
                     window_out(w, *window, *stride, "pooling")?,
                 ])
             }
-            Layer::Flatten => Ok(vec![input.iter().product()]),
+            Layer::Flatten => Ok(vec![product(
+                input,
+                limits::ACTIVATIONS,
+                "activations per image",
+            )?]),
         }
     }
 
@@ -311,11 +450,29 @@ impl Layer {
 impl Model {
     /// The shape after every layer (first: the input), checking that the layers fit together.
     pub fn shapes(&self) -> Result<Vec<Shape>> {
+        if self.layers.len() > limits::LAYERS {
+            return Err(bad(format!(
+                "{} layers exceed the limit of {}",
+                self.layers.len(),
+                limits::LAYERS
+            )));
+        }
+        if self.input.is_empty() || self.input.contains(&0) || self.input.len() > 3 {
+            return Err(bad(format!(
+                "input shape {:?}: one to three sizes, none zero",
+                self.input
+            )));
+        }
+        product(
+            &self.input,
+            limits::ACTIVATIONS,
+            "input: activations per image",
+        )?;
         let mut shapes = vec![self.input.clone()];
         for (i, layer) in self.layers.iter().enumerate() {
             let next = layer
                 .output_shape(shapes.last().expect("non-empty"))
-                .map_err(|e| bad(format!("layer {i}: {e}")))?;
+                .map_err(|e| bad(format!("layer {i} ({}): {e}", layer.kind())))?;
             shapes.push(next);
         }
         Ok(shapes)
