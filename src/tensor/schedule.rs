@@ -209,11 +209,24 @@ impl Scheduler {
         };
         let resident = self.footprint.resident(plan, x.count, x.level);
         if !self.options.split && self.free_bytes(gpu).is_none_or(|free| resident <= free) {
-            match self.run_resident(gpu, plan, &x) {
+            let (mut gpu_stages, before) = (Vec::new(), gpu.counts());
+            match self.run_resident(gpu, plan, &x, &mut gpu_stages) {
                 Ok(done) => Ok(done),
                 Err(e) if e.is_gpu_failure() => {
                     let why = self.gpu_failed(gpu, &e);
-                    self.run_on_cpu(plan, x, Some(why))
+                    let (y, mut report) = self.run_on_cpu(plan, x, Some(why))?;
+                    // The GPU's work before it failed still counts: its finished stages, and
+                    // what it did of the stage it failed in.
+                    let mut unaccounted = gpu.counts().since(&before);
+                    for (sum, done) in report.stages.iter_mut().zip(&gpu_stages) {
+                        sum.gpu_chunks += done.gpu_chunks;
+                        sum.counts.add(&done.counts);
+                        unaccounted = unaccounted.since(&done.counts);
+                    }
+                    if let Some(failed) = report.stages.get_mut(gpu_stages.len()) {
+                        failed.counts.add(&unaccounted);
+                    }
+                    Ok((y, report))
                 }
                 Err(e) => Err(e),
             }
@@ -271,20 +284,22 @@ impl Scheduler {
         ))
     }
 
+    /// Runs `plan` with every tensor on the GPU; `stages` receives each finished stage's
+    /// report (also when a later one fails).
     fn run_resident(
         &self,
         gpu: &Lane,
         plan: &LayerPlan,
         x: &Ciphertext,
+        stages: &mut Vec<StageReport>,
     ) -> Result<(Ciphertext, ScheduleReport)> {
-        let mut stages = Vec::new();
-        let y = gpu.run_resident(plan, Self::upload(gpu, x)?, &mut stages)?;
+        let y = gpu.run_resident(plan, Self::upload(gpu, x)?, stages)?;
         let y = self.download(gpu, &y)?;
         Ok((
             y,
             ScheduleReport {
                 mode: Mode::Resident,
-                stages,
+                stages: std::mem::take(stages),
                 fallback: None,
             },
         ))
