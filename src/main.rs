@@ -1,51 +1,242 @@
 //! The `hegpu` command line: `mnist`, `info`, `bench` and `train`.
 
-use hegpu::backend::GpuBackend;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use hegpu::backend::device::gpu_required;
+use hegpu::backend::{DeviceChoice, GpuBackend};
 use hegpu::bench::{BenchPlan, Devices, Record, ckks as ckks_bench, run};
 use hegpu::{Error, Result};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  hegpu mnist [--images K] [--data DIR] [--model FILE] [--json FILE] [SERVER]
-                                      the encrypted MNIST batch job: client keys and encryption,
-                                      server evaluation on public keys only, client decryption
-     SERVER: [--device auto|cpu|gpu] [--gpu-memory SIZE (e.g. 512M)] [--split]
-             past SIZE the network streams through the GPU in chunks; --split lets the CPU
-             take chunks too; a GPU failure makes the batch complete on the CPU
-  hegpu mnist keys --dir D            the same as separate processes sharing directory D:
-  hegpu mnist encrypt --dir D [--images K] [--data DIR]            (client)
-  hegpu mnist serve --dir D [--model FILE] [--data DIR] [SERVER]   (server: public files only)
-  hegpu mnist decrypt --dir D [--data DIR] [--model FILE]          (client)
-  hegpu info                          the GPU adapter, its backend, type and limits
-  hegpu bench [--quick] [--only SECTIONS] [--batches LIST] [--json FILE] [--chart FILE.svg]
-                                      CPU (1 thread, all threads) against the GPU: SECTIONS of
-                                      ntt (with tfhe-ntt), linear, ckks, network, peers (tfhe-rs
-                                      on the dense layer, in builds with `--features peers`);
-                                      default all. The network runs at N = 2^13 and 2^14 for
-                                      each batch size in LIST (default 64,512,4096,8192);
-                                      --chart draws its images/s against batch size
-  hegpu train [--data DIR] [--out FILE] [--maps N] [--hidden N] [--epochs N] [--seed N]
-              [--lr X] [--shift N] [--f32]
-                                      train the CryptoNets network on MNIST (defaults: data/mnist,
-                                      models/cryptonets-5.safetensors, 5 maps, 100 hidden, f16)
+const ENVIRONMENT: &str = "Environment: HEGPU_DEVICE=auto|cpu|gpu (the server's device), \
+HEGPU_REQUIRE_GPU=1 (a missing adapter is an error), HEGPU_GPU_MEMORY=SIZE (the GPU memory \
+budget), HEGPU_SIMULATE_DEVICE_LOSS=K (the GPU is lost after K kernel dispatches: for testing \
+the fallback).";
 
-environment: HEGPU_DEVICE=auto|cpu|gpu, HEGPU_REQUIRE_GPU=1 (a missing adapter is an error),
-  HEGPU_GPU_MEMORY=SIZE (the GPU memory budget), HEGPU_SIMULATE_DEVICE_LOSS=K (the GPU is
-  lost after K kernel dispatches: for testing the fallback)";
+/// Homomorphic encryption on any GPU: encrypted MNIST, benchmarks, training.
+#[derive(Parser)]
+#[command(name = "hegpu", version, after_help = ENVIRONMENT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The encrypted MNIST batch job: client keys and encryption, server evaluation on public
+    /// keys only, client decryption (in one process, or one step per process with a command).
+    #[command(args_conflicts_with_subcommands = true)]
+    Mnist {
+        #[command(subcommand)]
+        step: Option<MnistStep>,
+        #[command(flatten)]
+        job: JobArgs,
+    },
+    /// The GPU adapter hegpu finds: its backend, type and limits.
+    Info,
+    /// CPU (1 thread, all threads) against the GPU, with tfhe-ntt and tfhe-rs as peers.
+    Bench(BenchArgs),
+    /// Train the CryptoNets network on MNIST.
+    Train(TrainArgs),
+}
+
+/// Where the server evaluates.
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// auto, cpu or gpu [default: HEGPU_DEVICE, else auto]
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<DeviceChoice>,
+    /// GPU memory the server may use (e.g. 512M); past it the network streams through the GPU
+    /// in chunks
+    #[arg(long, value_name = "SIZE", value_parser = gpu_memory)]
+    gpu_memory: Option<u64>,
+    /// Let the CPU take chunks of each stage too (a GPU failure makes the batch complete on
+    /// the CPU in any case)
+    #[arg(long)]
+    split: bool,
+}
+
+impl ServerArgs {
+    fn server(&self) -> Result<hegpu::job::ServerDevice> {
+        Ok(hegpu::job::ServerDevice {
+            device: match self.device {
+                Some(d) => d,
+                None => DeviceChoice::from_env()?,
+            },
+            gpu_memory: self.gpu_memory,
+            split: self.split,
+        })
+    }
+}
+
+fn gpu_memory(text: &str) -> Result<u64> {
+    hegpu::backend::gpu::parse_bytes(text)
+}
+
+/// The in-process job's options.
+#[derive(Args)]
+struct JobArgs {
+    /// Test images to classify (several batches past 4,096)
+    #[arg(long, value_name = "K", default_value_t = 1000, value_parser = at_least_one)]
+    images: usize,
+    /// Directory of the MNIST IDX files (gzip or not)
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+    data: PathBuf,
+    /// Model file (safetensors with hegpu metadata)
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "models/cryptonets-5.safetensors"
+    )]
+    model: PathBuf,
+    /// Write the report as JSON
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// One side of the job per process, sharing a directory.
+#[derive(Subcommand)]
+enum MnistStep {
+    /// Client: make keys; write params.bin, evaluation-keys.bin and secret.key (created new,
+    /// owner-only) to DIR
+    Keys {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Client: encrypt test images into batch files in DIR
+    Encrypt {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "K", default_value_t = 1000, value_parser = at_least_one)]
+        images: usize,
+        /// Images per batch (at most N/2 = 4,096; a batch costs the server the same however
+        /// full it is) [default: 4096]
+        #[arg(long, value_name = "B", value_parser = at_least_one)]
+        batch: Option<usize>,
+        #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+        data: PathBuf,
+    },
+    /// Server: evaluate every batch in DIR with public files only; write result files (a bad
+    /// batch is reported and the others go on)
+    Serve {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "models/cryptonets-5.safetensors"
+        )]
+        model: PathBuf,
+        /// Calibration data (training images) for the server's plan
+        #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+        data: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Client: decrypt the result files in DIR and score them (a bad result is reported and
+    /// the others are scored)
+    Decrypt {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+        data: PathBuf,
+        /// Also compare with this model's plaintext predictions
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// A short run (under a minute here)
+    #[arg(long)]
+    quick: bool,
+    /// Sections, comma-separated: ntt (with tfhe-ntt), linear, ckks, network, peers (tfhe-rs
+    /// on the dense layer, in builds with `--features peers`) [default: all]
+    #[arg(long, value_name = "SECTIONS")]
+    only: Option<String>,
+    /// Batch sizes of the network rows, run at N = 2^13 and 2^14 [default: 64,512,4096,8192]
+    #[arg(long, value_name = "LIST", value_parser = batch_list)]
+    batches: Option<BatchList>,
+    /// Write the records as JSON
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw the network's images/s against batch size as SVG
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+    data: PathBuf,
+    /// Output model file [default: models/cryptonets-MAPS.safetensors]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Feature maps of the convolution
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = at_least_one)]
+    maps: usize,
+    /// Width of the hidden dense layer
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = at_least_one)]
+    hidden: usize,
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = at_least_one)]
+    epochs: usize,
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+    /// Learning rate [default: 0.002]
+    #[arg(long, value_name = "X", value_parser = positive)]
+    lr: Option<f32>,
+    /// Largest random shift of the training images, in pixels [default: 2]
+    #[arg(long, value_name = "N")]
+    shift: Option<usize>,
+    /// Store weights as f32 instead of f16
+    #[arg(long)]
+    f32: bool,
+}
+
+fn at_least_one(text: &str) -> std::result::Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(format!("'{text}' is not a whole number of at least 1")),
+    }
+}
+
+fn positive(text: &str) -> std::result::Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a positive number")),
+    }
+}
+
+/// Batch sizes, each at least 1.
+#[derive(Clone)]
+struct BatchList(Vec<usize>);
+
+fn batch_list(text: &str) -> std::result::Result<BatchList, String> {
+    text.split(',')
+        .map(|b| {
+            at_least_one(b).map_err(|_| {
+                format!("'{b}' is not a batch size (a whole number of images, at least 1)")
+            })
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map(BatchList)
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("info") => info(),
-        Some("bench") => bench(&args[1..]),
-        Some("train") => train(&args[1..]),
-        Some("mnist") => mnist(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(Error::Config(format!("unknown command\n{USAGE}"))),
+    let args: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return refuse_arguments(e, &args),
+    };
+    let result = match cli.command {
+        Command::Info => info(),
+        Command::Bench(a) => bench(a),
+        Command::Train(a) => train(a),
+        Command::Mnist { step: Some(s), .. } => mnist_step(s),
+        Command::Mnist { step: None, job } => mnist(job),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,6 +245,51 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints clap's help or version (success), or its error with the options the command takes
+/// (exit status 2).
+fn refuse_arguments(e: clap::Error, args: &[String]) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    eprint!("hegpu: {}", text.strip_prefix("error: ").unwrap_or(&text));
+    if matches!(
+        e.kind(),
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand
+    ) {
+        eprintln!("{}", valid_choices(args));
+    }
+    ExitCode::from(2)
+}
+
+/// The options (and commands) of the command `args` names, for an unknown-option message.
+fn valid_choices(args: &[String]) -> String {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut path = vec!["hegpu".to_string()];
+    for a in args.iter().skip(1).take_while(|a| !a.starts_with('-')) {
+        match cmd.find_subcommand(a) {
+            Some(sub) => {
+                path.push(a.clone());
+                cmd = sub.clone();
+            }
+            None => break,
+        }
+    }
+    let options: Vec<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect();
+    let commands: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+    let mut out = format!("'{}' takes: {}", path.join(" "), options.join(", "));
+    if !commands.is_empty() {
+        out += &format!("; commands: {}", commands.join(", "));
+    }
+    out
 }
 
 fn info() -> Result<()> {
@@ -68,37 +304,19 @@ fn info() -> Result<()> {
     Ok(())
 }
 
-fn bench(args: &[String]) -> Result<()> {
-    let mut quick = false;
-    let (mut only, mut batches) = (None, None);
-    let (mut json, mut chart) = (None, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--quick" => quick = true,
-            "--only" => only = Some(value::<String>(a, &mut it)?),
-            "--batches" => batches = Some(batch_list(&value::<String>(a, &mut it)?)?),
-            "--json" => json = Some(value::<String>(a, &mut it)?),
-            "--chart" => chart = Some(value::<String>(a, &mut it)?),
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown bench option '{other}'\n{USAGE}"
-                )));
-            }
-        }
-    }
-    let mut plan = if quick {
+fn bench(args: BenchArgs) -> Result<()> {
+    let mut plan = if args.quick {
         BenchPlan::quick()
     } else {
         BenchPlan::full()
     };
-    if let Some(b) = batches {
+    if let Some(BatchList(b)) = args.batches {
         plan.network.batches = b;
     }
-    if let Some(sections) = only {
-        plan = plan.only(&sections)?;
+    if let Some(sections) = &args.only {
+        plan = plan.only(sections)?;
     }
-    if chart.is_some() && plan.network.batches.is_empty() {
+    if args.chart.is_some() && plan.network.batches.is_empty() {
         return Err(Error::Config(
             "--chart draws the network rows: keep the network section".into(),
         ));
@@ -129,74 +347,48 @@ fn bench(args: &[String]) -> Result<()> {
             "fresh ciphertext, {preset:?}: {packed} bytes in the compact format, {device} bytes on a device"
         );
     }
-    if let Some(path) = json {
+    if let Some(path) = args.json {
         let body: Vec<String> = records.iter().map(Record::to_json).collect();
-        std::fs::write(&path, format!("[\n{}\n]\n", body.join(",\n")))
-            .map_err(|e| Error::Config(format!("cannot write {path}: {e}")))?;
-        println!("wrote {} records to {path}", records.len());
+        write_file(&path, format!("[\n{}\n]\n", body.join(",\n")).as_bytes())?;
+        println!("wrote {} records to {}", records.len(), path.display());
     }
-    if let Some(path) = chart {
+    if let Some(path) = args.chart {
         let title = "hegpu: the encrypted CryptoNets network on MNIST";
-        let lines = hegpu::bench::chart::network_chart(&records, path.as_ref(), title)?;
-        println!("drew {lines} lines in {path}");
+        let lines = hegpu::bench::chart::network_chart(&records, &path, title)?;
+        println!("drew {lines} lines in {}", path.display());
     }
     Ok(())
 }
 
-/// A comma-separated list of batch sizes, each at least 1.
-fn batch_list(text: &str) -> Result<Vec<usize>> {
-    text.split(',')
-        .map(|b| match b.trim().parse::<usize>() {
-            Ok(v) if v >= 1 => Ok(v),
-            _ => Err(Error::Config(format!(
-                "--batches: '{b}' is not a batch size (a whole number of images, at least 1)"
-            ))),
-        })
-        .collect()
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes)
+        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
 }
 
-/// The value after a flag, parsed.
-fn value<T: std::str::FromStr>(flag: &str, it: &mut std::slice::Iter<'_, String>) -> Result<T> {
-    let v = it
-        .next()
-        .ok_or_else(|| Error::Config(format!("{flag} needs a value")))?;
-    v.parse()
-        .map_err(|_| Error::Config(format!("{flag}: '{v}' is not a valid value")))
-}
-
-fn train(args: &[String]) -> Result<()> {
+fn train(args: TrainArgs) -> Result<()> {
     use hegpu::nn::{MnistRecipe, WeightType, save_model, train_mnist};
-    let mut recipe = MnistRecipe::default();
-    let mut data = std::path::PathBuf::from("data/mnist");
-    let mut out = None;
-    let mut dtype = WeightType::F16;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--data" => data = value::<String>(a, &mut it)?.into(),
-            "--out" => out = Some(std::path::PathBuf::from(value::<String>(a, &mut it)?)),
-            "--maps" => recipe.maps = value(a, &mut it)?,
-            "--hidden" => recipe.hidden = value(a, &mut it)?,
-            "--epochs" => recipe.train.epochs = value(a, &mut it)?,
-            "--seed" => recipe.train.seed = value(a, &mut it)?,
-            "--lr" => recipe.train.learning_rate = value(a, &mut it)?,
-            "--shift" => recipe.train.shift = value(a, &mut it)?,
-            "--f32" => dtype = WeightType::F32,
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown train option '{other}'\n{USAGE}"
-                )));
-            }
-        }
+    let mut recipe = MnistRecipe {
+        maps: args.maps,
+        hidden: args.hidden,
+        ..Default::default()
+    };
+    recipe.train.epochs = args.epochs;
+    recipe.train.seed = args.seed;
+    if let Some(lr) = args.lr {
+        recipe.train.learning_rate = lr;
     }
-    if recipe.maps == 0 || recipe.hidden == 0 || recipe.train.epochs == 0 {
-        return Err(Error::Config(
-            "--maps, --hidden and --epochs must be at least 1".into(),
-        ));
+    if let Some(shift) = args.shift {
+        recipe.train.shift = shift;
     }
-    let out =
-        out.unwrap_or_else(|| format!("models/cryptonets-{}.safetensors", recipe.maps).into());
-    let mnist = hegpu::data::Mnist::load(&data)?;
+    let dtype = if args.f32 {
+        WeightType::F32
+    } else {
+        WeightType::F16
+    };
+    let out = args
+        .out
+        .unwrap_or_else(|| format!("models/cryptonets-{}.safetensors", recipe.maps).into());
+    let mnist = hegpu::data::Mnist::load(&args.data)?;
     println!(
         "training CryptoNets ({} maps, {} hidden) on {} images, testing on {}, {} threads",
         recipe.maps,
@@ -229,116 +421,86 @@ fn train(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The server's device as `HEGPU_DEVICE` chooses it.
-fn server_from_env() -> Result<hegpu::job::ServerDevice> {
-    Ok(hegpu::job::ServerDevice {
-        device: hegpu::backend::DeviceChoice::from_env()?,
-        ..Default::default()
-    })
-}
-
-/// Reads `--device`, `--gpu-memory` or `--split` into `server`; false for any other option.
-fn server_option<'a>(
-    server: &mut hegpu::job::ServerDevice,
-    option: &str,
-    it: &mut std::slice::Iter<'a, String>,
-) -> Result<bool> {
-    match option {
-        "--device" => server.device = value(option, it)?,
-        "--gpu-memory" => {
-            let size: String = value(option, it)?;
-            server.gpu_memory = Some(hegpu::backend::gpu::parse_bytes(&size)?);
-        }
-        "--split" => server.split = true,
-        _ => return Ok(false),
+/// Prints each failure; an error saying how many `what` (singular, plural) failed in `place`,
+/// when any did.
+fn failures(failed: &[String], what: (&str, &str), place: &str) -> Result<()> {
+    for f in failed {
+        eprintln!("hegpu: FAILED {f}");
     }
-    Ok(true)
+    match failed.len() {
+        0 => Ok(()),
+        k => Err(Error::Data {
+            path: place.to_string(),
+            why: format!(
+                "{k} {} failed (listed above); the others are done",
+                if k == 1 { what.0 } else { what.1 }
+            ),
+        }),
+    }
 }
 
 /// `hegpu mnist keys|encrypt|serve|decrypt --dir D …`: one side of the job per process.
-fn mnist_split(step: &str, args: &[String]) -> Result<()> {
+fn mnist_step(step: MnistStep) -> Result<()> {
     use hegpu::job::files;
-    let defaults = hegpu::job::JobOptions::default();
-    let (mut dir, mut data, mut model) = (None, defaults.data, None);
-    let mut images = defaults.images;
-    let mut server = server_from_env()?;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--dir" => dir = Some(std::path::PathBuf::from(value::<String>(a, &mut it)?)),
-            "--data" => data = value::<String>(a, &mut it)?.into(),
-            "--model" => model = Some(std::path::PathBuf::from(value::<String>(a, &mut it)?)),
-            "--images" => images = value(a, &mut it)?,
-            other if server_option(&mut server, other, &mut it)? => {}
-            other => return Err(Error::Config(format!("unknown option '{other}'\n{USAGE}"))),
-        }
-    }
-    let dir = dir.ok_or_else(|| Error::Config(format!("mnist {step} needs --dir\n{USAGE}")))?;
     match step {
-        "keys" => {
+        MnistStep::Keys { dir } => {
             files::client_keys(&dir)?;
             println!(
                 "wrote params.bin, evaluation-keys.bin and secret.key to {}",
                 dir.display()
             );
+            Ok(())
         }
-        "encrypt" => {
-            let n = files::client_encrypt(&dir, &data, images)?;
+        MnistStep::Encrypt {
+            dir,
+            images,
+            batch,
+            data,
+        } => {
+            let n = files::client_encrypt(&dir, &data, images, batch)?;
             println!("encrypted {n} test images into {}", dir.display());
+            Ok(())
         }
-        "serve" => {
-            let model = model.unwrap_or(defaults.model);
-            let (batches, seconds) = files::server_evaluate(&dir, &model, &data, &server)?;
+        MnistStep::Serve {
+            dir,
+            model,
+            data,
+            server,
+        } => {
+            let report = files::server_evaluate(&dir, &model, &data, &server.server()?)?;
             println!(
-                "evaluated {batches} batch(es) in {seconds:.2} s; results in {}",
+                "evaluated {} batch(es) in {:.2} s; results in {}",
+                report.evaluated,
+                report.seconds,
                 dir.display()
             );
+            failures(
+                &report.failed,
+                ("batch", "batches"),
+                &dir.display().to_string(),
+            )
         }
-        _ => {
-            let (total, correct, agree) = files::client_decrypt(&dir, &data, model.as_deref())?;
-            println!(
-                "accuracy: {:.2}% of {total} images",
-                100.0 * correct as f64 / total.max(1) as f64
-            );
-            if let Some(a) = agree {
-                println!(
-                    "agrees with plaintext: {:.2}%",
-                    100.0 * a as f64 / total.max(1) as f64
-                );
+        MnistStep::Decrypt { dir, data, model } => {
+            let r = files::client_decrypt(&dir, &data, model.as_deref())?;
+            let share = |k: usize| 100.0 * k as f64 / r.images.max(1) as f64;
+            println!("accuracy: {:.2}% of {} images", share(r.correct), r.images);
+            if let Some(a) = r.agree {
+                println!("agrees with plaintext: {:.2}%", share(a));
             }
+            failures(&r.failed, ("result", "results"), &dir.display().to_string())
         }
     }
-    Ok(())
 }
 
-fn mnist(args: &[String]) -> Result<()> {
+fn mnist(args: JobArgs) -> Result<()> {
     use hegpu::job::{JobOptions, Phase, run_mnist};
-    if let Some(step @ ("keys" | "encrypt" | "serve" | "decrypt")) =
-        args.first().map(String::as_str)
-    {
-        return mnist_split(step, &args[1..]);
-    }
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-    let mut opts = JobOptions {
-        server: server_from_env()?,
-        ..Default::default()
+    let opts = JobOptions {
+        images: args.images,
+        data: args.data,
+        model: args.model,
+        server: args.server.server()?,
     };
-    let mut json = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--images" => opts.images = value(a, &mut it)?,
-            "--data" => opts.data = value::<String>(a, &mut it)?.into(),
-            "--model" => opts.model = value::<String>(a, &mut it)?.into(),
-            "--json" => json = Some(value::<String>(a, &mut it)?),
-            other if server_option(&mut opts.server, other, &mut it)? => {}
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown mnist option '{other}'\n{USAGE}"
-                )));
-            }
-        }
-    }
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg}")
         .expect("a valid template")
@@ -371,9 +533,6 @@ fn mnist(args: &[String]) -> Result<()> {
         "images:                {} in {} batch(es), {} classified",
         report.images, report.batches, report.classified
     );
-    for f in &report.failed_batches {
-        println!("FAILED batch:          {f}");
-    }
     println!("accuracy:              {:.2}%", 100.0 * report.accuracy());
     println!("agrees with plaintext: {:.2}%", 100.0 * report.agreement());
     println!(
@@ -402,16 +561,9 @@ fn mnist(args: &[String]) -> Result<()> {
         per(report.bytes_received),
         report.bytes_keys
     );
-    if let Some(path) = json {
-        std::fs::write(&path, report.to_json() + "\n")
-            .map_err(|e| Error::Config(format!("cannot write {path}: {e}")))?;
-        println!("wrote {path}");
+    if let Some(path) = args.json {
+        write_file(&path, (report.to_json() + "\n").as_bytes())?;
+        println!("wrote {}", path.display());
     }
-    if !report.failed_batches.is_empty() {
-        return Err(Error::Config(format!(
-            "{} batch(es) failed",
-            report.failed_batches.len()
-        )));
-    }
-    Ok(())
+    failures(&report.failed_batches, ("batch", "batches"), "the job")
 }

@@ -1,41 +1,8 @@
 //! The command line: `hegpu train` end to end on the shipped sample, and bad options.
 
-use std::process::Command;
+mod common;
 
-fn hegpu(args: &[&str]) -> std::process::Output {
-    hegpu_with(args, &[])
-}
-
-fn hegpu_with(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hegpu"))
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
-
-/// Asserts that `hegpu args` fails with a one-line `hegpu: ` error.
-fn assert_refused(args: &[&str]) {
-    let o = hegpu(args);
-    assert!(!o.status.success(), "{args:?} succeeded");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).starts_with("hegpu: "),
-        "{args:?}"
-    );
-}
-
-/// Runs `hegpu args`, asserts that it succeeded and returns what it printed.
-fn hegpu_ok(args: &[&str]) -> String {
-    let o = hegpu(args);
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    text
-}
+use common::cli::{assert_refused, hegpu, hegpu_ok, hegpu_with, small_model_file};
 
 #[test]
 fn train_writes_a_model_that_loads() {
@@ -84,8 +51,8 @@ fn bench_refuses_bad_options_before_measuring() {
             &["bench", "--only", "ntt", "--chart", "x.svg"],
             "keep the network",
         ),
-        (&["bench", "--json"], "needs a value"),
-        (&["bench", "--fast"], "unknown bench option"),
+        (&["bench", "--json"], "a value is required for '--json"),
+        (&["bench", "--fast"], "'hegpu bench' takes: --quick, --only"),
     ];
     if !cfg!(feature = "peers") {
         cases.push((&["bench", "--only", "peers"], "--features peers"));
@@ -95,16 +62,6 @@ fn bench_refuses_bad_options_before_measuring() {
         let err = String::from_utf8_lossy(&hegpu(args).stderr).into_owned();
         assert!(err.contains(says), "{args:?}: {err}");
     }
-}
-
-/// A small CryptoNets-shaped model (1 map, 4 hidden) in a temporary file: the job's code path
-/// at a fraction of the shipped model's cost (`tests/encrypted_nn.rs` runs the shipped one).
-fn small_model_file(tag: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("hegpu-{tag}-{}.safetensors", std::process::id()));
-    let mut m = hegpu::nn::cryptonets(1, 4);
-    hegpu::nn::initialize(&mut m, 3).unwrap();
-    hegpu::nn::save_model(&m, &path, hegpu::nn::WeightType::F32).unwrap();
-    path
 }
 
 #[test]
@@ -212,6 +169,7 @@ fn auto_passes_over_a_software_adapter_for_the_cpu() {
 fn client_and_server_run_as_separate_processes() {
     let model = small_model_file("split");
     let dir = std::env::temp_dir().join(format!("hegpu-split-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let (d, m) = (dir.to_str().unwrap(), model.to_str().unwrap());
     for args in [
         &["mnist", "keys", "--dir", d][..],
@@ -235,12 +193,14 @@ fn client_and_server_run_as_separate_processes() {
         text.contains("of 30 images") && text.contains("agrees with plaintext: 100.00%"),
         "{text}"
     );
-    // A result decrypted with another key set of the same parameters: noise, not answers.
+    // A result decrypted with another key set of the same parameters: an error naming the
+    // file, not noise with exit status 0.
     let other = std::env::temp_dir().join(format!("hegpu-split-other-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&other);
     hegpu_ok(&["mnist", "keys", "--dir", other.to_str().unwrap()]);
     std::fs::copy(dir.join("batches.txt"), other.join("batches.txt")).unwrap();
     std::fs::copy(dir.join("result-000.ct"), other.join("result-000.ct")).unwrap();
-    let text = hegpu_ok(&[
+    let o = hegpu(&[
         "mnist",
         "decrypt",
         "--dir",
@@ -248,7 +208,12 @@ fn client_and_server_run_as_separate_processes() {
         "--model",
         m,
     ]);
-    assert!(!text.contains("agrees with plaintext: 100.00%"), "{text}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("result-000.ct") && err.contains("key set"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(other).unwrap();
     std::fs::remove_file(model).unwrap();

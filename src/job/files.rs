@@ -3,14 +3,19 @@
 //! secret key, which no server function opens) and writes encrypted results; the client reads
 //! the results back.
 //!
-//! Files: `params.bin`, `evaluation-keys.bin`, `secret.key` (client only), `batch-NNN.ct`,
-//! `result-NNN.ct`, and `batches.txt` (one `start end` line per batch of test images).
+//! Files: `params.bin`, `evaluation-keys.bin`, `secret.key` (client only, created new with
+//! owner-only permissions), `batch-NNN.ct`, `result-NNN.ct` (each framed with its batch index,
+//! its images and, for a result, the checksum of its batch: see [`super::envelope`]), and
+//! `batches.txt` (one `start end` line per batch of test images). A bad batch or result is
+//! reported by name and the others go on.
 
 use super::ServerDevice;
+use super::envelope::{Frame, Kind, ciphertext_checksum};
+use super::secret_file::create_secret_file;
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
-    Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Preset, SecretKey,
-    Seed,
+    Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset,
+    SecretKey, Seed,
 };
 use crate::data::Mnist;
 use crate::nn::{argmax, pixels};
@@ -34,12 +39,24 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| io(path, e))
 }
 
+/// `e` as an error about the file at `path` (unless it already names a file).
+fn about(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Data { .. } => e,
+        other => Error::Data {
+            path: path.display().to_string(),
+            why: other.to_string(),
+        },
+    }
+}
+
 fn batch_name(kind: &str, b: usize) -> String {
     format!("{kind}-{b:03}.ct")
 }
 
-/// Client: makes keys; writes the parameters, the evaluation keys and the secret key (readable
-/// by its owner only, on Unix).
+/// Client: makes keys; writes the secret key first (a new file, owner-only from its creation:
+/// an existing `secret.key` is an error and nothing is written), then the parameters and the
+/// evaluation keys.
 pub fn client_keys(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let params = Parameters::preset(Preset::CryptoNets8192)?;
@@ -49,32 +66,33 @@ pub fn client_keys(dir: &Path) -> Result<()> {
         relin: Some(keygen.relin_key(&sk)?),
         ..Default::default()
     };
-    write(&dir.join("params.bin"), &params.to_bytes())?;
-    write(&dir.join("evaluation-keys.bin"), &keys.to_bytes(&params)?)?;
-    let secret = dir.join("secret.key");
     let mut bytes = sk.export_secret_bytes();
-    let written = write(&secret, &bytes);
+    let written = create_secret_file(&dir.join("secret.key"), &bytes);
     zeroize::Zeroize::zeroize(&mut bytes);
     written?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| io(&secret, e))?;
-    }
+    write(&dir.join("params.bin"), &params.to_bytes())?;
+    write(&dir.join("evaluation-keys.bin"), &keys.to_bytes(&params)?)?;
     Ok(())
 }
 
 fn client_state(dir: &Path) -> Result<(Arc<Parameters>, SecretKey)> {
-    let params = Parameters::from_bytes(&read(&dir.join("params.bin"))?)?;
-    let mut bytes = read(&dir.join("secret.key"))?;
+    let path = dir.join("params.bin");
+    let params = Parameters::from_bytes(&read(&path)?).map_err(|e| about(&path, e))?;
+    let path = dir.join("secret.key");
+    let mut bytes = read(&path)?;
     let sk = SecretKey::import_secret_bytes(&bytes, &params);
     zeroize::Zeroize::zeroize(&mut bytes);
-    Ok((params, sk?))
+    Ok((params, sk.map_err(|e| about(&path, e))?))
 }
 
-/// Client: encrypts the first `images` test images of `data` into batch files.
-pub fn client_encrypt(dir: &Path, data: &Path, images: usize) -> Result<usize> {
+/// Client: encrypts the first `images` test images of `data` into batch files of `batch`
+/// images (default and most: N/2).
+pub fn client_encrypt(
+    dir: &Path,
+    data: &Path,
+    images: usize,
+    batch: Option<usize>,
+) -> Result<usize> {
     let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let (params, sk) = client_state(dir)?;
     let mnist = Mnist::load(data)?;
@@ -86,15 +104,28 @@ pub fn client_encrypt(dir: &Path, data: &Path, images: usize) -> Result<usize> {
     let encoder = Encoder::new(&params);
     let encryptor = Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::Os)?;
     let slots = params.slots();
+    let per_batch = batch.unwrap_or(slots);
+    if per_batch == 0 || per_batch > slots {
+        return Err(Error::Config(format!(
+            "a batch holds 1 to {slots} images, not {per_batch}"
+        )));
+    }
     let mut lines = String::new();
-    for (b, start) in (0..count).step_by(slots).enumerate() {
-        let end = (start + slots).min(count);
+    for (b, start) in (0..count).step_by(per_batch).enumerate() {
+        let end = (start + per_batch).min(count);
         let images = &px[start * 784..end * 784];
         let scale = params.default_scale();
         let ct = CipherTensor::encrypt(images, &[1, 28, 28], &encoder, &encryptor, scale)?;
+        let frame = Frame {
+            kind: Kind::Batch,
+            batch: b as u32,
+            start: start as u32,
+            end: end as u32,
+            source: 0,
+        };
         write(
             &dir.join(batch_name("batch", b)),
-            &ct.to_bytes(&params, &*backend)?,
+            &frame.wrap(&ct.to_bytes(&params, &*backend)?),
         )?;
         lines.push_str(&format!("{start} {end}\n"));
     }
@@ -102,65 +133,153 @@ pub fn client_encrypt(dir: &Path, data: &Path, images: usize) -> Result<usize> {
     Ok(count)
 }
 
+/// Most batches a job directory may list (4,096 images each: far beyond any test set).
+const MAX_BATCHES: usize = 100_000;
+
 fn batches(dir: &Path) -> Result<Vec<(usize, usize)>> {
     let path = dir.join("batches.txt");
-    let text = String::from_utf8(read(&path)?).map_err(|e| io(&path, std::io::Error::other(e)))?;
-    text.lines()
+    let bad = |why: String| Error::Data {
+        path: path.display().to_string(),
+        why,
+    };
+    let text = String::from_utf8(read(&path)?).map_err(|e| bad(e.to_string()))?;
+    let list: Vec<(usize, usize)> = text
+        .lines()
         .map(|l| {
-            let mut it = l.split_whitespace().map(str::parse::<usize>);
+            let mut it = l.split_whitespace().map(str::parse::<u32>);
             match (it.next(), it.next(), it.next()) {
-                (Some(Ok(s)), Some(Ok(e)), None) if s < e => Ok((s, e)),
-                _ => Err(Error::Data {
-                    path: path.display().to_string(),
-                    why: format!("bad line '{l}'"),
-                }),
+                (Some(Ok(s)), Some(Ok(e)), None) if s < e => Ok((s as usize, e as usize)),
+                _ => Err(bad(format!("bad line '{l}'"))),
             }
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    if list.is_empty() || list.len() > MAX_BATCHES {
+        return Err(bad(format!(
+            "{} batches listed; 1 to {MAX_BATCHES} expected",
+            list.len()
+        )));
+    }
+    Ok(list)
+}
+
+/// The frame a batch or result file of batch `b` must have.
+fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> Frame {
+    Frame {
+        kind,
+        batch: b as u32,
+        start: start as u32,
+        end: end as u32,
+        source,
+    }
+}
+
+/// An error naming `path` unless the ciphertexts of `x` are under key set `expected`, the key
+/// set of `whose`.
+fn check_key_set(path: &Path, x: &CipherTensor, expected: KeySetId, whose: &str) -> Result<()> {
+    let found = x.ciphertexts().key_set();
+    if found != expected {
+        return Err(Error::Data {
+            path: path.display().to_string(),
+            why: format!(
+                "is encrypted under key set {found}, but {whose} belong to key set {expected}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What the server did: batches evaluated, seconds spent evaluating, and the batches that
+/// failed, each with its file and reason.
+#[derive(Clone, Debug, Default)]
+pub struct ServeReport {
+    pub evaluated: usize,
+    pub seconds: f64,
+    pub failed: Vec<String>,
 }
 
 /// Server: evaluates every batch file with the model and the public files only; writes result
-/// files. Returns the batches done and the seconds spent evaluating.
+/// files. A bad batch is reported and the others are evaluated; its stale result file, if any,
+/// is removed.
 pub fn server_evaluate(
     dir: &Path,
     model: &Path,
     data: &Path,
     server: &ServerDevice,
-) -> Result<(usize, f64)> {
-    let params = Parameters::from_bytes(&read(&dir.join("params.bin"))?)?;
-    let keys = EvaluationKeys::from_bytes(&read(&dir.join("evaluation-keys.bin"))?, &params)?;
+) -> Result<ServeReport> {
+    let path = dir.join("params.bin");
+    let params = Parameters::from_bytes(&read(&path)?).map_err(|e| about(&path, e))?;
+    let path = dir.join("evaluation-keys.bin");
+    let keys = EvaluationKeys::from_bytes(&read(&path)?, &params).map_err(|e| about(&path, e))?;
+    let key_set = keys.key_set()?.ok_or_else(|| Error::Data {
+        path: path.display().to_string(),
+        why: "holds no keys".into(),
+    })?;
     let model = super::load_digit_model(model)?;
     let mnist = Mnist::load(data)?;
     let network = super::plan_server(&model, &params, &mnist)?;
     let scheduler = server.scheduler(&params, &keys)?;
     let host = &**scheduler.host();
-    let mut seconds = 0.0;
-    let list = batches(dir)?;
-    for b in 0..list.len() {
-        let x = CipherTensor::from_bytes(
-            &read(&dir.join(batch_name("batch", b)))?,
-            network.shape().0,
-            &params,
-            host,
-        )?;
-        let t = std::time::Instant::now();
-        let y = network.forward(&scheduler, x)?;
-        seconds += t.elapsed().as_secs_f64();
-        write(
-            &dir.join(batch_name("result", b)),
-            &y.to_bytes(&params, host)?,
-        )?;
+    let mut report = ServeReport::default();
+    for (b, range) in batches(dir)?.into_iter().enumerate() {
+        let (input, output) = (
+            dir.join(batch_name("batch", b)),
+            dir.join(batch_name("result", b)),
+        );
+        let evaluated = (|| -> Result<f64> {
+            let bytes = read(&input)?;
+            let name = input.display().to_string();
+            let (frame, ct) = Frame::unwrap(&bytes, &name)?;
+            frame.expect(&frame_of(Kind::Batch, b, range, 0), &name)?;
+            let x = CipherTensor::from_bytes(ct, network.shape().0, &params, host)
+                .map_err(|e| about(&input, e))?;
+            check_key_set(&input, &x, key_set, "the evaluation keys")?;
+            let t = std::time::Instant::now();
+            let y = network.forward(&scheduler, x)?;
+            let seconds = t.elapsed().as_secs_f64();
+            let result = frame_of(Kind::Result, b, range, ciphertext_checksum(ct));
+            write(&output, &result.wrap(&y.to_bytes(&params, host)?))?;
+            Ok(seconds)
+        })();
+        match evaluated {
+            Ok(seconds) => {
+                report.evaluated += 1;
+                report.seconds += seconds;
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&output);
+                report.failed.push(about(&input, e).to_string());
+            }
+        }
     }
-    Ok((list.len(), seconds))
+    Ok(report)
 }
 
-/// Client: decrypts the result files; returns (images, correct, agreeing with `model` when
-/// given).
-pub fn client_decrypt(
-    dir: &Path,
-    data: &Path,
-    model: Option<&Path>,
-) -> Result<(usize, usize, Option<usize>)> {
+/// What the client decrypted: images, how many were right, how many agree with the plaintext
+/// model (when given), and the results that failed, each with its file and reason.
+#[derive(Clone, Debug, Default)]
+pub struct DecryptReport {
+    pub images: usize,
+    pub correct: usize,
+    pub agree: Option<usize>,
+    pub failed: Vec<String>,
+}
+
+/// The checksum the batch file of batch `b` ends with, or 0 when the client no longer has it.
+fn batch_checksum(dir: &Path, b: usize) -> u32 {
+    use std::io::{Read, Seek, SeekFrom};
+    let read_tail = || -> std::io::Result<[u8; 4]> {
+        let mut f = std::fs::File::open(dir.join(batch_name("batch", b)))?;
+        f.seek(SeekFrom::End(-4))?;
+        let mut tail = [0u8; 4];
+        f.read_exact(&mut tail)?;
+        Ok(tail)
+    };
+    read_tail().map_or(0, u32::from_le_bytes)
+}
+
+/// Client: decrypts the result files and scores them (and compares them with `model`, when
+/// given). A bad result is reported and the others are scored.
+pub fn client_decrypt(dir: &Path, data: &Path, model: Option<&Path>) -> Result<DecryptReport> {
     let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let (params, sk) = client_state(dir)?;
     let mnist = Mnist::load(data)?;
@@ -168,32 +287,47 @@ pub fn client_decrypt(
     let decryptor = Decryptor::new(&params, &sk)?;
     let model = model.map(super::load_digit_model).transpose()?;
     let px = pixels(&mnist.test_images);
-    let (mut total, mut correct, mut agree) = (0, 0, 0);
+    let mut report = DecryptReport {
+        agree: model.as_ref().map(|_| 0),
+        ..Default::default()
+    };
     for (b, (start, end)) in batches(dir)?.into_iter().enumerate() {
-        if end > mnist.test_labels.len() {
-            return Err(Error::Config(format!(
-                "batch {b} names images beyond the test set"
-            )));
-        }
-        let y = CipherTensor::from_bytes(
-            &read(&dir.join(batch_name("result", b)))?,
-            &[10],
-            &params,
-            &*backend,
-        )?;
-        let outputs = y.decrypt(&decryptor, &encoder, end - start, &*backend)?;
+        let path = dir.join(batch_name("result", b));
+        let outputs = (|| -> Result<Vec<Vec<f32>>> {
+            if end > mnist.test_labels.len() {
+                return Err(Error::Config(format!(
+                    "batch {b} names images beyond the test set"
+                )));
+            }
+            let bytes = read(&path)?;
+            let name = path.display().to_string();
+            let (frame, ct) = Frame::unwrap(&bytes, &name)?;
+            let source = batch_checksum(dir, b);
+            frame.expect(&frame_of(Kind::Result, b, (start, end), source), &name)?;
+            let y = CipherTensor::from_bytes(ct, &[10], &params, &*backend)
+                .map_err(|e| about(&path, e))?;
+            check_key_set(&path, &y, sk.key_set(), "secret.key and the batches")?;
+            y.decrypt(&decryptor, &encoder, end - start, &*backend)
+        })();
+        let outputs = match outputs {
+            Ok(o) => o,
+            Err(e) => {
+                report.failed.push(about(&path, e).to_string());
+                continue;
+            }
+        };
         let plain = match &model {
             Some(m) => Some(m.predict(&px[start * 784..end * 784])?),
             None => None,
         };
         for (i, out) in outputs.iter().enumerate() {
             let guess = argmax(out);
-            correct += usize::from(guess == usize::from(mnist.test_labels[start + i]));
-            if let Some(p) = &plain {
-                agree += usize::from(guess == p[i]);
+            report.correct += usize::from(guess == usize::from(mnist.test_labels[start + i]));
+            if let (Some(p), Some(agree)) = (&plain, report.agree.as_mut()) {
+                *agree += usize::from(guess == p[i]);
             }
         }
-        total += end - start;
+        report.images += end - start;
     }
-    Ok((total, correct, model.map(|_| agree)))
+    Ok(report)
 }

@@ -3,7 +3,9 @@
 //! client decrypts and takes the argmax. Every crossing between client and server goes
 //! through the compact byte format, so the sizes reported are what a network would carry.
 
+pub mod envelope;
 pub mod files;
+pub mod secret_file;
 
 use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};
 use crate::ckks::{
