@@ -218,6 +218,7 @@ pub fn server_evaluate(
     let mnist = Mnist::load(data)?;
     let network = super::plan_server(&model, &params, &mnist)?;
     let scheduler = server.scheduler(&params, &keys)?;
+    super::check_memory(&network, &scheduler, &params)?;
     let host = &**scheduler.host();
     let mut report = ServeReport::default();
     for (b, range) in batches(dir)?.into_iter().enumerate() {

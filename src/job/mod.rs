@@ -230,6 +230,7 @@ pub fn run_mnist(
     let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
     let network = plan_server(&model, &params, &mnist)?;
     let scheduler = opts.server.scheduler(&params, &server_keys)?;
+    check_memory(&network, &scheduler, &params)?;
     report.device = scheduler.name();
 
     let slots = params.slots();
@@ -268,6 +269,39 @@ pub fn run_mnist(
     }
     report.peak_memory_bytes = peak_memory_bytes();
     Ok(report)
+}
+
+/// An error when one batch of `network` needs more memory than this machine has (Linux; no
+/// check elsewhere): a model within the file limits can still ask for tens of gigabytes.
+pub fn check_memory(
+    network: &EncryptedNetwork,
+    scheduler: &Scheduler,
+    params: &Parameters,
+) -> Result<()> {
+    let inputs: usize = network.shape().0.iter().product();
+    let need = scheduler.resident_bytes(network.layer_plan(), inputs, params.max_level());
+    fits(need, memory_total_bytes())
+}
+
+/// An error when `need` bytes exceed the machine's `total` (when known).
+fn fits(need: u64, total: Option<u64>) -> Result<()> {
+    let gib = |b: u64| b as f64 / f64::from(1 << 30);
+    match total {
+        Some(total) if need > total => Err(Error::Config(format!(
+            "one batch of this model needs about {:.1} GiB; this machine has {:.1} GiB",
+            gib(need),
+            gib(total)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The machine's memory (`MemTotal` in /proc/meminfo), on Linux.
+fn memory_total_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The process's peak resident set (`VmHWM` in /proc/self/status), on Linux.
@@ -339,4 +373,56 @@ fn run_batch(
     let outputs = y.decrypt(decryptor, encoder, count, backend)?;
     report.seconds_decrypt += t.elapsed().as_secs_f64();
     Ok(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CpuBackend;
+    use crate::nn::Layer;
+    use crate::tensor::ScheduleOptions;
+
+    #[test]
+    fn a_model_within_the_file_limits_can_still_be_too_large_for_the_machine() {
+        // 64,516 activations after the first square: each a ciphertext of the batch layout.
+        let model = Model {
+            input: vec![1, 28, 28],
+            layers: vec![
+                Layer::Pad2d {
+                    top: 113,
+                    bottom: 113,
+                    left: 113,
+                    right: 113,
+                },
+                Layer::Square,
+                Layer::Flatten,
+                Layer::Dense {
+                    inputs: 254 * 254,
+                    outputs: 10,
+                    weight: vec![0.001; 254 * 254 * 10],
+                    bias: vec![0.0; 10],
+                },
+            ],
+        };
+        model.shapes().unwrap();
+        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let mut keygen = KeyGenerator::new(&params, Seed::from_u64(1));
+        let sk = keygen.secret_key().unwrap();
+        let keys = EvaluationKeys {
+            relin: Some(keygen.relin_key(&sk).unwrap()),
+            ..Default::default()
+        };
+        let images = vec![0.5f32; 2 * 784];
+        let bounds = stage_bounds(&model, &images).unwrap();
+        let network = EncryptedNetwork::plan(&model, &params, &bounds).unwrap();
+        let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(Some(1)).unwrap());
+        let scheduler = Scheduler::new(&params, &keys, cpu, ScheduleOptions::default()).unwrap();
+        let need = scheduler.resident_bytes(network.layer_plan(), 784, params.max_level());
+        // 64,516 ciphertexts of 6 limbs (393 KB each): over 24 GiB.
+        assert!(need > 24 << 30, "{need}");
+        let e = fits(need, Some(24 << 30)).unwrap_err().to_string();
+        assert!(e.contains("needs about") && e.contains("24.0 GiB"), "{e}");
+        fits(need, Some(need)).unwrap();
+        fits(need, None).unwrap();
+    }
 }
