@@ -229,7 +229,8 @@ fn every_flipped_bit_of_every_serialized_kind_is_detected() {
     let ct = encrypt(&params, &k, &[0.25; 4])
         .to_bytes(&params, &*be)
         .unwrap();
-    let kinds: Vec<(&str, Vec<u8>, Box<dyn Fn(&[u8]) -> bool>)> = vec![
+    type Accepts<'a> = Box<dyn Fn(&[u8]) -> bool + 'a>;
+    let kinds: Vec<(&str, Vec<u8>, Accepts)> = vec![
         (
             "parameters",
             params.to_bytes(),
