@@ -180,19 +180,39 @@ fn model_files_round_trip_and_refuse_broken_data() {
     );
     assert!(model_from_bytes(&bytes[..20]).is_err(), "header only");
     assert!(model_from_bytes(b"not a model").is_err());
-    // The metadata claims another shape for the last layer than its tensors have.
+    // The metadata claims another shape for the last layer than its tensors have: the checksum
+    // says so, and without a checksum (as another tool writes files) the shape check does.
     let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
     let from = r#"{\"type\":\"dense\",\"inputs\":5,\"outputs\":4}"#;
     let to = r#"{\"type\":\"dense\",\"inputs\":4,\"outputs\":5}"#;
     assert!(header.contains(from), "{header}");
-    let mismatched = [
-        &bytes[..8],
-        header.replace(from, to).as_bytes(),
-        &bytes[8 + header_len..],
-    ]
-    .concat();
-    let err = model_from_bytes(&mismatched).unwrap_err().to_string();
+    let with_header = |header: &str| {
+        let mut text = header.as_bytes().to_vec();
+        while !text.len().is_multiple_of(8) {
+            text.push(b' ');
+        }
+        [
+            &(text.len() as u64).to_le_bytes()[..],
+            &text,
+            &bytes[8 + header_len..],
+        ]
+        .concat()
+    };
+    let err = model_from_bytes(&with_header(&header.replace(from, to)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("checksum"), "{err}");
+    let mut unchecked: serde_json::Value = serde_json::from_str(&header).unwrap();
+    unchecked["__metadata__"]
+        .as_object_mut()
+        .unwrap()
+        .remove("hegpu.checksum");
+    let unchecked = serde_json::to_string(&unchecked).unwrap();
+    assert!(model_from_bytes(&with_header(&unchecked)).is_ok());
+    let err = model_from_bytes(&with_header(&unchecked.replace(from, to)))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("shape"), "{err}");
     // A NaN weight.
     let mut nan = m.clone();
