@@ -501,7 +501,9 @@ impl SecretKey {
 
     /// Reads a secret key exported by [`SecretKey::export_secret_bytes`].
     pub fn import_secret_bytes(bytes: &[u8], params: &Parameters) -> Result<SecretKey> {
-        let (mut packed, head) = read::<Vec<u8>>(bytes, Kind::SecretKey)?;
+        // Wiped when dropped, on every path out of here.
+        let (packed, head) = read::<Vec<u8>>(bytes, Kind::SecretKey)?;
+        let packed = zeroize::Zeroizing::new(packed);
         params.check_id(head.params_id, "serialized secret key")?;
         let n = params.degree();
         if packed.len() != n / 4 {
@@ -511,19 +513,16 @@ impl SecretKey {
                 n / 4
             )));
         }
-        let mut coeffs = Vec::with_capacity(n);
+        let mut coeffs = zeroize::Zeroizing::new(Vec::with_capacity(n));
         for i in 0..n {
             coeffs.push(match (packed[i / 4] >> (2 * (i % 4))) & 3 {
                 0 => 0i8,
                 1 => 1,
                 2 => -1,
-                _ => {
-                    zeroize::Zeroize::zeroize(&mut packed);
-                    return Err(bad("a secret coefficient outside {-1, 0, 1}"));
-                }
+                _ => return Err(bad("a secret coefficient outside {-1, 0, 1}")),
             });
         }
-        zeroize::Zeroize::zeroize(&mut packed);
+        let coeffs = std::mem::take(&mut *coeffs);
         let ring = params.ring_keys();
         let mut words = small_to_words(ring, &coeffs);
         let ntt = ntt_host(ring, &words);
