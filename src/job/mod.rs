@@ -298,18 +298,20 @@ fn fits(need: u64, total: Option<u64>) -> Result<()> {
 
 /// The machine's memory (`MemTotal` in /proc/meminfo), on Linux.
 fn memory_total_bytes() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    proc_bytes("/proc/meminfo", "MemTotal:")
+}
+
+/// A `field:  N kB` line of a /proc file, in bytes.
+fn proc_bytes(path: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
 
 /// The process's peak resident set (`VmHWM` in /proc/self/status), on Linux.
 pub fn peak_memory_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    proc_bytes("/proc/self/status", "VmHWM:")
 }
 
 /// A model file that maps 1×28×28 images to 10 digits.
