@@ -5,11 +5,12 @@
 
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::{
-    Ciphertext, Encoder, Encryptor, EvaluationKeys, KeyGenerator, ParameterLiteral, Parameters,
-    Preset, PublicKey, SecretKey, SecurityLevel, Seed,
+    Encoder, Encryptor, EvaluationKeys, KeyGenerator, ParameterLiteral, Parameters, Preset,
+    PublicKey, SecretKey, SecurityLevel, Seed,
 };
 use hegpu::job::envelope::{Frame, Kind};
 use hegpu::nn::{WeightType, cryptonets, initialize, model_from_bytes, model_to_bytes};
+use hegpu::tensor::CipherTensor;
 use std::sync::Arc;
 
 /// What a reader makes of an input: `Err` (refused) or the accepted value's metadata.
@@ -210,7 +211,9 @@ pub fn all() -> Vec<Target> {
             seeds: seeds(Integrity::Trailing, ciphertexts),
             read: Box::new(move |b| {
                 let cpu = CpuBackend::new(Some(1)).expect("cpu");
-                text(Ciphertext::from_bytes(b, &p3, &cpu).map(|c| {
+                // Through CipherTensor, whose reader is the ciphertext's plus the shape.
+                text(CipherTensor::from_bytes(b, &[1], &p3, &cpu).map(|t| {
+                    let c = t.ciphertexts();
                     format!(
                         "level {} scale {} size {} count {} key set {}",
                         c.level(),
