@@ -174,15 +174,13 @@ fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> 
 }
 
 /// An error naming `path` unless the ciphertexts of `x` are under key set `expected`, the key
-/// set of `whose`.
+/// set of `whose` ("the evaluation keys belong", "secret.key belongs").
 fn check_key_set(path: &Path, x: &CipherTensor, expected: KeySetId, whose: &str) -> Result<()> {
     let found = x.ciphertexts().key_set();
     if found != expected {
         return Err(Error::Data {
             path: path.display().to_string(),
-            why: format!(
-                "is encrypted under key set {found}, but {whose} belong to key set {expected}"
-            ),
+            why: format!("is encrypted under key set {found}, but {whose} to key set {expected}"),
         });
     }
     Ok(())
@@ -233,7 +231,7 @@ pub fn server_evaluate(
             frame.expect(&frame_of(Kind::Batch, b, range, 0), &name)?;
             let x = CipherTensor::from_bytes(ct, network.shape().0, &params, host)
                 .map_err(|e| about(&input, e))?;
-            check_key_set(&input, &x, key_set, "the evaluation keys")?;
+            check_key_set(&input, &x, key_set, "the evaluation keys belong")?;
             let t = std::time::Instant::now();
             let y = network.forward(&scheduler, x)?;
             let seconds = t.elapsed().as_secs_f64();
@@ -307,7 +305,7 @@ pub fn client_decrypt(dir: &Path, data: &Path, model: Option<&Path>) -> Result<D
             frame.expect(&frame_of(Kind::Result, b, (start, end), source), &name)?;
             let y = CipherTensor::from_bytes(ct, &[10], &params, &*backend)
                 .map_err(|e| about(&path, e))?;
-            check_key_set(&path, &y, sk.key_set(), "secret.key and the batches")?;
+            check_key_set(&path, &y, sk.key_set(), "secret.key belongs")?;
             y.decrypt(&decryptor, &encoder, end - start, &*backend)
         })();
         let outputs = match outputs {
