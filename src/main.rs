@@ -543,6 +543,11 @@ fn mnist(args: JobArgs) -> Result<()> {
         report.seconds_decrypt
     );
     println!(
+        "key switches:          {} ({:.0} per batch)",
+        report.key_switches,
+        report.key_switches as f64 / report.modes.len().max(1) as f64
+    );
+    println!(
         "server:                {:.0} images/s ({:.0} images/s with full batches of {})",
         report.server_images_per_second(),
         report.server_images_per_second_full(),

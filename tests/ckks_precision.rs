@@ -248,3 +248,51 @@ fn depth_five_circuit_on_the_cryptonets_preset_keeps_12_bits() {
     eprintln!("depth 5: {p}");
     assert!(p.mean_bits >= 12.0, "depth 5: {p}");
 }
+
+#[test]
+fn degree_two_ciphertexts_through_a_linear_map_then_relinearized_and_rescaled_twice() {
+    // What the lazy plan does: x², y² left as three polynomials at scale Δ²; a linear map with
+    // integer weights (a·x² + b·y² + c) on them; then one relinearization and two rescales.
+    let s = setup(scale30(), &[], 11);
+    let slots = s.params.slots();
+    let (x, y) = (values(slots, 12), values(slots, 13));
+    let scale = s.params.default_scale();
+    let (cx, cy) = (s.encrypt(&x, scale), s.encrypt(&y, scale));
+    let ev = &s.evaluator;
+    let (x2, y2) = (ev.square(&cx).unwrap(), ev.square(&cy).unwrap());
+    assert_eq!((x2.size(), x2.level()), (3, s.params.max_level()));
+    // Degree-2 ciphertexts decrypt as they are (with s and s²), and go through the format.
+    let p = precision(
+        &x.iter().map(|a| a * a).collect::<Vec<_>>(),
+        &s.decrypt(&x2),
+    );
+    eprintln!("degree 2, not relinearized: {p}");
+    assert!(p.mean_bits >= 18.0, "{p}");
+    let bytes = x2.to_bytes(&s.params, &*s.backend).unwrap();
+    assert_eq!(
+        Ciphertext::from_bytes(&bytes, &s.params, &*s.backend)
+            .unwrap()
+            .size(),
+        3
+    );
+    assert!(ev.rotate(&x2, 1).is_err(), "rotations need two polynomials");
+    // 0.75·x² − 0.5·y² + 0.125 on degree 2, the weights scaled so that two rescales bring the
+    // scale back to Δ (as the plan does): w = Δ · q_L · q_(L−1) / Δ².
+    let q = s.params.q_primes();
+    let top = s.params.max_level();
+    let w = scale * f64::from(q[top]) * f64::from(q[top - 1]) / (scale * scale);
+    let a = ev.mul_const(&x2, 0.75, w).unwrap();
+    let b = ev.mul_const(&y2, -0.5, w).unwrap();
+    let sum = ev.add_const(&ev.add(&a, &b).unwrap(), 0.125).unwrap();
+    assert_eq!(sum.size(), 3);
+    let out = ev.rescale_by(&ev.relinearize(&sum).unwrap(), 2).unwrap();
+    assert_eq!(out.level(), s.params.max_level() - 2);
+    let want: Vec<f64> = x
+        .iter()
+        .zip(&y)
+        .map(|(a, b)| 0.75 * a * a - 0.5 * b * b + 0.125)
+        .collect();
+    let p = precision(&want, &s.decrypt(&out));
+    eprintln!("degree 2 through a linear map, relinearized, two rescales: {p}");
+    assert!(p.mean_bits >= 18.0, "{p}");
+}

@@ -42,7 +42,8 @@ fn client(backend: &Arc<dyn Backend>, seed: u64) -> Client {
 }
 
 /// Runs `model` encrypted on `images` and returns the decrypted outputs per image.
-fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> Vec<Vec<f32>> {
+/// The decrypted outputs, and the ciphertexts the server key-switched.
+fn encrypted_run(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> (Vec<Vec<f32>>, u64) {
     let c = client(&backend, 3);
     let bounds = stage_bounds(model, images).unwrap();
     let net = EncryptedNetwork::plan(model, &c.params, &bounds).unwrap();
@@ -50,15 +51,21 @@ fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -
     assert_eq!(x.shape(), model.input.as_slice());
     let scheduler =
         Scheduler::new(&c.params, &c.keys, backend.clone(), Default::default()).unwrap();
-    let y = net.forward(&scheduler, x).unwrap();
+    let (y, report) = net.forward_report(&scheduler, x).unwrap();
     assert_eq!(y.level(), 0);
     assert_eq!(
         y.shape(),
         model.shapes().unwrap().last().unwrap().as_slice()
     );
     let count = images.len() / model.input_len();
-    y.decrypt(&c.decryptor, &c.encoder, count, &*backend)
-        .unwrap()
+    let outputs = y
+        .decrypt(&c.decryptor, &c.encoder, count, &*backend)
+        .unwrap();
+    (outputs, report.key_switches)
+}
+
+fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> Vec<Vec<f32>> {
+    encrypted_run(model, images, backend).0
 }
 
 fn small_model() -> Model {
@@ -208,7 +215,10 @@ fn the_shipped_model_predicts_the_same_digits_encrypted() {
     let count = 256;
     let images = pixels(&mnist.test_images)[..count * 784].to_vec();
     let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
-    let got = encrypted_outputs(&model, &images, cpu);
+    let (got, key_switches) = encrypted_run(&model, &images, cpu);
+    // Lazy relinearization: the 845 squares after the convolution and the 100 after the dense
+    // layer are relinearized after the next linear map, on its 100 and 10 outputs.
+    assert_eq!(key_switches, 110);
     let plain = model.predict(&images).unwrap();
     let same = got
         .iter()

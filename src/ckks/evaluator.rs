@@ -7,6 +7,7 @@ use super::params::Parameters;
 use crate::backend::{Backend, PolyBatch};
 use crate::{Error, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Divides NTT-domain polynomials over `[P, Q_level]` by P with rounding: subtracts the
@@ -59,6 +60,8 @@ pub struct Evaluator {
     backend: Arc<dyn Backend>,
     relin: Option<DeviceKey>,
     galois: HashMap<usize, DeviceKey>,
+    /// Ciphertexts key-switched so far (relinearizations and Galois automorphisms).
+    key_switches: AtomicU64,
 }
 
 impl Evaluator {
@@ -90,7 +93,13 @@ impl Evaluator {
             backend,
             relin,
             galois,
+            key_switches: AtomicU64::new(0),
         })
+    }
+
+    /// Ciphertexts key-switched (relinearized, rotated, conjugated) by this evaluator so far.
+    pub fn key_switches(&self) -> u64 {
+        self.key_switches.load(Ordering::Relaxed)
     }
 
     /// The backend every operation runs on.
@@ -360,6 +369,8 @@ impl Evaluator {
     /// per ciphertext the pair `(k0, k1)` with `k0 + k1·s ≈ d·s'`. Large batches go through in
     /// chunks, which bounds the decomposed form (digits × ciphertexts × limbs) in memory.
     fn key_switch(&self, d: PolyBatch, level: usize, key: &DeviceKey) -> Result<PolyBatch> {
+        self.key_switches
+            .fetch_add(d.batch() as u64, Ordering::Relaxed);
         if d.batch() <= KEY_SWITCH_CHUNK {
             return self.key_switch_chunk(d, level, key);
         }

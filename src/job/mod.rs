@@ -106,6 +106,8 @@ pub struct JobReport {
     pub modes: Vec<Mode>,
     /// GPU failures the CPU made up for.
     pub fallbacks: Vec<String>,
+    /// Ciphertexts key-switched (relinearized) by the server, all batches together.
+    pub key_switches: u64,
     /// Each stage of the network summed over the batches: chunks per device, seconds, and the
     /// GPU's uploads, readbacks and dispatches.
     pub stages: Vec<StageReport>,
@@ -124,6 +126,7 @@ impl JobReport {
     pub fn note_schedule(&mut self, schedule: crate::tensor::ScheduleReport) {
         self.modes.push(schedule.mode);
         self.fallbacks.extend(schedule.fallback);
+        self.key_switches += schedule.key_switches;
         if self.stages.len() < schedule.stages.len() {
             self.stages = schedule.stages;
         } else {
@@ -167,6 +170,8 @@ impl JobReport {
             "peak_memory_bytes": self.peak_memory_bytes,
             "modes": self.modes.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
             "fallbacks": self.fallbacks,
+            "key_switches": self.key_switches,
+            "key_switches_per_batch": self.key_switches as f64 / self.modes.len().max(1) as f64,
             "stages": self.stages.iter().map(|s| serde_json::json!({
                 "stage": s.what,
                 "gpu_chunks": s.gpu_chunks,

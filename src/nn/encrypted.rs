@@ -147,51 +147,85 @@ impl EncryptedNetwork {
         }
         let delta = params.default_scale();
         let q = params.q_primes();
+        let bits = |primes: &[u32]| -> f64 { primes.iter().map(|&p| f64::from(p).log2()).sum() };
         let mut level = params.max_level();
         let mut scale = delta;
         let mut width = model.input_len();
         let mut steps: Vec<Work> = Vec::with_capacity(needed);
+        // The previous stage left a lazy square: three polynomials, not rescaled.
+        let mut lazy_input = false;
+        let too_large = |s: usize, bound: f64, scale: f64, have: f64, level: usize| {
+            Error::Config(format!(
+                "stage {s}: values up to {bound:.3e} at scale 2^{:.1} need {:.1} bits, level {level} has {have:.1}",
+                scale.log2(),
+                (scale * bound).log2() + 1.0,
+            ))
+        };
         for (s, stage) in stages.iter().enumerate() {
             let bound = 2.0 * f64::from(bounds[s].max(1e-3));
-            let q_here = f64::from(q[level]);
-            // Bits of the modulus left after this stage's rescale.
-            let remaining: f64 = q[..level].iter().map(|&p| f64::from(p).log2()).sum();
-            // The scale after the rescale: the default, except that the last step leaves the
-            // largest output a factor 2 inside the remaining modulus' half.
-            let after = match stage {
-                Some(_) if s + 1 == stages.len() => delta.min(2f64.powf(remaining) / (4.0 * bound)),
-                Some(_) => delta,
-                None => scale * scale / q_here,
-            };
-            if (after * bound).log2() + 1.0 > remaining {
-                return Err(Error::Config(format!(
-                    "stage {s}: values up to {bound:.3e} at scale 2^{:.1} need {:.1} bits, level {} has {remaining:.1}",
-                    after.log2(),
-                    (after * bound).log2() + 1.0,
-                    level - 1
-                )));
-            }
             match stage {
                 Some(rows) => {
+                    let rescales = if lazy_input { 2 } else { 1 };
+                    let divided = &q[level + 1 - rescales..=level];
+                    // Bits of the modulus left after this stage's rescales.
+                    let remaining = bits(&q[..level + 1 - rescales]);
+                    // The scale after the rescales: the default, except that the last step
+                    // leaves the largest output a factor 2 inside the remaining modulus' half.
+                    let after = if s + 1 == stages.len() {
+                        delta.min(2f64.powf(remaining) / (4.0 * bound))
+                    } else {
+                        delta
+                    };
+                    if (after * bound).log2() + 1.0 > remaining {
+                        return Err(too_large(s, bound, after, remaining, level - rescales));
+                    }
+                    let q_here: f64 = divided.iter().map(|&p| f64::from(p)).product();
                     let weight_scale = after * q_here / scale;
+                    let shape = (width, if lazy_input { 3 } else { 2 }, rescales);
                     steps.push(Work::Linear(Self::linear_work(
                         params,
                         level,
                         rows,
-                        width,
+                        shape,
                         weight_scale,
                         scale,
                     )?));
                     width = rows.len();
+                    scale = after;
+                    level -= rescales;
+                    lazy_input = false;
                 }
-                // A square right after a linear map runs with it, chunk by chunk.
-                None => match steps.last_mut() {
-                    Some(Work::Linear(w)) if !w.square => w.square = true,
-                    _ => steps.push(Work::Square),
-                },
+                None => {
+                    let after_linear = matches!(steps.last(), Some(Work::Linear(w)) if !w.square);
+                    if after_linear && matches!(stages.get(s + 1), Some(Some(_))) {
+                        // Lazy: the square stays as it is (scale², this level) and the next
+                        // linear map relinearizes and rescales its outputs only.
+                        let after = scale * scale;
+                        let have = bits(&q[..=level]);
+                        if (after * bound).log2() + 1.0 > have {
+                            return Err(too_large(s, bound, after, have, level));
+                        }
+                        if let Some(Work::Linear(w)) = steps.last_mut() {
+                            (w.square, w.lazy) = (true, true);
+                        }
+                        scale = after;
+                        lazy_input = true;
+                        continue;
+                    }
+                    let remaining = bits(&q[..level]);
+                    let after = scale * scale / f64::from(q[level]);
+                    if (after * bound).log2() + 1.0 > remaining {
+                        return Err(too_large(s, bound, after, remaining, level - 1));
+                    }
+                    // A square right after a linear map runs with it, chunk by chunk.
+                    match steps.last_mut() {
+                        Some(Work::Linear(w)) if !w.square => w.square = true,
+                        _ => steps.push(Work::Square),
+                    }
+                    scale = after;
+                    level -= 1;
+                }
             }
-            scale = after;
-            level -= 1;
         }
         Ok(Self {
             params: params.clone(),
@@ -202,30 +236,36 @@ impl EncryptedNetwork {
         })
     }
 
-    /// A linear stage's rows as residues over the level's primes taken twice (each ciphertext
-    /// is one polynomial of that ring); the bias is the constant plaintext
-    /// `round(b · Δ_w · s_in)` in the first half.
+    /// A linear stage's rows as residues over the level's primes taken `input_size` times (each
+    /// ciphertext is one polynomial of that ring); the bias is the constant plaintext
+    /// `round(b · Δ_w · s_in)` in the first part. `shape` is (inputs, input_size, rescales).
     fn linear_work(
         params: &Arc<Parameters>,
         level: usize,
         rows: &[LinearRow],
-        inputs: usize,
+        (inputs, input_size, rescales): (usize, usize, usize),
         weight_scale: f64,
         scale_in: f64,
     ) -> Result<LinearWork> {
         let primes = params.ring_q(level)?.primes();
-        let int_of = |v: f64| -> Result<i64> {
-            if !v.is_finite() || v.abs() >= 2f64.powi(62) {
-                return Err(Error::Config(format!(
-                    "weight {v:e} does not fit an integer"
-                )));
-            }
-            Ok(v.round() as i64)
-        };
-        let residues = |k: i64| {
-            primes
+        // The residues of round(v) (which can pass 2^64: a lazy square's bias is at about
+        // 2^72), repeated for the input's polynomials after the first when `all`, else zeros.
+        let residues = |v: f64, all: bool| -> Result<Vec<u32>> {
+            let first: Vec<u32> = primes
                 .iter()
-                .map(move |&p| k.rem_euclid(i64::from(p)) as u32)
+                .map(|&p| integer_residue(v.round(), p))
+                .collect::<Option<_>>()
+                .ok_or_else(|| Error::Config(format!("weight {v:e} is not a finite number")))?;
+            let rest = if all {
+                first.clone()
+            } else {
+                vec![0; first.len()]
+            };
+            let mut out = first;
+            for _ in 1..input_size {
+                out.extend(&rest);
+            }
+            Ok(out)
         };
         let mut w = SparseRows {
             offsets: vec![0],
@@ -233,20 +273,22 @@ impl EncryptedNetwork {
         };
         for (bias, terms) in rows {
             for &(k, v) in terms {
-                let word = int_of(f64::from(v) * weight_scale)?;
                 w.columns.push(k);
-                w.words.extend(residues(word).chain(residues(word)));
+                w.words.extend(residues(f64::from(v) * weight_scale, true)?);
             }
             w.offsets.push(w.columns.len());
-            let constant = int_of(f64::from(*bias) * weight_scale * scale_in)?;
-            w.bias.extend(residues(constant).chain(residues(0)));
+            w.bias
+                .extend(residues(f64::from(*bias) * weight_scale * scale_in, false)?);
         }
         Ok(LinearWork {
             rows: w,
             inputs,
             level,
+            input_size,
             weight_scale,
+            rescales,
             square: false,
+            lazy: false,
         })
     }
 
@@ -309,4 +351,71 @@ pub fn encrypt_images(
         encryptor,
         network.input_scale,
     )
+}
+
+/// `v mod p` for an integer-valued `v` of any magnitude (None when not finite): an f64 is
+/// `m · 2^e` with an integer `m < 2^53`.
+fn integer_residue(v: f64, p: u32) -> Option<u32> {
+    if !v.is_finite() {
+        return None;
+    }
+    let p64 = u64::from(p);
+    let magnitude = v.abs();
+    let (m, e) = if magnitude < 2f64.powi(53) {
+        (magnitude as u64, 0)
+    } else {
+        let e = magnitude.log2().floor() as i32 - 52;
+        // An exact division by a power of two, leaving an integer below 2^53 (± one step of
+        // the logarithm's rounding, corrected).
+        let mut e = e;
+        while magnitude / 2f64.powi(e) >= 2f64.powi(53) {
+            e += 1;
+        }
+        ((magnitude / 2f64.powi(e)) as u64, e as u32)
+    };
+    let mut r = m % p64;
+    for _ in 0..e {
+        r = r * 2 % p64;
+    }
+    Some(if v < 0.0 && r != 0 {
+        (p64 - r) as u32
+    } else {
+        r as u32
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::integer_residue;
+
+    #[test]
+    fn residues_of_large_integers_match_exact_arithmetic() {
+        let p = 1_073_479_681u32; // a 30-bit prime
+        for &v in &[
+            0.0,
+            1.0,
+            -1.0,
+            12345.0,
+            -(2f64.powi(52)) - 3.0,
+            2f64.powi(72) * 1.5,
+        ] {
+            let exact = {
+                // v is m · 2^e exactly: u128 arithmetic as the oracle.
+                let (m, e) = if v.abs() < 2f64.powi(64) {
+                    (v.abs() as u128, 0)
+                } else {
+                    ((v.abs() / 2f64.powi(60)) as u128, 60)
+                };
+                let r = ((m % u128::from(p)) * ((1u128 << e) % u128::from(p))) % u128::from(p);
+                if v < 0.0 && r != 0 {
+                    u128::from(p) - r
+                } else {
+                    r
+                }
+            };
+            assert_eq!(integer_residue(v, p), Some(exact as u32), "{v}");
+        }
+        assert_eq!(integer_residue(f64::NAN, p), None);
+        assert_eq!(integer_residue(f64::INFINITY, p), None);
+    }
 }

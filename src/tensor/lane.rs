@@ -62,7 +62,11 @@ impl Lane {
         if let Some(w) = self.cache().get(&key) {
             return Ok(w.clone());
         }
-        let ring = self.ev.params().ring_q(work.level)?.repeat(2)?;
+        let ring = self
+            .ev
+            .params()
+            .ring_q(work.level)?
+            .repeat(work.input_size)?;
         let rows = work.restrict(range, None, true);
         let w = Arc::new(self.backend().upload_sparse(&ring, work.inputs, &rows)?);
         let mut cache = self.cache();
@@ -107,11 +111,11 @@ impl Lane {
             let what = work.describe(x.count);
             let (y, chunks) = match work {
                 Work::Linear(w) => {
-                    w.check_input(x.count, x.level)?;
+                    w.check_input(&x)?;
                     let meta = Meta::of(&x);
                     let grouped = x
                         .polys
-                        .regroup(&self.ev.params().ring_q(meta.level)?.repeat(2)?)?;
+                        .regroup(&self.ev.params().ring_q(meta.level)?.repeat(w.input_size)?)?;
                     let parts = ranges(w.outputs(), CHUNK)
                         .iter()
                         .map(|r| self.linear_range(plan, s, w, meta, &grouped, r))
@@ -186,8 +190,8 @@ impl Meta {
     }
 }
 
-/// The two-polynomial ciphertexts `polys` of a linear map applied to an input `x` with
-/// `work`'s weights.
+/// The ciphertexts `polys` (as many polynomials each as the input's) of a linear map applied
+/// to an input `x` with `work`'s weights.
 pub(crate) fn linear_output(
     x: Meta,
     work: &LinearWork,
@@ -196,7 +200,7 @@ pub(crate) fn linear_output(
 ) -> Ciphertext {
     Ciphertext {
         polys,
-        size: 2,
+        size: work.input_size,
         count,
         level: x.level,
         scale: x.scale * work.weight_scale,
@@ -226,8 +230,11 @@ mod tests {
             },
             inputs: 1,
             level,
+            input_size: 2,
             weight_scale: 1.0,
+            rescales: 1,
             square: false,
+            lazy: false,
         };
         let plan = LayerPlan::new(vec![Work::Linear(work.clone())]);
         let other = LayerPlan::new(vec![Work::Linear(work.clone())]);

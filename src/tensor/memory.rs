@@ -20,7 +20,12 @@ impl Footprint {
 
     /// One two-polynomial ciphertext over `limbs` primes.
     pub fn ciphertext(&self, limbs: usize) -> u64 {
-        2 * limbs as u64 * self.n * 4
+        self.ciphertext_of(2, limbs)
+    }
+
+    /// One ciphertext of `size` polynomials over `limbs` primes.
+    pub fn ciphertext_of(&self, size: usize, limbs: usize) -> u64 {
+        size as u64 * limbs as u64 * self.n * 4
     }
 
     /// Temporaries of finishing `outputs` linear outputs: the map's result, its rescale, the
@@ -50,13 +55,13 @@ impl Footprint {
             .sum();
         let mut peak = 0;
         for work in &plan.stages {
-            let (outputs, drop) = match work {
-                Work::Linear(w) => (w.outputs(), 1 + usize::from(w.square)),
-                Work::Square => (count, 1),
+            let (outputs, drop, size_in, size_out) = match work {
+                Work::Linear(w) => (w.outputs(), w.levels(), w.input_size, w.output_size()),
+                Work::Square => (count, 1, 2, 2),
             };
             let limbs = level + 1;
-            let here = count as u64 * self.ciphertext(limbs)
-                + outputs as u64 * self.ciphertext(limbs)
+            let here = count as u64 * self.ciphertext_of(size_in, limbs)
+                + outputs as u64 * self.ciphertext_of(size_out, limbs)
                 + self.finish(outputs.min(CHUNK), limbs);
             peak = peak.max(here);
             count = outputs;
@@ -79,7 +84,7 @@ impl Footprint {
             outputs /= 2;
         }
         let rest = usable.saturating_sub(self.finish(outputs, limbs));
-        let block = (rest / (2 * self.ciphertext(limbs))) as usize;
+        let block = (rest / (2 * self.ciphertext_of(work.input_size, limbs))) as usize;
         (outputs, block.clamp(1, work.inputs.max(1)))
     }
 

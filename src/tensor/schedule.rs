@@ -87,6 +87,8 @@ pub struct ScheduleReport {
     pub stages: Vec<StageReport>,
     /// Why the GPU's work went to the CPU, when it did.
     pub fallback: Option<String>,
+    /// Ciphertexts key-switched (relinearized) during the run, on every device.
+    pub key_switches: u64,
 }
 
 #[derive(Default)]
@@ -196,8 +198,21 @@ impl Scheduler {
         lock(&self.state)
     }
 
-    /// Runs `plan` on `x` (on the host or the GPU); the result is on the host.
+    /// Ciphertexts key-switched so far by the evaluators of every device.
+    pub fn key_switches(&self) -> u64 {
+        self.cpu.ev.key_switches() + self.gpu.as_ref().map_or(0, |g| g.ev.key_switches())
+    }
+
+    /// Runs `plan` on `x` (on the host or the GPU); the result is on the host. The report's
+    /// key switches are those made while it ran (batches run one after another).
     pub fn run(&self, plan: &LayerPlan, x: Ciphertext) -> Result<(Ciphertext, ScheduleReport)> {
+        let before = self.key_switches();
+        let (y, mut report) = self.place(plan, x)?;
+        report.key_switches = self.key_switches() - before;
+        Ok((y, report))
+    }
+
+    fn place(&self, plan: &LayerPlan, x: Ciphertext) -> Result<(Ciphertext, ScheduleReport)> {
         x.check(&self.params)?;
         let x = self.to_host(x)?;
         let usable = self
@@ -280,6 +295,7 @@ impl Scheduler {
                 mode: Mode::Cpu,
                 stages,
                 fallback,
+                key_switches: 0,
             },
         ))
     }
@@ -301,6 +317,7 @@ impl Scheduler {
                 mode: Mode::Resident,
                 stages: std::mem::take(stages),
                 fallback: None,
+                key_switches: 0,
             },
         ))
     }
@@ -344,6 +361,7 @@ impl Scheduler {
             mode: Mode::Streamed,
             stages: Vec::new(),
             fallback: None,
+            key_switches: 0,
         };
         for (s, work) in plan.stages.iter().enumerate() {
             let (t, before) = (Instant::now(), gpu.counts());
@@ -380,7 +398,7 @@ impl Scheduler {
         stage: &mut StageReport,
         report: &mut ScheduleReport,
     ) -> Result<Ciphertext> {
-        work.check_input(x.count, x.level)?;
+        work.check_input(&x)?;
         let meta = Meta::of(&x);
         let (outputs, block) = self.footprint.stream_sizes(self.free_bytes(gpu), work);
         let st = Streamed {
@@ -390,7 +408,7 @@ impl Scheduler {
             meta,
             grouped: x
                 .polys
-                .regroup(&self.params.ring_q(meta.level)?.repeat(2)?)?,
+                .regroup(&self.params.ring_q(meta.level)?.repeat(work.input_size)?)?,
             queue: Mutex::new(ranges(work.outputs(), outputs).into()),
             done: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),

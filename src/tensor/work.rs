@@ -7,18 +7,31 @@ use crate::{Error, Result};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A linear map with integer weights on ciphertexts at `level`, its rescale, and the x² (with
-/// relinearization and rescale) after it when `square`.
+/// A linear map with integer weights on ciphertexts at `level`, then its rescales, and the x²
+/// after it when `square`.
+///
+/// Lazy relinearization: a square followed by another linear map is left as it is (three
+/// polynomials, not rescaled; `lazy`), and that map runs on the three-polynomial ciphertexts
+/// (the map is linear in each polynomial), so only its outputs are relinearized and rescaled
+/// (`input_size` 3, `rescales` 2). In the CryptoNets network that is 110 key switches per batch
+/// instead of 945.
 #[derive(Clone, Debug)]
 pub struct LinearWork {
-    /// One row per output over the level's primes taken twice (each ciphertext is one
-    /// polynomial of the doubled ring); the bias, when there is one, is in the first half.
+    /// One row per output over the level's primes taken `input_size` times (each ciphertext is
+    /// one polynomial of that ring); the bias, when there is one, is in the first part.
     pub rows: SparseRows,
     pub inputs: usize,
     pub level: usize,
+    /// Polynomials per input ciphertext: 2, or 3 after a lazy square.
+    pub input_size: usize,
     /// The factor the integer weights carry: outputs are at the input scale times this.
     pub weight_scale: f64,
+    /// Rescales after the map (after relinearizing three-polynomial outputs): 1, or 2 when the
+    /// input is a lazy square, whose rescale moved here.
+    pub rescales: usize,
     pub square: bool,
+    /// The square is left unrelinearized and unrescaled, for the next linear map.
+    pub lazy: bool,
 }
 
 /// One stage of a [`LayerPlan`].
@@ -55,7 +68,11 @@ impl Work {
                 "linear {}→{}{}",
                 w.inputs,
                 w.outputs(),
-                if w.square { ", x²" } else { "" }
+                match (w.square, w.lazy) {
+                    (false, _) => "",
+                    (true, false) => ", x²",
+                    (true, true) => ", x² (lazy)",
+                }
             ),
             Work::Square => format!("x² of {inputs}"),
         }
@@ -67,9 +84,19 @@ impl LinearWork {
         self.rows.offsets.len().saturating_sub(1)
     }
 
-    /// Words per weight: the doubled ring's limbs.
+    /// Words per weight: the limbs of the level's ring taken `input_size` times.
     fn word_len(&self) -> usize {
-        2 * (self.level + 1)
+        self.input_size * (self.level + 1)
+    }
+
+    /// Polynomials per output ciphertext: 3 after a lazy square, else 2.
+    pub fn output_size(&self) -> usize {
+        if self.square && self.lazy { 3 } else { 2 }
+    }
+
+    /// Levels the stage uses: its rescales, and the square's when it is not lazy.
+    pub fn levels(&self) -> usize {
+        self.rescales + usize::from(self.square && !self.lazy)
     }
 
     /// The distinct inputs (ascending) that rows `range` read.
@@ -115,12 +142,14 @@ impl LinearWork {
         out
     }
 
-    /// Checks that the work fits a tensor of `count` ciphertexts at `level`.
-    pub(crate) fn check_input(&self, count: usize, level: usize) -> Result<()> {
-        if count != self.inputs || level != self.level {
+    /// Checks that the work fits `x`: its count, level and polynomials per ciphertext.
+    pub(crate) fn check_input(&self, x: &Ciphertext) -> Result<()> {
+        let (count, level, size) = (x.count(), x.level(), x.size());
+        if count != self.inputs || level != self.level || size != self.input_size {
             return Err(Error::Shape(format!(
-                "a linear stage over {} ciphertexts at level {} was given {count} at level {level}",
-                self.inputs, self.level
+                "a linear stage over {} ciphertexts of {} polynomials at level {} was given \
+                 {count} of {size} at level {level}",
+                self.inputs, self.input_size, self.level
             )));
         }
         Ok(())
@@ -136,18 +165,24 @@ pub(crate) fn ranges(outputs: usize, size: usize) -> Vec<Range<usize>> {
 }
 
 /// A linear map's output (`linear`, at the input's level and the input scale times the
-/// weight scale) rescaled, and squared when the work asks for it.
+/// weight scale) relinearized when it has three polynomials, rescaled, and squared when the
+/// work asks for it (left unrelinearized and unrescaled when the square is lazy).
 pub(crate) fn finish_linear(
     ev: &Evaluator,
     work: &LinearWork,
     linear: Ciphertext,
 ) -> Result<Ciphertext> {
-    let y = ev.rescale(&linear)?;
-    drop(linear);
-    if work.square {
-        square_relin_rescale(ev, &y)
+    let linear = if linear.size() == 3 {
+        ev.relinearize(&linear)?
     } else {
-        Ok(y)
+        linear
+    };
+    let y = ev.rescale_by(&linear, work.rescales)?;
+    drop(linear);
+    match (work.square, work.lazy) {
+        (false, _) => Ok(y),
+        (true, false) => square_relin_rescale(ev, &y),
+        (true, true) => ev.square(&y),
     }
 }
 
