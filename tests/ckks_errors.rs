@@ -267,3 +267,64 @@ fn bad_bytes_are_errors_never_panics() {
     assert!(SecretKey::import_secret_bytes(&sk, p).is_err());
     assert!(Parameters::from_bytes(&ct_bytes).is_err());
 }
+
+#[test]
+fn seeded_ciphertexts_travel_in_half_the_bytes_and_decrypt_the_same() {
+    let w = world(small(24, vec![30, 24, 24]), 8);
+    let p = &w.params;
+    let x: Vec<f64> = (0..64).map(|i| i as f64 / 64.0 - 0.5).collect();
+    let encoder = Encoder::new(p);
+    let pt = encoder
+        .encode_many(
+            &[x.clone(), x.clone(), x.clone()],
+            p.max_level(),
+            p.default_scale(),
+            &*w.backend,
+        )
+        .unwrap();
+    let seeded = Encryptor::with_secret_key(p, &w.sk, w.backend.clone(), Seed::from_u64(4))
+        .unwrap()
+        .encrypt(&pt)
+        .unwrap();
+    let public = Encryptor::new(p, &w.pk, w.backend.clone(), Seed::from_u64(4))
+        .unwrap()
+        .encrypt(&pt)
+        .unwrap();
+    assert!(seeded.is_seeded() && !public.is_seeded());
+    let (short, long) = (
+        seeded.to_bytes(p, &*w.backend).unwrap(),
+        public.to_bytes(p, &*w.backend).unwrap(),
+    );
+    // Three ciphertexts: c0 (3 × 4096 × 78 bits) and a seed, against both polynomials.
+    assert!(
+        short.len() < long.len() / 2 + 100,
+        "{} vs {}",
+        short.len(),
+        long.len()
+    );
+    // The server expands the same masks: the ciphertext read back is the one encrypted, word
+    // for word, and decrypts to the values.
+    let back = Ciphertext::from_bytes(&short, p, &*w.backend).unwrap();
+    assert!(back.is_seeded());
+    let expanded = |c: &Ciphertext| {
+        let ev = Evaluator::new(p, w.backend.clone(), &EvaluationKeys::default()).unwrap();
+        ev.neg(c).unwrap().to_bytes(p, &*w.backend).unwrap()
+    };
+    assert_eq!(expanded(&back), expanded(&seeded));
+    let decryptor = Decryptor::new(p, &w.sk).unwrap();
+    for pt in decryptor.decrypt_all(&back, &*w.backend).unwrap() {
+        let got = encoder.decode(&pt).unwrap();
+        let p = precision(&x, &got[..64]);
+        assert!(p.mean_bits > 16.0, "{p}");
+    }
+    // Any operation leaves the seeded form: the masks are no longer the seed's.
+    let ev = Evaluator::new(p, w.backend.clone(), &w.keys).unwrap();
+    assert!(!ev.add(&back, &back).unwrap().is_seeded());
+    // A flipped seed bit is caught by the checksum; another parameter set is refused.
+    let at = short.len() - 4 - (3 * 4096 * 78 / 8) - 10;
+    let mut bad = short.clone();
+    bad[at] ^= 1;
+    assert!(Ciphertext::from_bytes(&bad, p, &*w.backend).is_err());
+    let other = small(26, vec![30, 26]);
+    assert!(Ciphertext::from_bytes(&short, &other, &*w.backend).is_err());
+}

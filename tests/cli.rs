@@ -83,7 +83,12 @@ fn the_mnist_job_classifies_encrypted_digits() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["classified"], 40);
     assert_eq!(report["agreement_with_plaintext"], 1.0);
-    assert!(report["bytes_sent_per_image"].as_f64().unwrap() > 0.0);
+    // A batch travels seeded: c0 and 32 bytes per ciphertext, under 32 KB per image when full.
+    let batch_bytes = report["bytes_sent_per_image"].as_f64().unwrap() * 40.0;
+    assert!(
+        batch_bytes > 0.0 && batch_bytes <= 32768.0 * 4096.0,
+        "{batch_bytes}"
+    );
     // One batch of 4096 slots holds the 40 images and costs the server the same as a full one.
     assert_eq!(report["batch_capacity"], 4096);
     let (partial, full) = (

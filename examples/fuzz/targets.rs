@@ -5,8 +5,8 @@
 
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::{
-    Encoder, Encryptor, EvaluationKeys, KeyGenerator, ParameterLiteral, Parameters, Preset,
-    PublicKey, SecretKey, SecurityLevel, Seed,
+    Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, ParameterLiteral, Parameters,
+    Preset, PublicKey, SecretKey, SecurityLevel, Seed,
 };
 use hegpu::job::envelope::{Frame, Kind};
 use hegpu::nn::{WeightType, cryptonets, initialize, model_from_bytes, model_to_bytes};
@@ -129,7 +129,20 @@ pub fn all() -> Vec<Target> {
         let ct = encryptor.encrypt(&pt).expect("encrypt");
         ct.to_bytes(&params, &*cpu).expect("bytes")
     };
-    let ciphertexts = vec![encrypt(params.max_level()), encrypt(0)];
+    // Seeded (secret-key encryption), full (public key) and three-polynomial ciphertexts.
+    let public = Encryptor::new(&params, &pk, cpu.clone(), Seed::from_u64(9)).expect("enc");
+    let pt = encoder
+        .encode(&values, 1, params.default_scale(), &*cpu)
+        .expect("encode");
+    let full = public.encrypt(&pt).expect("encrypt");
+    let ev = Evaluator::new(&params, cpu.clone(), &eval).expect("evaluator");
+    let squared = ev.square(&full).expect("square");
+    let ciphertexts = vec![
+        encrypt(params.max_level()),
+        encrypt(0),
+        full.to_bytes(&params, &*cpu).expect("bytes"),
+        squared.to_bytes(&params, &*cpu).expect("bytes"),
+    ];
 
     let mut model = cryptonets(1, 4);
     initialize(&mut model, 5).expect("init");

@@ -26,6 +26,10 @@ pub struct Ciphertext {
     pub(crate) params_id: u64,
     /// The key set it is encrypted under.
     pub(crate) key_set: KeySetId,
+    /// Fresh from secret-key encryption: ciphertext i's second polynomial is the mask drawn
+    /// from this seed, stream i, and the compact format sends the seed instead. Any operation
+    /// drops it.
+    pub(crate) seed: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Plaintext {
@@ -134,6 +138,12 @@ impl Ciphertext {
         self.key_set
     }
 
+    /// Whether its compact form carries a seed for its masks instead of the polynomials: fresh
+    /// from secret-key encryption, not yet through any operation.
+    pub fn is_seeded(&self) -> bool {
+        self.seed.is_some()
+    }
+
     /// Bytes of polynomial data (what a transfer or the compact format carries, at most).
     pub fn data_bytes(&self) -> usize {
         4 * self.polys.words()
@@ -154,6 +164,7 @@ impl Ciphertext {
             scale: self.scale,
             params_id: self.params_id,
             key_set: self.key_set,
+            seed: None,
         }
     }
 

@@ -4,7 +4,7 @@ use super::ciphertext::{Ciphertext, Plaintext};
 use super::evaluator::mod_down;
 use super::keys::{KeySetId, PublicKey, SecretKey, minus_as_plus_e, ntt_host};
 use super::params::Parameters;
-use super::sampling::{Sampler, Seed, small_to_words};
+use super::sampling::{Sampler, Seed, seeded_mask, small_to_words};
 use crate::backend::{Backend, PolyBatch};
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -57,7 +57,9 @@ impl Encryptor {
     }
 
     /// Secret-key encryption `(−a·s + e + m, a)`: smaller noise; the secret part runs on the
-    /// host and only the ciphertext goes to `backend`.
+    /// host and only the ciphertext goes to `backend`. Each `a` is drawn from a seed the
+    /// ciphertext keeps, so that its compact form carries 32 bytes instead of the polynomial
+    /// (half the bytes of a fresh ciphertext).
     pub fn with_secret_key(
         params: &Arc<Parameters>,
         sk: &SecretKey,
@@ -82,7 +84,7 @@ impl Encryptor {
         let b = &*self.backend;
         let count = pt.count();
         let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
-        let polys = match &self.key {
+        let (polys, seed) = match &self.key {
             EncryptionKey::Public(pk) => {
                 let ext = self.params.ring_ext(level);
                 let n = ring.degree();
@@ -109,15 +111,17 @@ impl Encryptor {
                 let masked = b.add(&b.mul(&uu, &pk_l)?, &e)?;
                 let c = mod_down(b, &self.params, &masked, level)?;
                 let m = b.gather(&pt.poly, &plain_first(count), 0..level + 1)?;
-                b.add(&c, &m)?
+                (b.add(&c, &m)?, None)
             }
             EncryptionKey::Secret(sk) => {
                 let n = ring.degree();
                 let m = b.download(&pt.poly)?;
                 let pw = ring.poly_words();
                 let mut words = Vec::with_capacity(2 * count * pw);
+                // Each mask comes from a seed, so the ciphertexts can travel as c0 and 32 bytes.
+                let seed: [u8; 32] = sampler.bytes();
                 for i in 0..count {
-                    let a = sampler.uniform(&ring);
+                    let a = seeded_mask(&seed, i as u64, &ring);
                     let e = ntt_host(&ring, &small_to_words(&ring, &sampler.gaussian(n)))?;
                     let c0 = minus_as_plus_e(&ring, &a, sk.q_words(&self.params, level), &e);
                     let mi = &m[i * pw..(i + 1) * pw];
@@ -130,7 +134,7 @@ impl Encryptor {
                     words.extend(a);
                 }
                 drop(sampler);
-                b.upload(&ring, 2 * count, &words)?
+                (b.upload(&ring, 2 * count, &words)?, Some(seed))
             }
         };
         Ok(Ciphertext {
@@ -141,6 +145,7 @@ impl Encryptor {
             scale: pt.scale,
             params_id: self.params.id(),
             key_set: self.key_set,
+            seed,
         })
     }
 }

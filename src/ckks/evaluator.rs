@@ -121,6 +121,7 @@ impl Evaluator {
             scale: ct.scale,
             params_id: ct.params_id,
             key_set: ct.key_set,
+            seed: None,
         }
     }
 
@@ -452,6 +453,7 @@ impl Evaluator {
             scale: ct.scale / f64::from(q_last),
             params_id: ct.params_id,
             key_set: ct.key_set,
+            seed: None,
         })
     }
 

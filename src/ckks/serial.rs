@@ -12,7 +12,7 @@ use super::keys::{
     EvaluationKeys, GaloisKeys, KeySetId, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host,
 };
 use super::params::{ParameterLiteral, Parameters, SecurityLevel};
-use super::sampling::{small_to_words, wipe};
+use super::sampling::{seeded_mask, small_to_words, wipe};
 use crate::backend::{Backend, Ring};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -93,6 +93,9 @@ struct CiphertextWire {
     count: u32,
     level: u32,
     scale: f64,
+    /// Seeded: `data` holds each ciphertext's first polynomial only, and ciphertext i's second
+    /// is the mask drawn from this seed, stream i.
+    seed: Option<[u8; 32]>,
     data: Bytes,
 }
 
@@ -421,16 +424,29 @@ impl EvaluationKeys {
 }
 
 impl Ciphertext {
-    /// The ciphertext in the compact format, fetched through `backend` (which holds it).
+    /// The ciphertext in the compact format, fetched through `backend` (which holds it). A
+    /// seeded ciphertext (fresh from secret-key encryption) sends its masks' seed instead of
+    /// its second polynomials: about half the bytes.
     pub fn to_bytes(&self, params: &Parameters, backend: &dyn Backend) -> Result<Vec<u8>> {
         self.check(params)?;
-        let words = backend.download(&self.polys)?;
+        let ring = params.ring_q(self.level)?;
+        let mut words = backend.download(&self.polys)?;
+        if self.seed.is_some() {
+            // Keep the first polynomial of each ciphertext.
+            let pw = ring.poly_words();
+            words = words
+                .chunks_exact(self.size * pw)
+                .flat_map(|ct| &ct[..pw])
+                .copied()
+                .collect();
+        }
         let wire = CiphertextWire {
             size: self.size as u8,
             count: self.count as u32,
             level: self.level as u32,
             scale: self.scale,
-            data: Bytes(pack(params.ring_q(self.level)?, &words)),
+            seed: self.seed,
+            data: Bytes(pack(ring, &words)),
         };
         let head = Header {
             params_id: self.params_id,
@@ -439,7 +455,8 @@ impl Ciphertext {
         Ok(write(Kind::Ciphertext, head, &wire))
     }
 
-    /// Reads a ciphertext of `params` onto `backend`'s device.
+    /// Reads a ciphertext of `params` onto `backend`'s device (a seeded one has its masks
+    /// drawn from its seed on the host first).
     pub fn from_bytes(
         bytes: &[u8],
         params: &Parameters,
@@ -454,17 +471,36 @@ impl Ciphertext {
                 params.max_level()
             ))
         })?;
-        if !(w.size == 2 || w.size == 3) || w.count == 0 {
+        let seeded_ok = w.seed.is_none() || w.size == 2;
+        if !(w.size == 2 || w.size == 3) || w.count == 0 || !seeded_ok {
             return Err(bad(format!(
-                "{} ciphertexts of {} polynomials",
-                w.count, w.size
+                "{} {}ciphertexts of {} polynomials",
+                w.count,
+                if w.seed.is_some() { "seeded " } else { "" },
+                w.size
             )));
         }
         params
             .check_scale(level, w.scale)
             .map_err(|e| bad(e.to_string()))?;
         let (size, count) = (usize::from(w.size), w.count as usize);
-        let words = unpack(ring, size * count, &w.data.0)?;
+        let words = match &w.seed {
+            None => unpack(ring, size * count, &w.data.0)?,
+            Some(seed) => {
+                let first = unpack(ring, count, &w.data.0)?;
+                let pw = ring.poly_words();
+                let mut words = vec![0u32; 2 * count * pw];
+                words
+                    .par_chunks_mut(2 * pw)
+                    .zip(first.par_chunks(pw))
+                    .enumerate()
+                    .for_each(|(i, (ct, c0))| {
+                        ct[..pw].copy_from_slice(c0);
+                        ct[pw..].copy_from_slice(&seeded_mask(seed, i as u64, ring));
+                    });
+                words
+            }
+        };
         Ok(Ciphertext {
             polys: backend.upload(ring, size * count, &words)?,
             size,
@@ -473,6 +509,7 @@ impl Ciphertext {
             scale: w.scale,
             params_id: head.params_id,
             key_set: head.key_set,
+            seed: w.seed,
         })
     }
 }

@@ -206,6 +206,7 @@ pub(crate) fn linear_output(
         scale: x.scale * work.weight_scale,
         params_id: x.params_id,
         key_set: x.key_set,
+        seed: None,
     }
 }
 
