@@ -160,14 +160,16 @@ fn main() -> ExitCode {
 /// Runs `inputs` inputs through `target`.
 fn fuzz(target: &Target, inputs: u64, seed: u64, opts: &Options) -> Tally {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let expected: Vec<String> = target
-        .seeds
-        .iter()
-        .map(|s| {
-            (target.read)(&s.bytes)
-                .unwrap_or_else(|e| panic!("{}: a seed is refused: {e}", target.name))
-        })
-        .collect();
+    let mut expected = Vec::new();
+    for (i, seed) in target.seeds.iter().enumerate() {
+        match (target.read)(&seed.bytes) {
+            Ok(meta) => expected.push(meta),
+            Err(e) => {
+                eprintln!("fuzz: {}: seed {i} is refused: {e}", target.name);
+                std::process::exit(2);
+            }
+        }
+    }
     let limit = Duration::from_millis(opts.max_ms);
     let mut tally = Tally::default();
     for i in 0..inputs {

@@ -5,8 +5,8 @@
 
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::{
-    Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, ParameterLiteral, Parameters,
-    Preset, PublicKey, SecretKey, SecurityLevel, Seed,
+    Ciphertext, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, ParameterLiteral,
+    Parameters, Preset, PublicKey, SecretKey, SecurityLevel, Seed,
 };
 use hegpu::job::envelope::{Frame, Kind};
 use hegpu::nn::{WeightType, cryptonets, initialize, model_from_bytes, model_to_bytes};
@@ -101,6 +101,19 @@ fn read_idx(bytes: &[u8], dims: usize) -> Outcome {
         .map(|(sizes, data)| format!("{sizes:?} {}", data.len()))
 }
 
+/// A ciphertext's metadata.
+fn describe(c: &Ciphertext) -> String {
+    format!(
+        "level {} scale {} size {} count {} key set {} seeded {}",
+        c.level(),
+        c.scale(),
+        c.size(),
+        c.count(),
+        c.key_set(),
+        c.is_seeded()
+    )
+}
+
 fn text(r: hegpu::Result<String>) -> Outcome {
     r.map_err(|e| e.to_string())
 }
@@ -174,6 +187,7 @@ pub fn all() -> Vec<Target> {
     let p2 = params.clone();
     let p3 = params.clone();
     let p4 = params.clone();
+    let p5 = params.clone();
     vec![
         Target {
             name: "parameters",
@@ -221,21 +235,20 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "ciphertext",
-            seeds: seeds(Integrity::Trailing, ciphertexts),
+            seeds: seeds(Integrity::Trailing, ciphertexts.clone()),
             read: Box::new(move |b| {
                 let cpu = CpuBackend::new(Some(1)).expect("cpu");
-                // Through CipherTensor, whose reader is the ciphertext's plus the shape.
-                text(CipherTensor::from_bytes(b, &[1], &p3, &cpu).map(|t| {
-                    let c = t.ciphertexts();
-                    format!(
-                        "level {} scale {} size {} count {} key set {}",
-                        c.level(),
-                        c.scale(),
-                        c.size(),
-                        c.count(),
-                        c.key_set()
-                    )
-                }))
+                text(Ciphertext::from_bytes(b, &p3, &cpu).map(|c| describe(&c)))
+            }),
+        },
+        Target {
+            name: "cipher-tensor",
+            seeds: seeds(Integrity::Trailing, ciphertexts[..3].to_vec()),
+            read: Box::new(move |b| {
+                let cpu = CpuBackend::new(Some(1)).expect("cpu");
+                text(
+                    CipherTensor::from_bytes(b, &[1], &p5, &cpu).map(|t| describe(t.ciphertexts())),
+                )
             }),
         },
         Target {
