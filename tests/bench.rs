@@ -80,6 +80,11 @@ fn network_rows_agree_across_devices_and_chart() {
     for (i, r) in network.iter().enumerate() {
         assert_eq!((r.n, r.limbs, r.batch, r.unit), (8192, 6, 1500, "images"));
         assert!(r.per_second > 0.0 && r.per_second.is_finite());
+        assert!(
+            r.detail.contains(" key switches, ") && r.detail.contains(" bytes sent"),
+            "{}",
+            r.detail
+        );
         if i == 0 {
             let agree: f64 = r
                 .detail

@@ -325,7 +325,13 @@ pub fn run_network(
                 push(row(
                     "network",
                     batch as f64 / seconds,
-                    format!("{:?}; {}; {check}", report.mode, stages.join(", ")),
+                    format!(
+                        "{:?}; {}; {} key switches, {} bytes sent; {check}",
+                        report.mode,
+                        stages.join(", "),
+                        report.key_switches,
+                        input.len()
+                    ),
                 ));
                 if let Some(stage) = dense_stage.and_then(|i| report.stages.get(i)) {
                     push(row(
