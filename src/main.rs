@@ -542,10 +542,11 @@ fn mnist(args: JobArgs) -> Result<()> {
         report.seconds_evaluate,
         report.seconds_decrypt
     );
+    let per_batch = |k: u64| k as f64 / report.modes.len().max(1) as f64;
     println!(
-        "key switches:          {} ({:.0} per batch)",
-        report.key_switches,
-        report.key_switches as f64 / report.modes.len().max(1) as f64
+        "server work per batch: {:.0} key switches, {:.0} single-limb NTTs",
+        per_batch(report.key_switches),
+        per_batch(report.ntts)
     );
     println!(
         "server:                {:.0} images/s ({:.0} images/s with full batches of {})",

@@ -248,11 +248,18 @@ fn gpu_and_cpu_give_identical_encrypted_outputs() {
         let scheduler = Scheduler::new(&c.params, &c.keys, backend, Default::default()).unwrap();
         let (y, report) = net.forward_report(&scheduler, x).unwrap();
         assert!(report.fallback.is_none(), "{:?}", report.fallback);
-        y.to_bytes(&c.params, &**scheduler.host()).unwrap()
+        let bytes = y.to_bytes(&c.params, &**scheduler.host()).unwrap();
+        (bytes, report.key_switches, report.ntts)
     };
     let cpu = run(Arc::new(CpuBackend::new(None).unwrap()));
     let gpu = run(Arc::new(hegpu::backend::GpuBackend::new().unwrap()));
-    assert!(cpu == gpu, "encrypted outputs differ between GPU and CPU");
+    assert!(
+        cpu.0 == gpu.0,
+        "encrypted outputs differ between GPU and CPU"
+    );
+    // The same plan does the same work on both: key switches and NTTs counted alike.
+    assert_eq!((cpu.1, cpu.2), (gpu.1, gpu.2));
+    assert!(cpu.1 > 0 && cpu.2 > 0, "{:?}", (cpu.1, cpu.2));
 }
 
 #[test]

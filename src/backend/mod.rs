@@ -39,6 +39,10 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// Single-limb NTTs (forward and inverse) run so far: a batch of `b` polynomials over `l`
+    /// limbs counts `b · l`.
+    fn ntt_count(&self) -> u64;
+
     /// Copies `batch` polynomials (`[batch][limb][n]`, words below their primes) to the device.
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch>;
 

@@ -326,10 +326,11 @@ pub fn run_network(
                     "network",
                     batch as f64 / seconds,
                     format!(
-                        "{:?}; {}; {} key switches, {} bytes sent; {check}",
+                        "{:?}; {}; {} key switches, {} NTTs, {} bytes sent; {check}",
                         report.mode,
                         stages.join(", "),
                         report.key_switches,
+                        report.ntts,
                         input.len()
                     ),
                 ));

@@ -108,6 +108,8 @@ pub struct JobReport {
     pub fallbacks: Vec<String>,
     /// Ciphertexts key-switched (relinearized) by the server, all batches together.
     pub key_switches: u64,
+    /// Single-limb NTTs the server ran, all batches together.
+    pub ntts: u64,
     /// Each stage of the network summed over the batches: chunks per device, seconds, and the
     /// GPU's uploads, readbacks and dispatches.
     pub stages: Vec<StageReport>,
@@ -127,6 +129,7 @@ impl JobReport {
         self.modes.push(schedule.mode);
         self.fallbacks.extend(schedule.fallback);
         self.key_switches += schedule.key_switches;
+        self.ntts += schedule.ntts;
         if self.stages.len() < schedule.stages.len() {
             self.stages = schedule.stages;
         } else {
@@ -172,6 +175,9 @@ impl JobReport {
             "fallbacks": self.fallbacks,
             "key_switches": self.key_switches,
             "key_switches_per_batch": self.key_switches as f64 / self.modes.len().max(1) as f64,
+            "ntts": self.ntts,
+            "ntts_per_batch": self.ntts as f64 / self.modes.len().max(1) as f64,
+            "bytes_sent_per_batch": self.bytes_sent as f64 / self.modes.len().max(1) as f64,
             "stages": self.stages.iter().map(|s| serde_json::json!({
                 "stage": s.what,
                 "gpu_chunks": s.gpu_chunks,

@@ -89,6 +89,8 @@ pub struct ScheduleReport {
     pub fallback: Option<String>,
     /// Ciphertexts key-switched (relinearized) during the run, on every device.
     pub key_switches: u64,
+    /// Single-limb NTTs run during the run, on every device.
+    pub ntts: u64,
 }
 
 #[derive(Default)]
@@ -198,17 +200,21 @@ impl Scheduler {
         lock(&self.state)
     }
 
-    /// Ciphertexts key-switched so far by the evaluators of every device.
-    pub fn key_switches(&self) -> u64 {
-        self.cpu.ev.key_switches() + self.gpu.as_ref().map_or(0, |g| g.ev.key_switches())
+    /// Ciphertexts key-switched and single-limb NTTs run so far, on every device.
+    pub fn work_done(&self) -> (u64, u64) {
+        let lanes = std::iter::once(&self.cpu).chain(self.gpu.as_ref());
+        lanes.fold((0, 0), |(k, n), lane| {
+            (k + lane.ev.key_switches(), n + lane.backend().ntt_count())
+        })
     }
 
     /// Runs `plan` on `x` (on the host or the GPU); the result is on the host. The report's
-    /// key switches are those made while it ran (batches run one after another).
+    /// key switches and NTTs are those made while it ran (batches run one after another).
     pub fn run(&self, plan: &LayerPlan, x: Ciphertext) -> Result<(Ciphertext, ScheduleReport)> {
-        let before = self.key_switches();
+        let before = self.work_done();
         let (y, mut report) = self.place(plan, x)?;
-        report.key_switches = self.key_switches() - before;
+        let after = self.work_done();
+        (report.key_switches, report.ntts) = (after.0 - before.0, after.1 - before.1);
         Ok((y, report))
     }
 
@@ -296,6 +302,7 @@ impl Scheduler {
                 stages,
                 fallback,
                 key_switches: 0,
+                ntts: 0,
             },
         ))
     }
@@ -318,6 +325,7 @@ impl Scheduler {
                 stages: std::mem::take(stages),
                 fallback: None,
                 key_switches: 0,
+                ntts: 0,
             },
         ))
     }
@@ -362,6 +370,7 @@ impl Scheduler {
             stages: Vec::new(),
             fallback: None,
             key_switches: 0,
+            ntts: 0,
         };
         for (s, work) in plan.stages.iter().enumerate() {
             let (t, before) = (Instant::now(), gpu.counts());

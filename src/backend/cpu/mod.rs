@@ -28,6 +28,7 @@ const LINEAR_BLOCK: usize = 256;
 /// Rayon-parallel CPU implementation of [`Backend`].
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
+    ntts: std::sync::atomic::AtomicU64,
 }
 
 impl CpuBackend {
@@ -45,7 +46,16 @@ impl CpuBackend {
         let pool = builder
             .build()
             .map_err(|e| Error::Config(format!("cannot start CPU threads: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            ntts: Default::default(),
+        })
+    }
+
+    fn count_ntts(&self, x: &PolyBatch) {
+        let single = (x.batch * x.ring.limbs()) as u64;
+        self.ntts
+            .fetch_add(single, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Number of worker threads.
@@ -179,11 +189,17 @@ impl Backend for CpuBackend {
         Ok(Self::wrap(ring, batch, vec![0; batch * ring.poly_words()]))
     }
 
+    fn ntt_count(&self) -> u64 {
+        self.ntts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn ntt_forward(&self, x: &mut PolyBatch) -> Result<()> {
+        self.count_ntts(x);
         self.map_rows(x, |ring, l, row| ring.plans()[l].forward(row))
     }
 
     fn ntt_inverse(&self, x: &mut PolyBatch) -> Result<()> {
+        self.count_ntts(x);
         self.map_rows(x, |ring, l, row| ring.plans()[l].inverse(row))
     }
 

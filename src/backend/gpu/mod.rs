@@ -113,6 +113,8 @@ pub struct GpuBackend {
     live_bytes: Arc<AtomicU64>,
     peak_bytes: AtomicU64,
     lose_after_dispatches: Option<u64>,
+    /// Single-limb NTTs run (see [`Backend::ntt_count`]).
+    ntts: AtomicU64,
     rings: Mutex<HashMap<RingKey, Arc<GpuRingTables>>>,
     /// Base-conversion tables by (source primes of each digit, target primes), with the
     /// offset of each digit's table: uploaded once per device.
@@ -178,6 +180,7 @@ impl GpuBackend {
             conversions: Mutex::new(HashMap::new()),
             placeholder,
             counters: Counters::default(),
+            ntts: AtomicU64::new(0),
         })
     }
 
@@ -600,11 +603,19 @@ impl Backend for GpuBackend {
         self.alloc_batch(ring, batch)
     }
 
+    fn ntt_count(&self) -> u64 {
+        self.ntts.load(Ordering::Relaxed)
+    }
+
     fn ntt_forward(&self, x: &mut PolyBatch) -> Result<()> {
+        self.ntts
+            .fetch_add((x.batch * x.ring.limbs()) as u64, Ordering::Relaxed);
         self.ntt(x, true)
     }
 
     fn ntt_inverse(&self, x: &mut PolyBatch) -> Result<()> {
+        self.ntts
+            .fetch_add((x.batch * x.ring.limbs()) as u64, Ordering::Relaxed);
         self.ntt(x, false)
     }
 
