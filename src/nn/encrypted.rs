@@ -11,6 +11,7 @@
 use super::model::{Layer, LinearRow, Model};
 use crate::backend::SparseRows;
 use crate::ckks::{Encoder, Encryptor, Parameters};
+use crate::math::Modulus;
 use crate::tensor::{CipherTensor, LayerPlan, LinearWork, ScheduleReport, Scheduler, Work};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
@@ -247,13 +248,12 @@ impl EncryptedNetwork {
         weight_scale: f64,
         scale_in: f64,
     ) -> Result<LinearWork> {
-        let primes = params.ring_q(level)?.primes();
+        let ring = params.ring_q(level)?;
         // The residues of round(v) (which can pass 2^64: a lazy square's bias is at about
         // 2^72), repeated for the input's polynomials after the first when `all`, else zeros.
         let residues = |v: f64, all: bool| -> Result<Vec<u32>> {
-            let first: Vec<u32> = primes
-                .iter()
-                .map(|&p| integer_residue(v.round(), p))
+            let first: Vec<u32> = (0..ring.limbs())
+                .map(|l| integer_residue(v.round(), &ring.modulus(l)))
                 .collect::<Option<_>>()
                 .ok_or_else(|| Error::Config(format!("weight {v:e} is not a finite number")))?;
             let rest = if all {
@@ -354,43 +354,30 @@ pub fn encrypt_images(
 }
 
 /// `v mod p` for an integer-valued `v` of any magnitude (None when not finite): an f64 is
-/// `m · 2^e` with an integer `m < 2^53`.
-fn integer_residue(v: f64, p: u32) -> Option<u32> {
+/// exactly `± m · 2^e` with an integer `m < 2^53`.
+fn integer_residue(v: f64, p: &Modulus) -> Option<u32> {
     if !v.is_finite() {
         return None;
     }
-    let p64 = u64::from(p);
-    let magnitude = v.abs();
-    let (m, e) = if magnitude < 2f64.powi(53) {
-        (magnitude as u64, 0)
+    let (m, e, sign) = num_traits::Float::integer_decode(v);
+    // A negative exponent only shifts out zero bits: `v` is an integer.
+    let r = if e < 0 {
+        p.reduce_u64(m.checked_shr(e.unsigned_abs().into()).unwrap_or(0))
     } else {
-        let e = magnitude.log2().floor() as i32 - 52;
-        // An exact division by a power of two, leaving an integer below 2^53 (± one step of
-        // the logarithm's rounding, corrected).
-        let mut e = e;
-        while magnitude / 2f64.powi(e) >= 2f64.powi(53) {
-            e += 1;
-        }
-        ((magnitude / 2f64.powi(e)) as u64, e as u32)
+        p.mul(p.reduce_u64(m), p.pow(2, e as u64))
     };
-    let mut r = m % p64;
-    for _ in 0..e {
-        r = r * 2 % p64;
-    }
-    Some(if v < 0.0 && r != 0 {
-        (p64 - r) as u32
-    } else {
-        r as u32
-    })
+    Some(if sign < 0 { p.neg(r) } else { r })
 }
 
 #[cfg(test)]
 mod tests {
     use super::integer_residue;
+    use crate::math::Modulus;
 
     #[test]
     fn residues_of_large_integers_match_exact_arithmetic() {
         let p = 1_073_479_681u32; // a 30-bit prime
+        let modulus = Modulus::new(p).unwrap();
         for &v in &[
             0.0,
             1.0,
@@ -398,6 +385,7 @@ mod tests {
             12345.0,
             -(2f64.powi(52)) - 3.0,
             2f64.powi(72) * 1.5,
+            -3.0 * 2f64.powi(70),
         ] {
             let exact = {
                 // v is m · 2^e exactly: u128 arithmetic as the oracle.
@@ -413,9 +401,9 @@ mod tests {
                     r
                 }
             };
-            assert_eq!(integer_residue(v, p), Some(exact as u32), "{v}");
+            assert_eq!(integer_residue(v, &modulus), Some(exact as u32), "{v}");
         }
-        assert_eq!(integer_residue(f64::NAN, p), None);
-        assert_eq!(integer_residue(f64::INFINITY, p), None);
+        assert_eq!(integer_residue(f64::NAN, &modulus), None);
+        assert_eq!(integer_residue(f64::INFINITY, &modulus), None);
     }
 }
