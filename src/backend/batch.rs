@@ -38,6 +38,11 @@ impl PolyBatch {
         self.batch
     }
 
+    /// Rows of N words (`batch × limbs`): what a transform over the batch touches.
+    pub fn rows(&self) -> usize {
+        self.batch * self.ring.limbs()
+    }
+
     /// Total words (`batch × limbs × n`).
     pub fn words(&self) -> usize {
         self.batch * self.ring.poly_words()

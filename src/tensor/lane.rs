@@ -62,11 +62,7 @@ impl Lane {
         if let Some(w) = self.cache().get(&key) {
             return Ok(w.clone());
         }
-        let ring = self
-            .ev
-            .params()
-            .ring_q(work.level)?
-            .repeat(work.input_size)?;
+        let ring = work.input_ring(self.ev.params())?;
         let rows = work.restrict(range, None, true);
         let w = Arc::new(self.backend().upload_sparse(&ring, work.inputs, &rows)?);
         let mut cache = self.cache();
@@ -113,9 +109,7 @@ impl Lane {
                 Work::Linear(w) => {
                     w.check_input(&x)?;
                     let meta = Meta::of(&x);
-                    let grouped = x
-                        .polys
-                        .regroup(&self.ev.params().ring_q(meta.level)?.repeat(w.input_size)?)?;
+                    let grouped = x.polys.regroup(&w.input_ring(self.ev.params())?)?;
                     let parts = ranges(w.outputs(), CHUNK)
                         .iter()
                         .map(|r| self.linear_range(plan, s, w, meta, &grouped, r))

@@ -415,9 +415,7 @@ impl Scheduler {
             stage: s,
             work,
             meta,
-            grouped: x
-                .polys
-                .regroup(&self.params.ring_q(meta.level)?.repeat(work.input_size)?)?,
+            grouped: x.polys.regroup(&work.input_ring(&self.params)?)?,
             queue: Mutex::new(ranges(work.outputs(), outputs).into()),
             done: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),

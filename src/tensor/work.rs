@@ -89,6 +89,15 @@ impl LinearWork {
         self.input_size * (self.level + 1)
     }
 
+    /// The ring each input ciphertext is one polynomial of: the level's primes taken
+    /// `input_size` times.
+    pub(crate) fn input_ring(
+        &self,
+        params: &crate::ckks::Parameters,
+    ) -> Result<std::sync::Arc<crate::backend::Ring>> {
+        params.ring_q(self.level)?.repeat(self.input_size)
+    }
+
     /// Polynomials per output ciphertext: 3 after a lazy square, else 2.
     pub fn output_size(&self) -> usize {
         if self.square && self.lazy { 3 } else { 2 }

@@ -53,9 +53,8 @@ impl CpuBackend {
     }
 
     fn count_ntts(&self, x: &PolyBatch) {
-        let single = (x.batch * x.ring.limbs()) as u64;
         self.ntts
-            .fetch_add(single, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(x.rows() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Number of worker threads.

@@ -608,14 +608,12 @@ impl Backend for GpuBackend {
     }
 
     fn ntt_forward(&self, x: &mut PolyBatch) -> Result<()> {
-        self.ntts
-            .fetch_add((x.batch * x.ring.limbs()) as u64, Ordering::Relaxed);
+        self.ntts.fetch_add(x.rows() as u64, Ordering::Relaxed);
         self.ntt(x, true)
     }
 
     fn ntt_inverse(&self, x: &mut PolyBatch) -> Result<()> {
-        self.ntts
-            .fetch_add((x.batch * x.ring.limbs()) as u64, Ordering::Relaxed);
+        self.ntts.fetch_add(x.rows() as u64, Ordering::Relaxed);
         self.ntt(x, false)
     }
 
