@@ -26,13 +26,15 @@ const KEY_CHECKSUM: &str = "hegpu.checksum";
 const KNOWN_KEYS: [&str; 4] = [KEY_FORMAT, KEY_ARCHITECTURE, KEY_CHECKSUM, "format"];
 
 /// CRC-32 of the architecture text and every tensor (name, type, shape, bytes) in name order.
-fn checksum(architecture: &str, file: &SafeTensors<'_>) -> String {
+fn checksum<'a>(
+    architecture: &str,
+    tensors: impl IntoIterator<Item = (&'a str, &'a TensorView<'a>)>,
+) -> String {
+    let mut tensors: Vec<_> = tensors.into_iter().collect();
+    tensors.sort_by_key(|(name, _)| *name);
     let mut crc = crc32fast::Hasher::new();
     crc.update(architecture.as_bytes());
-    let mut names = file.names();
-    names.sort();
-    for name in names {
-        let t = file.tensor(name).expect("a listed tensor");
+    for (name, t) in tensors {
         crc.update(name.as_bytes());
         crc.update(format!("{:?}{:?}", t.dtype(), t.shape()).as_bytes());
         crc.update(t.data());
@@ -181,10 +183,8 @@ pub fn model_to_bytes(model: &Model, dtype: WeightType) -> Result<Vec<u8>> {
         (KEY_FORMAT.to_string(), FORMAT.to_string()),
         (KEY_ARCHITECTURE.to_string(), architecture.clone()),
     ]);
-    let unchecked = safetensors::serialize(views.clone(), Some(meta.clone()))
-        .map_err(|e| Error::Config(e.to_string()))?;
-    let file = SafeTensors::deserialize(&unchecked).map_err(|e| Error::Config(e.to_string()))?;
-    meta.insert(KEY_CHECKSUM.to_string(), checksum(&architecture, &file));
+    let crc = checksum(&architecture, views.iter().map(|(n, v)| (n.as_str(), v)));
+    meta.insert(KEY_CHECKSUM.to_string(), crc);
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(e.to_string()))
 }
 
@@ -236,7 +236,8 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
         .get(KEY_ARCHITECTURE)
         .ok_or_else(|| bad(here, "no hegpu.architecture metadata"))?;
     if let Some(stored) = info.get(KEY_CHECKSUM) {
-        let found = checksum(architecture, &file);
+        let tensors = file.tensors();
+        let found = checksum(architecture, tensors.iter().map(|(n, v)| (n.as_str(), v)));
         if *stored != found {
             return Err(bad(
                 here,
