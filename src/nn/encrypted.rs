@@ -68,7 +68,7 @@ fn stages(model: &Model) -> Result<Vec<Option<Vec<LinearRow>>>> {
         Some(prev) => compose(&prev, &rows),
         None => rows,
     };
-    for (i, (layer, shape)) in model.layers.iter().zip(&shapes).enumerate() {
+    for (layer, shape) in model.layers.iter().zip(&shapes) {
         let width: usize = shape.iter().product();
         match *layer {
             Layer::Square => {
@@ -77,12 +77,8 @@ fn stages(model: &Model) -> Result<Vec<Option<Vec<LinearRow>>>> {
                 }
                 out.push(None);
             }
+            // Model::shapes (above) has checked that the coefficients are finite.
             Layer::Poly { a, b, c } => {
-                if ![a, b, c].iter().all(|v| v.is_finite()) {
-                    return Err(Error::Config(format!(
-                        "layer {i}: activation coefficients {a}, {b}, {c} are not finite"
-                    )));
-                }
                 if a == 0.0 {
                     pending = Some(then(pending.take(), elementwise(width, b, c)));
                     continue;
