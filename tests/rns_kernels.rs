@@ -287,8 +287,9 @@ fn tensor_of_ciphertext_pairs_equals_u64_products() {
 #[test]
 fn sparse_linear_layer_equals_u64_sums() {
     use hegpu::backend::SparseRows;
-    // Rows 0..4 of the first layer read the same inputs, so they are summed as one tile on the
-    // CPU; the second layer has a bias and 31-bit primes, which fold after every two terms.
+    // Rows 0..4 read the same inputs, so they are summed as one tile on the CPU, and rows 5 and
+    // 7 (where there are 9 outputs) as another, apart from the rows between them; the second
+    // layer has a bias and 31-bit primes, which fold after every two terms.
     for (n, limbs, inputs, outputs, with_bias) in [
         (1 << 10, 3, 9, 7, false),
         (1 << 12, 2, 4, 3, true),
@@ -300,7 +301,7 @@ fn sparse_linear_layer_equals_u64_sums() {
         for (w, v) in x[..ring.poly_words()].iter_mut().enumerate() {
             *v = ring.modulus(w / n).value() - 1;
         }
-        // Row j reads inputs j, j+2, j+5 (mod K), the last row nothing.
+        // Row j reads every other input, or inputs j, j+2, j+5 (mod K); the last row nothing.
         let mut rows = SparseRows {
             offsets: vec![0],
             ..Default::default()
@@ -309,7 +310,7 @@ fn sparse_linear_layer_equals_u64_sums() {
         for j in 0..outputs {
             let columns: Vec<usize> = match j {
                 _ if j + 1 == outputs => vec![],
-                0..4 => (0..inputs).step_by(2).collect(),
+                0..4 | 5 | 7 => (0..inputs).step_by(2).collect(),
                 _ => vec![j % inputs, (j + 2) % inputs, (j + 5) % inputs],
             };
             {

@@ -159,9 +159,10 @@ pub struct Weights {
 }
 
 pub(crate) enum WeightStorage {
-    /// `[l][j][k]` words: the CPU loop walks `k` within one limb.
+    /// The matrix as compressed rows (every column in every row): the CPU runs dense and
+    /// sparse layers with one kernel.
     Host {
-        w: Vec<u32>,
+        rows: super::sparse::SparseRows,
     },
     Gpu(GpuWeights),
 }

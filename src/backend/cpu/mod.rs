@@ -11,19 +11,12 @@ mod lanes;
 pub(crate) mod pool;
 mod rns;
 mod sparse;
+mod tile;
 mod wide;
-use crate::math::Modulus;
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
-use wide::Wide;
-
-/// Outputs computed together by one pass over the inputs in [`CpuBackend::linear`].
-const LINEAR_TILE_OUTPUTS: usize = 4;
-/// Coefficients per block in [`CpuBackend::linear`]: a block of every input stays in L2 while all
-/// output tiles stream over it.
-const LINEAR_BLOCK: usize = 256;
 
 /// Rayon-parallel CPU implementation of [`Backend`].
 pub struct CpuBackend {
@@ -115,16 +108,6 @@ impl CpuBackend {
                     .enumerate()
                     .for_each(|(row, r)| f(row, r))
             });
-        }
-    }
-
-    /// `[f(0), …, f(count - 1)]`, in parallel where it pays.
-    fn map_tasks<R: Send>(&self, count: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
-        if self.threads() == 1 || count == 1 {
-            (0..count).map(f).collect()
-        } else {
-            self.pool
-                .install(|| (0..count).into_par_iter().map(f).collect())
         }
     }
 
@@ -259,68 +242,30 @@ impl Backend for CpuBackend {
         words: &[u32],
     ) -> Result<Weights> {
         Weights::check(ring, outputs, inputs, words)?;
-        let limbs = ring.limbs();
-        let mut w = vec![0u32; words.len()];
-        for j in 0..outputs {
-            for k in 0..inputs {
-                for l in 0..limbs {
-                    let word = words[(j * inputs + k) * limbs + l];
-                    let at = (l * outputs + j) * inputs + k;
-                    w[at] = word;
-                }
-            }
-        }
+        // `words` is `[j][k][l]`, which is `[entry][limb]` of rows that read every input.
+        let rows = SparseRows {
+            offsets: (0..=outputs).map(|j| j * inputs).collect(),
+            columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
+            words: words.to_vec(),
+            bias: Vec::new(),
+        };
         Ok(Weights {
             ring: ring.clone(),
             outputs,
             inputs,
-            data: WeightStorage::Host { w },
+            data: WeightStorage::Host { rows },
         })
     }
 
     fn linear(&self, weights: &Weights, x: &PolyBatch) -> Result<PolyBatch> {
         check_linear(weights, x)?;
-        let WeightStorage::Host { w } = &weights.data else {
+        let WeightStorage::Host { rows } = &weights.data else {
             return Err(Error::WrongDevice {
                 expected: "the CPU".into(),
                 found: "the GPU".into(),
             });
         };
-        let input = self.host(x)?;
-        let ring = &x.ring;
-        let (n, limbs) = (ring.degree(), ring.limbs());
-        let (outputs, inputs) = (weights.outputs, weights.inputs);
-        let blocks_per_limb = n.div_ceil(LINEAR_BLOCK);
-        // Each task owns one limb and one block of coefficients and computes every output there,
-        // so the block of every input is read from memory once and then served from cache.
-        let parts: Vec<Vec<u32>> = self.map_tasks(limbs * blocks_per_limb, |task| {
-            let (l, blk) = (task / blocks_per_limb, task % blocks_per_limb);
-            let c0 = blk * LINEAR_BLOCK;
-            let len = LINEAR_BLOCK.min(n - c0);
-            let wl = &w[l * outputs * inputs..(l + 1) * outputs * inputs];
-            let mut part = vec![0u32; outputs * len];
-            let m = ring.modulus(l);
-            pulp::Arch::new().dispatch(LinearBlock {
-                m,
-                w: wl,
-                input,
-                at: (ring.poly_words(), l * n + c0, len),
-                inputs,
-                part: &mut part,
-            });
-            part
-        });
-        let mut out = pool::take(outputs * ring.poly_words(), false);
-        self.rows_mut(&mut out, n, |row, o| {
-            let (j, l) = (row / limbs, row % limbs);
-            for blk in 0..blocks_per_limb {
-                let c0 = blk * LINEAR_BLOCK;
-                let len = LINEAR_BLOCK.min(n - c0);
-                o[c0..c0 + len]
-                    .copy_from_slice(&parts[l * blocks_per_limb + blk][j * len..(j + 1) * len]);
-            }
-        });
-        Ok(Self::wrap(ring, outputs, out))
+        self.linear_rows(rows, weights.outputs, x)
     }
 
     fn upload_sparse(
@@ -384,65 +329,5 @@ impl Backend for CpuBackend {
         scale: &[u32],
     ) -> Result<PolyBatch> {
         self.scaled_difference_rows(a, b, offset, scale)
-    }
-}
-
-/// [`linear_block`] as a [`pulp::WithSimd`] operation: a large closure body may be left out
-/// of line, and then it is compiled without the SIMD features the dispatch found.
-struct LinearBlock<'a> {
-    m: Modulus,
-    w: &'a [u32],
-    input: &'a [u32],
-    at: (usize, usize, usize),
-    inputs: usize,
-    part: &'a mut [u32],
-}
-
-impl pulp::WithSimd for LinearBlock<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
-        linear_block(self.m, self.w, self.input, self.at, self.inputs, self.part);
-    }
-}
-
-/// `part[j][i] = Σ_k w[j][k] · x_k[start + i] mod p` for every output `j` and `i < len`, where
-/// `x_k` starts at word `k · stride` of `input`, with lazy 64-bit sums ([`Wide`]). Outputs go
-/// in tiles of [`LINEAR_TILE_OUTPUTS`] so each input word loaded feeds several accumulators.
-#[inline(always)]
-fn linear_block(
-    m: Modulus,
-    w: &[u32],
-    input: &[u32],
-    (stride, start, len): (usize, usize, usize),
-    inputs: usize,
-    part: &mut [u32],
-) {
-    let wide = Wide::new(m);
-    let outputs = part.len() / len;
-    let mut acc = [[0u64; LINEAR_BLOCK]; LINEAR_TILE_OUTPUTS];
-    for j0 in (0..outputs).step_by(LINEAR_TILE_OUTPUTS) {
-        let tile = LINEAR_TILE_OUTPUTS.min(outputs - j0);
-        for a in acc.iter_mut().take(tile) {
-            a[..len].fill(0);
-        }
-        for k_start in (0..inputs).step_by(wide.per_fold) {
-            for k in k_start..inputs.min(k_start + wide.per_fold) {
-                let xs = &input[k * stride + start..k * stride + start + len];
-                for (t, a) in acc.iter_mut().enumerate().take(tile) {
-                    Wide::mac(&mut a[..len], xs, w[(j0 + t) * inputs + k]);
-                }
-            }
-            for a in acc.iter_mut().take(tile) {
-                wide.fold(&mut a[..len]);
-            }
-        }
-        for t in 0..tile {
-            wide.reduce(
-                &mut part[(j0 + t) * len..(j0 + t + 1) * len],
-                &acc[t][..len],
-            );
-        }
     }
 }

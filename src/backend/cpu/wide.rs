@@ -38,6 +38,12 @@ impl Wide {
         }
     }
 
+    /// `2^32 mod p`, the constant of a fold.
+    #[inline(always)]
+    pub(super) fn fold_constant(&self) -> u32 {
+        self.fold_c
+    }
+
     /// `acc += x · w` lane by lane.
     #[inline(always)]
     pub(super) fn mac(acc: &mut [u64], xs: &[u32], w: u32) {
