@@ -150,6 +150,10 @@ impl Ring {
         }
         for (row, chunk) in words.chunks_exact(self.n).enumerate() {
             let p = self.modulus(row % self.limbs()).value();
+            // The maximum first: it vectorises, where a search for the first bad word does not.
+            if chunk.iter().copied().max().unwrap_or(0) < p {
+                continue;
+            }
             if let Some(i) = chunk.iter().position(|&w| w >= p) {
                 return Err(Error::Unreduced {
                     index: row * self.n + i,
