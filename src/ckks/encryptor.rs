@@ -4,7 +4,7 @@ use super::ciphertext::{Ciphertext, Plaintext};
 use super::evaluator::mod_down;
 use super::keys::{KeySetId, PublicKey, SecretKey, minus_as_plus_e, ntt_host};
 use super::params::Parameters;
-use super::sampling::{Sampler, Seed, seeded_mask, small_to_words};
+use super::sampling::{Sampler, Seed, seeded_mask_into, small_to_words};
 use crate::backend::{Backend, PolyBatch};
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -121,7 +121,8 @@ impl Encryptor {
                 // Each mask comes from a seed, so the ciphertexts can travel as c0 and 32 bytes.
                 let seed: [u8; 32] = sampler.bytes();
                 for i in 0..count {
-                    let a = seeded_mask(&seed, i as u64, &ring);
+                    let mut a = vec![0u32; pw];
+                    seeded_mask_into(&seed, i as u64, &ring, &mut a);
                     let e = ntt_host(&ring, &small_to_words(&ring, &sampler.gaussian(n)))?;
                     let c0 = minus_as_plus_e(&ring, &a, sk.q_words(&self.params, level), &e);
                     let mi = &m[i * pw..(i + 1) * pw];

@@ -80,22 +80,26 @@ impl Sampler {
 
 /// Uniform words modulo each limb's prime from `rng`: one polynomial of `ring`.
 fn uniform_words(rng: &mut impl Rng, ring: &Ring) -> Vec<u32> {
-    let n = ring.degree();
     let mut words = vec![0u32; ring.poly_words()];
-    for (l, row) in words.chunks_exact_mut(n).enumerate() {
-        let p = ring.modulus(l).value();
-        row.iter_mut().for_each(|w| *w = rng.random_range(0..p));
-    }
+    fill_uniform(rng, ring, &mut words);
     words
 }
 
+fn fill_uniform(rng: &mut impl Rng, ring: &Ring, words: &mut [u32]) {
+    for (l, row) in words.chunks_exact_mut(ring.degree()).enumerate() {
+        let p = ring.modulus(l).value();
+        row.iter_mut().for_each(|w| *w = rng.random_range(0..p));
+    }
+}
+
 /// The uniform mask of ciphertext `index` of a seeded encryption (one polynomial of `ring`,
-/// NTT domain): ChaCha20 from `seed`, stream `index`. The client draws it to encrypt; the
-/// server draws the same words from the 32 bytes it received instead of the polynomial.
-pub(crate) fn seeded_mask(seed: &[u8; 32], index: u64, ring: &Ring) -> Vec<u32> {
+/// NTT domain) into `out`: ChaCha20 from `seed`, stream `index`. The client draws it to
+/// encrypt; the server draws the same words from the 32 bytes it received instead of the
+/// polynomial.
+pub(crate) fn seeded_mask_into(seed: &[u8; 32], index: u64, ring: &Ring, out: &mut [u32]) {
     let mut rng = ChaCha20Rng::from_seed(*seed);
     rng.set_stream(index);
-    uniform_words(&mut rng, ring)
+    fill_uniform(&mut rng, ring, out);
 }
 
 /// Small signed coefficients as the words of one polynomial of `ring` (coefficient domain).

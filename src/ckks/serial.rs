@@ -12,7 +12,7 @@ use super::keys::{
     EvaluationKeys, GaloisKeys, KeySetId, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host,
 };
 use super::params::{ParameterLiteral, Parameters, SecurityLevel};
-use super::sampling::{seeded_mask, small_to_words, wipe};
+use super::sampling::{seeded_mask_into, small_to_words, wipe};
 use crate::backend::{Backend, Ring};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -215,6 +215,19 @@ fn pack_row(words: &[u32], bits: u32, out: &mut [u8]) {
 
 /// Unpacks `polys` polynomials of `ring`, checking the length and every word.
 fn unpack(ring: &Ring, polys: usize, bytes: &[u8]) -> Result<Vec<u32>> {
+    unpack_into(ring, polys, 1, bytes, |_, _| {})
+}
+
+/// `polys` groups of `slots` polynomials of `ring`: the first of each unpacked from `bytes`
+/// (the length and every word checked before anything is allocated), the others filled by
+/// `rest(group, slots)`, in parallel.
+fn unpack_into(
+    ring: &Ring,
+    polys: usize,
+    slots: usize,
+    bytes: &[u8],
+    rest: impl Fn(usize, &mut [u32]) + Sync,
+) -> Result<Vec<u32>> {
     let expected = packed_len(ring, polys).ok_or_else(|| bad("size overflows"))?;
     if bytes.len() != expected {
         return Err(bad(format!(
@@ -222,13 +235,14 @@ fn unpack(ring: &Ring, polys: usize, bytes: &[u8]) -> Result<Vec<u32>> {
             bytes.len()
         )));
     }
-    let (n, limbs) = (ring.degree(), ring.limbs());
+    let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
     let per_poly: usize = (0..limbs).map(|l| row_bytes(ring, l)).sum();
-    let mut words = vec![0u32; polys * ring.poly_words()];
-    words
-        .par_chunks_mut(ring.poly_words())
+    let mut out = vec![0u32; polys * slots * pw];
+    out.par_chunks_mut(pw * slots)
         .zip(bytes.par_chunks(per_poly.max(1)))
-        .try_for_each(|(dst, src)| {
+        .enumerate()
+        .try_for_each(|(i, (group, src))| {
+            let (dst, others) = group.split_at_mut(pw);
             let mut at = 0;
             for l in 0..limbs {
                 let len = row_bytes(ring, l);
@@ -236,9 +250,10 @@ fn unpack(ring: &Ring, polys: usize, bytes: &[u8]) -> Result<Vec<u32>> {
                 unpack_row(&src[at..at + len], ring.modulus(l).value(), row)?;
                 at += len;
             }
+            rest(i, others);
             Ok(())
         })?;
-    Ok(words)
+    Ok(out)
 }
 
 fn unpack_row(bytes: &[u8], p: u32, out: &mut [u32]) -> Result<()> {
@@ -487,18 +502,10 @@ impl Ciphertext {
         let words = match &w.seed {
             None => unpack(ring, size * count, &w.data.0)?,
             Some(seed) => {
-                let first = unpack(ring, count, &w.data.0)?;
-                let pw = ring.poly_words();
-                let mut words = vec![0u32; 2 * count * pw];
-                words
-                    .par_chunks_mut(2 * pw)
-                    .zip(first.par_chunks(pw))
-                    .enumerate()
-                    .for_each(|(i, (ct, c0))| {
-                        ct[..pw].copy_from_slice(c0);
-                        ct[pw..].copy_from_slice(&seeded_mask(seed, i as u64, ring));
-                    });
-                words
+                // c0 from the bytes, and the mask drawn from the seed, in place.
+                unpack_into(ring, count, 2, &w.data.0, |i, mask| {
+                    seeded_mask_into(seed, i as u64, ring, mask)
+                })?
             }
         };
         Ok(Ciphertext {

@@ -158,8 +158,11 @@ impl Backend for CpuBackend {
 
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
         ring.check_words(batch, words)?;
+        let n = ring.degree();
         let mut v = pool::take(words.len(), false);
-        v.copy_from_slice(words);
+        self.rows_mut(&mut v, n, |row, o| {
+            o.copy_from_slice(&words[row * n..][..n])
+        });
         Ok(Self::wrap(ring, batch, v))
     }
 
