@@ -32,6 +32,21 @@ pub struct Ciphertext {
     pub(crate) seed: Option<[u8; 32]>,
 }
 
+/// What every ciphertext of a batch shares besides its polynomials.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CipherMeta {
+    /// Polynomials per ciphertext: 2, or 3 after a product before relinearization.
+    pub size: usize,
+    /// The ciphertexts are over `q_0 … q_level`.
+    pub level: usize,
+    /// The scale the values are multiplied by.
+    pub scale: f64,
+    /// The parameter set.
+    pub params_id: u64,
+    /// The key set they are encrypted under.
+    pub key_set: KeySetId,
+}
+
 impl std::fmt::Debug for Plaintext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -154,18 +169,61 @@ impl Ciphertext {
         self.polys.location()
     }
 
-    /// `count` ciphertexts in `polys` with this one's size, level, scale and set.
-    pub(crate) fn with_polys(&self, polys: PolyBatch, count: usize) -> Ciphertext {
-        Ciphertext {
+    /// The one constructor: `count` ciphertexts described by `meta` in `polys`
+    /// (`[ciphertext][polynomial]`), checked against each other. `seed` marks a fresh
+    /// secret-key encryption whose second polynomials are drawn from it.
+    pub(crate) fn new(
+        meta: CipherMeta,
+        count: usize,
+        polys: PolyBatch,
+        seed: Option<[u8; 32]>,
+    ) -> Result<Ciphertext> {
+        let CipherMeta {
+            size,
+            level,
+            scale,
+            params_id,
+            key_set,
+        } = meta;
+        let limbs = polys.ring().limbs();
+        if !(size == 2 || size == 3) || polys.batch != size * count || limbs != level + 1 {
+            return Err(Error::Shape(format!(
+                "{} polynomials of {limbs} limbs are not {count} ciphertexts of {size} \
+                 polynomials at level {level}",
+                polys.batch
+            )));
+        }
+        if seed.is_some() && size != 2 {
+            return Err(Error::Shape(
+                "only two-polynomial ciphertexts are seeded".into(),
+            ));
+        }
+        Ok(Ciphertext {
             polys,
-            size: self.size,
+            size,
             count,
+            level,
+            scale,
+            params_id,
+            key_set,
+            seed,
+        })
+    }
+
+    /// What this batch's ciphertexts share besides their polynomials.
+    pub fn meta(&self) -> CipherMeta {
+        CipherMeta {
+            size: self.size,
             level: self.level,
             scale: self.scale,
             params_id: self.params_id,
             key_set: self.key_set,
-            seed: None,
         }
+    }
+
+    /// `count` ciphertexts in `polys` with this one's size, level, scale and set.
+    pub(crate) fn with_polys(&self, polys: PolyBatch, count: usize) -> Result<Ciphertext> {
+        Ciphertext::new(self.meta(), count, polys, None)
     }
 
     /// Checks that this ciphertext belongs to `params` and its shape is consistent.
@@ -177,5 +235,42 @@ impl Ciphertext {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ckks::Preset;
+
+    #[test]
+    fn the_constructor_refuses_polynomials_that_do_not_match_the_meta() {
+        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let cpu = CpuBackend::new(Some(1)).unwrap();
+        let level = 2;
+        let ring = params.ring_q(level).unwrap();
+        let meta = CipherMeta {
+            size: 2,
+            level,
+            scale: 2f64.powi(24),
+            params_id: params.id(),
+            key_set: KeySetId::default(),
+        };
+        let six = || cpu.zeros(ring, 6).unwrap();
+        let three = CipherMeta { size: 3, ..meta };
+        assert_eq!(Ciphertext::new(meta, 3, six(), None).unwrap().meta(), meta);
+        assert_eq!(Ciphertext::new(three, 2, six(), None).unwrap().count(), 2);
+        assert!(
+            Ciphertext::new(meta, 3, six(), Some([7; 32]))
+                .unwrap()
+                .is_seeded()
+        );
+        assert!(Ciphertext::new(meta, 2, six(), None).is_err(), "count");
+        let above = CipherMeta { level: 3, ..meta };
+        assert!(Ciphertext::new(above, 3, six(), None).is_err(), "level");
+        let six_polys = CipherMeta { size: 6, ..meta };
+        assert!(Ciphertext::new(six_polys, 1, six(), None).is_err(), "size");
+        let seeded = Ciphertext::new(three, 2, six(), Some([7; 32]));
+        assert!(seeded.is_err(), "a seeded product");
     }
 }

@@ -1,7 +1,7 @@
 //! Encryption (public key on any device, or secret key on the CPU) and decryption (CPU only).
 
-use super::ciphertext::{Ciphertext, Plaintext};
-use super::evaluator::mod_down;
+use super::ciphertext::{CipherMeta, Ciphertext, Plaintext};
+use super::key_switch::mod_down;
 use super::keys::{KeySetId, PublicKey, SecretKey, minus_as_plus_e, ntt_host};
 use super::params::Parameters;
 use super::sampling::{Sampler, Seed, seeded_mask_into, small_to_words};
@@ -138,16 +138,14 @@ impl Encryptor {
                 (b.upload(&ring, 2 * count, &words)?, Some(seed))
             }
         };
-        Ok(Ciphertext {
-            polys,
+        let meta = CipherMeta {
             size: 2,
-            count,
             level,
             scale: pt.scale,
             params_id: self.params.id(),
             key_set: self.key_set,
-            seed,
-        })
+        };
+        Ciphertext::new(meta, count, polys, seed)
     }
 }
 

@@ -1,58 +1,18 @@
 //! The evaluator: homomorphic operations on ciphertexts, each a short sequence of backend
 //! operations, so a ciphertext on the GPU stays there. It holds public material only.
 
-use super::ciphertext::{Ciphertext, Plaintext};
-use super::keys::{EvaluationKeys, KeySetId, SwitchingKey};
+use super::ciphertext::{CipherMeta, Ciphertext, Plaintext};
+use super::key_switch::DeviceKey;
+use super::keys::EvaluationKeys;
 use super::params::Parameters;
 use crate::backend::{Backend, PolyBatch};
 use crate::{Error, Result};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-/// Divides NTT-domain polynomials over `[P, Q_level]` by P with rounding: subtracts the
-/// special-prime part (converted to `Q_level`, centered) and multiplies by P^-1.
-pub(crate) fn mod_down(
-    be: &dyn Backend,
-    params: &Parameters,
-    x: &PolyBatch,
-    level: usize,
-) -> Result<PolyBatch> {
-    let alpha = params.special_primes();
-    let sources: Vec<Option<usize>> = (0..x.batch()).map(Some).collect();
-    let mut p_part = be.gather(x, &sources, 0..alpha)?;
-    be.ntt_inverse(&mut p_part)?;
-    let ring_q = params.ring_q(level)?;
-    let special = 0..alpha;
-    let mut conv = be.base_convert(&p_part, std::slice::from_ref(&special), ring_q)?;
-    be.ntt_forward(&mut conv)?;
-    let p_inv: Vec<u32> = (0..=level)
-        .map(|l| {
-            let m = ring_q.modulus(l);
-            let p = params
-                .p_primes()
-                .iter()
-                .fold(1u32, |a, &p| m.mul(a, m.reduce(p)));
-            m.inv(p)
-                .expect("special primes differ from the ciphertext primes")
-        })
-        .collect();
-    be.scaled_difference(x, &conv, alpha, &p_inv)
-}
-
-/// Ciphertexts key-switched together (64 at N = 2^13 with 7 primes: about 90 MB decomposed).
-pub(crate) const KEY_SWITCH_CHUNK: usize = 64;
 
 /// Scales closer than this (relative) count as equal; the difference is far below CKKS noise.
 const SCALE_TOLERANCE: f64 = 1.0 / (1u64 << 20) as f64;
-
-/// A switching key on the device, and its restrictions to lower levels (made on first use).
-struct DeviceKey {
-    key_set: KeySetId,
-    full: PolyBatch,
-    digits: usize,
-    by_level: Mutex<HashMap<usize, Arc<PolyBatch>>>,
-}
 
 /// Evaluates on one backend with the evaluation keys it was given.
 pub struct Evaluator {
@@ -72,15 +32,7 @@ impl Evaluator {
         keys: &EvaluationKeys,
     ) -> Result<Self> {
         keys.key_set()?;
-        let upload = |k: &SwitchingKey| -> Result<DeviceKey> {
-            params.check_id(k.params_id, "evaluation key")?;
-            Ok(DeviceKey {
-                key_set: k.key_set,
-                full: backend.upload(params.ring_keys(), 2 * k.digits, &k.words)?,
-                digits: k.digits,
-                by_level: Mutex::new(HashMap::new()),
-            })
-        };
+        let upload = |k| DeviceKey::upload(&*backend, params, k);
         let relin = keys.relin.as_ref().map(|r| upload(&r.0)).transpose()?;
         let galois = keys
             .galois
@@ -112,17 +64,9 @@ impl Evaluator {
         &self.params
     }
 
-    fn like(&self, ct: &Ciphertext, polys: PolyBatch, size: usize) -> Ciphertext {
-        Ciphertext {
-            polys,
-            size,
-            count: ct.count,
-            level: ct.level,
-            scale: ct.scale,
-            params_id: ct.params_id,
-            key_set: ct.key_set,
-            seed: None,
-        }
+    /// As many ciphertexts as `ct` holds, in `polys`, described by `meta`.
+    fn like(ct: &Ciphertext, polys: PolyBatch, meta: CipherMeta) -> Result<Ciphertext> {
+        Ciphertext::new(meta, ct.count, polys, None)
     }
 
     /// Polynomial `j` of every ciphertext, in order (`None`: a zero polynomial there).
@@ -188,7 +132,7 @@ impl Evaluator {
         self.check_pair(a, b)?;
         Self::check_scales(a.scale, b.scale)?;
         self.check_sizes(a, b)?;
-        Ok(self.like(a, self.backend.add(&a.polys, &b.polys)?, a.size))
+        Self::like(a, self.backend.add(&a.polys, &b.polys)?, a.meta())
     }
 
     /// `a − b` (same level, scale and size).
@@ -196,7 +140,7 @@ impl Evaluator {
         self.check_pair(a, b)?;
         Self::check_scales(a.scale, b.scale)?;
         self.check_sizes(a, b)?;
-        Ok(self.like(a, self.backend.sub(&a.polys, &b.polys)?, a.size))
+        Self::like(a, self.backend.sub(&a.polys, &b.polys)?, a.meta())
     }
 
     fn check_sizes(&self, a: &Ciphertext, b: &Ciphertext) -> Result<()> {
@@ -212,7 +156,7 @@ impl Evaluator {
     /// `−a`.
     pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext> {
         a.check(&self.params)?;
-        Ok(self.like(a, self.backend.neg(&a.polys)?, a.size))
+        Self::like(a, self.backend.neg(&a.polys)?, a.meta())
     }
 
     /// The plaintext spread over the first polynomial of every ciphertext (zero elsewhere).
@@ -233,7 +177,7 @@ impl Evaluator {
         self.check_plain(ct, pt)?;
         Self::check_scales(ct.scale, pt.scale)?;
         let m = self.plain_in_c0(ct, pt)?;
-        Ok(self.like(ct, self.backend.add(&ct.polys, &m)?, ct.size))
+        Self::like(ct, self.backend.add(&ct.polys, &m)?, ct.meta())
     }
 
     /// `ct − pt`.
@@ -241,7 +185,7 @@ impl Evaluator {
         self.check_plain(ct, pt)?;
         Self::check_scales(ct.scale, pt.scale)?;
         let m = self.plain_in_c0(ct, pt)?;
-        Ok(self.like(ct, self.backend.sub(&ct.polys, &m)?, ct.size))
+        Self::like(ct, self.backend.sub(&ct.polys, &m)?, ct.meta())
     }
 
     /// `ct · pt` slot-wise; the scales multiply.
@@ -254,9 +198,11 @@ impl Evaluator {
         let m = self
             .backend
             .gather(&pt.poly, &sources, Self::all_limbs(ct))?;
-        let mut out = self.like(ct, self.backend.mul(&ct.polys, &m)?, ct.size);
-        out.scale = ct.scale * pt.scale;
-        Ok(out)
+        let meta = CipherMeta {
+            scale: ct.scale * pt.scale,
+            ..ct.meta()
+        };
+        Self::like(ct, self.backend.mul(&ct.polys, &m)?, meta)
     }
 
     /// The integer `round(value · scale)` as one word per limb of `level`.
@@ -304,13 +250,11 @@ impl Evaluator {
         }
         let w = self.integer_words(ct.level, value, scale)?;
         let zero = vec![0u32; w.len()];
-        let mut out = self.like(
-            ct,
-            self.backend.scalar_affine(&ct.polys, &w, &zero)?,
-            ct.size,
-        );
-        out.scale = ct.scale * scale;
-        Ok(out)
+        let meta = CipherMeta {
+            scale: ct.scale * scale,
+            ..ct.meta()
+        };
+        Self::like(ct, self.backend.scalar_affine(&ct.polys, &w, &zero)?, meta)
     }
 
     /// `ct · k` for an integer k: the scale is unchanged.
@@ -329,9 +273,12 @@ impl Evaluator {
             ));
         }
         let polys = self.backend.tensor(&a.polys, &b.polys)?;
-        let mut out = self.like(a, polys, 3);
-        out.scale = a.scale * b.scale;
-        Ok(out)
+        let meta = CipherMeta {
+            size: 3,
+            scale: a.scale * b.scale,
+            ..a.meta()
+        };
+        Self::like(a, polys, meta)
     }
 
     /// `a²`.
@@ -358,7 +305,14 @@ impl Evaluator {
         let d = be.gather(&ct.polys, &Self::pattern(ct, &[Some(2)]), limbs.clone())?;
         let switched = self.key_switch(d, ct.level, key)?;
         let base = be.gather(&ct.polys, &Self::pattern(ct, &[Some(0), Some(1)]), limbs)?;
-        Ok(self.like(ct, be.add(&base, &switched)?, 2))
+        Self::like(
+            ct,
+            be.add(&base, &switched)?,
+            CipherMeta {
+                size: 2,
+                ..ct.meta()
+            },
+        )
     }
 
     /// `a · b` relinearized.
@@ -366,58 +320,11 @@ impl Evaluator {
         self.relinearize(&self.mul(a, b)?)
     }
 
-    /// Hybrid key switching of `d` (one NTT-domain polynomial per ciphertext, over q_0 … q_level):
-    /// per ciphertext the pair `(k0, k1)` with `k0 + k1·s ≈ d·s'`. Large batches go through in
-    /// chunks, which bounds the decomposed form (digits × ciphertexts × limbs) in memory.
+    /// Key switching of `d` with `key`, counted.
     fn key_switch(&self, d: PolyBatch, level: usize, key: &DeviceKey) -> Result<PolyBatch> {
         self.key_switches
             .fetch_add(d.batch() as u64, Ordering::Relaxed);
-        if d.batch() <= KEY_SWITCH_CHUNK {
-            return self.key_switch_chunk(d, level, key);
-        }
-        let mut parts = Vec::new();
-        for start in (0..d.batch()).step_by(KEY_SWITCH_CHUNK) {
-            let end = (start + KEY_SWITCH_CHUNK).min(d.batch());
-            let sources: Vec<Option<usize>> = (start..end).map(Some).collect();
-            let piece = self.backend.gather(&d, &sources, 0..level + 1)?;
-            parts.push(self.key_switch_chunk(piece, level, key)?);
-        }
-        let refs: Vec<&PolyBatch> = parts.iter().collect();
-        self.backend.concat(&refs)
-    }
-
-    fn key_switch_chunk(
-        &self,
-        mut d: PolyBatch,
-        level: usize,
-        key: &DeviceKey,
-    ) -> Result<PolyBatch> {
-        let be = &*self.backend;
-        let digits = self.params.digits(level);
-        let key_l = self.key_at_level(key, level, digits.len())?;
-        // Mod-up: each digit to [P, Q_l], then into the NTT domain.
-        be.ntt_inverse(&mut d)?;
-        let mut ext = be.base_convert(&d, &digits, self.params.ring_ext(level))?;
-        drop(d);
-        be.ntt_forward(&mut ext)?;
-        let acc = be.key_mul_acc(&ext, &key_l, digits.len())?;
-        drop(ext);
-        mod_down(be, &self.params, &acc, level)
-    }
-
-    /// The key restricted to `[P, Q_level]` and the digits of that level (cached).
-    fn key_at_level(&self, key: &DeviceKey, level: usize, digits: usize) -> Result<Arc<PolyBatch>> {
-        let mut cache = key.by_level.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = cache.get(&level) {
-            return Ok(k.clone());
-        }
-        let sources: Vec<Option<usize>> = (0..2)
-            .flat_map(|c| (0..digits).map(move |d| Some(c * key.digits + d)))
-            .collect();
-        let limbs = 0..self.params.special_primes() + level + 1;
-        let k = Arc::new(self.backend.gather(&key.full, &sources, limbs)?);
-        cache.insert(level, k.clone());
-        Ok(k)
+        key.switch(&*self.backend, &self.params, d, level)
     }
 
     /// Divides by the last prime q_level and drops it: the scale becomes `scale / q_level`.
@@ -445,16 +352,12 @@ impl Evaluator {
             })
             .collect();
         let polys = be.scaled_difference(&ct.polys, &conv, 0, &inv)?;
-        Ok(Ciphertext {
-            polys,
-            size: ct.size,
-            count: ct.count,
+        let meta = CipherMeta {
             level: l - 1,
             scale: ct.scale / f64::from(q_last),
-            params_id: ct.params_id,
-            key_set: ct.key_set,
-            seed: None,
-        })
+            ..ct.meta()
+        };
+        Self::like(ct, polys, meta)
     }
 
     /// `times` rescales in a row.
@@ -485,13 +388,12 @@ impl Evaluator {
             )));
         }
         let all: Vec<Option<usize>> = (0..ct.polys.batch()).map(Some).collect();
-        let mut out = self.like(
+        let meta = CipherMeta { level, ..ct.meta() };
+        Self::like(
             ct,
             self.backend.gather(&ct.polys, &all, 0..level + 1)?,
-            ct.size,
-        );
-        out.level = level;
-        Ok(out)
+            meta,
+        )
     }
 
     /// Brings two ciphertexts to the same level (the lower) and the same scale: when scales
@@ -553,7 +455,14 @@ impl Evaluator {
         let d = be.gather(&moved, &Self::pattern(ct, &[Some(1)]), limbs.clone())?;
         let switched = self.key_switch(d, ct.level, key)?;
         let base = be.gather(&moved, &Self::pattern(ct, &[Some(0), None]), limbs)?;
-        Ok(self.like(ct, be.add(&base, &switched)?, 2))
+        Self::like(
+            ct,
+            be.add(&base, &switched)?,
+            CipherMeta {
+                size: 2,
+                ..ct.meta()
+            },
+        )
     }
 }
 

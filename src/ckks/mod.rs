@@ -8,16 +8,17 @@ mod ciphertext;
 mod encoding;
 mod encryptor;
 mod evaluator;
+mod key_switch;
 mod keys;
 mod params;
 mod sampling;
 mod serial;
 
-pub use ciphertext::{Ciphertext, Plaintext};
+pub use ciphertext::{CipherMeta, Ciphertext, Plaintext};
 pub use encoding::{Encoder, Precision, precision};
 pub use encryptor::{Decryptor, Encryptor};
 pub use evaluator::Evaluator;
-pub(crate) use evaluator::KEY_SWITCH_CHUNK;
+pub(crate) use key_switch::KEY_SWITCH_CHUNK;
 pub use keys::{
     EvaluationKeys, GaloisKeys, KeyGenerator, KeySetId, PublicKey, RelinKey, SecretKey,
     SwitchingKey,

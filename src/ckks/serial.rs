@@ -7,7 +7,7 @@
 //! The checksum catches accidents (a flipped bit, a truncated copy), not an attacker, who can
 //! recompute it: nothing here authenticates a file.
 
-use super::ciphertext::Ciphertext;
+use super::ciphertext::{CipherMeta, Ciphertext};
 use super::keys::{
     EvaluationKeys, GaloisKeys, KeySetId, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host,
 };
@@ -508,16 +508,15 @@ impl Ciphertext {
                 })?
             }
         };
-        Ok(Ciphertext {
-            polys: backend.upload(ring, size * count, &words)?,
+        let meta = CipherMeta {
             size,
-            count,
             level,
             scale: w.scale,
             params_id: head.params_id,
             key_set: head.key_set,
-            seed: w.seed,
-        })
+        };
+        let polys = backend.upload(ring, size * count, &words)?;
+        Ciphertext::new(meta, count, polys, w.seed)
     }
 }
 

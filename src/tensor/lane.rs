@@ -6,7 +6,7 @@ use super::schedule::StageReport;
 use super::work::{LayerPlan, LinearWork, Work, finish_linear, ranges, square_relin_rescale};
 use crate::Result;
 use crate::backend::{Backend, PolyBatch, SparseWeights, TransferCounts};
-use crate::ckks::{Ciphertext, EvaluationKeys, Evaluator, Parameters};
+use crate::ckks::{CipherMeta, Ciphertext, EvaluationKeys, Evaluator, Parameters};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -84,14 +84,14 @@ impl Lane {
         plan: &LayerPlan,
         stage: usize,
         work: &LinearWork,
-        x: Meta,
+        x: CipherMeta,
         grouped: &PolyBatch,
         range: &Range<usize>,
     ) -> Result<Ciphertext> {
         let weights = self.weights(plan, stage, work, range)?;
         let ring = self.ev.params().ring_q(work.level)?;
         let polys = self.backend().linear_sparse(&weights, grouped)?;
-        let linear = linear_output(x, work, polys.regroup(ring)?, range.len());
+        let linear = linear_output(x, work, polys.regroup(ring)?, range.len())?;
         finish_linear(&self.ev, work, linear)
     }
 
@@ -108,7 +108,7 @@ impl Lane {
             let (y, chunks) = match work {
                 Work::Linear(w) => {
                     w.check_input(&x)?;
-                    let meta = Meta::of(&x);
+                    let meta = x.meta();
                     let grouped = x.polys.regroup(&w.input_ring(self.ev.params())?)?;
                     let parts = ranges(w.outputs(), CHUNK)
                         .iter()
@@ -147,10 +147,10 @@ impl Lane {
         let sources: Vec<Option<usize>> = (x.size * range.start..x.size * range.end)
             .map(Some)
             .collect();
-        Ok(x.with_polys(
+        x.with_polys(
             self.backend().gather(&x.polys, &sources, 0..x.level + 1)?,
             range.len(),
-        ))
+        )
     }
 
     /// Consecutive ciphertexts on this device as one.
@@ -160,48 +160,24 @@ impl Lane {
         }
         let count = parts.iter().map(|c| c.count).sum();
         let refs: Vec<&PolyBatch> = parts.iter().map(|c| &c.polys).collect();
-        Ok(parts[0].with_polys(self.backend().concat(&refs)?, count))
-    }
-}
-
-/// What a linear stage's outputs inherit from its input: level, scale, parameter set, key set.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Meta {
-    pub level: usize,
-    pub scale: f64,
-    pub params_id: u64,
-    pub key_set: crate::ckks::KeySetId,
-}
-
-impl Meta {
-    pub fn of(x: &Ciphertext) -> Self {
-        Self {
-            level: x.level,
-            scale: x.scale,
-            params_id: x.params_id,
-            key_set: x.key_set,
-        }
+        parts[0].with_polys(self.backend().concat(&refs)?, count)
     }
 }
 
 /// The ciphertexts `polys` (as many polynomials each as the input's) of a linear map applied
-/// to an input `x` with `work`'s weights.
+/// to an input described by `x` with `work`'s weights.
 pub(crate) fn linear_output(
-    x: Meta,
+    x: CipherMeta,
     work: &LinearWork,
     polys: PolyBatch,
     count: usize,
-) -> Ciphertext {
-    Ciphertext {
-        polys,
+) -> Result<Ciphertext> {
+    let meta = CipherMeta {
         size: work.input_size,
-        count,
-        level: x.level,
         scale: x.scale * work.weight_scale,
-        params_id: x.params_id,
-        key_set: x.key_set,
-        seed: None,
-    }
+        ..x
+    };
+    Ciphertext::new(meta, count, polys, None)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! resident work restarts from the batch's input, kept on the host; streamed work goes on
 //! from the chunk that failed. A lost device is not used again.
 
-use super::lane::{Lane, Meta, linear_output};
+use super::lane::{Lane, linear_output};
 use super::memory::Footprint;
 use super::work::{LayerPlan, LinearWork, Work, finish_linear, ranges, square_relin_rescale};
 use crate::backend::{Backend, CpuBackend, PolyBatch, TransferCounts};
@@ -119,7 +119,7 @@ struct Streamed<'a> {
     plan: &'a LayerPlan,
     stage: usize,
     work: &'a LinearWork,
-    meta: Meta,
+    meta: crate::ckks::CipherMeta,
     grouped: PolyBatch,
     queue: Mutex<VecDeque<Range<usize>>>,
     /// Finished chunks on the host, by first output.
@@ -348,7 +348,7 @@ impl Scheduler {
         let polys = gpu
             .backend()
             .upload(x.polys.ring(), x.polys.batch(), words)?;
-        Ok(x.with_polys(polys, x.count))
+        x.with_polys(polys, x.count)
     }
 
     fn download(&self, gpu: &Lane, y: &Ciphertext) -> Result<Ciphertext> {
@@ -356,7 +356,7 @@ impl Scheduler {
         let polys = self
             .host()
             .upload(y.polys.ring(), y.polys.batch(), &words)?;
-        Ok(y.with_polys(polys, y.count))
+        y.with_polys(polys, y.count)
     }
 
     fn run_streamed(
@@ -408,7 +408,7 @@ impl Scheduler {
         report: &mut ScheduleReport,
     ) -> Result<Ciphertext> {
         work.check_input(&x)?;
-        let meta = Meta::of(&x);
+        let meta = x.meta();
         let (outputs, block) = self.footprint.stream_sizes(self.free_bytes(gpu), work);
         let st = Streamed {
             plan,
@@ -599,7 +599,7 @@ impl Scheduler {
         let polys = acc
             .expect("one block at least")
             .regroup(self.params.ring_q(work.level)?)?;
-        let y = finish_linear(&gpu.ev, work, linear_output(st.meta, work, polys, r.len()))?;
+        let y = finish_linear(&gpu.ev, work, linear_output(st.meta, work, polys, r.len())?)?;
         self.download(gpu, &y)
     }
 

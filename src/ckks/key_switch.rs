@@ -1,0 +1,132 @@
+//! Hybrid key switching: the key product over `[P, Q_l]` and the division by P (`mod_down`),
+//! shared by the evaluator (relinearization, Galois automorphisms) and the encryptor (whose
+//! public-key encryption ends with the same division).
+
+use super::keys::{KeySetId, SwitchingKey};
+use super::params::Parameters;
+use crate::Result;
+use crate::backend::{Backend, PolyBatch};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Divides NTT-domain polynomials over `[P, Q_level]` by P with rounding: subtracts the
+/// special-prime part (converted to `Q_level`, centered) and multiplies by P^-1.
+pub(crate) fn mod_down(
+    be: &dyn Backend,
+    params: &Parameters,
+    x: &PolyBatch,
+    level: usize,
+) -> Result<PolyBatch> {
+    let alpha = params.special_primes();
+    let sources: Vec<Option<usize>> = (0..x.batch()).map(Some).collect();
+    let mut p_part = be.gather(x, &sources, 0..alpha)?;
+    be.ntt_inverse(&mut p_part)?;
+    let ring_q = params.ring_q(level)?;
+    let special = 0..alpha;
+    let mut conv = be.base_convert(&p_part, std::slice::from_ref(&special), ring_q)?;
+    be.ntt_forward(&mut conv)?;
+    let p_inv: Vec<u32> = (0..=level)
+        .map(|l| {
+            let m = ring_q.modulus(l);
+            let p = params
+                .p_primes()
+                .iter()
+                .fold(1u32, |a, &p| m.mul(a, m.reduce(p)));
+            m.inv(p)
+                .expect("special primes differ from the ciphertext primes")
+        })
+        .collect();
+    be.scaled_difference(x, &conv, alpha, &p_inv)
+}
+
+/// Ciphertexts key-switched together (64 at N = 2^13 with 7 primes: about 90 MB decomposed).
+pub(crate) const KEY_SWITCH_CHUNK: usize = 64;
+
+/// A switching key on the device, and its restrictions to lower levels (made on first use).
+pub(crate) struct DeviceKey {
+    pub(crate) key_set: KeySetId,
+    full: PolyBatch,
+    digits: usize,
+    by_level: Mutex<HashMap<usize, Arc<PolyBatch>>>,
+}
+
+impl DeviceKey {
+    /// `k` on `backend`, after checking it belongs to `params`.
+    pub(crate) fn upload(
+        backend: &dyn Backend,
+        params: &Parameters,
+        k: &SwitchingKey,
+    ) -> Result<Self> {
+        params.check_id(k.params_id, "evaluation key")?;
+        Ok(DeviceKey {
+            key_set: k.key_set,
+            full: backend.upload(params.ring_keys(), 2 * k.digits, &k.words)?,
+            digits: k.digits,
+            by_level: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Hybrid key switching of `d` (one NTT-domain polynomial per ciphertext, over q_0 … q_level):
+    /// per ciphertext the pair `(k0, k1)` with `k0 + k1·s ≈ d·s'`. Large batches go through in
+    /// chunks, which bounds the decomposed form (digits × ciphertexts × limbs) in memory.
+    pub(crate) fn switch(
+        &self,
+        be: &dyn Backend,
+        params: &Parameters,
+        d: PolyBatch,
+        level: usize,
+    ) -> Result<PolyBatch> {
+        if d.batch() <= KEY_SWITCH_CHUNK {
+            return self.switch_chunk(be, params, d, level);
+        }
+        let mut parts = Vec::new();
+        for start in (0..d.batch()).step_by(KEY_SWITCH_CHUNK) {
+            let end = (start + KEY_SWITCH_CHUNK).min(d.batch());
+            let sources: Vec<Option<usize>> = (start..end).map(Some).collect();
+            let piece = be.gather(&d, &sources, 0..level + 1)?;
+            parts.push(self.switch_chunk(be, params, piece, level)?);
+        }
+        let refs: Vec<&PolyBatch> = parts.iter().collect();
+        be.concat(&refs)
+    }
+
+    fn switch_chunk(
+        &self,
+        be: &dyn Backend,
+        params: &Parameters,
+        mut d: PolyBatch,
+        level: usize,
+    ) -> Result<PolyBatch> {
+        let digits = params.digits(level);
+        let key_l = self.at_level(be, params, level, digits.len())?;
+        // Mod-up: each digit to [P, Q_l], then into the NTT domain.
+        be.ntt_inverse(&mut d)?;
+        let mut ext = be.base_convert(&d, &digits, params.ring_ext(level))?;
+        drop(d);
+        be.ntt_forward(&mut ext)?;
+        let acc = be.key_mul_acc(&ext, &key_l, digits.len())?;
+        drop(ext);
+        mod_down(be, params, &acc, level)
+    }
+
+    /// The key restricted to `[P, Q_level]` and the digits of that level (cached).
+    fn at_level(
+        &self,
+        be: &dyn Backend,
+        params: &Parameters,
+        level: usize,
+        digits: usize,
+    ) -> Result<Arc<PolyBatch>> {
+        let mut cache = self.by_level.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = cache.get(&level) {
+            return Ok(k.clone());
+        }
+        let sources: Vec<Option<usize>> = (0..2)
+            .flat_map(|c| (0..digits).map(move |d| Some(c * self.digits + d)))
+            .collect();
+        let limbs = 0..params.special_primes() + level + 1;
+        let k = Arc::new(be.gather(&self.full, &sources, limbs)?);
+        cache.insert(level, k.clone());
+        Ok(k)
+    }
+}
