@@ -305,19 +305,27 @@ impl Evaluator {
         let d = be.gather(&ct.polys, &Self::pattern(ct, &[Some(2)]), limbs.clone())?;
         let switched = self.key_switch(d, ct.level, key)?;
         let base = be.gather(&ct.polys, &Self::pattern(ct, &[Some(0), Some(1)]), limbs)?;
-        Self::like(
-            ct,
-            be.add(&base, &switched)?,
-            CipherMeta {
-                size: 2,
-                ..ct.meta()
-            },
-        )
+        self.pair_like(ct, &base, &switched)
     }
 
     /// `a · b` relinearized.
     pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.relinearize(&self.mul(a, b)?)
+    }
+
+    /// `base + switched`, two polynomials per ciphertext, otherwise like `ct`: the end of
+    /// relinearization and of Galois automorphisms.
+    fn pair_like(
+        &self,
+        ct: &Ciphertext,
+        base: &PolyBatch,
+        switched: &PolyBatch,
+    ) -> Result<Ciphertext> {
+        let meta = CipherMeta {
+            size: 2,
+            ..ct.meta()
+        };
+        Self::like(ct, self.backend.add(base, switched)?, meta)
     }
 
     /// Key switching of `d` with `key`, counted.
@@ -455,14 +463,7 @@ impl Evaluator {
         let d = be.gather(&moved, &Self::pattern(ct, &[Some(1)]), limbs.clone())?;
         let switched = self.key_switch(d, ct.level, key)?;
         let base = be.gather(&moved, &Self::pattern(ct, &[Some(0), None]), limbs)?;
-        Self::like(
-            ct,
-            be.add(&base, &switched)?,
-            CipherMeta {
-                size: 2,
-                ..ct.meta()
-            },
-        )
+        self.pair_like(ct, &base, &switched)
     }
 }
 
