@@ -160,7 +160,8 @@ struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Sections, comma-separated: ntt (with tfhe-ntt), linear, ckks, network, peers (tfhe-rs
-    /// on the dense layer, in builds with `--features peers`) [default: all]
+    /// on the dense layer, in builds with `--features peers`), throughput (calls that fill a
+    /// GPU, several per sync, with GB/s; not in --quick) [default: all]
     #[arg(long, value_name = "SECTIONS")]
     only: Option<String>,
     /// Batch sizes of the network rows, run at N = 2^13 and 2^14 [default: 64,512,4096,8192]

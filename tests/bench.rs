@@ -155,3 +155,57 @@ fn the_dense_sample_is_the_quantized_first_dense_layer() {
     };
     assert!(DenseSample::from_model(&conv_only, &image).is_err());
 }
+
+/// The throughput section on small shapes: a row per op and device, each with its calls per
+/// sync and a positive traffic floor; `--quick` leaves the section out and the full plan has
+/// calls of at least 10,000 single-limb rows.
+#[test]
+fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
+    use hegpu::bench::{BenchPlan, ThroughputPlan, throughput};
+    use hegpu::ckks::Preset;
+    let plan = ThroughputPlan {
+        ntt: vec![(1 << 10, 2, 3)],
+        linear: vec![(1 << 10, 2, 3, 5)],
+        key_switch: vec![(Preset::CryptoNets8192, 2)],
+        calls: 3,
+    };
+    let devices = Devices::open(gpu_required()).unwrap();
+    let mut rows: Vec<Record> = Vec::new();
+    let min = std::time::Duration::from_millis(1);
+    throughput::run_throughput(&plan, &devices, min, &mut |r| rows.push(r)).unwrap();
+    for op in [
+        "ntt_forward",
+        "ntt_inverse",
+        "linear_sparse_mac",
+        "key_switch",
+    ] {
+        let of_op: Vec<&Record> = rows.iter().filter(|r| r.op == op).collect();
+        assert_eq!(of_op.len(), devices.list.len(), "{op}: {rows:#?}");
+        for r in of_op {
+            assert!(r.per_second > 0.0, "{r:?}");
+            let gb: f64 = r
+                .detail
+                .split("≥ ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                r.detail.starts_with("throughput: 3 calls per sync") && gb >= 0.0,
+                "{r:?}"
+            );
+        }
+    }
+    assert!(BenchPlan::quick().throughput.is_empty());
+    let full = BenchPlan::full().throughput;
+    assert!(
+        full.ntt
+            .iter()
+            .all(|&(_, limbs, batch)| limbs * batch >= 10_000)
+    );
+    assert!(full.calls > 1 && !full.linear.is_empty() && !full.key_switch.is_empty());
+    assert!(BenchPlan::full().only("ntt").unwrap().throughput.is_empty());
+}

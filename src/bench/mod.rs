@@ -9,8 +9,10 @@ pub mod ckks;
 pub mod network;
 #[cfg(feature = "peers")]
 pub mod peers;
+pub mod throughput;
 
 pub use network::{DenseSample, NetworkBench};
+pub use throughput::ThroughputPlan;
 
 use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuBackend, PolyBatch, Ring};
 use crate::math::ntt_primes;
@@ -57,12 +59,14 @@ pub struct BenchPlan {
     /// Terms of the dense-layer dot product the tfhe-rs peer times; 0 leaves it out. Only
     /// builds with the `peers` feature can measure it.
     pub peer_terms: usize,
+    /// Large calls, several per sync ([`throughput`]).
+    pub throughput: ThroughputPlan,
     /// Least time spent per measurement.
     pub min_time: Duration,
 }
 
 /// The parts of a plan `--only` can keep.
-pub const SECTIONS: [&str; 5] = ["ntt", "linear", "ckks", "network", "peers"];
+pub const SECTIONS: [&str; 6] = ["ntt", "linear", "ckks", "network", "peers", "throughput"];
 
 impl BenchPlan {
     /// Under a minute on two cores, lavapipe included: the primitives and CKKS operations, and
@@ -78,6 +82,7 @@ impl BenchPlan {
                 ..Default::default()
             },
             peer_terms: if cfg!(feature = "peers") { 4 } else { 0 },
+            throughput: ThroughputPlan::default(),
             min_time: Duration::from_millis(300),
         }
     }
@@ -100,6 +105,7 @@ impl BenchPlan {
             ],
             network: NetworkBench::default(),
             peer_terms: if cfg!(feature = "peers") { 16 } else { 0 },
+            throughput: ThroughputPlan::full(),
             min_time: Duration::from_secs(1),
         }
     }
@@ -133,6 +139,9 @@ impl BenchPlan {
         }
         if !has("peers") {
             self.peer_terms = 0;
+        }
+        if !has("throughput") {
+            self.throughput = ThroughputPlan::default();
         }
         Ok(self)
     }
@@ -345,6 +354,9 @@ pub fn run(
     }
     for &preset in &plan.ckks_presets {
         ckks::run_ckks(preset, devices, plan.min_time, &mut push)?;
+    }
+    if !plan.throughput.is_empty() {
+        throughput::run_throughput(&plan.throughput, devices, plan.min_time, &mut push)?;
     }
     if !plan.network.batches.is_empty() {
         network::run_network(&plan.network, devices, dense.as_ref(), &mut push)?;

@@ -1,0 +1,179 @@
+//! Throughput rows for `hegpu bench`: calls large enough to fill a GPU (10,240 single-limb
+//! rows per NTT call, the network's whole dense layer per linear call, 64 ciphertexts per key
+//! switch) and several calls between syncs, so a row says what a device sustains rather than
+//! one small call's latency (the other rows). Each row also gives the bytes a call must move
+//! at least, as GB/s: a floor on the memory traffic, which a GPU's bandwidth bounds.
+
+use super::{Devices, Record, rate, ring_for, sample_words};
+use crate::Result;
+use crate::backend::{PolyBatch, SparseRows};
+use crate::ckks::{
+    Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters, Preset, Seed,
+};
+use std::time::Duration;
+
+/// What the throughput section measures.
+#[derive(Clone, Debug, Default)]
+pub struct ThroughputPlan {
+    /// (N, limbs, polynomials per call) of forward and inverse NTTs.
+    pub ntt: Vec<(usize, usize, usize)>,
+    /// (N, limbs, outputs J, inputs K) of a dense layer as compressed rows (`linear_sparse`).
+    pub linear: Vec<(usize, usize, usize, usize)>,
+    /// (preset, ciphertexts per call) relinearized at the top level.
+    pub key_switch: Vec<(Preset, usize)>,
+    /// Calls between two syncs.
+    pub calls: usize,
+}
+
+impl ThroughputPlan {
+    /// The sizes of the full plan: what one stage of the shipped network asks of a device.
+    pub fn full() -> Self {
+        Self {
+            ntt: vec![(1 << 13, 16, 640), (1 << 14, 16, 640)],
+            // The 845→100 layer on lazy squares: 3 polynomials × 5 primes per input.
+            linear: vec![(1 << 13, 15, 100, 845)],
+            key_switch: vec![(Preset::CryptoNets8192, 64)],
+            calls: 4,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ntt.is_empty() && self.linear.is_empty() && self.key_switch.is_empty()
+    }
+}
+
+/// `detail` of a throughput row: the calls per sync and the floor on the traffic.
+fn detail(calls: usize, bytes_per_second: f64) -> String {
+    format!(
+        "throughput: {calls} calls per sync, ≥ {:.1} GB/s moved",
+        bytes_per_second / 1e9
+    )
+}
+
+/// Measures `plan` on every device.
+pub fn run_throughput(
+    plan: &ThroughputPlan,
+    devices: &Devices,
+    min_time: Duration,
+    push: &mut dyn FnMut(Record),
+) -> Result<()> {
+    let calls = plan.calls.max(1);
+    for &(n, limbs, batch) in &plan.ntt {
+        let ring = ring_for(n, limbs)?;
+        let words = sample_words(&ring, batch);
+        let rows = (batch * limbs) as f64;
+        for (dev, threads) in &devices.list {
+            let mut x: PolyBatch = dev.upload(&ring, batch, &words)?;
+            for (op, forward) in [("ntt_forward", true), ("ntt_inverse", false)] {
+                let per_second = (calls as f64)
+                    * rows
+                    * rate(min_time, || {
+                        for _ in 0..calls {
+                            match forward {
+                                true => dev.ntt_forward(&mut x)?,
+                                false => dev.ntt_inverse(&mut x)?,
+                            }
+                        }
+                        dev.sync()
+                    })?;
+                // In place: every word read and written once at least.
+                let bytes = per_second * (8 * n) as f64;
+                push(Record {
+                    op,
+                    n,
+                    limbs,
+                    batch,
+                    backend: dev.name(),
+                    threads: *threads,
+                    per_second,
+                    unit: "transforms",
+                    detail: detail(calls, bytes),
+                });
+            }
+        }
+    }
+    for &(n, limbs, outputs, inputs) in &plan.linear {
+        let ring = ring_for(n, limbs)?;
+        let x_words = sample_words(&ring, inputs);
+        let rows = SparseRows {
+            offsets: (0..=outputs).map(|j| j * inputs).collect(),
+            columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
+            words: (0..outputs * inputs * limbs)
+                .map(|i| (i as u32).wrapping_mul(2_654_435_761) % ring.modulus(i % limbs).value())
+                .collect(),
+            bias: Vec::new(),
+        };
+        let macs = (outputs * inputs * limbs * n) as f64;
+        // Every input word read and every output word written once.
+        let bytes_per_call = (4 * n * limbs * (inputs + outputs)) as f64;
+        for (dev, threads) in &devices.list {
+            let x = dev.upload(&ring, inputs, &x_words)?;
+            let w = dev.upload_sparse(&ring, inputs, &rows)?;
+            let calls_per_second = (calls as f64)
+                * rate(min_time, || {
+                    for _ in 0..calls {
+                        dev.linear_sparse(&w, &x)?;
+                    }
+                    dev.sync()
+                })?;
+            push(Record {
+                op: "linear_sparse_mac",
+                n,
+                limbs,
+                batch: outputs * inputs,
+                backend: dev.name(),
+                threads: *threads,
+                per_second: macs * calls_per_second,
+                unit: "multiply-adds",
+                detail: detail(calls, bytes_per_call * calls_per_second),
+            });
+        }
+    }
+    for &(preset, count) in &plan.key_switch {
+        let params = Parameters::preset(preset)?;
+        let mut kg = KeyGenerator::new(&params, Seed::from_u64(1));
+        let sk = kg.secret_key()?;
+        let pk = kg.public_key(&sk)?;
+        let keys = EvaluationKeys {
+            relin: Some(kg.relin_key(&sk)?),
+            ..Default::default()
+        };
+        let (n, top) = (params.degree(), params.max_level());
+        let vectors: Vec<Vec<f64>> = (0..count)
+            .map(|c| {
+                (0..params.slots())
+                    .map(|i| ((c + i) as f64).sin())
+                    .collect()
+            })
+            .collect();
+        // Per ciphertext: its third polynomial read, two polynomials written, over the level's
+        // primes (the key is read once per call and left out).
+        let bytes_per_ciphertext = (4 * n * (top + 1) * 3) as f64;
+        for (dev, threads) in &devices.list {
+            let pt =
+                Encoder::new(&params).encode_many(&vectors, top, params.default_scale(), &**dev)?;
+            let ct = Encryptor::new(&params, &pk, dev.clone(), Seed::from_u64(2))?.encrypt(&pt)?;
+            let ev = Evaluator::new(&params, dev.clone(), &keys)?;
+            let product = ev.square(&ct)?;
+            let per_second = (calls * count) as f64
+                * rate(min_time, || {
+                    for _ in 0..calls {
+                        ev.relinearize(&product)?;
+                    }
+                    dev.sync()
+                })?;
+            push(Record {
+                op: "key_switch",
+                n,
+                limbs: top + 1,
+                batch: count,
+                backend: dev.name(),
+                threads: *threads,
+                per_second,
+                unit: "ciphertexts",
+                detail: detail(calls, bytes_per_ciphertext * per_second),
+            });
+        }
+    }
+    Ok(())
+}
