@@ -555,6 +555,16 @@ fn mnist(args: JobArgs) -> Result<()> {
         per_batch(report.key_switches),
         per_batch(report.ntts)
     );
+    let gpu = report.gpu_counts();
+    if gpu.dispatches > 0 {
+        println!(
+            "GPU host work per batch: {:.0} dispatches, {:.0} submits, {:.0} buffers created, {:.1} MB zero-filled",
+            per_batch(gpu.dispatches),
+            per_batch(gpu.submits),
+            per_batch(gpu.buffers_created),
+            per_batch(gpu.zeroed_bytes) / 1e6
+        );
+    }
     println!(
         "server:                {:.0} images/s ({:.0} images/s with full batches of {})",
         report.server_images_per_second(),

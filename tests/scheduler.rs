@@ -129,6 +129,19 @@ fn resident_gpu_equals_cpu_and_counts_its_traffic() {
     // The input goes up once and the output comes back once; no readback in between.
     let readbacks: u64 = report.stages.iter().map(|s| s.counts.readbacks).sum();
     assert_eq!(readbacks, 0, "{report:?}");
+    // The host's work around the dispatches, counted (issue 14 will cut it): today every
+    // dispatch creates its parameter buffer and bind group, every operation submits, and
+    // every output is a new buffer that wgpu zero-fills.
+    let mut sum = hegpu::backend::TransferCounts::default();
+    report.stages.iter().for_each(|s| sum.add(&s.counts));
+    eprintln!("resident batch: {sum:?}");
+    assert_eq!(sum.bind_groups, sum.dispatches, "{sum:?}");
+    assert!(sum.buffers_created > sum.dispatches, "{sum:?}");
+    assert!(
+        sum.submits >= report.stages.len() as u64 && sum.submits <= sum.dispatches,
+        "{sum:?}"
+    );
+    assert!(sum.zeroed_bytes > 0, "{sum:?}");
 }
 
 #[test]

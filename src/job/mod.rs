@@ -139,6 +139,15 @@ impl JobReport {
         }
     }
 
+    /// The GPU's counts over every stage of every batch (zero without a GPU).
+    pub fn gpu_counts(&self) -> crate::backend::TransferCounts {
+        let mut sum = crate::backend::TransferCounts::default();
+        for s in &self.stages {
+            sum.add(&s.counts);
+        }
+        sum
+    }
+
     /// Images per second of the server's evaluation.
     pub fn server_images_per_second(&self) -> f64 {
         self.classified as f64 / self.seconds_evaluate.max(1e-9)
@@ -153,6 +162,16 @@ impl JobReport {
     /// The report as one JSON object.
     pub fn to_json(&self) -> String {
         let per = |b: usize| b as f64 / self.classified.max(1) as f64;
+        let (g, batches) = (self.gpu_counts(), self.modes.len().max(1) as f64);
+        let gpu_per_batch = serde_json::json!({
+            "dispatches": g.dispatches as f64 / batches,
+            "submits": g.submits as f64 / batches,
+            "buffers_created": g.buffers_created as f64 / batches,
+            "zeroed_bytes": g.zeroed_bytes as f64 / batches,
+            "bind_groups": g.bind_groups as f64 / batches,
+            "upload_bytes": g.upload_bytes as f64 / batches,
+            "readback_bytes": g.readback_bytes as f64 / batches,
+        });
         serde_json::json!({
             "device": self.device,
             "images": self.images,
@@ -188,7 +207,12 @@ impl JobReport {
                 "upload_bytes": s.counts.upload_bytes,
                 "readbacks": s.counts.readbacks,
                 "readback_bytes": s.counts.readback_bytes,
+                "submits": s.counts.submits,
+                "buffers_created": s.counts.buffers_created,
+                "zeroed_bytes": s.counts.zeroed_bytes,
+                "bind_groups": s.counts.bind_groups,
             })).collect::<Vec<_>>(),
+            "gpu_per_batch": gpu_per_batch,
             "bytes_evaluation_keys": self.bytes_keys,
             "bytes_sent_per_image": per(self.bytes_sent),
             "bytes_received_per_image": per(self.bytes_received),

@@ -56,7 +56,8 @@ pub struct GpuWeights {
     pub(crate) data: Tracked,
 }
 
-/// Counts of what crossed between host and device, and of kernel dispatches.
+/// Counts of what crossed between host and device, of kernel dispatches, and of the host's
+/// work around them (the GPU's overhead, which tests can assert without a GPU).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransferCounts {
     pub uploads: u64,
@@ -64,6 +65,15 @@ pub struct TransferCounts {
     pub readbacks: u64,
     pub readback_bytes: u64,
     pub dispatches: u64,
+    /// Command buffers submitted to the queue.
+    pub submits: u64,
+    /// Buffers created (batches, tables, per-dispatch parameters, readback staging).
+    pub buffers_created: u64,
+    /// Bytes of new storage buffers that wgpu zero-fills before their first use (outputs; an
+    /// upload's buffer is filled by the upload instead).
+    pub zeroed_bytes: u64,
+    /// Bind groups created (one per dispatch until they are cached).
+    pub bind_groups: u64,
 }
 
 /// What a GPU backend holds and has moved: see [`Backend::gpu_stats`](crate::backend::Backend::gpu_stats).
@@ -87,6 +97,10 @@ impl TransferCounts {
             readbacks: self.readbacks - earlier.readbacks,
             readback_bytes: self.readback_bytes - earlier.readback_bytes,
             dispatches: self.dispatches - earlier.dispatches,
+            submits: self.submits - earlier.submits,
+            buffers_created: self.buffers_created - earlier.buffers_created,
+            zeroed_bytes: self.zeroed_bytes - earlier.zeroed_bytes,
+            bind_groups: self.bind_groups - earlier.bind_groups,
         }
     }
 
@@ -97,6 +111,10 @@ impl TransferCounts {
         self.readbacks += other.readbacks;
         self.readback_bytes += other.readback_bytes;
         self.dispatches += other.dispatches;
+        self.submits += other.submits;
+        self.buffers_created += other.buffers_created;
+        self.zeroed_bytes += other.zeroed_bytes;
+        self.bind_groups += other.bind_groups;
     }
 }
 
@@ -107,9 +125,24 @@ pub(crate) struct Counters {
     readbacks: AtomicU64,
     readback_bytes: AtomicU64,
     dispatches: AtomicU64,
+    submits: AtomicU64,
+    buffers_created: AtomicU64,
+    zeroed_bytes: AtomicU64,
+    bind_groups: AtomicU64,
 }
 
 impl Counters {
+    pub fn submit(&self) {
+        self.submits.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A buffer created; `zeroed_bytes` of it wgpu will clear before first use.
+    pub fn buffer(&self, zeroed_bytes: u64) {
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
+        self.zeroed_bytes.fetch_add(zeroed_bytes, Ordering::Relaxed);
+    }
+    pub fn bind_group(&self) {
+        self.bind_groups.fetch_add(1, Ordering::Relaxed);
+    }
     pub fn upload(&self, bytes: u64) {
         self.uploads.fetch_add(1, Ordering::Relaxed);
         self.upload_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -129,6 +162,10 @@ impl Counters {
             readbacks: self.readbacks.load(Ordering::Relaxed),
             readback_bytes: self.readback_bytes.load(Ordering::Relaxed),
             dispatches: self.dispatches.load(Ordering::Relaxed),
+            submits: self.submits.load(Ordering::Relaxed),
+            buffers_created: self.buffers_created.load(Ordering::Relaxed),
+            zeroed_bytes: self.zeroed_bytes.load(Ordering::Relaxed),
+            bind_groups: self.bind_groups.load(Ordering::Relaxed),
         }
     }
 }

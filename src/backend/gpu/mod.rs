@@ -239,6 +239,7 @@ impl GpuBackend {
         }
         let make = |label, words: &[u32]| {
             self.counters.upload(4 * words.len() as u64);
+            self.counters.buffer(0);
             self.ctx
                 .device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -257,8 +258,9 @@ impl GpuBackend {
         Ok(t)
     }
 
-    /// A zeroed, tracked storage buffer (wgpu zero-initialises new buffers).
-    fn alloc(&self, bytes: u64, label: &str) -> Result<Tracked> {
+    /// A tracked storage buffer: zeroed by wgpu before its first use unless `uploaded` (the
+    /// caller writes all of it first).
+    fn alloc(&self, bytes: u64, label: &str, uploaded: bool) -> Result<Tracked> {
         reserve(&self.live_bytes, &self.peak_bytes, self.budget, bytes)?;
         let live = self.live_bytes.clone();
         let buffer = self.ctx.checked(bytes, || {
@@ -272,7 +274,10 @@ impl GpuBackend {
             })
         });
         match buffer {
-            Ok(buffer) => Ok(Tracked::new(buffer, bytes, live)),
+            Ok(buffer) => {
+                self.counters.buffer(if uploaded { 0 } else { bytes });
+                Ok(Tracked::new(buffer, bytes, live))
+            }
             Err(e) => {
                 self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 Err(e)
@@ -313,7 +318,7 @@ impl GpuBackend {
                 why: format!("{what} exceeds one storage binding"),
             });
         }
-        let data = self.alloc(bytes, what)?;
+        let data = self.alloc(bytes, what, true)?;
         self.ctx.checked(bytes, || {
             self.ctx
                 .queue
@@ -328,6 +333,11 @@ impl GpuBackend {
 
     /// Zeroed chunks for `batch` polynomials of `ring`.
     fn alloc_batch(&self, ring: &Arc<Ring>, batch: usize) -> Result<PolyBatch> {
+        self.alloc_chunks(ring, batch, false)
+    }
+
+    /// Chunks for `batch` polynomials of `ring`, zeroed unless `uploaded`.
+    fn alloc_chunks(&self, ring: &Arc<Ring>, batch: usize, uploaded: bool) -> Result<PolyBatch> {
         let per_chunk = self.per_chunk(ring)?;
         let poly_bytes = 4 * ring.poly_words() as u64;
         let mut chunks = Vec::new();
@@ -335,7 +345,7 @@ impl GpuBackend {
         while left > 0 {
             let polys = left.min(per_chunk);
             chunks.push(GpuChunk {
-                data: self.alloc(polys as u64 * poly_bytes, "poly batch")?,
+                data: self.alloc(polys as u64 * poly_bytes, "poly batch", uploaded)?,
                 polys,
             });
             left -= polys;
@@ -369,6 +379,7 @@ impl GpuBackend {
                 contents: bytemuck::cast_slice(&params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
+        self.counters.buffer(0);
         let entries = [
             &uniform,
             &ring.limb_info,
@@ -393,6 +404,7 @@ impl GpuBackend {
                 layout: &self.kernels.layout,
                 entries: &entries,
             });
+        self.counters.bind_group();
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(entry),
             timestamp_writes: None,
@@ -422,6 +434,7 @@ impl GpuBackend {
                     });
             record(&mut encoder);
             self.ctx.queue.submit([encoder.finish()]);
+            self.counters.submit();
         })
     }
 
@@ -533,7 +546,7 @@ impl Backend for GpuBackend {
 
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
         ring.check_words(batch, words)?;
-        let out = self.alloc_batch(ring, batch)?;
+        let out = self.alloc_chunks(ring, batch, true)?;
         let g = self.gpu(&out)?;
         let pw = ring.poly_words();
         self.ctx.checked(4 * words.len() as u64, || {
@@ -565,6 +578,7 @@ impl Backend for GpuBackend {
                 })
             })
             .collect();
+        (0..staging.len()).for_each(|_| self.counters.buffer(0));
         self.run(4 * x.words() as u64, |enc| {
             for (c, s) in g.chunks.iter().zip(&staging) {
                 enc.copy_buffer_to_buffer(&c.data.buffer, 0, s, 0, None);

@@ -44,6 +44,7 @@ impl GpuBackend {
                 })
         })?;
         self.counters.upload(bytes);
+        self.counters.buffer(0);
         Ok(buffer)
     }
 
