@@ -5,7 +5,7 @@ use super::{Devices, Record, rate};
 use crate::Result;
 use crate::ckks::{
     Ciphertext, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters, Preset,
-    Seed,
+    PublicKey, Seed,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,23 @@ fn fresh(
     Encryptor::new(params, &pk, backend.clone(), Seed::from_u64(2))?.encrypt(&pt)
 }
 
+/// `preset`'s parameters, a public key and evaluation keys (relinearization, and the Galois
+/// keys of `rotations`) drawn from fixed seeds.
+pub(super) fn preset_keys(
+    preset: Preset,
+    rotations: &[i64],
+) -> Result<(Arc<Parameters>, PublicKey, EvaluationKeys)> {
+    let params = Parameters::preset(preset)?;
+    let mut kg = KeyGenerator::new(&params, Seed::from_u64(1));
+    let sk = kg.secret_key()?;
+    let pk = kg.public_key(&sk)?;
+    let keys = EvaluationKeys {
+        relin: Some(kg.relin_key(&sk)?),
+        galois: kg.galois_keys(&sk, rotations, false)?,
+    };
+    Ok((params, pk, keys))
+}
+
 /// Measures the CKKS operations of `preset` on every device.
 pub fn run_ckks(
     preset: Preset,
@@ -42,14 +59,7 @@ pub fn run_ckks(
     min_time: Duration,
     push: &mut dyn FnMut(Record),
 ) -> Result<()> {
-    let params = Parameters::preset(preset)?;
-    let mut kg = KeyGenerator::new(&params, Seed::from_u64(1));
-    let sk = kg.secret_key()?;
-    let pk = kg.public_key(&sk)?;
-    let keys = EvaluationKeys {
-        relin: Some(kg.relin_key(&sk)?),
-        galois: kg.galois_keys(&sk, &[1], false)?,
-    };
+    let (params, pk, keys) = preset_keys(preset, &[1])?;
     let x: Vec<f64> = (0..params.slots()).map(|i| (i as f64).cos()).collect();
     let (n, top) = (params.degree(), params.max_level());
     for (dev, threads) in &devices.list {

@@ -159,6 +159,62 @@ fn rate(min_time: Duration, mut op: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(runs as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Rows of forward and inverse NTTs of `batch` polynomials of `ring` on every device, `calls`
+/// calls per sync for at least `min_time` each; `detail(bytes per second)` completes a row.
+fn ntt_rows(
+    ring: &Arc<Ring>,
+    batch: usize,
+    devices: &Devices,
+    (calls, min_time): (usize, Duration),
+    detail: &dyn Fn(f64) -> String,
+    push: &mut dyn FnMut(Record),
+) -> Result<()> {
+    let (n, limbs) = (ring.degree(), ring.limbs());
+    let words = sample_words(ring, batch);
+    let rows = (calls * batch * limbs) as f64;
+    for (dev, threads) in &devices.list {
+        let mut x: PolyBatch = dev.upload(ring, batch, &words)?;
+        for (op, forward) in [("ntt_forward", true), ("ntt_inverse", false)] {
+            let per_second = rows
+                * rate(min_time, || {
+                    for _ in 0..calls {
+                        match forward {
+                            true => dev.ntt_forward(&mut x)?,
+                            false => dev.ntt_inverse(&mut x)?,
+                        }
+                    }
+                    dev.sync()
+                })?;
+            push(Record {
+                op,
+                n,
+                limbs,
+                batch,
+                backend: dev.name(),
+                threads: *threads,
+                per_second,
+                unit: "transforms",
+                // In place: every word read and written once at least.
+                detail: detail(per_second * (8 * n) as f64),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A dense `outputs × inputs` matrix of deterministic reduced words as compressed rows.
+fn dense_matrix(ring: &Ring, outputs: usize, inputs: usize) -> crate::backend::SparseRows {
+    let limbs = ring.limbs();
+    crate::backend::SparseRows {
+        offsets: (0..=outputs).map(|j| j * inputs).collect(),
+        columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
+        words: (0..outputs * inputs * limbs)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761) % ring.modulus(i % limbs).value())
+            .collect(),
+        bias: Vec::new(),
+    }
+}
+
 fn ring_for(n: usize, limbs: usize) -> Result<Arc<Ring>> {
     Ring::new(n, &ntt_primes(n, 30, limbs, &[])?)
 }
@@ -248,31 +304,14 @@ pub fn run(
         let ring = ring_for(n, limbs)?;
         let words = sample_words(&ring, batch);
         let rows = (batch * limbs) as f64;
-        for (dev, threads) in &devices.list {
-            let mut x: PolyBatch = dev.upload(&ring, batch, &words)?;
-            for (op, forward) in [("ntt_forward", true), ("ntt_inverse", false)] {
-                let per_second = rows
-                    * rate(plan.min_time, || {
-                        if forward {
-                            dev.ntt_forward(&mut x)?
-                        } else {
-                            dev.ntt_inverse(&mut x)?
-                        }
-                        dev.sync()
-                    })?;
-                push(Record {
-                    op,
-                    n,
-                    limbs,
-                    batch,
-                    backend: dev.name(),
-                    threads: *threads,
-                    per_second,
-                    unit: "transforms",
-                    detail: String::new(),
-                });
-            }
-        }
+        ntt_rows(
+            &ring,
+            batch,
+            devices,
+            (1, plan.min_time),
+            &|_| String::new(),
+            &mut push,
+        )?;
         // The peer: tfhe-ntt's prime32 plans over the same rows, one thread and all threads.
         let plans: Vec<tfhe_ntt::prime32::Plan> = ring
             .primes()
@@ -313,21 +352,14 @@ pub fn run(
     for &(n, limbs, outputs, inputs) in &plan.linear_shapes {
         let ring = ring_for(n, limbs)?;
         let x_words = sample_words(&ring, inputs);
-        let w_words: Vec<u32> = (0..outputs * inputs * limbs)
-            .map(|i| (i as u32).wrapping_mul(2_654_435_761) % ring.modulus(i % limbs).value())
-            .collect();
         let macs = (outputs * inputs * limbs * n) as f64;
-        // The same matrix (`[j][k][l]`, which is `[entry][limb]`) as compressed rows: the
-        // kernel the encrypted network uses.
-        let sparse = crate::backend::SparseRows {
-            offsets: (0..=outputs).map(|j| j * inputs).collect(),
-            columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
-            words: w_words.clone(),
-            bias: Vec::new(),
-        };
+        // The matrix as compressed rows (the kernel the encrypted network uses), and its
+        // words `[j][k][l]` (which is `[entry][limb]`) as dense weights.
+        let sparse = dense_matrix(&ring, outputs, inputs);
+        let w_words = &sparse.words;
         for (dev, threads) in &devices.list {
             let x = dev.upload(&ring, inputs, &x_words)?;
-            let w = dev.upload_weights(&ring, outputs, inputs, &w_words)?;
+            let w = dev.upload_weights(&ring, outputs, inputs, w_words)?;
             let ws = dev.upload_sparse(&ring, inputs, &sparse)?;
             for (op, sparse) in [("linear_mac", false), ("linear_sparse_mac", true)] {
                 let per_second = macs

@@ -4,12 +4,9 @@
 //! one small call's latency (the other rows). Each row also gives the bytes a call must move
 //! at least, as GB/s: a floor on the memory traffic, which a GPU's bandwidth bounds.
 
-use super::{Devices, Record, rate, ring_for, sample_words};
+use super::{Devices, Record, dense_matrix, ntt_rows, rate, ring_for, sample_words};
 use crate::Result;
-use crate::backend::{PolyBatch, SparseRows};
-use crate::ckks::{
-    Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters, Preset, Seed,
-};
+use crate::ckks::{Encoder, Encryptor, Evaluator, Preset, Seed};
 use std::time::Duration;
 
 /// What the throughput section measures.
@@ -60,49 +57,13 @@ pub fn run_throughput(
     let calls = plan.calls.max(1);
     for &(n, limbs, batch) in &plan.ntt {
         let ring = ring_for(n, limbs)?;
-        let words = sample_words(&ring, batch);
-        let rows = (batch * limbs) as f64;
-        for (dev, threads) in &devices.list {
-            let mut x: PolyBatch = dev.upload(&ring, batch, &words)?;
-            for (op, forward) in [("ntt_forward", true), ("ntt_inverse", false)] {
-                let per_second = (calls as f64)
-                    * rows
-                    * rate(min_time, || {
-                        for _ in 0..calls {
-                            match forward {
-                                true => dev.ntt_forward(&mut x)?,
-                                false => dev.ntt_inverse(&mut x)?,
-                            }
-                        }
-                        dev.sync()
-                    })?;
-                // In place: every word read and written once at least.
-                let bytes = per_second * (8 * n) as f64;
-                push(Record {
-                    op,
-                    n,
-                    limbs,
-                    batch,
-                    backend: dev.name(),
-                    threads: *threads,
-                    per_second,
-                    unit: "transforms",
-                    detail: detail(calls, bytes),
-                });
-            }
-        }
+        let floor = |bytes: f64| detail(calls, bytes);
+        ntt_rows(&ring, batch, devices, (calls, min_time), &floor, push)?;
     }
     for &(n, limbs, outputs, inputs) in &plan.linear {
         let ring = ring_for(n, limbs)?;
         let x_words = sample_words(&ring, inputs);
-        let rows = SparseRows {
-            offsets: (0..=outputs).map(|j| j * inputs).collect(),
-            columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
-            words: (0..outputs * inputs * limbs)
-                .map(|i| (i as u32).wrapping_mul(2_654_435_761) % ring.modulus(i % limbs).value())
-                .collect(),
-            bias: Vec::new(),
-        };
+        let rows = dense_matrix(&ring, outputs, inputs);
         let macs = (outputs * inputs * limbs * n) as f64;
         // Every input word read and every output word written once.
         let bytes_per_call = (4 * n * limbs * (inputs + outputs)) as f64;
@@ -130,14 +91,7 @@ pub fn run_throughput(
         }
     }
     for &(preset, count) in &plan.key_switch {
-        let params = Parameters::preset(preset)?;
-        let mut kg = KeyGenerator::new(&params, Seed::from_u64(1));
-        let sk = kg.secret_key()?;
-        let pk = kg.public_key(&sk)?;
-        let keys = EvaluationKeys {
-            relin: Some(kg.relin_key(&sk)?),
-            ..Default::default()
-        };
+        let (params, pk, keys) = super::ckks::preset_keys(preset, &[])?;
         let (n, top) = (params.degree(), params.max_level());
         let vectors: Vec<Vec<f64>> = (0..count)
             .map(|c| {
