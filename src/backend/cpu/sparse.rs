@@ -221,18 +221,12 @@ impl<B: Fn(usize) -> u64> Block<'_, B> {
     fn sums<const T: usize>(&self, dst: &mut [&mut [u32]]) {
         let (c0, len) = self.range;
         let bias: [u64; T] = std::array::from_fn(|i| (self.bias)(self.tile[i]));
-        let mut c = 0;
-        while c + LANES <= len {
+        // Rings have at least 2^10 coefficients, so a block is whole lanes.
+        debug_assert_eq!(len % LANES, 0);
+        for c in (0..len).step_by(LANES) {
             let acc = self.terms.sums::<T>(self.kernel, self.wide, c, bias);
             for (&j, a) in self.tile.iter().zip(&acc) {
                 self.wide.reduce(&mut dst[j][c0 + c..][..LANES], a);
-            }
-            c += LANES;
-        }
-        for c in c..len {
-            let acc = self.terms.sums_portable::<T, 1>(self.wide, c, bias);
-            for (&j, a) in self.tile.iter().zip(&acc) {
-                self.wide.reduce(&mut dst[j][c0 + c..][..1], a);
             }
         }
     }

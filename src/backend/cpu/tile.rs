@@ -7,8 +7,8 @@
 //! the L2 cache, and the kernel ran at a third of the speed.
 //!
 //! Two versions compute the same lanes: AVX2 through `pulp`'s safe intrinsics (LLVM does not
-//! vectorise the register-held sums by itself), and a portable one for other CPUs and for the
-//! last coefficients of a block. A unit test holds them equal.
+//! vectorise the register-held sums by itself), and a portable one for other CPUs. A unit test
+//! holds them equal.
 
 use super::wide::Wide;
 
@@ -71,18 +71,18 @@ impl TileTerms<'_> {
         }
     }
 
-    /// Portable twin of [`sums_avx2`](Self::sums_avx2), for any number of lanes `L`.
+    /// Portable twin of [`sums_avx2`](Self::sums_avx2).
     #[inline(always)]
-    pub(super) fn sums_portable<const T: usize, const L: usize>(
+    fn sums_portable<const T: usize>(
         &self,
         wide: &Wide,
         at: usize,
         bias: [u64; T],
-    ) -> [[u64; L]; T] {
-        let mut acc: [[u64; L]; T] = std::array::from_fn(|i| [bias[i]; L]);
+    ) -> [[u64; LANES]; T] {
+        let mut acc: [[u64; LANES]; T] = std::array::from_fn(|i| [bias[i]; LANES]);
         for (columns, weights) in self.chunks::<T>(wide) {
             for (&k, w) in columns.iter().zip(weights.chunks_exact(T)) {
-                let x = &self.packed[k * self.stride + at..][..L];
+                let x = &self.packed[k * self.stride + at..][..LANES];
                 for (a, &w) in acc.iter_mut().zip(w) {
                     Wide::mac(a, x, w);
                 }
