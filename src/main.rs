@@ -491,8 +491,9 @@ fn mnist_step(step: MnistStep) -> Result<()> {
             let r = files::client_decrypt(&dir, &data, model.as_deref())?;
             let share = |k: usize| 100.0 * k as f64 / r.images.max(1) as f64;
             println!("accuracy: {:.2}% of {} images", share(r.correct), r.images);
-            if let Some(a) = r.agree {
-                println!("agrees with plaintext: {:.2}%", share(a));
+            if let Some(a) = &r.agreement {
+                println!("agrees with plaintext: {:.2}%", 100.0 * a.share());
+                println!("logit error:           {}", a.error_line());
             }
             failures(&r.failed, ("result", "results"), &dir.display().to_string())
         }
@@ -541,7 +542,11 @@ fn mnist(args: JobArgs) -> Result<()> {
         report.images, report.batches, report.classified
     );
     println!("accuracy:              {:.2}%", 100.0 * report.accuracy());
-    println!("agrees with plaintext: {:.2}%", 100.0 * report.agreement());
+    println!(
+        "agrees with plaintext: {:.2}%",
+        100.0 * report.agreement.share()
+    );
+    println!("logit error:           {}", report.agreement.error_line());
     println!(
         "time (s):              keys {:.2}, encrypt {:.2}, evaluate {:.2}, decrypt {:.2}",
         report.seconds_keys,

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::cli::{assert_refused, hegpu, hegpu_ok, hegpu_with, small_model_file};
+use common::cli::{
+    assert_agrees_with_plaintext, assert_refused, hegpu, hegpu_ok, hegpu_with, small_model_file,
+};
 
 #[test]
 fn train_writes_a_model_that_loads() {
@@ -79,10 +81,18 @@ fn the_mnist_job_classifies_encrypted_digits() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(text.contains("agrees with plaintext: 100.00%"), "{text}");
+    assert_agrees_with_plaintext(&text, 40);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["classified"], 40);
-    assert_eq!(report["agreement_with_plaintext"], 1.0);
+    // The JSON says what the text says.
+    let number = |k: &str| report[k].as_f64().unwrap();
+    let (error, largest) = (number("max_logit_error"), number("max_logit"));
+    assert!(largest > 0.0 && error < 4e-3 * largest, "{text}");
+    let ties = number("near_ties");
+    assert!(
+        number("agreement_with_plaintext") >= 1.0 - ties / 40.0,
+        "{text}"
+    );
     // A batch travels seeded: c0 and 32 bytes per ciphertext, under 32 KB per image when full.
     let batch_bytes = report["bytes_sent_per_image"].as_f64().unwrap() * 40.0;
     assert!(
@@ -194,10 +204,8 @@ fn client_and_server_run_as_separate_processes() {
             .any(|w| w == &secret[..secret.len().min(64)])
     );
     let text = hegpu_ok(&["mnist", "decrypt", "--dir", d, "--model", m]);
-    assert!(
-        text.contains("of 30 images") && text.contains("agrees with plaintext: 100.00%"),
-        "{text}"
-    );
+    assert!(text.contains("of 30 images"), "{text}");
+    assert_agrees_with_plaintext(&text, 30);
     // A result decrypted with another key set of the same parameters: an error naming the
     // file, not noise with exit status 0.
     let other = std::env::temp_dir().join(format!("hegpu-split-other-{}", std::process::id()));
@@ -266,7 +274,8 @@ fn a_gpu_lost_mid_job_leaves_the_results_whole() {
         String::from_utf8_lossy(&o.stderr),
     );
     assert!(o.status.success(), "{text}{err}");
-    assert!(text.contains("agrees with plaintext: 100.00%"), "{text}");
+    eprintln!("{text}");
+    assert_agrees_with_plaintext(&text, 20);
     assert!(err.contains("warning: the GPU failed"), "{err}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["modes"][0], "gpu-streamed");

@@ -253,13 +253,13 @@ pub fn server_evaluate(
     Ok(report)
 }
 
-/// What the client decrypted: images, how many were right, how many agree with the plaintext
-/// model (when given), and the results that failed, each with its file and reason.
+/// What the client decrypted: images, how many were right, how their logits compare with the
+/// plaintext model's (when given), and the results that failed, each with its file and reason.
 #[derive(Clone, Debug, Default)]
 pub struct DecryptReport {
     pub images: usize,
     pub correct: usize,
-    pub agree: Option<usize>,
+    pub agreement: Option<super::Agreement>,
     pub failed: Vec<String>,
 }
 
@@ -287,7 +287,7 @@ pub fn client_decrypt(dir: &Path, data: &Path, model: Option<&Path>) -> Result<D
     let model = model.map(super::load_digit_model).transpose()?;
     let px = pixels(&mnist.test_images);
     let mut report = DecryptReport {
-        agree: model.as_ref().map(|_| 0),
+        agreement: model.as_ref().map(|_| super::Agreement::default()),
         ..Default::default()
     };
     for (b, (start, end)) in batches(dir)?.into_iter().enumerate() {
@@ -315,15 +315,12 @@ pub fn client_decrypt(dir: &Path, data: &Path, model: Option<&Path>) -> Result<D
                 continue;
             }
         };
-        let plain = match &model {
-            Some(m) => Some(m.predict(&px[start * 784..end * 784])?),
-            None => None,
-        };
         for (i, out) in outputs.iter().enumerate() {
             let guess = argmax(out);
             report.correct += usize::from(guess == usize::from(mnist.test_labels[start + i]));
-            if let (Some(p), Some(agree)) = (&plain, report.agree.as_mut()) {
-                *agree += usize::from(guess == p[i]);
+            if let (Some(m), Some(agreement)) = (&model, report.agreement.as_mut()) {
+                let image = start + i;
+                agreement.add(out, &m.forward(&px[image * 784..(image + 1) * 784])?);
             }
         }
         report.images += end - start;

@@ -3,9 +3,12 @@
 //! client decrypts and takes the argmax. Every crossing between client and server goes
 //! through the compact byte format, so the sizes reported are what a network would carry.
 
+pub mod agreement;
 pub mod envelope;
 pub mod files;
 pub mod secret_file;
+
+pub use agreement::Agreement;
 
 use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};
 use crate::ckks::{
@@ -17,6 +20,7 @@ use crate::nn::{
 };
 use crate::tensor::{CipherTensor, Mode, ScheduleOptions, Scheduler, StageReport};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,8 +91,8 @@ pub struct JobReport {
     /// Batches that failed (their images are not counted below).
     pub failed_batches: Vec<String>,
     pub correct: usize,
-    /// Images whose encrypted argmax equals the plaintext model's.
-    pub agree: usize,
+    /// The decrypted logits against the plaintext model's.
+    pub agreement: Agreement,
     pub classified: usize,
     pub seconds_keys: f64,
     pub seconds_encrypt: f64,
@@ -118,10 +122,6 @@ pub struct JobReport {
 impl JobReport {
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.classified.max(1) as f64
-    }
-
-    pub fn agreement(&self) -> f64 {
-        self.agree as f64 / self.classified.max(1) as f64
     }
 
     /// Adds one batch's schedule.
@@ -179,7 +179,10 @@ impl JobReport {
             "failed_batches": self.failed_batches,
             "classified": self.classified,
             "accuracy": self.accuracy(),
-            "agreement_with_plaintext": self.agreement(),
+            "agreement_with_plaintext": self.agreement.share(),
+            "max_logit_error": self.agreement.max_logit_error,
+            "max_logit": self.agreement.max_logit,
+            "near_ties": self.agreement.near_ties(),
             "seconds": {
                 "keys": self.seconds_keys,
                 "encrypt": self.seconds_encrypt,
@@ -241,7 +244,10 @@ pub fn run_mnist(
         ..Default::default()
     };
     let test_px = pixels(&mnist.test_images);
-    let plain = model.predict(&test_px[..count * 784])?;
+    let plain: Vec<Vec<f32>> = test_px[..count * 784]
+        .par_chunks(784)
+        .map(|img| model.forward(img))
+        .collect::<Result<_>>()?;
 
     // Client: keys. Only the parameters and evaluation keys travel.
     let t = Instant::now();
@@ -290,7 +296,7 @@ pub fn run_mnist(
                     let guess = argmax(out);
                     report.correct +=
                         usize::from(guess == usize::from(mnist.test_labels[start + i]));
-                    report.agree += usize::from(guess == plain[start + i]);
+                    report.agreement.add(out, &plain[start + i]);
                 }
                 report.classified += outputs.len();
             }
