@@ -1,5 +1,5 @@
-// Multiply-accumulate kernels. Both add into `out` (cleared by the host before the first
-// dispatch), so one output can gather terms from several input chunks.
+// Multiply-accumulate kernels. Each adds into `out` from out_start (zero on the first dispatch
+// into an output chunk), so one output can gather terms from several input chunks.
 
 // poly_mul_acc: out[g] += Σ_k a[g*K + k] ⊙ b[g*K + k] over the terms present in this input chunk.
 // total: words of the output chunk; arg0: K (terms per group); arg1: first group of the output
@@ -16,7 +16,7 @@ fn poly_mul_acc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         let first = g * terms;
         let lo = max(first, params.arg2);
         let hi = min(first + terms, params.arg2 + params.arg3);
-        var acc = out[i];
+        var acc = out_start(i);
         for (var poly = lo; poly < hi; poly++) {
             let at = (poly - params.arg2) * pw + w;
             acc = add_mod(acc, mul_mod(in_a[at], in_b[at], li), li.p);
@@ -44,7 +44,7 @@ fn linear_layer(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         let count = min(TILE_OUT, params.arg2 - j_local);
         var acc: array<u32, 4>;
         for (var u = 0u; u < count; u++) {
-            acc[u] = out[(j_local + u) * pw + w];
+            acc[u] = out_start((j_local + u) * pw + w);
         }
         for (var k = 0u; k < params.arg4; k++) {
             let x = in_a[k * pw + w];
@@ -76,7 +76,7 @@ fn linear_sparse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         let w = i % pw;
         let l = w >> params.n_log;
         let p = limb_info[l].p;
-        var acc = out[i];
+        var acc = out_start(i);
         if (params.arg5 == 1u && params.arg1 == 0u) {
             acc = add_mod(acc, table[pairs + 2u * params.arg4 * params.limbs + j * params.limbs + l], p);
         }

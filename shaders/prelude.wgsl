@@ -3,7 +3,8 @@
 // The same algorithms are in src/math/modulus.rs (mul_wide, mul_shoup, mul_montgomery),
 // where they are checked against u64 arithmetic.
 
-// Per-dispatch parameters; each kernel documents what `total` and `arg0..arg12` mean for it.
+// Per-dispatch parameters, at a dynamic offset in one buffer; each kernel documents what
+// `total` and `arg0..arg11` mean for it, and `arg12` is out_start's flag.
 struct Params {
     n_log: u32,   // log2 of the ring degree N
     limbs: u32,   // RNS limbs per polynomial
@@ -43,6 +44,15 @@ struct LimbInfo {
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
 
 const WG: u32 = 256u;
+
+// Where an accumulating kernel starts output word i: from what `out` holds when arg12 is 1, from
+// zero on the first dispatch into an output chunk (arg12 = 0), so the host never clears it.
+fn out_start(i: u32) -> u32 {
+    if (params.arg12 == 1u) {
+        return out[i];
+    }
+    return 0u;
+}
 
 // High word of the 32x32 product, from four 16x16 partial products.
 fn mul_hi(a: u32, b: u32) -> u32 {

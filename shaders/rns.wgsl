@@ -4,7 +4,7 @@
 // lie in that input chunk. CPU twins: src/backend/cpu/rns.rs (same names, `_rows`).
 
 // gather_polys: output polynomial o = limbs [arg1, arg1 + limbs) of input polynomial table[o]
-// (0xffffffff: none, the output stays zero). total: words of the output chunk; arg0: first
+// (0xffffffff: none, the output is zero). total: words of the output chunk; arg0: first
 // polynomial of the output chunk; arg2: limbs of an input polynomial; arg3: first polynomial of
 // the input chunk; arg4: polynomials in the input chunk.
 @compute @workgroup_size(256)
@@ -14,6 +14,9 @@ fn gather_polys(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     for (var i = gid.x; i < params.total; i += nwg.x * WG) {
         let src = table[params.arg0 + i / pw];
         if (src < params.arg3 || src - params.arg3 >= params.arg4) {
+            if (params.arg12 == 0u) {
+                out[i] = 0u; // the first dispatch into this chunk writes every word
+            }
             continue;
         }
         out[i] = in_a[(src - params.arg3) * in_pw + (params.arg1 << params.n_log) + i % pw];
@@ -96,7 +99,7 @@ fn scalar_affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 }
 
 // ct_tensor: out triple m += (a0 b0, a0 b1 + a1 b0, a1 b1) of pair m, over the factors present
-// in this pair of input chunks (out is cleared by the host). in_a, in_b: chunks of a and b.
+// in this pair of input chunks (from out_start). in_a, in_b: chunks of a and b.
 // total: words of the output chunk; arg0: its first polynomial; arg1, arg2: first polynomial
 // and count of the a chunk; arg3, arg4: the same of the b chunk.
 fn tensor_term(acc: u32, ia: u32, ib: u32, w: u32, pw: u32, li: LimbInfo) -> u32 {
@@ -117,7 +120,7 @@ fn ct_tensor(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let li = limb_of_word(w);
         let first = 2u * (o / 3u);
         let c = o % 3u;
-        var acc = out[i];
+        var acc = out_start(i);
         if (c == 0u) {
             acc = tensor_term(acc, first, first, w, pw, li);
         } else if (c == 1u) {
@@ -131,7 +134,7 @@ fn ct_tensor(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 }
 
 // key_mul_acc: out[m*C + c] += Σ_d ext[d*M + m] ⊙ key[c*D + d] over the terms whose ext and key
-// polynomials lie in this pair of chunks (out is cleared by the host). in_a: ext chunk; in_b: key
+// polynomials lie in this pair of chunks (from out_start). in_a: ext chunk; in_b: key
 // chunk. total: words of the output chunk; arg0: its first polynomial; arg1: C; arg2: D; arg3: M;
 // arg4, arg5: first polynomial and count of the ext chunk; arg6, arg7: the same of the key chunk.
 @compute @workgroup_size(256)
@@ -143,7 +146,7 @@ fn key_mul_acc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         let li = limb_of_word(w);
         let m = o / params.arg1;
         let c = o % params.arg1;
-        var acc = out[i];
+        var acc = out_start(i);
         for (var d = 0u; d < params.arg2; d++) {
             let e = d * params.arg3 + m;
             let k = c * params.arg2 + d;

@@ -272,40 +272,47 @@ fn batches_split_across_bindings_give_the_same_words() {
         small.upload(&ring, batch, &wb).unwrap(),
     );
     assert_eq!(small.download(&ga).unwrap(), wa);
-    let checks = [
-        (
-            "mul",
-            cpu.download(&cpu.mul(&ca, &cb).unwrap()),
-            small.download(&small.mul(&ga, &gb).unwrap()),
-        ),
-        (
-            "mul_acc 2 groups",
-            cpu.download(&cpu.mul_acc(&ca, &cb, 2).unwrap()),
-            small.download(&small.mul_acc(&ga, &gb, 2).unwrap()),
-        ),
-        (
-            "mul_acc 8 groups",
-            cpu.download(&cpu.mul_acc(&ca, &cb, 8).unwrap()),
-            small.download(&small.mul_acc(&ga, &gb, 8).unwrap()),
-        ),
-        (
-            "linear",
-            cpu.download(
-                &cpu.linear(&cpu.upload_weights(&ring, outputs, batch, &w).unwrap(), &ca)
-                    .unwrap(),
+    let checks = || {
+        [
+            (
+                "mul",
+                cpu.download(&cpu.mul(&ca, &cb).unwrap()),
+                small.download(&small.mul(&ga, &gb).unwrap()),
             ),
-            small.download(
-                &small
-                    .linear(
-                        &small.upload_weights(&ring, outputs, batch, &w).unwrap(),
-                        &ga,
-                    )
-                    .unwrap(),
+            (
+                "mul_acc 2 groups",
+                cpu.download(&cpu.mul_acc(&ca, &cb, 2).unwrap()),
+                small.download(&small.mul_acc(&ga, &gb, 2).unwrap()),
             ),
-        ),
-    ];
-    for (name, c, g) in checks {
+            (
+                "mul_acc 8 groups",
+                cpu.download(&cpu.mul_acc(&ca, &cb, 8).unwrap()),
+                small.download(&small.mul_acc(&ga, &gb, 8).unwrap()),
+            ),
+            (
+                "linear",
+                cpu.download(
+                    &cpu.linear(&cpu.upload_weights(&ring, outputs, batch, &w).unwrap(), &ca)
+                        .unwrap(),
+                ),
+                small.download(
+                    &small
+                        .linear(
+                            &small.upload_weights(&ring, outputs, batch, &w).unwrap(),
+                            &ga,
+                        )
+                        .unwrap(),
+                ),
+            ),
+        ]
+    };
+    for (name, c, g) in checks() {
         assert_eq!(g.unwrap(), c.unwrap(), "{name}");
+    }
+    // Again on reused buffers that hold a pattern: accumulating kernels must start from zero.
+    small.scribble_idle_buffers(0x5a5a_5a5a).unwrap();
+    for (name, c, g) in checks() {
+        assert_eq!(g.unwrap(), c.unwrap(), "{name} on reused buffers");
     }
     let mut c = ca;
     cpu.ntt_forward(&mut c).unwrap();

@@ -25,14 +25,24 @@ fn tiny_chunks() -> Option<&'static GpuBackend> {
 }
 
 /// Runs `op` on the CPU, the GPU and (for N = 2^10, where a polynomial of up to 7 limbs fits)
-/// the small-binding GPU; asserts the words are equal and returns them.
+/// the small-binding GPU; asserts the words are equal and returns them. Each GPU runs `op`
+/// twice, the second time on reused buffers filled with a pattern, so a kernel that reads an
+/// output word it did not write first fails here.
 fn on_every_device(what: &str, n: usize, op: impl Fn(&dyn Backend) -> Vec<u32>) -> Vec<u32> {
     let expected = op(&CpuBackend::new(Some(2)).unwrap());
+    let twice = |g: &GpuBackend, which: &str| {
+        assert!(op(g) == expected, "{what}: {which} differs from CPU");
+        g.scribble_idle_buffers(0x5a5a_5a5a).unwrap();
+        assert!(
+            op(g) == expected,
+            "{what}: {which} differs from CPU on reused buffers"
+        );
+    };
     if let Some(g) = gpu() {
-        assert!(op(g) == expected, "{what}: GPU differs from CPU");
+        twice(g, "GPU");
     }
     if let Some(t) = tiny_chunks().filter(|_| n <= 1 << 10) {
-        assert!(op(t) == expected, "{what}: chunked GPU differs from CPU");
+        twice(t, "chunked GPU");
     }
     expected
 }

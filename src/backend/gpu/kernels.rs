@@ -1,6 +1,7 @@
 //! The WGSL kernels: sources assembled from `shaders/` (prelude first), one bind group layout,
 //! and every compute pipeline compiled once when the device is opened.
 
+use super::dispatch::PARAM_WORDS;
 use std::collections::HashMap;
 
 const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
@@ -71,8 +72,8 @@ impl Kernels {
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
+                        has_dynamic_offset: true,
+                        min_binding_size: wgpu::BufferSize::new(4 * PARAM_WORDS as u64),
                     },
                     count: None,
                 },

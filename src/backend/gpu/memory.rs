@@ -1,32 +1,8 @@
 //! GPU-resident data: batches split into chunks of whole polynomials (each within one storage
-//! binding), weight buffers, a memory budget, and counters of every transfer and dispatch.
+//! binding), weight buffers, and counters of every transfer and dispatch.
 
-use crate::{Error, Result};
-use std::sync::Arc;
+use super::arena::Tracked;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// A buffer whose bytes count against the backend's budget until it is dropped.
-pub(crate) struct Tracked {
-    pub buffer: wgpu::Buffer,
-    bytes: u64,
-    live: Arc<AtomicU64>,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.live.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
-
-impl Tracked {
-    pub fn new(buffer: wgpu::Buffer, bytes: u64, live: Arc<AtomicU64>) -> Self {
-        Self {
-            buffer,
-            bytes,
-            live,
-        }
-    }
-}
 
 /// One chunk of a batch: `polys` whole polynomials in one buffer.
 pub(crate) struct GpuChunk {
@@ -72,7 +48,9 @@ pub struct TransferCounts {
     /// Bytes of new storage buffers that wgpu zero-fills before their first use (outputs; an
     /// upload's buffer is filled by the upload instead).
     pub zeroed_bytes: u64,
-    /// Bind groups created (one per dispatch until they are cached).
+    /// Bytes cleared by an explicit command (a reused buffer that must read as zeros).
+    pub cleared_bytes: u64,
+    /// Bind groups created (cached by the buffers they bind, so reused batches make none).
     pub bind_groups: u64,
 }
 
@@ -81,6 +59,8 @@ pub struct TransferCounts {
 pub struct GpuStats {
     /// Bytes of batches and weights held now.
     pub live_bytes: u64,
+    /// Bytes of buffers kept for reuse (freed when a budget needs the room).
+    pub idle_bytes: u64,
     /// The most held at once since the backend opened (or [`reset_peak`](crate::backend::GpuBackend::reset_peak)).
     pub peak_bytes: u64,
     /// The memory budget, when one was set.
@@ -100,6 +80,7 @@ impl TransferCounts {
             submits: self.submits - earlier.submits,
             buffers_created: self.buffers_created - earlier.buffers_created,
             zeroed_bytes: self.zeroed_bytes - earlier.zeroed_bytes,
+            cleared_bytes: self.cleared_bytes - earlier.cleared_bytes,
             bind_groups: self.bind_groups - earlier.bind_groups,
         }
     }
@@ -114,6 +95,7 @@ impl TransferCounts {
         self.submits += other.submits;
         self.buffers_created += other.buffers_created;
         self.zeroed_bytes += other.zeroed_bytes;
+        self.cleared_bytes += other.cleared_bytes;
         self.bind_groups += other.bind_groups;
     }
 }
@@ -128,6 +110,7 @@ pub(crate) struct Counters {
     submits: AtomicU64,
     buffers_created: AtomicU64,
     zeroed_bytes: AtomicU64,
+    cleared_bytes: AtomicU64,
     bind_groups: AtomicU64,
 }
 
@@ -139,6 +122,9 @@ impl Counters {
     pub fn buffer(&self, zeroed_bytes: u64) {
         self.buffers_created.fetch_add(1, Ordering::Relaxed);
         self.zeroed_bytes.fetch_add(zeroed_bytes, Ordering::Relaxed);
+    }
+    pub fn cleared(&self, bytes: u64) {
+        self.cleared_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
     pub fn bind_group(&self) {
         self.bind_groups.fetch_add(1, Ordering::Relaxed);
@@ -165,29 +151,8 @@ impl Counters {
             submits: self.submits.load(Ordering::Relaxed),
             buffers_created: self.buffers_created.load(Ordering::Relaxed),
             zeroed_bytes: self.zeroed_bytes.load(Ordering::Relaxed),
+            cleared_bytes: self.cleared_bytes.load(Ordering::Relaxed),
             bind_groups: self.bind_groups.load(Ordering::Relaxed),
         }
     }
-}
-
-/// Reserves `bytes` against an optional budget, noting the peak; the reservation is released
-/// by [`Tracked`].
-pub(crate) fn reserve(
-    live: &AtomicU64,
-    peak: &AtomicU64,
-    budget: Option<u64>,
-    bytes: u64,
-) -> Result<()> {
-    let before = live.fetch_add(bytes, Ordering::Relaxed);
-    if let Some(limit) = budget
-        && before + bytes > limit
-    {
-        live.fetch_sub(bytes, Ordering::Relaxed);
-        return Err(Error::GpuOutOfMemory {
-            bytes,
-            why: format!("the GPU memory budget is {limit} bytes and {before} are in use"),
-        });
-    }
-    peak.fetch_max(before + bytes, Ordering::Relaxed);
-    Ok(())
 }

@@ -4,7 +4,9 @@
 //! operation covers all limbs of a chunk in one dispatch per kernel stage, and a whole
 //! operation is recorded in one command buffer with one submission.
 
+mod arena;
 mod context;
+mod dispatch;
 mod kernels;
 mod memory;
 mod rns;
@@ -18,9 +20,11 @@ use super::ring::Ring;
 use super::sparse::{SparseRows, SparseWeights};
 use super::{Backend, check_linear, mul_acc_terms};
 use crate::{Error, Result};
+use arena::{Arena, Taken, Tracked, Use};
 use context::Context;
+use dispatch::{Binds, DispatchState, Started};
 use kernels::{Kernels, NTT_TILE, WORKGROUP};
-use memory::{Counters, GpuChunk, Tracked, reserve};
+use memory::{Counters, GpuChunk};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,13 +37,22 @@ type RingKey = (usize, Vec<u32>);
 /// A base conversion's identity: the source primes of each digit, and the target primes.
 type ConversionKey = (Vec<Vec<u32>>, Vec<u32>);
 /// Its tables on the device and the offset of each digit's table.
-pub(crate) type ConversionBuffer = (wgpu::Buffer, Vec<usize>);
+pub(crate) type ConversionBuffer = (Tracked, Vec<usize>);
 
 /// Chunks hold a multiple of this many polynomials when at least this many fit.
 pub(crate) const CHUNK_GROUP: usize = 6;
 
-/// Words of the `Params` uniform in `shaders/prelude.wgsl`.
-const PARAM_WORDS: usize = 16;
+/// What first writes a new batch's buffer, which decides whether it must be cleared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FirstWrite {
+    /// An upload fills every word.
+    Upload,
+    /// A kernel writes every word (accumulating kernels start from zero on their first
+    /// dispatch into a chunk).
+    Kernel,
+    /// Nothing: it must read as zeros, so a reused buffer is cleared.
+    Zeros,
+}
 
 static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -109,9 +122,10 @@ pub struct GpuBackend {
     max_chunk_bytes: u64,
     /// The adapter's largest storage binding (tables and weights must fit one).
     binding_limit: u64,
-    budget: Option<u64>,
-    live_bytes: Arc<AtomicU64>,
-    peak_bytes: AtomicU64,
+    /// Storage buffers in use and idle, and the budget.
+    arena: Arc<Arena>,
+    /// The parameter buffer and the cached bind groups (held while an operation records).
+    dispatch_state: Mutex<DispatchState>,
     lose_after_dispatches: Option<u64>,
     /// Single-limb NTTs run (see [`Backend::ntt_count`]).
     ntts: AtomicU64,
@@ -132,14 +146,6 @@ pub(crate) fn shoup_pairs(ring: &Ring, words: &[u32]) -> Vec<u32> {
         .enumerate()
         .flat_map(|(i, &w)| [w, ring.modulus(i % limbs).shoup(w)])
         .collect()
-}
-
-/// The buffers one dispatch binds besides its parameters and the ring's limb table.
-struct Binds<'a> {
-    table: &'a wgpu::Buffer,
-    a: &'a wgpu::Buffer,
-    b: &'a wgpu::Buffer,
-    out: &'a wgpu::Buffer,
 }
 
 impl GpuBackend {
@@ -166,15 +172,15 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let dispatch_state = DispatchState::new(&ctx.device, &ctx.limits);
         Ok(Self {
             ctx,
             kernels,
             id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
             max_chunk_bytes,
             binding_limit,
-            budget: options.memory_budget,
-            live_bytes: Arc::new(AtomicU64::new(0)),
-            peak_bytes: AtomicU64::new(0),
+            arena: Arena::new(options.memory_budget),
+            dispatch_state: Mutex::new(dispatch_state),
             lose_after_dispatches: options.lose_after_dispatches,
             rings: Mutex::new(HashMap::new()),
             conversions: Mutex::new(HashMap::new()),
@@ -199,14 +205,29 @@ impl GpuBackend {
         self.counters.snapshot()
     }
 
+    /// Fills every idle buffer of the arena with `word`, as a buffer's earlier user might have
+    /// left it: tests run kernels on such buffers to show that none reads what it did not
+    /// write.
+    #[doc(hidden)]
+    pub fn scribble_idle_buffers(&self, word: u32) -> Result<()> {
+        self.ctx.checked(0, || {
+            self.arena.each_idle_storage(|buffer| {
+                let words = vec![word; buffer.size() as usize / 4];
+                self.ctx
+                    .queue
+                    .write_buffer(buffer, 0, bytemuck::cast_slice(&words));
+            })
+        })
+    }
+
     /// Bytes of batches and weights currently held on the device.
     pub fn live_bytes(&self) -> u64 {
-        self.live_bytes.load(Ordering::Relaxed)
+        self.arena.live()
     }
 
     /// Starts the peak of [`GpuStats::peak_bytes`] again from what is held now.
     pub fn reset_peak(&self) {
-        self.peak_bytes.store(self.live_bytes(), Ordering::Relaxed);
+        self.arena.reset_peak();
     }
 
     fn gpu<'a>(&self, x: &'a PolyBatch) -> Result<&'a GpuData> {
@@ -258,31 +279,32 @@ impl GpuBackend {
         Ok(t)
     }
 
-    /// A tracked storage buffer: zeroed by wgpu before its first use unless `uploaded` (the
-    /// caller writes all of it first).
-    fn alloc(&self, bytes: u64, label: &str, uploaded: bool) -> Result<Tracked> {
-        reserve(&self.live_bytes, &self.peak_bytes, self.budget, bytes)?;
-        let live = self.live_bytes.clone();
-        let buffer = self.ctx.checked(bytes, || {
-            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes.max(4),
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
+    /// A tracked storage buffer from the arena, ready for `first`.
+    fn alloc(&self, bytes: u64, first: FirstWrite) -> Result<Tracked> {
+        self.arena.reserve(bytes)?;
+        let size = bytes.max(4);
+        let taken = self.arena.take(Use::Storage, size, |desc| {
+            self.ctx
+                .checked(bytes, || self.ctx.device.create_buffer(desc))
         });
-        match buffer {
-            Ok(buffer) => {
-                self.counters.buffer(if uploaded { 0 } else { bytes });
-                Ok(Tracked::new(buffer, bytes, live))
-            }
+        let taken = match taken {
+            Ok(t) => t,
             Err(e) => {
-                self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                Err(e)
+                self.arena.unreserve(bytes);
+                return Err(e);
             }
+        };
+        if taken.fresh {
+            // wgpu clears a new buffer before its first read unless a write fills it.
+            let zeroed = if first == FirstWrite::Upload { 0 } else { size };
+            self.counters.buffer(zeroed);
         }
+        let tracked = Tracked::new(taken, bytes, self.arena.clone());
+        if first == FirstWrite::Zeros && !tracked.fresh {
+            self.run(0, |enc| enc.clear_buffer(&tracked.buffer, 0, None))?;
+            self.counters.cleared(size);
+        }
+        Ok(tracked)
     }
 
     /// How many polynomials of `ring` one chunk holds.
@@ -318,7 +340,7 @@ impl GpuBackend {
                 why: format!("{what} exceeds one storage binding"),
             });
         }
-        let data = self.alloc(bytes, what, true)?;
+        let data = self.alloc(bytes, FirstWrite::Upload)?;
         self.ctx.checked(bytes, || {
             self.ctx
                 .queue
@@ -331,13 +353,13 @@ impl GpuBackend {
         })
     }
 
-    /// Zeroed chunks for `batch` polynomials of `ring`.
+    /// Chunks for `batch` polynomials of `ring` that kernels will write.
     fn alloc_batch(&self, ring: &Arc<Ring>, batch: usize) -> Result<PolyBatch> {
-        self.alloc_chunks(ring, batch, false)
+        self.alloc_chunks(ring, batch, FirstWrite::Kernel)
     }
 
-    /// Chunks for `batch` polynomials of `ring`, zeroed unless `uploaded`.
-    fn alloc_chunks(&self, ring: &Arc<Ring>, batch: usize, uploaded: bool) -> Result<PolyBatch> {
+    /// Chunks for `batch` polynomials of `ring`, ready for `first`.
+    fn alloc_chunks(&self, ring: &Arc<Ring>, batch: usize, first: FirstWrite) -> Result<PolyBatch> {
         let per_chunk = self.per_chunk(ring)?;
         let poly_bytes = 4 * ring.poly_words() as u64;
         let mut chunks = Vec::new();
@@ -345,7 +367,7 @@ impl GpuBackend {
         while left > 0 {
             let polys = left.min(per_chunk);
             chunks.push(GpuChunk {
-                data: self.alloc(polys as u64 * poly_bytes, "poly batch", uploaded)?,
+                data: self.alloc(polys as u64 * poly_bytes, first)?,
                 polys,
             });
             left -= polys;
@@ -359,95 +381,6 @@ impl GpuBackend {
                 per_chunk,
             }),
         })
-    }
-
-    /// Records one dispatch of `entry` covering `total` work items (or workgroup tiles).
-    fn dispatch(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        ring: &GpuRingTables,
-        entry: &str,
-        params: [u32; PARAM_WORDS],
-        workgroups: u64,
-        binds: Binds<'_>,
-    ) {
-        let uniform = self
-            .ctx
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::cast_slice(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        self.counters.buffer(0);
-        let entries = [
-            &uniform,
-            &ring.limb_info,
-            binds.table,
-            binds.a,
-            binds.b,
-            binds.out,
-        ];
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let bind_group = self
-            .ctx
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(entry),
-                layout: &self.kernels.layout,
-                entries: &entries,
-            });
-        self.counters.bind_group();
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(entry),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(self.kernels.get(entry));
-        pass.set_bind_group(0, &bind_group, &[]);
-        let groups = workgroups.clamp(
-            1,
-            u64::from(self.ctx.limits.max_compute_workgroups_per_dimension),
-        );
-        pass.dispatch_workgroups(groups as u32, 1, 1);
-        let dispatches = self.counters.dispatch();
-        if self.lose_after_dispatches == Some(dispatches) {
-            self.ctx
-                .lose_after(format!("simulated loss after {dispatches} dispatches"));
-        }
-    }
-
-    /// Records `record(encoder)`, submits it once, and reports any GPU error.
-    fn run(&self, bytes: u64, record: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
-        self.ctx.checked(bytes, || {
-            let mut encoder =
-                self.ctx
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("hegpu"),
-                    });
-            record(&mut encoder);
-            self.ctx.queue.submit([encoder.finish()]);
-            self.counters.submit();
-        })
-    }
-
-    fn params(ring: &Ring, total: usize, args: &[usize]) -> [u32; PARAM_WORDS] {
-        debug_assert!(args.len() <= PARAM_WORDS - 3);
-        let mut p = [0u32; PARAM_WORDS];
-        p[0] = ring.degree().trailing_zeros();
-        p[1] = ring.limbs() as u32;
-        p[2] = total as u32;
-        for (slot, &a) in p[3..].iter_mut().zip(args) {
-            *slot = a as u32;
-        }
-        p
     }
 
     fn elementwise(&self, entry: &str, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
@@ -538,15 +471,16 @@ impl Backend for GpuBackend {
     fn gpu_stats(&self) -> Option<GpuStats> {
         Some(GpuStats {
             live_bytes: self.live_bytes(),
-            peak_bytes: self.peak_bytes.load(Ordering::Relaxed),
-            budget_bytes: self.budget,
+            idle_bytes: self.arena.idle_bytes(),
+            peak_bytes: self.arena.peak(),
+            budget_bytes: self.arena.budget(),
             counts: self.counts(),
         })
     }
 
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
         ring.check_words(batch, words)?;
-        let out = self.alloc_chunks(ring, batch, true)?;
+        let out = self.alloc_chunks(ring, batch, FirstWrite::Upload)?;
         let g = self.gpu(&out)?;
         let pw = ring.poly_words();
         self.ctx.checked(4 * words.len() as u64, || {
@@ -566,19 +500,21 @@ impl Backend for GpuBackend {
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>> {
         self.ctx.alive()?;
         let g = self.gpu(x)?;
-        let staging: Vec<wgpu::Buffer> = g
+        let taken: Vec<Taken> = g
             .chunks
             .iter()
             .map(|c| {
-                self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("readback"),
-                    size: c.data.buffer.size(),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
+                let size = c.data.buffer.size();
+                let taken = self.arena.take(Use::Readback, size, |desc| {
+                    Ok(self.ctx.device.create_buffer(desc))
+                })?;
+                if taken.fresh {
+                    self.counters.buffer(0);
+                }
+                Ok(taken)
             })
-            .collect();
-        (0..staging.len()).for_each(|_| self.counters.buffer(0));
+            .collect::<Result<_>>()?;
+        let staging: Vec<&wgpu::Buffer> = taken.iter().map(|t| &t.buffer).collect();
         self.run(4 * x.words() as u64, |enc| {
             for (c, s) in g.chunks.iter().zip(&staging) {
                 enc.copy_buffer_to_buffer(&c.data.buffer, 0, s, 0, None);
@@ -609,12 +545,15 @@ impl Backend for GpuBackend {
             drop(view);
             s.unmap();
         }
+        for t in taken {
+            self.arena.give_back(Use::Readback, t);
+        }
         self.counters.readback(4 * words.len() as u64);
         Ok(words)
     }
 
     fn zeros(&self, ring: &Arc<Ring>, batch: usize) -> Result<PolyBatch> {
-        self.alloc_batch(ring, batch)
+        self.alloc_chunks(ring, batch, FirstWrite::Zeros)
     }
 
     fn ntt_count(&self) -> u64 {
@@ -655,6 +594,7 @@ impl Backend for GpuBackend {
         let out = self.alloc_batch(ring, groups)?;
         let go = self.gpu(&out)?;
         self.run(0, |enc| {
+            let mut started = Started::new(go.chunks.len());
             for (o, out_chunk) in go.chunks.iter().enumerate() {
                 let (g0, g1) = go.range(o);
                 for c in 0..ga.chunks.len() {
@@ -670,6 +610,7 @@ impl Backend for GpuBackend {
                         out: &out_chunk.data.buffer,
                     };
                     let p = Self::params(ring, words, &[terms, g0, s, e - s, 0]);
+                    let p = Self::accumulate(p, started.onto(o));
                     self.dispatch(
                         enc,
                         &tables,
@@ -680,6 +621,7 @@ impl Backend for GpuBackend {
                     );
                 }
             }
+            enc.clear_untouched(&started, go);
         })?;
         Ok(out)
     }
@@ -734,6 +676,7 @@ impl Backend for GpuBackend {
                         out: &out_chunk.data.buffer,
                     };
                     let p = Self::params(ring, threads, &[w.inputs, j0, j1 - j0, k0, k1 - k0]);
+                    let p = Self::accumulate(p, c > 0);
                     self.dispatch(
                         enc,
                         &tables,

@@ -2,6 +2,8 @@
 //! Operations whose input and output batches differ in ring or count are dispatched once per
 //! (output chunk, input chunk) pair; the kernels skip outputs whose inputs lie elsewhere.
 
+use super::arena::Tracked;
+use super::dispatch::Started;
 use super::kernels::WORKGROUP;
 use super::{Binds, ConversionBuffer, GpuBackend, GpuData, shoup_pairs};
 use crate::backend::batch::PolyBatch;
@@ -14,7 +16,6 @@ use crate::backend::sparse::{SparseRows, SparseStorage, SparseWeights, check_spa
 use crate::{Error, Result};
 use std::ops::Range;
 use std::sync::Arc;
-use wgpu::util::DeviceExt;
 
 /// Marks an output polynomial with no source in `gather_polys`.
 const NO_SOURCE: u32 = u32::MAX;
@@ -24,28 +25,12 @@ fn groups(threads: usize) -> u64 {
 }
 
 impl GpuBackend {
-    /// A small read-only table for one operation (counted as an upload).
-    fn op_table(&self, words: &[u32]) -> Result<wgpu::Buffer> {
+    /// A small read-only table for one operation (counted as an upload), in an arena buffer.
+    fn op_table(&self, words: &[u32]) -> Result<Tracked> {
         let words = if words.is_empty() { &[0u32][..] } else { words };
-        let bytes = 4 * words.len() as u64;
-        if bytes > self.binding_limit {
-            return Err(Error::GpuOutOfMemory {
-                bytes,
-                why: "an operation's table exceeds one storage binding".into(),
-            });
-        }
-        let buffer = self.ctx.checked(bytes, || {
-            self.ctx
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("op table"),
-                    contents: bytemuck::cast_slice(words),
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-        })?;
-        self.counters.upload(bytes);
-        self.counters.buffer(0);
-        Ok(buffer)
+        Ok(self
+            .upload_weight_table(words, "an operation's table")?
+            .data)
     }
 
     /// Calls `f(out_chunk, out_start, in_chunk, in_start, in_count)` for every chunk pair.
@@ -112,6 +97,7 @@ impl GpuBackend {
         let go = self.gpu(&out)?;
         let pw = ring.poly_words();
         self.run(0, |enc| {
+            let mut started = Started::new(go.chunks.len());
             Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
                 let (lo, hi) = (o0, o0 + go.chunks[o].polys);
                 if !sources[lo..hi]
@@ -124,14 +110,15 @@ impl GpuBackend {
                 let words = go.chunks[o].polys * pw;
                 let args = [o0, limbs.start, x.ring.limbs(), s, count];
                 let binds = Binds {
-                    table: &table,
+                    table: &table.buffer,
                     a: &gx.chunks[c].data.buffer,
                     b: &self.placeholder,
                     out: &go.chunks[o].data.buffer,
                 };
-                let p = Self::params(&ring, words, &args);
+                let p = Self::accumulate(Self::params(&ring, words, &args), started.onto(o));
                 self.dispatch(enc, &tables, "gather_polys", p, groups(words), binds);
             });
+            enc.clear_untouched(&started, go);
         })?;
         Ok(out)
     }
@@ -173,7 +160,7 @@ impl GpuBackend {
         let gx = self.gpu(x)?;
         let tables = self.tables(to)?;
         let cached = self.conversion_buffer(x, digits, to)?;
-        let (table, offsets) = (&cached.0, &cached.1);
+        let (table, offsets) = (&cached.0.buffer, &cached.1);
         let m_count = x.batch;
         let out = self.alloc_batch(to, digits.len() * m_count)?;
         let go = self.gpu(&out)?;
@@ -234,7 +221,7 @@ impl GpuBackend {
             .flat_map(|(m, &a)| [m[0], m[1], a, 0])
             .collect();
         let table = self.op_table(&table)?;
-        self.same_layout_map("scalar_affine", x, &table, &[])
+        self.same_layout_map("scalar_affine", x, &table.buffer, &[])
     }
 
     /// One dispatch per chunk of a kernel that maps `x` to a batch of the same shape.
@@ -300,6 +287,7 @@ impl GpuBackend {
         let entries = w.entries;
         let has_bias = usize::from(w.has_bias);
         self.run(0, |enc| {
+            let mut started = Started::new(go.chunks.len());
             Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
                 let words = go.chunks[o].polys * ring.poly_words();
                 let args = [o0, s, count, w.outputs, entries, has_bias];
@@ -309,9 +297,10 @@ impl GpuBackend {
                     b: &self.placeholder,
                     out: &go.chunks[o].data.buffer,
                 };
-                let p = Self::params(ring, words, &args);
+                let p = Self::accumulate(Self::params(ring, words, &args), started.onto(o));
                 self.dispatch(enc, &tables, "linear_sparse", p, groups(words), binds);
             });
+            enc.clear_untouched(&started, go);
         })?;
         Ok(out)
     }
@@ -325,6 +314,7 @@ impl GpuBackend {
         let go = self.gpu(&out)?;
         let pw = ring.poly_words();
         self.run(0, |enc| {
+            let mut started = Started::new(go.chunks.len());
             for (o, out_chunk) in go.chunks.iter().enumerate() {
                 let (o0, o1) = go.range(o);
                 // Input polynomials this output chunk reads: pairs o0/3 … (o1-1)/3.
@@ -345,10 +335,12 @@ impl GpuBackend {
                             out: &out_chunk.data.buffer,
                         };
                         let p = Self::params(ring, words, &args);
+                        let p = Self::accumulate(p, started.onto(o));
                         self.dispatch(enc, &tables, "ct_tensor", p, groups(words), binds);
                     }
                 }
             }
+            enc.clear_untouched(&started, go);
         })?;
         Ok(out)
     }
@@ -367,6 +359,7 @@ impl GpuBackend {
         let go = self.gpu(&out)?;
         let pw = ring.poly_words();
         self.run(0, |enc| {
+            let mut started = Started::new(go.chunks.len());
             Self::chunk_pairs(go, ge, |o, o0, c, s, count| {
                 let polys = go.chunks[o].polys;
                 let (m_lo, m_hi) = (o0 / c_count, (o0 + polys - 1) / c_count);
@@ -395,10 +388,11 @@ impl GpuBackend {
                         b: &key_chunk.data.buffer,
                         out: &go.chunks[o].data.buffer,
                     };
-                    let p = Self::params(ring, words, &args);
+                    let p = Self::accumulate(Self::params(ring, words, &args), started.onto(o));
                     self.dispatch(enc, &tables, "key_mul_acc", p, groups(words), binds);
                 }
             });
+            enc.clear_untouched(&started, go);
         })?;
         Ok(out)
     }
@@ -426,7 +420,7 @@ impl GpuBackend {
                 let words = polys * ring.poly_words();
                 let args = [o0, s, count, a.ring.limbs(), offset];
                 let binds = Binds {
-                    table: &table,
+                    table: &table.buffer,
                     a: &ga.chunks[c].data.buffer,
                     b: &gb.chunks[o].data.buffer,
                     out: &go.chunks[o].data.buffer,

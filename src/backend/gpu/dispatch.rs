@@ -1,0 +1,270 @@
+//! Recording kernels. An operation is recorded in one command buffer and submitted once; every
+//! dispatch's parameters go to one uniform buffer, written once per submission and bound at a
+//! dynamic offset, and bind groups are cached by the buffers they bind. With the arena's
+//! reused buffers, a repeated operation creates neither buffers nor bind groups.
+
+use super::tables::GpuRingTables;
+use super::{GpuBackend, GpuData};
+use crate::Result;
+use crate::backend::ring::Ring;
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::MutexGuard;
+
+/// Words of the `Params` uniform in `shaders/prelude.wgsl`.
+pub(crate) const PARAM_WORDS: usize = 16;
+/// `arg12`, the last parameter word: 1 when an accumulating kernel adds to what its output holds,
+/// 0 on the first dispatch into an output chunk, which starts from zero (no clear needed).
+const ACCUMULATE_WORD: usize = PARAM_WORDS - 1;
+/// Dispatches one submission can hold before it is split (the uniform buffer's slots).
+const PARAM_SLOTS: u64 = 1024;
+/// Bind groups kept; beyond this the cache starts again (buffers of past shapes).
+const MAX_CACHED_BIND_GROUPS: usize = 8192;
+
+/// The buffers one dispatch binds besides its parameters and the ring's limb table.
+pub(crate) struct Binds<'a> {
+    pub table: &'a wgpu::Buffer,
+    pub a: &'a wgpu::Buffer,
+    pub b: &'a wgpu::Buffer,
+    pub out: &'a wgpu::Buffer,
+}
+
+/// One dispatch's parameters (see [`GpuBackend::params`]).
+pub(crate) type Params = [u32; PARAM_WORDS];
+
+/// The uniform buffer of parameters and the bind groups made so far.
+pub(crate) struct DispatchState {
+    params: wgpu::Buffer,
+    /// Bytes between two dispatches' parameters (the adapter's uniform offset alignment).
+    stride: u64,
+    bind_groups: HashMap<[wgpu::Buffer; 6], wgpu::BindGroup>,
+    /// The arena's release count the cached bind groups belong to.
+    releases: u64,
+}
+
+impl DispatchState {
+    pub fn new(device: &wgpu::Device, limits: &wgpu::Limits) -> Self {
+        let stride =
+            u64::from(limits.min_uniform_buffer_offset_alignment).max(4 * PARAM_WORDS as u64);
+        Self {
+            params: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("hegpu params"),
+                size: stride * PARAM_SLOTS,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            stride,
+            bind_groups: HashMap::new(),
+            releases: 0,
+        }
+    }
+}
+
+/// A command buffer being recorded, with the parameters of its dispatches.
+pub(crate) struct Recorder<'a> {
+    backend: &'a GpuBackend,
+    state: MutexGuard<'a, DispatchState>,
+    encoder: wgpu::CommandEncoder,
+    /// The parameters of the dispatches recorded so far, `stride` bytes apart.
+    params: Vec<u8>,
+    dispatches: u64,
+}
+
+impl Deref for Recorder<'_> {
+    type Target = wgpu::CommandEncoder;
+    fn deref(&self) -> &wgpu::CommandEncoder {
+        &self.encoder
+    }
+}
+
+impl DerefMut for Recorder<'_> {
+    fn deref_mut(&mut self) -> &mut wgpu::CommandEncoder {
+        &mut self.encoder
+    }
+}
+
+impl Recorder<'_> {
+    /// Clears the output chunks of `out` that no dispatch of an accumulating kernel started.
+    pub fn clear_untouched(&mut self, started: &Started, out: &GpuData) {
+        for o in started.untouched() {
+            let buffer = &out.chunks[o].data.buffer;
+            self.encoder.clear_buffer(buffer, 0, None);
+            self.backend.counters.cleared(buffer.size());
+        }
+    }
+
+    /// Writes the parameters and submits what is recorded; a new command buffer follows.
+    fn submit(&mut self) {
+        let ctx = &self.backend.ctx;
+        if !self.params.is_empty() {
+            ctx.queue.write_buffer(&self.state.params, 0, &self.params);
+            self.params.clear();
+        }
+        let encoder = std::mem::replace(&mut self.encoder, new_encoder(&ctx.device));
+        ctx.queue.submit([encoder.finish()]);
+        self.backend.counters.submit();
+        self.dispatches = 0;
+    }
+
+    /// The bind group of `buffers` (parameters, limb table, table, a, b, out), made once.
+    fn bind_group(&mut self, buffers: [&wgpu::Buffer; 6], label: &str) -> wgpu::BindGroup {
+        let releases = self.backend.arena.releases();
+        if self.state.releases != releases || self.state.bind_groups.len() >= MAX_CACHED_BIND_GROUPS
+        {
+            self.state.bind_groups.clear();
+            self.state.releases = releases;
+        }
+        let key = buffers.map(Clone::clone);
+        if let Some(group) = self.state.bind_groups.get(&key) {
+            return group.clone();
+        }
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: if i == 0 {
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: b,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(4 * PARAM_WORDS as u64),
+                    })
+                } else {
+                    b.as_entire_binding()
+                },
+            })
+            .collect();
+        let group = self
+            .backend
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &self.backend.kernels.layout,
+                entries: &entries,
+            });
+        self.backend.counters.bind_group();
+        self.state.bind_groups.insert(key, group.clone());
+        group
+    }
+}
+
+fn new_encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
+    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("hegpu"),
+    })
+}
+
+impl GpuBackend {
+    /// Records `record(recorder)`, submits it once, and reports any GPU error.
+    pub(crate) fn run(&self, bytes: u64, record: impl FnOnce(&mut Recorder<'_>)) -> Result<()> {
+        self.ctx.checked(bytes, || {
+            let state = self
+                .dispatch_state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut recorder = Recorder {
+                backend: self,
+                state,
+                encoder: new_encoder(&self.ctx.device),
+                params: Vec::new(),
+                dispatches: 0,
+            };
+            record(&mut recorder);
+            recorder.submit();
+        })
+    }
+
+    /// Records one dispatch of `entry` covering `total` work items (or workgroup tiles).
+    pub(crate) fn dispatch(
+        &self,
+        rec: &mut Recorder<'_>,
+        ring: &GpuRingTables,
+        entry: &str,
+        params: Params,
+        workgroups: u64,
+        binds: Binds<'_>,
+    ) {
+        if rec.dispatches == PARAM_SLOTS {
+            rec.submit();
+        }
+        let offset = rec.dispatches * rec.state.stride;
+        rec.params.resize(offset as usize, 0);
+        rec.params.extend_from_slice(bytemuck::cast_slice(&params));
+        rec.dispatches += 1;
+        let uniform = rec.state.params.clone();
+        let group = rec.bind_group(
+            [
+                &uniform,
+                &ring.limb_info,
+                binds.table,
+                binds.a,
+                binds.b,
+                binds.out,
+            ],
+            entry,
+        );
+        let mut pass = rec
+            .encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
+        pass.set_pipeline(self.kernels.get(entry));
+        pass.set_bind_group(0, &group, &[offset as u32]);
+        let groups = workgroups.clamp(
+            1,
+            u64::from(self.ctx.limits.max_compute_workgroups_per_dimension),
+        );
+        pass.dispatch_workgroups(groups as u32, 1, 1);
+        let dispatches = self.counters.dispatch();
+        if self.lose_after_dispatches == Some(dispatches) {
+            self.ctx
+                .lose_after(format!("simulated loss after {dispatches} dispatches"));
+        }
+    }
+
+    /// Parameters: the ring's shape, `total` work items, then `args` (at most 12, so `arg12`
+    /// stays free for [`accumulate`](Self::accumulate)).
+    pub(crate) fn params(ring: &Ring, total: usize, args: &[usize]) -> Params {
+        debug_assert!(args.len() <= ACCUMULATE_WORD - 3);
+        let mut p = [0u32; PARAM_WORDS];
+        p[0] = ring.degree().trailing_zeros();
+        p[1] = ring.limbs() as u32;
+        p[2] = total as u32;
+        for (slot, &a) in p[3..].iter_mut().zip(args) {
+            *slot = a as u32;
+        }
+        p
+    }
+
+    /// `params` of an accumulating kernel: it adds to its output when `onto` is true, else it
+    /// starts from zero.
+    pub(crate) fn accumulate(mut params: Params, onto: bool) -> Params {
+        params[ACCUMULATE_WORD] = u32::from(onto);
+        params
+    }
+}
+
+/// Which output chunks of an accumulating operation have had their first dispatch.
+pub(crate) struct Started(Vec<bool>);
+
+impl Started {
+    pub fn new(chunks: usize) -> Self {
+        Self(vec![false; chunks])
+    }
+
+    /// Whether a dispatch into chunk `o` adds to earlier ones (and notes that it starts it).
+    pub fn onto(&mut self, o: usize) -> bool {
+        std::mem::replace(&mut self.0[o], true)
+    }
+
+    /// The chunks no dispatch wrote: they must be cleared.
+    pub fn untouched(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !**s)
+            .map(|(o, _)| o)
+    }
+}
