@@ -71,6 +71,7 @@ impl ServerArgs {
             },
             gpu_memory: self.gpu_memory,
             split: self.split,
+            profile: false,
         })
     }
 }
@@ -98,8 +99,23 @@ struct JobArgs {
     /// Write the report as JSON
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Time every GPU kernel with GPU timestamps and print them per kernel and per stage, with
+    /// the bytes each kernel's bindings hold (each submission waits for its timestamps, so the
+    /// job runs slower)
+    #[arg(long)]
+    profile: bool,
+    /// The GPU's memory bandwidth in GB/s, to print each kernel's share of it with --profile
+    #[arg(long, value_name = "GBPS", requires = "profile", value_parser = positive_rate)]
+    bandwidth: Option<f64>,
     #[command(flatten)]
     server: ServerArgs,
+}
+
+fn positive_rate(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a positive number of GB/s")),
+    }
 }
 
 /// One side of the job per process, sharing a directory.
@@ -507,7 +523,10 @@ fn mnist(args: JobArgs) -> Result<()> {
         images: args.images,
         data: args.data,
         model: args.model,
-        server: args.server.server()?,
+        server: hegpu::job::ServerDevice {
+            profile: args.profile,
+            ..args.server.server()?
+        },
     };
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg}")
@@ -589,9 +608,62 @@ fn mnist(args: JobArgs) -> Result<()> {
         per(report.bytes_received),
         report.bytes_keys
     );
+    if args.profile {
+        print_profile(&report, args.bandwidth);
+    }
     if let Some(path) = args.json {
         write_file(&path, (report.to_json() + "\n").as_bytes())?;
         println!("wrote {}", path.display());
     }
     failures(&report.failed_batches, ("batch", "batches"), "the job")
+}
+
+/// The `--profile` tables: GPU time and bytes per kernel, then GPU against host time per stage.
+fn print_profile(report: &hegpu::job::JobReport, bandwidth: Option<f64>) {
+    let Some(kernels) = &report.kernels else {
+        println!(
+            "profile:               no GPU timestamps (the server ran on the CPU, or the adapter lacks TIMESTAMP_QUERY)"
+        );
+        return;
+    };
+    let share =
+        |gbps: f64| bandwidth.map_or(String::new(), |b| format!("{:>6.1}%", 100.0 * gbps / b));
+    println!("\nGPU time per kernel, all batches (bytes: the buffers each dispatch binds):");
+    println!(
+        "{:<20} {:>10} {:>10} {:>10} {:>11} {:>8} {}",
+        "kernel",
+        "dispatches",
+        "GPU ms",
+        "read MB",
+        "written MB",
+        "GB/s",
+        if bandwidth.is_some() { " share" } else { "" }
+    );
+    for k in kernels {
+        println!(
+            "{:<20} {:>10} {:>10.2} {:>10.1} {:>11.1} {:>8.1} {}",
+            k.kernel,
+            k.dispatches,
+            k.gpu_ns as f64 / 1e6,
+            k.bytes_read as f64 / 1e6,
+            k.bytes_written as f64 / 1e6,
+            k.gb_per_second(),
+            share(k.gb_per_second())
+        );
+    }
+    println!("\nper stage, all batches:");
+    println!(
+        "{:<40} {:>10} {:>10} {:>14} {:>10}",
+        "stage", "seconds", "GPU ms", "host record ms", "dispatches"
+    );
+    for s in &report.stages {
+        println!(
+            "{:<40} {:>10.3} {:>10.2} {:>14.2} {:>10}",
+            s.what,
+            s.seconds,
+            s.counts.gpu_ns as f64 / 1e6,
+            s.counts.host_ns as f64 / 1e6,
+            s.counts.dispatches
+        );
+    }
 }

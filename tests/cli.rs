@@ -38,6 +38,9 @@ fn bad_options_are_errors() {
         &["train", "--data", "no/such/dir"],
         &["train", "--wat"],
         &["frobnicate"],
+        &["mnist", "--bandwidth", "4800"],
+        &["mnist", "--profile", "--bandwidth", "-1"],
+        &["mnist", "--profile", "--bandwidth", "fast"],
     ] {
         assert_refused(args);
     }
@@ -80,7 +83,12 @@ fn the_mnist_job_classifies_encrypted_digits() {
         model.to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
+        "--profile",
     ]);
+    assert!(
+        text.contains("profile:               no GPU timestamps"),
+        "{text}"
+    );
     assert_agrees_with_plaintext(&text, 40);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["classified"], 40);

@@ -183,6 +183,54 @@ fn resident_gpu_equals_cpu_and_counts_its_traffic() {
 }
 
 #[test]
+fn a_profiled_batch_times_every_dispatch_and_still_equals_cpu() {
+    let s = setup();
+    let Some(gpu) = gpu(GpuOptions {
+        profile: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let timestamps = gpu.report().timestamp_query;
+    let (got, report) = run(s, gpu.clone(), ScheduleOptions::default());
+    assert!(
+        got == s.expected,
+        "the profiled GPU run differs from the CPU"
+    );
+    let Some(kernels) = gpu.kernel_profile() else {
+        assert!(!timestamps, "an adapter with timestamps gives a profile");
+        return;
+    };
+    let mut sum = hegpu::backend::TransferCounts::default();
+    report.stages.iter().for_each(|s| sum.add(&s.counts));
+    // Every dispatch of the batch is in the profile (the scheduler's setup dispatches none),
+    // each kernel has GPU time, and the stages' GPU time is the kernels'.
+    let dispatches: u64 = kernels.iter().map(|k| k.dispatches).sum();
+    assert_eq!(dispatches, sum.dispatches, "{kernels:#?}");
+    for k in &kernels {
+        assert!(
+            k.dispatches > 0 && k.gpu_ns > 0 && k.bytes_written > 0,
+            "{k:?}"
+        );
+        assert!(k.gb_per_second() > 0.0, "{k:?}");
+    }
+    let gpu_ns: u64 = kernels.iter().map(|k| k.gpu_ns).sum();
+    assert_eq!(gpu_ns, sum.gpu_ns);
+    assert!(sum.host_ns > 0);
+    for name in [
+        "ntt_forward_local",
+        "linear_sparse",
+        "key_mul_acc",
+        "ct_tensor",
+    ] {
+        assert!(
+            kernels.iter().any(|k| k.kernel == name),
+            "{name}: {kernels:#?}"
+        );
+    }
+}
+
+#[test]
 fn streaming_within_an_eighth_of_the_memory_equals_cpu() {
     let s = setup();
     let Some(free) = gpu(GpuOptions::default()) else {

@@ -39,6 +39,12 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// GPU time, dispatches and bytes per kernel, for a GPU opened to profile
+    /// ([`GpuOptions::profile`](gpu::GpuOptions::profile)); `None` otherwise.
+    fn kernel_profile(&self) -> Option<Vec<gpu::KernelProfile>> {
+        None
+    }
+
     /// Single-limb NTTs (forward and inverse) run so far: a batch of `b` polynomials over `l`
     /// limbs counts `b · l`.
     fn ntt_count(&self) -> u64;

@@ -55,6 +55,8 @@ pub struct ServerDevice {
     pub gpu_memory: Option<u64>,
     /// Share stages between the GPU and the CPU (`--split`).
     pub split: bool,
+    /// Time every GPU dispatch with timestamps (`--profile`; each submission waits for them).
+    pub profile: bool,
 }
 
 impl ServerDevice {
@@ -64,6 +66,7 @@ impl ServerDevice {
     pub fn scheduler(&self, params: &Arc<Parameters>, keys: &EvaluationKeys) -> Result<Scheduler> {
         let mut gpu = GpuOptions::from_env()?;
         gpu.memory_budget = self.gpu_memory.or(gpu.memory_budget);
+        gpu.profile = self.profile;
         let backend = select_backend_with(self.device, gpu)?;
         let options = ScheduleOptions {
             split: self.split,
@@ -117,6 +120,9 @@ pub struct JobReport {
     /// Each stage of the network summed over the batches: chunks per device, seconds, and the
     /// GPU's uploads, readbacks and dispatches.
     pub stages: Vec<StageReport>,
+    /// GPU time and bytes per kernel over the whole job, when profiled on a GPU with
+    /// timestamps.
+    pub kernels: Option<Vec<crate::backend::gpu::KernelProfile>>,
 }
 
 impl JobReport {
@@ -169,6 +175,9 @@ impl JobReport {
             "buffers_created": g.buffers_created as f64 / batches,
             "zeroed_bytes": g.zeroed_bytes as f64 / batches,
             "bind_groups": g.bind_groups as f64 / batches,
+            "cleared_bytes": g.cleared_bytes as f64 / batches,
+            "host_record_ms": g.host_ns as f64 / 1e6 / batches,
+            "gpu_ms": g.gpu_ns as f64 / 1e6 / batches,
             "upload_bytes": g.upload_bytes as f64 / batches,
             "readback_bytes": g.readback_bytes as f64 / batches,
         });
@@ -214,7 +223,18 @@ impl JobReport {
                 "buffers_created": s.counts.buffers_created,
                 "zeroed_bytes": s.counts.zeroed_bytes,
                 "bind_groups": s.counts.bind_groups,
+                "cleared_bytes": s.counts.cleared_bytes,
+                "host_record_ms": s.counts.host_ns as f64 / 1e6,
+                "gpu_ms": s.counts.gpu_ns as f64 / 1e6,
             })).collect::<Vec<_>>(),
+            "kernels": self.kernels.as_ref().map(|ks| ks.iter().map(|k| serde_json::json!({
+                "kernel": k.kernel,
+                "dispatches": k.dispatches,
+                "gpu_ms": k.gpu_ns as f64 / 1e6,
+                "bytes_read": k.bytes_read,
+                "bytes_written": k.bytes_written,
+                "gb_per_second": k.gb_per_second(),
+            })).collect::<Vec<_>>()),
             "gpu_per_batch": gpu_per_batch,
             "bytes_evaluation_keys": self.bytes_keys,
             "bytes_sent_per_image": per(self.bytes_sent),
@@ -308,6 +328,7 @@ pub fn run_mnist(
             progress(phase, b + 1, batches.len());
         }
     }
+    report.kernels = scheduler.kernel_profile();
     report.peak_memory_bytes = peak_memory_bytes();
     Ok(report)
 }

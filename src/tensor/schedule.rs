@@ -191,6 +191,11 @@ impl Scheduler {
         self.footprint.resident(plan, count, level)
     }
 
+    /// The GPU's time per kernel, when it was opened to profile.
+    pub fn kernel_profile(&self) -> Option<Vec<crate::backend::gpu::KernelProfile>> {
+        self.gpu.as_ref()?.backend().kernel_profile()
+    }
+
     /// The host backend: inputs are read there and outputs returned there.
     pub fn host(&self) -> &Arc<dyn Backend> {
         self.cpu.ev.backend()

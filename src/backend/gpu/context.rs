@@ -15,6 +15,7 @@ pub struct AdapterReport {
     pub max_workgroup_storage_bytes: u32,
     pub max_workgroups_per_dimension: u32,
     pub shader_int64: bool,
+    pub timestamp_query: bool,
 }
 
 impl std::fmt::Display for AdapterReport {
@@ -42,6 +43,15 @@ impl std::fmt::Display for AdapterReport {
             f,
             "max workgroups per dim: {}",
             self.max_workgroups_per_dimension
+        )?;
+        writeln!(
+            f,
+            "TIMESTAMP_QUERY:        {}",
+            if self.timestamp_query {
+                "yes (used by --profile)"
+            } else {
+                "no (--profile counts without GPU times)"
+            }
         )?;
         write!(
             f,
@@ -71,8 +81,9 @@ pub(crate) struct Context {
 
 impl Context {
     /// Opens the first high-performance adapter of the primary backends (Vulkan, Metal, DX12,
-    /// WebGPU); Mesa's software Vulkan driver counts.
-    pub fn open() -> Result<Self> {
+    /// WebGPU); Mesa's software Vulkan driver counts. With `timestamps`, asks for
+    /// `TIMESTAMP_QUERY` where the adapter offers it.
+    pub fn open(timestamps: bool) -> Result<Self> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::PRIMARY;
         let instance = wgpu::Instance::new(desc);
@@ -84,8 +95,13 @@ impl Context {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let features = adapter.features();
+        let mut required_features = wgpu::Features::empty();
+        if timestamps {
+            required_features |= features & wgpu::Features::TIMESTAMP_QUERY;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("hegpu"),
+            required_features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -115,6 +131,7 @@ impl Context {
             max_workgroup_storage_bytes: limits.max_compute_workgroup_storage_size,
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             shader_int64: features.contains(wgpu::Features::SHADER_INT64),
+            timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         };
         Ok(Self {
             device,

@@ -3,6 +3,7 @@
 //! dynamic offset, and bind groups are cached by the buffers they bind. With the arena's
 //! reused buffers, a repeated operation creates neither buffers nor bind groups.
 
+use super::profile::Pending;
 use super::tables::GpuRingTables;
 use super::{GpuBackend, GpuData};
 use crate::Result;
@@ -10,6 +11,7 @@ use crate::backend::ring::Ring;
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
 
 /// Words of the `Params` uniform in `shaders/prelude.wgsl`.
 pub(crate) const PARAM_WORDS: usize = 16;
@@ -17,7 +19,7 @@ pub(crate) const PARAM_WORDS: usize = 16;
 /// 0 on the first dispatch into an output chunk, which starts from zero (no clear needed).
 const ACCUMULATE_WORD: usize = PARAM_WORDS - 1;
 /// Dispatches one submission can hold before it is split (the uniform buffer's slots).
-const PARAM_SLOTS: u64 = 1024;
+pub(crate) const PARAM_SLOTS: u64 = 1024;
 /// Bind groups kept; beyond this the cache starts again (buffers of past shapes).
 const MAX_CACHED_BIND_GROUPS: usize = 8192;
 
@@ -68,6 +70,10 @@ pub(crate) struct Recorder<'a> {
     /// The parameters of the dispatches recorded so far, `stride` bytes apart.
     params: Vec<u8>,
     dispatches: u64,
+    /// The recorded dispatches, when profiling.
+    pending: Vec<Pending>,
+    /// Time spent waiting for timestamps (not host recording time).
+    waited: Duration,
 }
 
 impl Deref for Recorder<'_> {
@@ -94,16 +100,28 @@ impl Recorder<'_> {
     }
 
     /// Writes the parameters and submits what is recorded; a new command buffer follows.
+    /// When profiling, waits for the dispatches' timestamps.
     fn submit(&mut self) {
         let ctx = &self.backend.ctx;
         if !self.params.is_empty() {
             ctx.queue.write_buffer(&self.state.params, 0, &self.params);
             self.params.clear();
         }
+        let profiler = self.backend.profiler.as_ref();
+        if let Some(p) = profiler.filter(|_| !self.pending.is_empty()) {
+            p.resolve(&mut self.encoder, self.pending.len());
+        }
         let encoder = std::mem::replace(&mut self.encoder, new_encoder(&ctx.device));
         ctx.queue.submit([encoder.finish()]);
         self.backend.counters.submit();
         self.dispatches = 0;
+        if let Some(p) = profiler.filter(|_| !self.pending.is_empty()) {
+            let t = Instant::now();
+            let ns = p.collect(&ctx.device, &self.pending);
+            self.backend.counters.gpu_time(ns);
+            self.pending.clear();
+            self.waited += t.elapsed();
+        }
     }
 
     /// The bind group of `buffers` (parameters, limb table, table, a, b, out), made once.
@@ -159,6 +177,7 @@ impl GpuBackend {
     /// Records `record(recorder)`, submits it once, and reports any GPU error.
     pub(crate) fn run(&self, bytes: u64, record: impl FnOnce(&mut Recorder<'_>)) -> Result<()> {
         self.ctx.checked(bytes, || {
+            let start = Instant::now();
             let state = self
                 .dispatch_state
                 .lock()
@@ -169,9 +188,13 @@ impl GpuBackend {
                 encoder: new_encoder(&self.ctx.device),
                 params: Vec::new(),
                 dispatches: 0,
+                pending: Vec::new(),
+                waited: Duration::ZERO,
             };
             record(&mut recorder);
             recorder.submit();
+            let host = start.elapsed().saturating_sub(recorder.waited);
+            self.counters.host_time(host.as_nanos() as u64);
         })
     }
 
@@ -180,7 +203,7 @@ impl GpuBackend {
         &self,
         rec: &mut Recorder<'_>,
         ring: &GpuRingTables,
-        entry: &str,
+        entry: &'static str,
         params: Params,
         workgroups: u64,
         binds: Binds<'_>,
@@ -204,11 +227,33 @@ impl GpuBackend {
             ],
             entry,
         );
+        let profiler = self.profiler.as_ref();
+        if profiler.is_some() {
+            let size = |b: &wgpu::Buffer| if *b == self.placeholder { 0 } else { b.size() };
+            let written = size(binds.out);
+            // Accumulating kernels and the in-place NTT stages also read their output.
+            let reads_out = params[ACCUMULATE_WORD] == 1 || entry.starts_with("ntt_");
+            let read = size(binds.table)
+                + size(binds.a)
+                + if binds.b == binds.a { 0 } else { size(binds.b) }
+                + if reads_out { written } else { 0 };
+            rec.pending.push(Pending {
+                kernel: entry,
+                bytes_read: read,
+                bytes_written: written,
+            });
+        }
+        let slot = (rec.dispatches - 1) as u32;
+        let timestamps = profiler.map(|p| wgpu::ComputePassTimestampWrites {
+            query_set: &p.queries,
+            beginning_of_pass_write_index: Some(2 * slot),
+            end_of_pass_write_index: Some(2 * slot + 1),
+        });
         let mut pass = rec
             .encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(entry),
-                timestamp_writes: None,
+                timestamp_writes: timestamps,
             });
         pass.set_pipeline(self.kernels.get(entry));
         pass.set_bind_group(0, &group, &[offset as u32]);

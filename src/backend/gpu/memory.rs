@@ -52,6 +52,10 @@ pub struct TransferCounts {
     pub cleared_bytes: u64,
     /// Bind groups created (cached by the buffers they bind, so reused batches make none).
     pub bind_groups: u64,
+    /// Host time recording and submitting operations, in nanoseconds.
+    pub host_ns: u64,
+    /// GPU time of the dispatches, in nanoseconds (only when profiling with timestamps).
+    pub gpu_ns: u64,
 }
 
 /// What a GPU backend holds and has moved: see [`Backend::gpu_stats`](crate::backend::Backend::gpu_stats).
@@ -82,6 +86,8 @@ impl TransferCounts {
             zeroed_bytes: self.zeroed_bytes - earlier.zeroed_bytes,
             cleared_bytes: self.cleared_bytes - earlier.cleared_bytes,
             bind_groups: self.bind_groups - earlier.bind_groups,
+            host_ns: self.host_ns - earlier.host_ns,
+            gpu_ns: self.gpu_ns - earlier.gpu_ns,
         }
     }
 
@@ -97,6 +103,8 @@ impl TransferCounts {
         self.zeroed_bytes += other.zeroed_bytes;
         self.cleared_bytes += other.cleared_bytes;
         self.bind_groups += other.bind_groups;
+        self.host_ns += other.host_ns;
+        self.gpu_ns += other.gpu_ns;
     }
 }
 
@@ -112,6 +120,8 @@ pub(crate) struct Counters {
     zeroed_bytes: AtomicU64,
     cleared_bytes: AtomicU64,
     bind_groups: AtomicU64,
+    host_ns: AtomicU64,
+    gpu_ns: AtomicU64,
 }
 
 impl Counters {
@@ -125,6 +135,12 @@ impl Counters {
     }
     pub fn cleared(&self, bytes: u64) {
         self.cleared_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn host_time(&self, ns: u64) {
+        self.host_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+    pub fn gpu_time(&self, ns: u64) {
+        self.gpu_ns.fetch_add(ns, Ordering::Relaxed);
     }
     pub fn bind_group(&self) {
         self.bind_groups.fetch_add(1, Ordering::Relaxed);
@@ -153,6 +169,8 @@ impl Counters {
             zeroed_bytes: self.zeroed_bytes.load(Ordering::Relaxed),
             cleared_bytes: self.cleared_bytes.load(Ordering::Relaxed),
             bind_groups: self.bind_groups.load(Ordering::Relaxed),
+            host_ns: self.host_ns.load(Ordering::Relaxed),
+            gpu_ns: self.gpu_ns.load(Ordering::Relaxed),
         }
     }
 }

@@ -9,11 +9,13 @@ mod context;
 mod dispatch;
 mod kernels;
 mod memory;
+mod profile;
 mod rns;
 mod tables;
 
 pub use context::AdapterReport;
 pub use memory::{GpuData, GpuStats, GpuWeights, TransferCounts};
+pub use profile::KernelProfile;
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::ring::Ring;
@@ -25,6 +27,7 @@ use context::Context;
 use dispatch::{Binds, DispatchState, Started};
 use kernels::{Kernels, NTT_TILE, WORKGROUP};
 use memory::{Counters, GpuChunk};
+use profile::Profiler;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +70,9 @@ pub struct GpuOptions {
     /// Simulates a device loss: the device is destroyed at the end of the operation that makes
     /// this many dispatches in all, as a driver reset would. For testing the fallbacks.
     pub lose_after_dispatches: Option<u64>,
+    /// Time every dispatch with GPU timestamps where the adapter offers `TIMESTAMP_QUERY`
+    /// (each submission then waits for its timestamps); see [`GpuBackend::kernel_profile`].
+    pub profile: bool,
 }
 
 impl GpuOptions {
@@ -133,6 +139,8 @@ pub struct GpuBackend {
     /// Base-conversion tables by (source primes of each digit, target primes), with the
     /// offset of each digit's table: uploaded once per device.
     conversions: Mutex<HashMap<ConversionKey, Arc<ConversionBuffer>>>,
+    /// Timestamps per dispatch, when profiling on an adapter that has them.
+    profiler: Option<Profiler>,
     /// Bound where a kernel reads nothing (every binding of the shared layout must be filled).
     placeholder: wgpu::Buffer,
     counters: Counters,
@@ -156,7 +164,7 @@ impl GpuBackend {
 
     /// Opens the default adapter with explicit options.
     pub fn with_options(options: GpuOptions) -> Result<Self> {
-        let ctx = Context::open()?;
+        let ctx = Context::open(options.profile)?;
         let binding_limit = ctx
             .limits
             .max_storage_buffer_binding_size
@@ -173,6 +181,11 @@ impl GpuBackend {
             mapped_at_creation: false,
         });
         let dispatch_state = DispatchState::new(&ctx.device, &ctx.limits);
+        let profiler = if options.profile {
+            Profiler::new(&ctx.device, &ctx.queue)
+        } else {
+            None
+        };
         Ok(Self {
             ctx,
             kernels,
@@ -184,6 +197,7 @@ impl GpuBackend {
             lose_after_dispatches: options.lose_after_dispatches,
             rings: Mutex::new(HashMap::new()),
             conversions: Mutex::new(HashMap::new()),
+            profiler,
             placeholder,
             counters: Counters::default(),
             ntts: AtomicU64::new(0),
@@ -218,6 +232,12 @@ impl GpuBackend {
                     .write_buffer(buffer, 0, bytemuck::cast_slice(&words));
             })
         })
+    }
+
+    /// GPU time, dispatches and bytes per kernel since the device opened; `None` unless the
+    /// backend was opened with [`GpuOptions::profile`] on an adapter with timestamps.
+    pub fn kernel_profile(&self) -> Option<Vec<KernelProfile>> {
+        self.profiler.as_ref().map(Profiler::totals)
     }
 
     /// Bytes of batches and weights currently held on the device.
@@ -383,7 +403,7 @@ impl GpuBackend {
         })
     }
 
-    fn elementwise(&self, entry: &str, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+    fn elementwise(&self, entry: &'static str, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
         a.check_same_shape(b)?;
         let (ga, gb) = (self.gpu(a)?, self.gpu(b)?);
         let tables = self.tables(&a.ring)?;
@@ -466,6 +486,10 @@ impl Backend for GpuBackend {
     fn sync(&self) -> Result<()> {
         self.ctx.wait()?;
         self.ctx.take_uncaptured()
+    }
+
+    fn kernel_profile(&self) -> Option<Vec<KernelProfile>> {
+        GpuBackend::kernel_profile(self)
     }
 
     fn gpu_stats(&self) -> Option<GpuStats> {

@@ -227,7 +227,7 @@ impl GpuBackend {
     /// One dispatch per chunk of a kernel that maps `x` to a batch of the same shape.
     fn same_layout_map(
         &self,
-        entry: &str,
+        entry: &'static str,
         x: &PolyBatch,
         table: &wgpu::Buffer,
         args: &[usize],

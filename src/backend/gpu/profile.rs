@@ -1,0 +1,140 @@
+//! GPU time per kernel, from timestamps the GPU writes at the start and end of each dispatch's
+//! compute pass (`TIMESTAMP_QUERY`), with the bytes each dispatch's bindings hold. Profiling
+//! waits for every submission to read its timestamps back, so it measures the kernels, not the
+//! overlap of host and GPU; it is off unless asked for.
+
+use super::dispatch::PARAM_SLOTS;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// What one kernel cost over a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KernelProfile {
+    pub kernel: String,
+    pub dispatches: u64,
+    /// GPU time between the start and end timestamps of its dispatches.
+    pub gpu_ns: u64,
+    /// Bytes of the buffers its dispatches bind for reading (inputs and tables, whole, once
+    /// per dispatch; accumulating kernels and in-place NTT stages also read their output) and
+    /// for writing: what the dispatch may touch, an upper bound on its traffic (a twiddle
+    /// table counts all its limbs, a chunk all its polynomials).
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+impl KernelProfile {
+    /// Bytes moved per second of GPU time, in GB/s (0 without timestamps).
+    pub fn gb_per_second(&self) -> f64 {
+        if self.gpu_ns == 0 {
+            return 0.0;
+        }
+        (self.bytes_read + self.bytes_written) as f64 / self.gpu_ns as f64
+    }
+}
+
+/// One dispatch waiting for its timestamps.
+pub(crate) struct Pending {
+    pub kernel: &'static str,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+/// The query set and buffers timestamps pass through, and the totals by kernel.
+pub(crate) struct Profiler {
+    pub queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    /// Nanoseconds per timestamp tick.
+    period_ns: f64,
+    totals: Mutex<BTreeMap<&'static str, KernelProfile>>,
+}
+
+impl Profiler {
+    /// A profiler for `device` when it was opened with `TIMESTAMP_QUERY`.
+    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Option<Self> {
+        if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return None;
+        }
+        let count = 2 * PARAM_SLOTS as u32;
+        let bytes = 8 * u64::from(count);
+        let buffer = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        Some(Self {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("hegpu timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            }),
+            resolve: buffer(
+                "hegpu timestamps resolved",
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            readback: buffer(
+                "hegpu timestamps readback",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+            period_ns: f64::from(queue.get_timestamp_period()),
+            totals: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Records the copy of `count` dispatches' timestamps into the readback buffer.
+    pub fn resolve(&self, encoder: &mut wgpu::CommandEncoder, count: usize) {
+        let queries = 2 * count as u32;
+        encoder.resolve_query_set(&self.queries, 0..queries, &self.resolve, 0);
+        encoder.copy_buffer_to_buffer(
+            &self.resolve,
+            0,
+            &self.readback,
+            0,
+            Some(8 * u64::from(queries)),
+        );
+    }
+
+    /// After the submission that resolved them: reads the timestamps of `pending` and adds
+    /// them to the totals. Returns their GPU time in nanoseconds.
+    pub fn collect(&self, device: &wgpu::Device, pending: &[Pending]) -> u64 {
+        let bytes = 16 * pending.len() as u64;
+        let slice = self.readback.slice(..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        let mapped = device.poll(wgpu::PollType::wait_indefinitely()).is_ok()
+            && matches!(rx.recv(), Ok(Ok(())));
+        let mut total = 0;
+        if mapped {
+            if let Ok(view) = slice.get_mapped_range() {
+                let ticks: &[u64] = bytemuck::cast_slice(&view);
+                let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+                for (d, p) in pending.iter().enumerate() {
+                    let elapsed = ticks[2 * d + 1].saturating_sub(ticks[2 * d]);
+                    let ns = (elapsed as f64 * self.period_ns).round() as u64;
+                    total += ns;
+                    let k = totals.entry(p.kernel).or_insert_with(|| KernelProfile {
+                        kernel: p.kernel.to_string(),
+                        ..Default::default()
+                    });
+                    k.dispatches += 1;
+                    k.gpu_ns += ns;
+                    k.bytes_read += p.bytes_read;
+                    k.bytes_written += p.bytes_written;
+                }
+            }
+            self.readback.unmap();
+        }
+        total
+    }
+
+    /// The totals so far, by kernel name.
+    pub fn totals(&self) -> Vec<KernelProfile> {
+        let totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        totals.values().cloned().collect()
+    }
+}
