@@ -189,6 +189,13 @@ struct BenchArgs {
     /// Draw the network's images/s against batch size as SVG
     #[arg(long, value_name = "FILE.svg")]
     chart: Option<PathBuf>,
+    /// Time every GPU kernel with GPU timestamps and print them per kernel at the end (each
+    /// submission waits for its timestamps, so the GPU rows' rates drop)
+    #[arg(long)]
+    profile: bool,
+    /// The GPU's memory bandwidth in GB/s, to print each kernel's share of it with --profile
+    #[arg(long, value_name = "GBPS", requires = "profile", value_parser = positive_rate)]
+    bandwidth: Option<f64>,
 }
 
 #[derive(Args)]
@@ -344,7 +351,11 @@ fn bench(args: BenchArgs) -> Result<()> {
             "--chart draws the network rows: keep the network section".into(),
         ));
     }
-    let devices = Devices::open(gpu_required())?;
+    let gpu_options = hegpu::backend::GpuOptions {
+        profile: args.profile,
+        ..hegpu::backend::GpuOptions::from_env()?
+    };
+    let devices = Devices::open_with(gpu_required(), gpu_options)?;
     if let Some(note) = &devices.gpu_note {
         println!("({note}: GPU rows left out)");
     }
@@ -379,6 +390,13 @@ fn bench(args: BenchArgs) -> Result<()> {
         let title = "hegpu: the encrypted CryptoNets network on MNIST";
         let lines = hegpu::bench::chart::network_chart(&records, &path, title)?;
         println!("drew {lines} lines in {}", path.display());
+    }
+    if args.profile {
+        let gpu = devices.list.iter().find_map(|(d, _)| d.kernel_profile());
+        match gpu {
+            Some(kernels) => print_kernels(&kernels, args.bandwidth),
+            None => println!("profile: no GPU timestamps (no GPU, or it lacks TIMESTAMP_QUERY)"),
+        }
     }
     Ok(())
 }
@@ -626,9 +644,29 @@ fn print_profile(report: &hegpu::job::JobReport, bandwidth: Option<f64>) {
         );
         return;
     };
+    print_kernels(kernels, bandwidth);
+    println!("\nper stage, all batches:");
+    println!(
+        "{:<40} {:>10} {:>10} {:>14} {:>10}",
+        "stage", "seconds", "GPU ms", "host record ms", "dispatches"
+    );
+    for s in &report.stages {
+        println!(
+            "{:<40} {:>10.3} {:>10.2} {:>14.2} {:>10}",
+            s.what,
+            s.seconds,
+            s.counts.gpu_ns as f64 / 1e6,
+            s.counts.host_ns as f64 / 1e6,
+            s.counts.dispatches
+        );
+    }
+}
+
+/// GPU time, dispatches, bytes bound and GB/s per kernel (`--profile`).
+fn print_kernels(kernels: &[hegpu::backend::gpu::KernelProfile], bandwidth: Option<f64>) {
     let share =
         |gbps: f64| bandwidth.map_or(String::new(), |b| format!("{:>6.1}%", 100.0 * gbps / b));
-    println!("\nGPU time per kernel, all batches (bytes: the buffers each dispatch binds):");
+    println!("\nGPU time per kernel (bytes: the buffers each dispatch binds):");
     println!(
         "{:<20} {:>10} {:>10} {:>10} {:>11} {:>8} {}",
         "kernel",
@@ -649,21 +687,6 @@ fn print_profile(report: &hegpu::job::JobReport, bandwidth: Option<f64>) {
             k.bytes_written as f64 / 1e6,
             k.gb_per_second(),
             share(k.gb_per_second())
-        );
-    }
-    println!("\nper stage, all batches:");
-    println!(
-        "{:<40} {:>10} {:>10} {:>14} {:>10}",
-        "stage", "seconds", "GPU ms", "host record ms", "dispatches"
-    );
-    for s in &report.stages {
-        println!(
-            "{:<40} {:>10.3} {:>10.2} {:>14.2} {:>10}",
-            s.what,
-            s.seconds,
-            s.counts.gpu_ns as f64 / 1e6,
-            s.counts.host_ns as f64 / 1e6,
-            s.counts.dispatches
         );
     }
 }

@@ -209,3 +209,38 @@ fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
     assert!(full.calls > 1 && !full.linear.is_empty() && !full.key_switch.is_empty());
     assert!(BenchPlan::full().only("ntt").unwrap().throughput.is_empty());
 }
+
+/// `hegpu bench --profile`: a GPU opened to profile times every dispatch of the rows it runs.
+#[test]
+fn profiled_throughput_rows_time_every_gpu_dispatch() {
+    use hegpu::backend::GpuOptions;
+    use hegpu::bench::{ThroughputPlan, throughput};
+    let options = GpuOptions {
+        profile: true,
+        ..Default::default()
+    };
+    let devices = Devices::open_with(gpu_required(), options).unwrap();
+    let plan = ThroughputPlan {
+        ntt: vec![(1 << 10, 2, 3)],
+        linear: vec![(1 << 10, 2, 3, 5)],
+        key_switch: vec![],
+        calls: 2,
+    };
+    let min = std::time::Duration::from_millis(1);
+    throughput::run_throughput(&plan, &devices, min, &mut |_| {}).unwrap();
+    let Some(gpu) = devices.list.iter().find(|(d, _)| d.gpu_stats().is_some()) else {
+        assert!(!gpu_required(), "no GPU row");
+        return;
+    };
+    let Some(kernels) = gpu.0.kernel_profile() else {
+        return; // an adapter without TIMESTAMP_QUERY: nothing to time
+    };
+    let dispatches: u64 = kernels.iter().map(|k| k.dispatches).sum();
+    assert_eq!(dispatches, gpu.0.gpu_stats().unwrap().counts.dispatches);
+    for name in ["ntt_forward_local", "ntt_inverse_local", "linear_sparse"] {
+        let k = kernels.iter().find(|k| k.kernel == name);
+        assert!(k.is_some_and(|k| k.gpu_ns > 0), "{name}: {kernels:#?}");
+    }
+    // The CPU rows are not profiled.
+    assert!(devices.list[0].0.kernel_profile().is_none());
+}

@@ -57,6 +57,7 @@ fn bench_refuses_bad_options_before_measuring() {
             "keep the network",
         ),
         (&["bench", "--json"], "a value is required for '--json"),
+        (&["bench", "--bandwidth", "900"], "--profile"),
         (&["bench", "--fast"], "'hegpu bench' takes: --quick, --only"),
     ];
     if !cfg!(feature = "peers") {

@@ -14,7 +14,7 @@ pub mod throughput;
 pub use network::{DenseSample, NetworkBench};
 pub use throughput::ThroughputPlan;
 
-use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuBackend, PolyBatch, Ring};
+use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuBackend, GpuOptions, PolyBatch, Ring};
 use crate::math::ntt_primes;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -246,6 +246,11 @@ impl Devices {
     /// `HEGPU_DEVICE=cpu`. With `require_gpu` or `HEGPU_DEVICE=gpu`, a missing adapter is an
     /// error.
     pub fn open(require_gpu: bool) -> Result<Self> {
+        Self::open_with(require_gpu, GpuOptions::default())
+    }
+
+    /// [`open`](Self::open) with the GPU opened with `gpu` (to profile it, say).
+    pub fn open_with(require_gpu: bool, gpu: GpuOptions) -> Result<Self> {
         let choice = DeviceChoice::from_env()?;
         let all = CpuBackend::new(None)?;
         let threads = all.threads();
@@ -259,7 +264,7 @@ impl Devices {
         let require = require_gpu || choice == DeviceChoice::Gpu;
         match choice {
             DeviceChoice::Cpu => gpu_note = Some("HEGPU_DEVICE=cpu".to_string()),
-            _ => match GpuBackend::new() {
+            _ => match GpuBackend::with_options(gpu) {
                 Ok(g) => {
                     gpu_is_software = g.is_software();
                     list.push((Arc::new(g), 0));
