@@ -174,6 +174,16 @@ fn new_encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
 }
 
 impl GpuBackend {
+    /// Drops the cached bind groups, and with them the last references to released buffers.
+    pub(crate) fn release_cached_bind_groups(&self) {
+        let mut state = self
+            .dispatch_state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        state.bind_groups.clear();
+        state.releases = self.arena.releases();
+    }
+
     /// Records `record(recorder)`, submits it once, and reports any GPU error.
     pub(crate) fn run(&self, bytes: u64, record: impl FnOnce(&mut Recorder<'_>)) -> Result<()> {
         self.ctx.checked(bytes, || {

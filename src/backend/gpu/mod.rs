@@ -301,12 +301,27 @@ impl GpuBackend {
 
     /// A tracked storage buffer from the arena, ready for `first`.
     fn alloc(&self, bytes: u64, first: FirstWrite) -> Result<Tracked> {
+        let releases = self.arena.releases();
         self.arena.reserve(bytes)?;
+        if self.arena.releases() != releases {
+            // The budget made the arena free its idle buffers: let the bind groups go too.
+            self.release_cached_bind_groups();
+        }
         let size = bytes.max(4);
-        let taken = self.arena.take(Use::Storage, size, |desc| {
+        let create = |desc: &wgpu::BufferDescriptor<'_>| {
             self.ctx
                 .checked(bytes, || self.ctx.device.create_buffer(desc))
-        });
+        };
+        let taken = match self.arena.take(Use::Storage, size, create) {
+            // The driver refused: free the idle buffers (and the bind groups that hold them),
+            // then try once more.
+            Err(Error::GpuOutOfMemory { .. }) if self.arena.idle_bytes() > 0 => {
+                self.arena.release_idle();
+                self.release_cached_bind_groups();
+                self.arena.take(Use::Storage, size, create)
+            }
+            other => other,
+        };
         let taken = match taken {
             Ok(t) => t,
             Err(e) => {
