@@ -128,8 +128,8 @@ fn resident_gpu_equals_cpu_and_counts_its_traffic() {
     let Some(gpu) = gpu(GpuOptions::default()) else {
         return;
     };
-    // Two warm-up batches, then the batch whose host work is counted.
-    let runs = run_batches(s, gpu, ScheduleOptions::default(), 3);
+    // A warm-up batch, then the batch whose host work is counted.
+    let runs = run_batches(s, gpu, ScheduleOptions::default(), 2);
     for (got, report) in &runs {
         assert_eq!(report.mode, Mode::Resident);
         assert!(report.fallback.is_none());
@@ -139,7 +139,7 @@ fn resident_gpu_equals_cpu_and_counts_its_traffic() {
         );
     }
     let reports: Vec<&ScheduleReport> = runs.iter().map(|(_, r)| r).collect();
-    let (warm_up, report) = (reports[0], reports[2]);
+    let (warm_up, report) = (reports[0], reports[1]);
     for stage in &report.stages {
         assert!(
             stage.counts.dispatches > 0 && stage.gpu_chunks > 0,
@@ -150,22 +150,19 @@ fn resident_gpu_equals_cpu_and_counts_its_traffic() {
     // The input goes up once and the output comes back once; no readback in between.
     let readbacks: u64 = report.stages.iter().map(|s| s.counts.readbacks).sum();
     assert_eq!(readbacks, 0, "{report:?}");
-    // The host's work around the dispatches: once warm (the second batch still misses a few
-    // buffers and bind groups: the first took its buffers in creation order), every buffer
-    // comes from the arena (none created, none zero-filled or cleared) and every bind group
-    // from the cache.
+    // The host's work around the dispatches: once warm, every buffer comes from the arena
+    // (none created, none zero-filled or cleared) and every bind group from the cache.
     let total = |r: &ScheduleReport| {
         let mut sum = hegpu::backend::TransferCounts::default();
         r.stages.iter().for_each(|s| sum.add(&s.counts));
         sum
     };
-    let (first, second, sum) = (total(warm_up), total(reports[1]), total(report));
-    eprintln!("batch 1: {first:?}\nbatch 2: {second:?}\nbatch 3: {sum:?}");
+    let (first, sum) = (total(warm_up), total(report));
+    eprintln!("warm-up batch: {first:?}\nresident batch: {sum:?}");
     assert!(
         first.buffers_created > 0 && first.bind_groups > 0,
         "{first:?}"
     );
-    assert!(second.buffers_created < first.buffers_created, "{second:?}");
     assert_eq!(
         (
             sum.buffers_created,
@@ -176,10 +173,13 @@ fn resident_gpu_equals_cpu_and_counts_its_traffic() {
         (0, 0, 0, 0),
         "{sum:?}"
     );
-    assert!(
-        sum.submits >= report.stages.len() as u64 && sum.submits <= sum.dispatches,
-        "{sum:?}"
-    );
+    // One submission per stage: operations record into one open command buffer, submitted
+    // when the scheduler syncs at the end of the stage.
+    for stage in &report.stages {
+        assert_eq!(stage.counts.submits, 1, "{stage:?}");
+    }
+    // The tables the operations use are kept, so a warm batch uploads nothing.
+    assert_eq!(sum.uploads, 0, "{sum:?}");
 }
 
 #[test]

@@ -1,7 +1,10 @@
-//! Recording kernels. An operation is recorded in one command buffer and submitted once; every
-//! dispatch's parameters go to one uniform buffer, written once per submission and bound at a
-//! dynamic offset, and bind groups are cached by the buffers they bind. With the arena's
-//! reused buffers, a repeated operation creates neither buffers nor bind groups.
+//! Recording kernels. Operations are recorded one after another into one open command buffer,
+//! submitted when its results are needed (a readback, a sync: the scheduler syncs once per
+//! stage), before the host writes a buffer (a write lands before anything still unsubmitted),
+//! or when it holds [`PARAM_SLOTS`] dispatches. Every dispatch's parameters go to one uniform
+//! buffer, written once per submission and bound at a dynamic offset, and bind groups are
+//! cached by the buffers they bind. With the arena's reused buffers, a repeated operation
+//! creates neither buffers nor bind groups.
 
 use super::profile::Pending;
 use super::tables::GpuRingTables;
@@ -34,9 +37,11 @@ pub(crate) struct Binds<'a> {
 /// One dispatch's parameters (see [`GpuBackend::params`]).
 pub(crate) type Params = [u32; PARAM_WORDS];
 
-/// The uniform buffer of parameters and the bind groups made so far.
+/// The uniform buffer of parameters, the bind groups made so far, and the commands recorded
+/// but not yet submitted.
 pub(crate) struct DispatchState {
     params: wgpu::Buffer,
+    open: Option<Open>,
     /// Bytes between two dispatches' parameters (the adapter's uniform offset alignment).
     stride: u64,
     bind_groups: HashMap<[wgpu::Buffer; 6], wgpu::BindGroup>,
@@ -58,20 +63,25 @@ impl DispatchState {
             stride,
             bind_groups: HashMap::new(),
             releases: 0,
+            open: None,
         }
     }
 }
 
-/// A command buffer being recorded, with the parameters of its dispatches.
-pub(crate) struct Recorder<'a> {
-    backend: &'a GpuBackend,
-    state: MutexGuard<'a, DispatchState>,
+/// Commands recorded and not yet submitted.
+struct Open {
     encoder: wgpu::CommandEncoder,
     /// The parameters of the dispatches recorded so far, `stride` bytes apart.
     params: Vec<u8>,
     dispatches: u64,
     /// The recorded dispatches, when profiling.
     pending: Vec<Pending>,
+}
+
+/// Access to the open command buffer while an operation records into it.
+pub(crate) struct Recorder<'a> {
+    backend: &'a GpuBackend,
+    state: MutexGuard<'a, DispatchState>,
     /// Time spent waiting for timestamps (not host recording time).
     waited: Duration,
 }
@@ -79,13 +89,18 @@ pub(crate) struct Recorder<'a> {
 impl Deref for Recorder<'_> {
     type Target = wgpu::CommandEncoder;
     fn deref(&self) -> &wgpu::CommandEncoder {
-        &self.encoder
+        &self
+            .state
+            .open
+            .as_ref()
+            .expect("a recorder has open commands")
+            .encoder
     }
 }
 
 impl DerefMut for Recorder<'_> {
     fn deref_mut(&mut self) -> &mut wgpu::CommandEncoder {
-        &mut self.encoder
+        &mut self.open().encoder
     }
 }
 
@@ -94,32 +109,44 @@ impl Recorder<'_> {
     pub fn clear_untouched(&mut self, started: &Started, out: &GpuData) {
         for o in started.untouched() {
             let buffer = &out.chunks[o].data.buffer;
-            self.encoder.clear_buffer(buffer, 0, None);
+            self.open().encoder.clear_buffer(buffer, 0, None);
             self.backend.counters.cleared(buffer.size());
         }
     }
 
-    /// Writes the parameters and submits what is recorded; a new command buffer follows.
-    /// When profiling, waits for the dispatches' timestamps.
+    /// The open commands, opened now if there are none.
+    fn open(&mut self) -> &mut Open {
+        let device = &self.backend.ctx.device;
+        self.state.open.get_or_insert_with(|| Open {
+            encoder: device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("hegpu"),
+            }),
+            params: Vec::new(),
+            dispatches: 0,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Writes the parameters and submits the open commands, if any. When profiling, waits
+    /// for the dispatches' timestamps.
     fn submit(&mut self) {
+        let Some(mut open) = self.state.open.take() else {
+            return;
+        };
         let ctx = &self.backend.ctx;
-        if !self.params.is_empty() {
-            ctx.queue.write_buffer(&self.state.params, 0, &self.params);
-            self.params.clear();
+        if !open.params.is_empty() {
+            ctx.queue.write_buffer(&self.state.params, 0, &open.params);
         }
         let profiler = self.backend.profiler.as_ref();
-        if let Some(p) = profiler.filter(|_| !self.pending.is_empty()) {
-            p.resolve(&mut self.encoder, self.pending.len());
+        if let Some(p) = profiler.filter(|_| !open.pending.is_empty()) {
+            p.resolve(&mut open.encoder, open.pending.len());
         }
-        let encoder = std::mem::replace(&mut self.encoder, new_encoder(&ctx.device));
-        ctx.queue.submit([encoder.finish()]);
+        ctx.queue.submit([open.encoder.finish()]);
         self.backend.counters.submit();
-        self.dispatches = 0;
-        if let Some(p) = profiler.filter(|_| !self.pending.is_empty()) {
+        if let Some(p) = profiler.filter(|_| !open.pending.is_empty()) {
             let t = Instant::now();
-            let ns = p.collect(&ctx.device, &self.pending);
+            let ns = p.collect(&ctx.device, &open.pending);
             self.backend.counters.gpu_time(ns);
-            self.pending.clear();
             self.waited += t.elapsed();
         }
     }
@@ -167,12 +194,6 @@ impl Recorder<'_> {
     }
 }
 
-fn new_encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
-    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("hegpu"),
-    })
-}
-
 impl GpuBackend {
     /// Drops the cached bind groups, and with them the last references to released buffers.
     pub(crate) fn release_cached_bind_groups(&self) {
@@ -184,8 +205,22 @@ impl GpuBackend {
         state.releases = self.arena.releases();
     }
 
-    /// Records `record(recorder)`, submits it once, and reports any GPU error.
+    /// Records `record(recorder)` into the open commands (submitted later: see the module
+    /// documentation) and reports any GPU error.
     pub(crate) fn run(&self, bytes: u64, record: impl FnOnce(&mut Recorder<'_>)) -> Result<()> {
+        self.with_recorder(bytes, |rec| {
+            rec.open();
+            record(rec);
+        })
+    }
+
+    /// Submits the commands recorded so far, if any.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.with_recorder(0, |rec| rec.submit())
+    }
+
+    /// Runs `f` with the recorder inside error scopes, counting the host's time.
+    fn with_recorder(&self, bytes: u64, f: impl FnOnce(&mut Recorder<'_>)) -> Result<()> {
         self.ctx.checked(bytes, || {
             let start = Instant::now();
             let state = self
@@ -195,14 +230,9 @@ impl GpuBackend {
             let mut recorder = Recorder {
                 backend: self,
                 state,
-                encoder: new_encoder(&self.ctx.device),
-                params: Vec::new(),
-                dispatches: 0,
-                pending: Vec::new(),
                 waited: Duration::ZERO,
             };
-            record(&mut recorder);
-            recorder.submit();
+            f(&mut recorder);
             let host = start.elapsed().saturating_sub(recorder.waited);
             self.counters.host_time(host.as_nanos() as u64);
         })
@@ -218,13 +248,16 @@ impl GpuBackend {
         workgroups: u64,
         binds: Binds<'_>,
     ) {
-        if rec.dispatches == PARAM_SLOTS {
+        if rec.open().dispatches == PARAM_SLOTS {
             rec.submit();
         }
-        let offset = rec.dispatches * rec.state.stride;
-        rec.params.resize(offset as usize, 0);
-        rec.params.extend_from_slice(bytemuck::cast_slice(&params));
-        rec.dispatches += 1;
+        let stride = rec.state.stride;
+        let open = rec.open();
+        let slot = open.dispatches;
+        let offset = slot * stride;
+        open.params.resize(offset as usize, 0);
+        open.params.extend_from_slice(bytemuck::cast_slice(&params));
+        open.dispatches += 1;
         let uniform = rec.state.params.clone();
         let group = rec.bind_group(
             [
@@ -247,19 +280,20 @@ impl GpuBackend {
                 + size(binds.a)
                 + if binds.b == binds.a { 0 } else { size(binds.b) }
                 + if reads_out { written } else { 0 };
-            rec.pending.push(Pending {
+            rec.open().pending.push(Pending {
                 kernel: entry,
                 bytes_read: read,
                 bytes_written: written,
             });
         }
-        let slot = (rec.dispatches - 1) as u32;
+        let slot = slot as u32;
         let timestamps = profiler.map(|p| wgpu::ComputePassTimestampWrites {
             query_set: &p.queries,
             beginning_of_pass_write_index: Some(2 * slot),
             end_of_pass_write_index: Some(2 * slot + 1),
         });
         let mut pass = rec
+            .open()
             .encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(entry),

@@ -1,8 +1,9 @@
 //! The wgpu backend: WGSL kernels from `shaders/`, data resident on the GPU between operations.
 //!
 //! A batch larger than one storage binding is split into chunks of whole polynomials; every
-//! operation covers all limbs of a chunk in one dispatch per kernel stage, and a whole
-//! operation is recorded in one command buffer with one submission.
+//! operation covers all limbs of a chunk in one dispatch per kernel stage. Operations record
+//! into one open command buffer, submitted when results are needed (`dispatch.rs`); buffers
+//! come from an arena (`arena.rs`).
 
 mod arena;
 mod context;
@@ -40,7 +41,7 @@ type RingKey = (usize, Vec<u32>);
 /// A base conversion's identity: the source primes of each digit, and the target primes.
 type ConversionKey = (Vec<Vec<u32>>, Vec<u32>);
 /// Its tables on the device and the offset of each digit's table.
-pub(crate) type ConversionBuffer = (Tracked, Vec<usize>);
+pub(crate) type ConversionBuffer = (Arc<Tracked>, Vec<usize>);
 
 /// Chunks hold a multiple of this many polynomials when at least this many fit.
 pub(crate) const CHUNK_GROUP: usize = 6;
@@ -139,6 +140,8 @@ pub struct GpuBackend {
     /// Base-conversion tables by (source primes of each digit, target primes), with the
     /// offset of each digit's table: uploaded once per device.
     conversions: Mutex<HashMap<ConversionKey, Arc<ConversionBuffer>>>,
+    /// Small per-operation tables by their words (see `rns.rs`).
+    op_tables: Mutex<HashMap<Vec<u32>, Arc<Tracked>>>,
     /// Timestamps per dispatch, when profiling on an adapter that has them.
     profiler: Option<Profiler>,
     /// Bound where a kernel reads nothing (every binding of the shared layout must be filled).
@@ -197,6 +200,7 @@ impl GpuBackend {
             lose_after_dispatches: options.lose_after_dispatches,
             rings: Mutex::new(HashMap::new()),
             conversions: Mutex::new(HashMap::new()),
+            op_tables: Mutex::new(HashMap::new()),
             profiler,
             placeholder,
             counters: Counters::default(),
@@ -224,6 +228,7 @@ impl GpuBackend {
     /// write.
     #[doc(hidden)]
     pub fn scribble_idle_buffers(&self, word: u32) -> Result<()> {
+        self.flush()?;
         self.ctx.checked(0, || {
             self.arena.each_idle_storage(|buffer| {
                 let words = vec![word; buffer.size() as usize / 4];
@@ -376,6 +381,8 @@ impl GpuBackend {
             });
         }
         let data = self.alloc(bytes, FirstWrite::Upload)?;
+        // The write lands before anything unsubmitted, which may still use this buffer.
+        self.flush()?;
         self.ctx.checked(bytes, || {
             self.ctx
                 .queue
@@ -499,6 +506,7 @@ impl Backend for GpuBackend {
     }
 
     fn sync(&self) -> Result<()> {
+        self.flush()?;
         self.ctx.wait()?;
         self.ctx.take_uncaptured()
     }
@@ -522,6 +530,8 @@ impl Backend for GpuBackend {
         let out = self.alloc_chunks(ring, batch, FirstWrite::Upload)?;
         let g = self.gpu(&out)?;
         let pw = ring.poly_words();
+        // The writes land before anything unsubmitted, which may still use these buffers.
+        self.flush()?;
         self.ctx.checked(4 * words.len() as u64, || {
             for (c, chunk) in g.chunks.iter().enumerate() {
                 let (s, e) = g.range(c);
@@ -559,6 +569,7 @@ impl Backend for GpuBackend {
                 enc.copy_buffer_to_buffer(&c.data.buffer, 0, s, 0, None);
             }
         })?;
+        self.flush()?;
         let (tx, rx) = std::sync::mpsc::channel();
         for (i, s) in staging.iter().enumerate() {
             let tx = tx.clone();

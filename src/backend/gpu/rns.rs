@@ -17,6 +17,9 @@ use crate::{Error, Result};
 use std::ops::Range;
 use std::sync::Arc;
 
+/// Operation tables kept (see `op_table`); past this the cache starts again.
+const MAX_OP_TABLES: usize = 1024;
+
 /// Marks an output polynomial with no source in `gather_polys`.
 const NO_SOURCE: u32 = u32::MAX;
 
@@ -25,12 +28,24 @@ fn groups(threads: usize) -> u64 {
 }
 
 impl GpuBackend {
-    /// A small read-only table for one operation (counted as an upload), in an arena buffer.
-    fn op_table(&self, words: &[u32]) -> Result<Tracked> {
+    /// A small read-only table for one operation (an index list, per-limb constants), uploaded
+    /// the first time these words are asked for and kept: a network asks for the same tables
+    /// batch after batch, and an upload would end the open commands (see `dispatch.rs`).
+    fn op_table(&self, words: &[u32]) -> Result<Arc<Tracked>> {
         let words = if words.is_empty() { &[0u32][..] } else { words };
-        Ok(self
-            .upload_weight_table(words, "an operation's table")?
-            .data)
+        let mut tables = self.op_tables.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tables.get(words) {
+            return Ok(t.clone());
+        }
+        let table = Arc::new(
+            self.upload_weight_table(words, "an operation's table")?
+                .data,
+        );
+        if tables.len() >= MAX_OP_TABLES {
+            tables.clear();
+        }
+        tables.insert(words.to_vec(), table.clone());
+        Ok(table)
     }
 
     /// Calls `f(out_chunk, out_start, in_chunk, in_start, in_count)` for every chunk pair.
