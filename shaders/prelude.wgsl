@@ -1,5 +1,6 @@
 // hegpu prelude: prepended to every kernel file. Bindings shared by every entry point and
-// modular arithmetic on u32 words, with no 64-bit integers (WGSL in browsers has none).
+// modular arithmetic on u32 words; `mul_hi` comes from mul_hi_u64.wgsl where the adapter has
+// 64-bit integers (SHADER_INT64), else from mul_hi_u32.wgsl (WGSL in browsers has none).
 // The same algorithms are in src/math/modulus.rs (mul_wide, mul_shoup, mul_montgomery),
 // where they are checked against u64 arithmetic.
 
@@ -52,20 +53,6 @@ fn out_start(i: u32) -> u32 {
         return out[i];
     }
     return 0u;
-}
-
-// High word of the 32x32 product, from four 16x16 partial products.
-fn mul_hi(a: u32, b: u32) -> u32 {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let p11 = a1 * b1;
-    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-    return p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
 }
 
 fn add_mod(a: u32, b: u32, p: u32) -> u32 {

@@ -10,14 +10,17 @@ use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
 use num_bigint::BigUint;
 use std::sync::{Arc, OnceLock};
 
-/// A GPU backend whose bindings hold only about 30 KiB, so every batch here spans chunks.
-/// `None` only where `gpu()` skips (no adapter, and none required).
+/// A GPU backend whose bindings hold only about 30 KiB, so every batch here spans chunks, and
+/// whose kernels use the portable 16×16 products (`gpu()` uses native 64-bit products where
+/// the adapter has them, as lavapipe does). `None` only where `gpu()` skips (no adapter, and
+/// none required).
 fn tiny_chunks() -> Option<&'static GpuBackend> {
     static TINY: OnceLock<GpuBackend> = OnceLock::new();
     gpu()?;
     Some(TINY.get_or_init(|| {
         GpuBackend::with_options(GpuOptions {
             max_chunk_bytes: Some(30 * 1024),
+            portable_products: true,
             ..Default::default()
         })
         .expect("the adapter gpu() opened opens again with small bindings")

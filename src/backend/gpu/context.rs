@@ -16,6 +16,9 @@ pub struct AdapterReport {
     pub max_workgroups_per_dimension: u32,
     pub shader_int64: bool,
     pub timestamp_query: bool,
+    /// Whether the kernels use native 64-bit products (SHADER_INT64 offered and not declined
+    /// with [`GpuOptions::portable_products`](super::GpuOptions::portable_products)).
+    pub native_products: bool,
 }
 
 impl std::fmt::Display for AdapterReport {
@@ -56,10 +59,10 @@ impl std::fmt::Display for AdapterReport {
         write!(
             f,
             "SHADER_INT64:           {}",
-            if self.shader_int64 {
-                "yes (unused: the u32 path is portable)"
-            } else {
-                "no"
+            match (self.shader_int64, self.native_products) {
+                (true, true) => "yes (the kernels use native 64-bit products)",
+                (true, false) => "yes (declined: the kernels use 16×16 partial products)",
+                _ => "no (the kernels use 16×16 partial products)",
             }
         )
     }
@@ -81,9 +84,9 @@ pub(crate) struct Context {
 
 impl Context {
     /// Opens the first high-performance adapter of the primary backends (Vulkan, Metal, DX12,
-    /// WebGPU); Mesa's software Vulkan driver counts. With `timestamps`, asks for
-    /// `TIMESTAMP_QUERY` where the adapter offers it.
-    pub fn open(timestamps: bool) -> Result<Self> {
+    /// WebGPU); Mesa's software Vulkan driver counts. Asks for `TIMESTAMP_QUERY` with
+    /// `timestamps` and `SHADER_INT64` with `int64`, each where the adapter offers it.
+    pub fn open(timestamps: bool, int64: bool) -> Result<Self> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::PRIMARY;
         let instance = wgpu::Instance::new(desc);
@@ -98,6 +101,9 @@ impl Context {
         let mut required_features = wgpu::Features::empty();
         if timestamps {
             required_features |= features & wgpu::Features::TIMESTAMP_QUERY;
+        }
+        if int64 {
+            required_features |= features & wgpu::Features::SHADER_INT64;
         }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("hegpu"),
@@ -132,6 +138,7 @@ impl Context {
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             shader_int64: features.contains(wgpu::Features::SHADER_INT64),
             timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            native_products: int64 && features.contains(wgpu::Features::SHADER_INT64),
         };
         Ok(Self {
             device,

@@ -5,6 +5,9 @@ use super::dispatch::PARAM_WORDS;
 use std::collections::HashMap;
 
 const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
+/// `mul_hi` from 16×16 partial products (any adapter) or one 64-bit product (SHADER_INT64).
+const MUL_HI_U32: &str = include_str!("../../../shaders/mul_hi_u32.wgsl");
+const MUL_HI_U64: &str = include_str!("../../../shaders/mul_hi_u64.wgsl");
 const FAMILIES: [(&str, &str, &[&str]); 4] = [
     (
         "elementwise",
@@ -53,7 +56,14 @@ pub(crate) struct Kernels {
 }
 
 impl Kernels {
-    pub fn compile(device: &wgpu::Device) -> Self {
+    /// Compiles every kernel; with `native_products`, `mul_hi` uses 64-bit integers (the
+    /// device must have been opened with SHADER_INT64).
+    pub fn compile(device: &wgpu::Device, native_products: bool) -> Self {
+        let mul_hi = if native_products {
+            MUL_HI_U64
+        } else {
+            MUL_HI_U32
+        };
         let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -91,7 +101,7 @@ impl Kernels {
         });
         let mut pipelines = HashMap::new();
         for (family, body, entries) in FAMILIES {
-            let source = format!("{PRELUDE}\n{body}");
+            let source = format!("{PRELUDE}\n{mul_hi}\n{body}");
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(family),
                 source: wgpu::ShaderSource::Wgsl(source.into()),

@@ -74,6 +74,9 @@ pub struct GpuOptions {
     /// Time every dispatch with GPU timestamps where the adapter offers `TIMESTAMP_QUERY`
     /// (each submission then waits for its timestamps); see [`GpuBackend::kernel_profile`].
     pub profile: bool,
+    /// Build the kernels with 16×16 partial products even where the adapter offers
+    /// `SHADER_INT64` (as browsers must), e.g. to test that path.
+    pub portable_products: bool,
 }
 
 impl GpuOptions {
@@ -167,7 +170,7 @@ impl GpuBackend {
 
     /// Opens the default adapter with explicit options.
     pub fn with_options(options: GpuOptions) -> Result<Self> {
-        let ctx = Context::open(options.profile)?;
+        let ctx = Context::open(options.profile, !options.portable_products)?;
         let binding_limit = ctx
             .limits
             .max_storage_buffer_binding_size
@@ -176,7 +179,8 @@ impl GpuBackend {
             .max_chunk_bytes
             .map_or(binding_limit, |b| b.min(binding_limit))
             & !3;
-        let kernels = ctx.checked(0, || Kernels::compile(&ctx.device))?;
+        let native = ctx.report.native_products;
+        let kernels = ctx.checked(0, || Kernels::compile(&ctx.device, native))?;
         let placeholder = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("placeholder"),
             size: 16,
