@@ -6,6 +6,7 @@
 //! cached by the buffers they bind. With the arena's reused buffers, a repeated operation
 //! creates neither buffers nor bind groups.
 
+use super::kernels::Kernel;
 use super::profile::Pending;
 use super::tables::GpuRingTables;
 use super::{GpuBackend, GpuData};
@@ -238,12 +239,12 @@ impl GpuBackend {
         })
     }
 
-    /// Records one dispatch of `entry` covering `total` work items (or workgroup tiles).
+    /// Records one dispatch of `kernel` covering `total` work items (or workgroup tiles).
     pub(crate) fn dispatch(
         &self,
         rec: &mut Recorder<'_>,
         ring: &GpuRingTables,
-        entry: &'static str,
+        kernel: Kernel,
         params: Params,
         workgroups: u64,
         binds: Binds<'_>,
@@ -268,20 +269,20 @@ impl GpuBackend {
                 binds.b,
                 binds.out,
             ],
-            entry,
+            kernel.entry(),
         );
         let profiler = self.profiler.as_ref();
         if profiler.is_some() {
             let size = |b: &wgpu::Buffer| if *b == self.placeholder { 0 } else { b.size() };
             let written = size(binds.out);
             // Accumulating kernels and the in-place NTT stages also read their output.
-            let reads_out = params[ACCUMULATE_WORD] == 1 || entry.starts_with("ntt_");
+            let reads_out = params[ACCUMULATE_WORD] == 1 || kernel.in_place();
             let read = size(binds.table)
                 + size(binds.a)
                 + if binds.b == binds.a { 0 } else { size(binds.b) }
                 + if reads_out { written } else { 0 };
             rec.open().pending.push(Pending {
-                kernel: entry,
+                kernel,
                 bytes_read: read,
                 bytes_written: written,
             });
@@ -296,10 +297,10 @@ impl GpuBackend {
             .open()
             .encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(entry),
+                label: Some(kernel.entry()),
                 timestamp_writes: timestamps,
             });
-        pass.set_pipeline(self.kernels.get(entry));
+        pass.set_pipeline(self.kernels.get(kernel));
         pass.set_bind_group(0, &group, &[offset as u32]);
         let groups = workgroups.clamp(
             1,

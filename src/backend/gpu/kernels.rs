@@ -8,38 +8,110 @@ const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
 /// `mul_hi` from 16×16 partial products (any adapter) or one 64-bit product (SHADER_INT64).
 const MUL_HI_U32: &str = include_str!("../../../shaders/mul_hi_u32.wgsl");
 const MUL_HI_U64: &str = include_str!("../../../shaders/mul_hi_u64.wgsl");
-const FAMILIES: [(&str, &str, &[&str]); 4] = [
+
+/// Every compute kernel: its WGSL entry point is its name in snake case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Kernel {
+    PolyAdd,
+    PolySub,
+    PolyNeg,
+    PolyMul,
+    PolyMulAcc,
+    LinearLayer,
+    LinearSparse,
+    NttForwardStage,
+    NttInverseStage,
+    NttForwardLocal,
+    NttInverseLocal,
+    GatherPolys,
+    BaseConvert,
+    AutomorphismNtt,
+    ScalarAffine,
+    CtTensor,
+    KeyMulAcc,
+    ScaledDifference,
+}
+
+impl Kernel {
+    /// The WGSL entry point.
+    pub fn entry(self) -> &'static str {
+        match self {
+            Kernel::PolyAdd => "poly_add",
+            Kernel::PolySub => "poly_sub",
+            Kernel::PolyNeg => "poly_neg",
+            Kernel::PolyMul => "poly_mul",
+            Kernel::PolyMulAcc => "poly_mul_acc",
+            Kernel::LinearLayer => "linear_layer",
+            Kernel::LinearSparse => "linear_sparse",
+            Kernel::NttForwardStage => "ntt_forward_stage",
+            Kernel::NttInverseStage => "ntt_inverse_stage",
+            Kernel::NttForwardLocal => "ntt_forward_local",
+            Kernel::NttInverseLocal => "ntt_inverse_local",
+            Kernel::GatherPolys => "gather_polys",
+            Kernel::BaseConvert => "base_convert",
+            Kernel::AutomorphismNtt => "automorphism_ntt",
+            Kernel::ScalarAffine => "scalar_affine",
+            Kernel::CtTensor => "ct_tensor",
+            Kernel::KeyMulAcc => "key_mul_acc",
+            Kernel::ScaledDifference => "scaled_difference",
+        }
+    }
+
+    /// Whether the kernel reads the words it writes in its output binding (the in-place NTT
+    /// stages; the accumulating kernels do when their `arg12` says so).
+    pub fn in_place(self) -> bool {
+        matches!(
+            self,
+            Kernel::NttForwardStage
+                | Kernel::NttInverseStage
+                | Kernel::NttForwardLocal
+                | Kernel::NttInverseLocal
+        )
+    }
+}
+
+/// The shader files and the kernels each holds.
+const FAMILIES: [(&str, &str, &[Kernel]); 4] = [
     (
         "elementwise",
         include_str!("../../../shaders/elementwise.wgsl"),
-        &["poly_add", "poly_sub", "poly_neg", "poly_mul"],
+        &[
+            Kernel::PolyAdd,
+            Kernel::PolySub,
+            Kernel::PolyNeg,
+            Kernel::PolyMul,
+        ],
     ),
     (
         "mac",
         include_str!("../../../shaders/mac.wgsl"),
-        &["poly_mul_acc", "linear_layer", "linear_sparse"],
+        &[
+            Kernel::PolyMulAcc,
+            Kernel::LinearLayer,
+            Kernel::LinearSparse,
+        ],
     ),
     (
         "ntt",
         include_str!("../../../shaders/ntt.wgsl"),
         &[
-            "ntt_forward_stage",
-            "ntt_inverse_stage",
-            "ntt_forward_local",
-            "ntt_inverse_local",
+            Kernel::NttForwardStage,
+            Kernel::NttInverseStage,
+            Kernel::NttForwardLocal,
+            Kernel::NttInverseLocal,
         ],
     ),
     (
         "rns",
         include_str!("../../../shaders/rns.wgsl"),
         &[
-            "gather_polys",
-            "base_convert",
-            "automorphism_ntt",
-            "scalar_affine",
-            "ct_tensor",
-            "key_mul_acc",
-            "scaled_difference",
+            Kernel::GatherPolys,
+            Kernel::BaseConvert,
+            Kernel::AutomorphismNtt,
+            Kernel::ScalarAffine,
+            Kernel::CtTensor,
+            Kernel::KeyMulAcc,
+            Kernel::ScaledDifference,
         ],
     ),
 ];
@@ -52,7 +124,7 @@ pub(crate) const NTT_TILE: usize = 2048;
 /// Every pipeline, by entry-point name.
 pub(crate) struct Kernels {
     pub layout: wgpu::BindGroupLayout,
-    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
 }
 
 impl Kernels {
@@ -106,22 +178,45 @@ impl Kernels {
                 label: Some(family),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             });
-            for &entry in entries {
+            for &kernel in entries {
                 let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
+                    label: Some(kernel.entry()),
                     layout: Some(&pipeline_layout),
                     module: &module,
-                    entry_point: Some(entry),
+                    entry_point: Some(kernel.entry()),
                     compilation_options: Default::default(),
                     cache: None,
                 });
-                pipelines.insert(entry, pipeline);
+                pipelines.insert(kernel, pipeline);
             }
         }
         Self { layout, pipelines }
     }
 
-    pub fn get(&self, entry: &str) -> &wgpu::ComputePipeline {
-        &self.pipelines[entry]
+    pub fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
+        &self.pipelines[&kernel]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_is_an_entry_point_of_its_file_and_listed_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (family, body, kernels) in FAMILIES {
+            for k in kernels {
+                let entry = format!("fn {}(", k.entry());
+                assert!(body.contains(&entry), "{k:?} is not in {family}.wgsl");
+                assert!(seen.insert(*k), "{k:?} listed twice");
+            }
+        }
+        // Every `@compute` function of the files is a Kernel.
+        let computes: usize = FAMILIES
+            .iter()
+            .map(|(_, body, _)| body.matches("@compute").count())
+            .sum();
+        assert_eq!(seen.len(), computes);
     }
 }

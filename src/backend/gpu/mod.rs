@@ -26,7 +26,7 @@ use crate::{Error, Result};
 use arena::{Arena, Taken, Tracked, Use};
 use context::Context;
 use dispatch::{Binds, DispatchState, Started};
-use kernels::{Kernels, NTT_TILE, WORKGROUP};
+use kernels::{Kernel, Kernels, NTT_TILE, WORKGROUP};
 use memory::{Counters, GpuChunk};
 use profile::Profiler;
 use std::collections::HashMap;
@@ -429,7 +429,7 @@ impl GpuBackend {
         })
     }
 
-    fn elementwise(&self, entry: &'static str, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
+    fn elementwise(&self, kernel: Kernel, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
         a.check_same_shape(b)?;
         let (ga, gb) = (self.gpu(a)?, self.gpu(b)?);
         let tables = self.tables(&a.ring)?;
@@ -448,7 +448,7 @@ impl GpuBackend {
                 self.dispatch(
                     enc,
                     &tables,
-                    entry,
+                    kernel,
                     Self::params(&a.ring, words, &[]),
                     groups,
                     binds,
@@ -482,18 +482,46 @@ impl GpuBackend {
                 if forward {
                     for log_t in global_stages.rev() {
                         let p = Self::params(&ring, butterflies, &[log_t, 0, 0, 0, 0]);
-                        self.dispatch(enc, &tables, "ntt_forward_stage", p, stage_groups, binds());
+                        self.dispatch(
+                            enc,
+                            &tables,
+                            Kernel::NttForwardStage,
+                            p,
+                            stage_groups,
+                            binds(),
+                        );
                     }
                     let p = Self::params(&ring, tiles, &[tile_log, 0, 0, 0, 0]);
-                    self.dispatch(enc, &tables, "ntt_forward_local", p, tiles as u64, binds());
+                    self.dispatch(
+                        enc,
+                        &tables,
+                        Kernel::NttForwardLocal,
+                        p,
+                        tiles as u64,
+                        binds(),
+                    );
                 } else {
                     let scale_here = usize::from(tile == n);
                     let p = Self::params(&ring, tiles, &[tile_log, scale_here, 0, 0, 0]);
-                    self.dispatch(enc, &tables, "ntt_inverse_local", p, tiles as u64, binds());
+                    self.dispatch(
+                        enc,
+                        &tables,
+                        Kernel::NttInverseLocal,
+                        p,
+                        tiles as u64,
+                        binds(),
+                    );
                     for log_t in global_stages {
                         let last = usize::from(log_t == n_log - 1);
                         let p = Self::params(&ring, butterflies, &[log_t, last, 0, 0, 0]);
-                        self.dispatch(enc, &tables, "ntt_inverse_stage", p, stage_groups, binds());
+                        self.dispatch(
+                            enc,
+                            &tables,
+                            Kernel::NttInverseStage,
+                            p,
+                            stage_groups,
+                            binds(),
+                        );
                     }
                 }
             }
@@ -625,19 +653,19 @@ impl Backend for GpuBackend {
     }
 
     fn add(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
-        self.elementwise("poly_add", a, b)
+        self.elementwise(Kernel::PolyAdd, a, b)
     }
 
     fn sub(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
-        self.elementwise("poly_sub", a, b)
+        self.elementwise(Kernel::PolySub, a, b)
     }
 
     fn neg(&self, a: &PolyBatch) -> Result<PolyBatch> {
-        self.elementwise("poly_neg", a, a)
+        self.elementwise(Kernel::PolyNeg, a, a)
     }
 
     fn mul(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
-        self.elementwise("poly_mul", a, b)
+        self.elementwise(Kernel::PolyMul, a, b)
     }
 
     fn mul_acc(&self, a: &PolyBatch, b: &PolyBatch, groups: usize) -> Result<PolyBatch> {
@@ -668,7 +696,7 @@ impl Backend for GpuBackend {
                     self.dispatch(
                         enc,
                         &tables,
-                        "poly_mul_acc",
+                        Kernel::PolyMulAcc,
                         p,
                         words.div_ceil(WORKGROUP as usize) as u64,
                         binds,
@@ -734,7 +762,7 @@ impl Backend for GpuBackend {
                     self.dispatch(
                         enc,
                         &tables,
-                        "linear_layer",
+                        Kernel::LinearLayer,
                         p,
                         threads.div_ceil(WORKGROUP as usize) as u64,
                         binds,

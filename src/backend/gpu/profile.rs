@@ -4,6 +4,7 @@
 //! overlap of host and GPU; it is off unless asked for.
 
 use super::dispatch::PARAM_SLOTS;
+use super::kernels::Kernel;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -34,7 +35,7 @@ impl KernelProfile {
 
 /// One dispatch waiting for its timestamps.
 pub(crate) struct Pending {
-    pub kernel: &'static str,
+    pub kernel: Kernel,
     pub bytes_read: u64,
     pub bytes_written: u64,
 }
@@ -117,8 +118,9 @@ impl Profiler {
                     let elapsed = ticks[2 * d + 1].saturating_sub(ticks[2 * d]);
                     let ns = (elapsed as f64 * self.period_ns).round() as u64;
                     total += ns;
-                    let k = totals.entry(p.kernel).or_insert_with(|| KernelProfile {
-                        kernel: p.kernel.to_string(),
+                    let name = p.kernel.entry();
+                    let k = totals.entry(name).or_insert_with(|| KernelProfile {
+                        kernel: name.to_string(),
                         ..Default::default()
                     });
                     k.dispatches += 1;

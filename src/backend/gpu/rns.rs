@@ -4,7 +4,7 @@
 
 use super::arena::Tracked;
 use super::dispatch::Started;
-use super::kernels::WORKGROUP;
+use super::kernels::{Kernel, WORKGROUP};
 use super::{Binds, ConversionBuffer, GpuBackend, GpuData, shoup_pairs};
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
@@ -131,7 +131,7 @@ impl GpuBackend {
                     out: &go.chunks[o].data.buffer,
                 };
                 let p = Self::accumulate(Self::params(&ring, words, &args), started.onto(o));
-                self.dispatch(enc, &tables, "gather_polys", p, groups(words), binds);
+                self.dispatch(enc, &tables, Kernel::GatherPolys, p, groups(words), binds);
             });
             enc.clear_untouched(&started, go);
         })?;
@@ -209,7 +209,7 @@ impl GpuBackend {
                         out: &go.chunks[o].data.buffer,
                     };
                     let p = Self::params(to, threads, &args);
-                    self.dispatch(enc, &tables, "base_convert", p, groups(threads), binds);
+                    self.dispatch(enc, &tables, Kernel::BaseConvert, p, groups(threads), binds);
                 });
             }
         })?;
@@ -218,7 +218,7 @@ impl GpuBackend {
 
     pub(super) fn automorphism_gpu(&self, x: &PolyBatch, g: usize) -> Result<PolyBatch> {
         check_galois_element(x.ring.degree(), g)?;
-        self.same_layout_map("automorphism_ntt", x, &self.placeholder, &[g])
+        self.same_layout_map(Kernel::AutomorphismNtt, x, &self.placeholder, &[g])
     }
 
     pub(super) fn scalar_affine_gpu(
@@ -236,13 +236,13 @@ impl GpuBackend {
             .flat_map(|(m, &a)| [m[0], m[1], a, 0])
             .collect();
         let table = self.op_table(&table)?;
-        self.same_layout_map("scalar_affine", x, &table.buffer, &[])
+        self.same_layout_map(Kernel::ScalarAffine, x, &table.buffer, &[])
     }
 
     /// One dispatch per chunk of a kernel that maps `x` to a batch of the same shape.
     fn same_layout_map(
         &self,
-        entry: &'static str,
+        kernel: Kernel,
         x: &PolyBatch,
         table: &wgpu::Buffer,
         args: &[usize],
@@ -261,7 +261,7 @@ impl GpuBackend {
                     out: &chunk.data.buffer,
                 };
                 let p = Self::params(&x.ring, words, args);
-                self.dispatch(enc, &tables, entry, p, groups(words), binds);
+                self.dispatch(enc, &tables, kernel, p, groups(words), binds);
             }
         })?;
         Ok(out)
@@ -313,7 +313,7 @@ impl GpuBackend {
                     out: &go.chunks[o].data.buffer,
                 };
                 let p = Self::accumulate(Self::params(ring, words, &args), started.onto(o));
-                self.dispatch(enc, &tables, "linear_sparse", p, groups(words), binds);
+                self.dispatch(enc, &tables, Kernel::LinearSparse, p, groups(words), binds);
             });
             enc.clear_untouched(&started, go);
         })?;
@@ -351,7 +351,7 @@ impl GpuBackend {
                         };
                         let p = Self::params(ring, words, &args);
                         let p = Self::accumulate(p, started.onto(o));
-                        self.dispatch(enc, &tables, "ct_tensor", p, groups(words), binds);
+                        self.dispatch(enc, &tables, Kernel::CtTensor, p, groups(words), binds);
                     }
                 }
             }
@@ -404,7 +404,7 @@ impl GpuBackend {
                         out: &go.chunks[o].data.buffer,
                     };
                     let p = Self::accumulate(Self::params(ring, words, &args), started.onto(o));
-                    self.dispatch(enc, &tables, "key_mul_acc", p, groups(words), binds);
+                    self.dispatch(enc, &tables, Kernel::KeyMulAcc, p, groups(words), binds);
                 }
             });
             enc.clear_untouched(&started, go);
@@ -441,7 +441,14 @@ impl GpuBackend {
                     out: &go.chunks[o].data.buffer,
                 };
                 let p = Self::params(ring, words, &args);
-                self.dispatch(enc, &tables, "scaled_difference", p, groups(words), binds);
+                self.dispatch(
+                    enc,
+                    &tables,
+                    Kernel::ScaledDifference,
+                    p,
+                    groups(words),
+                    binds,
+                );
             });
         })?;
         Ok(out)
