@@ -17,8 +17,9 @@ pub struct KernelProfile {
     pub gpu_ns: u64,
     /// Bytes of the buffers its dispatches bind for reading (inputs and tables, whole, once
     /// per dispatch; accumulating kernels and in-place NTT stages also read their output) and
-    /// for writing: what the dispatch may touch, an upper bound on its traffic (a twiddle
-    /// table counts all its limbs, a chunk all its polynomials).
+    /// for writing: each dispatch's footprint, not its memory traffic, which is lower where a
+    /// kernel leaves part of a binding alone (a twiddle table holds every limb's) and higher
+    /// where it reads a word again after the cache lost it (a linear layer's inputs).
     pub bytes_read: u64,
     pub bytes_written: u64,
 }
