@@ -1,8 +1,8 @@
 //! Buffers reused by size. A dropped batch returns its buffers here and the next request of the
 //! same size and usage takes one back, so a steady stream of equal batches creates no buffers
 //! after the first, and wgpu zero-fills none (it clears only buffers never written before).
-//! Bytes in use count against the backend's budget; idle buffers are released when a new
-//! buffer would not fit beside them.
+//! Bytes in use count against the backend's budget; the backend releases the idle buffers when
+//! a new buffer would not fit beside them.
 
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -46,8 +46,6 @@ pub(crate) struct Arena {
     idle: Mutex<HashMap<(Use, u64), BTreeMap<u64, wgpu::Buffer>>>,
     created: AtomicU64,
     idle_bytes: AtomicU64,
-    /// How many times idle buffers were released (caches that hold buffers drop them then).
-    releases: AtomicU64,
     /// Bytes of storage buffers in use (batches, weights, tables).
     live: AtomicU64,
     /// The most `live` has been since the backend opened or the peak was reset.
@@ -61,7 +59,6 @@ impl Arena {
             idle: Mutex::new(HashMap::new()),
             created: AtomicU64::new(0),
             idle_bytes: AtomicU64::new(0),
-            releases: AtomicU64::new(0),
             live: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             budget,
@@ -125,29 +122,26 @@ impl Arena {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.clear();
         self.idle_bytes.store(0, Ordering::Relaxed);
-        self.releases.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Changes whenever idle buffers are released.
-    pub fn releases(&self) -> u64 {
-        self.releases.load(Ordering::Relaxed)
+    /// Whether the bytes in use and the idle ones together exceed the budget.
+    pub fn crowded(&self) -> bool {
+        self.budget
+            .is_some_and(|limit| self.live() + self.idle_bytes() > limit)
     }
 
     /// Reserves `bytes` of storage against the budget and notes the peak; [`Tracked`] releases
-    /// them. Idle buffers are released first when the new bytes would not fit beside them.
+    /// them.
     pub fn reserve(&self, bytes: u64) -> Result<()> {
         let before = self.live.fetch_add(bytes, Ordering::Relaxed);
-        if let Some(limit) = self.budget {
-            if before + bytes > limit {
-                self.live.fetch_sub(bytes, Ordering::Relaxed);
-                return Err(Error::GpuOutOfMemory {
-                    bytes,
-                    why: format!("the GPU memory budget is {limit} bytes and {before} are in use"),
-                });
-            }
-            if before + bytes + self.idle_bytes() > limit {
-                self.release_idle();
-            }
+        if let Some(limit) = self.budget
+            && before + bytes > limit
+        {
+            self.live.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(Error::GpuOutOfMemory {
+                bytes,
+                why: format!("the GPU memory budget is {limit} bytes and {before} are in use"),
+            });
         }
         self.peak.fetch_max(before + bytes, Ordering::Relaxed);
         Ok(())
@@ -224,7 +218,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_budget_counts_bytes_in_use_and_releases_idle_ones_to_fit() {
+    fn the_budget_counts_bytes_in_use() {
         let arena = Arena::new(Some(100));
         arena.reserve(60).unwrap();
         assert!(matches!(
@@ -232,6 +226,7 @@ mod tests {
             Err(Error::GpuOutOfMemory { bytes: 50, .. })
         ));
         assert_eq!((arena.live(), arena.peak()), (60, 60));
+        assert!(!arena.crowded() && !Arena::new(None).crowded());
         arena.unreserve(60);
         arena.reserve(30).unwrap();
         assert_eq!((arena.live(), arena.peak()), (30, 60));

@@ -46,8 +46,6 @@ pub(crate) struct DispatchState {
     /// Bytes between two dispatches' parameters (the adapter's uniform offset alignment).
     stride: u64,
     bind_groups: HashMap<[wgpu::Buffer; 6], wgpu::BindGroup>,
-    /// The arena's release count the cached bind groups belong to.
-    releases: u64,
 }
 
 impl DispatchState {
@@ -63,7 +61,6 @@ impl DispatchState {
             }),
             stride,
             bind_groups: HashMap::new(),
-            releases: 0,
             open: None,
         }
     }
@@ -154,11 +151,8 @@ impl Recorder<'_> {
 
     /// The bind group of `buffers` (parameters, limb table, table, a, b, out), made once.
     fn bind_group(&mut self, buffers: [&wgpu::Buffer; 6], label: &str) -> wgpu::BindGroup {
-        let releases = self.backend.arena.releases();
-        if self.state.releases != releases || self.state.bind_groups.len() >= MAX_CACHED_BIND_GROUPS
-        {
+        if self.state.bind_groups.len() >= MAX_CACHED_BIND_GROUPS {
             self.state.bind_groups.clear();
-            self.state.releases = releases;
         }
         let key = buffers.map(Clone::clone);
         if let Some(group) = self.state.bind_groups.get(&key) {
@@ -196,14 +190,15 @@ impl Recorder<'_> {
 }
 
 impl GpuBackend {
-    /// Drops the cached bind groups, and with them the last references to released buffers.
-    pub(crate) fn release_cached_bind_groups(&self) {
+    /// Frees the arena's idle buffers and the cached bind groups, which hold references to
+    /// them (the driver frees a buffer once nothing, submitted work included, uses it).
+    pub(crate) fn release_idle(&self) {
+        self.arena.release_idle();
         let mut state = self
             .dispatch_state
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         state.bind_groups.clear();
-        state.releases = self.arena.releases();
     }
 
     /// Records `record(recorder)` into the open commands (submitted later: see the module

@@ -310,27 +310,27 @@ impl GpuBackend {
 
     /// A tracked storage buffer from the arena, ready for `first`.
     fn alloc(&self, bytes: u64, first: FirstWrite) -> Result<Tracked> {
-        let releases = self.arena.releases();
         self.arena.reserve(bytes)?;
-        if self.arena.releases() != releases {
-            // The budget made the arena free its idle buffers: let the bind groups go too.
-            self.release_cached_bind_groups();
-        }
         let size = bytes.max(4);
+        // A new buffer: first free the idle ones if it would not fit beside them under the
+        // budget, and once more if the driver refuses it.
         let create = |desc: &wgpu::BufferDescriptor<'_>| {
-            self.ctx
-                .checked(bytes, || self.ctx.device.create_buffer(desc))
-        };
-        let taken = match self.arena.take(Use::Storage, size, create) {
-            // The driver refused: free the idle buffers (and the bind groups that hold them),
-            // then try once more.
-            Err(Error::GpuOutOfMemory { .. }) if self.arena.idle_bytes() > 0 => {
-                self.arena.release_idle();
-                self.release_cached_bind_groups();
-                self.arena.take(Use::Storage, size, create)
+            if self.arena.crowded() {
+                self.release_idle();
             }
-            other => other,
+            let make = || {
+                self.ctx
+                    .checked(bytes, || self.ctx.device.create_buffer(desc))
+            };
+            match make() {
+                Err(Error::GpuOutOfMemory { .. }) if self.arena.idle_bytes() > 0 => {
+                    self.release_idle();
+                    make()
+                }
+                other => other,
+            }
         };
+        let taken = self.arena.take(Use::Storage, size, create);
         let taken = match taken {
             Ok(t) => t,
             Err(e) => {
