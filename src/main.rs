@@ -99,16 +99,23 @@ struct JobArgs {
     /// Write the report as JSON
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Time every GPU kernel with GPU timestamps and print them per kernel and per stage, with
-    /// the bytes each kernel's bindings hold (each submission waits for its timestamps, so the
-    /// job runs slower)
+    #[command(flatten)]
+    profile: ProfileArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `--profile` and `--bandwidth`, for the job and the bench.
+#[derive(Args)]
+struct ProfileArgs {
+    /// Time every GPU kernel with GPU timestamps and print, per kernel (and per stage for the
+    /// job), its GPU time and the bytes its bindings hold; each submission waits for its
+    /// timestamps, so a profiled run is slower
     #[arg(long)]
     profile: bool,
     /// The GPU's memory bandwidth in GB/s, to print each kernel's share of it with --profile
     #[arg(long, value_name = "GBPS", requires = "profile", value_parser = positive_rate)]
     bandwidth: Option<f64>,
-    #[command(flatten)]
-    server: ServerArgs,
 }
 
 fn positive_rate(text: &str) -> std::result::Result<f64, String> {
@@ -189,13 +196,8 @@ struct BenchArgs {
     /// Draw the network's images/s against batch size as SVG
     #[arg(long, value_name = "FILE.svg")]
     chart: Option<PathBuf>,
-    /// Time every GPU kernel with GPU timestamps and print them per kernel at the end (each
-    /// submission waits for its timestamps, so the GPU rows' rates drop)
-    #[arg(long)]
-    profile: bool,
-    /// The GPU's memory bandwidth in GB/s, to print each kernel's share of it with --profile
-    #[arg(long, value_name = "GBPS", requires = "profile", value_parser = positive_rate)]
-    bandwidth: Option<f64>,
+    #[command(flatten)]
+    profile: ProfileArgs,
 }
 
 #[derive(Args)]
@@ -352,7 +354,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         ));
     }
     let gpu_options = hegpu::backend::GpuOptions {
-        profile: args.profile,
+        profile: args.profile.profile,
         ..hegpu::backend::GpuOptions::from_env()?
     };
     let devices = Devices::open_with(gpu_required(), gpu_options)?;
@@ -391,10 +393,10 @@ fn bench(args: BenchArgs) -> Result<()> {
         let lines = hegpu::bench::chart::network_chart(&records, &path, title)?;
         println!("drew {lines} lines in {}", path.display());
     }
-    if args.profile {
+    if args.profile.profile {
         let gpu = devices.list.iter().find_map(|(d, _)| d.kernel_profile());
         match gpu {
-            Some(kernels) => print_kernels(&kernels, args.bandwidth),
+            Some(kernels) => print_kernels(&kernels, args.profile.bandwidth),
             None => println!("profile: no GPU timestamps (no GPU, or it lacks TIMESTAMP_QUERY)"),
         }
     }
@@ -542,7 +544,7 @@ fn mnist(args: JobArgs) -> Result<()> {
         data: args.data,
         model: args.model,
         server: hegpu::job::ServerDevice {
-            profile: args.profile,
+            profile: args.profile.profile,
             ..args.server.server()?
         },
     };
@@ -626,8 +628,8 @@ fn mnist(args: JobArgs) -> Result<()> {
         per(report.bytes_received),
         report.bytes_keys
     );
-    if args.profile {
-        print_profile(&report, args.bandwidth);
+    if args.profile.profile {
+        print_profile(&report, args.profile.bandwidth);
     }
     if let Some(path) = args.json {
         write_file(&path, (report.to_json() + "\n").as_bytes())?;
