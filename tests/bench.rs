@@ -233,7 +233,10 @@ fn profiled_throughput_rows_time_every_gpu_dispatch() {
         return;
     };
     let Some(kernels) = gpu.0.kernel_profile() else {
-        return; // an adapter without TIMESTAMP_QUERY: nothing to time
+        // Only an adapter without TIMESTAMP_QUERY has nothing to time.
+        let timestamps = common::gpu().is_some_and(|g| g.report().timestamp_query);
+        assert!(!timestamps, "an adapter with timestamps gives a profile");
+        return;
     };
     let dispatches: u64 = kernels.iter().map(|k| k.dispatches).sum();
     assert_eq!(dispatches, gpu.0.gpu_stats().unwrap().counts.dispatches);
