@@ -72,7 +72,7 @@ pub struct GpuOptions {
     /// this many dispatches in all, as a driver reset would. For testing the fallbacks.
     pub lose_after_dispatches: Option<u64>,
     /// Time every dispatch with GPU timestamps where the adapter offers `TIMESTAMP_QUERY`
-    /// (each submission then waits for its timestamps); see [`GpuBackend::kernel_profile`].
+    /// (each submission then waits for its timestamps); see [`Backend::kernel_profile`].
     pub profile: bool,
     /// Build the kernels with 16×16 partial products even where the adapter offers
     /// `SHADER_INT64` (as browsers must), e.g. to test that path.
@@ -241,12 +241,6 @@ impl GpuBackend {
                     .write_buffer(buffer, 0, bytemuck::cast_slice(&words));
             })
         })
-    }
-
-    /// GPU time, dispatches and bytes per kernel since the device opened; `None` unless the
-    /// backend was opened with [`GpuOptions::profile`] on an adapter with timestamps.
-    pub fn kernel_profile(&self) -> Option<Vec<KernelProfile>> {
-        self.profiler.as_ref().map(Profiler::totals)
     }
 
     /// Bytes of batches and weights currently held on the device.
@@ -543,8 +537,10 @@ impl Backend for GpuBackend {
         self.ctx.take_uncaptured()
     }
 
+    /// Since the device opened; `None` unless it was opened with [`GpuOptions::profile`] on
+    /// an adapter with timestamps.
     fn kernel_profile(&self) -> Option<Vec<KernelProfile>> {
-        GpuBackend::kernel_profile(self)
+        self.profiler.as_ref().map(Profiler::totals)
     }
 
     fn gpu_stats(&self) -> Option<GpuStats> {
