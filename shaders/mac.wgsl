@@ -25,69 +25,56 @@ fn poly_mul_acc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
 }
 
-// linear_layer: out[j] += Σ_k w[j][k] · x[k] for the inputs in this chunk, every limb with its own
-// scalar word; weights in `table` as [j][k][limb] pairs (w, Shoup companion). One thread owns
-// one coefficient of up to four outputs, so each input word it loads feeds four products.
-// total: threads = ceil(outputs in chunk / 4) * words per polynomial; arg0: K (all inputs);
-// arg1: first output of the output chunk; arg2: outputs in the output chunk; arg3: first input
-// of the input chunk; arg4: inputs in the input chunk. CPU twin: CpuBackend::linear.
-const TILE_OUT: u32 = 4u;
+// linear_sparse: affine layers (dense or sparse rows), one tile of outputs that read the same
+// inputs per workgroup row (gid.y), one coefficient of every output of the tile per thread: each
+// input word loaded feeds up to SPARSE_TILE products, summed as lazy Shoup products in two words
+// and reduced once. Terms whose input lies outside this input chunk are skipped; the bias is added
+// with the chunk that holds input 0. Table (built by gpu/linear.rs): per tile a header of 8 words
+// (first column, columns, first output, outputs, first weight), the columns, the outputs, the
+// (w, Shoup) pairs [column][limb][output in tile] of each tile, then the bias [output][limb].
+// total: words per polynomial; arg0: the dispatch's first tile; arg1, arg2: first input and count
+// of the input chunk; arg3: first output of the output chunk; arg4: where the bias starts;
+// arg5: 1 when there is a bias. CPU twin: CpuBackend::linear_rows (linear and linear_sparse).
+const SPARSE_TILE: u32 = 16u;
 
-@compute @workgroup_size(256)
-fn linear_layer(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let pw = params.limbs << params.n_log;
-    for (var t = gid.x; t < params.total; t += nwg.x * WG) {
-        let j_local = (t / pw) * TILE_OUT;
-        let w = t % pw;
-        let l = w >> params.n_log;
-        let p = limb_info[l].p;
-        let count = min(TILE_OUT, params.arg2 - j_local);
-        var acc: array<u32, 4>;
-        for (var u = 0u; u < count; u++) {
-            acc[u] = out_start((j_local + u) * pw + w);
-        }
-        for (var k = 0u; k < params.arg4; k++) {
-            let x = in_a[k * pw + w];
-            let kk = params.arg3 + k;
-            for (var u = 0u; u < count; u++) {
-                let at = (((params.arg1 + j_local + u) * params.arg0 + kk) * params.limbs + l) * 2u;
-                acc[u] = add_mod(acc[u], mul_shoup(x, table[at], table[at + 1u], p), p);
-            }
-        }
-        for (var u = 0u; u < count; u++) {
-            out[(j_local + u) * pw + w] = acc[u];
-        }
-    }
-}
-
-// linear_sparse: out[j] += Σ_e w_e · x[column_e] over row j's entries whose input lies in this
-// chunk, plus bias[j] (with the chunk holding input 0, so it is added once). table: offsets
-// (J+1 words), then columns (arg4 words), then (w, Shoup) pairs [entry][limb], then, when arg5
-// is 1, the bias [output][limb]. total: words of the output chunk; arg0: its first output; arg1,
-// arg2: first input and count of the input chunk; arg3: J; arg4: entries; arg5: 1 when there
-// is a bias. CPU twin: CpuBackend::linear_sparse.
 @compute @workgroup_size(256)
 fn linear_sparse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let pw = params.limbs << params.n_log;
-    let columns = params.arg3 + 1u;
-    let pairs = columns + params.arg4;
-    for (var i = gid.x; i < params.total; i += nwg.x * WG) {
-        let j = params.arg0 + i / pw;
-        let w = i % pw;
+    let h = (params.arg0 + gid.y) * 8u;
+    let first_col = table[h];
+    let cols = table[h + 1u];
+    let first_out = table[h + 2u];
+    let outs = table[h + 3u];
+    let first_weight = table[h + 4u];
+    for (var w = gid.x; w < params.total; w += nwg.x * WG) {
         let l = w >> params.n_log;
-        let p = limb_info[l].p;
-        var acc = out_start(i);
-        if (params.arg5 == 1u && params.arg1 == 0u) {
-            acc = add_mod(acc, table[pairs + 2u * params.arg4 * params.limbs + j * params.limbs + l], p);
-        }
-        for (var e = table[j]; e < table[j + 1u]; e++) {
-            let k = table[columns + e];
+        let li = limb_info[l];
+        var lo: array<u32, SPARSE_TILE>;
+        var hi: array<u32, SPARSE_TILE>;
+        for (var c = 0u; c < cols; c++) {
+            let k = table[first_col + c];
             if (k < params.arg1 || k - params.arg1 >= params.arg2) {
                 continue;
             }
-            let at = pairs + 2u * (e * params.limbs + l);
-            acc = add_mod(acc, mul_shoup(in_a[(k - params.arg1) * pw + w], table[at], table[at + 1u], p), p);
+            let x = in_a[(k - params.arg1) * params.total + w];
+            let at = first_weight + 2u * (c * params.limbs + l) * outs;
+            for (var u = 0u; u < SPARSE_TILE; u++) {
+                if (u < outs) {
+                    let r = mul_shoup_lazy(x, table[at + 2u * u], table[at + 2u * u + 1u], li.p);
+                    lo[u] += r;
+                    hi[u] += select(0u, 1u, lo[u] < r);
+                }
+            }
         }
-        out[i] = acc;
+        for (var u = 0u; u < SPARSE_TILE; u++) {
+            if (u < outs) {
+                let j = table[first_out + u];
+                let i = (j - params.arg3) * params.total + w;
+                var v = reduce_wide(lo[u], hi[u], li);
+                if (params.arg5 == 1u && params.arg1 == 0u) {
+                    v = add_mod(v, table[params.arg4 + j * params.limbs + l], li.p);
+                }
+                out[i] = add_mod(out_start(i), v, li.p);
+            }
+        }
     }
 }

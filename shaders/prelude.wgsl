@@ -34,7 +34,7 @@ struct LimbInfo {
     n_inv: u32,          // N^{-1} mod p
     n_inv_shoup: u32,
     tw_offset: u32,      // start of this limb's twiddles in `table`: fwd, fwd', inv, inv' (N words each)
-    pad: u32,
+    one_shoup: u32,      // floor(2^32 / p): mul_shoup(a, 1, one_shoup) reduces any u32 a
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -83,6 +83,12 @@ fn mul_mod(a: u32, b: u32, li: LimbInfo) -> u32 {
     let t0 = hi + mul_hi(m, li.p) + select(0u, 1u, lo != 0u);
     let t = select(t0, t0 - li.p, t0 >= li.p);
     return mul_shoup(t, li.r_mod_p, li.r_mod_p_shoup, li.p);
+}
+
+// (hi * 2^32 + lo) mod p, for a sum of lazy products kept in two words.
+fn reduce_wide(lo: u32, hi: u32, li: LimbInfo) -> u32 {
+    let high = mul_shoup(hi, li.r_mod_p, li.r_mod_p_shoup, li.p);
+    return add_mod(high, mul_shoup(lo, 1u, li.one_shoup, li.p), li.p);
 }
 
 fn limb_of_word(i: u32) -> LimbInfo {

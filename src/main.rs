@@ -608,6 +608,10 @@ fn mnist(args: JobArgs) -> Result<()> {
             per_batch(gpu.buffers_created),
             per_batch(gpu.zeroed_bytes) / 1e6
         );
+        println!(
+            "GPU traffic per batch: {:.2} GB read and written by the kernels (modelled, no cache)",
+            per_batch(gpu.bytes_read + gpu.bytes_written) / 1e9
+        );
     }
     println!(
         "server:                {:.0} images/s ({:.0} images/s with full batches of {})",

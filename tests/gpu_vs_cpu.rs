@@ -203,7 +203,7 @@ fn linear_oracle(ring: &Ring, w: &[u32], x: &[u32], inputs: usize, word: usize) 
 }
 
 #[test]
-fn linear_layer_matches_u64_and_gpu() {
+fn linear_matches_u64_and_gpu() {
     // 31-bit primes fold every 2 terms on the CPU, 20-bit ones almost never: both are covered,
     // with enough inputs to cross many folds.
     let cpu = cpu();
@@ -212,6 +212,8 @@ fn linear_layer_matches_u64_and_gpu() {
         (1 << 12, 2, 10, 3),
         (1 << 13, 6, 1, 1),
         (1 << 10, 4, 9, 70),
+        // More outputs than a GPU tile holds (16): three tiles, the last partial.
+        (1 << 10, 2, 37, 20),
     ] {
         let ring = mixed_ring(n, limbs);
         let (x, w) = (
@@ -238,7 +240,7 @@ fn linear_layer_matches_u64_and_gpu() {
             assert_eq!(
                 gpu.download(&g).unwrap(),
                 cw,
-                "linear_layer n={n} J={outputs} K={inputs}"
+                "linear n={n} J={outputs} K={inputs}"
             );
         }
     }

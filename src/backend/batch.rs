@@ -1,6 +1,6 @@
 //! Device-resident data: batches of RNS polynomials and prepared weight matrices.
 
-use super::gpu::{GpuData, GpuWeights};
+use super::gpu::{GpuData, GpuLinear};
 use super::ring::Ring;
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -164,7 +164,7 @@ pub(crate) enum WeightStorage {
     Host {
         rows: super::sparse::SparseRows,
     },
-    Gpu(GpuWeights),
+    Gpu(GpuLinear),
 }
 
 impl Weights {

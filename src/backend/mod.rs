@@ -2,7 +2,7 @@
 //!
 //! [`cpu::CpuBackend`] (rayon) and [`gpu::GpuBackend`] (wgpu + WGSL) implement [`Backend`]
 //! and return the same words for the same inputs, bit for bit. A kernel and its CPU twin carry
-//! the same name (`ntt_forward`, `poly_mul_acc`, `linear_layer`, ...).
+//! the same name (`ntt_forward`, `poly_mul_acc`, `linear_sparse`, ...).
 
 pub mod batch;
 pub mod cpu;

@@ -1,7 +1,7 @@
 //! Sparse linear layers (convolutions, pooling, padding): each output is a weighted sum of a
 //! few inputs, given in compressed-row form, so the cost follows the terms, not J × K.
 
-use super::gpu::GpuWeights;
+use super::gpu::GpuLinear;
 use super::ring::Ring;
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -25,20 +25,12 @@ pub struct SparseWeights {
     pub(crate) ring: Arc<Ring>,
     pub(crate) outputs: usize,
     pub(crate) inputs: usize,
-    /// Number of terms over all outputs.
-    pub(crate) entries: usize,
-    /// Whether the rows carry a constant per output.
-    pub(crate) has_bias: bool,
     pub(crate) data: SparseStorage,
 }
 
 pub(crate) enum SparseStorage {
-    Host {
-        rows: SparseRows,
-    },
-    /// One table: offsets (J+1), columns, (word, Shoup) pairs `[entry][limb]`, then the bias
-    /// `[output][limb]` when there is one.
-    Gpu(GpuWeights),
+    Host { rows: SparseRows },
+    Gpu(GpuLinear),
 }
 
 impl SparseWeights {
@@ -54,8 +46,6 @@ impl SparseWeights {
             ring: ring.clone(),
             outputs: rows.outputs(),
             inputs,
-            entries: rows.columns.len(),
-            has_bias: !rows.bias.is_empty(),
             data: prepare()?,
         })
     }
@@ -72,6 +62,17 @@ impl SparseWeights {
 }
 
 impl SparseRows {
+    /// The rows of a dense matrix `words` (`[j][k][limb]`, which is `[entry][limb]` of rows that
+    /// read every input), with no bias.
+    pub(crate) fn dense(outputs: usize, inputs: usize, words: &[u32]) -> Self {
+        Self {
+            offsets: (0..=outputs).map(|j| j * inputs).collect(),
+            columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
+            words: words.to_vec(),
+            bias: Vec::new(),
+        }
+    }
+
     /// Number of outputs.
     pub fn outputs(&self) -> usize {
         self.offsets.len().saturating_sub(1)

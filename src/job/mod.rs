@@ -180,6 +180,7 @@ impl JobReport {
             "gpu_ms": g.gpu_ns as f64 / 1e6 / batches,
             "upload_bytes": g.upload_bytes as f64 / batches,
             "readback_bytes": g.readback_bytes as f64 / batches,
+            "traffic_bytes": (g.bytes_read + g.bytes_written) as f64 / batches,
         });
         serde_json::json!({
             "device": self.device,
@@ -226,6 +227,7 @@ impl JobReport {
                 "cleared_bytes": s.counts.cleared_bytes,
                 "host_record_ms": s.counts.host_ns as f64 / 1e6,
                 "gpu_ms": s.counts.gpu_ns as f64 / 1e6,
+                "traffic_bytes": s.counts.bytes_read + s.counts.bytes_written,
             })).collect::<Vec<_>>(),
             "kernels": self.kernels.as_ref().map(|ks| ks.iter().map(|k| serde_json::json!({
                 "kernel": k.kernel,

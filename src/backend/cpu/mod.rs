@@ -245,13 +245,7 @@ impl Backend for CpuBackend {
         words: &[u32],
     ) -> Result<Weights> {
         Weights::check(ring, outputs, inputs, words)?;
-        // `words` is `[j][k][l]`, which is `[entry][limb]` of rows that read every input.
-        let rows = SparseRows {
-            offsets: (0..=outputs).map(|j| j * inputs).collect(),
-            columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
-            words: words.to_vec(),
-            bias: Vec::new(),
-        };
+        let rows = SparseRows::dense(outputs, inputs, words);
         Ok(Weights {
             ring: ring.clone(),
             outputs,

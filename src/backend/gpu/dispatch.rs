@@ -35,6 +35,14 @@ pub(crate) struct Binds<'a> {
     pub out: &'a wgpu::Buffer,
 }
 
+/// Bytes of global memory one dispatch reads and writes, modelled from its kernel's access
+/// pattern (caches aside): see [`GpuBackend::footprint`] and the kernels that count their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub read: u64,
+    pub written: u64,
+}
+
 /// One dispatch's parameters (see [`GpuBackend::params`]).
 pub(crate) type Params = [u32; PARAM_WORDS];
 
@@ -234,7 +242,8 @@ impl GpuBackend {
         })
     }
 
-    /// Records one dispatch of `kernel` covering `total` work items (or workgroup tiles).
+    /// Records one dispatch of `kernel` over `workgroups` workgroups (a grid-stride loop covers
+    /// the rest), counting its bindings' footprint as its traffic.
     pub(crate) fn dispatch(
         &self,
         rec: &mut Recorder<'_>,
@@ -243,6 +252,36 @@ impl GpuBackend {
         params: Params,
         workgroups: u64,
         binds: Binds<'_>,
+    ) {
+        let traffic = self.footprint(kernel, &params, &binds);
+        self.dispatch_grid(rec, ring, kernel, params, [workgroups, 1], binds, traffic);
+    }
+
+    /// What a dispatch reads and writes when it touches every word it binds once: its
+    /// inputs and table, and its output (read too by in-place and accumulating kernels).
+    pub(crate) fn footprint(&self, kernel: Kernel, params: &Params, binds: &Binds<'_>) -> Traffic {
+        let size = |b: &wgpu::Buffer| if *b == self.placeholder { 0 } else { b.size() };
+        let written = size(binds.out);
+        let reads_out = params[ACCUMULATE_WORD] == 1 || kernel.in_place();
+        let read = size(binds.table)
+            + size(binds.a)
+            + if binds.b == binds.a { 0 } else { size(binds.b) }
+            + if reads_out { written } else { 0 };
+        Traffic { read, written }
+    }
+
+    /// Records one dispatch of `kernel` over a `[x, y]` grid of workgroups (`x` clamped to the
+    /// adapter's limit: kernels loop over the rest), which moves `traffic`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dispatch_grid(
+        &self,
+        rec: &mut Recorder<'_>,
+        ring: &GpuRingTables,
+        kernel: Kernel,
+        params: Params,
+        grid: [u64; 2],
+        binds: Binds<'_>,
+        traffic: Traffic,
     ) {
         if rec.open().dispatches == PARAM_SLOTS {
             rec.submit();
@@ -266,21 +305,10 @@ impl GpuBackend {
             ],
             kernel.entry(),
         );
+        self.counters.traffic(traffic);
         let profiler = self.profiler.as_ref();
         if profiler.is_some() {
-            let size = |b: &wgpu::Buffer| if *b == self.placeholder { 0 } else { b.size() };
-            let written = size(binds.out);
-            // Accumulating kernels and the in-place NTT stages also read their output.
-            let reads_out = params[ACCUMULATE_WORD] == 1 || kernel.in_place();
-            let read = size(binds.table)
-                + size(binds.a)
-                + if binds.b == binds.a { 0 } else { size(binds.b) }
-                + if reads_out { written } else { 0 };
-            rec.open().pending.push(Pending {
-                kernel,
-                bytes_read: read,
-                bytes_written: written,
-            });
+            rec.open().pending.push(Pending { kernel, traffic });
         }
         let slot = slot as u32;
         let timestamps = profiler.map(|p| wgpu::ComputePassTimestampWrites {
@@ -297,11 +325,13 @@ impl GpuBackend {
             });
         pass.set_pipeline(self.kernels.get(kernel));
         pass.set_bind_group(0, &group, &[offset as u32]);
-        let groups = workgroups.clamp(
-            1,
-            u64::from(self.ctx.limits.max_compute_workgroups_per_dimension),
+        let limit = u64::from(self.ctx.limits.max_compute_workgroups_per_dimension);
+        debug_assert!(
+            grid[1] <= limit,
+            "callers split grids taller than the limit"
         );
-        pass.dispatch_workgroups(groups as u32, 1, 1);
+        let [x, y] = grid.map(|g| g.clamp(1, limit) as u32);
+        pass.dispatch_workgroups(x, y, 1);
         let dispatches = self.counters.dispatch();
         if self.lose_after_dispatches == Some(dispatches) {
             self.ctx

@@ -17,7 +17,6 @@ pub(crate) enum Kernel {
     PolyNeg,
     PolyMul,
     PolyMulAcc,
-    LinearLayer,
     LinearSparse,
     NttForwardStage,
     NttInverseStage,
@@ -41,7 +40,6 @@ impl Kernel {
             Kernel::PolyNeg => "poly_neg",
             Kernel::PolyMul => "poly_mul",
             Kernel::PolyMulAcc => "poly_mul_acc",
-            Kernel::LinearLayer => "linear_layer",
             Kernel::LinearSparse => "linear_sparse",
             Kernel::NttForwardStage => "ntt_forward_stage",
             Kernel::NttInverseStage => "ntt_inverse_stage",
@@ -85,11 +83,7 @@ const FAMILIES: [(&str, &str, &[Kernel]); 4] = [
     (
         "mac",
         include_str!("../../../shaders/mac.wgsl"),
-        &[
-            Kernel::PolyMulAcc,
-            Kernel::LinearLayer,
-            Kernel::LinearSparse,
-        ],
+        &[Kernel::PolyMulAcc, Kernel::LinearSparse],
     ),
     (
         "ntt",

@@ -26,12 +26,6 @@ impl GpuData {
     }
 }
 
-/// The GPU side of [`Weights`](crate::backend::Weights): `[j][k][limb]` pairs (word, Shoup).
-pub struct GpuWeights {
-    pub(crate) device_id: u64,
-    pub(crate) data: Tracked,
-}
-
 /// Counts of what crossed between host and device, of kernel dispatches, and of the host's
 /// work around them (the GPU's overhead, which tests can assert without a GPU).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +50,10 @@ pub struct TransferCounts {
     pub host_ns: u64,
     /// GPU time of the dispatches, in nanoseconds (only when profiling with timestamps).
     pub gpu_ns: u64,
+    /// Bytes of global memory the dispatches read and wrote, as modelled from each kernel's
+    /// access pattern (see [`KernelProfile::bytes_read`](super::KernelProfile::bytes_read)).
+    pub bytes_read: u64,
+    pub bytes_written: u64,
 }
 
 /// What a GPU backend holds and has moved: see [`Backend::gpu_stats`](crate::backend::Backend::gpu_stats).
@@ -88,6 +86,8 @@ impl TransferCounts {
             bind_groups: self.bind_groups - earlier.bind_groups,
             host_ns: self.host_ns - earlier.host_ns,
             gpu_ns: self.gpu_ns - earlier.gpu_ns,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+            bytes_written: self.bytes_written - earlier.bytes_written,
         }
     }
 
@@ -105,6 +105,8 @@ impl TransferCounts {
         self.bind_groups += other.bind_groups;
         self.host_ns += other.host_ns;
         self.gpu_ns += other.gpu_ns;
+        self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
     }
 }
 
@@ -122,6 +124,8 @@ pub(crate) struct Counters {
     bind_groups: AtomicU64,
     host_ns: AtomicU64,
     gpu_ns: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
 }
 
 impl Counters {
@@ -138,6 +142,10 @@ impl Counters {
     }
     pub fn host_time(&self, ns: u64) {
         self.host_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+    pub fn traffic(&self, t: super::dispatch::Traffic) {
+        self.bytes_read.fetch_add(t.read, Ordering::Relaxed);
+        self.bytes_written.fetch_add(t.written, Ordering::Relaxed);
     }
     pub fn gpu_time(&self, ns: u64) {
         self.gpu_ns.fetch_add(ns, Ordering::Relaxed);
@@ -171,6 +179,8 @@ impl Counters {
             bind_groups: self.bind_groups.load(Ordering::Relaxed),
             host_ns: self.host_ns.load(Ordering::Relaxed),
             gpu_ns: self.gpu_ns.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
         }
     }
 }

@@ -9,18 +9,20 @@ mod arena;
 mod context;
 mod dispatch;
 mod kernels;
+mod linear;
 mod memory;
 mod profile;
 mod rns;
 mod tables;
 
 pub use context::AdapterReport;
-pub use memory::{GpuData, GpuStats, GpuWeights, TransferCounts};
+pub use linear::GpuLinear;
+pub use memory::{GpuData, GpuStats, TransferCounts};
 pub use profile::KernelProfile;
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::ring::Ring;
-use super::sparse::{SparseRows, SparseWeights};
+use super::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use super::{Backend, check_linear, mul_acc_terms};
 use crate::{Error, Result};
 use arena::{Arena, Taken, Tracked, Use};
@@ -368,9 +370,9 @@ impl GpuBackend {
         })
     }
 
-    /// A layer's table (weights and their Shoup companions, indices) in one tracked storage
+    /// A read-only table (a layer's weights, an operation's indices) in one tracked storage
     /// binding; `what` names it in errors.
-    fn upload_weight_table(&self, table: &[u32], what: &str) -> Result<GpuWeights> {
+    fn upload_table(&self, table: &[u32], what: &str) -> Result<Tracked> {
         let bytes = 4 * table.len() as u64;
         if bytes > self.binding_limit {
             return Err(Error::GpuOutOfMemory {
@@ -387,10 +389,7 @@ impl GpuBackend {
                 .write_buffer(&data.buffer, 0, bytemuck::cast_slice(table))
         })?;
         self.counters.upload(bytes);
-        Ok(GpuWeights {
-            device_id: self.id,
-            data,
-        })
+        Ok(data)
     }
 
     /// Chunks for `batch` polynomials of `ring` that kernels will write.
@@ -712,7 +711,7 @@ impl Backend for GpuBackend {
         words: &[u32],
     ) -> Result<Weights> {
         Weights::check(ring, outputs, inputs, words)?;
-        let data = self.upload_weight_table(&shoup_pairs(ring, words), "the weight matrix")?;
+        let data = self.upload_linear(ring, &SparseRows::dense(outputs, inputs, words))?;
         Ok(Weights {
             ring: ring.clone(),
             outputs,
@@ -729,44 +728,7 @@ impl Backend for GpuBackend {
                 found: "the CPU".into(),
             });
         };
-        if gw.device_id != self.id {
-            return Err(Error::WrongDevice {
-                expected: self.where_(),
-                found: format!("GPU device #{}", gw.device_id),
-            });
-        }
-        let gx = self.gpu(x)?;
-        let ring = &x.ring;
-        let tables = self.tables(ring)?;
-        let out = self.alloc_batch(ring, w.outputs)?;
-        let go = self.gpu(&out)?;
-        let pw = ring.poly_words();
-        self.run(0, |enc| {
-            for (o, out_chunk) in go.chunks.iter().enumerate() {
-                let (j0, j1) = go.range(o);
-                for (c, in_chunk) in gx.chunks.iter().enumerate() {
-                    let (k0, k1) = gx.range(c);
-                    let threads = (j1 - j0).div_ceil(4) * pw;
-                    let binds = Binds {
-                        table: &gw.data.buffer,
-                        a: &in_chunk.data.buffer,
-                        b: &self.placeholder,
-                        out: &out_chunk.data.buffer,
-                    };
-                    let p = Self::params(ring, threads, &[w.inputs, j0, j1 - j0, k0, k1 - k0]);
-                    let p = Self::accumulate(p, c > 0);
-                    self.dispatch(
-                        enc,
-                        &tables,
-                        Kernel::LinearLayer,
-                        p,
-                        threads.div_ceil(WORKGROUP as usize) as u64,
-                        binds,
-                    );
-                }
-            }
-        })?;
-        Ok(out)
+        self.linear_tiles(gw, w.outputs, x)
     }
 
     fn upload_sparse(
@@ -775,11 +737,20 @@ impl Backend for GpuBackend {
         inputs: usize,
         rows: &SparseRows,
     ) -> Result<SparseWeights> {
-        self.upload_sparse_gpu(ring, inputs, rows)
+        SparseWeights::prepare(ring, inputs, rows, || {
+            Ok(SparseStorage::Gpu(self.upload_linear(ring, rows)?))
+        })
     }
 
     fn linear_sparse(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
-        self.linear_sparse_gpu(w, x)
+        check_sparse(w, x)?;
+        let SparseStorage::Gpu(gw) = &w.data else {
+            return Err(Error::WrongDevice {
+                expected: self.where_(),
+                found: "the CPU".into(),
+            });
+        };
+        self.linear_tiles(gw, w.outputs, x)
     }
 
     fn concat(&self, parts: &[&PolyBatch]) -> Result<PolyBatch> {

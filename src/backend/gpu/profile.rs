@@ -1,9 +1,10 @@
 //! GPU time per kernel, from timestamps the GPU writes at the start and end of each dispatch's
-//! compute pass (`TIMESTAMP_QUERY`), with the bytes each dispatch's bindings hold. Profiling
+//! compute pass (`TIMESTAMP_QUERY`), with the bytes each dispatch moves (its modelled traffic,
+//! see [`Traffic`]). Profiling
 //! waits for every submission to read its timestamps back, so it measures the kernels, not the
 //! overlap of host and GPU; it is off unless asked for.
 
-use super::dispatch::PARAM_SLOTS;
+use super::dispatch::{PARAM_SLOTS, Traffic};
 use super::kernels::Kernel;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -15,11 +16,11 @@ pub struct KernelProfile {
     pub dispatches: u64,
     /// GPU time between the start and end timestamps of its dispatches.
     pub gpu_ns: u64,
-    /// Bytes of the buffers its dispatches bind for reading (inputs and tables, whole, once
-    /// per dispatch; accumulating kernels and in-place NTT stages also read their output) and
-    /// for writing: each dispatch's footprint, not its memory traffic, which is lower where a
-    /// kernel leaves part of a binding alone (a twiddle table holds every limb's) and higher
-    /// where it reads a word again after the cache lost it (a linear layer's inputs).
+    /// Bytes of global memory its dispatches read and write, modelled from each kernel's
+    /// access pattern with no cache: the words a dispatch binds, once each (in-place and
+    /// accumulating kernels also read their output; a table is counted whole, though a kernel
+    /// may use part of it), except the linear layers, which count each input word once per
+    /// tile of outputs that reads it (see `gpu/linear.rs`).
     pub bytes_read: u64,
     pub bytes_written: u64,
 }
@@ -37,8 +38,7 @@ impl KernelProfile {
 /// One dispatch waiting for its timestamps.
 pub(crate) struct Pending {
     pub kernel: Kernel,
-    pub bytes_read: u64,
-    pub bytes_written: u64,
+    pub traffic: Traffic,
 }
 
 /// The query set and buffers timestamps pass through, and the totals by kernel.
@@ -126,8 +126,8 @@ impl Profiler {
                     });
                     k.dispatches += 1;
                     k.gpu_ns += ns;
-                    k.bytes_read += p.bytes_read;
-                    k.bytes_written += p.bytes_written;
+                    k.bytes_read += p.traffic.read;
+                    k.bytes_written += p.traffic.written;
                 }
             }
             self.readback.unmap();

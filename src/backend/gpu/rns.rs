@@ -6,14 +6,13 @@ use super::arena::Tracked;
 use super::dispatch::Started;
 use super::kernels::{Kernel, WORKGROUP};
 use super::{Binds, ConversionBuffer, GpuBackend, GpuData, shoup_pairs};
+use crate::Result;
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
     check_concat, check_galois_element, check_gather, check_key_mul_acc, check_limb_scalars,
     check_scaled_difference, check_tensor, conversion_tables,
 };
-use crate::backend::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
-use crate::{Error, Result};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -37,10 +36,7 @@ impl GpuBackend {
         if let Some(t) = tables.get(words) {
             return Ok(t.clone());
         }
-        let table = Arc::new(
-            self.upload_weight_table(words, "an operation's table")?
-                .data,
-        );
+        let table = Arc::new(self.upload_table(words, "an operation's table")?);
         if tables.len() >= MAX_OP_TABLES {
             tables.clear();
         }
@@ -263,59 +259,6 @@ impl GpuBackend {
                 let p = Self::params(&x.ring, words, args);
                 self.dispatch(enc, &tables, kernel, p, groups(words), binds);
             }
-        })?;
-        Ok(out)
-    }
-
-    pub(super) fn upload_sparse_gpu(
-        &self,
-        ring: &Arc<Ring>,
-        inputs: usize,
-        rows: &SparseRows,
-    ) -> Result<SparseWeights> {
-        SparseWeights::prepare(ring, inputs, rows, || {
-            let mut table: Vec<u32> = rows.offsets.iter().map(|&o| o as u32).collect();
-            table.extend(rows.columns.iter().map(|&c| c as u32));
-            table.extend(shoup_pairs(ring, &rows.words));
-            table.extend(&rows.bias);
-            let data = self.upload_weight_table(&table, "the sparse layer")?;
-            Ok(SparseStorage::Gpu(data))
-        })
-    }
-
-    pub(super) fn linear_sparse_gpu(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
-        check_sparse(w, x)?;
-        let gw = match &w.data {
-            SparseStorage::Gpu(g) if g.device_id == self.id => g,
-            _ => {
-                return Err(Error::WrongDevice {
-                    expected: self.where_(),
-                    found: "another device".into(),
-                });
-            }
-        };
-        let gx = self.gpu(x)?;
-        let ring = &x.ring;
-        let tables = self.tables(ring)?;
-        let out = self.alloc_batch(ring, w.outputs)?;
-        let go = self.gpu(&out)?;
-        let entries = w.entries;
-        let has_bias = usize::from(w.has_bias);
-        self.run(0, |enc| {
-            let mut started = Started::new(go.chunks.len());
-            Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
-                let words = go.chunks[o].polys * ring.poly_words();
-                let args = [o0, s, count, w.outputs, entries, has_bias];
-                let binds = Binds {
-                    table: &gw.data.buffer,
-                    a: &gx.chunks[c].data.buffer,
-                    b: &self.placeholder,
-                    out: &go.chunks[o].data.buffer,
-                };
-                let p = Self::accumulate(Self::params(ring, words, &args), started.onto(o));
-                self.dispatch(enc, &tables, Kernel::LinearSparse, p, groups(words), binds);
-            });
-            enc.clear_untouched(&started, go);
         })?;
         Ok(out)
     }

@@ -24,7 +24,7 @@ pub(crate) fn ring_tables(ring: &Ring) -> (Vec<u32>, Vec<u32>) {
             n_inv,
             n_inv_shoup,
             offset,
-            0,
+            m.shoup(1),
         ]);
         let (fwd, fwd_shoup) = plan.forward_twiddles();
         let (inv, inv_shoup) = plan.inverse_twiddles();
