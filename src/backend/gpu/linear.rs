@@ -282,7 +282,7 @@ mod tests {
         let rows = convolution(ring.limbs());
         for per_chunk in [48, 20, 7] {
             let plan = TilePlan::new(&ring, &rows, per_chunk).unwrap();
-            let mut seen = vec![0; 48];
+            let mut seen = [0; 48];
             for (t, &n) in plan.outputs.iter().enumerate() {
                 let h = &plan.table[t * HEADER..][..HEADER];
                 assert_eq!(h[3] as usize, n);
