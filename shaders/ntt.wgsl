@@ -1,66 +1,119 @@
-// Batched negacyclic NTT, in place on `out` ([row][n], row = polynomial * limbs + limb).
-// Forward: Cooley–Tukey, standard order in, bit-reversed out. Inverse: Gentleman–Sande,
-// bit-reversed in, standard order out, times N^{-1}. Twiddles as in NttPlan: at a stage whose
-// butterflies span t, group g uses twiddle number n/(2t) + g. CPU twins: CpuBackend::ntt_forward
-// and ntt_inverse (tfhe-ntt), and NttPlan::forward_reference / inverse_reference (this loop).
+// Batched negacyclic NTT, in place on `out` ([row][n], row = polynomial * limbs + limb), in at
+// most two passes over global memory. Forward: Cooley–Tukey, standard order in, bit-reversed
+// out. Inverse: Gentleman–Sande, bit-reversed in, standard order out, times N^{-1}. Twiddles as
+// in NttPlan: at a stage whose butterflies span t, group g uses twiddle number n/(2t) + g. CPU
+// twins: CpuBackend::ntt_forward and ntt_inverse (tfhe-ntt), and NttPlan::forward_reference /
+// inverse_reference (these loops).
 //
-// Stages whose span is at least a tile run one dispatch each over global memory (`*_stage`);
-// the remaining stages of a tile run in workgroup memory in one dispatch (`*_local`).
+// A workgroup holds a tile of T words in workgroup memory (T: the largest power of two the
+// adapter's workgroup storage holds, up to 2^13; set when the kernels are compiled). The stages
+// whose butterflies span less than T work on T consecutive words (`*_local`): one pass when
+// N <= T. The k = log2(N/T) stages with longer spans work on columns: words j, j + T, j + 2T, …
+// of a row are one column of 2^k words, and a tile holds T / 2^k neighbouring columns
+// (`*_columns`), so loads and stores stay coalesced. Forward runs columns then local; inverse
+// local then columns, and its last pass multiplies by N^{-1}.
 
-var<workgroup> tile: array<u32, 2048>;
+const NTT_TILE_WORDS: u32 = 2048u;
+var<workgroup> tile: array<u32, NTT_TILE_WORDS>;
 
 fn twiddle(li: LimbInfo, which: u32, index: u32) -> u32 {
     // which: 0 forward, 1 forward Shoup, 2 inverse, 3 inverse Shoup
     return table[li.tw_offset + (which << params.n_log) + index];
 }
 
-// Where global butterfly number `b` of a stage with span 2^log_t reads and writes.
-struct Butterfly {
-    i0: u32,        // first word (the second is i0 + 2^log_t)
-    twiddle: u32,   // index into this limb's twiddle table
-    limb: u32,
+// Where a column tile starts and how it is laid out. arg0: k (words per column 2^k); arg1:
+// log2 of the columns per tile. total: tiles in the chunk.
+struct ColumnTile {
+    base: u32,       // first word of the tile's first column in the chunk
+    col_log: u32,    // log2 of the distance between a column's words (T)
+    width_log: u32,  // log2 of the columns in the tile
+    size: u32,       // words in the tile
 }
 
-fn butterfly(b: u32, log_t: u32) -> Butterfly {
-    let half_log = params.n_log - 1u;
-    let row = b >> half_log;
-    let k = b & ((1u << half_log) - 1u);
-    let g = k >> log_t;
-    let i0 = (row << params.n_log) + (g << (log_t + 1u)) + (k & ((1u << log_t) - 1u));
-    return Butterfly(i0, (1u << (half_log - log_t)) + g, row % params.limbs);
+fn column_tile(tl: u32) -> ColumnTile {
+    let k = params.arg0;
+    let width_log = params.arg1;
+    let col_log = params.n_log - k;
+    let per_row_log = col_log - width_log;
+    let row = tl >> per_row_log;
+    let j0 = (tl & ((1u << per_row_log) - 1u)) << width_log;
+    return ColumnTile((row << params.n_log) + j0, col_log, width_log, 1u << (k + width_log));
 }
 
-// One global radix-2 stage. total: butterflies in the chunk (rows * N/2); arg0: log2(span).
+// Word e of a column tile (e = m * width + column) in the chunk.
+fn column_word(ct: ColumnTile, e: u32) -> u32 {
+    let m = e >> ct.width_log;
+    return ct.base + (m << ct.col_log) + (e & ((1u << ct.width_log) - 1u));
+}
+
+// Butterfly b of a column tile at a stage spanning 2^h words of a column: its first word in the
+// tile and its twiddle number, 2^(k-1-h) + (m >> (h + 1)) for the column position m.
+fn column_butterfly(b: u32, h: u32, width_log: u32) -> vec2<u32> {
+    let k = params.arg0;
+    let q = b >> width_log;
+    let m = ((q >> h) << (h + 1u)) | (q & ((1u << h) - 1u));
+    let i0 = (m << width_log) | (b & ((1u << width_log) - 1u));
+    return vec2<u32>(i0, (1u << (k - 1u - h)) + (m >> (h + 1u)));
+}
+
+// The first k forward stages (spans N/2 … N/2^k), on column tiles.
 @compute @workgroup_size(256)
-fn ntt_forward_stage(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var b = gid.x; b < params.total; b += nwg.x * WG) {
-        let bf = butterfly(b, params.arg0);
-        let li = limb_info[bf.limb];
-        let i1 = bf.i0 + (1u << params.arg0);
-        let u = out[bf.i0];
-        let v = mul_shoup(out[i1], twiddle(li, 0u, bf.twiddle), twiddle(li, 1u, bf.twiddle), li.p);
-        out[bf.i0] = add_mod(u, v, li.p);
-        out[i1] = sub_mod(u, v, li.p);
+fn ntt_forward_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let k = params.arg0;
+    for (var tl = wid.x; tl < params.total; tl += nwg.x) {
+        let ct = column_tile(tl);
+        let li = limb_info[(ct.base >> params.n_log) % params.limbs];
+        for (var e = lid; e < ct.size; e += WG) {
+            tile[e] = out[column_word(ct, e)];
+        }
+        workgroupBarrier();
+        for (var s = 0u; s < k; s++) {
+            let h = k - 1u - s;
+            let span = 1u << (h + ct.width_log);
+            for (var b = lid; b < ct.size / 2u; b += WG) {
+                let bf = column_butterfly(b, h, ct.width_log);
+                let u = tile[bf.x];
+                let v = mul_shoup(tile[bf.x + span], twiddle(li, 0u, bf.y), twiddle(li, 1u, bf.y), li.p);
+                tile[bf.x] = add_mod(u, v, li.p);
+                tile[bf.x + span] = sub_mod(u, v, li.p);
+            }
+            workgroupBarrier();
+        }
+        for (var e = lid; e < ct.size; e += WG) {
+            out[column_word(ct, e)] = tile[e];
+        }
+        workgroupBarrier();
     }
 }
 
-// One global inverse stage; arg1 = 1 on the last stage, which also multiplies by N^{-1}.
+// The last k inverse stages (spans N/2^k … N/2) on column tiles, times N^{-1}.
 @compute @workgroup_size(256)
-fn ntt_inverse_stage(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var b = gid.x; b < params.total; b += nwg.x * WG) {
-        let bf = butterfly(b, params.arg0);
-        let li = limb_info[bf.limb];
-        let i1 = bf.i0 + (1u << params.arg0);
-        let u = out[bf.i0];
-        let v = out[i1];
-        var x0 = add_mod(u, v, li.p);
-        var x1 = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, bf.twiddle), twiddle(li, 3u, bf.twiddle), li.p);
-        if (params.arg1 == 1u) {
-            x0 = mul_shoup(x0, li.n_inv, li.n_inv_shoup, li.p);
-            x1 = mul_shoup(x1, li.n_inv, li.n_inv_shoup, li.p);
+fn ntt_inverse_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let k = params.arg0;
+    for (var tl = wid.x; tl < params.total; tl += nwg.x) {
+        let ct = column_tile(tl);
+        let li = limb_info[(ct.base >> params.n_log) % params.limbs];
+        for (var e = lid; e < ct.size; e += WG) {
+            tile[e] = out[column_word(ct, e)];
         }
-        out[bf.i0] = x0;
-        out[i1] = x1;
+        workgroupBarrier();
+        for (var h = 0u; h < k; h++) {
+            let span = 1u << (h + ct.width_log);
+            for (var b = lid; b < ct.size / 2u; b += WG) {
+                let bf = column_butterfly(b, h, ct.width_log);
+                let u = tile[bf.x];
+                let v = tile[bf.x + span];
+                tile[bf.x] = add_mod(u, v, li.p);
+                tile[bf.x + span] = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, bf.y), twiddle(li, 3u, bf.y), li.p);
+            }
+            workgroupBarrier();
+        }
+        for (var e = lid; e < ct.size; e += WG) {
+            out[column_word(ct, e)] = mul_shoup(tile[e], li.n_inv, li.n_inv_shoup, li.p);
+        }
+        workgroupBarrier();
     }
 }
 
@@ -71,12 +124,11 @@ fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
                      @builtin(local_invocation_index) lid: u32) {
     let log_tile = params.arg0;
     let size = 1u << log_tile;
-    let tiles_per_row = 1u << (params.n_log - log_tile);
+    let per_row_log = params.n_log - log_tile;
     for (var tl = wid.x; tl < params.total; tl += nwg.x) {
-        let row = tl / tiles_per_row;
-        let li = limb_info[row % params.limbs];
-        let base = tl << log_tile;                       // first word of the tile in the chunk
-        let pos = (tl % tiles_per_row) << log_tile;      // its position in the polynomial
+        let li = limb_info[(tl >> per_row_log) % params.limbs];
+        let base = tl << log_tile;                                 // first word of the tile in the chunk
+        let pos = (tl & ((1u << per_row_log) - 1u)) << log_tile;  // its position in the polynomial
         for (var e = lid; e < size; e += WG) {
             tile[e] = out[base + e];
         }
@@ -103,19 +155,18 @@ fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     }
 }
 
-// The first log2(T) inverse stages in workgroup memory; arg1 = 1 when no global stage follows,
+// The first log2(T) inverse stages in workgroup memory; arg1 = 1 when no column pass follows,
 // so this pass also multiplies by N^{-1}.
 @compute @workgroup_size(256)
 fn ntt_inverse_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
     let log_tile = params.arg0;
     let size = 1u << log_tile;
-    let tiles_per_row = 1u << (params.n_log - log_tile);
+    let per_row_log = params.n_log - log_tile;
     for (var tl = wid.x; tl < params.total; tl += nwg.x) {
-        let row = tl / tiles_per_row;
-        let li = limb_info[row % params.limbs];
+        let li = limb_info[(tl >> per_row_log) % params.limbs];
         let base = tl << log_tile;
-        let pos = (tl % tiles_per_row) << log_tile;
+        let pos = (tl & ((1u << per_row_log) - 1u)) << log_tile;
         for (var e = lid; e < size; e += WG) {
             tile[e] = out[base + e];
         }

@@ -32,36 +32,85 @@ fn both(b: &dyn Backend, ring: &Arc<Ring>, batch: usize, seed: u64) -> PolyBatch
 #[test]
 fn ntt_forward_and_inverse_match_cpu() {
     let Some(gpu) = gpu() else { return };
+    // The adapter's own tiles (one pass up to its tile, two beyond), and forced small tiles, so
+    // that the column pass runs at every degree from 2^11, with 1 to 6 stages.
+    let small = |tile| {
+        GpuBackend::with_options(GpuOptions {
+            max_ntt_tile: Some(tile),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (a, b) = (small(1024), small(4096));
+    let devices = [gpu, &a, &b];
     let cpu = cpu();
     for (i, &(n, limbs, batch)) in SHAPES.iter().enumerate() {
         let ring = mixed_ring(n, limbs);
         let words = random_words(&ring, batch, 10 + i as u64);
-        let (mut c, mut g) = (
-            cpu.upload(&ring, batch, &words).unwrap(),
-            gpu.upload(&ring, batch, &words).unwrap(),
-        );
-        cpu.ntt_forward(&mut c).unwrap();
-        gpu.ntt_forward(&mut g).unwrap();
-        assert_eq!(
-            gpu.download(&g).unwrap(),
-            cpu.download(&c).unwrap(),
-            "ntt_forward n={n} limbs={limbs} batch={batch}"
-        );
-        // Inverse on fresh random evaluations (not only on the forward output).
         let evals = random_words(&ring, batch, 50 + i as u64);
-        let (mut c, mut g) = (
-            cpu.upload(&ring, batch, &evals).unwrap(),
-            gpu.upload(&ring, batch, &evals).unwrap(),
-        );
+        let mut c = cpu.upload(&ring, batch, &words).unwrap();
+        cpu.ntt_forward(&mut c).unwrap();
+        let forward = cpu.download(&c).unwrap();
+        // Inverse on fresh random evaluations (not only on the forward output).
+        let mut c = cpu.upload(&ring, batch, &evals).unwrap();
         cpu.ntt_inverse(&mut c).unwrap();
-        gpu.ntt_inverse(&mut g).unwrap();
-        assert_eq!(
-            gpu.download(&g).unwrap(),
-            cpu.download(&c).unwrap(),
-            "ntt_inverse n={n} limbs={limbs} batch={batch}"
-        );
-        gpu.ntt_forward(&mut g).unwrap();
-        assert_eq!(gpu.download(&g).unwrap(), evals, "GPU round trip n={n}");
+        let inverse = cpu.download(&c).unwrap();
+        for gpu in devices {
+            let before = gpu.counts().dispatches;
+            let mut g = gpu.upload(&ring, batch, &words).unwrap();
+            gpu.ntt_forward(&mut g).unwrap();
+            let passes = gpu.counts().dispatches - before;
+            assert_eq!(
+                gpu.download(&g).unwrap(),
+                forward,
+                "ntt_forward n={n} limbs={limbs} batch={batch} ({passes} passes)"
+            );
+            assert!(passes <= 2, "{passes} passes at n={n}");
+            let mut g = gpu.upload(&ring, batch, &evals).unwrap();
+            gpu.ntt_inverse(&mut g).unwrap();
+            assert_eq!(
+                gpu.download(&g).unwrap(),
+                inverse,
+                "ntt_inverse n={n} limbs={limbs} batch={batch}"
+            );
+            gpu.ntt_forward(&mut g).unwrap();
+            assert_eq!(gpu.download(&g).unwrap(), evals, "GPU round trip n={n}");
+        }
+    }
+}
+
+/// Global passes per transform, counted: one where a tile holds the polynomial, two up to
+/// N = 2^16 (an NTT is one dispatch per pass and chunk).
+#[test]
+fn every_ntt_takes_at_most_two_passes() {
+    let Some(_) = gpu() else { return };
+    for tile in [1024, 8192] {
+        let gpu = GpuBackend::with_options(GpuOptions {
+            max_ntt_tile: Some(tile),
+            ..Default::default()
+        })
+        .unwrap();
+        // The tile the adapter allows may be smaller than asked.
+        let tile = tile.min(gpu.report().max_workgroup_storage_bytes as usize / 4);
+        for n_log in 10..=16 {
+            let ring = mixed_ring(1 << n_log, 1);
+            let mut x = both(&gpu, &ring, 1, 7);
+            for forward in [true, false] {
+                let before = gpu.counts();
+                if forward {
+                    gpu.ntt_forward(&mut x).unwrap();
+                } else {
+                    gpu.ntt_inverse(&mut x).unwrap();
+                }
+                let spent = gpu.counts().since(&before);
+                let expected = if 1 << n_log <= tile { 1 } else { 2 };
+                assert_eq!(spent.dispatches, expected, "n=2^{n_log}, tile {tile}");
+                // Each pass reads and writes the polynomial once (plus the twiddles).
+                let poly = 4 * ring.poly_words() as u64;
+                assert_eq!(spent.bytes_written, expected * poly);
+                assert!(spent.bytes_read <= expected * 5 * poly, "{spent:?}");
+            }
+        }
     }
 }
 

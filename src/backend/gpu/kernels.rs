@@ -18,8 +18,8 @@ pub(crate) enum Kernel {
     PolyMul,
     PolyMulAcc,
     LinearSparse,
-    NttForwardStage,
-    NttInverseStage,
+    NttForwardColumns,
+    NttInverseColumns,
     NttForwardLocal,
     NttInverseLocal,
     GatherPolys,
@@ -41,8 +41,8 @@ impl Kernel {
             Kernel::PolyMul => "poly_mul",
             Kernel::PolyMulAcc => "poly_mul_acc",
             Kernel::LinearSparse => "linear_sparse",
-            Kernel::NttForwardStage => "ntt_forward_stage",
-            Kernel::NttInverseStage => "ntt_inverse_stage",
+            Kernel::NttForwardColumns => "ntt_forward_columns",
+            Kernel::NttInverseColumns => "ntt_inverse_columns",
             Kernel::NttForwardLocal => "ntt_forward_local",
             Kernel::NttInverseLocal => "ntt_inverse_local",
             Kernel::GatherPolys => "gather_polys",
@@ -56,12 +56,12 @@ impl Kernel {
     }
 
     /// Whether the kernel reads the words it writes in its output binding (the in-place NTT
-    /// stages; the accumulating kernels do when their `arg12` says so).
+    /// passes; the accumulating kernels do when their `arg12` says so).
     pub fn in_place(self) -> bool {
         matches!(
             self,
-            Kernel::NttForwardStage
-                | Kernel::NttInverseStage
+            Kernel::NttForwardColumns
+                | Kernel::NttInverseColumns
                 | Kernel::NttForwardLocal
                 | Kernel::NttInverseLocal
         )
@@ -89,8 +89,8 @@ const FAMILIES: [(&str, &str, &[Kernel]); 4] = [
         "ntt",
         include_str!("../../../shaders/ntt.wgsl"),
         &[
-            Kernel::NttForwardStage,
-            Kernel::NttInverseStage,
+            Kernel::NttForwardColumns,
+            Kernel::NttInverseColumns,
             Kernel::NttForwardLocal,
             Kernel::NttInverseLocal,
         ],
@@ -112,8 +112,26 @@ const FAMILIES: [(&str, &str, &[Kernel]); 4] = [
 
 /// Threads per workgroup in every kernel (`WG` in the prelude).
 pub(crate) const WORKGROUP: u32 = 256;
-/// Words per workgroup tile in the local NTT kernels (`tile` in ntt.wgsl).
-pub(crate) const NTT_TILE: usize = 2048;
+/// Most words per workgroup tile of the NTT kernels (`tile` in ntt.wgsl): 32 KiB, one pass up
+/// to N = 2^13 where the adapter's workgroup storage holds them.
+pub(crate) const MAX_NTT_TILE: usize = 1 << 13;
+/// Fewest words per NTT tile: every adapter's workgroup storage (16 KiB at least) holds them,
+/// and two passes cover N up to their square.
+const MIN_NTT_TILE: usize = 1 << 10;
+/// The tile size's declaration in ntt.wgsl, replaced when the kernels are compiled.
+const NTT_TILE_DECLARATION: &str = "const NTT_TILE_WORDS: u32 = 2048u;";
+
+/// Words per NTT tile: the largest power of two within `limit` (if given), the adapter's
+/// workgroup storage of `storage_bytes` and [`MAX_NTT_TILE`].
+pub(crate) fn ntt_tile(storage_bytes: u32, limit: Option<usize>) -> usize {
+    let fits = (storage_bytes as usize / 4).min(limit.unwrap_or(usize::MAX));
+    let tile = if fits.is_power_of_two() {
+        fits
+    } else {
+        fits.next_power_of_two() / 2
+    };
+    tile.clamp(MIN_NTT_TILE, MAX_NTT_TILE)
+}
 
 /// Every pipeline, by entry-point name.
 pub(crate) struct Kernels {
@@ -123,8 +141,9 @@ pub(crate) struct Kernels {
 
 impl Kernels {
     /// Compiles every kernel; with `native_products`, `mul_hi` uses 64-bit integers (the
-    /// device must have been opened with SHADER_INT64).
-    pub fn compile(device: &wgpu::Device, native_products: bool) -> Self {
+    /// device must have been opened with SHADER_INT64); the NTT kernels with tiles of
+    /// `ntt_tile` words (from [`ntt_tile`]).
+    pub fn compile(device: &wgpu::Device, native_products: bool, ntt_tile: usize) -> Self {
         let mul_hi = if native_products {
             MUL_HI_U64
         } else {
@@ -167,6 +186,10 @@ impl Kernels {
         });
         let mut pipelines = HashMap::new();
         for (family, body, entries) in FAMILIES {
+            let body = body.replace(
+                NTT_TILE_DECLARATION,
+                &format!("const NTT_TILE_WORDS: u32 = {ntt_tile}u;"),
+            );
             let source = format!("{PRELUDE}\n{mul_hi}\n{body}");
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(family),
@@ -212,5 +235,16 @@ mod tests {
             .map(|(_, body, _)| body.matches("@compute").count())
             .sum();
         assert_eq!(seen.len(), computes);
+        let ntt = FAMILIES.iter().find(|f| f.0 == "ntt").unwrap().1;
+        assert_eq!(ntt.matches(NTT_TILE_DECLARATION).count(), 1);
+    }
+
+    #[test]
+    fn ntt_tiles_are_powers_of_two_within_the_storage() {
+        assert_eq!(ntt_tile(16 << 10, None), 4096);
+        assert_eq!(ntt_tile(32 << 10, None), 8192);
+        assert_eq!(ntt_tile(48 << 10, None), 8192);
+        assert_eq!(ntt_tile(48 << 10, Some(3000)), 2048);
+        assert_eq!(ntt_tile(32 << 10, Some(1)), MIN_NTT_TILE);
     }
 }

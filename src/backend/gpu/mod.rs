@@ -28,7 +28,7 @@ use crate::{Error, Result};
 use arena::{Arena, Taken, Tracked, Use};
 use context::Context;
 use dispatch::{Binds, DispatchState, Started};
-use kernels::{Kernel, Kernels, NTT_TILE, WORKGROUP};
+use kernels::{Kernel, Kernels, WORKGROUP};
 use memory::{Counters, GpuChunk};
 use profile::Profiler;
 use std::collections::HashMap;
@@ -79,6 +79,9 @@ pub struct GpuOptions {
     /// Build the kernels with 16×16 partial products even where the adapter offers
     /// `SHADER_INT64` (as browsers must), e.g. to test that path.
     pub portable_products: bool,
+    /// Largest NTT tile in words (default: what the adapter's workgroup storage holds, up to
+    /// 2^13), e.g. to test the two-pass transform at small degrees.
+    pub max_ntt_tile: Option<usize>,
 }
 
 impl GpuOptions {
@@ -130,6 +133,8 @@ pub fn parse_bytes(text: &str) -> Result<u64> {
 pub struct GpuBackend {
     ctx: Context,
     kernels: Kernels,
+    /// Words per NTT tile in workgroup memory.
+    ntt_tile: usize,
     id: u64,
     max_chunk_bytes: u64,
     /// The adapter's largest storage binding (tables and weights must fit one).
@@ -182,7 +187,11 @@ impl GpuBackend {
             .map_or(binding_limit, |b| b.min(binding_limit))
             & !3;
         let native = ctx.report.native_products;
-        let kernels = ctx.checked(0, || Kernels::compile(&ctx.device, native))?;
+        let ntt_tile = kernels::ntt_tile(
+            ctx.limits.max_compute_workgroup_storage_size,
+            options.max_ntt_tile,
+        );
+        let kernels = ctx.checked(0, || Kernels::compile(&ctx.device, native, ntt_tile))?;
         let placeholder = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("placeholder"),
             size: 16,
@@ -198,6 +207,7 @@ impl GpuBackend {
         Ok(Self {
             ctx,
             kernels,
+            ntt_tile,
             id: NEXT_DEVICE_ID.fetch_add(1, Ordering::Relaxed),
             max_chunk_bytes,
             binding_limit,
@@ -451,71 +461,45 @@ impl GpuBackend {
         Ok(out)
     }
 
+    /// The NTT of every polynomial of `x` in at most two passes (see ntt.wgsl): the stages
+    /// spanning less than a tile in workgroup memory over consecutive words, the others over
+    /// column tiles.
     fn ntt(&self, x: &mut PolyBatch, forward: bool) -> Result<()> {
         let gx = self.gpu(x)?;
         let ring = x.ring.clone();
         let tables = self.tables(&ring)?;
-        let (n, n_log) = (ring.degree(), ring.degree().trailing_zeros() as usize);
-        let tile = n.min(NTT_TILE);
-        let tile_log = tile.trailing_zeros() as usize;
+        let n = ring.degree();
+        let tile = n.min(self.ntt_tile);
+        let (tile_log, n_log) = (tile.trailing_zeros() as usize, n.trailing_zeros() as usize);
+        // Column stages: 2^k words a column, tile / 2^k columns a tile.
+        let k = n_log - tile_log;
+        let width_log = tile_log - k;
+        let columns = |kernel| (kernel, [k, width_log]);
+        let local = |kernel, scale: bool| (kernel, [tile_log, usize::from(scale)]);
+        let passes = match (forward, k > 0) {
+            (true, true) => vec![
+                columns(Kernel::NttForwardColumns),
+                local(Kernel::NttForwardLocal, false),
+            ],
+            (true, false) => vec![local(Kernel::NttForwardLocal, false)],
+            (false, true) => vec![
+                local(Kernel::NttInverseLocal, false),
+                columns(Kernel::NttInverseColumns),
+            ],
+            (false, false) => vec![local(Kernel::NttInverseLocal, true)],
+        };
         self.run(0, |enc| {
             for chunk in &gx.chunks {
-                let rows = chunk.polys * ring.limbs();
-                let binds = || Binds {
-                    table: &tables.twiddles,
-                    a: &self.placeholder,
-                    b: &self.placeholder,
-                    out: &chunk.data.buffer,
-                };
-                let butterflies = rows * n / 2;
-                let stage_groups = butterflies.div_ceil(WORKGROUP as usize) as u64;
-                let tiles = rows * (n / tile);
-                // Spans t = 2^log_t with t >= tile run over global memory, one stage a dispatch.
-                let global_stages = tile_log..n_log;
-                if forward {
-                    for log_t in global_stages.rev() {
-                        let p = Self::params(&ring, butterflies, &[log_t, 0, 0, 0, 0]);
-                        self.dispatch(
-                            enc,
-                            &tables,
-                            Kernel::NttForwardStage,
-                            p,
-                            stage_groups,
-                            binds(),
-                        );
-                    }
-                    let p = Self::params(&ring, tiles, &[tile_log, 0, 0, 0, 0]);
-                    self.dispatch(
-                        enc,
-                        &tables,
-                        Kernel::NttForwardLocal,
-                        p,
-                        tiles as u64,
-                        binds(),
-                    );
-                } else {
-                    let scale_here = usize::from(tile == n);
-                    let p = Self::params(&ring, tiles, &[tile_log, scale_here, 0, 0, 0]);
-                    self.dispatch(
-                        enc,
-                        &tables,
-                        Kernel::NttInverseLocal,
-                        p,
-                        tiles as u64,
-                        binds(),
-                    );
-                    for log_t in global_stages {
-                        let last = usize::from(log_t == n_log - 1);
-                        let p = Self::params(&ring, butterflies, &[log_t, last, 0, 0, 0]);
-                        self.dispatch(
-                            enc,
-                            &tables,
-                            Kernel::NttInverseStage,
-                            p,
-                            stage_groups,
-                            binds(),
-                        );
-                    }
+                let tiles = chunk.polys * ring.limbs() * (n / tile);
+                for &(kernel, args) in &passes {
+                    let binds = Binds {
+                        table: &tables.twiddles,
+                        a: &self.placeholder,
+                        b: &self.placeholder,
+                        out: &chunk.data.buffer,
+                    };
+                    let p = Self::params(&ring, tiles, &args);
+                    self.dispatch(enc, &tables, kernel, p, tiles as u64, binds);
                 }
             }
         })
