@@ -23,42 +23,38 @@ fn gather_polys(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
 }
 
-// base_convert: one digit of the centered fast base conversion. Source limbs
-// [arg6, arg6 + arg7) of input polynomial m become every limb of output polynomial arg1 + m.
-// table from arg8: per source limb [s, (S/s)^-1, Shoup, ⌊S/2⌋ mod s], then ⌊S/2⌋ mod t per
-// target limb, then [target][source] pairs (S/s mod t, Shoup). total: output polynomials in the
-// chunk × N; arg0: first polynomial of the output chunk; arg2: M (polynomials per digit);
-// arg3, arg4: first polynomial and count of the input chunk; arg5: limbs of an input polynomial.
+// base_convert: the centered fast base conversion of every digit, one output polynomial per
+// workgroup row (gid.y): output polynomial o = d * M + m is digit d (source limbs [start, start +
+// count) of input polynomial m) in every limb of the target ring. table: per digit a header
+// [offset, start, count, 0], then at each offset the digit's per source limb [s, (S/s)^-1,
+// Shoup, ⌊S/2⌋ mod s], ⌊S/2⌋ mod t per target limb, and [target][source] pairs (S/s mod t,
+// Shoup). total: N; arg0: the dispatch's first output polynomial; arg1: first polynomial of
+// the output chunk; arg2: M (polynomials per digit); arg3, arg4: first polynomial and count of
+// the input chunk; arg5: limbs of an input polynomial. CPU twin: CpuBackend::base_convert_rows.
 const MAX_SOURCE: u32 = 16u;
 
 @compute @workgroup_size(256)
 fn base_convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = 1u << params.n_log;
-    let pw = params.limbs << params.n_log;
-    let in_pw = params.arg5 << params.n_log;
-    let s_count = params.arg7;
-    let base = params.arg8;
+    let o = params.arg0 + gid.y;
+    let d = o / params.arg2;
+    let m = o - d * params.arg2;
+    if (m < params.arg3 || m - params.arg3 >= params.arg4) {
+        return;
+    }
+    let base = table[4u * d];
+    let s_count = table[4u * d + 2u];
     let halves = base + 4u * s_count;
     let matrix = halves + params.limbs;
-    for (var t = gid.x; t < params.total; t += nwg.x * WG) {
-        let o = params.arg0 + t / n;
-        let k = t % n;
-        if (o < params.arg1 || o - params.arg1 >= params.arg2) {
-            continue;
-        }
-        let m = o - params.arg1;
-        if (m < params.arg3 || m - params.arg3 >= params.arg4) {
-            continue;
-        }
+    let src0 = (m - params.arg3) * (params.arg5 << params.n_log) + (table[4u * d + 1u] << params.n_log);
+    let dst0 = (o - params.arg1) * (params.limbs << params.n_log);
+    for (var k = gid.x; k < params.total; k += nwg.x * WG) {
         var y: array<u32, MAX_SOURCE>;
-        let src = (m - params.arg3) * in_pw + (params.arg6 << params.n_log) + k;
         for (var i = 0u; i < s_count; i++) {
             let at = base + 4u * i;
             let s = table[at];
-            let x = add_mod(in_a[src + (i << params.n_log)], table[at + 3u], s);
+            let x = add_mod(in_a[src0 + (i << params.n_log) + k], table[at + 3u], s);
             y[i] = mul_shoup(x, table[at + 1u], table[at + 2u], s);
         }
-        let dst = (t / n) * pw + k;
         for (var j = 0u; j < params.limbs; j++) {
             let p = limb_info[j].p;
             var acc = 0u;
@@ -66,7 +62,7 @@ fn base_convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
                 let at = matrix + 2u * (j * s_count + i);
                 acc = add_mod(acc, mul_shoup(y[i], table[at], table[at + 1u], p), p);
             }
-            out[dst + (j << params.n_log)] = sub_mod(acc, table[halves + j], p);
+            out[dst0 + (j << params.n_log) + k] = sub_mod(acc, table[halves + j], p);
         }
     }
 }

@@ -23,8 +23,6 @@ use std::ops::Range;
 pub(crate) const TILE: usize = 16;
 /// Words of a tile's header in the table.
 const HEADER: usize = 8;
-/// Tiles one dispatch covers at most (rows of its grid; every adapter allows 65,535).
-const TILES_PER_DISPATCH: usize = 65_535;
 
 /// A linear layer resident on one GPU.
 pub struct GpuLinear {
@@ -182,6 +180,7 @@ impl GpuBackend {
         let plan = &w.plan;
         let x_groups = pw.div_ceil(WORKGROUP as usize) as u64;
         let table_bytes = 4 * plan.table.len() as u64;
+        let rows = self.max_grid_rows();
         self.run(0, |enc| {
             for (o, chunk_tiles) in plan.chunks.iter().enumerate() {
                 let (o0, _) = go.range(o);
@@ -190,8 +189,8 @@ impl GpuBackend {
                     // Every output of the chunk is written by each input chunk's dispatch: the
                     // first starts from zero, the next add to it.
                     let onto = c > 0;
-                    for t0 in chunk_tiles.clone().step_by(TILES_PER_DISPATCH) {
-                        let tiles = t0..chunk_tiles.end.min(t0 + TILES_PER_DISPATCH);
+                    for t0 in chunk_tiles.clone().step_by(rows) {
+                        let tiles = t0..chunk_tiles.end.min(t0 + rows);
                         let args = [
                             t0,
                             s,

@@ -42,8 +42,6 @@ use wgpu::util::DeviceExt;
 type RingKey = (usize, Vec<u32>);
 /// A base conversion's identity: the source primes of each digit, and the target primes.
 type ConversionKey = (Vec<Vec<u32>>, Vec<u32>);
-/// Its tables on the device and the offset of each digit's table.
-pub(crate) type ConversionBuffer = (Arc<Tracked>, Vec<usize>);
 
 /// Chunks hold a multiple of this many polynomials when at least this many fit.
 pub(crate) const CHUNK_GROUP: usize = 6;
@@ -149,7 +147,7 @@ pub struct GpuBackend {
     rings: Mutex<HashMap<RingKey, Arc<GpuRingTables>>>,
     /// Base-conversion tables by (source primes of each digit, target primes), with the
     /// offset of each digit's table: uploaded once per device.
-    conversions: Mutex<HashMap<ConversionKey, Arc<ConversionBuffer>>>,
+    conversions: Mutex<HashMap<ConversionKey, Arc<Tracked>>>,
     /// Small per-operation tables by their words (see `rns.rs`).
     op_tables: Mutex<HashMap<Vec<u32>, Arc<Tracked>>>,
     /// Timestamps per dispatch, when profiling on an adapter that has them.
@@ -355,6 +353,12 @@ impl GpuBackend {
             self.counters.cleared(size);
         }
         Ok(tracked)
+    }
+
+    /// Rows a dispatch's grid may have (kernels that give each workgroup row one output
+    /// polynomial or tile split taller grids over several dispatches).
+    fn max_grid_rows(&self) -> usize {
+        self.ctx.limits.max_compute_workgroups_per_dimension as usize
     }
 
     /// How many polynomials of `ring` one chunk holds.

@@ -5,7 +5,7 @@
 use super::arena::Tracked;
 use super::dispatch::Started;
 use super::kernels::{Kernel, WORKGROUP};
-use super::{Binds, ConversionBuffer, GpuBackend, GpuData, shoup_pairs};
+use super::{Binds, GpuBackend, GpuData, shoup_pairs};
 use crate::Result;
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;
@@ -140,7 +140,7 @@ impl GpuBackend {
         x: &PolyBatch,
         digits: &[Range<usize>],
         to: &Ring,
-    ) -> Result<Arc<ConversionBuffer>> {
+    ) -> Result<Arc<Tracked>> {
         let conversions = conversion_tables(x, digits, to)?;
         let primes = x.ring.primes();
         let key = (
@@ -151,13 +151,18 @@ impl GpuBackend {
         if let Some(hit) = cache.get(&key) {
             return Ok(hit.clone());
         }
-        let mut words = Vec::new();
-        let mut offsets = Vec::new();
-        for t in &conversions {
-            offsets.push(words.len());
+        // A header per digit [offset, first source limb, source limbs, 0], then the tables.
+        let mut words = vec![0u32; 4 * digits.len()];
+        for (d, (t, digit)) in conversions.iter().zip(digits).enumerate() {
+            let offset = words.len() as u32;
+            words[4 * d..4 * d + 3].copy_from_slice(&[
+                offset,
+                digit.start as u32,
+                digit.len() as u32,
+            ]);
             words.extend(t.gpu_words());
         }
-        let entry = Arc::new((self.op_table(&words)?, offsets));
+        let entry = self.op_table(&words)?;
         cache.insert(key, entry.clone());
         Ok(entry)
     }
@@ -170,44 +175,31 @@ impl GpuBackend {
     ) -> Result<PolyBatch> {
         let gx = self.gpu(x)?;
         let tables = self.tables(to)?;
-        let cached = self.conversion_buffer(x, digits, to)?;
-        let (table, offsets) = (&cached.0.buffer, &cached.1);
+        let table = self.conversion_buffer(x, digits, to)?;
         let m_count = x.batch;
         let out = self.alloc_batch(to, digits.len() * m_count)?;
         let go = self.gpu(&out)?;
         let n = to.degree();
+        let rows = self.max_grid_rows();
         self.run(0, |enc| {
-            for (d, digit) in digits.iter().enumerate() {
-                let first = d * m_count;
-                Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
-                    let polys = go.chunks[o].polys;
-                    // Outputs of this digit in this chunk, and whether their inputs are here.
-                    let (lo, hi) = (o0.max(first), (o0 + polys).min(first + m_count));
-                    if lo >= hi || hi - first <= s || lo - first >= s + count {
-                        return;
-                    }
-                    let threads = polys * n;
-                    let args = [
-                        o0,
-                        first,
-                        m_count,
-                        s,
-                        count,
-                        x.ring.limbs(),
-                        digit.start,
-                        digit.len(),
-                        offsets[d],
-                    ];
+            // Every digit in one dispatch per chunk pair; polynomials whose input lies in
+            // another chunk are skipped by whole workgroups.
+            Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
+                for first in (o0..o0 + go.chunks[o].polys).step_by(rows) {
+                    let polys = rows.min(o0 + go.chunks[o].polys - first);
+                    let args = [first, o0, m_count, s, count, x.ring.limbs()];
                     let binds = Binds {
-                        table,
+                        table: &table.buffer,
                         a: &gx.chunks[c].data.buffer,
                         b: &self.placeholder,
                         out: &go.chunks[o].data.buffer,
                     };
-                    let p = Self::params(to, threads, &args);
-                    self.dispatch(enc, &tables, Kernel::BaseConvert, p, groups(threads), binds);
-                });
-            }
+                    let p = Self::params(to, n, &args);
+                    let grid = [groups(n), polys as u64];
+                    let traffic = self.footprint(Kernel::BaseConvert, &p, &binds);
+                    self.dispatch_grid(enc, &tables, Kernel::BaseConvert, p, grid, binds, traffic);
+                }
+            });
         })?;
         Ok(out)
     }
