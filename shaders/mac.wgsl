@@ -35,7 +35,7 @@ fn poly_mul_acc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // total: words per polynomial; arg0: the dispatch's first tile; arg1, arg2: first input and count
 // of the input chunk; arg3: first output of the output chunk; arg4: where the bias starts;
 // arg5: 1 when there is a bias. CPU twin: CpuBackend::linear_rows (linear and linear_sparse).
-const SPARSE_TILE: u32 = 16u;
+const SPARSE_TILE: u32 = 32u;
 
 @compute @workgroup_size(256)
 fn linear_sparse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

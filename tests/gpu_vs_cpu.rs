@@ -261,8 +261,8 @@ fn linear_matches_u64_and_gpu() {
         (1 << 12, 2, 10, 3),
         (1 << 13, 6, 1, 1),
         (1 << 10, 4, 9, 70),
-        // More outputs than a GPU tile holds (16): three tiles, the last partial.
-        (1 << 10, 2, 37, 20),
+        // More outputs than a GPU tile holds (32): three tiles, the last partial.
+        (1 << 10, 2, 70, 20),
     ] {
         let ring = mixed_ring(n, limbs);
         let (x, w) = (

@@ -39,8 +39,18 @@ pub(crate) fn mod_down(
     be.scaled_difference(x, &conv, alpha, &p_inv)
 }
 
-/// Ciphertexts key-switched together (64 at N = 2^13 with 7 primes: about 90 MB decomposed).
-pub(crate) const KEY_SWITCH_CHUNK: usize = 64;
+/// Bytes of the decomposed form (every digit raised to `[P, Q_l]`) of the ciphertexts
+/// key-switched together: a network's whole stage where it fits (at N = 2^13 about 230
+/// ciphertexts, so the 100 outputs of the CryptoNets dense layer go through in one piece, with
+/// no copies in and out of chunks), a bounded temporary where it does not.
+const KEY_SWITCH_BYTES: usize = 256 << 20;
+
+/// Ciphertexts at `level` key-switched together (see [`KEY_SWITCH_BYTES`]).
+pub(crate) fn key_switch_chunk(params: &Parameters, level: usize) -> usize {
+    let limbs = params.special_primes() + level + 1;
+    let per = params.digits(level).len() * limbs * params.degree() * 4;
+    (KEY_SWITCH_BYTES / per.max(1)).max(1)
+}
 
 /// A switching key on the device, and its restrictions to lower levels (made on first use).
 pub(crate) struct DeviceKey {
@@ -76,12 +86,13 @@ impl DeviceKey {
         d: PolyBatch,
         level: usize,
     ) -> Result<PolyBatch> {
-        if d.batch() <= KEY_SWITCH_CHUNK {
+        let chunk = key_switch_chunk(params, level);
+        if d.batch() <= chunk {
             return self.switch_chunk(be, params, d, level);
         }
         let mut parts = Vec::new();
-        for start in (0..d.batch()).step_by(KEY_SWITCH_CHUNK) {
-            let end = (start + KEY_SWITCH_CHUNK).min(d.batch());
+        for start in (0..d.batch()).step_by(chunk) {
+            let end = (start + chunk).min(d.batch());
             let sources: Vec<Option<usize>> = (start..end).map(Some).collect();
             let piece = be.gather(&d, &sources, 0..level + 1)?;
             parts.push(self.switch_chunk(be, params, piece, level)?);

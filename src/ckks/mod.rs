@@ -18,7 +18,7 @@ pub use ciphertext::{CipherMeta, Ciphertext, Plaintext};
 pub use encoding::{Encoder, Precision, precision};
 pub use encryptor::{Decryptor, Encryptor};
 pub use evaluator::Evaluator;
-pub(crate) use key_switch::KEY_SWITCH_CHUNK;
+pub(crate) use key_switch::key_switch_chunk;
 pub use keys::{
     EvaluationKeys, GaloisKeys, KeyGenerator, KeySetId, PublicKey, RelinKey, SecretKey,
     SwitchingKey,

@@ -3,18 +3,20 @@
 
 use super::lane::CHUNK;
 use super::work::{LayerPlan, LinearWork, Work};
-use crate::ckks::{KEY_SWITCH_CHUNK, Parameters};
+use crate::ckks::{Parameters, key_switch_chunk};
 
 pub(crate) struct Footprint {
     n: u64,
     special: u64,
+    params: std::sync::Arc<Parameters>,
 }
 
 impl Footprint {
-    pub fn new(params: &Parameters) -> Self {
+    pub fn new(params: &std::sync::Arc<Parameters>) -> Self {
         Self {
             n: params.degree() as u64,
             special: params.special_primes() as u64,
+            params: params.clone(),
         }
     }
 
@@ -31,14 +33,17 @@ impl Footprint {
     /// Temporaries of finishing `outputs` linear outputs: the map's result, its rescale, the
     /// three-polynomial square and the key-switching decomposition (one digit per prime).
     pub fn finish(&self, outputs: usize, limbs: usize) -> u64 {
-        let m = outputs.min(KEY_SWITCH_CHUNK) as u64;
+        let chunk = key_switch_chunk(&self.params, limbs.saturating_sub(1));
+        let m = outputs.min(chunk) as u64;
         let key_switch = m * (limbs as u64 + self.special) * self.n * 4 * (limbs as u64 + 3);
         6 * outputs as u64 * self.ciphertext(limbs) + key_switch
     }
 
-    /// A linear stage's weights on the device: (word, Shoup) pairs, columns and offsets.
+    /// A linear stage's weights on the device: (word, Shoup) pairs, columns, and per output
+    /// at most a tile's header and its index (see `backend/gpu/linear.rs`).
     fn weights(work: &LinearWork) -> u64 {
-        4 * (2 * work.rows.words.len() + work.rows.columns.len() + work.rows.offsets.len()) as u64
+        4 * (2 * work.rows.words.len() + work.rows.columns.len() + 9 * work.rows.offsets.len())
+            as u64
             + 4 * work.rows.bias.len() as u64
     }
 

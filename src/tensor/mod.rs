@@ -9,6 +9,7 @@
 mod cipher;
 mod lane;
 mod memory;
+mod order;
 mod schedule;
 mod work;
 

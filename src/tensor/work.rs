@@ -52,7 +52,10 @@ pub struct LayerPlan {
 static NEXT_PLAN: AtomicU64 = AtomicU64::new(1);
 
 impl LayerPlan {
-    pub fn new(stages: Vec<Work>) -> Self {
+    /// A plan of `stages`, with intermediate outputs reordered so that outputs reading the
+    /// same inputs are neighbours (see `order.rs`); the last linear map keeps its order.
+    pub fn new(mut stages: Vec<Work>) -> Self {
+        super::order::group_shared_inputs(&mut stages);
         Self {
             id: NEXT_PLAN.fetch_add(1, Ordering::Relaxed),
             stages,

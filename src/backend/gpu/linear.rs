@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 /// Outputs per tile (`SPARSE_TILE` in mac.wgsl): the sums one thread keeps in registers.
-pub(crate) const TILE: usize = 16;
+pub(crate) const TILE: usize = 32;
 /// Words of a tile's header in the table.
 const HEADER: usize = 8;
 
@@ -323,15 +323,15 @@ mod tests {
     }
 
     #[test]
-    fn dense_rows_tile_by_sixteen() {
+    fn dense_rows_fill_whole_tiles() {
         let ring = ring();
         let limbs = ring.limbs();
-        let rows = SparseRows::dense(40, 5, &vec![1; 40 * 5 * limbs]);
+        let rows = SparseRows::dense(70, 5, &vec![1; 70 * 5 * limbs]);
         let plan = TilePlan::new(&ring, &rows, 1000).unwrap();
-        assert_eq!(plan.outputs, vec![16, 16, 8]);
+        assert_eq!(plan.outputs, vec![TILE, TILE, 70 - 2 * TILE]);
         assert_eq!(plan.chunks, vec![0..3]);
         assert_eq!(plan.bias_at, None);
-        // 3 tiles read the 5 inputs each: 15 words per coefficient, not 200.
+        // 3 tiles read the 5 inputs each: 15 words per coefficient, not 350.
         assert_eq!(plan.input_reads(0..3, 0, 5), 15);
     }
 }
