@@ -140,6 +140,10 @@ impl Recorder<'_> {
             return;
         };
         let ctx = &self.backend.ctx;
+        if self.backend.record_only {
+            self.backend.counters.submit();
+            return;
+        }
         if !open.params.is_empty() {
             ctx.queue.write_buffer(&self.state.params, 0, &open.params);
         }

@@ -47,69 +47,43 @@ pub(crate) struct TilePlan {
 }
 
 impl TilePlan {
-    /// Tiles `rows` (checked against `ring`) for output chunks of `per_chunk` polynomials: each
-    /// tile is up to [`TILE`] outputs of one chunk with the same columns, in output order.
+    /// Tiles `rows` (checked against `ring`) for output chunks of `per_chunk` polynomials (see
+    /// [`group`]) and lays out the table.
     pub fn new(ring: &Ring, rows: &SparseRows, per_chunk: usize) -> Result<Self> {
         let limbs = ring.limbs();
-        let row = |j: usize| rows.offsets[j]..rows.offsets[j + 1];
-        let mut open: HashMap<(usize, &[usize]), usize> = HashMap::new();
-        let mut tiles: Vec<Vec<usize>> = Vec::new();
-        for j in 0..rows.outputs() {
-            let key = (j / per_chunk, &rows.columns[row(j)]);
-            match open.get(&key) {
-                Some(&t) if tiles[t].len() < TILE => tiles[t].push(j),
-                _ => {
-                    open.insert(key, tiles.len());
-                    tiles.push(vec![j]);
-                }
-            }
-        }
+        let groups = group(rows, per_chunk);
         // Tiles open in the order of their first output, so each chunk's are consecutive.
-        let chunk_count = rows.outputs().div_ceil(per_chunk);
-        let mut chunks = vec![0..0; chunk_count];
-        for (t, tile) in tiles.iter().enumerate() {
-            let c = &mut chunks[tile[0] / per_chunk];
+        let mut chunks = vec![0..0; rows.outputs().div_ceil(per_chunk)];
+        for (t, g) in groups.iter().enumerate() {
+            let c = &mut chunks[g.outputs[0] / per_chunk];
             if c.end == 0 {
                 c.start = t;
             }
             c.end = t + 1;
         }
-        let columns: Vec<Vec<u32>> = tiles
+        let col_words: usize = groups.iter().map(|g| g.columns.len()).sum();
+        let weight_words: usize = groups
             .iter()
-            .map(|t| rows.columns[row(t[0])].iter().map(|&c| c as u32).collect())
-            .collect();
-        let col_words: usize = columns.iter().map(Vec::len).sum();
-        let weight_words: usize = tiles
-            .iter()
-            .zip(&columns)
-            .map(|(t, c)| 2 * c.len() * limbs * t.len())
+            .map(|g| 2 * g.columns.len() * limbs * g.outputs.len())
             .sum();
-        let words = (HEADER * tiles.len())
+        let words = (HEADER * groups.len())
             .checked_add(col_words + rows.outputs() + weight_words + rows.bias.len())
             .filter(|&w| w < u32::MAX as usize)
             .ok_or_else(|| Error::Shape("linear layer: its table exceeds 2^32 words".into()))?;
-        let mut table = vec![0u32; HEADER * tiles.len()];
+        let mut table = vec![0u32; HEADER * groups.len()];
         table.reserve(words - table.len());
-        let mut firsts = Vec::with_capacity(tiles.len());
-        for (t, cols) in tiles.iter().zip(&columns) {
-            firsts.push([table.len(), cols.len(), 0, t.len(), 0]);
-            table.extend(cols);
+        let mut firsts = Vec::with_capacity(groups.len());
+        for g in &groups {
+            firsts.push([table.len(), g.columns.len(), 0, g.outputs.len(), 0]);
+            table.extend(g.columns.iter().map(|&c| c as u32));
         }
-        for (t, tile) in tiles.iter().enumerate() {
+        for (t, g) in groups.iter().enumerate() {
             firsts[t][2] = table.len();
-            table.extend(tile.iter().map(|&j| j as u32));
+            table.extend(g.outputs.iter().map(|&j| j as u32));
         }
-        for (t, tile) in tiles.iter().enumerate() {
+        for (t, g) in groups.iter().enumerate() {
             firsts[t][4] = table.len();
-            for c in 0..columns[t].len() {
-                for l in 0..limbs {
-                    let m = ring.modulus(l);
-                    for &j in tile {
-                        let w = rows.words[(rows.offsets[j] + c) * limbs + l];
-                        table.extend([w, m.shoup(w)]);
-                    }
-                }
-            }
+            table.extend(g.weight_pairs(ring, rows));
         }
         for (t, f) in firsts.iter().enumerate() {
             for (slot, &v) in table[t * HEADER..].iter_mut().zip(f) {
@@ -121,8 +95,11 @@ impl TilePlan {
         Ok(Self {
             table,
             chunks,
-            columns,
-            outputs: tiles.iter().map(Vec::len).collect(),
+            columns: groups
+                .iter()
+                .map(|g| g.columns.iter().map(|&c| c as u32).collect())
+                .collect(),
+            outputs: groups.iter().map(|g| g.outputs.len()).collect(),
             bias_at,
         })
     }
@@ -137,13 +114,111 @@ impl TilePlan {
             .sum()
     }
 
-    /// Weight words a workgroup of tiles `tiles` reads (its limb's pairs; every thread of a
+    /// Weight words a workgroup of each of tiles `tiles` reads from an input chunk of `count`
+    /// polynomials from `start` (its limb's pairs of the columns there; every thread of a
     /// workgroup reads the same ones).
-    fn weight_reads(&self, tiles: Range<usize>) -> u64 {
+    fn weight_reads(&self, tiles: Range<usize>, start: usize, count: usize) -> u64 {
+        let inside = |&&k: &&u32| (start..start + count).contains(&(k as usize));
         tiles
-            .map(|t| 2 * (self.columns[t].len() * self.outputs[t]) as u64)
+            .map(|t| 2 * (self.columns[t].iter().filter(inside).count() * self.outputs[t]) as u64)
             .sum()
     }
+}
+
+/// Outputs summed by one tile and the inputs they read, each once.
+#[derive(Debug)]
+struct Group {
+    outputs: Vec<usize>,
+    columns: Vec<usize>,
+}
+
+impl Group {
+    fn new(j: usize, columns: &[usize]) -> Self {
+        let mut g = Self {
+            outputs: vec![j],
+            columns: Vec::with_capacity(columns.len()),
+        };
+        g.add_columns(columns);
+        g
+    }
+
+    /// Adds the columns not yet read, in order.
+    fn add_columns(&mut self, columns: &[usize]) {
+        for &c in columns {
+            if !self.columns.contains(&c) {
+                self.columns.push(c);
+            }
+        }
+    }
+
+    /// The (w, Shoup) pairs `[column][limb][output]`: the sum of an output's weights on that
+    /// column (none: zero).
+    fn weight_pairs(&self, ring: &Ring, rows: &SparseRows) -> Vec<u32> {
+        let limbs = ring.limbs();
+        let (cols, outs) = (self.columns.len(), self.outputs.len());
+        let position: HashMap<usize, usize> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i))
+            .collect();
+        let mut w = vec![0u32; cols * limbs * outs];
+        for (u, &j) in self.outputs.iter().enumerate() {
+            for e in rows.offsets[j]..rows.offsets[j + 1] {
+                let c = position[&rows.columns[e]];
+                for l in 0..limbs {
+                    let at = (c * limbs + l) * outs + u;
+                    w[at] = ring.modulus(l).add(w[at], rows.words[e * limbs + l]);
+                }
+            }
+        }
+        w.iter()
+            .enumerate()
+            .flat_map(|(i, &v)| [v, ring.modulus(i / outs % limbs).shoup(v)])
+            .collect()
+    }
+}
+
+/// The outputs of `rows` in tiles of up to [`TILE`], never across chunks of `per_chunk`
+/// outputs. An output joins a tile that reads exactly its columns; or the last tile opened, if
+/// it reads at least half of the output's columns and the tile then reads at most twice as
+/// many inputs as its first output (a convolution's neighbouring positions: their windows
+/// overlap, so three positions of 5×5 windows at stride 2 read 45 inputs, not 75, at the price
+/// of products by zero); or it opens a tile.
+fn group(rows: &SparseRows, per_chunk: usize) -> Vec<Group> {
+    let row = |j: usize| &rows.columns[rows.offsets[j]..rows.offsets[j + 1]];
+    let mut groups: Vec<Group> = Vec::new();
+    let mut exact: HashMap<(usize, &[usize]), usize> = HashMap::new();
+    for j in 0..rows.outputs() {
+        let (chunk, cols) = (j / per_chunk, row(j));
+        let room = |t: usize| groups[t].outputs.len() < TILE;
+        let joins = exact.get(&(chunk, cols)).copied().filter(|&t| room(t));
+        let joins = joins.or_else(|| {
+            let t = groups.len().checked_sub(1)?;
+            let g = &groups[t];
+            let new = cols.iter().filter(|c| !g.columns.contains(c)).count();
+            let first = row(g.outputs[0]).len();
+            let fits = g.outputs[0] / per_chunk == chunk
+                && room(t)
+                && 2 * new <= cols.len()
+                && g.columns.len() + new <= 2 * first;
+            fits.then_some(t)
+        });
+        match joins {
+            Some(t) => {
+                groups[t].outputs.push(j);
+                if exact.get(&(chunk, cols)) != Some(&t) {
+                    groups[t].add_columns(cols);
+                    exact.entry((chunk, cols)).or_insert(t);
+                }
+            }
+            None => {
+                exact.insert((chunk, cols), groups.len());
+                groups.push(Group::new(j, cols));
+            }
+        }
+    }
+    groups
 }
 
 impl GpuBackend {
@@ -204,7 +279,7 @@ impl GpuBackend {
                             * 4
                             * pw as u64;
                         let read = 4 * plan.input_reads(tiles.clone(), s, e - s) * pw as u64
-                            + 4 * plan.weight_reads(tiles.clone()) * x_groups
+                            + 4 * plan.weight_reads(tiles.clone(), s, e - s) * x_groups
                             + if onto { written } else { 0 };
                         let traffic = Traffic {
                             read: read.max(table_bytes),
@@ -275,51 +350,84 @@ mod tests {
         rows
     }
 
+    /// Checks that every output is in one tile of its chunk, that a tile reads each input
+    /// once, and its weights: per column the sum of each output's weights there, else zero.
+    fn check_plan(ring: &Ring, rows: &SparseRows, plan: &TilePlan, per_chunk: usize) {
+        let limbs = ring.limbs();
+        let mut seen = vec![0; rows.outputs()];
+        for (t, &n) in plan.outputs.iter().enumerate() {
+            let h = &plan.table[t * HEADER..][..HEADER];
+            assert_eq!(h[3] as usize, n);
+            assert!(n <= TILE);
+            let cols = &plan.columns[t];
+            let mut unique = cols.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), cols.len(), "tile {t} reads an input twice");
+            let outs = &plan.table[h[2] as usize..][..n];
+            for (u, &j) in outs.iter().enumerate() {
+                let j = j as usize;
+                seen[j] += 1;
+                assert_eq!(
+                    j / per_chunk,
+                    chunk_of(plan, t),
+                    "tile {t} leaves its chunk"
+                );
+                for (c, &k) in cols.iter().enumerate() {
+                    for l in 0..limbs {
+                        let m = ring.modulus(l);
+                        let expected = (rows.offsets[j]..rows.offsets[j + 1])
+                            .filter(|&e| rows.columns[e] == k as usize)
+                            .fold(0, |acc, e| m.add(acc, rows.words[e * limbs + l]));
+                        let at = h[4] as usize + 2 * ((c * limbs + l) * n + u);
+                        assert_eq!(plan.table[at], expected);
+                        assert_eq!(plan.table[at + 1], m.shoup(expected));
+                    }
+                }
+                for &k in &rows.columns[rows.offsets[j]..rows.offsets[j + 1]] {
+                    assert!(
+                        cols.contains(&(k as u32)),
+                        "output {j} reads {k} outside its tile"
+                    );
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s == 1), "every output in one tile");
+    }
+
     #[test]
-    fn tiles_group_outputs_with_the_same_columns_within_a_chunk() {
+    fn tiles_hold_outputs_that_share_inputs_within_a_chunk() {
         let ring = ring();
         let rows = convolution(ring.limbs());
         for per_chunk in [48, 20, 7] {
-            let plan = TilePlan::new(&ring, &rows, per_chunk).unwrap();
-            let mut seen = [0; 48];
-            for (t, &n) in plan.outputs.iter().enumerate() {
-                let h = &plan.table[t * HEADER..][..HEADER];
-                assert_eq!(h[3] as usize, n);
-                assert!(n <= TILE);
-                let outs = &plan.table[h[2] as usize..][..n];
-                for &j in outs {
-                    let j = j as usize;
-                    seen[j] += 1;
-                    assert_eq!(
-                        j / per_chunk,
-                        chunk_of(&plan, t),
-                        "tile {t} leaves its chunk"
-                    );
-                    let cols = &rows.columns[rows.offsets[j]..rows.offsets[j + 1]];
-                    let tile_cols: Vec<usize> =
-                        plan.columns[t].iter().map(|&c| c as usize).collect();
-                    assert_eq!(cols, &tile_cols[..]);
-                }
-                // Weights: pair (w, w') for column c, limb l, output u.
-                for c in 0..plan.columns[t].len() {
-                    for l in 0..ring.limbs() {
-                        for (u, &j) in outs.iter().enumerate() {
-                            let at = h[4] as usize + 2 * ((c * ring.limbs() + l) * n + u);
-                            let w = rows.words[(rows.offsets[j as usize] + c) * ring.limbs() + l];
-                            assert_eq!(plan.table[at], w);
-                            assert_eq!(plan.table[at + 1], ring.modulus(l).shoup(w));
-                        }
-                    }
-                }
-            }
-            assert!(seen.iter().all(|&s| s == 1), "every output in one tile");
+            check_plan(
+                &ring,
+                &rows,
+                &TilePlan::new(&ring, &rows, per_chunk).unwrap(),
+                per_chunk,
+            );
         }
-        // One chunk: the three channels at each of the 16 positions share a tile.
+        // One chunk, outputs channel-major: neighbouring positions (3×3 windows at stride 1,
+        // 6 of 9 inputs shared) share a tile while it reads at most 18 inputs, so the 4
+        // positions of an output row do; the other channels at those positions join it.
         let plan = TilePlan::new(&ring, &rows, 48).unwrap();
-        assert_eq!(plan.outputs, vec![3; 16]);
-        assert_eq!(plan.input_reads(0..16, 0, 36), 16 * 9);
-        // The image's first row: read by the 4 positions of the first output row, 3 words each.
-        assert_eq!(plan.input_reads(0..16, 0, 6), 4 * 3);
+        assert_eq!(plan.outputs, vec![12; 4]);
+        let first: Vec<u32> = vec![0, 1, 2, 6, 7, 8, 12, 13, 14, 3, 9, 15, 4, 10, 16, 5, 11, 17];
+        assert_eq!(plan.columns[0], first);
+        // 18 reads per coefficient for 12 outputs, where each output alone reads 9.
+        assert_eq!(plan.input_reads(0..4, 0, 36), 4 * 18);
+        // The image's first row is read by the first tile only.
+        assert_eq!(plan.input_reads(0..4, 0, 6), 6);
+        // Rows with a repeated column and disjoint rows (pooling) are not merged.
+        let pool = SparseRows {
+            offsets: vec![0, 3, 5, 7],
+            columns: vec![0, 1, 0, 2, 3, 4, 5],
+            words: (1..=7 * ring.limbs() as u32).collect(),
+            bias: vec![],
+        };
+        let plan = TilePlan::new(&ring, &pool, 3).unwrap();
+        assert_eq!(plan.outputs, vec![1, 1, 1]);
+        check_plan(&ring, &pool, &plan, 3);
     }
 
     #[test]

@@ -80,6 +80,11 @@ pub struct GpuOptions {
     /// Largest NTT tile in words (default: what the adapter's workgroup storage holds, up to
     /// 2^13), e.g. to test the two-pass transform at small degrees.
     pub max_ntt_tile: Option<usize>,
+    /// Record and count every operation (dispatches, their modelled traffic, submissions,
+    /// buffers, uploads) but submit nothing: what a workload asks of a GPU, counted in
+    /// seconds on any adapter, software ones included. Kernels never run, so results are
+    /// meaningless: downloads give zeros.
+    pub record_only: bool,
 }
 
 impl GpuOptions {
@@ -142,6 +147,8 @@ pub struct GpuBackend {
     /// The parameter buffer and the cached bind groups (held while an operation records).
     dispatch_state: Mutex<DispatchState>,
     lose_after_dispatches: Option<u64>,
+    /// See [`GpuOptions::record_only`].
+    pub(crate) record_only: bool,
     /// Single-limb NTTs run (see [`Backend::ntt_count`]).
     ntts: AtomicU64,
     rings: Mutex<HashMap<RingKey, Arc<GpuRingTables>>>,
@@ -212,6 +219,7 @@ impl GpuBackend {
             arena: Arena::new(options.memory_budget),
             dispatch_state: Mutex::new(dispatch_state),
             lose_after_dispatches: options.lose_after_dispatches,
+            record_only: options.record_only,
             rings: Mutex::new(HashMap::new()),
             conversions: Mutex::new(HashMap::new()),
             op_tables: Mutex::new(HashMap::new()),
@@ -564,6 +572,11 @@ impl Backend for GpuBackend {
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>> {
         self.ctx.alive()?;
         let g = self.gpu(x)?;
+        if self.record_only {
+            self.flush()?;
+            self.counters.readback(4 * x.words() as u64);
+            return Ok(vec![0; x.words()]);
+        }
         let taken: Vec<Taken> = g
             .chunks
             .iter()

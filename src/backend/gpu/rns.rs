@@ -3,7 +3,7 @@
 //! (output chunk, input chunk) pair; the kernels skip outputs whose inputs lie elsewhere.
 
 use super::arena::Tracked;
-use super::dispatch::Started;
+use super::dispatch::{Started, Traffic};
 use super::kernels::{Kernel, WORKGROUP};
 use super::{Binds, GpuBackend, GpuData, shoup_pairs};
 use crate::Result;
@@ -126,8 +126,22 @@ impl GpuBackend {
                     b: &self.placeholder,
                     out: &go.chunks[o].data.buffer,
                 };
-                let p = Self::accumulate(Self::params(&ring, words, &args), started.onto(o));
-                self.dispatch(enc, &tables, Kernel::GatherPolys, p, groups(words), binds);
+                let onto = started.onto(o);
+                let p = Self::accumulate(Self::params(&ring, words, &args), onto);
+                // It reads the gathered limbs of its sources in this chunk, and writes them (the
+                // first dispatch into a chunk also writes zeros where there is no source).
+                let sourced = sources[lo..hi]
+                    .iter()
+                    .flatten()
+                    .filter(|&&v| v >= s && v < s + count)
+                    .count();
+                let moved = 4 * (sourced * pw) as u64;
+                let traffic = Traffic {
+                    read: moved + 4 * index.len() as u64,
+                    written: if onto { moved } else { 4 * words as u64 },
+                };
+                let grid = [groups(words), 1];
+                self.dispatch_grid(enc, &tables, Kernel::GatherPolys, p, grid, binds, traffic);
             });
             enc.clear_untouched(&started, go);
         })?;
@@ -376,14 +390,15 @@ impl GpuBackend {
                     out: &go.chunks[o].data.buffer,
                 };
                 let p = Self::params(ring, words, &args);
-                self.dispatch(
-                    enc,
-                    &tables,
-                    Kernel::ScaledDifference,
-                    p,
-                    groups(words),
-                    binds,
-                );
+                // It reads the output's limbs of `a` (from `offset`) and all of `b`.
+                let bytes = 4 * words as u64;
+                let traffic = Traffic {
+                    read: 2 * bytes + 8 * scale.len() as u64,
+                    written: bytes,
+                };
+                let grid = [groups(words), 1];
+                let kernel = Kernel::ScaledDifference;
+                self.dispatch_grid(enc, &tables, kernel, p, grid, binds, traffic);
             });
         })?;
         Ok(out)
