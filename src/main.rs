@@ -672,7 +672,9 @@ fn print_profile(report: &hegpu::job::JobReport, bandwidth: Option<f64>) {
 fn print_kernels(kernels: &[hegpu::backend::gpu::KernelProfile], bandwidth: Option<f64>) {
     let share =
         |gbps: f64| bandwidth.map_or(String::new(), |b| format!("{:>6.1}%", 100.0 * gbps / b));
-    println!("\nGPU time per kernel (bytes: the buffers each dispatch binds):");
+    println!(
+        "\nGPU time per kernel (bytes: global-memory traffic modelled from each kernel's reads and writes, no cache):"
+    );
     println!(
         "{:<20} {:>10} {:>10} {:>10} {:>11} {:>8} {}",
         "kernel",

@@ -19,8 +19,9 @@ pub struct KernelProfile {
     /// Bytes of global memory its dispatches read and write, modelled from each kernel's
     /// access pattern with no cache: the words a dispatch binds, once each (in-place and
     /// accumulating kernels also read their output; a table is counted whole, though a kernel
-    /// may use part of it), except the linear layers, which count each input word once per
-    /// tile of outputs that reads it (see `gpu/linear.rs`).
+    /// may use part of it), except where a kernel counts what it touches: the linear layers
+    /// (each input word once per tile of outputs that reads it, and the weights once per
+    /// workgroup; see `gpu/linear.rs`), gathers and scaled differences (the limbs they use).
     pub bytes_read: u64,
     pub bytes_written: u64,
 }
