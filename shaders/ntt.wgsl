@@ -117,8 +117,87 @@ fn ntt_inverse_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     }
 }
 
-// The last log2(T) forward stages, one tile of T = 2^arg0 words per workgroup iteration.
-// total: tiles in the chunk.
+// Butterflies on a tile of consecutive words at position `pos` of its polynomial: a forward or
+// inverse radix-2 stage spanning 2^lt words, or a radix-4 step (the stages spanning 2^(l0+1)
+// and 2^l0 words, forward in that order, inverse in the other), each thread holding 4 words in
+// registers: half the barriers and half the workgroup-memory traffic of two radix-2 stages.
+// Twiddle of a stage spanning 2^lt at tile word i: n/2^(lt+1) + (pos + i) / 2^(lt+1).
+fn tile_twiddle(lt: u32, pos: u32, i: u32) -> u32 {
+    return (1u << (params.n_log - 1u - lt)) + ((pos + i) >> (lt + 1u));
+}
+
+fn forward_radix2(lid: u32, size: u32, lt: u32, pos: u32, li: LimbInfo) {
+    let t = 1u << lt;
+    for (var b = lid; b < size / 2u; b += WG) {
+        let i0 = ((b >> lt) << (lt + 1u)) | (b & (t - 1u));
+        let tw = tile_twiddle(lt, pos, i0);
+        let u = tile[i0];
+        let v = mul_shoup(tile[i0 + t], twiddle(li, 0u, tw), twiddle(li, 1u, tw), li.p);
+        tile[i0] = add_mod(u, v, li.p);
+        tile[i0 + t] = sub_mod(u, v, li.p);
+    }
+}
+
+fn inverse_radix2(lid: u32, size: u32, lt: u32, pos: u32, li: LimbInfo) {
+    let t = 1u << lt;
+    for (var b = lid; b < size / 2u; b += WG) {
+        let i0 = ((b >> lt) << (lt + 1u)) | (b & (t - 1u));
+        let tw = tile_twiddle(lt, pos, i0);
+        let u = tile[i0];
+        let v = tile[i0 + t];
+        tile[i0] = add_mod(u, v, li.p);
+        tile[i0 + t] = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, tw), twiddle(li, 3u, tw), li.p);
+    }
+}
+
+// Forward butterfly u + w v, u − w v with twiddle number tw.
+fn ct_pair(u: u32, v: u32, tw: u32, li: LimbInfo) -> vec2<u32> {
+    let x = mul_shoup(v, twiddle(li, 0u, tw), twiddle(li, 1u, tw), li.p);
+    return vec2<u32>(add_mod(u, x, li.p), sub_mod(u, x, li.p));
+}
+
+// Inverse butterfly u + v, (u − v) w with twiddle number tw.
+fn gs_pair(u: u32, v: u32, tw: u32, li: LimbInfo) -> vec2<u32> {
+    let d = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, tw), twiddle(li, 3u, tw), li.p);
+    return vec2<u32>(add_mod(u, v, li.p), d);
+}
+
+fn forward_radix4(lid: u32, size: u32, l0: u32, pos: u32, li: LimbInfo) {
+    let t = 1u << l0;
+    for (var q = lid; q < size / 4u; q += WG) {
+        let a = ((q >> l0) << (l0 + 2u)) | (q & (t - 1u));
+        let wide = tile_twiddle(l0 + 1u, pos, a);
+        let narrow = tile_twiddle(l0, pos, a);
+        let p02 = ct_pair(tile[a], tile[a + 2u * t], wide, li);
+        let p13 = ct_pair(tile[a + t], tile[a + 3u * t], wide, li);
+        let p01 = ct_pair(p02.x, p13.x, narrow, li);
+        let p23 = ct_pair(p02.y, p13.y, narrow + 1u, li);
+        tile[a] = p01.x;
+        tile[a + t] = p01.y;
+        tile[a + 2u * t] = p23.x;
+        tile[a + 3u * t] = p23.y;
+    }
+}
+
+fn inverse_radix4(lid: u32, size: u32, l0: u32, pos: u32, li: LimbInfo) {
+    let t = 1u << l0;
+    for (var q = lid; q < size / 4u; q += WG) {
+        let a = ((q >> l0) << (l0 + 2u)) | (q & (t - 1u));
+        let narrow = tile_twiddle(l0, pos, a);
+        let wide = tile_twiddle(l0 + 1u, pos, a);
+        let p01 = gs_pair(tile[a], tile[a + t], narrow, li);
+        let p23 = gs_pair(tile[a + 2u * t], tile[a + 3u * t], narrow + 1u, li);
+        let p02 = gs_pair(p01.x, p23.x, wide, li);
+        let p13 = gs_pair(p01.y, p23.y, wide, li);
+        tile[a] = p02.x;
+        tile[a + t] = p13.x;
+        tile[a + 2u * t] = p02.y;
+        tile[a + 3u * t] = p13.y;
+    }
+}
+
+// The last log2(T) forward stages, one tile of T = 2^arg0 words per workgroup iteration: one
+// radix-2 stage when their number is odd, then radix-4 steps. total: tiles in the chunk.
 @compute @workgroup_size(256)
 fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
@@ -133,19 +212,14 @@ fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
             tile[e] = out[base + e];
         }
         workgroupBarrier();
-        for (var log_t = log_tile; log_t > 0u; log_t--) {
-            let lt = log_t - 1u;
-            let t = 1u << lt;
-            let groups = 1u << (params.n_log - 1u - lt);
-            for (var b = lid; b < size / 2u; b += WG) {
-                let g = b >> lt;
-                let i0 = (g << (lt + 1u)) + (b & (t - 1u));
-                let tw = groups + (pos >> (lt + 1u)) + g;
-                let u = tile[i0];
-                let v = mul_shoup(tile[i0 + t], twiddle(li, 0u, tw), twiddle(li, 1u, tw), li.p);
-                tile[i0] = add_mod(u, v, li.p);
-                tile[i0 + t] = sub_mod(u, v, li.p);
-            }
+        var left = log_tile;  // stages to go; the next spans 2^(left - 1)
+        if ((left & 1u) == 1u) {
+            forward_radix2(lid, size, left - 1u, pos, li);
+            workgroupBarrier();
+            left -= 1u;
+        }
+        for (; left >= 2u; left -= 2u) {
+            forward_radix4(lid, size, left - 2u, pos, li);
             workgroupBarrier();
         }
         for (var e = lid; e < size; e += WG) {
@@ -155,8 +229,9 @@ fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     }
 }
 
-// The first log2(T) inverse stages in workgroup memory; arg1 = 1 when no column pass follows,
-// so this pass also multiplies by N^{-1}.
+// The first log2(T) inverse stages in workgroup memory (radix-4 steps, then one radix-2 stage
+// when their number is odd); arg1 = 1 when no column pass follows, so this pass also
+// multiplies by N^{-1}.
 @compute @workgroup_size(256)
 fn ntt_inverse_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
@@ -171,18 +246,13 @@ fn ntt_inverse_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
             tile[e] = out[base + e];
         }
         workgroupBarrier();
-        for (var lt = 0u; lt < log_tile; lt++) {
-            let t = 1u << lt;
-            let groups = 1u << (params.n_log - 1u - lt);
-            for (var b = lid; b < size / 2u; b += WG) {
-                let g = b >> lt;
-                let i0 = (g << (lt + 1u)) + (b & (t - 1u));
-                let tw = groups + (pos >> (lt + 1u)) + g;
-                let u = tile[i0];
-                let v = tile[i0 + t];
-                tile[i0] = add_mod(u, v, li.p);
-                tile[i0 + t] = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, tw), twiddle(li, 3u, tw), li.p);
-            }
+        var lt = 0u;  // the next stage spans 2^lt
+        for (; lt + 2u <= log_tile; lt += 2u) {
+            inverse_radix4(lid, size, lt, pos, li);
+            workgroupBarrier();
+        }
+        if (lt < log_tile) {
+            inverse_radix2(lid, size, lt, pos, li);
             workgroupBarrier();
         }
         for (var e = lid; e < size; e += WG) {
