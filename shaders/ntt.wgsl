@@ -56,6 +56,32 @@ fn column_butterfly(b: u32, h: u32, width_log: u32) -> vec2<u32> {
     return vec2<u32>(i0, (1u << (k - 1u - h)) + (m >> (h + 1u)));
 }
 
+// Loads a column tile into workgroup memory.
+fn load_columns(ct: ColumnTile, lid: u32) {
+    for (var e = lid; e < ct.size; e += WG) {
+        tile[e] = out[column_word(ct, e)];
+    }
+    workgroupBarrier();
+}
+
+// One stage of a column tile spanning 2^h words of a column: forward (Cooley–Tukey) or inverse
+// (Gentleman–Sande) butterflies.
+fn column_stage(ct: ColumnTile, lid: u32, h: u32, li: LimbInfo, forward: bool) {
+    let span = 1u << (h + ct.width_log);
+    for (var b = lid; b < ct.size / 2u; b += WG) {
+        let bf = column_butterfly(b, h, ct.width_log);
+        var r: vec2<u32>;
+        if (forward) {
+            r = ct_pair(tile[bf.x], tile[bf.x + span], bf.y, li);
+        } else {
+            r = gs_pair(tile[bf.x], tile[bf.x + span], bf.y, li);
+        }
+        tile[bf.x] = r.x;
+        tile[bf.x + span] = r.y;
+    }
+    workgroupBarrier();
+}
+
 // The first k forward stages (spans N/2 … N/2^k), on column tiles.
 @compute @workgroup_size(256)
 fn ntt_forward_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -64,21 +90,9 @@ fn ntt_forward_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     for (var tl = wid.x; tl < params.total; tl += nwg.x) {
         let ct = column_tile(tl);
         let li = limb_info[(ct.base >> params.n_log) % params.limbs];
-        for (var e = lid; e < ct.size; e += WG) {
-            tile[e] = out[column_word(ct, e)];
-        }
-        workgroupBarrier();
-        for (var s = 0u; s < k; s++) {
-            let h = k - 1u - s;
-            let span = 1u << (h + ct.width_log);
-            for (var b = lid; b < ct.size / 2u; b += WG) {
-                let bf = column_butterfly(b, h, ct.width_log);
-                let u = tile[bf.x];
-                let v = mul_shoup(tile[bf.x + span], twiddle(li, 0u, bf.y), twiddle(li, 1u, bf.y), li.p);
-                tile[bf.x] = add_mod(u, v, li.p);
-                tile[bf.x + span] = sub_mod(u, v, li.p);
-            }
-            workgroupBarrier();
+        load_columns(ct, lid);
+        for (var h = k; h > 0u; h--) {
+            column_stage(ct, lid, h - 1u, li, true);
         }
         for (var e = lid; e < ct.size; e += WG) {
             out[column_word(ct, e)] = tile[e];
@@ -95,20 +109,9 @@ fn ntt_inverse_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     for (var tl = wid.x; tl < params.total; tl += nwg.x) {
         let ct = column_tile(tl);
         let li = limb_info[(ct.base >> params.n_log) % params.limbs];
-        for (var e = lid; e < ct.size; e += WG) {
-            tile[e] = out[column_word(ct, e)];
-        }
-        workgroupBarrier();
+        load_columns(ct, lid);
         for (var h = 0u; h < k; h++) {
-            let span = 1u << (h + ct.width_log);
-            for (var b = lid; b < ct.size / 2u; b += WG) {
-                let bf = column_butterfly(b, h, ct.width_log);
-                let u = tile[bf.x];
-                let v = tile[bf.x + span];
-                tile[bf.x] = add_mod(u, v, li.p);
-                tile[bf.x + span] = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, bf.y), twiddle(li, 3u, bf.y), li.p);
-            }
-            workgroupBarrier();
+            column_stage(ct, lid, h, li, false);
         }
         for (var e = lid; e < ct.size; e += WG) {
             out[column_word(ct, e)] = mul_shoup(tile[e], li.n_inv, li.n_inv_shoup, li.p);
@@ -130,11 +133,9 @@ fn forward_radix2(lid: u32, size: u32, lt: u32, pos: u32, li: LimbInfo) {
     let t = 1u << lt;
     for (var b = lid; b < size / 2u; b += WG) {
         let i0 = ((b >> lt) << (lt + 1u)) | (b & (t - 1u));
-        let tw = tile_twiddle(lt, pos, i0);
-        let u = tile[i0];
-        let v = mul_shoup(tile[i0 + t], twiddle(li, 0u, tw), twiddle(li, 1u, tw), li.p);
-        tile[i0] = add_mod(u, v, li.p);
-        tile[i0 + t] = sub_mod(u, v, li.p);
+        let r = ct_pair(tile[i0], tile[i0 + t], tile_twiddle(lt, pos, i0), li);
+        tile[i0] = r.x;
+        tile[i0 + t] = r.y;
     }
 }
 
@@ -142,12 +143,18 @@ fn inverse_radix2(lid: u32, size: u32, lt: u32, pos: u32, li: LimbInfo) {
     let t = 1u << lt;
     for (var b = lid; b < size / 2u; b += WG) {
         let i0 = ((b >> lt) << (lt + 1u)) | (b & (t - 1u));
-        let tw = tile_twiddle(lt, pos, i0);
-        let u = tile[i0];
-        let v = tile[i0 + t];
-        tile[i0] = add_mod(u, v, li.p);
-        tile[i0 + t] = mul_shoup(sub_mod(u, v, li.p), twiddle(li, 2u, tw), twiddle(li, 3u, tw), li.p);
+        let r = gs_pair(tile[i0], tile[i0 + t], tile_twiddle(lt, pos, i0), li);
+        tile[i0] = r.x;
+        tile[i0 + t] = r.y;
     }
+}
+
+// Loads `size` consecutive words from `base` into workgroup memory.
+fn load_words(base: u32, size: u32, lid: u32) {
+    for (var e = lid; e < size; e += WG) {
+        tile[e] = out[base + e];
+    }
+    workgroupBarrier();
 }
 
 // Forward butterfly u + w v, u − w v with twiddle number tw.
@@ -208,10 +215,7 @@ fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         let li = limb_info[(tl >> per_row_log) % params.limbs];
         let base = tl << log_tile;                                 // first word of the tile in the chunk
         let pos = (tl & ((1u << per_row_log) - 1u)) << log_tile;  // its position in the polynomial
-        for (var e = lid; e < size; e += WG) {
-            tile[e] = out[base + e];
-        }
-        workgroupBarrier();
+        load_words(base, size, lid);
         var left = log_tile;  // stages to go; the next spans 2^(left - 1)
         if ((left & 1u) == 1u) {
             forward_radix2(lid, size, left - 1u, pos, li);
@@ -242,10 +246,7 @@ fn ntt_inverse_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         let li = limb_info[(tl >> per_row_log) % params.limbs];
         let base = tl << log_tile;
         let pos = (tl & ((1u << per_row_log) - 1u)) << log_tile;
-        for (var e = lid; e < size; e += WG) {
-            tile[e] = out[base + e];
-        }
-        workgroupBarrier();
+        load_words(base, size, lid);
         var lt = 0u;  // the next stage spans 2^lt
         for (; lt + 2u <= log_tile; lt += 2u) {
             inverse_radix4(lid, size, lt, pos, li);
