@@ -205,6 +205,11 @@ fn inverse_radix4(lid: u32, size: u32, l0: u32, pos: u32, li: LimbInfo) {
 
 // The last log2(T) forward stages, one tile of T = 2^arg0 words per workgroup iteration: one
 // radix-2 stage when their number is odd, then radix-4 steps. total: tiles in the chunk.
+// When arg2 is 1 the pass ends a scaled difference (rescaling, the mod-down): it stores
+// (a − y) · scale[limb] for the transformed word y, where a is in_a (the chunk of `a` from
+// polynomial arg4, arg5 limbs a polynomial, this ring's limbs from limb arg6) and the scales
+// are in_b's (word, Shoup) pairs; arg3 is the first polynomial of this chunk. CPU twin of
+// that: ntt_forward, then scaled_difference.
 @compute @workgroup_size(256)
 fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
@@ -226,8 +231,20 @@ fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
             forward_radix4(lid, size, left - 2u, pos, li);
             workgroupBarrier();
         }
-        for (var e = lid; e < size; e += WG) {
-            out[base + e] = tile[e];
+        if (params.arg2 == 1u) {
+            let row = tl >> per_row_log;
+            let limb = row % params.limbs;
+            let poly = params.arg3 + row / params.limbs - params.arg4;
+            let at = ((poly * params.arg5 + params.arg6 + limb) << params.n_log) + pos;
+            let w = in_b[2u * limb];
+            let ws = in_b[2u * limb + 1u];
+            for (var e = lid; e < size; e += WG) {
+                out[base + e] = mul_shoup(sub_mod(in_a[at + e], tile[e], li.p), w, ws, li.p);
+            }
+        } else {
+            for (var e = lid; e < size; e += WG) {
+                out[base + e] = tile[e];
+            }
         }
         workgroupBarrier();
     }

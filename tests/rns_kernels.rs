@@ -236,6 +236,55 @@ fn scalar_affine_and_scaled_difference_equal_u64_arithmetic() {
     );
 }
 
+/// The GPU folds the difference into the forward transform's last pass; the result must be the
+/// two operations' (the CPU runs them), on one pass and two (tiles forced to 1,024 words), with
+/// the chunks of `a` and `b` lining up or not (the small-binding GPU falls back).
+#[test]
+fn ntt_forward_scaled_difference_equals_the_transform_then_the_difference() {
+    let small_tiles = gpu().map(|_| {
+        GpuBackend::with_options(GpuOptions {
+            max_ntt_tile: Some(1024),
+            ..Default::default()
+        })
+        .unwrap()
+    });
+    for (n, batch) in [(1 << 10, 5), (1 << 12, 3)] {
+        let ring = mixed_ring(n, 5);
+        let sub = ring.sub_ring(1..4).unwrap();
+        let a_words = random_words(&ring, batch, 8);
+        let b_words = random_words(&sub, batch, 9);
+        let scale: Vec<u32> = sub.primes().iter().map(|&p| p - 2).collect();
+        let op = |b: &dyn Backend| {
+            let x = b.upload(&ring, batch, &a_words).unwrap();
+            let y = b.upload(&sub, batch, &b_words).unwrap();
+            let before = b.ntt_count();
+            let z = b.ntt_forward_scaled_difference(&x, y, 1, &scale).unwrap();
+            assert_eq!(b.ntt_count() - before, (batch * sub.limbs()) as u64);
+            b.download(&z).unwrap()
+        };
+        let got = on_every_device("ntt_forward_scaled_difference", n, op);
+        // Folded: the transform's passes are the only dispatches.
+        let dispatches = |g: &GpuBackend| {
+            let before = g.counts().dispatches;
+            assert!(op(g) == got, "n={n}");
+            g.counts().dispatches - before
+        };
+        if let Some(g) = gpu() {
+            assert_eq!(dispatches(g), 1);
+        }
+        if let Some(g) = &small_tiles {
+            assert_eq!(dispatches(g), if n > 1024 { 2 } else { 1 });
+        }
+        // The CPU's words against the two operations spelled out.
+        let cpu = CpuBackend::new(Some(1)).unwrap();
+        let mut y = cpu.upload(&sub, batch, &b_words).unwrap();
+        cpu.ntt_forward(&mut y).unwrap();
+        let x = cpu.upload(&ring, batch, &a_words).unwrap();
+        let want = cpu.scaled_difference(&x, &y, 1, &scale).unwrap();
+        assert_eq!(got, cpu.download(&want).unwrap());
+    }
+}
+
 #[test]
 fn key_mul_acc_equals_u64_sums() {
     for (n, limbs, m_count, digits) in [(1 << 10, 3, 5, 3), (1 << 13, 4, 1, 2)] {

@@ -154,6 +154,21 @@ pub trait Backend: Send + Sync {
         offset: usize,
         scale: &[u32],
     ) -> Result<PolyBatch>;
+
+    /// `scaled_difference(a, b′, offset, scale)` where `b′` is `b` after [`ntt_forward`](Self::ntt_forward):
+    /// the end of rescaling and of the mod-down, in `b`'s memory. The GPU folds the difference
+    /// into the transform's last pass, so `b′` never makes a round trip through memory; this
+    /// default runs the two operations (the CPU twin).
+    fn ntt_forward_scaled_difference(
+        &self,
+        a: &PolyBatch,
+        mut b: PolyBatch,
+        offset: usize,
+        scale: &[u32],
+    ) -> Result<PolyBatch> {
+        self.ntt_forward(&mut b)?;
+        self.scaled_difference(a, &b, offset, scale)
+    }
 }
 
 /// Checks that `a` and `b` can be multiplied-and-accumulated in `groups` groups; returns terms.

@@ -350,8 +350,7 @@ impl Evaluator {
         be.ntt_inverse(&mut last)?;
         let ring = self.params.ring_q(l - 1)?;
         let only = 0..1;
-        let mut conv = be.base_convert(&last, std::slice::from_ref(&only), ring)?;
-        be.ntt_forward(&mut conv)?;
+        let conv = be.base_convert(&last, std::slice::from_ref(&only), ring)?;
         let q_last = self.params.q_primes()[l];
         let inv: Vec<u32> = (0..l)
             .map(|i| {
@@ -359,7 +358,7 @@ impl Evaluator {
                 m.inv(m.reduce(q_last)).expect("distinct primes")
             })
             .collect();
-        let polys = be.scaled_difference(&ct.polys, &conv, 0, &inv)?;
+        let polys = be.ntt_forward_scaled_difference(&ct.polys, conv, 0, &inv)?;
         let meta = CipherMeta {
             level: l - 1,
             scale: ct.scale / f64::from(q_last),

@@ -23,8 +23,7 @@ pub(crate) fn mod_down(
     be.ntt_inverse(&mut p_part)?;
     let ring_q = params.ring_q(level)?;
     let special = 0..alpha;
-    let mut conv = be.base_convert(&p_part, std::slice::from_ref(&special), ring_q)?;
-    be.ntt_forward(&mut conv)?;
+    let conv = be.base_convert(&p_part, std::slice::from_ref(&special), ring_q)?;
     let p_inv: Vec<u32> = (0..=level)
         .map(|l| {
             let m = ring_q.modulus(l);
@@ -36,7 +35,7 @@ pub(crate) fn mod_down(
                 .expect("special primes differ from the ciphertext primes")
         })
         .collect();
-    be.scaled_difference(x, &conv, alpha, &p_inv)
+    be.ntt_forward_scaled_difference(x, conv, alpha, &p_inv)
 }
 
 /// Bytes of the decomposed form (every digit raised to `[P, Q_l]`) of the ciphertexts

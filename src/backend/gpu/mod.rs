@@ -22,6 +22,7 @@ pub use profile::KernelProfile;
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::ring::Ring;
+use super::rns_ops::check_scaled_difference;
 use super::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use super::{Backend, check_linear, mul_acc_terms};
 use crate::{Error, Result};
@@ -475,8 +476,9 @@ impl GpuBackend {
 
     /// The NTT of every polynomial of `x` in at most two passes (see ntt.wgsl): the stages
     /// spanning less than a tile in workgroup memory over consecutive words, the others over
-    /// column tiles.
-    fn ntt(&self, x: &mut PolyBatch, forward: bool) -> Result<()> {
+    /// column tiles. With `then`, a forward transform's last pass also takes the scaled
+    /// difference with another batch (see [`Difference`]).
+    fn ntt(&self, x: &mut PolyBatch, forward: bool, then: Option<Difference<'_>>) -> Result<()> {
         let gx = self.gpu(x)?;
         let ring = x.ring.clone();
         let tables = self.tables(&ring)?;
@@ -501,20 +503,81 @@ impl GpuBackend {
             (false, false) => vec![local(Kernel::NttInverseLocal, true)],
         };
         self.run(0, |enc| {
-            for chunk in &gx.chunks {
+            for (o, chunk) in gx.chunks.iter().enumerate() {
                 let tiles = chunk.polys * ring.limbs() * (n / tile);
                 for &(kernel, args) in &passes {
-                    let binds = Binds {
+                    let mut binds = Binds {
                         table: &tables.twiddles,
                         a: &self.placeholder,
                         b: &self.placeholder,
                         out: &chunk.data.buffer,
                     };
-                    let p = Self::params(&ring, tiles, &args);
-                    self.dispatch(enc, &tables, kernel, p, tiles as u64, binds);
+                    let mut p = Self::params(&ring, tiles, &args);
+                    let mut traffic = self.footprint(kernel, &p, &binds);
+                    if let Some(d) = then.as_ref().filter(|_| kernel == Kernel::NttForwardLocal) {
+                        let (o0, _) = gx.range(o);
+                        let (c, s) = d.chunks[o];
+                        let fold = [1, o0, s, d.a.ring.limbs(), d.offset];
+                        p[5..10].copy_from_slice(&fold.map(|v| v as u32));
+                        binds.a = &d.a_chunks.chunks[c].data.buffer;
+                        binds.b = &d.scale.buffer;
+                        // It also reads the matching words of `a`, and the scales.
+                        traffic.read += chunk.data.buffer.size() + 8 * ring.limbs() as u64;
+                    }
+                    self.dispatch_grid(enc, &tables, kernel, p, [tiles as u64, 1], binds, traffic);
                 }
             }
         })
+    }
+}
+
+/// What a forward NTT's last pass subtracts its result from: `out = (a − NTT(x)) · scale` over
+/// `x`'s ring, whose primes are `a`'s limbs from `offset` (see `scaled_difference`).
+pub(crate) struct Difference<'a> {
+    a: &'a PolyBatch,
+    a_chunks: &'a GpuData,
+    offset: usize,
+    /// Per limb of `x`'s ring: (scale, Shoup).
+    scale: Arc<Tracked>,
+    /// For each chunk of `x`: the chunk of `a` holding all its polynomials, and where it starts.
+    chunks: Vec<(usize, usize)>,
+}
+
+impl GpuBackend {
+    /// The fused transform and difference, or the two operations where a chunk of `b` spans
+    /// two chunks of `a` (their rings differ, so their chunks may not line up).
+    fn ntt_forward_difference(
+        &self,
+        a: &PolyBatch,
+        mut b: PolyBatch,
+        offset: usize,
+        scale: &[u32],
+    ) -> Result<PolyBatch> {
+        check_scaled_difference(a, &b, offset, scale)?;
+        let (ga, gb) = (self.gpu(a)?, self.gpu(&b)?);
+        let chunks: Option<Vec<(usize, usize)>> = (0..gb.chunks.len())
+            .map(|o| {
+                let (o0, o1) = gb.range(o);
+                (0..ga.chunks.len()).find_map(|c| {
+                    let (s, e) = ga.range(c);
+                    (s <= o0 && o1 <= e).then_some((c, s))
+                })
+            })
+            .collect();
+        let Some(chunks) = chunks else {
+            self.ntt_forward(&mut b)?;
+            return self.scaled_difference_gpu(a, &b, offset, scale);
+        };
+        let then = Difference {
+            a,
+            a_chunks: ga,
+            offset,
+            scale: self.op_table(&shoup_pairs(&b.ring, scale))?,
+            chunks,
+        };
+        self.ntts.fetch_add(b.rows() as u64, Ordering::Relaxed);
+        self.ntt(&mut b, true, Some(then))?;
+        Ok(b)
     }
 }
 
@@ -640,12 +703,12 @@ impl Backend for GpuBackend {
 
     fn ntt_forward(&self, x: &mut PolyBatch) -> Result<()> {
         self.ntts.fetch_add(x.rows() as u64, Ordering::Relaxed);
-        self.ntt(x, true)
+        self.ntt(x, true, None)
     }
 
     fn ntt_inverse(&self, x: &mut PolyBatch) -> Result<()> {
         self.ntts.fetch_add(x.rows() as u64, Ordering::Relaxed);
-        self.ntt(x, false)
+        self.ntt(x, false, None)
     }
 
     fn add(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
@@ -800,5 +863,15 @@ impl Backend for GpuBackend {
         scale: &[u32],
     ) -> Result<PolyBatch> {
         self.scaled_difference_gpu(a, b, offset, scale)
+    }
+
+    fn ntt_forward_scaled_difference(
+        &self,
+        a: &PolyBatch,
+        b: PolyBatch,
+        offset: usize,
+        scale: &[u32],
+    ) -> Result<PolyBatch> {
+        self.ntt_forward_difference(a, b, offset, scale)
     }
 }

@@ -30,7 +30,7 @@ impl GpuBackend {
     /// A small read-only table for one operation (an index list, per-limb constants), uploaded
     /// the first time these words are asked for and kept: a network asks for the same tables
     /// batch after batch, and an upload would end the open commands (see `dispatch.rs`).
-    fn op_table(&self, words: &[u32]) -> Result<Arc<Tracked>> {
+    pub(super) fn op_table(&self, words: &[u32]) -> Result<Arc<Tracked>> {
         let words = if words.is_empty() { &[0u32][..] } else { words };
         let mut tables = self.op_tables.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = tables.get(words) {
