@@ -56,12 +56,33 @@ fn column_butterfly(b: u32, h: u32, width_log: u32) -> vec2<u32> {
     return vec2<u32>(i0, (1u << (k - 1u - h)) + (m >> (h + 1u)));
 }
 
-// Loads a column tile into workgroup memory.
+// Loads a column tile into workgroup memory (converted, see `converted`).
 fn load_columns(ct: ColumnTile, lid: u32) {
-    for (var e = lid; e < ct.size; e += WG) {
-        tile[e] = out[column_word(ct, e)];
+    let row = ct.base >> params.n_log;
+    let first = ct.base - (row << params.n_log);
+    if (params.arg2 == 2u) {
+        let src = conversion_of(row);
+        for (var e = lid; e < ct.size; e += WG) {
+            tile[e] = convert_word(src.x, src.y, column_word(ct, e) - ct.base + first, src.z);
+        }
+    } else {
+        for (var e = lid; e < ct.size; e += WG) {
+            tile[e] = out[column_word(ct, e)];
+        }
     }
     workgroupBarrier();
+}
+
+// A forward transform's first pass may compute its input instead of loading it: when arg2 is 2,
+// row r of this chunk is target limb r % limbs of output polynomial o = arg3 + r / limbs, which
+// is digit d = o / arg6 of polynomial m = o % arg6 of in_a, base-converted (convert_word in the
+// prelude; in_a holds polynomials from arg4, arg5 limbs each; in_b the conversion table). Returns
+// (d, first source word, target limb). CPU twin of that: base_convert, then ntt_forward.
+fn conversion_of(row: u32) -> vec3<u32> {
+    let o = params.arg3 + row / params.limbs;
+    let d = o / params.arg6;
+    let m = o - d * params.arg6;
+    return vec3<u32>(d, digit_source(d, m - params.arg4, params.arg5), row % params.limbs);
 }
 
 // One stage of a column tile spanning 2^h words of a column: forward (Cooley–Tukey) or inverse
@@ -149,10 +170,20 @@ fn inverse_radix2(lid: u32, size: u32, lt: u32, pos: u32, li: LimbInfo) {
     }
 }
 
-// Loads `size` consecutive words from `base` into workgroup memory.
+// Loads `size` consecutive words from `base` into workgroup memory (converted when arg2 is 2,
+// see conversion_of).
 fn load_words(base: u32, size: u32, lid: u32) {
-    for (var e = lid; e < size; e += WG) {
-        tile[e] = out[base + e];
+    if (params.arg2 == 2u) {
+        let row = base >> params.n_log;
+        let src = conversion_of(row);
+        let first = base - (row << params.n_log);
+        for (var e = lid; e < size; e += WG) {
+            tile[e] = convert_word(src.x, src.y, first + e, src.z);
+        }
+    } else {
+        for (var e = lid; e < size; e += WG) {
+            tile[e] = out[base + e];
+        }
     }
     workgroupBarrier();
 }

@@ -91,6 +91,35 @@ fn reduce_wide(lo: u32, hi: u32, li: LimbInfo) -> u32 {
     return add_mod(high, mul_shoup(lo, 1u, li.one_shoup, li.p), li.p);
 }
 
+// The centered fast base conversion, read from in_b (the conversion table): per digit a header
+// [offset, first source limb, source limbs, 0], then at each offset the digit's per source limb
+// [s, (S/s)^-1, Shoup, ⌊S/2⌋ mod s], ⌊S/2⌋ mod t per target limb, and [target][source] pairs
+// (S/s mod t, Shoup). The input is in_a; the target limbs are this dispatch's ring.
+// The first word of digit d of input polynomial m (in_limbs limbs a polynomial) in in_a.
+fn digit_source(d: u32, m: u32, in_limbs: u32) -> u32 {
+    return (m * in_limbs + in_b[4u * d + 1u]) << params.n_log;
+}
+
+// Coefficient k of target limb j of digit d, whose first source word is src:
+// Σ_i [(x_i + ⌊S/2⌋)(S/s_i)^-1 mod s_i] (S/s_i) − ⌊S/2⌋ mod t_j.
+fn convert_word(d: u32, src: u32, k: u32, j: u32) -> u32 {
+    let base = in_b[4u * d];
+    let s_count = in_b[4u * d + 2u];
+    let halves = base + 4u * s_count;
+    let matrix = halves + params.limbs;
+    let t = limb_info[j].p;
+    var acc = 0u;
+    for (var i = 0u; i < s_count; i++) {
+        let at = base + 4u * i;
+        let s = in_b[at];
+        let x = add_mod(in_a[src + (i << params.n_log) + k], in_b[at + 3u], s);
+        let y = mul_shoup(x, in_b[at + 1u], in_b[at + 2u], s);
+        let w = matrix + 2u * (j * s_count + i);
+        acc = add_mod(acc, mul_shoup(y, in_b[w], in_b[w + 1u], t), t);
+    }
+    return sub_mod(acc, in_b[halves + j], t);
+}
+
 fn limb_of_word(i: u32) -> LimbInfo {
     return limb_info[(i >> params.n_log) % params.limbs];
 }

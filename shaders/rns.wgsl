@@ -23,16 +23,12 @@ fn gather_polys(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
 }
 
-// base_convert: the centered fast base conversion of every digit, one output polynomial per
-// workgroup row (gid.y): output polynomial o = d * M + m is digit d (source limbs [start, start +
-// count) of input polynomial m) in every limb of the target ring. table: per digit a header
-// [offset, start, count, 0], then at each offset the digit's per source limb [s, (S/s)^-1,
-// Shoup, ⌊S/2⌋ mod s], ⌊S/2⌋ mod t per target limb, and [target][source] pairs (S/s mod t,
-// Shoup). total: N; arg0: the dispatch's first output polynomial; arg1: first polynomial of
-// the output chunk; arg2: M (polynomials per digit); arg3, arg4: first polynomial and count of
-// the input chunk; arg5: limbs of an input polynomial. CPU twin: CpuBackend::base_convert_rows.
-const MAX_SOURCE: u32 = 16u;
-
+// base_convert: the centered fast base conversion of every digit (see convert_word in the
+// prelude), one output polynomial per workgroup row (gid.y): output polynomial o = d * M + m is
+// digit d of input polynomial m in every limb of the target ring. in_b: the conversion table.
+// total: N; arg0: the dispatch's first output polynomial; arg1: first polynomial of the output
+// chunk; arg2: M (polynomials per digit); arg3, arg4: first polynomial and count of the input
+// chunk; arg5: limbs of an input polynomial. CPU twin: CpuBackend::base_convert_rows.
 @compute @workgroup_size(256)
 fn base_convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let o = params.arg0 + gid.y;
@@ -41,28 +37,11 @@ fn base_convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (m < params.arg3 || m - params.arg3 >= params.arg4) {
         return;
     }
-    let base = table[4u * d];
-    let s_count = table[4u * d + 2u];
-    let halves = base + 4u * s_count;
-    let matrix = halves + params.limbs;
-    let src0 = (m - params.arg3) * (params.arg5 << params.n_log) + (table[4u * d + 1u] << params.n_log);
+    let src = digit_source(d, m - params.arg3, params.arg5);
     let dst0 = (o - params.arg1) * (params.limbs << params.n_log);
     for (var k = gid.x; k < params.total; k += nwg.x * WG) {
-        var y: array<u32, MAX_SOURCE>;
-        for (var i = 0u; i < s_count; i++) {
-            let at = base + 4u * i;
-            let s = table[at];
-            let x = add_mod(in_a[src0 + (i << params.n_log) + k], table[at + 3u], s);
-            y[i] = mul_shoup(x, table[at + 1u], table[at + 2u], s);
-        }
         for (var j = 0u; j < params.limbs; j++) {
-            let p = limb_info[j].p;
-            var acc = 0u;
-            for (var i = 0u; i < s_count; i++) {
-                let at = matrix + 2u * (j * s_count + i);
-                acc = add_mod(acc, mul_shoup(y[i], table[at], table[at + 1u], p), p);
-            }
-            out[dst0 + (j << params.n_log) + k] = sub_mod(acc, table[halves + j], p);
+            out[dst0 + (j << params.n_log) + k] = convert_word(d, src, k, j);
         }
     }
 }

@@ -155,6 +155,21 @@ pub trait Backend: Send + Sync {
         scale: &[u32],
     ) -> Result<PolyBatch>;
 
+    /// `base_convert(x, digits, to)`, then [`ntt_forward`](Self::ntt_forward): the mod-up of key
+    /// switching. The GPU computes the conversion in the transform's first pass, so the
+    /// converted digits never make a round trip through memory; this default runs the two
+    /// operations (the CPU twin).
+    fn base_convert_ntt(
+        &self,
+        x: &PolyBatch,
+        digits: &[Range<usize>],
+        to: &Arc<Ring>,
+    ) -> Result<PolyBatch> {
+        let mut y = self.base_convert(x, digits, to)?;
+        self.ntt_forward(&mut y)?;
+        Ok(y)
+    }
+
     /// `scaled_difference(a, b′, offset, scale)` where `b′` is `b` after [`ntt_forward`](Self::ntt_forward):
     /// the end of rescaling and of the mod-down, in `b`'s memory. The GPU folds the difference
     /// into the transform's last pass, so `b′` never makes a round trip through memory; this

@@ -111,9 +111,8 @@ impl DeviceKey {
         let key_l = self.at_level(be, params, level, digits.len())?;
         // Mod-up: each digit to [P, Q_l], then into the NTT domain.
         be.ntt_inverse(&mut d)?;
-        let mut ext = be.base_convert(&d, &digits, params.ring_ext(level))?;
+        let ext = be.base_convert_ntt(&d, &digits, params.ring_ext(level))?;
         drop(d);
-        be.ntt_forward(&mut ext)?;
         let acc = be.key_mul_acc(&ext, &key_l, digits.len())?;
         drop(ext);
         mod_down(be, params, &acc, level)

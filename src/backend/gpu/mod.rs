@@ -476,9 +476,8 @@ impl GpuBackend {
 
     /// The NTT of every polynomial of `x` in at most two passes (see ntt.wgsl): the stages
     /// spanning less than a tile in workgroup memory over consecutive words, the others over
-    /// column tiles. With `then`, a forward transform's last pass also takes the scaled
-    /// difference with another batch (see [`Difference`]).
-    fn ntt(&self, x: &mut PolyBatch, forward: bool, then: Option<Difference<'_>>) -> Result<()> {
+    /// column tiles. A forward transform may fold other work into its passes (see [`Fold`]).
+    fn ntt(&self, x: &mut PolyBatch, forward: bool, fold: Fold<'_>) -> Result<()> {
         let gx = self.gpu(x)?;
         let ring = x.ring.clone();
         let tables = self.tables(&ring)?;
@@ -514,21 +513,61 @@ impl GpuBackend {
                     };
                     let mut p = Self::params(&ring, tiles, &args);
                     let mut traffic = self.footprint(kernel, &p, &binds);
-                    if let Some(d) = then.as_ref().filter(|_| kernel == Kernel::NttForwardLocal) {
-                        let (o0, _) = gx.range(o);
-                        let (c, s) = d.chunks[o];
-                        let fold = [1, o0, s, d.a.ring.limbs(), d.offset];
-                        p[5..10].copy_from_slice(&fold.map(|v| v as u32));
-                        binds.a = &d.a_chunks.chunks[c].data.buffer;
-                        binds.b = &d.scale.buffer;
-                        // It also reads the matching words of `a`, and the scales.
-                        traffic.read += chunk.data.buffer.size() + 8 * ring.limbs() as u64;
+                    let (o0, o1) = gx.range(o);
+                    let words = 4 * ((o1 - o0) * ring.poly_words()) as u64;
+                    match &fold {
+                        Fold::Difference(d) if kernel == Kernel::NttForwardLocal => {
+                            let (c, s) = d.chunks[o];
+                            let args = [1, o0, s, d.a.ring.limbs(), d.offset];
+                            p[5..10].copy_from_slice(&args.map(|v| v as u32));
+                            binds.a = &d.a_chunks.chunks[c].data.buffer;
+                            binds.b = &d.scale.buffer;
+                            // It also reads the matching words of `a`, and the scales.
+                            traffic.read += words + 8 * ring.limbs() as u64;
+                        }
+                        Fold::Conversion(v) if kernel == passes[0].0 => {
+                            let args = [2, o0, 0, v.x.ring.limbs(), v.per_digit];
+                            p[5..10].copy_from_slice(&args.map(|v| v as u32));
+                            binds.a = &v.x_chunk.data.buffer;
+                            binds.b = &v.table.buffer;
+                            // It reads the digits' source words instead of its own.
+                            let sources: usize = (o0..o1)
+                                .map(|o| v.digit_limbs[o / v.per_digit] * ring.poly_words())
+                                .sum();
+                            traffic.read = traffic.read - words
+                                + 4 * sources as u64 / ring.limbs() as u64
+                                + v.table.buffer.size();
+                        }
+                        _ => {}
                     }
                     self.dispatch_grid(enc, &tables, kernel, p, [tiles as u64, 1], binds, traffic);
                 }
             }
         })
     }
+}
+
+/// Work a forward NTT folds into its passes.
+pub(crate) enum Fold<'a> {
+    None,
+    /// In the last pass (see [`Difference`]).
+    Difference(Difference<'a>),
+    /// In the first pass (see [`Conversion`]).
+    Conversion(Conversion<'a>),
+}
+
+/// What a forward NTT's first pass computes instead of loading: the base conversion of the
+/// digits of `x` (`base_convert`), output polynomial `d · per_digit + m` being digit `d` of
+/// polynomial `m`.
+pub(crate) struct Conversion<'a> {
+    x: &'a PolyBatch,
+    /// `x`'s one chunk.
+    x_chunk: &'a GpuChunk,
+    per_digit: usize,
+    /// Source limbs of each digit.
+    digit_limbs: Vec<usize>,
+    /// The conversion table (see `conversion_buffer`).
+    table: Arc<Tracked>,
 }
 
 /// What a forward NTT's last pass subtracts its result from: `out = (a − NTT(x)) · scale` over
@@ -576,8 +615,35 @@ impl GpuBackend {
             chunks,
         };
         self.ntts.fetch_add(b.rows() as u64, Ordering::Relaxed);
-        self.ntt(&mut b, true, Some(then))?;
+        self.ntt(&mut b, true, Fold::Difference(then))?;
         Ok(b)
+    }
+
+    /// `base_convert` with the forward NTT's first pass computing the conversion, where `x`
+    /// lies in one chunk (else the two operations).
+    fn base_convert_forward(
+        &self,
+        x: &PolyBatch,
+        digits: &[Range<usize>],
+        to: &Arc<Ring>,
+    ) -> Result<PolyBatch> {
+        let gx = self.gpu(x)?;
+        let [x_chunk] = &gx.chunks[..] else {
+            let mut out = self.base_convert_gpu(x, digits, to)?;
+            self.ntt_forward(&mut out)?;
+            return Ok(out);
+        };
+        let fold = Conversion {
+            x,
+            x_chunk,
+            per_digit: x.batch,
+            digit_limbs: digits.iter().map(|d| d.len()).collect(),
+            table: self.conversion_buffer(x, digits, to)?,
+        };
+        let mut out = self.alloc_batch(to, digits.len() * x.batch)?;
+        self.ntts.fetch_add(out.rows() as u64, Ordering::Relaxed);
+        self.ntt(&mut out, true, Fold::Conversion(fold))?;
+        Ok(out)
     }
 }
 
@@ -703,12 +769,12 @@ impl Backend for GpuBackend {
 
     fn ntt_forward(&self, x: &mut PolyBatch) -> Result<()> {
         self.ntts.fetch_add(x.rows() as u64, Ordering::Relaxed);
-        self.ntt(x, true, None)
+        self.ntt(x, true, Fold::None)
     }
 
     fn ntt_inverse(&self, x: &mut PolyBatch) -> Result<()> {
         self.ntts.fetch_add(x.rows() as u64, Ordering::Relaxed);
-        self.ntt(x, false, None)
+        self.ntt(x, false, Fold::None)
     }
 
     fn add(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {
@@ -873,5 +939,14 @@ impl Backend for GpuBackend {
         scale: &[u32],
     ) -> Result<PolyBatch> {
         self.ntt_forward_difference(a, b, offset, scale)
+    }
+
+    fn base_convert_ntt(
+        &self,
+        x: &PolyBatch,
+        digits: &[Range<usize>],
+        to: &Arc<Ring>,
+    ) -> Result<PolyBatch> {
+        self.base_convert_forward(x, digits, to)
     }
 }

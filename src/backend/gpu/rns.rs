@@ -149,7 +149,7 @@ impl GpuBackend {
     }
 
     /// The conversion tables of `digits` of `x` into `to` on this device (uploaded once).
-    fn conversion_buffer(
+    pub(super) fn conversion_buffer(
         &self,
         x: &PolyBatch,
         digits: &[Range<usize>],
@@ -203,9 +203,9 @@ impl GpuBackend {
                     let polys = rows.min(o0 + go.chunks[o].polys - first);
                     let args = [first, o0, m_count, s, count, x.ring.limbs()];
                     let binds = Binds {
-                        table: &table.buffer,
+                        table: &self.placeholder,
                         a: &gx.chunks[c].data.buffer,
-                        b: &self.placeholder,
+                        b: &table.buffer,
                         out: &go.chunks[o].data.buffer,
                     };
                     let p = Self::params(to, n, &args);
