@@ -236,105 +236,72 @@ fn scalar_affine_and_scaled_difference_equal_u64_arithmetic() {
     );
 }
 
-/// A GPU with the adapter's NTT tile and one with tiles of 1,024 words (two passes from 2^11),
-/// both for one test alone.
-fn own_and_small_tile_gpus() -> (Option<GpuBackend>, Option<GpuBackend>) {
-    let open = |max_ntt_tile| {
-        gpu().map(|_| {
-            GpuBackend::with_options(GpuOptions {
-                max_ntt_tile,
-                ..Default::default()
-            })
-            .unwrap()
+/// Runs a folded operation (`op`) on every device, asserting equal words, and on GPUs of its
+/// own (so that other tests' dispatches do not add to the counts) with the adapter's NTT tile
+/// and with tiles of 1,024 words: the transform's passes must be its only dispatches, one up to
+/// the tile and two beyond.
+fn assert_folded(what: &str, n: usize, op: impl Fn(&dyn Backend) -> Vec<u32>) {
+    let got = on_every_device(what, n, &op);
+    if gpu().is_none() {
+        return;
+    }
+    for tile in [None, Some(1024)] {
+        let g = GpuBackend::with_options(GpuOptions {
+            max_ntt_tile: tile,
+            ..Default::default()
         })
-    };
-    (open(None), open(Some(1024)))
+        .unwrap();
+        let before = g.counts().dispatches;
+        assert!(op(&g) == got, "{what} n={n} tile {tile:?}");
+        let passes = if n > tile.unwrap_or(n) { 2 } else { 1 };
+        assert_eq!(
+            g.counts().dispatches - before,
+            passes,
+            "{what} n={n} tile {tile:?}"
+        );
+    }
 }
 
-/// The GPU computes the conversion in the forward transform's first pass; the result must be
-/// the two operations', on one pass and two, with the input in one chunk or several (the
-/// small-binding GPU falls back).
+/// The GPU computes the conversion in the forward transform's first pass: equal to the
+/// conversion then the transform (the CPU), on one pass and two, with the input in one chunk or
+/// several (the small-binding GPU falls back).
 #[test]
 fn base_convert_ntt_equals_the_conversion_then_the_transform() {
-    // Backends of this test's own, so that other tests' dispatches do not add to the counts.
-    let (own, small_tiles) = own_and_small_tile_gpus();
     for (n, batch) in [(1 << 10, 3), (1 << 12, 2)] {
         let ring = mixed_ring(n, 5);
         let (from, to) = (ring.sub_ring(0..3).unwrap(), ring.sub_ring(1..5).unwrap());
         let words = random_words(&from, batch, 12);
         let digits = [0..1, 1..3, 2..3];
-        let op = |b: &dyn Backend| {
+        assert_folded("base_convert_ntt", n, |b| {
             let x = b.upload(&from, batch, &words).unwrap();
             let before = b.ntt_count();
             let y = b.base_convert_ntt(&x, &digits, &to).unwrap();
-            assert_eq!(
-                b.ntt_count() - before,
-                (digits.len() * batch * to.limbs()) as u64
-            );
+            let transforms = digits.len() * batch * to.limbs();
+            assert_eq!(b.ntt_count() - before, transforms as u64);
             b.download(&y).unwrap()
-        };
-        let got = on_every_device("base_convert_ntt", n, op);
-        // Folded: the transform's passes are the only dispatches.
-        let dispatches = |g: &GpuBackend| {
-            let before = g.counts().dispatches;
-            assert!(op(g) == got, "n={n}");
-            g.counts().dispatches - before
-        };
-        if let Some(g) = &own {
-            assert_eq!(dispatches(g), 1);
-        }
-        if let Some(g) = &small_tiles {
-            assert_eq!(dispatches(g), if n > 1024 { 2 } else { 1 });
-        }
-        let cpu = CpuBackend::new(Some(1)).unwrap();
-        let x = cpu.upload(&from, batch, &words).unwrap();
-        let mut want = cpu.base_convert(&x, &digits, &to).unwrap();
-        cpu.ntt_forward(&mut want).unwrap();
-        assert_eq!(got, cpu.download(&want).unwrap());
+        });
     }
 }
 
-/// The GPU folds the difference into the forward transform's last pass; the result must be the
-/// two operations' (the CPU runs them), on one pass and two (tiles forced to 1,024 words), with
-/// the chunks of `a` and `b` lining up or not (the small-binding GPU falls back).
+/// The GPU folds the difference into the forward transform's last pass: equal to the transform
+/// then the difference (the CPU), on one pass and two, with the chunks of `a` and `b` lining up
+/// or not (the small-binding GPU falls back).
 #[test]
 fn ntt_forward_scaled_difference_equals_the_transform_then_the_difference() {
-    // Backends of this test's own, so that other tests' dispatches do not add to the counts.
-    let (own, small_tiles) = own_and_small_tile_gpus();
     for (n, batch) in [(1 << 10, 5), (1 << 12, 3)] {
         let ring = mixed_ring(n, 5);
         let sub = ring.sub_ring(1..4).unwrap();
         let a_words = random_words(&ring, batch, 8);
         let b_words = random_words(&sub, batch, 9);
         let scale: Vec<u32> = sub.primes().iter().map(|&p| p - 2).collect();
-        let op = |b: &dyn Backend| {
+        assert_folded("ntt_forward_scaled_difference", n, |b| {
             let x = b.upload(&ring, batch, &a_words).unwrap();
             let y = b.upload(&sub, batch, &b_words).unwrap();
             let before = b.ntt_count();
             let z = b.ntt_forward_scaled_difference(&x, y, 1, &scale).unwrap();
             assert_eq!(b.ntt_count() - before, (batch * sub.limbs()) as u64);
             b.download(&z).unwrap()
-        };
-        let got = on_every_device("ntt_forward_scaled_difference", n, op);
-        // Folded: the transform's passes are the only dispatches.
-        let dispatches = |g: &GpuBackend| {
-            let before = g.counts().dispatches;
-            assert!(op(g) == got, "n={n}");
-            g.counts().dispatches - before
-        };
-        if let Some(g) = &own {
-            assert_eq!(dispatches(g), 1);
-        }
-        if let Some(g) = &small_tiles {
-            assert_eq!(dispatches(g), if n > 1024 { 2 } else { 1 });
-        }
-        // The CPU's words against the two operations spelled out.
-        let cpu = CpuBackend::new(Some(1)).unwrap();
-        let mut y = cpu.upload(&sub, batch, &b_words).unwrap();
-        cpu.ntt_forward(&mut y).unwrap();
-        let x = cpu.upload(&ring, batch, &a_words).unwrap();
-        let want = cpu.scaled_difference(&x, &y, 1, &scale).unwrap();
-        assert_eq!(got, cpu.download(&want).unwrap());
+        });
     }
 }
 

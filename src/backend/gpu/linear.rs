@@ -207,9 +207,8 @@ fn group(rows: &SparseRows, per_chunk: usize) -> Vec<Group> {
         match joins {
             Some(t) => {
                 groups[t].outputs.push(j);
-                if exact.get(&(chunk, cols)) != Some(&t) {
+                if exact.insert((chunk, cols), t) != Some(t) {
                     groups[t].add_columns(cols);
-                    exact.entry((chunk, cols)).or_insert(t);
                 }
             }
             None => {
