@@ -39,9 +39,10 @@ pub(crate) fn mod_down(
 }
 
 /// Bytes of the decomposed form (every digit raised to `[P, Q_l]`) of the ciphertexts
-/// key-switched together: a network's whole stage where it fits (at N = 2^13 about 230
-/// ciphertexts, so the 100 outputs of the CryptoNets dense layer go through in one piece, with
-/// no copies in and out of chunks), a bounded temporary where it does not.
+/// key-switched together: a network's whole stage where it fits (at N = 2^13 with one special
+/// prime, 195 ciphertexts at the top level and more below, so the 100 outputs of the CryptoNets
+/// dense layer go through in one piece, with no copies in and out of chunks), a bounded
+/// temporary where it does not.
 const KEY_SWITCH_BYTES: usize = 256 << 20;
 
 /// Ciphertexts at `level` key-switched together (see [`KEY_SWITCH_BYTES`]).
