@@ -37,9 +37,10 @@ impl std::fmt::Display for AdapterReport {
             "max buffer:             {} MiB",
             self.max_buffer_bytes >> 20
         )?;
+        let tile = super::kernels::ntt_tile(self.max_workgroup_storage_bytes, None);
         writeln!(
             f,
-            "max workgroup storage:  {} KiB",
+            "max workgroup storage:  {} KiB (NTT tiles of {tile} words: one pass up to N = {tile})",
             self.max_workgroup_storage_bytes >> 10
         )?;
         writeln!(
