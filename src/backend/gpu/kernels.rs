@@ -114,7 +114,7 @@ const FAMILIES: [(&str, &str, &[Kernel]); 4] = [
 pub(crate) const WORKGROUP: u32 = 256;
 /// Most words per workgroup tile of the NTT kernels (`tile` in ntt.wgsl): 32 KiB, one pass up
 /// to N = 2^13 where the adapter's workgroup storage holds them.
-pub(crate) const MAX_NTT_TILE: usize = 1 << 13;
+const MAX_NTT_TILE: usize = 1 << 13;
 /// Fewest words per NTT tile: every adapter's workgroup storage (16 KiB at least) holds them,
 /// and two passes cover N up to their square.
 const MIN_NTT_TILE: usize = 1 << 10;

@@ -60,7 +60,7 @@ impl GpuBackend {
                     match &fold {
                         Fold::Difference(d) if kernel == Kernel::NttForwardLocal => {
                             let (c, s) = d.chunks[o];
-                            let args = [1, o0, s, d.a.ring.limbs(), d.offset];
+                            let args = [1, o0, s, d.a_limbs, d.offset];
                             p[5..10].copy_from_slice(&args.map(|v| v as u32));
                             binds.a = &d.a_chunks.chunks[c].data.buffer;
                             binds.b = &d.scale.buffer;
@@ -68,7 +68,7 @@ impl GpuBackend {
                             traffic.read += words + 8 * ring.limbs() as u64;
                         }
                         Fold::Conversion(v) if kernel == passes[0].0 => {
-                            let args = [2, o0, 0, v.x.ring.limbs(), v.per_digit];
+                            let args = [2, o0, 0, v.x_limbs, v.per_digit];
                             p[5..10].copy_from_slice(&args.map(|v| v as u32));
                             binds.a = &v.x_chunk.data.buffer;
                             binds.b = &v.table.buffer;
@@ -102,7 +102,8 @@ pub(crate) enum Fold<'a> {
 /// digits of `x` (`base_convert`), output polynomial `d · per_digit + m` being digit `d` of
 /// polynomial `m`.
 pub(crate) struct Conversion<'a> {
-    x: &'a PolyBatch,
+    /// Limbs of a polynomial of the converted batch.
+    x_limbs: usize,
     /// `x`'s one chunk.
     x_chunk: &'a GpuChunk,
     per_digit: usize,
@@ -115,7 +116,8 @@ pub(crate) struct Conversion<'a> {
 /// What a forward NTT's last pass subtracts its result from: `out = (a − NTT(x)) · scale` over
 /// `x`'s ring, whose primes are `a`'s limbs from `offset` (see `scaled_difference`).
 pub(crate) struct Difference<'a> {
-    a: &'a PolyBatch,
+    /// Limbs of a polynomial of `a`.
+    a_limbs: usize,
     a_chunks: &'a GpuData,
     offset: usize,
     /// Per limb of `x`'s ring: (scale, Shoup).
@@ -150,7 +152,7 @@ impl GpuBackend {
             return self.scaled_difference_gpu(a, &b, offset, scale);
         };
         let then = Difference {
-            a,
+            a_limbs: a.ring.limbs(),
             a_chunks: ga,
             offset,
             scale: self.op_table(&shoup_pairs(&b.ring, scale))?,
@@ -176,7 +178,7 @@ impl GpuBackend {
             return Ok(out);
         };
         let fold = Conversion {
-            x,
+            x_limbs: x.ring.limbs(),
             x_chunk,
             per_digit: x.batch,
             digit_limbs: digits.iter().map(|d| d.len()).collect(),
