@@ -42,6 +42,14 @@ fn circuit(params: &Arc<Parameters>, backend: Arc<dyn Backend>) -> Vec<(String, 
     save("rescale", &s);
     let t = ev.rotate(&s, 5).unwrap();
     save("rotate", &t);
+    for (i, h) in ev
+        .rotate_hoisted(&s, &[1, 5, 0])
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        save(&format!("rotate_hoisted {i}"), h);
+    }
     let c = ev.conjugate(&ev.rotate(&t, 1).unwrap()).unwrap();
     save("conjugate", &c);
     let k = ev
@@ -65,5 +73,5 @@ fn gpu_ciphertexts_equal_cpu_ciphertexts_bit_for_bit() {
     for ((what, c), (_, g)) in cpu.iter().zip(&gpu) {
         assert!(c == g, "{what}: GPU ciphertext differs from CPU");
     }
-    assert_eq!(cpu.len(), 7);
+    assert_eq!(cpu.len(), 10);
 }

@@ -169,6 +169,17 @@ fn each_operation_matches_the_f64_oracle() {
             17.0,
         );
     }
+    // Hoisted: one decomposition for several steps (0 and a repeat included); each result
+    // decrypts like its own rotation.
+    let steps = [1i64, 0, -3, 1];
+    let hoisted = ev.rotate_hoisted(&cx, &steps).unwrap();
+    assert_eq!(hoisted.len(), steps.len());
+    for (step, ct) in steps.iter().zip(&hoisted) {
+        let want: Vec<f64> = (0..slots)
+            .map(|i| x[(i as i64 + step).rem_euclid(slots as i64) as usize])
+            .collect();
+        check(&format!("rotate_hoisted {step}"), ct, want, 17.0);
+    }
     check(
         "conjugate (real input)",
         &ev.conjugate(&cx).unwrap(),

@@ -436,6 +436,60 @@ impl Evaluator {
         self.apply_galois(ct, self.params.galois_element(step))
     }
 
+    /// Rotations of `ct` by each of `steps` (as [`rotate`](Self::rotate)), sharing one
+    /// decomposition of the second polynomial (hoisting): the inverse NTT, base conversion and
+    /// forward NTTs run once, and each rotation costs an automorphism of the decomposed digits,
+    /// the key product and the division by P. The results decrypt like [`rotate`]'s, but the
+    /// words differ: the automorphism moves the mod-up error along with the digits.
+    pub fn rotate_hoisted(&self, ct: &Ciphertext, steps: &[i64]) -> Result<Vec<Ciphertext>> {
+        ct.check(&self.params)?;
+        if ct.size != 2 {
+            return Err(Error::Mismatch(
+                "rotate ciphertexts of two polynomials".into(),
+            ));
+        }
+        let elements: Vec<usize> = steps
+            .iter()
+            .map(|&s| self.params.galois_element(s))
+            .collect();
+        let keys = elements
+            .iter()
+            .filter(|&&g| g != 1)
+            .map(|g| {
+                let key = self
+                    .galois
+                    .get(g)
+                    .ok_or_else(|| Error::MissingKey(format!("no Galois key for element {g}")))?;
+                key.key_set.check(ct.key_set, "the ciphertext")?;
+                Ok((*g, key))
+            })
+            .collect::<Result<HashMap<usize, &DeviceKey>>>()?;
+        let be = &*self.backend;
+        let limbs = Self::all_limbs(ct);
+        let ext = if keys.is_empty() {
+            None
+        } else {
+            let d = be.gather(&ct.polys, &Self::pattern(ct, &[Some(1)]), limbs.clone())?;
+            Some(super::key_switch::decompose(be, &self.params, d, ct.level)?)
+        };
+        let c0 = be.gather(&ct.polys, &Self::pattern(ct, &[Some(0), None]), limbs)?;
+        elements
+            .iter()
+            .map(|&g| {
+                let (Some(key), Some(ext)) = (keys.get(&g), ext.as_ref()) else {
+                    return self.drop_level(ct, ct.level);
+                };
+                self.key_switches
+                    .fetch_add(ct.count as u64, Ordering::Relaxed);
+                let moved = be.automorphism(ext, g)?;
+                let switched = key.product(be, &self.params, &moved, ct.level)?;
+                drop(moved);
+                let base = be.automorphism(&c0, g)?;
+                self.pair_like(ct, &base, &switched)
+            })
+            .collect()
+    }
+
     /// Complex conjugation of every slot.
     pub fn conjugate(&self, ct: &Ciphertext) -> Result<Ciphertext> {
         self.apply_galois(ct, self.params.conjugation_element())

@@ -52,6 +52,20 @@ pub(crate) fn key_switch_chunk(params: &Parameters, level: usize) -> usize {
     (KEY_SWITCH_BYTES / per.max(1)).max(1)
 }
 
+/// Mod-up of `d` (one NTT-domain polynomial per ciphertext, over q_0 … q_level): each digit
+/// raised to `[P, Q_level]`, in the NTT domain. A Galois automorphism commutes with it up to a
+/// multiple of the digit's modulus, which the key product absorbs like any mod-up error, so one
+/// decomposition serves many rotations (hoisting).
+pub(crate) fn decompose(
+    be: &dyn Backend,
+    params: &Parameters,
+    mut d: PolyBatch,
+    level: usize,
+) -> Result<PolyBatch> {
+    be.ntt_inverse(&mut d)?;
+    be.base_convert_ntt(&d, &params.digits(level), params.ring_ext(level))
+}
+
 /// A switching key on the device, and its restrictions to lower levels (made on first use).
 pub(crate) struct DeviceKey {
     pub(crate) key_set: KeySetId,
@@ -105,17 +119,25 @@ impl DeviceKey {
         &self,
         be: &dyn Backend,
         params: &Parameters,
-        mut d: PolyBatch,
+        d: PolyBatch,
         level: usize,
     ) -> Result<PolyBatch> {
-        let digits = params.digits(level);
-        let key_l = self.at_level(be, params, level, digits.len())?;
-        // Mod-up: each digit to [P, Q_l], then into the NTT domain.
-        be.ntt_inverse(&mut d)?;
-        let ext = be.base_convert_ntt(&d, &digits, params.ring_ext(level))?;
-        drop(d);
-        let acc = be.key_mul_acc(&ext, &key_l, digits.len())?;
-        drop(ext);
+        let ext = decompose(be, params, d, level)?;
+        self.product(be, params, &ext, level)
+    }
+
+    /// The key product of a decomposed batch (see [`decompose`]) and the division by P: per
+    /// ciphertext the pair `(k0, k1)`.
+    pub(crate) fn product(
+        &self,
+        be: &dyn Backend,
+        params: &Parameters,
+        ext: &PolyBatch,
+        level: usize,
+    ) -> Result<PolyBatch> {
+        let digits = params.digits(level).len();
+        let key_l = self.at_level(be, params, level, digits)?;
+        let acc = be.key_mul_acc(ext, &key_l, digits)?;
         mod_down(be, params, &acc, level)
     }
 
