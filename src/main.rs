@@ -96,6 +96,11 @@ struct JobArgs {
         default_value = "models/cryptonets-5.safetensors"
     )]
     model: PathBuf,
+    /// How images are packed: batch (CryptoNets, an image per slot: throughput), latency (an
+    /// image per ciphertext, rotations: each image answered in milliseconds), or auto (latency
+    /// up to 32 images)
+    #[arg(long, value_name = "PACKING", default_value = "auto")]
+    packing: hegpu::job::Packing,
     /// Write the report as JSON
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -543,6 +548,7 @@ fn mnist(args: JobArgs) -> Result<()> {
         images: args.images,
         data: args.data,
         model: args.model,
+        packing: args.packing,
         server: hegpu::job::ServerDevice {
             profile: args.profile.profile,
             ..args.server.server()?
@@ -576,10 +582,17 @@ fn mnist(args: JobArgs) -> Result<()> {
     for f in &report.fallbacks {
         println!("GPU fallback:          {f}");
     }
-    println!(
-        "images:                {} in {} batch(es), {} classified",
-        report.images, report.batches, report.classified
-    );
+    if report.latency.is_some() {
+        println!(
+            "images:                {} one by one (latency packing), {} classified",
+            report.images, report.classified
+        );
+    } else {
+        println!(
+            "images:                {} in {} batch(es) (batch packing), {} classified",
+            report.images, report.batches, report.classified
+        );
+    }
     println!("accuracy:              {:.2}%", 100.0 * report.accuracy());
     println!(
         "agrees with plaintext: {:.2}%",
@@ -593,6 +606,14 @@ fn mnist(args: JobArgs) -> Result<()> {
         report.seconds_evaluate,
         report.seconds_decrypt
     );
+    if let Some(latency) = &report.latency {
+        print_latency(&report, latency);
+        if let Some(path) = args.json {
+            write_file(&path, (report.to_json() + "\n").as_bytes())?;
+            println!("wrote {}", path.display());
+        }
+        return failures(&report.failed_batches, ("image", "images"), "the job");
+    }
     let per_batch = |k: u64| k as f64 / report.modes.len().max(1) as f64;
     println!(
         "server work per batch: {:.0} key switches, {:.0} single-limb NTTs",
@@ -640,6 +661,39 @@ fn mnist(args: JobArgs) -> Result<()> {
         println!("wrote {}", path.display());
     }
     failures(&report.failed_batches, ("batch", "batches"), "the job")
+}
+
+/// The latency packing's per-image lines.
+fn print_latency(report: &hegpu::job::JobReport, latency: &hegpu::job::LatencyReport) {
+    let per = |x: f64| 1e3 * x / report.classified.max(1) as f64;
+    let bytes = |b: usize| b as f64 / report.classified.max(1) as f64 / 1e3;
+    println!(
+        "per image:             encrypt {:.1} ms, upload {:.0} KB ({} ciphertexts), evaluate {:.1} ms \
+         (median; 90% within {:.1} ms), download {:.0} KB, decrypt {:.1} ms",
+        per(report.seconds_encrypt),
+        bytes(report.bytes_sent),
+        latency.input_ciphertexts,
+        1e3 * latency.evaluate_quantile(0.5),
+        1e3 * latency.evaluate_quantile(0.9),
+        bytes(report.bytes_received),
+        per(report.seconds_decrypt)
+    );
+    println!(
+        "server work per image: {} key switches (rotations, relinearizations), {} plaintext products",
+        latency.key_switches, latency.plaintext_products
+    );
+    println!(
+        "evaluation keys once:  relinearization + {} Galois keys, {:.1} MB (keys {:.2} s)",
+        latency.galois_keys,
+        report.bytes_keys as f64 / 1e6,
+        report.seconds_keys
+    );
+    if let Some(bytes) = report.peak_memory_bytes {
+        println!(
+            "peak memory:           {:.0} MiB (client and server in one process)",
+            bytes as f64 / f64::from(1 << 20)
+        );
+    }
 }
 
 /// The `--profile` tables: GPU time and bytes per kernel, then GPU against host time per stage.

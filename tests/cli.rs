@@ -151,6 +151,51 @@ fn bench_measures_the_cpu_alone_when_asked() {
 }
 
 #[test]
+fn the_latency_packing_answers_each_image_on_its_own() {
+    let model = small_model_file("latency");
+    let json = std::env::temp_dir().join(format!("hegpu-latency-{}.json", std::process::id()));
+    let text = hegpu_ok(&[
+        "mnist",
+        "--packing",
+        "latency",
+        "--images",
+        "6",
+        "--device",
+        "cpu",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(text.contains("one by one (latency packing)"), "{text}");
+    assert!(text.contains("Galois keys"), "{text}");
+    assert_agrees_with_plaintext(&text, 6);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["packing"], "latency");
+    assert_eq!(report["classified"], 6);
+    let latency = &report["latency"];
+    // Two seeded ciphertexts at the top level per image: under 1 MB up.
+    assert_eq!(latency["input_ciphertexts_per_image"], 2);
+    let sent = report["bytes_sent_per_image"].as_f64().unwrap();
+    assert!(sent > 0.0 && sent < 1e6, "{sent}");
+    assert!(latency["evaluate_seconds_median"].as_f64().unwrap() > 0.0);
+    assert!(latency["key_switches_per_image"].as_u64().unwrap() > 0);
+    // Auto picks the latency packing for a handful of images.
+    let auto = hegpu_ok(&[
+        "mnist",
+        "--images",
+        "2",
+        "--device",
+        "cpu",
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert!(auto.contains("latency packing"), "{auto}");
+    let _ = std::fs::remove_file(json);
+    let _ = std::fs::remove_file(model);
+}
+
+#[test]
 fn auto_passes_over_a_software_adapter_for_the_cpu() {
     let not_required = [("HEGPU_REQUIRE_GPU", "0")];
     let info = String::from_utf8_lossy(&hegpu_with(&["info"], &not_required).stdout).into_owned();
@@ -251,6 +296,7 @@ fn the_mnist_job_refuses_bad_input() {
         &["mnist", "--gpu-memory", "12Q"],
         &["mnist", "--gpu-memory", "0"],
         &["mnist", "--frobnicate"],
+        &["mnist", "--packing", "diagonal"],
         &["mnist", "serve"],
         &["mnist", "decrypt", "--dir", "no/such/dir"],
     ] {
@@ -268,6 +314,8 @@ fn a_gpu_lost_mid_job_leaves_the_results_whole() {
         "mnist",
         "--images",
         "20",
+        "--packing",
+        "batch",
         "--device",
         "gpu",
         "--gpu-memory",

@@ -184,6 +184,8 @@ fn the_report_counts_the_gpu_work_done_before_a_loss() {
         "mnist",
         "--images",
         "10",
+        "--packing",
+        "batch",
         "--device",
         "gpu",
         "--model",

@@ -403,6 +403,28 @@ impl Evaluator {
         )
     }
 
+    /// The ciphertexts `indices` of the batch `ct`, in that order (a batch of `indices.len()`).
+    pub fn select(&self, ct: &Ciphertext, indices: &[usize]) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        if indices.is_empty() {
+            return Err(Error::Mismatch("select at least one ciphertext".into()));
+        }
+        if let Some(&i) = indices.iter().find(|&&i| i >= ct.count) {
+            return Err(Error::Mismatch(format!(
+                "ciphertext {i} of a batch of {}",
+                ct.count
+            )));
+        }
+        let sources: Vec<Option<usize>> = indices
+            .iter()
+            .flat_map(|&i| (0..ct.size).map(move |j| Some(i * ct.size + j)))
+            .collect();
+        let polys = self
+            .backend
+            .gather(&ct.polys, &sources, Self::all_limbs(ct))?;
+        Ciphertext::new(ct.meta(), indices.len(), polys, None)
+    }
+
     /// Brings two ciphertexts to the same level (the lower) and the same scale: when scales
     /// differ, the one with the smaller scale is multiplied by the integer that matches them
     /// after one rescale, and the other drops one level.

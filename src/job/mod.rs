@@ -6,9 +6,11 @@
 pub mod agreement;
 pub mod envelope;
 pub mod files;
+pub mod latency;
 pub mod secret_file;
 
 pub use agreement::Agreement;
+pub use latency::LatencyReport;
 
 use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};
 use crate::ckks::{
@@ -33,6 +35,7 @@ pub struct JobOptions {
     pub data: PathBuf,
     pub model: PathBuf,
     pub server: ServerDevice,
+    pub packing: Packing,
 }
 
 impl Default for JobOptions {
@@ -42,7 +45,61 @@ impl Default for JobOptions {
             data: "data/mnist".into(),
             model: "models/cryptonets-5.safetensors".into(),
             server: ServerDevice::default(),
+            packing: Packing::Auto,
         }
+    }
+}
+
+/// How images are packed into ciphertexts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Packing {
+    /// CryptoNets: one ciphertext per activation, an image per slot; a batch of up to N/2
+    /// images costs the same as one.
+    Batch,
+    /// One image per ciphertext, rotations: each image costs a few dozen key switches.
+    Latency,
+    /// Latency up to [`Packing::AUTO_LATENCY_IMAGES`] images, batch beyond.
+    #[default]
+    Auto,
+}
+
+impl Packing {
+    /// Where `auto` switches to the batch packing. On 2 CPU cores a batch of the shipped
+    /// model takes about as long as 40 to 60 images one by one (2026-12-02); below 32 the
+    /// latency packing is faster in total and each image is answered on its own.
+    pub const AUTO_LATENCY_IMAGES: usize = 32;
+
+    /// The packing a job of `images` images uses.
+    pub fn resolve(self, images: usize) -> Packing {
+        match self {
+            Packing::Auto if images <= Self::AUTO_LATENCY_IMAGES => Packing::Latency,
+            Packing::Auto => Packing::Batch,
+            p => p,
+        }
+    }
+}
+
+impl std::str::FromStr for Packing {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "batch" => Ok(Packing::Batch),
+            "latency" => Ok(Packing::Latency),
+            "auto" => Ok(Packing::Auto),
+            _ => Err(Error::Config(format!(
+                "packing '{s}': expected batch, latency or auto"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Packing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Packing::Batch => "batch",
+            Packing::Latency => "latency",
+            Packing::Auto => "auto",
+        })
     }
 }
 
@@ -64,15 +121,22 @@ impl ServerDevice {
     /// takes the options in the environment (`HEGPU_SIMULATE_DEVICE_LOSS`, `HEGPU_GPU_MEMORY`,
     /// which `gpu_memory` overrides).
     pub fn scheduler(&self, params: &Arc<Parameters>, keys: &EvaluationKeys) -> Result<Scheduler> {
-        let mut gpu = GpuOptions::from_env()?;
-        gpu.memory_budget = self.gpu_memory.or(gpu.memory_budget);
-        gpu.profile = self.profile;
-        let backend = select_backend_with(self.device, gpu)?;
+        let backend = self.backend()?;
         let options = ScheduleOptions {
             split: self.split,
             ..Default::default()
         };
         Scheduler::new(params, keys, backend, options)
+    }
+}
+
+impl ServerDevice {
+    /// The device's backend, with the GPU options in the environment and these choices.
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let mut gpu = GpuOptions::from_env()?;
+        gpu.memory_budget = self.gpu_memory.or(gpu.memory_budget);
+        gpu.profile = self.profile;
+        select_backend_with(self.device, gpu)
     }
 }
 
@@ -89,6 +153,8 @@ pub enum Phase {
 #[derive(Clone, Debug, Default)]
 pub struct JobReport {
     pub device: String,
+    /// `batch` or `latency`.
+    pub packing: String,
     pub images: usize,
     pub batches: usize,
     /// Batches that failed (their images are not counted below).
@@ -123,6 +189,8 @@ pub struct JobReport {
     /// GPU time and bytes per kernel over the whole job, when profiled on a GPU with
     /// timestamps.
     pub kernels: Option<Vec<crate::backend::gpu::KernelProfile>>,
+    /// Per-image figures, in the latency packing.
+    pub latency: Option<LatencyReport>,
 }
 
 impl JobReport {
@@ -182,7 +250,18 @@ impl JobReport {
             "readback_bytes": g.readback_bytes as f64 / batches,
             "traffic_bytes": (g.bytes_read + g.bytes_written) as f64 / batches,
         });
-        serde_json::json!({
+        let latency = self.latency.as_ref().map(|l| {
+            serde_json::json!({
+                "evaluate_seconds_median": l.evaluate_quantile(0.5),
+                "evaluate_seconds_p90": l.evaluate_quantile(0.9),
+                "evaluate_seconds_max": l.evaluate_quantile(1.0),
+                "key_switches_per_image": l.key_switches,
+                "plaintext_products_per_image": l.plaintext_products,
+                "galois_keys": l.galois_keys,
+                "input_ciphertexts_per_image": l.input_ciphertexts,
+            })
+        });
+        let mut json = serde_json::json!({
             "device": self.device,
             "images": self.images,
             "batches": self.batches,
@@ -241,8 +320,10 @@ impl JobReport {
             "bytes_evaluation_keys": self.bytes_keys,
             "bytes_sent_per_image": per(self.bytes_sent),
             "bytes_received_per_image": per(self.bytes_received),
-        })
-        .to_string()
+        });
+        json["packing"] = self.packing.clone().into();
+        json["latency"] = latency.unwrap_or_default();
+        json.to_string()
     }
 }
 
@@ -260,9 +341,13 @@ pub fn run_mnist(
     // The client works on the CPU; the server's devices are the scheduler's.
     let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let params = Parameters::preset(Preset::CryptoNets8192)?;
+    if opts.packing.resolve(count) == Packing::Latency {
+        return latency::run_latency(opts, &mnist, &model, count, progress);
+    }
     let mut report = JobReport {
         images: count,
         batch_capacity: params.slots(),
+        packing: "batch".into(),
         ..Default::default()
     };
     let test_px = pixels(&mnist.test_images);

@@ -60,7 +60,7 @@ fn elementwise(width: usize, w: f32, b: f32) -> Vec<LinearRow> {
 /// `a·x² + b·x + c` becomes `a·(x + b/2a)² + (c − b²/4a)`: the shift joins the linear map
 /// before it and the affine part the one after, so it costs one square like `x²` does (with
 /// `a = 0` it is linear).
-fn stages(model: &Model) -> Result<Vec<Option<Vec<LinearRow>>>> {
+pub(crate) fn stages(model: &Model) -> Result<Vec<Option<Vec<LinearRow>>>> {
     let shapes = model.shapes()?;
     let mut out: Vec<Option<Vec<LinearRow>>> = Vec::new();
     let mut pending: Option<Vec<LinearRow>> = None;

@@ -3,12 +3,14 @@
 
 pub mod encrypted;
 pub mod file;
+pub mod latency;
 pub mod mnist;
 pub mod model;
 pub mod train;
 
 pub use encrypted::{EncryptedNetwork, encrypt_images, stage_bounds};
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
+pub use latency::{LatencyCost, LatencyNetwork, PreparedDiagonals, StepSlots};
 pub use mnist::{MnistRecipe, pixels, train_mnist};
 pub use model::{Layer, Model, Shape, argmax, cryptonets};
 pub use train::{

@@ -1,0 +1,170 @@
+//! The job in the latency packing: each image on its own, through client encryption, the
+//! server's evaluation with public keys only, and client decryption, every crossing in the
+//! compact byte format; per-image times and bytes are what one request costs.
+
+use super::{JobOptions, JobReport, Phase, peak_memory_bytes};
+use crate::backend::{Backend, DeviceChoice, select_backend};
+use crate::ckks::{
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters,
+    Preset, Seed,
+};
+use crate::data::Mnist;
+use crate::nn::{LatencyNetwork, Model, argmax, pixels};
+use crate::{Error, Result};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Per-image figures of a latency job.
+#[derive(Clone, Debug, Default)]
+pub struct LatencyReport {
+    /// The server's evaluation time of each image, in order.
+    pub evaluate_seconds: Vec<f64>,
+    /// Key switches per image (rotations and relinearizations).
+    pub key_switches: usize,
+    /// Plaintext–ciphertext products per image.
+    pub plaintext_products: usize,
+    /// Galois keys the plan needs (one per rotation step).
+    pub galois_keys: usize,
+    /// Ciphertexts the client sends per image.
+    pub input_ciphertexts: usize,
+}
+
+impl LatencyReport {
+    /// The `q`-quantile (0 to 1) of the evaluation times.
+    pub fn evaluate_quantile(&self, q: f64) -> f64 {
+        let mut t = self.evaluate_seconds.clone();
+        t.sort_by(f64::total_cmp);
+        let i = ((t.len().max(1) - 1) as f64 * q).round() as usize;
+        t.get(i).copied().unwrap_or(0.0)
+    }
+}
+
+/// Runs the job with one image per request.
+pub(super) fn run_latency(
+    opts: &JobOptions,
+    mnist: &Mnist,
+    model: &Model,
+    count: usize,
+    mut progress: impl FnMut(Phase, usize, usize),
+) -> Result<JobReport> {
+    let host: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
+    let params = Parameters::preset(Preset::CryptoNets8192)?;
+    let test_px = pixels(&mnist.test_images);
+    let mut report = JobReport {
+        images: count,
+        batch_capacity: 1,
+        packing: "latency".into(),
+        ..Default::default()
+    };
+
+    // Server: plans from the model and public calibration data; the plan (layouts and the
+    // rotations it needs) is public, the client lays its images out by it.
+    let calibration = 1000.min(mnist.train_labels.len());
+    let network = LatencyNetwork::plan(
+        model,
+        &params,
+        &pixels(&mnist.train_images)[..784 * calibration],
+    )?;
+
+    // Client: keys, Galois keys for the plan's rotations only.
+    let t = Instant::now();
+    progress(Phase::Keys, 0, 1);
+    let mut keygen = KeyGenerator::new(&params, Seed::Os);
+    let sk = keygen.secret_key()?;
+    let keys = EvaluationKeys {
+        relin: Some(keygen.relin_key(&sk)?),
+        galois: keygen.galois_keys(&sk, &network.rotations(), false)?,
+    };
+    let key_bytes = keys.to_bytes(&params)?;
+    report.bytes_keys = key_bytes.len() + params.to_bytes().len();
+    let encoder = Encoder::new(&params);
+    let encryptor = Encryptor::with_secret_key(&params, &sk, host.clone(), Seed::Os)?;
+    let decryptor = Decryptor::new(&params, &sk)?;
+    progress(Phase::Keys, 1, 1);
+    report.seconds_keys = t.elapsed().as_secs_f64();
+
+    let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
+    let backend = opts.server.backend()?;
+    let evaluator = Evaluator::new(&params, backend.clone(), &server_keys)?;
+    let prepared = network.prepare(&evaluator)?;
+    report.device = backend.name();
+    let cost = network.cost();
+    let mut latency = LatencyReport {
+        key_switches: cost.key_switches,
+        plaintext_products: cost.plaintext_products,
+        galois_keys: cost.rotations,
+        input_ciphertexts: cost.input_ciphertexts,
+        ..Default::default()
+    };
+
+    for i in 0..count {
+        let image = &test_px[i * 784..(i + 1) * 784];
+        let plain = model.forward(image)?;
+        let parties = (&encoder, &encryptor, &decryptor, &evaluator);
+        match one_image(
+            &network,
+            &prepared,
+            parties,
+            &params,
+            &*host,
+            image,
+            &mut report,
+        ) {
+            Ok((out, seconds)) => {
+                latency.evaluate_seconds.push(seconds);
+                report.correct += usize::from(argmax(&out) == usize::from(mnist.test_labels[i]));
+                report.agreement.add(&out, &plain);
+                report.classified += 1;
+            }
+            Err(e) => report.failed_batches.push(format!("image {i}: {e}")),
+        }
+        for phase in [Phase::Encrypt, Phase::Evaluate, Phase::Decrypt] {
+            progress(phase, i + 1, count);
+        }
+    }
+    report.batches = count;
+    report.key_switches = evaluator.key_switches();
+    report.ntts = backend.ntt_count();
+    report.latency = Some(latency);
+    report.peak_memory_bytes = peak_memory_bytes();
+    Ok(report)
+}
+
+type Parties<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Evaluator);
+
+/// One image: encrypt, send, evaluate, send back, decrypt. Returns the outputs and the
+/// server's evaluation time.
+fn one_image(
+    network: &LatencyNetwork,
+    prepared: &crate::nn::PreparedDiagonals,
+    (encoder, encryptor, decryptor, evaluator): Parties<'_>,
+    params: &Arc<Parameters>,
+    host: &dyn Backend,
+    image: &[f32],
+    report: &mut JobReport,
+) -> Result<(Vec<f32>, f64)> {
+    let t = Instant::now();
+    let sent = network
+        .encrypt(encoder, encryptor, image)?
+        .to_bytes(params, host)?;
+    report.seconds_encrypt += t.elapsed().as_secs_f64();
+    report.bytes_sent += sent.len();
+
+    let t = Instant::now();
+    let x = Ciphertext::from_bytes(&sent, params, &**evaluator.backend())?;
+    let y = network.evaluate(evaluator, prepared, &x)?;
+    let received = y.to_bytes(params, &**evaluator.backend())?;
+    let seconds = t.elapsed().as_secs_f64();
+    report.seconds_evaluate += seconds;
+    report.bytes_received += received.len();
+
+    let t = Instant::now();
+    let y = Ciphertext::from_bytes(&received, params, host)?;
+    let mut outputs = network.decrypt(decryptor, encoder, &y, host)?;
+    report.seconds_decrypt += t.elapsed().as_secs_f64();
+    let out = outputs
+        .pop()
+        .filter(|_| outputs.is_empty())
+        .ok_or_else(|| Error::Shape("the server returned more than one image".into()))?;
+    Ok((out, seconds))
+}
