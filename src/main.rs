@@ -101,6 +101,11 @@ struct JobArgs {
     /// up to 32 images)
     #[arg(long, value_name = "PACKING", default_value = "auto")]
     packing: hegpu::job::Packing,
+    /// Latency packing: images that may share a ciphertext (rounded down to a power of two
+    /// whose layouts fit; 1 answers each image on its own, the shortest latency; 4 costs the
+    /// server about what 1 does for four images)
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one)]
+    per_ciphertext: usize,
     /// Write the report as JSON
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -549,6 +554,7 @@ fn mnist(args: JobArgs) -> Result<()> {
         data: args.data,
         model: args.model,
         packing: args.packing,
+        per_ciphertext: args.per_ciphertext,
         server: hegpu::job::ServerDevice {
             profile: args.profile.profile,
             ..args.server.server()?
@@ -584,8 +590,8 @@ fn mnist(args: JobArgs) -> Result<()> {
     }
     if report.latency.is_some() {
         println!(
-            "images:                {} one by one (latency packing), {} classified",
-            report.images, report.classified
+            "images:                {} in {} request(s) (latency packing), {} classified",
+            report.images, report.batches, report.classified
         );
     } else {
         println!(
@@ -663,23 +669,31 @@ fn mnist(args: JobArgs) -> Result<()> {
     failures(&report.failed_batches, ("batch", "batches"), "the job")
 }
 
-/// The latency packing's per-image lines.
+/// The latency packing's per-request and per-image lines.
 fn print_latency(report: &hegpu::job::JobReport, latency: &hegpu::job::LatencyReport) {
-    let per = |x: f64| 1e3 * x / report.classified.max(1) as f64;
-    let bytes = |b: usize| b as f64 / report.classified.max(1) as f64 / 1e3;
+    let k = latency.images_per_request;
+    let requests = latency.evaluate_seconds.len().max(1) as f64;
+    let per_request = |x: f64| 1e3 * x / requests;
+    let kb = |b: usize| b as f64 / requests / 1e3;
     println!(
-        "per image:             encrypt {:.1} ms, upload {:.0} KB ({} ciphertexts), evaluate {:.1} ms \
-         (median; 90% within {:.1} ms), download {:.0} KB, decrypt {:.1} ms",
-        per(report.seconds_encrypt),
-        bytes(report.bytes_sent),
+        "per request ({k} image{}): encrypt {:.1} ms, upload {:.0} KB ({} ciphertexts), evaluate \
+         {:.1} ms (median; 90% within {:.1} ms), download {:.0} KB, decrypt {:.1} ms",
+        if k == 1 { "" } else { "s" },
+        per_request(report.seconds_encrypt),
+        kb(report.bytes_sent),
         latency.input_ciphertexts,
         1e3 * latency.evaluate_quantile(0.5),
         1e3 * latency.evaluate_quantile(0.9),
-        bytes(report.bytes_received),
-        per(report.seconds_decrypt)
+        kb(report.bytes_received),
+        per_request(report.seconds_decrypt)
     );
     println!(
-        "server work per image: {} key switches (rotations, relinearizations), {} plaintext products",
+        "server:                {:.0} images/s, {:.1} ms per image",
+        report.server_images_per_second(),
+        1e3 * report.seconds_evaluate / report.classified.max(1) as f64
+    );
+    println!(
+        "server work per request: {} key switches (rotations, relinearizations), {} plaintext products",
         latency.key_switches, latency.plaintext_products
     );
     println!(

@@ -167,7 +167,7 @@ fn the_latency_packing_answers_each_image_on_its_own() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(text.contains("one by one (latency packing)"), "{text}");
+    assert!(text.contains("in 6 request(s) (latency packing)"), "{text}");
     assert!(text.contains("Galois keys"), "{text}");
     assert_agrees_with_plaintext(&text, 6);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -175,11 +175,12 @@ fn the_latency_packing_answers_each_image_on_its_own() {
     assert_eq!(report["classified"], 6);
     let latency = &report["latency"];
     // Two seeded ciphertexts at the top level per image: under 1 MB up.
-    assert_eq!(latency["input_ciphertexts_per_image"], 2);
+    assert_eq!(latency["input_ciphertexts_per_request"], 2);
+    assert_eq!(latency["images_per_request"], 1);
     let sent = report["bytes_sent_per_image"].as_f64().unwrap();
     assert!(sent > 0.0 && sent < 1e6, "{sent}");
     assert!(latency["evaluate_seconds_median"].as_f64().unwrap() > 0.0);
-    assert!(latency["key_switches_per_image"].as_u64().unwrap() > 0);
+    assert!(latency["key_switches_per_request"].as_u64().unwrap() > 0);
     // Auto picks the latency packing for a handful of images.
     let auto = hegpu_ok(&[
         "mnist",

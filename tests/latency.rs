@@ -156,20 +156,20 @@ fn small_params() -> Arc<Parameters> {
 fn plans_compute_the_model_in_plaintext_slots() {
     let (model, train, test, _) = shipped();
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
-    let net = LatencyNetwork::plan(&model, &params, &train).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &train, 1).unwrap();
     let small = small_params();
     let cases = [
         (model, net, test[..8 * 784].to_vec()),
         {
             let m = small_conv();
             let calib = random_images(16, 64, 1);
-            let net = LatencyNetwork::plan(&m, &small, &calib).unwrap();
+            let net = LatencyNetwork::plan(&m, &small, &calib, 1).unwrap();
             (m, net, random_images(8, 64, 2))
         },
         {
             let m = small_mlp();
             let calib = random_images(16, 40, 3);
-            let net = LatencyNetwork::plan(&m, &small, &calib).unwrap();
+            let net = LatencyNetwork::plan(&m, &small, &calib, 1).unwrap();
             (m, net, random_images(8, 40, 4))
         },
     ];
@@ -195,7 +195,7 @@ fn plans_compute_the_model_in_plaintext_slots() {
 fn the_shipped_plan_costs_a_few_dozen_key_switches() {
     let (model, train, _, _) = shipped();
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
-    let net = LatencyNetwork::plan(&model, &params, &train).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &train, 1).unwrap();
     let cost = net.cost();
     assert_eq!(cost.input_ciphertexts, 2, "{cost:?}");
     assert_eq!(cost.levels, 5);
@@ -212,7 +212,7 @@ fn the_shipped_plan_costs_a_few_dozen_key_switches() {
 fn the_shipped_model_predicts_the_same_digits_encrypted() {
     let (model, train, test, _) = shipped();
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
-    let net = LatencyNetwork::plan(&model, &params, &train).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &train, 1).unwrap();
     let p = parties(&params, &net, cpu());
     let prepared = net.prepare(&p.evaluator).unwrap();
     let count = 12;
@@ -225,7 +225,9 @@ fn the_shipped_model_predicts_the_same_digits_encrypted() {
         p.evaluator.key_switches(),
         (count * net.cost().key_switches) as u64
     );
-    let got = net.decrypt(&p.decryptor, &p.encoder, &y, &*cpu()).unwrap();
+    let got = net
+        .decrypt(&p.decryptor, &p.encoder, &y, count, &*cpu())
+        .unwrap();
     for (i, out) in got.iter().enumerate() {
         let want = model.forward(&images[i * 784..(i + 1) * 784]).unwrap();
         for (g, w) in out.iter().zip(&want) {
@@ -238,8 +240,49 @@ fn the_shipped_model_predicts_the_same_digits_encrypted() {
         .encrypt(&p.encoder, &p.encryptor, &images[..784])
         .unwrap();
     let y1 = net.evaluate(&p.evaluator, &prepared, &one).unwrap();
-    let out = net.decrypt(&p.decryptor, &p.encoder, &y1, &*cpu()).unwrap();
+    let out = net
+        .decrypt(&p.decryptor, &p.encoder, &y1, 1, &*cpu())
+        .unwrap();
     assert_eq!(argmax(&out[0]), argmax(&got[0]));
+}
+
+/// Four images share each ciphertext of the shipped model (at eight its layouts no longer
+/// fit, so the plan takes four): five images go as two groups, the second padded, and each
+/// decrypts to the plaintext model's digit. The requests cost about what one image does.
+#[test]
+fn images_share_a_ciphertext_where_the_slots_allow() {
+    let (model, train, test, _) = shipped();
+    let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &train, 8).unwrap();
+    let cost = net.cost();
+    assert_eq!(cost.images_per_ciphertext, 4, "{cost:?}");
+    // Five ciphertexts for four images: 1.25 per image instead of 2.
+    assert_eq!(cost.input_ciphertexts, 5, "{cost:?}");
+    assert!(cost.key_switches <= 50, "{cost:?}");
+    let p = parties(&params, &net, cpu());
+    let prepared = net.prepare(&p.evaluator).unwrap();
+    let count = 5;
+    let images = &test[..count * 784];
+    let x = net.encrypt(&p.encoder, &p.encryptor, images).unwrap();
+    assert_eq!(x.count(), 5 * 2);
+    let y = net.evaluate(&p.evaluator, &prepared, &x).unwrap();
+    assert_eq!(y.count(), 2);
+    let got = net
+        .decrypt(&p.decryptor, &p.encoder, &y, count, &*cpu())
+        .unwrap();
+    assert_eq!(got.len(), count);
+    for (i, out) in got.iter().enumerate() {
+        let want = model.forward(&images[i * 784..(i + 1) * 784]).unwrap();
+        for (g, w) in out.iter().zip(&want) {
+            assert!((g - w).abs() < 0.1, "image {i}: {out:?} vs {want:?}");
+        }
+        assert_eq!(argmax(out), argmax(&want), "image {i}");
+    }
+    assert!(
+        net.decrypt(&p.decryptor, &p.encoder, &y, 9, &*cpu())
+            .is_err()
+    );
+    assert!(LatencyNetwork::plan(&model, &params, &train, 0).is_err());
 }
 
 /// Precision in bits after every step of the shipped model (decrypted slots against the plan
@@ -248,7 +291,7 @@ fn the_shipped_model_predicts_the_same_digits_encrypted() {
 fn precision_after_every_step_of_the_shipped_model() {
     let (model, train, test, _) = shipped();
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
-    let net = LatencyNetwork::plan(&model, &params, &train).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &train, 1).unwrap();
     let p = parties(&params, &net, cpu());
     let prepared = net.prepare(&p.evaluator).unwrap();
     for image in test[..2 * 784].chunks(784) {
@@ -284,7 +327,8 @@ fn gpu_and_cpu_give_identical_ciphertexts() {
     let Some(_) = common::gpu() else { return };
     let params = small_params();
     let model = small_conv();
-    let net = LatencyNetwork::plan(&model, &params, &random_images(16, 64, 5)).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &random_images(16, 64, 5), 2).unwrap();
+    assert_eq!(net.cost().images_per_ciphertext, 2);
     let images = random_images(3, 64, 6);
     let run = |backend: Arc<dyn Backend>| {
         let p = parties(&params, &net, backend.clone());
@@ -294,7 +338,7 @@ fn gpu_and_cpu_give_identical_ciphertexts() {
             .unwrap();
         let y = net.evaluate(&p.evaluator, &prepared, &x).unwrap();
         let out = net
-            .decrypt(&p.decryptor, &p.encoder, &y, &*backend)
+            .decrypt(&p.decryptor, &p.encoder, &y, 3, &*backend)
             .unwrap();
         (y.to_bytes(&params, &*backend).unwrap(), out)
     };
@@ -318,7 +362,7 @@ fn plans_it_cannot_make_are_refused_with_the_reason() {
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
     let calib = random_images(2, 40, 7);
     let refuse = |model: &Model| {
-        LatencyNetwork::plan(model, &params, &calib)
+        LatencyNetwork::plan(model, &params, &calib, 1)
             .unwrap_err()
             .to_string()
     };
@@ -364,7 +408,7 @@ fn plans_it_cannot_make_are_refused_with_the_reason() {
 fn bad_inputs_and_missing_keys_are_errors() {
     let params = small_params();
     let model = small_mlp();
-    let net = LatencyNetwork::plan(&model, &params, &random_images(4, 40, 8)).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &random_images(4, 40, 8), 1).unwrap();
     let p = parties(&params, &net, cpu());
     let prepared = net.prepare(&p.evaluator).unwrap();
     assert!(net.encrypt(&p.encoder, &p.encryptor, &[0.5; 39]).is_err());

@@ -3,6 +3,7 @@
 //! compact byte format; per-image times and bytes are what one request costs.
 
 use super::{JobOptions, JobReport, Phase, peak_memory_bytes};
+use crate::Result;
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
     Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters,
@@ -10,22 +11,25 @@ use crate::ckks::{
 };
 use crate::data::Mnist;
 use crate::nn::{LatencyNetwork, Model, argmax, pixels};
-use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Per-image figures of a latency job.
+/// Per-request figures of a latency job: a request is one group of images that share
+/// ciphertexts (one image unless `--per-ciphertext` says more).
 #[derive(Clone, Debug, Default)]
 pub struct LatencyReport {
-    /// The server's evaluation time of each image, in order.
+    /// Images per request (per ciphertext).
+    pub images_per_request: usize,
+    /// The server's time for each request, in order: reading the client's bytes, evaluating,
+    /// writing the result's bytes.
     pub evaluate_seconds: Vec<f64>,
-    /// Key switches per image (rotations and relinearizations).
+    /// Key switches per request (rotations and relinearizations).
     pub key_switches: usize,
-    /// Plaintext–ciphertext products per image.
+    /// Plaintext–ciphertext products per request.
     pub plaintext_products: usize,
     /// Galois keys the plan needs (one per rotation step).
     pub galois_keys: usize,
-    /// Ciphertexts the client sends per image.
+    /// Ciphertexts the client sends per request.
     pub input_ciphertexts: usize,
 }
 
@@ -64,6 +68,7 @@ pub(super) fn run_latency(
         model,
         &params,
         &pixels(&mnist.train_images)[..784 * calibration],
+        opts.per_ciphertext,
     )?;
 
     // Client: keys, Galois keys for the plan's rotations only.
@@ -89,7 +94,9 @@ pub(super) fn run_latency(
     let prepared = network.prepare(&evaluator)?;
     report.device = backend.name();
     let cost = network.cost();
+    let per = cost.images_per_ciphertext;
     let mut latency = LatencyReport {
+        images_per_request: per,
         key_switches: cost.key_switches,
         plaintext_products: cost.plaintext_products,
         galois_keys: cost.rotations,
@@ -97,32 +104,40 @@ pub(super) fn run_latency(
         ..Default::default()
     };
 
-    for i in 0..count {
-        let image = &test_px[i * 784..(i + 1) * 784];
-        let plain = model.forward(image)?;
+    let requests: Vec<(usize, usize)> = (0..count)
+        .step_by(per)
+        .map(|s| (s, (s + per).min(count)))
+        .collect();
+    for (r, &(start, end)) in requests.iter().enumerate() {
+        let images = &test_px[start * 784..end * 784];
         let parties = (&encoder, &encryptor, &decryptor, &evaluator);
-        match one_image(
+        match one_request(
             &network,
             &prepared,
             parties,
             &params,
             &*host,
-            image,
+            images,
             &mut report,
         ) {
-            Ok((out, seconds)) => {
+            Ok((outputs, seconds)) => {
                 latency.evaluate_seconds.push(seconds);
-                report.correct += usize::from(argmax(&out) == usize::from(mnist.test_labels[i]));
-                report.agreement.add(&out, &plain);
-                report.classified += 1;
+                for (i, out) in (start..end).zip(&outputs) {
+                    let plain = model.forward(&test_px[i * 784..(i + 1) * 784])?;
+                    report.correct += usize::from(argmax(out) == usize::from(mnist.test_labels[i]));
+                    report.agreement.add(out, &plain);
+                }
+                report.classified += outputs.len();
             }
-            Err(e) => report.failed_batches.push(format!("image {i}: {e}")),
+            Err(e) => report
+                .failed_batches
+                .push(format!("images {start}..{end}: {e}")),
         }
         for phase in [Phase::Encrypt, Phase::Evaluate, Phase::Decrypt] {
-            progress(phase, i + 1, count);
+            progress(phase, r + 1, requests.len());
         }
     }
-    report.batches = count;
+    report.batches = requests.len();
     report.key_switches = evaluator.key_switches();
     report.ntts = backend.ntt_count();
     report.latency = Some(latency);
@@ -132,20 +147,20 @@ pub(super) fn run_latency(
 
 type Parties<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Evaluator);
 
-/// One image: encrypt, send, evaluate, send back, decrypt. Returns the outputs and the
-/// server's evaluation time.
-fn one_image(
+/// One request: encrypt, send, evaluate, send back, decrypt. Returns the outputs and the
+/// server's time.
+fn one_request(
     network: &LatencyNetwork,
     prepared: &crate::nn::PreparedDiagonals,
     (encoder, encryptor, decryptor, evaluator): Parties<'_>,
     params: &Arc<Parameters>,
     host: &dyn Backend,
-    image: &[f32],
+    images: &[f32],
     report: &mut JobReport,
-) -> Result<(Vec<f32>, f64)> {
+) -> Result<(Vec<Vec<f32>>, f64)> {
     let t = Instant::now();
     let sent = network
-        .encrypt(encoder, encryptor, image)?
+        .encrypt(encoder, encryptor, images)?
         .to_bytes(params, host)?;
     report.seconds_encrypt += t.elapsed().as_secs_f64();
     report.bytes_sent += sent.len();
@@ -160,11 +175,7 @@ fn one_image(
 
     let t = Instant::now();
     let y = Ciphertext::from_bytes(&received, params, host)?;
-    let mut outputs = network.decrypt(decryptor, encoder, &y, host)?;
+    let outputs = network.decrypt(decryptor, encoder, &y, images.len() / 784, host)?;
     report.seconds_decrypt += t.elapsed().as_secs_f64();
-    let out = outputs
-        .pop()
-        .filter(|_| outputs.is_empty())
-        .ok_or_else(|| Error::Shape("the server returned more than one image".into()))?;
-    Ok((out, seconds))
+    Ok((outputs, seconds))
 }

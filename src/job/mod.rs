@@ -36,6 +36,8 @@ pub struct JobOptions {
     pub model: PathBuf,
     pub server: ServerDevice,
     pub packing: Packing,
+    /// Images that share a ciphertext in the latency packing (at most; 1: each image alone).
+    pub per_ciphertext: usize,
 }
 
 impl Default for JobOptions {
@@ -46,6 +48,7 @@ impl Default for JobOptions {
             model: "models/cryptonets-5.safetensors".into(),
             server: ServerDevice::default(),
             packing: Packing::Auto,
+            per_ciphertext: 1,
         }
     }
 }
@@ -252,13 +255,14 @@ impl JobReport {
         });
         let latency = self.latency.as_ref().map(|l| {
             serde_json::json!({
+                "images_per_request": l.images_per_request,
                 "evaluate_seconds_median": l.evaluate_quantile(0.5),
                 "evaluate_seconds_p90": l.evaluate_quantile(0.9),
                 "evaluate_seconds_max": l.evaluate_quantile(1.0),
-                "key_switches_per_image": l.key_switches,
-                "plaintext_products_per_image": l.plaintext_products,
+                "key_switches_per_request": l.key_switches,
+                "plaintext_products_per_request": l.plaintext_products,
                 "galois_keys": l.galois_keys,
-                "input_ciphertexts_per_image": l.input_ciphertexts,
+                "input_ciphertexts_per_request": l.input_ciphertexts,
             })
         });
         let mut json = serde_json::json!({

@@ -6,8 +6,12 @@
 //! plaintext products; or the image repeated, for a dense first layer). The server evaluates
 //! each linear stage as plaintext diagonals times rotations of its input (hoisted baby steps,
 //! giant steps on sums, a fold of partial sums), each square as one ciphertext product, and
-//! the client reads the outputs from the slots the plan names. Several images go through as a
-//! batch of ciphertexts, one image each. See `scheme.rs` for the layouts.
+//! the client reads the outputs from the slots the plan names. See `scheme.rs` for the layouts.
+//!
+//! Several images share a ciphertext where the slots allow: with k images per ciphertext the
+//! plan is made for N/(2k) slots and interleaved, image b in slots `k·p + b`, so every rotation
+//! step is k times longer and every diagonal repeats each value k times. Rotations, products
+//! and key switches are per ciphertext, so k images cost about what one does.
 //!
 //! Every stage is planned on the model's own composed linear maps (the same as the batch
 //! packing's), so a model the batch packing runs also runs here unless a layout does not fit
@@ -53,16 +57,20 @@ pub struct LatencyNetwork {
     /// The slot of each output in the result.
     outputs: Vec<usize>,
     input_len: usize,
+    /// Images per ciphertext (k): the plan is for `slots / k` slots, interleaved.
+    share: usize,
 }
 
 /// Counts that say what one evaluation costs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LatencyCost {
-    /// Ciphertexts the client sends per image.
+    /// Images one ciphertext holds.
+    pub images_per_ciphertext: usize,
+    /// Ciphertexts the client sends per request (of that many images).
     pub input_ciphertexts: usize,
-    /// Key switches per image: rotations and relinearizations.
+    /// Key switches per request: rotations and relinearizations.
     pub key_switches: usize,
-    /// Plaintext–ciphertext products per image.
+    /// Plaintext–ciphertext products per request.
     pub plaintext_products: usize,
     /// Rotation steps the Galois keys must cover.
     pub rotations: usize,
@@ -71,11 +79,41 @@ pub struct LatencyCost {
 }
 
 impl LatencyNetwork {
-    /// Plans `model` for `params`. `calibration` holds sample inputs (public data, e.g.
-    /// training images) that bound the values every slot takes, for the scales.
-    pub fn plan(model: &Model, params: &Arc<Parameters>, calibration: &[f32]) -> Result<Self> {
+    /// Plans `model` for `params` with up to `most_per_ciphertext` images sharing a
+    /// ciphertext: the largest power of two up to it whose layouts fit the slots (1: an image
+    /// per ciphertext, the shortest latency for one image). `calibration` holds sample inputs
+    /// (public data, e.g. training images) that bound the values every slot takes, for the
+    /// scales.
+    pub fn plan(
+        model: &Model,
+        params: &Arc<Parameters>,
+        calibration: &[f32],
+        most_per_ciphertext: usize,
+    ) -> Result<Self> {
+        if most_per_ciphertext == 0 || most_per_ciphertext > params.slots() {
+            return Err(Error::Config(format!(
+                "{most_per_ciphertext} images per ciphertext: 1 to {} at these parameters",
+                params.slots()
+            )));
+        }
+        let mut share = 1 << most_per_ciphertext.ilog2();
+        loop {
+            match Self::plan_shared(model, params, calibration, share) {
+                Err(_) if share > 1 => share /= 2,
+                planned => return planned,
+            }
+        }
+    }
+
+    /// The plan with exactly `share` images per ciphertext.
+    fn plan_shared(
+        model: &Model,
+        params: &Arc<Parameters>,
+        calibration: &[f32],
+        share: usize,
+    ) -> Result<Self> {
         let stages = stages(model)?;
-        let (slots, input_len) = (params.slots(), model.input_len());
+        let (slots, input_len) = (params.slots() / share, model.input_len());
         if stages.len() > params.max_level() {
             return Err(Error::Config(format!(
                 "the latency packing needs {} levels (one per linear stage and per square) but \
@@ -95,7 +133,7 @@ impl LatencyNetwork {
                  inputs) in {slots} slots"
             ))
         };
-        let (inputs, lin) = scheme::first_stage(first, input_len, slots)?
+        let (inputs, lin) = scheme::first_stage(first, input_len, slots, share)?
             .into_iter()
             .min_by(|a, b| scheme::cost(&a.1, a.0.len()).total_cmp(&scheme::cost(&b.1, b.0.len())))
             .ok_or_else(|| cannot(0, first.len(), input_len))?;
@@ -115,6 +153,14 @@ impl LatencyNetwork {
             width = rows.len();
             steps.push(Step::Linear(lin));
         }
+        if steps
+            .iter()
+            .any(|s| matches!(s, Step::Linear(l) if l.products() == 0))
+        {
+            return Err(Error::Config(
+                "the latency packing cannot evaluate a layer whose weights are all zero".into(),
+            ));
+        }
         let outputs = layout.homes(width)?;
         let mut net = Self {
             params: params.clone(),
@@ -124,6 +170,7 @@ impl LatencyNetwork {
             steps,
             outputs,
             input_len,
+            share,
         };
         net.fit_scales(calibration)?;
         Ok(net)
@@ -213,7 +260,7 @@ impl LatencyNetwork {
         let mut all = BTreeSet::new();
         for step in &self.steps {
             if let Step::Linear(lin) = step {
-                all.extend(lin.rotations());
+                all.extend(lin.rotations().into_iter().map(|r| r * self.share as i64));
             }
         }
         all.into_iter().collect()
@@ -232,6 +279,7 @@ impl LatencyNetwork {
             }
         }
         LatencyCost {
+            images_per_ciphertext: self.share,
             input_ciphertexts: self.inputs.len(),
             key_switches,
             plaintext_products,
@@ -259,8 +307,10 @@ impl LatencyNetwork {
         Ok(images.len() / self.input_len)
     }
 
-    /// Client side: encrypts `images` (`[image][input]`) into one batch of ciphertexts: the
-    /// plan's input ciphertexts for every image, input-major.
+    /// Client side: encrypts `images` (`[image][input]`) into one batch of ciphertexts: for
+    /// each of the plan's input layouts, one ciphertext per group of
+    /// [`images_per_ciphertext`](LatencyCost::images_per_ciphertext) images (the last group
+    /// padded with zeros).
     pub fn encrypt(
         &self,
         encoder: &Encoder,
@@ -268,13 +318,20 @@ impl LatencyNetwork {
         images: &[f32],
     ) -> Result<Ciphertext> {
         self.check_images(images)?;
+        let groups: Vec<Vec<&[f32]>> = images
+            .chunks_exact(self.input_len)
+            .collect::<Vec<_>>()
+            .chunks(self.share)
+            .map(<[_]>::to_vec)
+            .collect();
         let vectors: Vec<Vec<f64>> = self
             .inputs
             .iter()
             .flat_map(|layout| {
-                images
-                    .chunks_exact(self.input_len)
-                    .map(move |image| layout.fill(image))
+                groups.iter().map(move |group| {
+                    let filled: Vec<Vec<f64>> = group.iter().map(|img| layout.fill(img)).collect();
+                    self.interleave(|p, b| filled.get(b).map_or(0.0, |v| v[p]))
+                })
             })
             .collect();
         let backend = encryptor.backend();
@@ -285,6 +342,19 @@ impl LatencyNetwork {
             &**backend,
         )?;
         encryptor.encrypt(&pt)
+    }
+
+    /// A full slot vector from the plan's slots: slot `k·p + b` holds `value(p, b)`.
+    fn interleave(&self, value: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+        let k = self.share;
+        (0..self.params.slots())
+            .map(|t| value(t / k, t % k))
+            .collect()
+    }
+
+    /// A plan vector for every image of a ciphertext: each value repeated k times.
+    fn repeat(&self, v: &[f64]) -> Vec<f64> {
+        self.interleave(|p, _| v[p])
     }
 
     /// Server side: encodes the diagonals on `evaluator`'s device, once per model.
@@ -308,17 +378,32 @@ impl LatencyNetwork {
                 .map(|g| {
                     g.terms
                         .iter()
-                        .map(|t| encoder.encode(&t.diagonal, level, scale, &**backend))
+                        .map(|t| {
+                            encoder.encode(&self.repeat(&t.diagonal), level, scale, &**backend)
+                        })
                         .collect::<Result<Vec<_>>>()
                 })
                 .collect::<Result<Vec<_>>>()?;
             steps.push(giants);
         }
-        Ok(PreparedDiagonals { encoder, steps })
+        let bias = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Linear(lin) => self.repeat(&lin.bias),
+                Step::Square => Vec::new(),
+            })
+            .collect();
+        Ok(PreparedDiagonals {
+            encoder,
+            steps,
+            bias,
+            share: self.share as i64,
+        })
     }
 
     /// Server side: evaluates the network on a batch from [`encrypt`](Self::encrypt) with
-    /// public material only; returns one ciphertext per image.
+    /// public material only; returns one ciphertext per group of images.
     pub fn evaluate(
         &self,
         evaluator: &Evaluator,
@@ -342,30 +427,27 @@ impl LatencyNetwork {
         let parts = self.inputs.len();
         if x.level() != self.params.max_level() || !x.count().is_multiple_of(parts) {
             return Err(Error::Shape(format!(
-                "the network takes {parts} ciphertexts per image at level {}, got {} at level {}",
+                "the network takes {parts} ciphertexts per group of images at level {}, got {} at level {}",
                 self.params.max_level(),
                 x.count(),
                 x.level()
             )));
         }
-        if prepared.steps.len() != self.steps.len() {
+        if prepared.steps.len() != self.steps.len() || prepared.share != self.share as i64 {
             return Err(Error::Mismatch(
                 "diagonals prepared for another plan".into(),
             ));
         }
-        let images = x.count() / parts;
+        let groups = x.count() / parts;
         let mut xs: Vec<Ciphertext> = (0..parts)
-            .map(|c| evaluator.select(x, &(c * images..(c + 1) * images).collect::<Vec<_>>()))
+            .map(|c| evaluator.select(x, &(c * groups..(c + 1) * groups).collect::<Vec<_>>()))
             .collect::<Result<_>>()?;
         for (i, (step, pts)) in self.steps.iter().zip(&prepared.steps).enumerate() {
             let y = match step {
-                Step::Linear(lin) => linear(
-                    evaluator,
-                    &prepared.encoder,
-                    lin,
-                    pts,
-                    std::mem::take(&mut xs),
-                )?,
+                Step::Linear(lin) => {
+                    let xs = std::mem::take(&mut xs);
+                    linear(evaluator, prepared, lin, (pts, &prepared.bias[i]), xs)?
+                }
                 Step::Square => {
                     let sq = evaluator.relinearize(&evaluator.square(&xs[0])?)?;
                     evaluator.rescale(&sq)?
@@ -411,22 +493,38 @@ impl LatencyNetwork {
         Ok(out)
     }
 
-    /// Client side: the outputs of every image of `y` (from [`evaluate`](Self::evaluate)).
+    /// Client side: the outputs of the first `images` images of `y` (from
+    /// [`evaluate`](Self::evaluate)).
     pub fn decrypt(
         &self,
         decryptor: &Decryptor,
         encoder: &Encoder,
         y: &Ciphertext,
+        images: usize,
         backend: &dyn Backend,
     ) -> Result<Vec<Vec<f32>>> {
-        decryptor
-            .decrypt_all(y, backend)?
-            .iter()
-            .map(|pt| {
-                let slots = encoder.decode(pt)?;
-                Ok(self.outputs.iter().map(|&t| slots[t] as f32).collect())
-            })
-            .collect()
+        if images > y.count() * self.share {
+            return Err(Error::Shape(format!(
+                "{images} images asked of {} ciphertexts of {} images",
+                y.count(),
+                self.share
+            )));
+        }
+        let mut out = Vec::with_capacity(images);
+        for pt in decryptor.decrypt_all(y, backend)? {
+            let slots = encoder.decode(&pt)?;
+            for b in 0..self.share {
+                let k = self.share;
+                out.push(
+                    self.outputs
+                        .iter()
+                        .map(|&t| slots[k * t + b] as f32)
+                        .collect(),
+                );
+            }
+        }
+        out.truncate(images);
+        Ok(out)
     }
 }
 
@@ -444,24 +542,30 @@ pub struct PreparedDiagonals {
     encoder: Encoder,
     /// Per step, per giant step, per term.
     steps: Vec<Vec<Vec<Plaintext>>>,
+    /// Per step, the bias in every slot (interleaved).
+    bias: Vec<Vec<f64>>,
+    /// Images per ciphertext: rotation steps are this many times the plan's.
+    share: i64,
 }
 
-/// One linear step on ciphertexts (see [`diagonal`]).
+/// One linear step on ciphertexts (see [`diagonal`]); rotation steps are `prepared.share`
+/// times the plan's.
 fn linear(
     ev: &Evaluator,
-    encoder: &Encoder,
+    prepared: &PreparedDiagonals,
     lin: &SlotLinear,
-    pts: &[Vec<Plaintext>],
+    (pts, bias): (&[Vec<Plaintext>], &[f64]),
     mut xs: Vec<Ciphertext>,
 ) -> Result<Ciphertext> {
+    let k = prepared.share;
     for &r in &lin.replicate {
-        let moved = ev.rotate(&xs[0], r)?;
+        let moved = ev.rotate(&xs[0], r * k)?;
         ev.add_assign(&mut xs[0], &moved)?;
     }
     let rotated: Vec<Vec<Ciphertext>> = xs
         .iter()
         .zip(&lin.baby)
-        .map(|(x, steps)| ev.rotate_hoisted(x, steps))
+        .map(|(x, steps)| ev.rotate_hoisted(x, &steps.iter().map(|r| r * k).collect::<Vec<_>>()))
         .collect::<Result<_>>()?;
     drop(xs);
     // Giant rotations and the fold act on products at scale s·q_level, before the rescale,
@@ -480,26 +584,24 @@ fn linear(
         let moved = if giant.step == 0 {
             acc
         } else {
-            ev.rotate(&acc, giant.step)?
+            ev.rotate(&acc, giant.step * k)?
         };
         match y.as_mut() {
             Some(y) => ev.add_assign(y, &moved)?,
             None => y = Some(moved),
         }
     }
-    let mut y = y.ok_or_else(|| {
-        Error::Config(
-            "the latency packing cannot evaluate a layer whose weights are all zero".into(),
-        )
-    })?;
+    let mut y = y.expect("planning refuses layers without products");
     for &f in &lin.fold {
-        let moved = ev.rotate(&y, f)?;
+        let moved = ev.rotate(&y, f * k)?;
         ev.add_assign(&mut y, &moved)?;
     }
     let mut y = ev.rescale(&y)?;
-    if lin.bias.iter().any(|&b| b != 0.0) {
-        let bias = encoder.encode(&lin.bias, y.level(), y.scale(), &**ev.backend())?;
-        ev.add_plain_assign(&mut y, &bias)?;
+    if bias.iter().any(|&b| b != 0.0) {
+        let pt = prepared
+            .encoder
+            .encode(bias, y.level(), y.scale(), &**ev.backend())?;
+        ev.add_plain_assign(&mut y, &pt)?;
     }
     Ok(y)
 }

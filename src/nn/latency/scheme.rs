@@ -19,8 +19,9 @@ use crate::Result;
 use crate::nn::model::LinearRow;
 use std::collections::HashMap;
 
-/// The fallback makes at most this many diagonals.
-const ANY_DIAGONALS: usize = 256;
+/// A scheme tries at most this many rotations (and makes at most this many diagonals): past
+/// it, a layer is better refused than run at hundreds of key switches per image.
+const MOST_DIAGONALS: usize = 256;
 /// The client sends at most this many ciphertexts per image for the first stage.
 const CLIENT_CIPHERTEXTS: usize = 4;
 
@@ -29,14 +30,16 @@ pub(crate) fn cost(lin: &SlotLinear, client_ciphertexts: usize) -> f64 {
     lin.key_switches() as f64 + lin.products() as f64 / 8.0 + 2.0 * client_ciphertexts as f64
 }
 
-/// The first stage: the client's layouts and the stage, for each scheme that applies.
+/// The first stage: the client's layouts and the stage, for each scheme that applies, with
+/// `share` images per ciphertext.
 pub(crate) fn first_stage(
     rows: &[LinearRow],
     inputs: usize,
     slots: usize,
+    share: usize,
 ) -> Result<Vec<(Vec<Layout>, SlotLinear)>> {
     let mut out = Vec::new();
-    if let Some(found) = convolution(rows, slots)? {
+    if let Some(found) = convolution(rows, slots, CLIENT_CIPHERTEXTS * share)? {
         out.push(found);
     }
     // The client can replicate a compact input itself.
@@ -74,8 +77,13 @@ pub(crate) fn next_stage(
     Ok(out)
 }
 
-/// LoLa's convolution representation (see the module notes).
-fn convolution(rows: &[LinearRow], slots: usize) -> Result<Option<(Vec<Layout>, SlotLinear)>> {
+/// LoLa's convolution representation (see the module notes), in at most `most_ciphertexts`
+/// client ciphertexts.
+fn convolution(
+    rows: &[LinearRow],
+    slots: usize,
+    most_ciphertexts: usize,
+) -> Result<Option<(Vec<Layout>, SlotLinear)>> {
     let mut index: HashMap<Vec<usize>, usize> = HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut member: Vec<(usize, usize)> = Vec::with_capacity(rows.len());
@@ -102,7 +110,7 @@ fn convolution(rows: &[LinearRow], slots: usize) -> Result<Option<(Vec<Layout>, 
     }
     let per_ct = slots / g_count;
     let ciphertexts = reads.div_ceil(per_ct);
-    if ciphertexts > CLIENT_CIPHERTEXTS {
+    if ciphertexts > most_ciphertexts {
         return Ok(None);
     }
     let per = reads.div_ceil(ciphertexts);
@@ -150,6 +158,9 @@ fn blocks(rows: &[LinearRow], input: &Layout, rotate_inputs: bool) -> Result<Opt
     }
     let replicated = input.repeated(length);
     let block = (s / outputs).min(length);
+    if length / block > MOST_DIAGONALS {
+        return Ok(None);
+    }
     let fold = halvings(block, 1);
     let candidates = (0..(length / block) as i64)
         .map(|i| (0, i * block as i64))
@@ -180,7 +191,7 @@ fn lanes(rows: &[LinearRow], input: &Layout, inputs: usize) -> Result<Option<Slo
     }
     let padded = inputs.next_power_of_two();
     let lanes = rows.len().div_ceil(stride).next_power_of_two();
-    if stride * padded > s || lanes > padded {
+    if stride * padded > s || lanes > padded || lanes * rows.len() > MOST_DIAGONALS {
         return Ok(None);
     }
     let fold = halvings(stride * padded, stride * lanes);
@@ -200,7 +211,7 @@ fn lanes(rows: &[LinearRow], input: &Layout, inputs: usize) -> Result<Option<Slo
 }
 
 /// Outputs in consecutive slots, one diagonal per distance from an input's slot to an
-/// output's; none when that passes [`ANY_DIAGONALS`].
+/// output's; none when that passes [`MOST_DIAGONALS`].
 fn any(rows: &[LinearRow], input: &Layout, inputs: usize) -> Result<Option<SlotLinear>> {
     let s = input.slots();
     if rows.len() > s {
@@ -219,7 +230,7 @@ fn any(rows: &[LinearRow], input: &Layout, inputs: usize) -> Result<Option<SlotL
         .collect();
     distances.sort_unstable();
     distances.dedup();
-    if distances.len() > ANY_DIAGONALS {
+    if distances.len() > MOST_DIAGONALS {
         return Ok(None);
     }
     let lin = SlotLinear::compile(Placement {
