@@ -114,6 +114,10 @@ fn convolution(
         return Ok(None);
     }
     let per = reads.div_ceil(ciphertexts);
+    // Rotations by whole blocks, k − i for k < per and i < most, in each ciphertext.
+    if ciphertexts * (per + most - 1) > MOST_DIAGONALS {
+        return Ok(None);
+    }
     let mut layouts = vec![Layout::empty(slots, true); ciphertexts];
     for (g, list) in groups.iter().enumerate() {
         for (k, &j) in list.iter().enumerate() {
