@@ -93,6 +93,13 @@ fn the_mnist_job_classifies_encrypted_digits() {
     assert_agrees_with_plaintext(&text, 40);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["classified"], 40);
+    let predictions = report["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 40);
+    assert!(
+        predictions
+            .iter()
+            .all(|p| p.as_u64().is_some_and(|d| d < 10))
+    );
     // The JSON says what the text says.
     let number = |k: &str| report[k].as_f64().unwrap();
     let (error, largest) = (number("max_logit_error"), number("max_logit"));
@@ -173,6 +180,7 @@ fn the_latency_packing_answers_each_image_on_its_own() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["packing"], "latency");
     assert_eq!(report["classified"], 6);
+    assert_eq!(report["predictions"].as_array().unwrap().len(), 6);
     let latency = &report["latency"];
     // Two seeded ciphertexts at the top level per image: under 1 MB up.
     assert_eq!(latency["input_ciphertexts_per_request"], 2);

@@ -68,54 +68,6 @@ fn encrypted_outputs(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -
     encrypted_run(model, images, backend).0
 }
 
-fn small_model() -> Model {
-    let mut m = Model {
-        input: vec![1, 8, 8],
-        layers: vec![
-            Layer::Pad2d {
-                top: 1,
-                bottom: 0,
-                left: 1,
-                right: 0,
-            },
-            Layer::Conv2d {
-                in_channels: 1,
-                out_channels: 2,
-                kernel: 3,
-                stride: 2,
-                padding: 0,
-                weight: vec![0.0; 18],
-                bias: vec![0.0; 2],
-            },
-            Layer::Square,
-            Layer::AvgPool {
-                window: 2,
-                stride: 1,
-            },
-            Layer::Flatten,
-            Layer::Dense {
-                inputs: 18,
-                outputs: 6,
-                weight: vec![0.0; 108],
-                bias: vec![0.0; 6],
-            },
-            Layer::Square,
-            Layer::Dense {
-                inputs: 6,
-                outputs: 4,
-                weight: vec![0.0; 24],
-                bias: vec![0.0; 4],
-            },
-        ],
-    };
-    initialize(&mut m, 9).unwrap();
-    let mut p = parameters(&m);
-    let mut r = common::rng(10);
-    p.iter_mut().for_each(|v| *v += r.random_range(-0.1..0.1)); // non-zero biases too
-    set_parameters(&mut m, &p).unwrap();
-    m
-}
-
 /// Runs `model` encrypted on 40 random 8×8 images and compares with its plaintext outputs.
 fn assert_matches_plaintext(model: &Model) {
     let mut r = common::rng(11);
@@ -147,13 +99,13 @@ fn assert_matches_plaintext(model: &Model) {
 
 #[test]
 fn a_small_encrypted_network_equals_its_plaintext_model() {
-    assert_matches_plaintext(&small_model());
+    assert_matches_plaintext(&common::small_network());
 }
 
 #[test]
 fn polynomial_activations_cost_one_square_each() {
     // a·x² + b·x + c in place of both squares, and a linear one (a = 0) after the first.
-    let mut model = small_model();
+    let mut model = common::small_network();
     let squares: Vec<usize> = (0..model.layers.len())
         .filter(|&i| model.layers[i] == Layer::Square)
         .collect();
@@ -181,7 +133,7 @@ fn polynomial_activations_cost_one_square_each() {
 #[test]
 fn planning_refuses_what_the_parameters_cannot_hold() {
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
-    let mut deep = small_model();
+    let mut deep = common::small_network();
     deep.layers.push(Layer::Square);
     deep.layers.push(Layer::Dense {
         inputs: 4,
@@ -195,7 +147,7 @@ fn planning_refuses_what_the_parameters_cannot_hold() {
         .unwrap()
         .to_string();
     assert!(err.contains("levels"), "{err}");
-    let model = small_model();
+    let model = common::small_network();
     let huge = vec![1e12; 5];
     assert!(
         EncryptedNetwork::plan(&model, &params, &huge).is_err(),
@@ -237,7 +189,7 @@ fn the_shipped_model_predicts_the_same_digits_encrypted() {
 #[test]
 fn gpu_and_cpu_give_identical_encrypted_outputs() {
     let Some(_) = common::gpu() else { return };
-    let model = small_model();
+    let model = common::small_network();
     let mut r = common::rng(12);
     let images: Vec<f32> = (0..8 * 64).map(|_| r.random_range(0.0..1.0)).collect();
     let run = |backend: Arc<dyn Backend>| {
@@ -265,7 +217,7 @@ fn gpu_and_cpu_give_identical_encrypted_outputs() {
 #[test]
 fn tensors_of_the_wrong_shape_are_refused() {
     use hegpu::tensor::CipherTensor;
-    let model = small_model();
+    let model = common::small_network();
     let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
     let c = client(&backend, 7);
     let images = vec![0.5f32; 3 * 64];

@@ -47,53 +47,15 @@ fn shipped() -> (Model, Vec<f32>, Vec<f32>, Vec<u8>) {
     (model, train, pixels(&mnist.test_images), mnist.test_labels)
 }
 
-/// A small network with every linear layer kind (convolution with padding, average pooling,
-/// dense), non-zero biases, on 8×8 images.
+/// The shared small network with its second square made a polynomial activation
+/// (`a·x² + b·x + c`: a shift before the square and an affine map after it).
 fn small_conv() -> Model {
-    let mut m = Model {
-        input: vec![1, 8, 8],
-        layers: vec![
-            Layer::Pad2d {
-                top: 1,
-                bottom: 0,
-                left: 1,
-                right: 0,
-            },
-            Layer::Conv2d {
-                in_channels: 1,
-                out_channels: 2,
-                kernel: 3,
-                stride: 2,
-                padding: 0,
-                weight: vec![0.0; 18],
-                bias: vec![0.0; 2],
-            },
-            Layer::Square,
-            Layer::AvgPool {
-                window: 2,
-                stride: 1,
-            },
-            Layer::Flatten,
-            Layer::Dense {
-                inputs: 18,
-                outputs: 6,
-                weight: vec![0.0; 108],
-                bias: vec![0.0; 6],
-            },
-            Layer::Poly {
-                a: 0.5,
-                b: 0.25,
-                c: -0.1,
-            },
-            Layer::Dense {
-                inputs: 6,
-                outputs: 4,
-                weight: vec![0.0; 24],
-                bias: vec![0.0; 4],
-            },
-        ],
+    let mut m = common::small_network();
+    m.layers[6] = Layer::Poly {
+        a: 0.5,
+        b: 0.25,
+        c: -0.1,
     };
-    randomize(&mut m, 9);
     m
 }
 
@@ -283,6 +245,7 @@ fn images_share_a_ciphertext_where_the_slots_allow() {
             .is_err()
     );
     assert!(LatencyNetwork::plan(&model, &params, &train, 0).is_err());
+    assert!(LatencyNetwork::plan(&model, &params, &[], 1).is_err());
 }
 
 /// Precision in bits after every step of the shipped model (decrypted slots against the plan

@@ -58,6 +58,7 @@ pub(super) fn run_latency(
         images: count,
         batch_capacity: 1,
         packing: "latency".into(),
+        predictions: vec![None; count],
         ..Default::default()
     };
 
@@ -124,6 +125,7 @@ pub(super) fn run_latency(
                 latency.evaluate_seconds.push(seconds);
                 for (i, out) in (start..end).zip(&outputs) {
                     let plain = model.forward(&test_px[i * 784..(i + 1) * 784])?;
+                    report.predictions[i] = Some(argmax(out));
                     report.correct += usize::from(argmax(out) == usize::from(mnist.test_labels[i]));
                     report.agreement.add(out, &plain);
                 }

@@ -194,6 +194,8 @@ pub struct JobReport {
     pub kernels: Option<Vec<crate::backend::gpu::KernelProfile>>,
     /// Per-image figures, in the latency packing.
     pub latency: Option<LatencyReport>,
+    /// The decrypted digit of each image, in order (`None`: its batch failed).
+    pub predictions: Vec<Option<usize>>,
 }
 
 impl JobReport {
@@ -326,6 +328,7 @@ impl JobReport {
             "bytes_received_per_image": per(self.bytes_received),
         });
         json["packing"] = self.packing.clone().into();
+        json["predictions"] = self.predictions.clone().into();
         json["latency"] = latency.unwrap_or_default();
         json.to_string()
     }
@@ -352,6 +355,7 @@ pub fn run_mnist(
         images: count,
         batch_capacity: params.slots(),
         packing: "batch".into(),
+        predictions: vec![None; count],
         ..Default::default()
     };
     let test_px = pixels(&mnist.test_images);
@@ -405,6 +409,7 @@ pub fn run_mnist(
             Ok(outputs) => {
                 for (i, out) in outputs.iter().enumerate() {
                     let guess = argmax(out);
+                    report.predictions[start + i] = Some(guess);
                     report.correct +=
                         usize::from(guess == usize::from(mnist.test_labels[start + i]));
                     report.agreement.add(out, &plain[start + i]);

@@ -63,3 +63,54 @@ pub fn gpu() -> Option<&'static GpuBackend> {
     })
     .as_ref()
 }
+
+/// A small network on 8×8 images with every linear layer kind (padding, a strided
+/// convolution, average pooling, dense), two squares and non-zero biases, from fixed seeds.
+pub fn small_network() -> hegpu::nn::Model {
+    use hegpu::nn::{Layer, Model, initialize, parameters, set_parameters};
+    let mut m = Model {
+        input: vec![1, 8, 8],
+        layers: vec![
+            Layer::Pad2d {
+                top: 1,
+                bottom: 0,
+                left: 1,
+                right: 0,
+            },
+            Layer::Conv2d {
+                in_channels: 1,
+                out_channels: 2,
+                kernel: 3,
+                stride: 2,
+                padding: 0,
+                weight: vec![0.0; 18],
+                bias: vec![0.0; 2],
+            },
+            Layer::Square,
+            Layer::AvgPool {
+                window: 2,
+                stride: 1,
+            },
+            Layer::Flatten,
+            Layer::Dense {
+                inputs: 18,
+                outputs: 6,
+                weight: vec![0.0; 108],
+                bias: vec![0.0; 6],
+            },
+            Layer::Square,
+            Layer::Dense {
+                inputs: 6,
+                outputs: 4,
+                weight: vec![0.0; 24],
+                bias: vec![0.0; 4],
+            },
+        ],
+    };
+    initialize(&mut m, 9).unwrap();
+    let mut p = parameters(&m);
+    let mut r = rng(10);
+    p.iter_mut().for_each(|v| *v += r.random_range(-0.1..0.1)); // non-zero biases too
+    set_parameters(&mut m, &p).unwrap();
+    m
+}

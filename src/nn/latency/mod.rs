@@ -21,8 +21,8 @@ mod diagonal;
 mod layout;
 mod scheme;
 
-pub use diagonal::SlotLinear;
-pub use layout::Layout;
+use diagonal::SlotLinear;
+use layout::Layout;
 
 use super::encrypted::stages;
 use super::model::Model;
@@ -95,6 +95,11 @@ impl LatencyNetwork {
                 "{most_per_ciphertext} images per ciphertext: 1 to {} at these parameters",
                 params.slots()
             )));
+        }
+        if calibration.len() < model.input_len() {
+            return Err(Error::Config(
+                "the latency plan needs at least one calibration image to bound its values".into(),
+            ));
         }
         let mut share = 1 << most_per_ciphertext.ilog2();
         loop {
