@@ -1,0 +1,152 @@
+"""The encrypted batch job on a Ray cluster.
+
+The server side runs as Ray actors (`EncryptedServer`): each loads the model and the
+evaluation keys once and evaluates encrypted batches (bytes) on its device, a GPU
+(`num_gpus=1`) or CPU threads. `run_job` spreads a client's batches over the actors and
+returns the results in order. The client side (keys, encryption, decryption) stays in the
+caller's process: the cluster sees the parameters, the evaluation keys, the model, the
+calibration images (public data) and ciphertexts only.
+
+Faults: an actor whose process dies (a killed worker, a lost node) is restarted by Ray and
+its batches are retried (`max_retries`); a batch that fails for another reason (corrupted
+bytes, keys of another set) is reported as a `BatchFailure` with the reason, and the other
+batches' results are kept.
+"""
+
+import dataclasses
+import os
+import time
+
+import ray
+
+from ._hegpu import Model, Parameters, Server
+
+__all__ = ["BatchFailure", "EncryptedServer", "JobResult", "ServerPool", "run_job", "start_servers"]
+
+
+@ray.remote
+class EncryptedServer:
+    """One server: the model planned once, the evaluation keys on its device."""
+
+    def __init__(self, params, keys, model, calibration, device="cpu", threads=None):
+        self._server = Server(
+            Parameters.from_bytes(params),
+            keys,
+            Model.from_bytes(model),
+            calibration,
+            device=device,
+            threads=threads,
+        )
+
+    def evaluate(self, batch):
+        """The result's bytes for one encrypted batch, and the seconds it took."""
+        t = time.perf_counter()
+        out = self._server.evaluate(batch)
+        return out, time.perf_counter() - t
+
+    def describe(self):
+        """(process id, device): which process serves, for tests and logs."""
+        return os.getpid(), self._server.device
+
+
+@dataclasses.dataclass
+class BatchFailure:
+    """A batch that failed for a reason other than a lost worker."""
+
+    index: int
+    reason: str
+
+
+@dataclasses.dataclass
+class JobResult:
+    """Results in the order of the batches: bytes, or a BatchFailure."""
+
+    results: list
+    seconds: float
+    server_seconds: list
+
+    @property
+    def failures(self):
+        return [r for r in self.results if isinstance(r, BatchFailure)]
+
+
+class ServerPool:
+    """The actors of `start_servers`, and their constructor's arguments in the object store.
+
+    The arguments stay referenced as long as the pool lives: an actor that Ray restarts after
+    its process died runs its constructor again and reads them from there (arguments passed by
+    value would be gone by then). Index or iterate it like a list of actor handles.
+    """
+
+    def __init__(self, actors, arguments):
+        self.actors = actors
+        self._arguments = arguments
+
+    def __len__(self):
+        return len(self.actors)
+
+    def __getitem__(self, i):
+        return self.actors[i]
+
+    def __iter__(self):
+        return iter(self.actors)
+
+    def shutdown(self):
+        """Stops the actors."""
+        for a in self.actors:
+            ray.kill(a)
+
+
+def start_servers(params, keys, model, calibration, *, workers=2, device="cpu", threads=1,
+                  num_gpus=0, max_retries=3):
+    """A ServerPool of `workers` actors serving `model` (a hegpu.Model) with `keys` (bytes).
+
+    Each takes `threads` CPU threads (`num_cpus`), or `num_gpus` GPUs with `device="gpu"`.
+    An actor that dies is restarted up to `max_retries` times and its unfinished batches are
+    retried as often.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    options = dict(max_restarts=max_retries, max_task_retries=max_retries,
+                   num_cpus=threads if device == "cpu" else 1, num_gpus=num_gpus)
+    params_bytes = params.to_bytes() if isinstance(params, Parameters) else bytes(params)
+    model_bytes = model.to_bytes() if isinstance(model, Model) else bytes(model)
+    arguments = [ray.put(params_bytes), ray.put(bytes(keys)), ray.put(model_bytes),
+                 ray.put(calibration)]
+    cpu_threads = threads if device == "cpu" else None
+    actors = [
+        EncryptedServer.options(**options).remote(*arguments, device, cpu_threads)
+        for _ in range(workers)
+    ]
+    return ServerPool(actors, arguments)
+
+
+def run_job(batches, servers):
+    """Evaluates `batches` (bytes each) on `servers` (a ServerPool), in order.
+
+    Batches go to the servers in turn; the call returns when every batch has a result or a
+    failure. Lost workers are retried by Ray; any other failure becomes a BatchFailure.
+    """
+    if not servers:
+        raise ValueError("no servers")
+    t = time.perf_counter()
+    # The batches go into the object store once, held here until every result is in: a task
+    # retried after its worker died reads its batch again from there.
+    held = [ray.put(b) for b in batches]
+    pending = [servers[i % len(servers)].evaluate.remote(b) for i, b in enumerate(held)]
+    results, server_seconds = [], []
+    for i, ref in enumerate(pending):
+        try:
+            out, seconds = ray.get(ref)
+            results.append(out)
+            server_seconds.append(seconds)
+        except ray.exceptions.RayError as e:
+            results.append(BatchFailure(i, _reason(e)))
+    del held
+    return JobResult(results, time.perf_counter() - t, server_seconds)
+
+
+def _reason(error):
+    """The first line of the hegpu error inside a Ray error, or the error itself."""
+    cause = getattr(error, "cause", None)
+    return str(cause) if cause is not None else str(error).strip().splitlines()[-1]

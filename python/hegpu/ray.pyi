@@ -1,0 +1,30 @@
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from ._hegpu import Model, Parameters
+
+class BatchFailure:
+    index: int
+    reason: str
+
+class JobResult:
+    results: list[Union[bytes, BatchFailure]]
+    seconds: float
+    server_seconds: list[float]
+    @property
+    def failures(self) -> list[BatchFailure]: ...
+
+EncryptedServer: Any
+
+class ServerPool:
+    actors: list[Any]
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> Any: ...
+    def shutdown(self) -> None: ...
+
+def start_servers(params: Union[Parameters, bytes], keys: bytes, model: Union[Model, bytes],
+                  calibration: npt.NDArray[np.float32], *, workers: int = 2, device: str = "cpu",
+                  threads: int = 1, num_gpus: float = 0, max_retries: int = 3) -> ServerPool: ...
+def run_job(batches: Sequence[bytes], servers: ServerPool) -> JobResult: ...

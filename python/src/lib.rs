@@ -1,0 +1,562 @@
+//! `hegpu._hegpu`: the Python extension module (pyo3). The client side (keys, encryption,
+//! decryption) and the server side (evaluation with public material only) of the encrypted
+//! network, with NumPy arrays in and out and bytes on the wire. The secret key lives in a
+//! `Client` and never crosses into a Python object; errors become `HegpuError` with the
+//! crate's message; long calls release the GIL.
+
+use hegpu::backend::{Backend, CpuBackend, DeviceChoice, select_backend};
+use hegpu::ckks::{
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator,
+    ParameterLiteral, Parameters as CkksParameters, Preset, SecretKey, SecurityLevel, Seed,
+};
+use hegpu::nn::{EncryptedNetwork, LatencyNetwork, PreparedDiagonals, stage_bounds};
+use hegpu::tensor::{CipherTensor, ScheduleOptions, Scheduler};
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use std::sync::{Arc, Mutex};
+
+create_exception!(
+    _hegpu,
+    HegpuError,
+    PyException,
+    "An error from hegpu: input of the wrong shape or values, bytes that are corrupted or \
+     belong to another parameter or key set, a missing key, a model it cannot plan."
+);
+
+fn err(e: hegpu::Error) -> PyErr {
+    HegpuError::new_err(e.to_string())
+}
+
+fn bad(why: impl Into<String>) -> PyErr {
+    HegpuError::new_err(why.into())
+}
+
+/// The rows of a 2-D float32 array, row-major, with its shape.
+fn rows(images: &PyReadonlyArray2<'_, f32>) -> (Vec<f32>, usize, usize) {
+    let a = images.as_array();
+    let (n, m) = a.dim();
+    (a.iter().copied().collect(), n, m)
+}
+
+fn array2<'py>(
+    py: Python<'py>,
+    rows: Vec<Vec<f32>>,
+    width: usize,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let n = rows.len();
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
+    let a = Array2::from_shape_vec((n, width), flat).map_err(|e| bad(e.to_string()))?;
+    Ok(a.into_pyarray(py))
+}
+
+/// A CKKS parameter set: a preset or a literal, checked against the 128-bit table unless
+/// `secure=False`.
+#[pyclass(frozen, module = "hegpu")]
+struct Parameters {
+    inner: Arc<CkksParameters>,
+}
+
+#[pymethods]
+impl Parameters {
+    #[new]
+    #[pyo3(signature = (log_n, q_bits, p_bits, log_scale, secure = true))]
+    fn new(
+        log_n: u32,
+        q_bits: Vec<u32>,
+        p_bits: Vec<u32>,
+        log_scale: u32,
+        secure: bool,
+    ) -> PyResult<Self> {
+        let literal = ParameterLiteral {
+            log_n,
+            q_bits,
+            p_bits,
+            log_scale,
+            security: if secure {
+                SecurityLevel::Classical128
+            } else {
+                SecurityLevel::None
+            },
+        };
+        Ok(Self {
+            inner: CkksParameters::new(literal).map_err(err)?,
+        })
+    }
+
+    /// `cryptonets8192` (N = 2^13, five levels at scale 2^24) or `deep16384`.
+    #[staticmethod]
+    fn preset(name: &str) -> PyResult<Self> {
+        let preset = match name {
+            "cryptonets8192" => Preset::CryptoNets8192,
+            "deep16384" => Preset::Deep16384,
+            _ => return Err(bad(format!("preset '{name}': cryptonets8192 or deep16384"))),
+        };
+        Ok(Self {
+            inner: CkksParameters::preset(preset).map_err(err)?,
+        })
+    }
+
+    /// Reads a set written by `to_bytes` (validated like one built in code).
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<Self> {
+        Ok(Self {
+            inner: CkksParameters::from_bytes(data).map_err(err)?,
+        })
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.to_bytes())
+    }
+
+    /// The ring degree N.
+    #[getter]
+    fn degree(&self) -> usize {
+        self.inner.degree()
+    }
+
+    /// Slots per ciphertext (N/2): images per batch.
+    #[getter]
+    fn slots(&self) -> usize {
+        self.inner.slots()
+    }
+
+    /// Rescalings available.
+    #[getter]
+    fn levels(&self) -> usize {
+        self.inner.max_level()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Parameters(N={}, levels={}, id={:#018x})",
+            self.inner.degree(),
+            self.inner.max_level(),
+            self.inner.id()
+        )
+    }
+}
+
+/// A model file (safetensors with hegpu's metadata) and its plaintext forward pass.
+#[pyclass(frozen, module = "hegpu")]
+struct Model {
+    inner: hegpu::nn::Model,
+}
+
+#[pymethods]
+impl Model {
+    #[staticmethod]
+    fn load(path: std::path::PathBuf) -> PyResult<Self> {
+        Ok(Self {
+            inner: hegpu::nn::load_model(&path).map_err(err)?,
+        })
+    }
+
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<Self> {
+        Ok(Self {
+            inner: hegpu::nn::model_from_bytes(data).map_err(err)?,
+        })
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes =
+            hegpu::nn::model_to_bytes(&self.inner, hegpu::nn::WeightType::F32).map_err(err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Values per input.
+    #[getter]
+    fn input_len(&self) -> usize {
+        self.inner.input_len()
+    }
+
+    /// Values per output.
+    #[getter]
+    fn output_len(&self) -> PyResult<usize> {
+        let shapes = self.inner.shapes().map_err(err)?;
+        Ok(shapes.last().map_or(0, |s| s.iter().product()))
+    }
+
+    /// The plaintext outputs of `images` (`(n, input_len)` float32): `(n, output_len)`.
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        images: PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let (x, _, m) = rows(&images);
+        self.check_width(m)?;
+        let out: Vec<Vec<f32>> = py
+            .detach(|| {
+                x.chunks(m)
+                    .map(|img| self.inner.forward(img))
+                    .collect::<hegpu::Result<_>>()
+            })
+            .map_err(err)?;
+        array2(py, out, self.output_len()?)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Model(input={:?}, layers={})",
+            self.inner.input,
+            self.inner.layers.len()
+        )
+    }
+}
+
+impl Model {
+    fn check_width(&self, width: usize) -> PyResult<()> {
+        if width != self.inner.input_len() {
+            return Err(bad(format!(
+                "images of {width} values; the model takes {}",
+                self.inner.input_len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The latency packing's plan of a model (one image, or a few, per ciphertext): public, made
+/// by the server from the model and calibration images, used by the client too.
+#[pyclass(frozen, module = "hegpu")]
+struct LatencyPlan {
+    inner: LatencyNetwork,
+}
+
+#[pymethods]
+impl LatencyPlan {
+    #[new]
+    #[pyo3(signature = (model, params, calibration, per_ciphertext = 1))]
+    fn new(
+        py: Python<'_>,
+        model: &Model,
+        params: &Parameters,
+        calibration: PyReadonlyArray2<'_, f32>,
+        per_ciphertext: usize,
+    ) -> PyResult<Self> {
+        let (calib, _, m) = rows(&calibration);
+        model.check_width(m)?;
+        let inner = py
+            .detach(|| LatencyNetwork::plan(&model.inner, &params.inner, &calib, per_ciphertext))
+            .map_err(err)?;
+        Ok(Self { inner })
+    }
+
+    /// Rotation steps the Galois keys must cover.
+    fn rotations(&self) -> Vec<i64> {
+        self.inner.rotations()
+    }
+
+    /// Images that share a ciphertext.
+    #[getter]
+    fn images_per_ciphertext(&self) -> usize {
+        self.inner.cost().images_per_ciphertext
+    }
+
+    /// Key switches per request.
+    #[getter]
+    fn key_switches(&self) -> usize {
+        self.inner.cost().key_switches
+    }
+}
+
+/// The client: the secret key (which stays inside), encryption and decryption.
+#[pyclass(module = "hegpu")]
+struct Client {
+    params: Arc<CkksParameters>,
+    keygen: Mutex<KeyGenerator>,
+    sk: SecretKey,
+    encoder: Encoder,
+    encryptor: Encryptor,
+    decryptor: Decryptor,
+    host: Arc<dyn Backend>,
+}
+
+#[pymethods]
+impl Client {
+    /// New keys for `params`, from the operating system's entropy (`seed`: reproducible keys
+    /// and encryptions, for tests only).
+    #[new]
+    #[pyo3(signature = (params, seed = None))]
+    fn new(params: &Parameters, seed: Option<u64>) -> PyResult<Self> {
+        let seed_of = |k: u64| seed.map_or(Seed::Os, |s| Seed::from_u64(s.wrapping_add(k)));
+        let host = select_backend(DeviceChoice::Cpu).map_err(err)?;
+        let mut keygen = KeyGenerator::new(&params.inner, seed_of(0));
+        let sk = keygen.secret_key().map_err(err)?;
+        Ok(Self {
+            encoder: Encoder::new(&params.inner),
+            encryptor: Encryptor::with_secret_key(&params.inner, &sk, host.clone(), seed_of(1))
+                .map_err(err)?,
+            decryptor: Decryptor::new(&params.inner, &sk).map_err(err)?,
+            keygen: Mutex::new(keygen),
+            sk,
+            params: params.inner.clone(),
+            host,
+        })
+    }
+
+    /// The evaluation keys the server needs (relinearization, and Galois keys for
+    /// `rotations`, e.g. `LatencyPlan.rotations()`), as bytes.
+    #[pyo3(signature = (rotations = Vec::new()))]
+    fn evaluation_keys<'py>(
+        &self,
+        py: Python<'py>,
+        rotations: Vec<i64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = py
+            .detach(|| -> hegpu::Result<Vec<u8>> {
+                let mut kg = self.keygen.lock().unwrap_or_else(|p| p.into_inner());
+                let keys = EvaluationKeys {
+                    relin: Some(kg.relin_key(&self.sk)?),
+                    galois: kg.galois_keys(&self.sk, &rotations, false)?,
+                };
+                keys.to_bytes(&self.params)
+            })
+            .map_err(err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Encrypts `(n, values)` float32 images (n up to `params.slots`) in the batch packing:
+    /// one ciphertext per value, image i in slot i.
+    fn encrypt_batch<'py>(
+        &self,
+        py: Python<'py>,
+        images: PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (x, n, m) = rows(&images);
+        if n == 0 || m == 0 {
+            return Err(bad("no images to encrypt"));
+        }
+        let bytes = py
+            .detach(|| -> hegpu::Result<Vec<u8>> {
+                let scale = self.params.default_scale();
+                let t = CipherTensor::encrypt(&x, &[m], &self.encoder, &self.encryptor, scale)?;
+                t.to_bytes(&self.params, &*self.host)
+            })
+            .map_err(err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Decrypts a server's result of a batch of `images` images: `(images, outputs)` float32.
+    fn decrypt_batch<'py>(
+        &self,
+        py: Python<'py>,
+        result: &[u8],
+        images: usize,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let (out, width) = py
+            .detach(|| -> hegpu::Result<(Vec<Vec<f32>>, usize)> {
+                let ct = Ciphertext::from_bytes(result, &self.params, &*self.host)?;
+                let width = ct.count();
+                let t = CipherTensor::new(ct, &[width])?;
+                Ok((
+                    t.decrypt(&self.decryptor, &self.encoder, images, &*self.host)?,
+                    width,
+                ))
+            })
+            .map_err(err)?;
+        array2(py, out, width)
+    }
+
+    /// Encrypts `(n, values)` images for the latency packing's `plan`.
+    fn encrypt_latency<'py>(
+        &self,
+        py: Python<'py>,
+        plan: &LatencyPlan,
+        images: PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (x, _, _) = rows(&images);
+        let bytes = py
+            .detach(|| -> hegpu::Result<Vec<u8>> {
+                let ct = plan.inner.encrypt(&self.encoder, &self.encryptor, &x)?;
+                ct.to_bytes(&self.params, &*self.host)
+            })
+            .map_err(err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Decrypts a latency-packing result of `images` images: `(images, outputs)` float32.
+    fn decrypt_latency<'py>(
+        &self,
+        py: Python<'py>,
+        plan: &LatencyPlan,
+        result: &[u8],
+        images: usize,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let out = py
+            .detach(|| -> hegpu::Result<Vec<Vec<f32>>> {
+                let ct = Ciphertext::from_bytes(result, &self.params, &*self.host)?;
+                plan.inner
+                    .decrypt(&self.decryptor, &self.encoder, &ct, images, &*self.host)
+            })
+            .map_err(err)?;
+        let width = out.first().map_or(0, Vec::len);
+        array2(py, out, width)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Client(key set {}, secret key held)", self.sk.key_set())
+    }
+}
+
+/// The device a server evaluates on: `cpu` (with `threads`, default all), `gpu` or `auto`.
+fn server_backend(device: &str, threads: Option<usize>) -> hegpu::Result<Arc<dyn Backend>> {
+    let choice: DeviceChoice = device.parse()?;
+    match choice {
+        DeviceChoice::Cpu => Ok(Arc::new(CpuBackend::new(threads)?)),
+        _ => hegpu::job::ServerDevice {
+            device: choice,
+            ..Default::default()
+        }
+        .backend(),
+    }
+}
+
+/// The server of the batch packing: the model planned on calibration images (public data)
+/// and the evaluation keys; evaluates encrypted batches with public material only.
+#[pyclass(frozen, module = "hegpu")]
+struct Server {
+    params: Arc<CkksParameters>,
+    network: EncryptedNetwork,
+    scheduler: Scheduler,
+}
+
+#[pymethods]
+impl Server {
+    #[new]
+    #[pyo3(signature = (params, keys, model, calibration, device = "cpu", threads = None))]
+    fn new(
+        py: Python<'_>,
+        params: &Parameters,
+        keys: &[u8],
+        model: &Model,
+        calibration: PyReadonlyArray2<'_, f32>,
+        device: &str,
+        threads: Option<usize>,
+    ) -> PyResult<Self> {
+        let (calib, _, m) = rows(&calibration);
+        model.check_width(m)?;
+        py.detach(|| -> hegpu::Result<Self> {
+            let keys = EvaluationKeys::from_bytes(keys, &params.inner)?;
+            let bounds = stage_bounds(&model.inner, &calib)?;
+            let network = EncryptedNetwork::plan(&model.inner, &params.inner, &bounds)?;
+            let backend = server_backend(device, threads)?;
+            let scheduler =
+                Scheduler::new(&params.inner, &keys, backend, ScheduleOptions::default())?;
+            Ok(Self {
+                params: params.inner.clone(),
+                network,
+                scheduler,
+            })
+        })
+        .map_err(err)
+    }
+
+    /// Evaluates one encrypted batch (bytes from `Client.encrypt_batch`): the result's bytes.
+    fn evaluate<'py>(&self, py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = py
+            .detach(|| -> hegpu::Result<Vec<u8>> {
+                let host = self.scheduler.host();
+                let (input, _) = self.network.shape();
+                let x = CipherTensor::from_bytes(batch, input, &self.params, &**host)?;
+                let y = self.network.forward(&self.scheduler, x)?;
+                y.to_bytes(&self.params, &**host)
+            })
+            .map_err(err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The device it evaluates on.
+    #[getter]
+    fn device(&self) -> String {
+        self.scheduler.name()
+    }
+}
+
+/// The server of the latency packing for one plan.
+#[pyclass(frozen, module = "hegpu")]
+struct LatencyServer {
+    params: Arc<CkksParameters>,
+    plan: LatencyNetwork,
+    evaluator: Evaluator,
+    prepared: PreparedDiagonals,
+}
+
+#[pymethods]
+impl LatencyServer {
+    #[new]
+    #[pyo3(signature = (params, keys, plan, device = "cpu", threads = None))]
+    fn new(
+        py: Python<'_>,
+        params: &Parameters,
+        keys: &[u8],
+        plan: &LatencyPlan,
+        device: &str,
+        threads: Option<usize>,
+    ) -> PyResult<Self> {
+        py.detach(|| -> hegpu::Result<Self> {
+            let keys = EvaluationKeys::from_bytes(keys, &params.inner)?;
+            let evaluator = Evaluator::new(&params.inner, server_backend(device, threads)?, &keys)?;
+            let prepared = plan.inner.prepare(&evaluator)?;
+            Ok(Self {
+                params: params.inner.clone(),
+                plan: plan.inner.clone(),
+                evaluator,
+                prepared,
+            })
+        })
+        .map_err(err)
+    }
+
+    /// Evaluates one request (bytes from `Client.encrypt_latency`): the result's bytes.
+    fn evaluate<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = py
+            .detach(|| -> hegpu::Result<Vec<u8>> {
+                let backend = self.evaluator.backend();
+                let x = Ciphertext::from_bytes(request, &self.params, &**backend)?;
+                let y = self.plan.evaluate(&self.evaluator, &self.prepared, &x)?;
+                y.to_bytes(&self.params, &**backend)
+            })
+            .map_err(err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+}
+
+/// The MNIST IDX files of `directory` (gzip or not): a dict of `train_images`, `test_images`
+/// (`(n, 784)` float32 in [0, 1]) and `train_labels`, `test_labels` (uint8).
+#[pyfunction]
+fn load_mnist<'py>(py: Python<'py>, directory: std::path::PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let mnist = py
+        .detach(|| hegpu::data::Mnist::load(&directory))
+        .map_err(err)?;
+    let d = PyDict::new(py);
+    for (name, images) in [
+        ("train_images", &mnist.train_images),
+        ("test_images", &mnist.test_images),
+    ] {
+        let px = hegpu::nn::pixels(images);
+        let n = px.len() / 784;
+        let a = Array2::from_shape_vec((n, 784), px).map_err(|e| bad(e.to_string()))?;
+        d.set_item(name, a.into_pyarray(py))?;
+    }
+    d.set_item("train_labels", PyArray1::from_vec(py, mnist.train_labels))?;
+    d.set_item("test_labels", PyArray1::from_vec(py, mnist.test_labels))?;
+    Ok(d)
+}
+
+#[pymodule]
+fn _hegpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("HegpuError", m.py().get_type::<HegpuError>())?;
+    m.add_class::<Parameters>()?;
+    m.add_class::<Model>()?;
+    m.add_class::<LatencyPlan>()?;
+    m.add_class::<Client>()?;
+    m.add_class::<Server>()?;
+    m.add_class::<LatencyServer>()?;
+    m.add_function(wrap_pyfunction!(load_mnist, m)?)?;
+    Ok(())
+}
