@@ -10,7 +10,7 @@ use crate::ckks::{
     Preset, Seed,
 };
 use crate::data::Mnist;
-use crate::nn::{LatencyNetwork, Model, argmax, pixels};
+use crate::nn::{LatencyNetwork, Model, pixels};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -123,13 +123,11 @@ pub(super) fn run_latency(
         ) {
             Ok((outputs, seconds)) => {
                 latency.evaluate_seconds.push(seconds);
-                for (i, out) in (start..end).zip(&outputs) {
-                    let plain = model.forward(&test_px[i * 784..(i + 1) * 784])?;
-                    report.predictions[i] = Some(argmax(out));
-                    report.correct += usize::from(argmax(out) == usize::from(mnist.test_labels[i]));
-                    report.agreement.add(out, &plain);
-                }
-                report.classified += outputs.len();
+                let plain: Vec<Vec<f32>> = images
+                    .chunks(784)
+                    .map(|img| model.forward(img))
+                    .collect::<Result<_>>()?;
+                report.score(start, &outputs, &plain, &mnist.test_labels[start..end]);
             }
             Err(e) => report
                 .failed_batches

@@ -203,6 +203,24 @@ impl JobReport {
         self.correct as f64 / self.classified.max(1) as f64
     }
 
+    /// Scores the decrypted `outputs` of images `start..`: their digits against `labels`,
+    /// their logits against the plaintext model's (`plain`).
+    pub(crate) fn score(
+        &mut self,
+        start: usize,
+        outputs: &[Vec<f32>],
+        plain: &[Vec<f32>],
+        labels: &[u8],
+    ) {
+        for (i, ((out, want), &label)) in outputs.iter().zip(plain).zip(labels).enumerate() {
+            let guess = argmax(out);
+            self.predictions[start + i] = Some(guess);
+            self.correct += usize::from(guess == usize::from(label));
+            self.agreement.add(out, want);
+        }
+        self.classified += outputs.len();
+    }
+
     /// Adds one batch's schedule.
     pub fn note_schedule(&mut self, schedule: crate::tensor::ScheduleReport) {
         self.modes.push(schedule.mode);
@@ -407,14 +425,12 @@ pub fn run_mnist(
         );
         match result {
             Ok(outputs) => {
-                for (i, out) in outputs.iter().enumerate() {
-                    let guess = argmax(out);
-                    report.predictions[start + i] = Some(guess);
-                    report.correct +=
-                        usize::from(guess == usize::from(mnist.test_labels[start + i]));
-                    report.agreement.add(out, &plain[start + i]);
-                }
-                report.classified += outputs.len();
+                report.score(
+                    start,
+                    &outputs,
+                    &plain[start..],
+                    &mnist.test_labels[start..],
+                );
             }
             Err(e) => report
                 .failed_batches
