@@ -474,6 +474,8 @@ impl Evaluator {
             .iter()
             .map(|&s| self.params.galois_element(s))
             .collect();
+        let be = &*self.backend;
+        // Each key at this level first (see `DeviceKey::at_level`), then the decomposition.
         let keys = elements
             .iter()
             .filter(|&&g| g != 1)
@@ -483,10 +485,9 @@ impl Evaluator {
                     .get(g)
                     .ok_or_else(|| Error::MissingKey(format!("no Galois key for element {g}")))?;
                 key.key_set.check(ct.key_set, "the ciphertext")?;
-                Ok((*g, key))
+                Ok((*g, key.at_level(be, &self.params, ct.level)?))
             })
-            .collect::<Result<HashMap<usize, &DeviceKey>>>()?;
-        let be = &*self.backend;
+            .collect::<Result<HashMap<usize, _>>>()?;
         let limbs = Self::all_limbs(ct);
         let ext = if keys.is_empty() {
             None
@@ -504,8 +505,7 @@ impl Evaluator {
                 self.key_switches
                     .fetch_add(ct.count as u64, Ordering::Relaxed);
                 let moved = be.automorphism(ext, g)?;
-                let switched = key.product(be, &self.params, &moved, ct.level)?;
-                drop(moved);
+                let switched = super::key_switch::product(be, &self.params, key, moved, ct.level)?;
                 let base = be.automorphism(&c0, g)?;
                 self.pair_like(ct, &base, &switched)
             })

@@ -66,6 +66,22 @@ pub(crate) fn decompose(
     be.base_convert_ntt(&d, &params.digits(level), params.ring_ext(level))
 }
 
+/// The key product of a decomposed batch (see [`decompose`]) with `key` (from
+/// [`DeviceKey::at_level`]) and the division by P: per ciphertext the pair `(k0, k1)`. The
+/// decomposed batch is released before the division.
+pub(crate) fn product(
+    be: &dyn Backend,
+    params: &Parameters,
+    key: &PolyBatch,
+    ext: PolyBatch,
+    level: usize,
+) -> Result<PolyBatch> {
+    let digits = params.digits(level).len();
+    let acc = be.key_mul_acc(&ext, key, digits)?;
+    drop(ext);
+    mod_down(be, params, &acc, level)
+}
+
 /// A switching key on the device, and its restrictions to lower levels (made on first use).
 pub(crate) struct DeviceKey {
     pub(crate) key_set: KeySetId,
@@ -122,33 +138,22 @@ impl DeviceKey {
         d: PolyBatch,
         level: usize,
     ) -> Result<PolyBatch> {
+        let key = self.at_level(be, params, level)?;
         let ext = decompose(be, params, d, level)?;
-        self.product(be, params, &ext, level)
+        product(be, params, &key, ext, level)
     }
 
-    /// The key product of a decomposed batch (see [`decompose`]) and the division by P: per
-    /// ciphertext the pair `(k0, k1)`.
-    pub(crate) fn product(
-        &self,
-        be: &dyn Backend,
-        params: &Parameters,
-        ext: &PolyBatch,
-        level: usize,
-    ) -> Result<PolyBatch> {
-        let digits = params.digits(level).len();
-        let key_l = self.at_level(be, params, level, digits)?;
-        let acc = be.key_mul_acc(ext, &key_l, digits)?;
-        mod_down(be, params, &acc, level)
-    }
-
-    /// The key restricted to `[P, Q_level]` and the digits of that level (cached).
-    fn at_level(
+    /// The key restricted to `[P, Q_level]` and the digits of that level (cached). Fetch it
+    /// before making temporaries: the first call allocates the cached copy, which on the GPU
+    /// would otherwise take a temporary's buffer from the arena and leave the next batch one
+    /// short.
+    pub(crate) fn at_level(
         &self,
         be: &dyn Backend,
         params: &Parameters,
         level: usize,
-        digits: usize,
     ) -> Result<Arc<PolyBatch>> {
+        let digits = params.digits(level).len();
         let mut cache = self.by_level.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = cache.get(&level) {
             return Ok(k.clone());
