@@ -131,9 +131,7 @@ impl ServerDevice {
         };
         Scheduler::new(params, keys, backend, options)
     }
-}
 
-impl ServerDevice {
     /// The device's backend, with the GPU options in the environment and these choices.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         let mut gpu = GpuOptions::from_env()?;
