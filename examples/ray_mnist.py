@@ -30,6 +30,10 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"])
     p.add_argument("--images", type=int, default=1000, help="test digits [1000]")
     p.add_argument("--batch", type=int, default=500, help="images per batch (up to 4096) [500]")
+    p.add_argument("--packing", default="batch", choices=["batch", "latency"],
+                   help="batch (CryptoNets) or latency (a request of --per-ciphertext images)")
+    p.add_argument("--per-ciphertext", type=int, default=1,
+                   help="latency packing: images per request [1]")
     p.add_argument("--data", default=ROOT / "data" / "mnist", type=pathlib.Path)
     p.add_argument("--model", default=ROOT / "models" / "cryptonets-5.safetensors",
                    type=pathlib.Path)
@@ -45,15 +49,25 @@ def main():
     images = mnist["test_images"][: a.images]
     labels = mnist["test_labels"][: len(images)]
 
+    calibration = mnist["train_images"][:1000]
     client = hegpu.Client(params)                      # the secret key stays here
-    keys = client.evaluation_keys()
     t = time.perf_counter()
-    batches = [client.encrypt_batch(images[i:i + a.batch]) for i in range(0, len(images), a.batch)]
+    if a.packing == "latency":
+        plan = hegpu.LatencyPlan(model, params, calibration, a.per_ciphertext)
+        a.batch = plan.images_per_ciphertext
+        keys = client.evaluation_keys(plan.rotations())
+        encrypt_one = lambda x: client.encrypt_latency(plan, x)
+        decrypt_one = lambda r, n: client.decrypt_latency(plan, r, n)
+    else:
+        keys = client.evaluation_keys()
+        encrypt_one, decrypt_one = client.encrypt_batch, client.decrypt_batch
+    batches = [encrypt_one(images[i:i + a.batch]) for i in range(0, len(images), a.batch)]
     encrypt = time.perf_counter() - t
 
-    servers = hray.start_servers(params, keys, model, mnist["train_images"][:1000],
-                                 workers=a.workers, device=a.device, threads=a.threads,
-                                 num_gpus=1 if a.device == "gpu" else 0)
+    servers = hray.start_servers(params, keys, model, calibration, workers=a.workers,
+                                 device=a.device, threads=a.threads,
+                                 num_gpus=1 if a.device == "gpu" else 0, packing=a.packing,
+                                 per_ciphertext=a.per_ciphertext)
     ray.get([s.describe.remote() for s in servers])  # started: the job's time is the work's
     job = hray.run_job(batches, servers)
 
@@ -63,7 +77,7 @@ def main():
             print(f"batch {i} failed: {r.reason}")
             continue
         n = len(images[i * a.batch:(i + 1) * a.batch])
-        logits.append(client.decrypt_batch(r, n))
+        logits.append(decrypt_one(r, n))
         kept.append(np.arange(i * a.batch, i * a.batch + n))
     logits, kept = np.concatenate(logits), np.concatenate(kept)
     plain = model.forward(images[kept])
@@ -72,8 +86,9 @@ def main():
     print(f"accuracy:   {100 * (logits.argmax(1) == labels[kept]).mean():.2f}%")
     print(f"agreement:  {100 * (logits.argmax(1) == plain.argmax(1)).mean():.2f}% with the plaintext model")
     print(f"time (s):   encrypt {encrypt:.2f}, cluster {job.seconds:.2f}")
-    print(f"images/s:   {len(kept) / job.seconds:.0f} (the cluster's wall time), "
-          f"{len(batches) * params.slots / job.seconds:.0f} with full batches of {params.slots}")
+    print(f"images/s:   {len(kept) / job.seconds:.0f} (the cluster's wall time)"
+          + (f", {len(batches) * params.slots / job.seconds:.0f} with full batches of "
+             f"{params.slots}" if a.packing == "batch" else ""))
 
 
 if __name__ == "__main__":

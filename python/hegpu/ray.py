@@ -19,24 +19,31 @@ import time
 
 import ray
 
-from ._hegpu import Model, Parameters, Server
+from ._hegpu import LatencyPlan, LatencyServer, Model, Parameters, Server
 
 __all__ = ["BatchFailure", "EncryptedServer", "JobResult", "ServerPool", "run_job", "start_servers"]
 
 
 @ray.remote
 class EncryptedServer:
-    """One server: the model planned once, the evaluation keys on its device."""
+    """One server: the model planned once, the evaluation keys on its device. `packing` is
+    `batch` (requests from `Client.encrypt_batch`) or `latency` (from
+    `Client.encrypt_latency` with the plan of the same model, calibration images and
+    `per_ciphertext`: planning is deterministic, so both sides make the same plan)."""
 
-    def __init__(self, params, keys, model, calibration, device="cpu", threads=None):
-        self._server = Server(
-            Parameters.from_bytes(params),
-            keys,
-            Model.from_bytes(model),
-            calibration,
-            device=device,
-            threads=threads,
-        )
+    def __init__(self, params, keys, model, calibration, device="cpu", threads=None,
+                 packing="batch", per_ciphertext=1):
+        params = Parameters.from_bytes(params)
+        model = Model.from_bytes(model)
+        if packing == "batch":
+            self._server = Server(params, keys, model, calibration, device=device,
+                                  threads=threads)
+        elif packing == "latency":
+            plan = LatencyPlan(model, params, calibration, per_ciphertext)
+            self._server = LatencyServer(params, keys, plan, device=device, threads=threads)
+        else:
+            raise ValueError(f"packing {packing!r}: batch or latency")
+        self._device = device
 
     def evaluate(self, batch):
         """The result's bytes for one encrypted batch, and the seconds it took."""
@@ -46,7 +53,7 @@ class EncryptedServer:
 
     def describe(self):
         """(process id, device): which process serves, for tests and logs."""
-        return os.getpid(), self._server.device
+        return os.getpid(), self._device
 
 
 @dataclasses.dataclass
@@ -98,8 +105,9 @@ class ServerPool:
 
 
 def start_servers(params, keys, model, calibration, *, workers=2, device="cpu", threads=1,
-                  num_gpus=0, max_retries=3):
-    """A ServerPool of `workers` actors serving `model` (a hegpu.Model) with `keys` (bytes).
+                  num_gpus=0, max_retries=3, packing="batch", per_ciphertext=1):
+    """A ServerPool of `workers` actors serving `model` (a hegpu.Model) with `keys` (bytes),
+    in the batch or the latency packing (see EncryptedServer).
 
     Each takes `threads` CPU threads (`num_cpus`), or `num_gpus` GPUs with `device="gpu"`.
     An actor that dies is restarted up to `max_retries` times and its unfinished batches are
@@ -107,6 +115,8 @@ def start_servers(params, keys, model, calibration, *, workers=2, device="cpu", 
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    if packing not in ("batch", "latency"):
+        raise ValueError(f"packing {packing!r}: batch or latency")
     options = dict(max_restarts=max_retries, max_task_retries=max_retries,
                    num_cpus=threads if device == "cpu" else 1, num_gpus=num_gpus)
     params_bytes = params.to_bytes() if isinstance(params, Parameters) else bytes(params)
@@ -115,7 +125,8 @@ def start_servers(params, keys, model, calibration, *, workers=2, device="cpu", 
                  ray.put(calibration)]
     cpu_threads = threads if device == "cpu" else None
     actors = [
-        EncryptedServer.options(**options).remote(*arguments, device, cpu_threads)
+        EncryptedServer.options(**options).remote(*arguments, device, cpu_threads, packing,
+                                                  per_ciphertext)
         for _ in range(workers)
     ]
     return ServerPool(actors, arguments)

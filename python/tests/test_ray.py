@@ -9,6 +9,7 @@ import time
 import pytest
 import ray
 
+import hegpu
 import hegpu.ray as hray
 
 
@@ -72,3 +73,21 @@ def test_a_failing_batch_is_reported_and_the_others_kept(cluster, params, keys, 
     [failure] = job.failures
     assert failure.index == 1 and failure.reason
     servers.shutdown()
+
+
+def test_latency_requests_on_the_cluster(cluster, params, model, calibration, mnist):
+    plan = hegpu.LatencyPlan(model, params, calibration[:64])
+    client = hegpu.Client(params, seed=5)
+    keys = client.evaluation_keys(plan.rotations())
+    images = mnist["test_images"][:4]
+    requests = [client.encrypt_latency(plan, images[i:i + 1]) for i in range(4)]
+    local = hegpu.LatencyServer(params, keys, plan)
+    servers = hray.start_servers(params, keys, model, calibration[:64], workers=2, threads=1,
+                                 packing="latency")
+    job = hray.run_job(requests, servers)
+    assert job.results == [local.evaluate(r) for r in requests]
+    digits = [client.decrypt_latency(plan, r, 1)[0].argmax() for r in job.results]
+    assert digits == list(model.forward(images).argmax(axis=1))
+    servers.shutdown()
+    with pytest.raises(ValueError):
+        hray.start_servers(params, keys, model, calibration, packing="diagonal")
