@@ -2,12 +2,11 @@
 //! server's evaluation with public keys only, and client decryption, every crossing in the
 //! compact byte format; per-image times and bytes are what one request costs.
 
-use super::{JobOptions, JobReport, Phase, peak_memory_bytes};
+use super::{JobOptions, JobReport, Phase, client_keys, peak_memory_bytes};
 use crate::Result;
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters,
-    Preset, Seed,
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, Parameters, Preset,
 };
 use crate::data::Mnist;
 use crate::nn::{LatencyNetwork, Model, pixels};
@@ -73,21 +72,13 @@ pub(super) fn run_latency(
     )?;
 
     // Client: keys, Galois keys for the plan's rotations only.
-    let t = Instant::now();
-    progress(Phase::Keys, 0, 1);
-    let mut keygen = KeyGenerator::new(&params, Seed::Os);
-    let sk = keygen.secret_key()?;
-    let keys = EvaluationKeys {
-        relin: Some(keygen.relin_key(&sk)?),
-        galois: keygen.galois_keys(&sk, &network.rotations(), false)?,
-    };
-    let key_bytes = keys.to_bytes(&params)?;
-    report.bytes_keys = key_bytes.len() + params.to_bytes().len();
-    let encoder = Encoder::new(&params);
-    let encryptor = Encryptor::with_secret_key(&params, &sk, host.clone(), Seed::Os)?;
-    let decryptor = Decryptor::new(&params, &sk)?;
-    progress(Phase::Keys, 1, 1);
-    report.seconds_keys = t.elapsed().as_secs_f64();
+    let (client, key_bytes) = client_keys(
+        &params,
+        &network.rotations(),
+        &host,
+        &mut report,
+        &mut progress,
+    )?;
 
     let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
     let backend = opts.server.backend()?;
@@ -111,7 +102,12 @@ pub(super) fn run_latency(
         .collect();
     for (r, &(start, end)) in requests.iter().enumerate() {
         let images = &test_px[start * 784..end * 784];
-        let parties = (&encoder, &encryptor, &decryptor, &evaluator);
+        let parties = (
+            &client.encoder,
+            &client.encryptor,
+            &client.decryptor,
+            &evaluator,
+        );
         match one_request(
             &network,
             &prepared,

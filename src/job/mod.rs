@@ -381,21 +381,8 @@ pub fn run_mnist(
         .collect::<Result<_>>()?;
 
     // Client: keys. Only the parameters and evaluation keys travel.
-    let t = Instant::now();
-    progress(Phase::Keys, 0, 1);
-    let mut keygen = KeyGenerator::new(&params, Seed::Os);
-    let sk = keygen.secret_key()?;
-    let keys = EvaluationKeys {
-        relin: Some(keygen.relin_key(&sk)?),
-        ..Default::default()
-    };
-    let key_bytes = keys.to_bytes(&params)?;
-    report.bytes_keys = key_bytes.len() + params.to_bytes().len();
-    let encoder = Encoder::new(&params);
-    let encryptor = Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::Os)?;
-    let decryptor = Decryptor::new(&params, &sk)?;
-    progress(Phase::Keys, 1, 1);
-    report.seconds_keys = t.elapsed().as_secs_f64();
+    let (client, key_bytes) = client_keys(&params, &[], &backend, &mut report, &mut progress)?;
+    let (encoder, encryptor, decryptor) = (&client.encoder, &client.encryptor, &client.decryptor);
 
     // Server: plans with public calibration data (training images), builds its evaluator
     // from the bytes it received.
@@ -414,7 +401,7 @@ pub fn run_mnist(
     for (b, &(start, end)) in batches.iter().enumerate() {
         let result = run_batch(
             &network,
-            (&encoder, &encryptor, &decryptor, &scheduler),
+            (encoder, encryptor, decryptor, &scheduler),
             &params,
             &*backend,
             &test_px[start * 784..end * 784],
@@ -441,6 +428,43 @@ pub fn run_mnist(
     report.kernels = scheduler.kernel_profile();
     report.peak_memory_bytes = peak_memory_bytes();
     Ok(report)
+}
+
+/// The client's side of a job: its encoder, and encryption and decryption with its secret key.
+pub(crate) struct ClientSide {
+    pub encoder: Encoder,
+    pub encryptor: Encryptor,
+    pub decryptor: Decryptor,
+}
+
+/// The client's keys, from the operating system's entropy: its side of the job, and the bytes
+/// of the evaluation keys the server gets (relinearization, and Galois keys for `rotations`).
+/// Reports the key time and bytes.
+pub(crate) fn client_keys(
+    params: &Arc<Parameters>,
+    rotations: &[i64],
+    host: &Arc<dyn Backend>,
+    report: &mut JobReport,
+    progress: &mut impl FnMut(Phase, usize, usize),
+) -> Result<(ClientSide, Vec<u8>)> {
+    let t = Instant::now();
+    progress(Phase::Keys, 0, 1);
+    let mut keygen = KeyGenerator::new(params, Seed::Os);
+    let sk = keygen.secret_key()?;
+    let keys = EvaluationKeys {
+        relin: Some(keygen.relin_key(&sk)?),
+        galois: keygen.galois_keys(&sk, rotations, false)?,
+    };
+    let key_bytes = keys.to_bytes(params)?;
+    report.bytes_keys = key_bytes.len() + params.to_bytes().len();
+    let client = ClientSide {
+        encoder: Encoder::new(params),
+        encryptor: Encryptor::with_secret_key(params, &sk, host.clone(), Seed::Os)?,
+        decryptor: Decryptor::new(params, &sk)?,
+    };
+    progress(Phase::Keys, 1, 1);
+    report.seconds_keys = t.elapsed().as_secs_f64();
+    Ok((client, key_bytes))
 }
 
 /// An error when one batch of `network` needs more memory than this machine has (Linux; no
