@@ -612,14 +612,34 @@ fn mnist(args: JobArgs) -> Result<()> {
         report.seconds_evaluate,
         report.seconds_decrypt
     );
-    if let Some(latency) = &report.latency {
-        print_latency(&report, latency);
-        if let Some(path) = args.json {
-            write_file(&path, (report.to_json() + "\n").as_bytes())?;
-            println!("wrote {}", path.display());
+    let failed = match &report.latency {
+        Some(latency) => {
+            print_latency(&report, latency);
+            ("image", "images")
         }
-        return failures(&report.failed_batches, ("image", "images"), "the job");
+        None => {
+            print_batch(&report);
+            if args.profile.profile {
+                print_profile(&report, args.profile.bandwidth);
+            }
+            ("batch", "batches")
+        }
+    };
+    if let Some(bytes) = report.peak_memory_bytes {
+        println!(
+            "peak memory:           {:.0} MiB (client and server in one process)",
+            bytes as f64 / f64::from(1 << 20)
+        );
     }
+    if let Some(path) = args.json {
+        write_file(&path, (report.to_json() + "\n").as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    failures(&report.failed_batches, failed, "the job")
+}
+
+/// The batch packing's per-batch lines.
+fn print_batch(report: &hegpu::job::JobReport) {
     let per_batch = |k: u64| k as f64 / report.modes.len().max(1) as f64;
     println!(
         "server work per batch: {:.0} key switches, {:.0} single-limb NTTs",
@@ -646,12 +666,6 @@ fn mnist(args: JobArgs) -> Result<()> {
         report.server_images_per_second_full(),
         report.batch_capacity
     );
-    if let Some(bytes) = report.peak_memory_bytes {
-        println!(
-            "peak memory:           {:.0} MiB (client and server in one process)",
-            bytes as f64 / f64::from(1 << 20)
-        );
-    }
     let per = |b: usize| b as f64 / report.classified.max(1) as f64;
     println!(
         "bytes per image:       {:.0} sent, {:.0} received (evaluation keys once: {} bytes)",
@@ -659,14 +673,6 @@ fn mnist(args: JobArgs) -> Result<()> {
         per(report.bytes_received),
         report.bytes_keys
     );
-    if args.profile.profile {
-        print_profile(&report, args.profile.bandwidth);
-    }
-    if let Some(path) = args.json {
-        write_file(&path, (report.to_json() + "\n").as_bytes())?;
-        println!("wrote {}", path.display());
-    }
-    failures(&report.failed_batches, ("batch", "batches"), "the job")
 }
 
 /// The latency packing's per-request and per-image lines.
@@ -702,12 +708,6 @@ fn print_latency(report: &hegpu::job::JobReport, latency: &hegpu::job::LatencyRe
         report.bytes_keys as f64 / 1e6,
         report.seconds_keys
     );
-    if let Some(bytes) = report.peak_memory_bytes {
-        println!(
-            "peak memory:           {:.0} MiB (client and server in one process)",
-            bytes as f64 / f64::from(1 << 20)
-        );
-    }
 }
 
 /// The `--profile` tables: GPU time and bytes per kernel, then GPU against host time per stage.

@@ -56,7 +56,7 @@ pub(super) fn run_latency(
     let mut report = JobReport {
         images: count,
         batch_capacity: 1,
-        packing: "latency".into(),
+        packing: super::Packing::Latency.to_string(),
         predictions: vec![None; count],
         ..Default::default()
     };

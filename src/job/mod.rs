@@ -370,7 +370,7 @@ pub fn run_mnist(
     let mut report = JobReport {
         images: count,
         batch_capacity: params.slots(),
-        packing: "batch".into(),
+        packing: Packing::Batch.to_string(),
         predictions: vec![None; count],
         ..Default::default()
     };
