@@ -87,14 +87,14 @@ impl Parameters {
         })
     }
 
-    /// `cryptonets8192` (N = 2^13, five levels at scale 2^24) or `deep16384`.
+    /// `cryptonets8192` (N = 2^13, five levels at scale 2^24), `deep16384` (12 levels) or
+    /// `deep32768` (28 levels).
     #[staticmethod]
     fn preset(name: &str) -> PyResult<Self> {
-        let preset = match name {
-            "cryptonets8192" => Preset::CryptoNets8192,
-            "deep16384" => Preset::Deep16384,
-            _ => return Err(bad(format!("preset '{name}': cryptonets8192 or deep16384"))),
-        };
+        let preset = Preset::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+            bad(format!("preset '{name}': one of {}", names.join(", ")))
+        })?;
         Ok(Self {
             inner: CkksParameters::preset(preset).map_err(err)?,
         })

@@ -59,9 +59,29 @@ pub enum Preset {
     /// N = 2^14 with more depth: q = 31 + 12×26 bits at scale 2^26, two 31-bit special primes:
     /// log2(QP) ≈ 405 ≤ 438.
     Deep16384,
+    /// N = 2^15 for deep networks: q = 31 + 28×26 bits at scale 2^26, three 31-bit special
+    /// primes: log2(QP) ≈ 852 ≤ 881.
+    Deep32768,
 }
 
 impl Preset {
+    /// Every preset, smallest ring first.
+    pub const ALL: [Preset; 3] = [Preset::CryptoNets8192, Preset::Deep16384, Preset::Deep32768];
+
+    /// The preset's name: `cryptonets8192`, `deep16384` or `deep32768`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::CryptoNets8192 => "cryptonets8192",
+            Preset::Deep16384 => "deep16384",
+            Preset::Deep32768 => "deep32768",
+        }
+    }
+
+    /// The preset of that name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// The preset's literal.
     pub fn literal(self) -> ParameterLiteral {
         match self {
@@ -76,6 +96,13 @@ impl Preset {
                 log_n: 14,
                 q_bits: [31].into_iter().chain([26; 12]).collect(),
                 p_bits: vec![31, 31],
+                log_scale: 26,
+                security: SecurityLevel::Classical128,
+            },
+            Preset::Deep32768 => ParameterLiteral {
+                log_n: 15,
+                q_bits: [31].into_iter().chain([26; 28]).collect(),
+                p_bits: vec![31, 31, 31],
                 log_scale: 26,
                 security: SecurityLevel::Classical128,
             },
@@ -375,7 +402,7 @@ mod tests {
 
     #[test]
     fn presets_are_secure_and_distinct() {
-        for preset in [Preset::CryptoNets8192, Preset::Deep16384] {
+        for preset in Preset::ALL {
             let params = Parameters::preset(preset).unwrap();
             let max = max_log_qp_128(params.literal().log_n).unwrap();
             assert!(params.log_qp() <= f64::from(max), "{preset:?}");

@@ -57,6 +57,7 @@ pub(super) fn run_latency(
         images: count,
         batch_capacity: 1,
         packing: super::Packing::Latency.to_string(),
+        preset: Preset::CryptoNets8192.name().to_string(),
         predictions: vec![None; count],
         ..Default::default()
     };

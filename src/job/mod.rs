@@ -13,9 +13,7 @@ pub use agreement::Agreement;
 pub use latency::LatencyReport;
 
 use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};
-use crate::ckks::{
-    Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Preset, Seed,
-};
+use crate::ckks::{Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Seed};
 use crate::data::Mnist;
 use crate::nn::{
     EncryptedNetwork, Model, argmax, encrypt_images, load_model, pixels, stage_bounds,
@@ -156,6 +154,8 @@ pub struct JobReport {
     pub device: String,
     /// `batch` or `latency`.
     pub packing: String,
+    /// The parameter preset's name (the smallest that holds the model).
+    pub preset: String,
     pub images: usize,
     pub batches: usize,
     /// Batches that failed (their images are not counted below).
@@ -344,6 +344,7 @@ impl JobReport {
             "bytes_received_per_image": per(self.bytes_received),
         });
         json["packing"] = self.packing.clone().into();
+        json["preset"] = self.preset.clone().into();
         json["predictions"] = self.predictions.clone().into();
         json["latency"] = latency.unwrap_or_default();
         json.to_string()
@@ -363,14 +364,28 @@ pub fn run_mnist(
     }
     // The client works on the CPU; the server's devices are the scheduler's.
     let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
-    let params = Parameters::preset(Preset::CryptoNets8192)?;
-    if opts.packing.resolve(count) == Packing::Latency {
+    // `auto` picks the latency packing for few images when it can evaluate the model.
+    let packing = match opts.packing.resolve(count) {
+        Packing::Latency
+            if opts.packing == Packing::Auto && !crate::nn::LatencyNetwork::supports(&model) =>
+        {
+            Packing::Batch
+        }
+        p => p,
+    };
+    if packing == Packing::Latency {
         return latency::run_latency(opts, &mnist, &model, count, progress);
     }
+    // The server plans with public calibration data (training images) and the smallest
+    // preset that holds the model; the client makes its keys for that preset.
+    let (preset, network) =
+        EncryptedNetwork::plan_smallest(&model, &calibration_bounds(&model, &mnist)?)?;
+    let params = network.params().clone();
     let mut report = JobReport {
         images: count,
         batch_capacity: params.slots(),
         packing: Packing::Batch.to_string(),
+        preset: preset.name().to_string(),
         predictions: vec![None; count],
         ..Default::default()
     };
@@ -384,10 +399,8 @@ pub fn run_mnist(
     let (client, key_bytes) = client_keys(&params, &[], &backend, &mut report, &mut progress)?;
     let (encoder, encryptor, decryptor) = (&client.encoder, &client.encryptor, &client.decryptor);
 
-    // Server: plans with public calibration data (training images), builds its evaluator
-    // from the bytes it received.
+    // Server: builds its evaluator from the bytes it received.
     let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
-    let network = plan_server(&model, &params, &mnist)?;
     let scheduler = opts.server.scheduler(&params, &server_keys)?;
     check_memory(&network, &scheduler, &params)?;
     report.device = scheduler.name();
@@ -531,9 +544,14 @@ pub fn plan_server(
     params: &Arc<Parameters>,
     mnist: &Mnist,
 ) -> Result<EncryptedNetwork> {
+    EncryptedNetwork::plan(model, params, &calibration_bounds(model, mnist)?)
+}
+
+/// The model's bounds after every stage on the first 1,000 training images (public
+/// calibration data).
+fn calibration_bounds(model: &Model, mnist: &Mnist) -> Result<Vec<f32>> {
     let calibration = 1000.min(mnist.train_labels.len());
-    let bounds = stage_bounds(model, &pixels(&mnist.train_images)[..784 * calibration])?;
-    EncryptedNetwork::plan(model, params, &bounds)
+    stage_bounds(model, &pixels(&mnist.train_images)[..784 * calibration])
 }
 
 type ClientServer<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Scheduler);
@@ -603,7 +621,7 @@ mod tests {
             ],
         };
         model.shapes().unwrap();
-        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let params = Parameters::preset(crate::ckks::Preset::CryptoNets8192).unwrap();
         let mut keygen = KeyGenerator::new(&params, Seed::from_u64(1));
         let sk = keygen.secret_key().unwrap();
         let keys = EvaluationKeys {

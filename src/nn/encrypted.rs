@@ -10,9 +10,11 @@
 
 use super::model::{Layer, LinearRow, Model};
 use crate::backend::SparseRows;
-use crate::ckks::{Encoder, Encryptor, Parameters};
+use crate::ckks::{Encoder, Encryptor, Parameters, Preset};
 use crate::math::Modulus;
-use crate::tensor::{CipherTensor, LayerPlan, LinearWork, ScheduleReport, Scheduler, Work};
+use crate::tensor::{
+    CipherTensor, LayerPlan, LinearWork, PowersWork, ScheduleReport, Scheduler, Work,
+};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,37 +58,99 @@ fn elementwise(width: usize, w: f32, b: f32) -> Vec<LinearRow> {
     (0..width).map(|i| (b, vec![(i, w)])).collect()
 }
 
-/// The model as alternating linear maps and squares. A polynomial activation
-/// `a·x² + b·x + c` becomes `a·(x + b/2a)² + (c − b²/4a)`: the shift joins the linear map
-/// before it and the affine part the one after, so it costs one square like `x²` does (with
-/// `a = 0` it is linear).
-pub(crate) fn stages(model: &Model) -> Result<Vec<Option<Vec<LinearRow>>>> {
+/// One stage of the encrypted pass.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Stage {
+    /// A composed linear map.
+    Linear(Vec<LinearRow>),
+    /// x² of every value.
+    Square,
+    /// u¹ … u^d of every value, value-major (value k's u^i at k·d + i − 1); the polynomial's
+    /// coefficients are in the linear map after it.
+    Powers(usize),
+}
+
+/// The model as linear maps between activations. A quadratic activation `a·x² + b·x + c`
+/// becomes `a·(x + b/2a)² + (c − b²/4a)`: the shift joins the linear map before it and the
+/// affine part the one after, so it costs one square like `x²` does (with `a = 0` it is
+/// linear). A polynomial of degree d ≥ 3 in `u = x / range` becomes the map `x / range`, the
+/// powers u¹ … u^d, and a map that weighs them with the coefficients (joined with the next
+/// linear layer). Non-polynomial activations are refused.
+pub(crate) fn stages(model: &Model) -> Result<Vec<Stage>> {
     let shapes = model.shapes()?;
-    let mut out: Vec<Option<Vec<LinearRow>>> = Vec::new();
+    let mut out: Vec<Stage> = Vec::new();
     let mut pending: Option<Vec<LinearRow>> = None;
     let then = |pending: Option<Vec<LinearRow>>, rows: Vec<LinearRow>| match pending {
         Some(prev) => compose(&prev, &rows),
         None => rows,
     };
-    for (layer, shape) in model.layers.iter().zip(&shapes) {
+    // a·x² + b·x + c (finite: Model::shapes has checked the coefficients).
+    let quadratic = |out: &mut Vec<Stage>,
+                     pending: &mut Option<Vec<LinearRow>>,
+                     width,
+                     (a, b, c): (f32, f32, f32)| {
+        if a == 0.0 {
+            *pending = Some(then(pending.take(), elementwise(width, b, c)));
+            return;
+        }
+        let shift = b / (2.0 * a);
+        // Without a shift, a square straight after the input needs no map before it.
+        let before = match (pending.take(), shift) {
+            (None, 0.0) => None,
+            (Some(rows), 0.0) => Some(rows),
+            (rows, _) => Some(then(rows, elementwise(width, 1.0, shift))),
+        };
+        out.extend(before.map(Stage::Linear));
+        out.push(Stage::Square);
+        let constant = c - b * shift / 2.0;
+        if (a, constant) != (1.0, 0.0) {
+            *pending = Some(elementwise(width, a, constant));
+        }
+    };
+    for (i, (layer, shape)) in model.layers.iter().zip(&shapes).enumerate() {
         let width: usize = shape.iter().product();
-        match *layer {
-            Layer::Square => {
-                if let Some(rows) = pending.take() {
-                    out.push(Some(rows));
-                }
-                out.push(None);
-            }
-            // Model::shapes (above) has checked that the coefficients are finite.
-            Layer::Poly { a, b, c } => {
-                if a == 0.0 {
-                    pending = Some(then(pending.take(), elementwise(width, b, c)));
+        match layer {
+            Layer::Square => quadratic(&mut out, &mut pending, width, (1.0, 0.0, 0.0)),
+            &Layer::Poly { a, b, c } => quadratic(&mut out, &mut pending, width, (a, b, c)),
+            Layer::Polynomial {
+                range,
+                coefficients,
+            } => {
+                let degree = coefficients.iter().rposition(|&c| c != 0.0).unwrap_or(0);
+                // The coefficients of x (not u) up to degree 2.
+                let of_x = |i: usize| {
+                    coefficients.get(i).map_or(0.0, |&c| {
+                        (f64::from(c) / f64::from(*range).powi(i as i32)) as f32
+                    })
+                };
+                if degree <= 2 {
+                    quadratic(&mut out, &mut pending, width, (of_x(2), of_x(1), of_x(0)));
                     continue;
                 }
-                let shift = b / (2.0 * a);
-                out.push(Some(then(pending.take(), elementwise(width, 1.0, shift))));
-                out.push(None);
-                pending = Some(elementwise(width, a, c - b * shift / 2.0));
+                out.push(Stage::Linear(then(
+                    pending.take(),
+                    elementwise(width, 1.0 / range, 0.0),
+                )));
+                out.push(Stage::Powers(degree));
+                pending = Some(
+                    (0..width)
+                        .map(|k| {
+                            let terms = (1..=degree)
+                                .filter(|&p| coefficients[p] != 0.0)
+                                .map(|p| (k * degree + p - 1, coefficients[p]))
+                                .collect();
+                            (coefficients[0], terms)
+                        })
+                        .collect(),
+                );
+            }
+            Layer::Activation(f) => {
+                return Err(Error::Config(format!(
+                    "layer {i} is {}: the encrypted pass computes polynomials only; replace it \
+                     with an approximation first (hegpu import --approx {}:DEGREE)",
+                    f.name(),
+                    f.name()
+                )));
             }
             _ => {
                 let rows = layer.linear_terms(shape)?.expect("linear layer");
@@ -95,34 +159,85 @@ pub(crate) fn stages(model: &Model) -> Result<Vec<Option<Vec<LinearRow>>>> {
         }
     }
     if let Some(rows) = pending {
-        out.push(Some(rows));
+        out.push(Stage::Linear(rows));
     }
     Ok(out)
+}
+
+/// Every stage applied to one image's values.
+fn run_stages(stages: &[Stage], image: &[f32], mut each: impl FnMut(usize, &[f32])) {
+    let mut x = image.to_vec();
+    for (s, stage) in stages.iter().enumerate() {
+        x = match stage {
+            Stage::Linear(rows) => rows
+                .iter()
+                .map(|(b, t)| b + t.iter().map(|&(k, w)| w * x[k]).sum::<f32>())
+                .collect(),
+            Stage::Square => x.iter().map(|v| v * v).collect(),
+            &Stage::Powers(d) => x
+                .iter()
+                .flat_map(|&v| (1..=d as i32).map(move |p| v.powi(p)))
+                .collect(),
+        };
+        each(s, &x);
+    }
 }
 
 /// Largest |activation| after every stage over `images` (plaintext), for planning.
 pub fn stage_bounds(model: &Model, images: &[f32]) -> Result<Vec<f32>> {
     let stages = stages(model)?;
-    let len = model.input_len();
     let mut bounds = vec![0.0f32; stages.len()];
-    for img in images.chunks(len) {
-        let mut x = img.to_vec();
-        for (s, stage) in stages.iter().enumerate() {
-            x = match stage {
-                Some(rows) => rows
-                    .iter()
-                    .map(|(b, t)| b + t.iter().map(|&(k, w)| w * x[k]).sum::<f32>())
-                    .collect(),
-                None => x.iter().map(|v| v * v).collect(),
-            };
+    for img in images.chunks(model.input_len()) {
+        run_stages(&stages, img, |s, x| {
             let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             bounds[s] = bounds[s].max(m);
-        }
+        });
     }
     Ok(bounds)
 }
 
+/// Levels the encrypted pass of `model` uses: one per linear map and per square, ⌈log2 d⌉ per
+/// polynomial of degree d ≥ 3 (its powers; the coefficients ride on the next linear map).
+pub fn levels_needed(model: &Model) -> Result<usize> {
+    Ok(stages(model)?
+        .iter()
+        .map(|s| match s {
+            Stage::Linear(_) | Stage::Square => 1,
+            Stage::Powers(d) => d.next_power_of_two().trailing_zeros() as usize,
+        })
+        .sum())
+}
+
 impl EncryptedNetwork {
+    /// Plans `model` with the smallest preset (N = 2^13, 2^14, 2^15; all 128-bit secure) that
+    /// holds its levels and its values at `bounds` (see [`plan`](Self::plan)); an error says
+    /// how many levels it needs when none does.
+    pub fn plan_smallest(model: &Model, bounds: &[f32]) -> Result<(Preset, Self)> {
+        let needed = levels_needed(model)?;
+        let mut refusals = Vec::new();
+        for preset in Preset::ALL {
+            let levels = preset.literal().q_bits.len() - 1;
+            if levels < needed {
+                refusals.push(format!("{} has {levels} levels", preset.name()));
+                continue;
+            }
+            let params = Parameters::preset(preset)?;
+            match Self::plan(model, &params, bounds) {
+                Ok(network) => return Ok((preset, network)),
+                Err(e) => refusals.push(format!("{}: {e}", preset.name())),
+            }
+        }
+        Err(Error::Config(format!(
+            "no parameter preset holds the model, which needs {needed} levels ({})",
+            refusals.join("; ")
+        )))
+    }
+
+    /// The parameters the network was planned for.
+    pub fn params(&self) -> &Arc<Parameters> {
+        &self.params
+    }
+
     /// Plans `model` for `params`. `bounds` (from [`stage_bounds`] on sample inputs) are the
     /// largest activations expected after each stage; they are doubled for margin. Inputs are
     /// encrypted at the parameters' default scale.
@@ -135,10 +250,10 @@ impl EncryptedNetwork {
                 stages.len()
             )));
         }
-        let needed = stages.len();
+        let needed = levels_needed(model)?;
         if needed > params.max_level() {
             return Err(Error::Config(format!(
-                "the model needs {needed} rescalings but the parameters have {} levels",
+                "the model needs {needed} levels but the parameters have {}",
                 params.max_level()
             )));
         }
@@ -151,6 +266,8 @@ impl EncryptedNetwork {
         let mut steps: Vec<Work> = Vec::with_capacity(needed);
         // The previous stage left a lazy square: three polynomials, not rescaled.
         let mut lazy_input = false;
+        // The previous stage made powers: each power's weights are multiplied by its factor.
+        let mut power_factors: Vec<f64> = vec![1.0];
         let too_large = |s: usize, bound: f64, scale: f64, have: f64, level: usize| {
             Error::Config(format!(
                 "stage {s}: values up to {bound:.3e} at scale 2^{:.1} need {:.1} bits, level {level} has {have:.1}",
@@ -161,7 +278,7 @@ impl EncryptedNetwork {
         for (s, stage) in stages.iter().enumerate() {
             let bound = 2.0 * f64::from(bounds[s].max(1e-3));
             match stage {
-                Some(rows) => {
+                Stage::Linear(rows) => {
                     let rescales = if lazy_input { 2 } else { 1 };
                     let divided = &q[level + 1 - rescales..=level];
                     // Bits of the modulus left after this stage's rescales.
@@ -184,17 +301,36 @@ impl EncryptedNetwork {
                         level,
                         rows,
                         shape,
-                        weight_scale,
+                        (weight_scale, &power_factors),
                         scale,
                     )?));
                     width = rows.len();
                     scale = after;
                     level -= rescales;
                     lazy_input = false;
+                    power_factors = vec![1.0];
                 }
-                None => {
+                &Stage::Powers(degree) => {
+                    let trace = PowersWork::trace(degree, level, scale, q);
+                    let (last, labelled) = *trace.last().expect("degree at least 1");
+                    let have = bits(&q[..=last]);
+                    if (labelled * bound).log2() + 1.0 > have {
+                        return Err(too_large(s, bound, labelled, have, last));
+                    }
+                    steps.push(Work::Powers(PowersWork {
+                        inputs: width,
+                        level,
+                        degree,
+                        scale: labelled,
+                    }));
+                    power_factors = trace.iter().map(|&(_, s)| labelled / s).collect();
+                    width *= degree;
+                    scale = labelled;
+                    level = last;
+                }
+                Stage::Square => {
                     let after_linear = matches!(steps.last(), Some(Work::Linear(w)) if !w.square);
-                    if after_linear && matches!(stages.get(s + 1), Some(Some(_))) {
+                    if after_linear && matches!(stages.get(s + 1), Some(Stage::Linear(_))) {
                         // Lazy: the square stays as it is (scale², this level) and the next
                         // linear map relinearizes and rescales its outputs only.
                         let after = scale * scale;
@@ -236,12 +372,14 @@ impl EncryptedNetwork {
     /// A linear stage's rows as residues over the level's primes taken `input_size` times (each
     /// ciphertext is one polynomial of that ring); the bias is the constant plaintext
     /// `round(b · Δ_w · s_in)` in the first part. `shape` is (inputs, input_size, rescales).
+    /// Weights are `round(w · Δ_w · f)` with `f = factors[column mod factors.len()]`: the
+    /// correction of each power's scale after a powers stage, else 1.
     fn linear_work(
         params: &Arc<Parameters>,
         level: usize,
         rows: &[LinearRow],
         (inputs, input_size, rescales): (usize, usize, usize),
-        weight_scale: f64,
+        (weight_scale, factors): (f64, &[f64]),
         scale_in: f64,
     ) -> Result<LinearWork> {
         let ring = params.ring_q(level)?;
@@ -270,7 +408,9 @@ impl EncryptedNetwork {
         for (bias, terms) in rows {
             for &(k, v) in terms {
                 w.columns.push(k);
-                w.words.extend(residues(f64::from(v) * weight_scale, true)?);
+                let factor = factors[k % factors.len()];
+                w.words
+                    .extend(residues(f64::from(v) * weight_scale * factor, true)?);
             }
             w.offsets.push(w.columns.len());
             w.bias

@@ -10,7 +10,7 @@
 //! by other tools may leave it out. Metadata keys other than these and safetensors' `format`
 //! are refused, so a damaged key name cannot make a checked file pass as an unchecked one.
 
-use super::model::{Layer, Model};
+use super::model::{Activation, Layer, Model};
 use crate::{Error, Result};
 use half::f16;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -76,6 +76,14 @@ enum LayerSpec {
         b: f32,
         c: f32,
     },
+    Polynomial {
+        range: f32,
+        coefficients: Vec<f32>,
+    },
+    Relu,
+    Sigmoid,
+    Tanh,
+    Silu,
     SumPool {
         window: usize,
         stride: usize,
@@ -133,6 +141,19 @@ fn spec_of(layer: &Layer) -> LayerSpec {
         } => LayerSpec::Dense { inputs, outputs },
         Layer::Square => LayerSpec::Square,
         &Layer::Poly { a, b, c } => LayerSpec::Poly { a, b, c },
+        Layer::Polynomial {
+            range,
+            coefficients,
+        } => LayerSpec::Polynomial {
+            range: *range,
+            coefficients: coefficients.clone(),
+        },
+        Layer::Activation(f) => match f {
+            Activation::Relu => LayerSpec::Relu,
+            Activation::Sigmoid => LayerSpec::Sigmoid,
+            Activation::Tanh => LayerSpec::Tanh,
+            Activation::Silu => LayerSpec::Silu,
+        },
         &Layer::SumPool { window, stride } => LayerSpec::SumPool { window, stride },
         &Layer::AvgPool { window, stride } => LayerSpec::AvgPool { window, stride },
         Layer::Flatten => LayerSpec::Flatten,
@@ -328,6 +349,17 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
             },
             LayerSpec::Square => Layer::Square,
             LayerSpec::Poly { a, b, c } => Layer::Poly { a, b, c },
+            LayerSpec::Polynomial {
+                range,
+                coefficients,
+            } => Layer::Polynomial {
+                range,
+                coefficients,
+            },
+            LayerSpec::Relu => Layer::Activation(Activation::Relu),
+            LayerSpec::Sigmoid => Layer::Activation(Activation::Sigmoid),
+            LayerSpec::Tanh => Layer::Activation(Activation::Tanh),
+            LayerSpec::Silu => Layer::Activation(Activation::Silu),
             LayerSpec::SumPool { window, stride } => Layer::SumPool { window, stride },
             LayerSpec::AvgPool { window, stride } => Layer::AvgPool { window, stride },
             LayerSpec::Flatten => Layer::Flatten,

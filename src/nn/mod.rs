@@ -1,6 +1,7 @@
 //! Neural networks with polynomial activations: layers and the plaintext forward pass, a CPU
 //! trainer, and model files.
 
+pub mod approx;
 pub mod encrypted;
 pub mod file;
 pub mod latency;
@@ -8,11 +9,12 @@ pub mod mnist;
 pub mod model;
 pub mod train;
 
-pub use encrypted::{EncryptedNetwork, encrypt_images, stage_bounds};
+pub use approx::{ApproxSpec, Replaced, approximate};
+pub use encrypted::{EncryptedNetwork, encrypt_images, levels_needed, stage_bounds};
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
 pub use latency::{LatencyCost, LatencyNetwork, PreparedDiagonals, StepSlots};
 pub use mnist::{MnistRecipe, pixels, train_mnist};
-pub use model::{Layer, Model, Shape, argmax, cryptonets};
+pub use model::{Activation, Layer, Model, Shape, argmax, cryptonets};
 pub use train::{
     Dataset, EpochReport, TrainConfig, accuracy, initialize, loss_and_gradient, parameters,
     set_parameters, train,

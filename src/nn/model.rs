@@ -40,6 +40,14 @@ pub enum Layer {
     Square,
     /// a·x² + b·x + c.
     Poly { a: f32, b: f32, c: f32 },
+    /// `Σ_i coefficients[i] · (x / range)^i`: a polynomial of any degree in the input scaled by
+    /// the range it was made for (an approximation of ReLU on [-range, range], see
+    /// [`approx`](super::approx); `range` 1 for a plain polynomial). The encrypted pass keeps
+    /// `x / range` within [-1, 1] so that no power grows past the modulus.
+    Polynomial { range: f32, coefficients: Vec<f32> },
+    /// A non-polynomial activation: the plaintext model (imported, or trained) has it; the
+    /// encrypted pass needs it replaced by a [`Layer::Polynomial`] first.
+    Activation(Activation),
     /// Sum over windows (no padding).
     SumPool { window: usize, stride: usize },
     /// Mean over windows (no padding).
@@ -73,6 +81,65 @@ pub mod limits {
     pub const TERMS: usize = 1 << 22;
     /// Layers of a model.
     pub const LAYERS: usize = 256;
+    /// Degree of a polynomial activation (each doubling costs the encrypted pass a level).
+    pub const DEGREE: usize = 64;
+}
+
+/// The non-polynomial activations a model can hold (imported from ONNX, or trained): the
+/// plaintext pass computes them; the encrypted pass needs a polynomial in their place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    Relu,
+    Sigmoid,
+    Tanh,
+    /// x · sigmoid(x) (also called swish).
+    Silu,
+}
+
+impl Activation {
+    pub const ALL: [Activation; 4] = [
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Silu,
+    ];
+
+    /// The name in model files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Silu => "silu",
+        }
+    }
+
+    /// The activation by name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// f(x) and f'(x).
+    pub fn apply(self, x: f32) -> (f32, f32) {
+        let x = f64::from(x);
+        let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+        let (value, slope) = match self {
+            Activation::Relu => (x.max(0.0), if x > 0.0 { 1.0 } else { 0.0 }),
+            Activation::Sigmoid => {
+                let s = sigmoid(x);
+                (s, s * (1.0 - s))
+            }
+            Activation::Tanh => {
+                let t = x.tanh();
+                (t, 1.0 - t * t)
+            }
+            Activation::Silu => {
+                let s = sigmoid(x);
+                (x * s, s + x * s * (1.0 - s))
+            }
+        };
+        (value as f32, slope as f32)
+    }
 }
 
 /// `a · b · …` or an error naming `what` when it overflows or passes `limit`.
@@ -135,6 +202,8 @@ impl Layer {
             Layer::Dense { .. } => "dense",
             Layer::Square => "square",
             Layer::Poly { .. } => "poly",
+            Layer::Polynomial { .. } => "polynomial",
+            Layer::Activation(f) => f.name(),
             Layer::SumPool { .. } => "sum_pool",
             Layer::AvgPool { .. } => "avg_pool",
             Layer::Flatten => "flatten",
@@ -156,7 +225,10 @@ impl Layer {
                 product(&[*window, *window], limits::TERMS, "terms")?
             }
             Layer::Pad2d { .. } | Layer::Flatten => 1,
-            Layer::Square | Layer::Poly { .. } => 0,
+            Layer::Square
+            | Layer::Poly { .. }
+            | Layer::Polynomial { .. }
+            | Layer::Activation(_) => 0,
         };
         product(&[outputs, per_output], limits::TERMS, "weighted terms")
     }
@@ -263,6 +335,29 @@ impl Layer {
                 }
                 Ok(input.to_vec())
             }
+            Layer::Polynomial {
+                range,
+                coefficients,
+            } => {
+                if !(range.is_finite() && *range > 0.0) {
+                    return Err(bad(format!(
+                        "Polynomial range {range} is not a positive number"
+                    )));
+                }
+                if coefficients.is_empty() || coefficients.len() > limits::DEGREE + 1 {
+                    return Err(bad(format!(
+                        "a Polynomial of {} coefficients: 1 to {} (degree at most {})",
+                        coefficients.len(),
+                        limits::DEGREE + 1,
+                        limits::DEGREE
+                    )));
+                }
+                if let Some(v) = coefficients.iter().find(|v| !v.is_finite()) {
+                    return Err(bad(format!("Polynomial coefficient {v} is not finite")));
+                }
+                Ok(input.to_vec())
+            }
+            Layer::Activation(_) => Ok(input.to_vec()),
             Layer::SumPool { window, stride } | Layer::AvgPool { window, stride } => {
                 let (c, h, w) = spatial(input, "pooling")?;
                 check_sizes(&[("window", *window), ("stride", *stride)])?;
@@ -319,7 +414,38 @@ impl Layer {
 
     /// Whether the layer is linear in its input (a weighted sum plus a constant).
     pub fn is_linear(&self) -> bool {
-        !matches!(self, Layer::Square | Layer::Poly { .. })
+        !self.is_activation()
+    }
+
+    /// Whether the layer applies a function to each value on its own (the activations).
+    pub fn is_activation(&self) -> bool {
+        matches!(
+            self,
+            Layer::Square | Layer::Poly { .. } | Layer::Polynomial { .. } | Layer::Activation(_)
+        )
+    }
+
+    /// The activation of one value, and its derivative (for training), for the activations.
+    pub fn activation(&self, x: f32) -> Option<(f32, f32)> {
+        match self {
+            Layer::Square => Some((x * x, 2.0 * x)),
+            Layer::Poly { a, b, c } => Some((a * x * x + b * x + c, 2.0 * a * x + b)),
+            Layer::Polynomial {
+                range,
+                coefficients,
+            } => {
+                // Horner in f64 on u = x / range: value and derivative together.
+                let u = f64::from(x) / f64::from(*range);
+                let (mut value, mut slope) = (0.0f64, 0.0f64);
+                for &c in coefficients.iter().rev() {
+                    slope = slope * u + value;
+                    value = value * u + f64::from(c);
+                }
+                Some((value as f32, (slope / f64::from(*range)) as f32))
+            }
+            Layer::Activation(f) => Some(f.apply(x)),
+            _ => None,
+        }
     }
 
     /// The linear layers as explicit sparse rows: for each output, its bias and the
@@ -411,7 +537,10 @@ impl Layer {
                     .collect()
             }
             Layer::Flatten => (0..out[0]).map(|i| (0.0, vec![(i, 1.0)])).collect(),
-            Layer::Square | Layer::Poly { .. } => return Ok(None),
+            Layer::Square
+            | Layer::Poly { .. }
+            | Layer::Polynomial { .. }
+            | Layer::Activation(_) => return Ok(None),
         };
         Ok(Some(rows))
     }
@@ -419,8 +548,10 @@ impl Layer {
     /// Applies the layer to one image's activations.
     pub fn forward(&self, input: &[usize], x: &[f32]) -> Result<Vec<f32>> {
         match self {
-            Layer::Square => Ok(x.iter().map(|v| v * v).collect()),
-            Layer::Poly { a, b, c } => Ok(x.iter().map(|v| a * v * v + b * v + c).collect()),
+            _ if self.is_activation() => Ok(x
+                .iter()
+                .map(|&v| self.activation(v).expect("an activation").0)
+                .collect()),
             Layer::Flatten => Ok(x.to_vec()),
             Layer::Dense {
                 inputs,

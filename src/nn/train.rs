@@ -137,11 +137,10 @@ fn backward(
         let shape = &shapes[li];
         let off = offsets[li];
         grad = match layer {
-            Layer::Square => x.iter().zip(&grad).map(|(v, g)| 2.0 * v * g).collect(),
-            Layer::Poly { a, b, .. } => x
+            _ if layer.is_activation() => x
                 .iter()
                 .zip(&grad)
-                .map(|(v, g)| (2.0 * a * v + b) * g)
+                .map(|(&v, g)| layer.activation(v).expect("an activation").1 * g)
                 .collect(),
             Layer::Flatten => grad,
             Layer::Dense {

@@ -3,7 +3,9 @@
 //! device, each linear stage in chunks of [`CHUNK`] outputs.
 
 use super::schedule::StageReport;
-use super::work::{LayerPlan, LinearWork, Work, finish_linear, ranges, square_relin_rescale};
+use super::work::{
+    LayerPlan, LinearWork, PowersWork, Work, finish_linear, powers, ranges, square_relin_rescale,
+};
 use crate::Result;
 use crate::backend::{Backend, PolyBatch, SparseWeights, TransferCounts};
 use crate::ckks::{CipherMeta, Ciphertext, EvaluationKeys, Evaluator, Parameters};
@@ -123,6 +125,22 @@ impl Lane {
                     let parts = ranges(x.count, CHUNK)
                         .iter()
                         .map(|r| square_relin_rescale(&self.ev, &self.slice(&x, r)?))
+                        .collect::<Result<Vec<_>>>()?;
+                    let chunks = parts.len();
+                    (self.join(parts)?, chunks)
+                }
+                Work::Powers(p) => {
+                    p.check_input(&x)?;
+                    let piece = (CHUNK / p.degree).max(1);
+                    let parts = ranges(x.count, piece)
+                        .iter()
+                        .map(|r| {
+                            let part = PowersWork {
+                                inputs: r.len(),
+                                ..p.clone()
+                            };
+                            powers(&self.ev, &part, &self.slice(&x, r)?)
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     let chunks = parts.len();
                     (self.join(parts)?, chunks)

@@ -55,7 +55,7 @@ impl Footprint {
             .iter()
             .map(|w| match w {
                 Work::Linear(l) => Self::weights(l),
-                Work::Square => 0,
+                Work::Square | Work::Powers(_) => 0,
             })
             .sum();
         let mut peak = 0;
@@ -63,6 +63,8 @@ impl Footprint {
             let (outputs, drop, size_in, size_out) = match work {
                 Work::Linear(w) => (w.outputs(), w.levels(), w.input_size, w.output_size()),
                 Work::Square => (count, 1, 2, 2),
+                // Every power is held until the last is made, then once more rearranged.
+                Work::Powers(p) => (2 * count * p.degree, p.levels(), 2, 2),
             };
             let limbs = level + 1;
             let here = count as u64 * self.ciphertext_of(size_in, limbs)

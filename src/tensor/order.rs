@@ -1,9 +1,9 @@
 //! The order of a plan's intermediate outputs: outputs that read the same inputs (the channels of
 //! a convolution at one position) placed next to each other, so a range of outputs holds whole
 //! groups and the linear kernels sum each group as one tile (each input word read once for the
-//! group, not once per output). The next linear map's columns follow the new order; squares in
-//! between work ciphertext by ciphertext, and the last map keeps its order (its outputs are the
-//! results).
+//! group, not once per output). The next linear map's columns follow the new order; squares and
+//! powers in between work ciphertext by ciphertext, and the last map keeps its order (its
+//! outputs are the results).
 
 use super::work::Work;
 use crate::backend::SparseRows;
@@ -27,11 +27,16 @@ pub(crate) fn group_shared_inputs(stages: &mut [Work]) {
         for (new, &old) in order.iter().enumerate() {
             position[old] = new;
         }
+        // A powers stage in between makes value k's powers columns k·d … k·d + d − 1.
+        let d = match &stages[pair[0] + 1..pair[1]] {
+            [Work::Powers(p)] => p.degree,
+            _ => 1,
+        };
         let Work::Linear(next) = &mut stages[pair[1]] else {
             unreachable!("a linear stage")
         };
         for c in &mut next.rows.columns {
-            *c = position[*c];
+            *c = position[*c / d] * d + *c % d;
         }
     }
 }

@@ -17,9 +17,11 @@
 
 use super::lane::{Lane, linear_output};
 use super::memory::Footprint;
-use super::work::{LayerPlan, LinearWork, Work, finish_linear, ranges, square_relin_rescale};
+use super::work::{
+    LayerPlan, LinearWork, PowersWork, Work, finish_linear, powers, ranges, square_relin_rescale,
+};
 use crate::backend::{Backend, CpuBackend, PolyBatch, TransferCounts};
-use crate::ckks::{Ciphertext, EvaluationKeys, Parameters};
+use crate::ckks::{Ciphertext, EvaluationKeys, Evaluator, Parameters};
 use crate::{Error, Result};
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -388,6 +390,7 @@ impl Scheduler {
                     self.stream_linear(gpu, plan, s, w, x, &mut stage, &mut report)?
                 }
                 Work::Square => self.stream_square(gpu, x, &mut stage, &mut report)?,
+                Work::Powers(p) => self.stream_powers(gpu, p, x, &mut stage, &mut report)?,
             };
             stage.seconds = t.elapsed().as_secs_f64();
             stage.counts = gpu.counts().since(&before);
@@ -620,12 +623,51 @@ impl Scheduler {
         let size = self
             .footprint
             .square_chunk(self.free_bytes(gpu), x.level + 1);
+        self.stream_each(gpu, x, size, stage, report, |ev, piece| {
+            square_relin_rescale(ev, piece)
+        })
+    }
+
+    /// A powers stage streamed like a square stage, in chunks a `degree`-th the size.
+    fn stream_powers(
+        &self,
+        gpu: &Lane,
+        work: &PowersWork,
+        x: Ciphertext,
+        stage: &mut StageReport,
+        report: &mut ScheduleReport,
+    ) -> Result<Ciphertext> {
+        work.check_input(&x)?;
+        let size = self
+            .footprint
+            .square_chunk(self.free_bytes(gpu), x.level + 1);
+        let size = (size / (2 * work.degree)).max(1);
+        self.stream_each(gpu, x, size, stage, report, |ev, piece| {
+            let part = PowersWork {
+                inputs: piece.count,
+                ..work.clone()
+            };
+            powers(ev, &part, piece)
+        })
+    }
+
+    /// `f` on chunks of `size` ciphertexts of `x`, each on the GPU while it works, the rest on
+    /// the CPU after a GPU failure; the outputs joined in order on the host.
+    fn stream_each(
+        &self,
+        gpu: &Lane,
+        x: Ciphertext,
+        size: usize,
+        stage: &mut StageReport,
+        report: &mut ScheduleReport,
+        f: impl Fn(&Evaluator, &Ciphertext) -> Result<Ciphertext>,
+    ) -> Result<Ciphertext> {
         let mut parts = Vec::new();
         for r in ranges(x.count, size) {
             let piece = self.cpu.slice(&x, &r)?;
             if self.gpu_usable(report) {
                 let attempt = Self::upload(gpu, &piece)
-                    .and_then(|on_gpu| square_relin_rescale(&gpu.ev, &on_gpu))
+                    .and_then(|on_gpu| f(&gpu.ev, &on_gpu))
                     .and_then(|y| self.download(gpu, &y));
                 match attempt {
                     Ok(y) => {
@@ -640,7 +682,7 @@ impl Scheduler {
                 }
             }
             stage.cpu_chunks += 1;
-            parts.push(square_relin_rescale(&self.cpu.ev, &piece)?);
+            parts.push(f(&self.cpu.ev, &piece)?);
         }
         self.cpu.join(parts)
     }

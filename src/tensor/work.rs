@@ -40,6 +40,23 @@ pub enum Work {
     Linear(LinearWork),
     /// x² of every ciphertext (relinearized, rescaled) where no linear map precedes it.
     Square,
+    /// The powers u¹ … u^d of every ciphertext, in ⌈log2 d⌉ levels: see [`powers`].
+    Powers(PowersWork),
+}
+
+/// The powers u¹ … u^`degree` of each of `inputs` ciphertexts at `level`: u^i is u^h · u^(i−h)
+/// for h the largest power of two below i (relinearized, rescaled), so u^i is ⌈log2 i⌉ levels
+/// down and every power is at most ⌈log2 d⌉. All end at that level, value-major (value k's
+/// u^i is ciphertext k·d + i − 1). Their scales differ a little (each rescale divides by a
+/// prime near, not at, the scale): the output carries `scale`, and the next linear map's
+/// weights for power i are multiplied by `scale / s_i` so that its sums are exact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowersWork {
+    pub inputs: usize,
+    pub level: usize,
+    pub degree: usize,
+    /// The scale the output is labelled with.
+    pub scale: f64,
 }
 
 /// Stages run in order on a tensor; `id` tells prepared weights of different plans apart.
@@ -78,8 +95,77 @@ impl Work {
                 }
             ),
             Work::Square => format!("x² of {inputs}"),
+            Work::Powers(p) => format!("powers 1..{} of {inputs}", p.degree),
         }
     }
+}
+
+impl PowersWork {
+    /// Levels the stage uses: ⌈log2 degree⌉.
+    pub fn levels(&self) -> usize {
+        self.degree.next_power_of_two().trailing_zeros() as usize
+    }
+
+    /// The level and scale of every power u¹ … u^d for an input at `(level, scale)`, as
+    /// [`powers`] computes them (`q`: the ciphertext primes).
+    pub fn trace(degree: usize, level: usize, scale: f64, q: &[u32]) -> Vec<(usize, f64)> {
+        let mut out: Vec<(usize, f64)> = vec![(level, scale)];
+        for i in 2..=degree {
+            let h = i.next_power_of_two() / 2;
+            let ((la, sa), (lb, sb)) = (out[h - 1], out[i - h - 1]);
+            let at = la.min(lb);
+            out.push((at - 1, sa * sb / f64::from(q[at])));
+        }
+        out
+    }
+
+    /// Checks that the work fits `x`.
+    pub(crate) fn check_input(&self, x: &Ciphertext) -> Result<()> {
+        if x.count() != self.inputs || x.level() != self.level || x.size() != 2 {
+            return Err(Error::Shape(format!(
+                "a powers stage over {} ciphertexts at level {} was given {} of {} polynomials \
+                 at level {}",
+                self.inputs,
+                self.level,
+                x.count(),
+                x.size(),
+                x.level()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// u¹ … u^d of every ciphertext of `x` (see [`PowersWork`]), value-major, at the stage's last
+/// level, labelled with `work.scale`.
+pub(crate) fn powers(ev: &Evaluator, work: &PowersWork, x: &Ciphertext) -> Result<Ciphertext> {
+    let d = work.degree;
+    // higher[i - 2] is u^i.
+    let mut higher: Vec<Ciphertext> = Vec::with_capacity(d.saturating_sub(1));
+    for i in 2..=d {
+        let h = i.next_power_of_two() / 2;
+        let power = |j: usize| if j == 1 { x } else { &higher[j - 2] };
+        let (a, b) = (power(h), power(i - h));
+        let at = a.level().min(b.level());
+        let product = ev.mul_relin(&ev.drop_level(a, at)?, &ev.drop_level(b, at)?)?;
+        higher.push(ev.rescale(&product)?);
+    }
+    let last = work.level - work.levels();
+    let dropped = std::iter::once(x)
+        .chain(&higher)
+        .map(|c| ev.drop_level(c, last))
+        .collect::<Result<Vec<_>>>()?;
+    drop(higher);
+    let n = x.count();
+    let refs: Vec<&crate::backend::PolyBatch> = dropped.iter().map(|c| &c.polys).collect();
+    let all = ev.backend().concat(&refs)?;
+    let stacked = dropped[0].with_polys(all, n * d)?;
+    drop(dropped);
+    // Power-major (u^i of value k at (i − 1)·n + k) to value-major.
+    let order: Vec<usize> = (0..n * d).map(|j| (j % d) * n + j / d).collect();
+    let mut y = ev.select(&stacked, &order)?;
+    y.scale = work.scale;
+    Ok(y)
 }
 
 impl LinearWork {

@@ -24,7 +24,7 @@ mod scheme;
 use diagonal::SlotLinear;
 use layout::Layout;
 
-use super::encrypted::stages;
+use super::encrypted::{Stage, stages};
 use super::model::Model;
 use crate::backend::Backend;
 use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Parameters, Plaintext};
@@ -110,6 +110,11 @@ impl LatencyNetwork {
         }
     }
 
+    /// Whether the packing can evaluate `model`: polynomial activations of degree 2 at most.
+    pub fn supports(model: &Model) -> bool {
+        stages(model).is_ok_and(|s| !s.iter().any(|s| matches!(s, Stage::Powers(_))))
+    }
+
     /// The plan with exactly `share` images per ciphertext.
     fn plan_shared(
         model: &Model,
@@ -127,7 +132,13 @@ impl LatencyNetwork {
                 params.max_level()
             )));
         }
-        let Some(Some(first)) = stages.first() else {
+        if let Some(Stage::Powers(d)) = stages.iter().find(|s| matches!(s, Stage::Powers(_))) {
+            return Err(Error::Config(format!(
+                "the latency packing evaluates quadratic activations only, not a polynomial of \
+                 degree {d} (use --packing batch)"
+            )));
+        }
+        let Some(Stage::Linear(first)) = stages.first() else {
             return Err(Error::Config(
                 "the latency packing needs a linear layer before the first activation".into(),
             ));
@@ -146,7 +157,7 @@ impl LatencyNetwork {
         let mut width = first.len();
         let mut steps = vec![Step::Linear(lin)];
         for (s, stage) in stages.iter().enumerate().skip(1) {
-            let Some(rows) = stage else {
+            let Stage::Linear(rows) = stage else {
                 steps.push(Step::Square);
                 continue;
             };

@@ -1,0 +1,227 @@
+//! Polynomial activations of any degree in the encrypted pass, against the plaintext model:
+//! the levels they use (⌈log2 d⌉), the key switches they cost, the preset the planner picks,
+//! and GPU ciphertexts equal to the CPU's.
+
+mod common;
+
+use hegpu::backend::{Backend, CpuBackend};
+use hegpu::ckks::*;
+use hegpu::nn::*;
+use hegpu::tensor::Scheduler;
+use rand::Rng;
+use std::sync::Arc;
+
+/// N = 2^12 with nine 26-bit levels: small enough for seconds per test, not secure.
+fn params() -> Arc<Parameters> {
+    Parameters::new(ParameterLiteral {
+        log_n: 12,
+        q_bits: [31].into_iter().chain([26; 9]).collect(),
+        p_bits: vec![31],
+        log_scale: 26,
+        security: SecurityLevel::None,
+    })
+    .unwrap()
+}
+
+fn dense(inputs: usize, outputs: usize, seed: u64) -> Layer {
+    let mut r = common::rng(seed);
+    let limit = (3.0 / inputs as f32).sqrt();
+    Layer::Dense {
+        inputs,
+        outputs,
+        weight: (0..inputs * outputs)
+            .map(|_| r.random_range(-limit..limit))
+            .collect(),
+        bias: (0..outputs).map(|_| r.random_range(-0.1..0.1)).collect(),
+    }
+}
+
+/// 32 inputs → 12 → `activation` → 6.
+fn network(activation: Layer) -> Model {
+    Model {
+        input: vec![32],
+        layers: vec![dense(32, 12, 1), activation, dense(12, 6, 2)],
+    }
+}
+
+/// A ReLU stand-in of degree 8 on [-3, 3], and an odd degree-5 polynomial.
+fn relu8() -> Layer {
+    let samples: Vec<f32> = (0..4000).map(|i| (i as f32 / 4000.0) * 6.0 - 3.0).collect();
+    approx::fit(Activation::Relu, 8, &samples).unwrap().0
+}
+
+fn odd5() -> Layer {
+    Layer::Polynomial {
+        range: 2.0,
+        coefficients: vec![0.1, 0.9, 0.0, -0.4, 0.0, 0.15],
+    }
+}
+
+struct Run {
+    outputs: Vec<Vec<f32>>,
+    level: usize,
+    key_switches: u64,
+    bytes: Vec<u8>,
+}
+
+fn run(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> Run {
+    let params = params();
+    let mut kg = KeyGenerator::new(&params, Seed::from_u64(21));
+    let sk = kg.secret_key().unwrap();
+    let keys = EvaluationKeys {
+        relin: Some(kg.relin_key(&sk).unwrap()),
+        ..Default::default()
+    };
+    let encoder = Encoder::new(&params);
+    let encryptor =
+        Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::from_u64(22)).unwrap();
+    let bounds = stage_bounds(model, images).unwrap();
+    let net = EncryptedNetwork::plan(model, &params, &bounds).unwrap();
+    let x = encrypt_images(&net, &encoder, &encryptor, images).unwrap();
+    let scheduler = Scheduler::new(&params, &keys, backend.clone(), Default::default()).unwrap();
+    let (y, report) = net.forward_report(&scheduler, x).unwrap();
+    assert!(report.fallback.is_none(), "{:?}", report.fallback);
+    let count = images.len() / model.input_len();
+    let host = scheduler.host().clone();
+    Run {
+        level: y.level(),
+        bytes: y.to_bytes(&params, &*host).unwrap(),
+        outputs: y
+            .decrypt(
+                &Decryptor::new(&params, &sk).unwrap(),
+                &encoder,
+                count,
+                &*host,
+            )
+            .unwrap(),
+        key_switches: report.key_switches,
+    }
+}
+
+fn images(count: usize, seed: u64) -> Vec<f32> {
+    let mut r = common::rng(seed);
+    (0..count * 32).map(|_| r.random_range(-1.0..1.0)).collect()
+}
+
+fn cpu() -> Arc<dyn Backend> {
+    Arc::new(CpuBackend::new(None).unwrap())
+}
+
+#[test]
+fn degree_8_and_5_polynomials_match_the_plaintext_model() {
+    let x = images(50, 3);
+    for (activation, degree) in [(relu8(), 8usize), (odd5(), 5)] {
+        let model = network(activation);
+        let got = run(&model, &x, cpu());
+        let mut worst = 0.0f32;
+        for (i, out) in got.outputs.iter().enumerate() {
+            let want = model.forward(&x[i * 32..(i + 1) * 32]).unwrap();
+            for (g, w) in out.iter().zip(&want) {
+                worst = worst.max((g - w).abs());
+            }
+        }
+        // Outputs are about 1; 26-bit scales leave more than 12 bits after eight powers.
+        assert!(worst < 2e-3, "degree {degree}: worst error {worst}");
+        // Levels: a linear map, ⌈log2 d⌉ for the powers, a linear map; nothing else.
+        let levels = 2 + degree.next_power_of_two().trailing_zeros() as usize;
+        assert_eq!(levels_needed(&model).unwrap(), levels);
+        assert_eq!(got.level, params().max_level() - levels, "degree {degree}");
+        // Each power above the first is one product, relinearized: 12 values × (d − 1).
+        assert_eq!(
+            got.key_switches,
+            12 * (degree as u64 - 1),
+            "degree {degree}"
+        );
+    }
+}
+
+#[test]
+fn low_degree_polynomials_cost_a_square_and_constants_cost_nothing() {
+    let quadratic = Layer::Polynomial {
+        range: 4.0,
+        coefficients: vec![0.5, 1.0, 2.0, 0.0],
+    };
+    let model = network(quadratic.clone());
+    assert_eq!(levels_needed(&model).unwrap(), 3);
+    let equivalent = network(Layer::Poly {
+        a: 2.0 / 16.0,
+        b: 1.0 / 4.0,
+        c: 0.5,
+    });
+    let x = images(4, 5);
+    for i in 0..4 {
+        let (a, b) = (
+            model.forward(&x[i * 32..(i + 1) * 32]).unwrap(),
+            equivalent.forward(&x[i * 32..(i + 1) * 32]).unwrap(),
+        );
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() < 1e-5);
+        }
+    }
+    let constant = network(Layer::Polynomial {
+        range: 1.0,
+        coefficients: vec![0.25],
+    });
+    assert_eq!(levels_needed(&constant).unwrap(), 1);
+}
+
+#[test]
+fn the_planner_picks_the_smallest_preset_or_says_how_many_levels_it_needs() {
+    let x = images(20, 7);
+    let shallow = network(odd5());
+    let bounds = stage_bounds(&shallow, &x).unwrap();
+    let (preset, _) = EncryptedNetwork::plan_smallest(&shallow, &bounds).unwrap();
+    assert_eq!(preset, Preset::CryptoNets8192);
+    // Three degree-8 activations: 4 linear maps + 3 × 3 levels = 13, past N = 2^14's 12.
+    let mut deep = Model {
+        input: vec![32],
+        layers: vec![dense(32, 12, 1)],
+    };
+    for s in 0..3 {
+        deep.layers.push(relu8());
+        deep.layers.push(dense(12, 12, 10 + s));
+    }
+    assert_eq!(levels_needed(&deep).unwrap(), 13);
+    let bounds = stage_bounds(&deep, &x).unwrap();
+    let (preset, network) = EncryptedNetwork::plan_smallest(&deep, &bounds).unwrap();
+    assert_eq!(preset, Preset::Deep32768);
+    assert_eq!(network.params().literal().log_n, 15);
+    // Forty: more than any preset holds.
+    for s in 3..14 {
+        deep.layers.push(relu8());
+        deep.layers.push(dense(12, 12, 10 + s));
+    }
+    let bounds = stage_bounds(&deep, &x).unwrap();
+    let err = EncryptedNetwork::plan_smallest(&deep, &bounds)
+        .err()
+        .expect("too deep")
+        .to_string();
+    assert!(err.contains("needs 57 levels"), "{err}");
+}
+
+#[test]
+fn non_polynomial_activations_are_refused_with_the_fix() {
+    let model = network(Layer::Activation(Activation::Relu));
+    let err = stage_bounds(&model, &images(2, 1)).unwrap_err().to_string();
+    assert!(
+        err.contains("layer 1 is relu") && err.contains("--approx relu:"),
+        "{err}"
+    );
+    assert!(!LatencyNetwork::supports(&network(relu8())));
+    assert!(LatencyNetwork::supports(&network(Layer::Square)));
+}
+
+#[test]
+fn gpu_and_cpu_give_identical_ciphertexts_for_powers() {
+    let Some(_) = common::gpu() else { return };
+    let model = network(relu8());
+    let x = images(10, 9);
+    let on_cpu = run(&model, &x, cpu());
+    let on_gpu = run(
+        &model,
+        &x,
+        Arc::new(hegpu::backend::GpuBackend::new().unwrap()),
+    );
+    assert!(on_cpu.bytes == on_gpu.bytes, "GPU and CPU outputs differ");
+    assert_eq!(on_cpu.key_switches, on_gpu.key_switches);
+}
