@@ -1,4 +1,4 @@
-//! The `hegpu` command line: `mnist`, `info`, `bench` and `train`.
+//! The `hegpu` command line: `mnist`, `info`, `bench`, `train` and `import`.
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hegpu::backend::device::gpu_required;
@@ -44,6 +44,34 @@ enum Command {
     Bench(BenchArgs),
     /// Train the CryptoNets network on MNIST.
     Train(TrainArgs),
+    /// Import an ONNX model (exported by PyTorch, opset 13+) as a hegpu model file, replacing
+    /// ReLU, sigmoid, tanh and SiLU with polynomials fitted on calibration images
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The ONNX file
+    #[arg(value_name = "MODEL.onnx")]
+    onnx: PathBuf,
+    /// The model file to write [default: MODEL.safetensors beside the ONNX file]
+    #[arg(short, long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace every FUNCTION (relu, sigmoid, tanh, silu) with a least-squares polynomial of
+    /// DEGREE (2 to 16) on the range its inputs take on the calibration images; repeat for
+    /// several functions
+    #[arg(long, value_name = "FUNCTION:DEGREE")]
+    approx: Vec<hegpu::nn::ApproxSpec>,
+    /// Directory of the MNIST IDX files: training images calibrate, test digits measure the
+    /// accuracy before and after the replacement
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+    data: PathBuf,
+    /// Training images that calibrate the ranges
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = at_least_one)]
+    calibration: usize,
+    /// Store weights as f32 instead of f16
+    #[arg(long)]
+    f32: bool,
 }
 
 /// Where the server evaluates.
@@ -277,6 +305,7 @@ fn main() -> ExitCode {
         Command::Info => info(),
         Command::Bench(a) => bench(a),
         Command::Train(a) => train(a),
+        Command::Import(a) => import(a),
         Command::Mnist { step: Some(s), .. } => mnist_step(s),
         Command::Mnist { step: None, job } => mnist(job),
     };
@@ -471,6 +500,77 @@ fn train(args: TrainArgs) -> Result<()> {
         100.0 * accuracy,
         out.display()
     );
+    Ok(())
+}
+
+fn import(args: ImportArgs) -> Result<()> {
+    use hegpu::job::{ImportOptions, run_import};
+    let out = args
+        .out
+        .unwrap_or_else(|| args.onnx.with_extension("safetensors"));
+    let report = run_import(&ImportOptions {
+        onnx: args.onnx.clone(),
+        out: out.clone(),
+        approx: args.approx,
+        data: args.data,
+        calibration: args.calibration,
+        weights: if args.f32 {
+            hegpu::nn::WeightType::F32
+        } else {
+            hegpu::nn::WeightType::F16
+        },
+    })?;
+    println!("imported {}:", args.onnx.display());
+    for (i, layer) in report.layers.iter().enumerate() {
+        println!("  {i:>2}  {layer}");
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    for r in &report.replaced {
+        println!(
+            "layer {}: {} replaced by a degree-{} polynomial on [-{:.3}, {:.3}], largest error \
+             {:.3e} on the calibration values",
+            r.layer,
+            r.spec.function.name(),
+            r.spec.degree,
+            r.range,
+            r.range,
+            r.max_error
+        );
+    }
+    let percent = |a: Option<f32>| a.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
+    if report.test_images > 0 {
+        println!(
+            "plaintext accuracy on {} test digits: {} imported, {} as written{}",
+            report.test_images,
+            percent(report.accuracy_imported),
+            percent(report.accuracy_written),
+            if report.replaced.is_empty() {
+                ""
+            } else {
+                " (with the polynomials)"
+            }
+        );
+    }
+    if !report.unreplaced.is_empty() {
+        let names: Vec<&str> = report.unreplaced.iter().map(|f| f.name()).collect();
+        println!(
+            "the model keeps {}: it runs in plaintext only; add --approx {}:DEGREE to run it \
+             encrypted",
+            names.join(", "),
+            names[0]
+        );
+    }
+    if let Some(levels) = report.levels {
+        println!("encrypted pass: {levels} levels");
+    }
+    match &report.preset {
+        Some(Ok(name)) => println!("parameters:    {name} (the smallest preset that holds it)"),
+        Some(Err(why)) => println!("parameters:    none: {why}"),
+        None => {}
+    }
+    println!("wrote {}", out.display());
     Ok(())
 }
 

@@ -6,10 +6,12 @@
 pub mod agreement;
 pub mod envelope;
 pub mod files;
+pub mod import;
 pub mod latency;
 pub mod secret_file;
 
 pub use agreement::Agreement;
+pub use import::{ImportOptions, ImportReport, run_import};
 pub use latency::LatencyReport;
 
 use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};

@@ -7,6 +7,7 @@ pub mod file;
 pub mod latency;
 pub mod mnist;
 pub mod model;
+pub mod onnx;
 pub mod train;
 
 pub use approx::{ApproxSpec, Replaced, approximate};
@@ -15,6 +16,7 @@ pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_mo
 pub use latency::{LatencyCost, LatencyNetwork, PreparedDiagonals, StepSlots};
 pub use mnist::{MnistRecipe, pixels, train_mnist};
 pub use model::{Activation, Layer, Model, Shape, argmax, cryptonets};
+pub use onnx::{Imported, import_onnx, import_onnx_file};
 pub use train::{
     Dataset, EpochReport, TrainConfig, accuracy, initialize, loss_and_gradient, parameters,
     set_parameters, train,

@@ -1,0 +1,149 @@
+//! `hegpu import`: an ONNX model to a hegpu model file, its non-polynomial activations
+//! replaced by polynomials fitted on calibration images. It reports:
+//! - the plaintext accuracy before and after the replacement on the MNIST test digits (for
+//!   digit models), before anything is encrypted;
+//! - the levels the encrypted pass needs and the smallest preset that holds them.
+
+use crate::data::Mnist;
+use crate::nn::{
+    Activation, ApproxSpec, EncryptedNetwork, Layer, Model, Replaced, WeightType, accuracy,
+    approximate, import_onnx_file, levels_needed, pixels, save_model, stage_bounds, train::Dataset,
+};
+use crate::{Error, Result};
+use std::path::PathBuf;
+
+/// What to import and how.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    pub onnx: PathBuf,
+    pub out: PathBuf,
+    /// How to replace each non-polynomial activation.
+    pub approx: Vec<ApproxSpec>,
+    /// The MNIST directory: training images calibrate, test digits measure accuracy.
+    pub data: PathBuf,
+    /// Training images that calibrate the ranges and the plan.
+    pub calibration: usize,
+    pub weights: WeightType,
+}
+
+/// What the import found and did.
+#[derive(Clone, Debug, Default)]
+pub struct ImportReport {
+    /// Each layer's kind and output shape, in order.
+    pub layers: Vec<String>,
+    /// Changes on the way (folded batch normalizations, a dropped softmax).
+    pub notes: Vec<String>,
+    pub replaced: Vec<Replaced>,
+    /// Test digits the accuracies were measured on (0: the model does not classify digits).
+    pub test_images: usize,
+    /// The imported model's plaintext accuracy.
+    pub accuracy_imported: Option<f32>,
+    /// The model written, in plaintext (after the replacements).
+    pub accuracy_written: Option<f32>,
+    /// Activations still without a polynomial (the model runs in plaintext only), each once.
+    pub unreplaced: Vec<Activation>,
+    /// Levels the encrypted pass needs, when it can run.
+    pub levels: Option<usize>,
+    /// The smallest preset that holds the model, or why none does.
+    pub preset: Option<std::result::Result<String, String>>,
+}
+
+/// Imports, approximates, checks and writes the model.
+pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
+    let imported = import_onnx_file(&opts.onnx)?;
+    let mnist = Mnist::load(&opts.data)?;
+    let model = imported.model;
+    let digits = model.input_len() == 784 && model.shapes()?.last() == Some(&vec![10]);
+    let calibration: Vec<f32> = if model.input_len() == 784 {
+        let count = opts.calibration.clamp(1, mnist.train_labels.len());
+        pixels(&mnist.train_images)[..784 * count].to_vec()
+    } else {
+        return Err(Error::Config(format!(
+            "the model takes {:?}; calibration uses MNIST images (784 values)",
+            model.input
+        )));
+    };
+    let test_px = pixels(&mnist.test_images);
+    let test = Dataset {
+        images: &test_px,
+        labels: &mnist.test_labels,
+        shape: model.input.clone(),
+    };
+    let mut report = ImportReport {
+        notes: imported.notes,
+        test_images: if digits { mnist.test_labels.len() } else { 0 },
+        ..Default::default()
+    };
+    if digits {
+        report.accuracy_imported = Some(accuracy(&model, &test)?);
+    }
+    let has_functions = model
+        .layers
+        .iter()
+        .any(|l| matches!(l, Layer::Activation(_)));
+    let written: Model = if has_functions && !opts.approx.is_empty() {
+        let (approximated, replaced) = approximate(&model, &calibration, &opts.approx)?;
+        report.replaced = replaced;
+        approximated
+    } else {
+        model
+    };
+    for layer in &written.layers {
+        if let Layer::Activation(f) = layer
+            && !report.unreplaced.contains(f)
+        {
+            report.unreplaced.push(*f);
+        }
+    }
+    if digits {
+        report.accuracy_written = Some(accuracy(&written, &test)?);
+    }
+    if report.unreplaced.is_empty() {
+        report.levels = Some(levels_needed(&written)?);
+        let bounds = stage_bounds(&written, &calibration)?;
+        report.preset = Some(
+            EncryptedNetwork::plan_smallest(&written, &bounds)
+                .map(|(p, _)| p.name().to_string())
+                .map_err(|e| e.to_string()),
+        );
+    }
+    let shapes = written.shapes()?;
+    report.layers = written
+        .layers
+        .iter()
+        .zip(&shapes[1..])
+        .map(|(l, s)| format!("{} → {s:?}", describe(l)))
+        .collect();
+    if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
+    }
+    save_model(&written, &opts.out, opts.weights)?;
+    Ok(report)
+}
+
+/// A layer in a few words.
+fn describe(layer: &Layer) -> String {
+    match layer {
+        Layer::Conv2d {
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => format!("conv {kernel}×{kernel}×{out_channels} stride {stride} pad {padding}"),
+        Layer::Dense {
+            inputs, outputs, ..
+        } => format!("dense {inputs}→{outputs}"),
+        Layer::Poly { a, b, c } => format!("{a}·x² + {b}·x + {c}"),
+        Layer::Polynomial {
+            range,
+            coefficients,
+        } => format!(
+            "polynomial of degree {} on [-{range}, {range}]",
+            coefficients.len().saturating_sub(1)
+        ),
+        Layer::AvgPool { window, stride } => format!("avg pool {window}×{window} stride {stride}"),
+        other => other.kind().replace('_', " "),
+    }
+}

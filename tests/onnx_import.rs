@@ -1,0 +1,475 @@
+//! ONNX import against an independent evaluator: the fixtures in tests/fixtures/onnx were
+//! trained and exported by PyTorch, and ONNX Runtime's outputs for the first test digits were
+//! recorded beside them (scripts/make-onnx-fixtures.py). The imported models must give the
+//! same logits; the ReLU MLP with its ReLUs replaced by polynomials must stay within a point of
+//! the original's accuracy and run encrypted to the same digits; bad files are clear errors.
+
+mod common;
+
+use hegpu::backend::{Backend, CpuBackend};
+use hegpu::ckks::*;
+use hegpu::data::Mnist;
+use hegpu::nn::*;
+use hegpu::tensor::Scheduler;
+use onnx_rs::ast::{
+    DataType, Dimension, Graph, Model as OnnxModel, Node, OpType, OperatorSetId, TensorProto,
+    TensorShape, TensorShapeDimension, TensorTypeProto, TypeProto, TypeValue, ValueInfo,
+};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/onnx").join(name)
+}
+
+fn mnist() -> &'static Mnist {
+    static DATA: OnceLock<Mnist> = OnceLock::new();
+    DATA.get_or_init(|| Mnist::load(&root().join("data/mnist")).unwrap())
+}
+
+fn test_pixels() -> Vec<f32> {
+    pixels(&mnist().test_images)
+}
+
+/// ONNX Runtime's logits for the first test digits.
+fn expected(name: &str) -> Vec<Vec<f32>> {
+    let text = std::fs::read_to_string(fixture(&format!("{name}.expected.json"))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn imported_models_give_onnx_runtimes_logits() {
+    let px = test_pixels();
+    for (name, first_kind) in [
+        ("cryptonets", "pad2d"),
+        ("mlp-relu", "flatten"),
+        ("cnn-bn-pool", "conv2d"),
+    ] {
+        let imported = import_onnx_file(&fixture(&format!("{name}.onnx"))).unwrap();
+        let model = &imported.model;
+        assert_eq!(model.input, [1, 28, 28], "{name}");
+        assert_eq!(model.layers[0].kind(), first_kind, "{name}");
+        let want = expected(name);
+        assert_eq!(want.len(), 64);
+        for (i, w) in want.iter().enumerate() {
+            let got = model.forward(&px[i * 784..(i + 1) * 784]).unwrap();
+            for (g, e) in got.iter().zip(w) {
+                assert!(
+                    (g - e).abs() <= 1e-4 + 1e-4 * e.abs(),
+                    "{name}, digit {i}: {got:?} vs ONNX Runtime {w:?}"
+                );
+            }
+            assert_eq!(argmax(&got), argmax(w), "{name}, digit {i}");
+        }
+    }
+}
+
+#[test]
+fn activations_and_folds_are_recognized() {
+    let cryptonets = import_onnx_file(&fixture("cryptonets.onnx")).unwrap().model;
+    let kinds: Vec<&str> = cryptonets.layers.iter().map(Layer::kind).collect();
+    // x*x and x.pow(2) are both squares; ZeroPad2d's pads were folded from shape arithmetic.
+    assert_eq!(
+        kinds,
+        [
+            "pad2d", "conv2d", "square", "flatten", "dense", "square", "dense"
+        ]
+    );
+    let cnn = import_onnx_file(&fixture("cnn-bn-pool.onnx")).unwrap();
+    let kinds: Vec<&str> = cnn.model.layers.iter().map(Layer::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "conv2d", "poly", "avg_pool", "conv2d", "silu", "avg_pool", "flatten", "dense", "tanh",
+            "dense"
+        ]
+    );
+    // 0.125 x² + 0.5 x + 0.25 written as Mul and Add nodes.
+    assert_eq!(
+        cnn.model.layers[1],
+        Layer::Poly {
+            a: 0.125,
+            b: 0.5,
+            c: 0.25
+        }
+    );
+    // The dense layer's batch normalization was a node of its own, folded here.
+    assert!(
+        cnn.notes
+            .iter()
+            .any(|n| n.contains("folded batch normalization")),
+        "{:?}",
+        cnn.notes
+    );
+}
+
+/// The imported ReLU MLP with degree-8 polynomials, fitted on 1,000 training images.
+fn approximated_mlp() -> &'static (Model, Model) {
+    static MLP: OnceLock<(Model, Model)> = OnceLock::new();
+    MLP.get_or_init(|| {
+        let relu = import_onnx_file(&fixture("mlp-relu.onnx")).unwrap().model;
+        let calibration = &pixels(&mnist().train_images)[..784 * 1000];
+        let spec: ApproxSpec = "relu:8".parse().unwrap();
+        let (poly, replaced) = approximate(&relu, calibration, &[spec]).unwrap();
+        assert_eq!(replaced.len(), 2);
+        assert!(replaced.iter().all(|r| r.range > 1.0 && r.max_error < 1.0));
+        (relu, poly)
+    })
+}
+
+#[test]
+fn the_relu_mlp_with_degree_8_polynomials_stays_within_a_point() {
+    let (relu, poly) = approximated_mlp();
+    let px = test_pixels();
+    let test = Dataset {
+        images: &px,
+        labels: &mnist().test_labels,
+        shape: vec![1, 28, 28],
+    };
+    let (a, b) = (
+        accuracy(relu, &test).unwrap(),
+        accuracy(poly, &test).unwrap(),
+    );
+    assert!(a > 0.93, "the ReLU model: {a}");
+    assert!((a - b).abs() <= 0.01, "ReLU {a}, polynomials {b}");
+    // Linear, 3 levels of powers, linear, 3, linear: N = 2^14 holds it, N = 2^13 does not.
+    assert_eq!(levels_needed(poly).unwrap(), 9);
+    let bounds = stage_bounds(poly, &pixels(&mnist().train_images)[..784 * 200]).unwrap();
+    let (preset, _) = EncryptedNetwork::plan_smallest(poly, &bounds).unwrap();
+    assert_eq!(preset, Preset::Deep16384);
+}
+
+/// N = 2^12 with eleven 26-bit levels (not secure: small enough for a test).
+fn small_params() -> Arc<Parameters> {
+    Parameters::new(ParameterLiteral {
+        log_n: 12,
+        q_bits: [31].into_iter().chain([26; 11]).collect(),
+        p_bits: vec![31],
+        log_scale: 26,
+        security: SecurityLevel::None,
+    })
+    .unwrap()
+}
+
+/// `model` encrypted on `images` on `backend`: the decrypted outputs and the output bytes.
+fn encrypted(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> (Vec<Vec<f32>>, Vec<u8>) {
+    let params = small_params();
+    let mut kg = KeyGenerator::new(&params, Seed::from_u64(41));
+    let sk = kg.secret_key().unwrap();
+    let keys = EvaluationKeys {
+        relin: Some(kg.relin_key(&sk).unwrap()),
+        ..Default::default()
+    };
+    let encoder = Encoder::new(&params);
+    let encryptor =
+        Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::from_u64(42)).unwrap();
+    let bounds = stage_bounds(model, images).unwrap();
+    let net = EncryptedNetwork::plan(model, &params, &bounds).unwrap();
+    let x = encrypt_images(&net, &encoder, &encryptor, images).unwrap();
+    let scheduler = Scheduler::new(&params, &keys, backend, Default::default()).unwrap();
+    let (y, report) = net.forward_report(&scheduler, x).unwrap();
+    assert!(report.fallback.is_none());
+    let host = scheduler.host().clone();
+    let bytes = y.to_bytes(&params, &*host).unwrap();
+    let decryptor = Decryptor::new(&params, &sk).unwrap();
+    let count = images.len() / model.input_len();
+    (
+        y.decrypt(&decryptor, &encoder, count, &*host).unwrap(),
+        bytes,
+    )
+}
+
+#[test]
+fn the_approximated_mlp_predicts_the_same_digits_encrypted() {
+    let (_, poly) = approximated_mlp();
+    let px = test_pixels();
+    let (got, _) = encrypted(
+        poly,
+        &px[..784 * 200],
+        Arc::new(CpuBackend::new(None).unwrap()),
+    );
+    let mut worst = 0.0f32;
+    for (i, out) in got.iter().enumerate() {
+        let want = poly.forward(&px[i * 784..(i + 1) * 784]).unwrap();
+        for (g, w) in out.iter().zip(&want) {
+            worst = worst.max((g - w).abs());
+        }
+        assert_eq!(argmax(out), argmax(&want), "digit {i}: {out:?} vs {want:?}");
+    }
+    // Logits reach about 20; the encrypted pass keeps them to within 0.05.
+    assert!(worst < 0.05, "worst logit error {worst}");
+}
+
+#[test]
+fn the_approximated_mlp_gives_the_same_ciphertexts_on_the_gpu() {
+    let Some(_) = common::gpu() else { return };
+    // The second imported polynomial on 16 of its 64 values, and the last layer on them (a
+    // software GPU takes seconds per hundred key switches; the linear kernels have GPU twins
+    // of their own).
+    let (_, poly) = approximated_mlp();
+    let head = Model {
+        input: vec![1, 28, 28],
+        layers: poly.layers[..4].to_vec(),
+    };
+    let Layer::Dense { weight, bias, .. } = &poly.layers[5] else {
+        panic!("the MLP ends with a dense layer")
+    };
+    let tail = Model {
+        input: vec![16],
+        layers: vec![
+            poly.layers[4].clone(),
+            Layer::Dense {
+                inputs: 16,
+                outputs: 10,
+                weight: weight
+                    .chunks(64)
+                    .flat_map(|row| row[..16].to_vec())
+                    .collect(),
+                bias: bias.clone(),
+            },
+        ],
+    };
+    let px = test_pixels();
+    let hidden: Vec<f32> = px[..784 * 32]
+        .chunks(784)
+        .flat_map(|img| head.forward(img).unwrap()[..16].to_vec())
+        .collect();
+    let cpu = encrypted(&tail, &hidden, Arc::new(CpuBackend::new(None).unwrap()));
+    let gpu = encrypted(
+        &tail,
+        &hidden,
+        Arc::new(hegpu::backend::GpuBackend::new().unwrap()),
+    );
+    assert!(cpu.1 == gpu.1, "GPU and CPU ciphertexts differ");
+}
+
+// ---- Bad files: clear errors, never a panic. ----
+
+fn value_info<'a>(name: &'a str, dims: Vec<Dimension<'a>>) -> ValueInfo<'a> {
+    ValueInfo {
+        name,
+        r#type: Some(TypeProto {
+            value: Some(TypeValue::Tensor(TensorTypeProto {
+                elem_type: DataType::Float,
+                shape: Some(TensorShape {
+                    dim: dims
+                        .into_iter()
+                        .map(|value| TensorShapeDimension {
+                            value,
+                            denotation: "",
+                        })
+                        .collect(),
+                }),
+            })),
+            denotation: "",
+        }),
+        ..Default::default()
+    }
+}
+
+/// A model with input `x` of `dims`, the given nodes and initializers, output `y`.
+fn onnx<'a>(
+    dims: Vec<Dimension<'a>>,
+    nodes: Vec<Node<'a>>,
+    initializer: Vec<TensorProto<'a>>,
+    opset: i64,
+) -> Vec<u8> {
+    onnx_rs::encode(&OnnxModel {
+        ir_version: 8,
+        opset_import: vec![OperatorSetId {
+            domain: "",
+            version: opset,
+        }],
+        graph: Some(Graph {
+            node: nodes,
+            name: "g",
+            initializer,
+            input: vec![value_info("x", dims)],
+            output: vec![value_info("y", vec![])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn node<'a>(op: OpType<'a>, name: &'a str, input: Vec<&'a str>, output: &'a str) -> Node<'a> {
+    Node {
+        input,
+        output: vec![output],
+        name,
+        op_type: op,
+        ..Default::default()
+    }
+}
+
+fn refusal(bytes: &[u8]) -> String {
+    import_onnx(bytes).unwrap_err().to_string()
+}
+
+fn batch_of(features: i64) -> Vec<Dimension<'static>> {
+    vec![Dimension::Param("batch"), Dimension::Value(features)]
+}
+
+#[test]
+fn a_hand_made_model_imports() {
+    // Gemm without transB: the weight matrix is [inputs, outputs].
+    let w = TensorProto::from_f32("w", vec![4, 3], (0..12).map(|v| v as f32).collect());
+    let bytes = onnx(
+        batch_of(4),
+        vec![
+            node(OpType::Gemm, "fc", vec!["x", "w"], "h"),
+            node(OpType::Mul, "sq", vec!["h", "h"], "y"),
+        ],
+        vec![w],
+        17,
+    );
+    let model = import_onnx(&bytes).unwrap().model;
+    assert_eq!(model.input, [4]);
+    assert_eq!(model.layers[1], Layer::Square);
+    assert_eq!(
+        model.forward(&[0.0, 1.0, 0.0, 0.0]).unwrap(),
+        [9.0, 16.0, 25.0]
+    );
+}
+
+#[test]
+fn unknown_ops_are_refused_with_the_node_and_what_is_supported() {
+    let bytes = onnx(
+        batch_of(4),
+        vec![node(OpType::Gelu, "act/gelu", vec!["x"], "y")],
+        vec![],
+        17,
+    );
+    let e = refusal(&bytes);
+    assert!(e.contains("node 'act/gelu' (Gelu)"), "{e}");
+    assert!(
+        e.contains("not supported") && e.contains("Conv, Gemm"),
+        "{e}"
+    );
+    let custom = onnx(
+        batch_of(4),
+        vec![node(OpType::Custom("MyOp"), "mine", vec!["x"], "y")],
+        vec![],
+        17,
+    );
+    assert!(refusal(&custom).contains("(MyOp)"));
+}
+
+#[test]
+fn dynamic_sizes_old_opsets_and_branches_are_refused() {
+    let dynamic = onnx(
+        vec![Dimension::Param("batch"), Dimension::Param("features")],
+        vec![node(OpType::Relu, "r", vec!["x"], "y")],
+        vec![],
+        17,
+    );
+    let e = refusal(&dynamic);
+    assert!(e.contains("dynamic size 'features'"), "{e}");
+    let old = onnx(
+        batch_of(4),
+        vec![node(OpType::Relu, "r", vec!["x"], "y")],
+        vec![],
+        11,
+    );
+    assert!(refusal(&old).contains("opset 11"));
+    // y = relu(x) + x: a skip connection.
+    let skip = onnx(
+        batch_of(4),
+        vec![
+            node(OpType::Relu, "r", vec!["x"], "h"),
+            node(OpType::Add, "skip", vec!["h", "x"], "y"),
+        ],
+        vec![],
+        17,
+    );
+    let e = refusal(&skip);
+    assert!(
+        e.contains("node 'skip' (Add)") && e.contains("skip connections"),
+        "{e}"
+    );
+    let missing = onnx(
+        batch_of(4),
+        vec![node(OpType::Relu, "r", vec!["nowhere"], "y")],
+        vec![],
+        17,
+    );
+    assert!(refusal(&missing).contains("'nowhere' is made by no earlier node"));
+}
+
+#[test]
+fn huge_dimensions_are_refused_before_anything_is_allocated() {
+    let huge_input = onnx(
+        vec![Dimension::Value(1), Dimension::Value(1 << 40)],
+        vec![node(OpType::Relu, "r", vec!["x"], "y")],
+        vec![],
+        17,
+    );
+    assert!(
+        refusal(&huge_input).contains("input size"),
+        "{}",
+        refusal(&huge_input)
+    );
+    // Weights that claim 2^40 elements but hold 4.
+    let lying = TensorProto::from_f32("w", vec![1 << 20, 1 << 20], vec![0.0; 4]);
+    let bytes = onnx(
+        batch_of(4),
+        vec![node(OpType::Gemm, "fc", vec!["x", "w"], "y")],
+        vec![lying],
+        17,
+    );
+    let e = refusal(&bytes);
+    assert!(e.contains("more than"), "{e}");
+    let short = TensorProto::from_f32("w", vec![4, 3], vec![0.0; 5]);
+    let bytes = onnx(
+        batch_of(4),
+        vec![node(OpType::Gemm, "fc", vec!["x", "w"], "y")],
+        vec![short],
+        17,
+    );
+    assert!(refusal(&bytes).contains("holds 5 values"));
+}
+
+#[test]
+fn truncated_and_corrupted_files_are_errors_not_panics() {
+    let bytes = std::fs::read(fixture("cnn-bn-pool.onnx")).unwrap();
+    for cut in (0..bytes.len()).step_by(7) {
+        if let Ok(imported) = import_onnx(&bytes[..cut]) {
+            panic!("a file cut at {cut} imported: {:?}", imported.model.layers);
+        }
+    }
+    assert!(refusal(&bytes[..bytes.len() / 2]).contains("not an ONNX model"));
+    assert!(refusal(b"").contains("no graph") || refusal(b"").contains("opset"));
+    // Flipped bytes: an error or a model that still passes every check, never a panic.
+    let mut r = common::rng(77);
+    use rand::Rng;
+    for _ in 0..400 {
+        let mut damaged = bytes.clone();
+        for _ in 0..r.random_range(1..4) {
+            let at = r.random_range(0..damaged.len());
+            damaged[at] ^= 1 << r.random_range(0..8);
+        }
+        if let Ok(imported) = import_onnx(&damaged) {
+            imported.model.shapes().unwrap();
+        }
+    }
+    let e = import_onnx_file(Path::new("/nonexistent/model.onnx"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/nonexistent/model.onnx"), "{e}");
+}
