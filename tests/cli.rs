@@ -1,4 +1,5 @@
-//! The command line: `hegpu train` end to end on the shipped sample, and bad options.
+//! The command line: `hegpu train` and `hegpu import` end to end on the shipped sample, and bad
+//! options.
 
 mod common;
 
@@ -27,6 +28,86 @@ fn train_writes_a_model_that_loads() {
     let model = hegpu::nn::load_model(&out).unwrap();
     assert_eq!(model.shapes().unwrap().last().unwrap(), &vec![10]);
     std::fs::remove_file(out).unwrap();
+}
+
+#[test]
+fn train_an_architecture_and_replace_its_relus() {
+    let out = std::env::temp_dir().join(format!("hegpu-arch-{}.safetensors", std::process::id()));
+    let text = hegpu_ok(&[
+        "train",
+        "--arch",
+        "avgpool:2 dense:16 relu dense:10",
+        "--epochs",
+        "1",
+        "--approx",
+        "relu:4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("relu replaced by a degree-4 polynomial") && text.contains("as trained"),
+        "{text}"
+    );
+    let model = hegpu::nn::load_model(&out).unwrap();
+    let kinds: Vec<&str> = model.layers.iter().map(|l| l.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["avg_pool", "flatten", "dense", "polynomial", "dense"]
+    );
+    std::fs::remove_file(out).unwrap();
+}
+
+/// The README's "bring your own model" import: the PyTorch MLP with degree-8 ReLU stand-ins.
+#[test]
+fn import_an_onnx_model_with_polynomial_relus() {
+    let out = std::env::temp_dir().join(format!("hegpu-onnx-{}.safetensors", std::process::id()));
+    let text = hegpu_ok(&[
+        "import",
+        "tests/fixtures/onnx/mlp-relu.onnx",
+        "--approx",
+        "relu:8",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    for says in [
+        "relu replaced by a degree-8 polynomial",
+        "plaintext accuracy on 1000 test digits: 95.10% imported, 94.90% as written",
+        "encrypted pass: 9 levels",
+        "deep16384",
+    ] {
+        assert!(text.contains(says), "{says}: {text}");
+    }
+    // Its encrypted run is tests/onnx_import.rs's (at N = 2^12: N = 2^14 takes a minute in a
+    // debug build); here, the written file is what the job loads.
+    assert!(hegpu::job::load_digit_model(&out).is_ok());
+    let kept = hegpu_ok(&[
+        "import",
+        "tests/fixtures/onnx/mlp-relu.onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(kept.contains("add --approx relu:DEGREE"), "{kept}");
+    let refused = hegpu(&["mnist", "--model", out.to_str().unwrap(), "--images", "4"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--approx relu:"), "{err}");
+    std::fs::remove_file(out).unwrap();
+    for (args, says) in [
+        (
+            &[
+                "import",
+                "tests/fixtures/onnx/mlp-relu.onnx",
+                "--approx",
+                "relu",
+            ][..],
+            "FUNCTION:DEGREE",
+        ),
+        (&["import", "no/such.onnx"], "no/such.onnx"),
+        (&["import", "README.md"], "not an ONNX model"),
+    ] {
+        let o = hegpu(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -525,8 +525,17 @@ pub fn peak_memory_bytes() -> Option<u64> {
     proc_bytes("/proc/self/status", "VmHWM:")
 }
 
-/// A model file that maps 1×28×28 images to 10 digits.
+/// The models shipped in `models/`, by name.
+pub const SHIPPED_MODELS: [&str; 2] = ["cryptonets-5", "cryptonets-16"];
+
+/// A model file that maps 1×28×28 images to 10 digits: a path, or the name of a shipped model
+/// ([`SHIPPED_MODELS`], read from `models/NAME.safetensors`).
 pub fn load_digit_model(path: &std::path::Path) -> Result<Model> {
+    let shipped = path
+        .to_str()
+        .filter(|name| SHIPPED_MODELS.contains(name))
+        .map(|name| std::path::PathBuf::from(format!("models/{name}.safetensors")));
+    let path = shipped.as_deref().unwrap_or(path);
     let model = load_model(path)?;
     if model.input != [1, 28, 28] || model.shapes()?.last() != Some(&vec![10]) {
         return Err(Error::Config(format!(

@@ -1,5 +1,6 @@
-//! The MNIST recipe behind `hegpu train`: pixels scaled to [0, 1], the CryptoNets network,
-//! Adam with ±2-pixel shifts, and the test accuracy after every epoch.
+//! The MNIST recipe behind `hegpu train`: pixels scaled to [0, 1], the CryptoNets network or
+//! one from an architecture description, Adam with ±2-pixel shifts, and the test accuracy
+//! after every epoch.
 
 use super::model::{Model, cryptonets};
 use super::train::{Dataset, EpochReport, TrainConfig, accuracy, initialize, train};
@@ -22,6 +23,9 @@ pub struct MnistRecipe {
     pub maps: usize,
     /// Width of the hidden dense layer (CryptoNets: 100).
     pub hidden: usize,
+    /// Another network instead of CryptoNets (`maps` and `hidden` then do nothing): an
+    /// architecture description ([`parse_architecture`](super::arch::parse_architecture)).
+    pub arch: Option<String>,
     pub train: TrainConfig,
 }
 
@@ -30,6 +34,7 @@ impl Default for MnistRecipe {
         Self {
             maps: 5,
             hidden: 100,
+            arch: None,
             train: TrainConfig::default(),
         }
     }
@@ -53,7 +58,15 @@ pub fn train_mnist(
         labels: &data.test_labels,
         shape: vec![1, 28, 28],
     };
-    let mut model = cryptonets(recipe.maps, recipe.hidden);
+    let mut model = match &recipe.arch {
+        Some(text) => super::arch::parse_architecture(text, &[1, 28, 28])?,
+        None => cryptonets(recipe.maps, recipe.hidden),
+    };
+    if model.shapes()?.last() != Some(&vec![10]) {
+        return Err(crate::Error::Config(
+            "an MNIST network must end with 10 outputs (dense:10)".into(),
+        ));
+    }
     initialize(&mut model, recipe.train.seed)?;
     train(&mut model, &train_set, &recipe.train, |m, r| {
         report(r, accuracy(m, &test_set).unwrap_or(f32::NAN))

@@ -2,6 +2,7 @@
 //! trainer, and model files.
 
 pub mod approx;
+pub mod arch;
 pub mod encrypted;
 pub mod file;
 pub mod latency;
@@ -11,6 +12,7 @@ pub mod onnx;
 pub mod train;
 
 pub use approx::{ApproxSpec, Replaced, approximate};
+pub use arch::parse_architecture;
 pub use encrypted::{EncryptedNetwork, encrypt_images, levels_needed, stage_bounds};
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
 pub use latency::{LatencyCost, LatencyNetwork, PreparedDiagonals, StepSlots};
