@@ -10,7 +10,6 @@ use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::*;
 use hegpu::data::Mnist;
 use hegpu::nn::*;
-use hegpu::tensor::Scheduler;
 use onnx_rs::ast::{
     DataType, Dimension, Graph, Model as OnnxModel, Node, OpType, OperatorSetId, TensorProto,
     TensorShape, TensorShapeDimension, TensorTypeProto, TypeProto, TypeValue, ValueInfo,
@@ -169,30 +168,8 @@ fn small_params() -> Arc<Parameters> {
 
 /// `model` encrypted on `images` on `backend`: the decrypted outputs and the output bytes.
 fn encrypted(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> (Vec<Vec<f32>>, Vec<u8>) {
-    let params = small_params();
-    let mut kg = KeyGenerator::new(&params, Seed::from_u64(41));
-    let sk = kg.secret_key().unwrap();
-    let keys = EvaluationKeys {
-        relin: Some(kg.relin_key(&sk).unwrap()),
-        ..Default::default()
-    };
-    let encoder = Encoder::new(&params);
-    let encryptor =
-        Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::from_u64(42)).unwrap();
-    let bounds = stage_bounds(model, images).unwrap();
-    let net = EncryptedNetwork::plan(model, &params, &bounds).unwrap();
-    let x = encrypt_images(&net, &encoder, &encryptor, images).unwrap();
-    let scheduler = Scheduler::new(&params, &keys, backend, Default::default()).unwrap();
-    let (y, report) = net.forward_report(&scheduler, x).unwrap();
-    assert!(report.fallback.is_none());
-    let host = scheduler.host().clone();
-    let bytes = y.to_bytes(&params, &*host).unwrap();
-    let decryptor = Decryptor::new(&params, &sk).unwrap();
-    let count = images.len() / model.input_len();
-    (
-        y.decrypt(&decryptor, &encoder, count, &*host).unwrap(),
-        bytes,
-    )
+    let run = common::encrypted_run(model, images, &small_params(), backend);
+    (run.outputs, run.bytes)
 }
 
 #[test]

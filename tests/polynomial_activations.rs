@@ -7,7 +7,6 @@ mod common;
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::*;
 use hegpu::nn::*;
-use hegpu::tensor::Scheduler;
 use rand::Rng;
 use std::sync::Arc;
 
@@ -57,45 +56,8 @@ fn odd5() -> Layer {
     }
 }
 
-struct Run {
-    outputs: Vec<Vec<f32>>,
-    level: usize,
-    key_switches: u64,
-    bytes: Vec<u8>,
-}
-
-fn run(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> Run {
-    let params = params();
-    let mut kg = KeyGenerator::new(&params, Seed::from_u64(21));
-    let sk = kg.secret_key().unwrap();
-    let keys = EvaluationKeys {
-        relin: Some(kg.relin_key(&sk).unwrap()),
-        ..Default::default()
-    };
-    let encoder = Encoder::new(&params);
-    let encryptor =
-        Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::from_u64(22)).unwrap();
-    let bounds = stage_bounds(model, images).unwrap();
-    let net = EncryptedNetwork::plan(model, &params, &bounds).unwrap();
-    let x = encrypt_images(&net, &encoder, &encryptor, images).unwrap();
-    let scheduler = Scheduler::new(&params, &keys, backend.clone(), Default::default()).unwrap();
-    let (y, report) = net.forward_report(&scheduler, x).unwrap();
-    assert!(report.fallback.is_none(), "{:?}", report.fallback);
-    let count = images.len() / model.input_len();
-    let host = scheduler.host().clone();
-    Run {
-        level: y.level(),
-        bytes: y.to_bytes(&params, &*host).unwrap(),
-        outputs: y
-            .decrypt(
-                &Decryptor::new(&params, &sk).unwrap(),
-                &encoder,
-                count,
-                &*host,
-            )
-            .unwrap(),
-        key_switches: report.key_switches,
-    }
+fn run(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> common::EncryptedRun {
+    common::encrypted_run(model, images, &params(), backend)
 }
 
 fn images(count: usize, seed: u64) -> Vec<f32> {

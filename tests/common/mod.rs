@@ -114,3 +114,52 @@ pub fn small_network() -> hegpu::nn::Model {
     set_parameters(&mut m, &p).unwrap();
     m
 }
+
+/// What [`encrypted_run`] returns.
+pub struct EncryptedRun {
+    /// The decrypted outputs, per image.
+    pub outputs: Vec<Vec<f32>>,
+    /// The output ciphertexts' bytes (to compare devices).
+    pub bytes: Vec<u8>,
+    /// The outputs' level.
+    pub level: usize,
+    /// Ciphertexts the server key-switched.
+    pub key_switches: u64,
+}
+
+/// `model` planned on `images`, which are encrypted with fixed seeds, evaluated on `backend`
+/// and decrypted.
+pub fn encrypted_run(
+    model: &hegpu::nn::Model,
+    images: &[f32],
+    params: &Arc<hegpu::ckks::Parameters>,
+    backend: Arc<dyn hegpu::backend::Backend>,
+) -> EncryptedRun {
+    use hegpu::ckks::*;
+    use hegpu::nn::{EncryptedNetwork, encrypt_images, stage_bounds};
+    let mut kg = KeyGenerator::new(params, Seed::from_u64(21));
+    let sk = kg.secret_key().unwrap();
+    let keys = EvaluationKeys {
+        relin: Some(kg.relin_key(&sk).unwrap()),
+        ..Default::default()
+    };
+    let encoder = Encoder::new(params);
+    let encryptor =
+        Encryptor::with_secret_key(params, &sk, backend.clone(), Seed::from_u64(22)).unwrap();
+    let bounds = stage_bounds(model, images).unwrap();
+    let net = EncryptedNetwork::plan(model, params, &bounds).unwrap();
+    let x = encrypt_images(&net, &encoder, &encryptor, images).unwrap();
+    let scheduler =
+        hegpu::tensor::Scheduler::new(params, &keys, backend, Default::default()).unwrap();
+    let (y, report) = net.forward_report(&scheduler, x).unwrap();
+    assert!(report.fallback.is_none(), "{:?}", report.fallback);
+    let count = images.len() / model.input_len();
+    let host = scheduler.host().clone();
+    let decryptor = Decryptor::new(params, &sk).unwrap();
+    EncryptedRun {
+        level: y.level(),
+        bytes: y.to_bytes(params, &*host).unwrap(),
+        outputs: y.decrypt(&decryptor, &encoder, count, &*host).unwrap(),
+        key_switches: report.key_switches,
+    }
+}

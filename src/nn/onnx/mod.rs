@@ -680,17 +680,7 @@ impl Builder {
         if ints(node, "dilations")?.iter().any(|&d| d != 1) {
             return Err(Failure::new("dilated convolutions are not supported"));
         }
-        let auto_pad = string(node, "auto_pad", "NOTSET")?;
-        if !matches!(auto_pad.as_str(), "NOTSET" | "VALID") {
-            return Err(Failure::new(format!(
-                "auto_pad {auto_pad}: explicit pads only"
-            )));
-        }
-        let stride = match ints(node, "strides")?[..] {
-            [] => 1,
-            [a, b] if a == b => size(a, "stride")?,
-            ref s => return Err(Failure::new(format!("strides {s:?}: equal strides only"))),
-        };
+        let stride = window_stride(node)?;
         let pads = match ints(node, "pads")?[..] {
             [] => [0; 4],
             [t, l, b, r] => [t, l, b, r]
@@ -852,19 +842,9 @@ impl Builder {
                 )));
             }
         };
-        let stride = match ints(node, "strides")?[..] {
-            [] => 1,
-            [a, b] if a == b => size(a, "stride")?,
-            ref s => return Err(Failure::new(format!("strides {s:?}: equal strides only"))),
-        };
+        let stride = window_stride(node)?;
         if ints(node, "pads")?.iter().any(|&p| p != 0) || int(node, "ceil_mode", 0)? != 0 {
             return Err(Failure::new("padded or ceil-mode pooling is not supported"));
-        }
-        let auto_pad = string(node, "auto_pad", "NOTSET")?;
-        if !matches!(auto_pad.as_str(), "NOTSET" | "VALID") {
-            return Err(Failure::new(format!(
-                "auto_pad {auto_pad} is not supported"
-            )));
         }
         self.push(Layer::AvgPool { window, stride })
     }
@@ -934,6 +914,22 @@ impl Builder {
                 pads.values
             ))),
         }
+    }
+}
+
+/// The stride of a Conv or AveragePool (equal in both directions), checking that `auto_pad`
+/// leaves the pads explicit.
+fn window_stride(node: &Node<'_>) -> Result<usize> {
+    let auto_pad = string(node, "auto_pad", "NOTSET")?;
+    if !matches!(auto_pad.as_str(), "NOTSET" | "VALID") {
+        return Err(Failure::new(format!(
+            "auto_pad {auto_pad}: explicit pads only"
+        )));
+    }
+    match ints(node, "strides")?[..] {
+        [] => Ok(1),
+        [a, b] if a == b => size(a, "stride"),
+        ref s => Err(Failure::new(format!("strides {s:?}: equal strides only"))),
     }
 }
 
