@@ -445,6 +445,26 @@ fn truncated_and_corrupted_files_are_errors_not_panics() {
             imported.model.shapes().unwrap();
         }
     }
+    // Graphs nested in node attributes 2,000 deep (35 KB): the reader would recurse past the
+    // stack; the import refuses first.
+    let wrap = |field: u8, inner: Vec<u8>| {
+        let mut out = vec![field << 3 | 2];
+        let mut n = inner.len();
+        while n >= 0x80 {
+            out.push((n & 0x7f) as u8 | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out.extend(inner);
+        out
+    };
+    let mut graph: Vec<u8> = Vec::new();
+    for _ in 0..2000 {
+        graph = wrap(1, wrap(5, wrap(6, graph)));
+    }
+    let graph = wrap(7, graph);
+    let e = refusal(&graph);
+    assert!(e.contains("nests messages"), "{e}");
     let e = import_onnx_file(Path::new("/nonexistent/model.onnx"))
         .unwrap_err()
         .to_string();

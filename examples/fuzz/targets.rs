@@ -277,6 +277,23 @@ pub fn all() -> Vec<Target> {
             read: Box::new(|b| text(model_from_bytes(b).map(|m| format!("{m:?}")))),
         },
         Target {
+            name: "onnx",
+            seeds: seeds(
+                Integrity::None,
+                ["cryptonets", "cnn-bn-pool"]
+                    .iter()
+                    .map(|name| {
+                        let path = format!(
+                            "{}/tests/fixtures/onnx/{name}.onnx",
+                            env!("CARGO_MANIFEST_DIR")
+                        );
+                        std::fs::read(path).expect("the ONNX fixtures")
+                    })
+                    .collect(),
+            ),
+            read: Box::new(|b| text(hegpu::nn::import_onnx(b).map(|i| format!("{:?}", i.model)))),
+        },
+        Target {
             name: "idx-images",
             seeds: [
                 seeds(Integrity::None, vec![images.clone()]),

@@ -24,6 +24,7 @@
 //! convolutions, weights in external files.
 
 mod graph;
+mod nesting;
 
 use super::model::{Activation, Layer, Model};
 use graph::{Constant, Polynomial, float, int, ints, size, string};
@@ -104,6 +105,7 @@ struct Builder {
 }
 
 fn import(bytes: &[u8]) -> Result<Imported> {
+    nesting::check(bytes).map_err(Failure::new)?;
     let file =
         onnx_rs::parse(bytes).map_err(|e| Failure::new(format!("not an ONNX model: {e}")))?;
     let opset = file
