@@ -168,6 +168,10 @@ enum MnistStep {
     Keys {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// Parameter preset: cryptonets8192 (the shipped models), deep16384 or deep32768 (for
+        /// deeper models: `hegpu import` prints the smallest that holds one)
+        #[arg(long, value_name = "NAME", default_value = "cryptonets8192", value_parser = preset_name)]
+        preset: hegpu::ckks::Preset,
     },
     /// Client: encrypt test images into batch files in DIR
     Encrypt {
@@ -275,6 +279,13 @@ fn at_least_one(text: &str) -> std::result::Result<usize, String> {
         Ok(v) if v >= 1 => Ok(v),
         _ => Err(format!("'{text}' is not a whole number of at least 1")),
     }
+}
+
+fn preset_name(text: &str) -> std::result::Result<hegpu::ckks::Preset, String> {
+    hegpu::ckks::Preset::from_name(text.trim()).ok_or_else(|| {
+        let names: Vec<&str> = hegpu::ckks::Preset::ALL.iter().map(|p| p.name()).collect();
+        format!("'{text}' is not a preset: {}", names.join(", "))
+    })
 }
 
 fn positive(text: &str) -> std::result::Result<f32, String> {
@@ -637,8 +648,8 @@ fn failures(failed: &[String], what: (&str, &str), place: &str) -> Result<()> {
 fn mnist_step(step: MnistStep) -> Result<()> {
     use hegpu::job::files;
     match step {
-        MnistStep::Keys { dir } => {
-            files::client_keys(&dir)?;
+        MnistStep::Keys { dir, preset } => {
+            files::client_keys(&dir, preset)?;
             println!(
                 "wrote params.bin, evaluation-keys.bin and secret.key to {}",
                 dir.display()

@@ -80,6 +80,27 @@ fn import_an_onnx_model_with_polynomial_relus() {
     // Its encrypted run is tests/onnx_import.rs's (at N = 2^12: N = 2^14 takes a minute in a
     // debug build); here, the written file is what the job loads.
     assert!(hegpu::job::load_digit_model(&out).is_ok());
+    // The split job: keys of the default preset cannot hold it, and the server names the one
+    // that does.
+    let dir = std::env::temp_dir().join(format!("hegpu-onnx-split-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    hegpu_ok(&["mnist", "keys", "--dir", d]);
+    hegpu_ok(&["mnist", "encrypt", "--dir", d, "--images", "4"]);
+    let o = hegpu(&[
+        "mnist",
+        "serve",
+        "--dir",
+        d,
+        "--model",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("needs 9 levels") && err.contains("--preset deep16384"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_refused(&["mnist", "keys", "--dir", d, "--preset", "tiny"]);
     let kept = hegpu_ok(&[
         "import",
         "tests/fixtures/onnx/mlp-relu.onnx",

@@ -470,3 +470,31 @@ fn truncated_and_corrupted_files_are_errors_not_panics() {
         .to_string();
     assert!(e.contains("/nonexistent/model.onnx"), "{e}");
 }
+
+#[test]
+fn a_flat_input_mlp_takes_digit_images() {
+    // An MLP exported with flattened images: input [batch, 784].
+    let w = TensorProto::from_f32(
+        "w",
+        vec![784, 10],
+        (0..7840).map(|v| (v % 7) as f32 * 0.01).collect(),
+    );
+    let bytes = onnx(
+        batch_of(784),
+        vec![node(OpType::MatMul, "fc", vec!["x", "w"], "y")],
+        vec![w],
+        17,
+    );
+    let model = import_onnx(&bytes).unwrap().model;
+    assert_eq!(model.input, [784]);
+    let path = std::env::temp_dir().join(format!("hegpu-flat-{}.safetensors", std::process::id()));
+    save_model(&model, &path, WeightType::F32).unwrap();
+    let digits = hegpu::job::load_digit_model(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(digits.input, [1, 28, 28]);
+    let image = &test_pixels()[..784];
+    assert_eq!(
+        digits.forward(image).unwrap(),
+        model.forward(image).unwrap()
+    );
+}

@@ -54,12 +54,13 @@ fn batch_name(kind: &str, b: usize) -> String {
     format!("{kind}-{b:03}.ct")
 }
 
-/// Client: makes keys; writes the secret key first (a new file, owner-only from its creation:
-/// an existing `secret.key` is an error and nothing is written), then the parameters and the
-/// evaluation keys.
-pub fn client_keys(dir: &Path) -> Result<()> {
+/// Client: makes keys for `preset` (`CryptoNets8192` holds the shipped models; deeper models
+/// need the preset `hegpu import` names); writes the secret key first (a new file, owner-only
+/// from its creation: an existing `secret.key` is an error and nothing is written), then the
+/// parameters and the evaluation keys.
+pub fn client_keys(dir: &Path, preset: Preset) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let params = Parameters::preset(Preset::CryptoNets8192)?;
+    let params = Parameters::preset(preset)?;
     let mut keygen = KeyGenerator::new(&params, Seed::Os);
     let sk = keygen.secret_key()?;
     let keys = EvaluationKeys {
@@ -214,7 +215,20 @@ pub fn server_evaluate(
     })?;
     let model = super::load_digit_model(model)?;
     let mnist = Mnist::load(data)?;
-    let network = super::plan_server(&model, &params, &mnist)?;
+    let network = super::plan_server(&model, &params, &mnist).map_err(|e| {
+        // Name the preset that would hold the model, when one does.
+        let bounds = super::calibration_bounds(&model, &mnist);
+        match (
+            e,
+            bounds.and_then(|b| crate::nn::EncryptedNetwork::plan_smallest(&model, &b)),
+        ) {
+            (Error::Config(why), Ok((preset, _))) => Error::Config(format!(
+                "{why}; make the keys with `hegpu mnist keys --preset {}`",
+                preset.name()
+            )),
+            (e, _) => e,
+        }
+    })?;
     let scheduler = server.scheduler(&params, &keys)?;
     super::check_memory(&network, &scheduler, &params)?;
     let host = &**scheduler.host();

@@ -529,14 +529,19 @@ pub fn peak_memory_bytes() -> Option<u64> {
 pub const SHIPPED_MODELS: [&str; 2] = ["cryptonets-5", "cryptonets-16"];
 
 /// A model file that maps 1×28×28 images to 10 digits: a path, or the name of a shipped model
-/// ([`SHIPPED_MODELS`], read from `models/NAME.safetensors`).
+/// ([`SHIPPED_MODELS`], read from `models/NAME.safetensors`). A model of 784 flat inputs (an
+/// MLP exported with flattened images) takes 1×28×28 images through a flatten first.
 pub fn load_digit_model(path: &std::path::Path) -> Result<Model> {
     let shipped = path
         .to_str()
         .filter(|name| SHIPPED_MODELS.contains(name))
         .map(|name| std::path::PathBuf::from(format!("models/{name}.safetensors")));
     let path = shipped.as_deref().unwrap_or(path);
-    let model = load_model(path)?;
+    let mut model = load_model(path)?;
+    if model.input == [784] {
+        model.input = vec![1, 28, 28];
+        model.layers.insert(0, crate::nn::Layer::Flatten);
+    }
     if model.input != [1, 28, 28] || model.shapes()?.last() != Some(&vec![10]) {
         return Err(Error::Config(format!(
             "{} maps {:?} to {:?}, not 1×28×28 images to 10 digits",
