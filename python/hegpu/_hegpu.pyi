@@ -40,6 +40,15 @@ class Model:
     def output_len(self) -> int: ...
     def forward(self, images: Images) -> Images:
         """Plaintext outputs, `(n, output_len)`."""
+    @staticmethod
+    def from_onnx(path: str | PathLike[str]) -> "Model":
+        """Imports an ONNX file exported by PyTorch (opset 13+)."""
+    def approximate(self, calibration: Images, approx: Sequence[str]) -> "Model":
+        """ReLU, sigmoid, tanh, SiLU replaced by polynomials, e.g. `["relu:8"]`."""
+    @property
+    def levels(self) -> int: ...
+    def smallest_preset(self, calibration: Images) -> str:
+        """`cryptonets8192`, `deep16384` or `deep32768`."""
 
 class LatencyPlan:
     def __init__(self, model: Model, params: Parameters, calibration: Images,

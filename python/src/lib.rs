@@ -168,6 +168,58 @@ impl Model {
         Ok(PyBytes::new(py, &bytes))
     }
 
+    /// Imports an ONNX file exported by PyTorch (see `hegpu import --help`).
+    #[staticmethod]
+    fn from_onnx(path: std::path::PathBuf) -> PyResult<Self> {
+        Ok(Self {
+            inner: hegpu::nn::import_onnx_file(&path).map_err(err)?.model,
+        })
+    }
+
+    /// The model with each ReLU, sigmoid, tanh or SiLU replaced by a polynomial fitted on
+    /// `calibration` (`(n, input_len)` float32); `approx` as on the command line, e.g.
+    /// `["relu:8"]`.
+    fn approximate(
+        &self,
+        py: Python<'_>,
+        calibration: PyReadonlyArray2<'_, f32>,
+        approx: Vec<String>,
+    ) -> PyResult<Self> {
+        let (calib, _, m) = rows(&calibration);
+        self.check_width(m)?;
+        let specs = approx
+            .iter()
+            .map(|a| a.parse::<hegpu::nn::ApproxSpec>())
+            .collect::<hegpu::Result<Vec<_>>>()
+            .map_err(err)?;
+        let (inner, _) = py
+            .detach(|| hegpu::nn::approximate(&self.inner, &calib, &specs))
+            .map_err(err)?;
+        Ok(Self { inner })
+    }
+
+    /// Levels the encrypted pass needs (an error while non-polynomial activations remain).
+    #[getter]
+    fn levels(&self) -> PyResult<usize> {
+        hegpu::nn::levels_needed(&self.inner).map_err(err)
+    }
+
+    /// The smallest parameter preset (`cryptonets8192`, `deep16384`, `deep32768`) that holds
+    /// the model and its values on `calibration`, for `Parameters.preset`.
+    fn smallest_preset(
+        &self,
+        py: Python<'_>,
+        calibration: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<String> {
+        let (calib, _, m) = rows(&calibration);
+        self.check_width(m)?;
+        py.detach(|| {
+            let bounds = stage_bounds(&self.inner, &calib)?;
+            EncryptedNetwork::plan_smallest(&self.inner, &bounds).map(|(p, _)| p.name().to_string())
+        })
+        .map_err(err)
+    }
+
     /// Values per input.
     #[getter]
     fn input_len(&self) -> usize {
