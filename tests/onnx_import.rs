@@ -154,16 +154,9 @@ fn the_relu_mlp_with_degree_8_polynomials_stays_within_a_point() {
     assert_eq!(preset, Preset::Deep16384);
 }
 
-/// N = 2^12 with eleven 26-bit levels (not secure: small enough for a test).
+/// N = 2^12 with eleven 26-bit levels.
 fn small_params() -> Arc<Parameters> {
-    Parameters::new(ParameterLiteral {
-        log_n: 12,
-        q_bits: [31].into_iter().chain([26; 11]).collect(),
-        p_bits: vec![31],
-        log_scale: 26,
-        security: SecurityLevel::None,
-    })
-    .unwrap()
+    common::test_params(11)
 }
 
 /// `model` encrypted on `images` on `backend`: the decrypted outputs and the output bytes.

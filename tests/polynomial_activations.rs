@@ -10,16 +10,9 @@ use hegpu::nn::*;
 use rand::Rng;
 use std::sync::Arc;
 
-/// N = 2^12 with nine 26-bit levels: small enough for seconds per test, not secure.
+/// N = 2^12 with nine 26-bit levels.
 fn params() -> Arc<Parameters> {
-    Parameters::new(ParameterLiteral {
-        log_n: 12,
-        q_bits: [31].into_iter().chain([26; 9]).collect(),
-        p_bits: vec![31],
-        log_scale: 26,
-        security: SecurityLevel::None,
-    })
-    .unwrap()
+    common::test_params(9)
 }
 
 fn dense(inputs: usize, outputs: usize, seed: u64) -> Layer {

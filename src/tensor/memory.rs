@@ -63,12 +63,17 @@ impl Footprint {
             let (outputs, drop, size_in, size_out) = match work {
                 Work::Linear(w) => (w.outputs(), w.levels(), w.input_size, w.output_size()),
                 Work::Square => (count, 1, 2, 2),
-                // Every power is held until the last is made, then once more rearranged.
-                Work::Powers(p) => (2 * count * p.degree, p.levels(), 2, 2),
+                Work::Powers(p) => (count * p.degree, p.levels(), 2, 2),
+            };
+            // The powers are held twice at their end: as made, and rearranged.
+            let copies = if matches!(work, Work::Powers(_)) {
+                2
+            } else {
+                1
             };
             let limbs = level + 1;
             let here = count as u64 * self.ciphertext_of(size_in, limbs)
-                + outputs as u64 * self.ciphertext_of(size_out, limbs)
+                + copies * outputs as u64 * self.ciphertext_of(size_out, limbs)
                 + self.finish(outputs.min(CHUNK), limbs);
             peak = peak.max(here);
             count = outputs;

@@ -115,6 +115,20 @@ pub fn small_network() -> hegpu::nn::Model {
     m
 }
 
+/// N = 2^12 with `levels` 26-bit levels at scale 2^26 and one special prime: small enough
+/// for seconds per test, not secure.
+pub fn test_params(levels: usize) -> Arc<hegpu::ckks::Parameters> {
+    use hegpu::ckks::{ParameterLiteral, Parameters, SecurityLevel};
+    Parameters::new(ParameterLiteral {
+        log_n: 12,
+        q_bits: std::iter::once(31).chain(vec![26; levels]).collect(),
+        p_bits: vec![31],
+        log_scale: 26,
+        security: SecurityLevel::None,
+    })
+    .unwrap()
+}
+
 /// What [`encrypted_run`] returns.
 pub struct EncryptedRun {
     /// The decrypted outputs, per image.

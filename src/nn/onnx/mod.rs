@@ -683,16 +683,12 @@ impl Builder {
             return Err(Failure::new("dilated convolutions are not supported"));
         }
         let stride = window_stride(node)?;
+        let pad = |p: i64| size(p, "padding");
         let pads = match ints(node, "pads")?[..] {
             [] => [0; 4],
-            [t, l, b, r] => [t, l, b, r]
-                .map(|p| size(p, "padding"))
-                .map(|p| p.unwrap_or(usize::MAX)),
+            [t, l, b, r] => [pad(t)?, pad(l)?, pad(b)?, pad(r)?],
             ref p => return Err(Failure::new(format!("pads {p:?}"))),
         };
-        if pads.contains(&usize::MAX) {
-            return Err(Failure::new("a padding is out of range"));
-        }
         let [top, left, bottom, right] = pads;
         let padding = if top == bottom && left == right && top == left {
             top
