@@ -1,4 +1,4 @@
-//! Layers against direct loops, backpropagation against finite differences, deterministic
+//! Layers against direct loops, backpropagation (polynomials, tanh and SiLU included) against finite differences, deterministic
 //! training whatever the thread count, and model files (round trips and broken files).
 
 mod common;
@@ -52,6 +52,12 @@ fn every_layer() -> Model {
                 bias: vec![0.0; 5],
             },
             Layer::Square,
+            Layer::Polynomial {
+                range: 2.0,
+                coefficients: vec![0.1, 0.8, 0.0, -0.2],
+            },
+            Layer::Activation(Activation::Tanh),
+            Layer::Activation(Activation::Silu),
             Layer::Dense {
                 inputs: 5,
                 outputs: 4,
@@ -216,7 +222,7 @@ fn model_files_round_trip_and_refuse_broken_data() {
     assert!(err.contains("shape"), "{err}");
     // A NaN weight.
     let mut nan = m.clone();
-    if let Layer::Dense { bias, .. } = &mut nan.layers[8] {
+    if let Some(Layer::Dense { bias, .. }) = nan.layers.last_mut() {
         bias[0] = f32::NAN;
     }
     assert!(model_from_bytes(&model_to_bytes(&nan, WeightType::F32).unwrap()).is_err());
