@@ -1,5 +1,6 @@
-//! Layers against direct loops, backpropagation (polynomials, tanh and SiLU included) against finite differences, deterministic
-//! training whatever the thread count, and model files (round trips and broken files).
+//! Layers against direct loops, backpropagation (polynomials, tanh and SiLU included) against
+//! finite differences, deterministic training whatever the thread count, and model files
+//! (round trips and broken files).
 
 mod common;
 
