@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod circuits;
 pub mod ckks;
 pub mod data;
 mod error;

@@ -308,6 +308,30 @@ impl Evaluator {
         self.pair_like(ct, &base, &switched)
     }
 
+    /// The same ciphertexts as three polynomials: a third polynomial of zeros where `ct` has
+    /// two (it decrypts the same), a copy where it has three. Maps on lazy products take
+    /// inputs of one form.
+    pub fn pad_to_three(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        let per_ct: &[Option<usize>] = match ct.size {
+            2 => &[Some(0), Some(1), None],
+            3 => &[Some(0), Some(1), Some(2)],
+            n => {
+                return Err(Error::Mismatch(format!(
+                    "ciphertexts of {n} polynomials cannot be padded to three"
+                )));
+            }
+        };
+        let polys =
+            self.backend
+                .gather(&ct.polys, &Self::pattern(ct, per_ct), Self::all_limbs(ct))?;
+        let meta = CipherMeta {
+            size: 3,
+            ..ct.meta()
+        };
+        Self::like(ct, polys, meta)
+    }
+
     /// `a · b` relinearized.
     pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.relinearize(&self.mul(a, b)?)

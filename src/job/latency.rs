@@ -6,7 +6,7 @@ use super::{JobOptions, JobReport, Phase, client_keys, peak_memory_bytes};
 use crate::Result;
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, Parameters, Preset,
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, Parameters,
 };
 use crate::data::Mnist;
 use crate::nn::{LatencyNetwork, Model, pixels};
@@ -51,26 +51,26 @@ pub(super) fn run_latency(
     mut progress: impl FnMut(Phase, usize, usize),
 ) -> Result<JobReport> {
     let host: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
-    let params = Parameters::preset(Preset::CryptoNets8192)?;
     let test_px = pixels(&mnist.test_images);
+
+    // Server: plans from the model and public calibration data with the smallest preset that
+    // holds it; the plan (preset, layouts and the rotations it needs) is public, the client
+    // lays its images out by it.
+    let calibration = 1000.min(mnist.train_labels.len());
+    let (preset, network) = LatencyNetwork::plan_smallest(
+        model,
+        &pixels(&mnist.train_images)[..784 * calibration],
+        opts.per_ciphertext,
+    )?;
+    let params = network.params().clone();
     let mut report = JobReport {
         images: count,
         batch_capacity: 1,
         packing: super::Packing::Latency.to_string(),
-        preset: Preset::CryptoNets8192.name().to_string(),
+        preset: preset.name().to_string(),
         predictions: vec![None; count],
         ..Default::default()
     };
-
-    // Server: plans from the model and public calibration data; the plan (layouts and the
-    // rotations it needs) is public, the client lays its images out by it.
-    let calibration = 1000.min(mnist.train_labels.len());
-    let network = LatencyNetwork::plan(
-        model,
-        &params,
-        &pixels(&mnist.train_images)[..784 * calibration],
-        opts.per_ciphertext,
-    )?;
 
     // Client: keys, Galois keys for the plan's rotations only.
     let (client, key_bytes) = client_keys(

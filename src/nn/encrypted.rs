@@ -9,12 +9,9 @@
 //! more levels, or outputs that would not fit, fail at planning with a clear error.
 
 use super::model::{Layer, LinearRow, Model};
-use crate::backend::SparseRows;
+use crate::circuits::{InputForm, LinearWork, PowersWork, Then};
 use crate::ckks::{Encoder, Encryptor, Parameters, Preset};
-use crate::math::Modulus;
-use crate::tensor::{
-    CipherTensor, LayerPlan, LinearWork, PowersWork, ScheduleReport, Scheduler, Work,
-};
+use crate::tensor::{CipherTensor, LayerPlan, ScheduleReport, Scheduler, Work};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +65,9 @@ pub(crate) enum Stage {
     /// u¹ … u^d of every value, value-major (value k's u^i at k·d + i − 1); the polynomial's
     /// coefficients are in the linear map after it.
     Powers(usize),
+    /// `Σ_{p ≥ 1} c_p · u^p` of every value, `coefficients` being c_1 … c_d (only from
+    /// [`stages_with_polynomials`]; c_0 is in the linear map after it).
+    Polynomial(Vec<f32>),
 }
 
 /// The model as linear maps between activations. A quadratic activation `a·x² + b·x + c`
@@ -77,6 +77,17 @@ pub(crate) enum Stage {
 /// powers u¹ … u^d, and a map that weighs them with the coefficients (joined with the next
 /// linear layer). Non-polynomial activations are refused.
 pub(crate) fn stages(model: &Model) -> Result<Vec<Stage>> {
+    stages_of(model, false)
+}
+
+/// [`stages`], with each polynomial of degree d ≥ 3 kept whole: the map `x / range`, then
+/// [`Stage::Polynomial`], then the next linear map with c_0 composed into it. For a packing
+/// whose linear maps cannot weigh d inputs per value for free (the latency packing).
+pub(crate) fn stages_with_polynomials(model: &Model) -> Result<Vec<Stage>> {
+    stages_of(model, true)
+}
+
+fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
     let shapes = model.shapes()?;
     let mut out: Vec<Stage> = Vec::new();
     let mut pending: Option<Vec<LinearRow>> = None;
@@ -131,6 +142,11 @@ pub(crate) fn stages(model: &Model) -> Result<Vec<Stage>> {
                     pending.take(),
                     elementwise(width, 1.0 / range, 0.0),
                 )));
+                if whole_polynomials {
+                    out.push(Stage::Polynomial(coefficients[1..=degree].to_vec()));
+                    pending = Some(elementwise(width, 1.0, coefficients[0]));
+                    continue;
+                }
                 out.push(Stage::Powers(degree));
                 pending = Some(
                     (0..width)
@@ -178,9 +194,15 @@ fn run_stages(stages: &[Stage], image: &[f32], mut each: impl FnMut(usize, &[f32
                 .iter()
                 .flat_map(|&v| (1..=d as i32).map(move |p| v.powi(p)))
                 .collect(),
+            Stage::Polynomial(c) => x.iter().map(|&v| polynomial(c, v)).collect(),
         };
         each(s, &x);
     }
+}
+
+/// `Σ_{p ≥ 1} c_p · v^p` (`c`: c_1 … c_d).
+pub(crate) fn polynomial(c: &[f32], v: f32) -> f32 {
+    c.iter().rev().fold(0.0, |acc, &cp| (acc + cp) * v)
 }
 
 /// Largest |activation| after every stage over `images` (plaintext), for planning.
@@ -197,15 +219,21 @@ pub fn stage_bounds(model: &Model, images: &[f32]) -> Result<Vec<f32>> {
 }
 
 /// Levels the encrypted pass of `model` uses: one per linear map and per square, ⌈log2 d⌉ per
-/// polynomial of degree d ≥ 3 (its powers; the coefficients ride on the next linear map).
+/// polynomial of degree d ≥ 3 (its powers, the top ones left unrelinearized and unrescaled,
+/// take ⌈log2 d⌉ − 1; the next linear map rescales twice; the coefficients ride on its
+/// weights).
 pub fn levels_needed(model: &Model) -> Result<usize> {
-    Ok(stages(model)?
-        .iter()
-        .map(|s| match s {
-            Stage::Linear(_) | Stage::Square => 1,
-            Stage::Powers(d) => d.next_power_of_two().trailing_zeros() as usize,
-        })
-        .sum())
+    Ok(stages(model)?.iter().map(stage_levels).sum())
+}
+
+/// Levels one stage takes (see [`levels_needed`]); a whole polynomial of degree d takes
+/// ⌈log2 d⌉ + 1: its powers, and a sparse map that weighs them into one value.
+pub(crate) fn stage_levels(stage: &Stage) -> usize {
+    match stage {
+        Stage::Linear(_) | Stage::Square => 1,
+        Stage::Powers(d) => d.next_power_of_two().trailing_zeros() as usize,
+        Stage::Polynomial(c) => c.len().next_power_of_two().trailing_zeros() as usize + 1,
+    }
 }
 
 impl EncryptedNetwork {
@@ -264,8 +292,8 @@ impl EncryptedNetwork {
         let mut scale = delta;
         let mut width = model.input_len();
         let mut steps: Vec<Work> = Vec::with_capacity(needed);
-        // The previous stage left a lazy square: three polynomials, not rescaled.
-        let mut lazy_input = false;
+        // Three polynomials, not rescaled, after a lazy square or powers.
+        let mut input = InputForm::Relinearized;
         // The previous stage made powers: each power's weights are multiplied by its factor.
         let mut power_factors: Vec<f64> = vec![1.0];
         let too_large = |s: usize, bound: f64, scale: f64, have: f64, level: usize| {
@@ -279,7 +307,7 @@ impl EncryptedNetwork {
             let bound = 2.0 * f64::from(bounds[s].max(1e-3));
             match stage {
                 Stage::Linear(rows) => {
-                    let rescales = if lazy_input { 2 } else { 1 };
+                    let rescales = input.rescales();
                     let divided = &q[level + 1 - rescales..=level];
                     // Bits of the modulus left after this stage's rescales.
                     let remaining = bits(&q[..level + 1 - rescales]);
@@ -295,41 +323,47 @@ impl EncryptedNetwork {
                     }
                     let q_here: f64 = divided.iter().map(|&p| f64::from(p)).product();
                     let weight_scale = after * q_here / scale;
-                    let shape = (width, if lazy_input { 3 } else { 2 }, rescales);
-                    steps.push(Work::Linear(Self::linear_work(
+                    steps.push(Work::Linear(LinearWork::encode(
                         params,
-                        level,
+                        (level, width, input),
                         rows,
-                        shape,
                         (weight_scale, &power_factors),
                         scale,
                     )?));
                     width = rows.len();
                     scale = after;
                     level -= rescales;
-                    lazy_input = false;
+                    input = InputForm::Relinearized;
                     power_factors = vec![1.0];
                 }
                 &Stage::Powers(degree) => {
+                    let work = PowersWork {
+                        inputs: width,
+                        level,
+                        degree,
+                        scale: 0.0,
+                    };
                     let trace = PowersWork::trace(degree, level, scale, q);
-                    let (last, labelled) = *trace.last().expect("degree at least 1");
+                    // Labelled with u^d's scale (a leaf's: about the square of the others').
+                    let labelled = trace.last().expect("degree at least 2").scale;
+                    let last = work.output_level();
                     let have = bits(&q[..=last]);
                     if (labelled * bound).log2() + 1.0 > have {
                         return Err(too_large(s, bound, labelled, have, last));
                     }
+                    power_factors = trace.iter().map(|p| labelled / p.scale).collect();
                     steps.push(Work::Powers(PowersWork {
-                        inputs: width,
-                        level,
-                        degree,
                         scale: labelled,
+                        ..work
                     }));
-                    power_factors = trace.iter().map(|&(_, s)| labelled / s).collect();
                     width *= degree;
                     scale = labelled;
                     level = last;
+                    input = InputForm::Lazy;
                 }
                 Stage::Square => {
-                    let after_linear = matches!(steps.last(), Some(Work::Linear(w)) if !w.square);
+                    let after_linear =
+                        matches!(steps.last(), Some(Work::Linear(w)) if w.then == Then::Nothing);
                     if after_linear && matches!(stages.get(s + 1), Some(Stage::Linear(_))) {
                         // Lazy: the square stays as it is (scale², this level) and the next
                         // linear map relinearizes and rescales its outputs only.
@@ -339,10 +373,10 @@ impl EncryptedNetwork {
                             return Err(too_large(s, bound, after, have, level));
                         }
                         if let Some(Work::Linear(w)) = steps.last_mut() {
-                            (w.square, w.lazy) = (true, true);
+                            w.then = Then::LazySquare;
                         }
                         scale = after;
-                        lazy_input = true;
+                        input = InputForm::Lazy;
                         continue;
                     }
                     let remaining = bits(&q[..level]);
@@ -352,11 +386,16 @@ impl EncryptedNetwork {
                     }
                     // A square right after a linear map runs with it, chunk by chunk.
                     match steps.last_mut() {
-                        Some(Work::Linear(w)) if !w.square => w.square = true,
+                        Some(Work::Linear(w)) if w.then == Then::Nothing => w.then = Then::Square,
                         _ => steps.push(Work::Square),
                     }
                     scale = after;
                     level -= 1;
+                }
+                Stage::Polynomial(_) => {
+                    return Err(Error::Config(
+                        "the batch plan weighs powers in its linear maps (use stages())".into(),
+                    ));
                 }
             }
         }
@@ -366,65 +405,6 @@ impl EncryptedNetwork {
             input_shape: model.input.clone(),
             output_shape: model.shapes()?.pop().expect("the input shape at least"),
             input_scale: delta,
-        })
-    }
-
-    /// A linear stage's rows as residues over the level's primes taken `input_size` times (each
-    /// ciphertext is one polynomial of that ring); the bias is the constant plaintext
-    /// `round(b · Δ_w · s_in)` in the first part. `shape` is (inputs, input_size, rescales).
-    /// Weights are `round(w · Δ_w · f)` with `f = factors[column mod factors.len()]`: the
-    /// correction of each power's scale after a powers stage, else 1.
-    fn linear_work(
-        params: &Arc<Parameters>,
-        level: usize,
-        rows: &[LinearRow],
-        (inputs, input_size, rescales): (usize, usize, usize),
-        (weight_scale, factors): (f64, &[f64]),
-        scale_in: f64,
-    ) -> Result<LinearWork> {
-        let ring = params.ring_q(level)?;
-        // The residues of round(v) (which can pass 2^64: a lazy square's bias is at about
-        // 2^72), repeated for the input's polynomials after the first when `all`, else zeros.
-        let residues = |v: f64, all: bool| -> Result<Vec<u32>> {
-            let first: Vec<u32> = (0..ring.limbs())
-                .map(|l| integer_residue(v.round(), &ring.modulus(l)))
-                .collect::<Option<_>>()
-                .ok_or_else(|| Error::Config(format!("weight {v:e} is not a finite number")))?;
-            let rest = if all {
-                first.clone()
-            } else {
-                vec![0; first.len()]
-            };
-            let mut out = first;
-            for _ in 1..input_size {
-                out.extend(&rest);
-            }
-            Ok(out)
-        };
-        let mut w = SparseRows {
-            offsets: vec![0],
-            ..Default::default()
-        };
-        for (bias, terms) in rows {
-            for &(k, v) in terms {
-                w.columns.push(k);
-                let factor = factors[k % factors.len()];
-                w.words
-                    .extend(residues(f64::from(v) * weight_scale * factor, true)?);
-            }
-            w.offsets.push(w.columns.len());
-            w.bias
-                .extend(residues(f64::from(*bias) * weight_scale * scale_in, false)?);
-        }
-        Ok(LinearWork {
-            rows: w,
-            inputs,
-            level,
-            input_size,
-            weight_scale,
-            rescales,
-            square: false,
-            lazy: false,
         })
     }
 
@@ -487,59 +467,4 @@ pub fn encrypt_images(
         encryptor,
         network.input_scale,
     )
-}
-
-/// `v mod p` for an integer-valued `v` of any magnitude (None when not finite): an f64 is
-/// exactly `± m · 2^e` with an integer `m < 2^53`.
-fn integer_residue(v: f64, p: &Modulus) -> Option<u32> {
-    if !v.is_finite() {
-        return None;
-    }
-    let (m, e, sign) = num_traits::Float::integer_decode(v);
-    // A negative exponent only shifts out zero bits: `v` is an integer.
-    let r = if e < 0 {
-        p.reduce_u64(m.checked_shr(e.unsigned_abs().into()).unwrap_or(0))
-    } else {
-        p.mul(p.reduce_u64(m), p.pow(2, e as u64))
-    };
-    Some(if sign < 0 { p.neg(r) } else { r })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::integer_residue;
-    use crate::math::Modulus;
-
-    #[test]
-    fn residues_of_large_integers_match_exact_arithmetic() {
-        let p = 1_073_479_681u32; // a 30-bit prime
-        let modulus = Modulus::new(p).unwrap();
-        for &v in &[
-            0.0,
-            1.0,
-            -1.0,
-            12345.0,
-            -(2f64.powi(52)) - 3.0,
-            2f64.powi(72) * 1.5,
-            -3.0 * 2f64.powi(70),
-        ] {
-            let exact = {
-                // v is m · 2^e exactly: u128 arithmetic as the oracle.
-                let (m, e) = if v.abs() < 2f64.powi(64) {
-                    (v.abs() as u128, 0)
-                } else {
-                    ((v.abs() / 2f64.powi(60)) as u128, 60)
-                };
-                let r = ((m % u128::from(p)) * ((1u128 << e) % u128::from(p))) % u128::from(p);
-                if v < 0.0 && r != 0 {
-                    u128::from(p) - r
-                } else {
-                    r
-                }
-            };
-            assert_eq!(integer_residue(v, &modulus), Some(exact as u32), "{v}");
-        }
-        assert_eq!(integer_residue(f64::NAN, &modulus), None);
-        assert_eq!(integer_residue(f64::INFINITY, &modulus), None);
-    }
 }

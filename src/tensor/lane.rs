@@ -3,11 +3,12 @@
 //! device, each linear stage in chunks of [`CHUNK`] outputs.
 
 use super::schedule::StageReport;
-use super::work::{
-    LayerPlan, LinearWork, PowersWork, Work, finish_linear, powers, ranges, square_relin_rescale,
-};
+use super::work::{LayerPlan, Work};
 use crate::Result;
 use crate::backend::{Backend, PolyBatch, SparseWeights, TransferCounts};
+use crate::circuits::{
+    LinearWork, PowersWork, finish_linear, linear_output, powers, ranges, square_relin_rescale,
+};
 use crate::ckks::{CipherMeta, Ciphertext, EvaluationKeys, Evaluator, Parameters};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -182,26 +183,11 @@ impl Lane {
     }
 }
 
-/// The ciphertexts `polys` (as many polynomials each as the input's) of a linear map applied
-/// to an input described by `x` with `work`'s weights.
-pub(crate) fn linear_output(
-    x: CipherMeta,
-    work: &LinearWork,
-    polys: PolyBatch,
-    count: usize,
-) -> Result<Ciphertext> {
-    let meta = CipherMeta {
-        size: work.input_size,
-        scale: x.scale * work.weight_scale,
-        ..x
-    };
-    Ciphertext::new(meta, count, polys, None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::{CpuBackend, SparseRows};
+    use crate::circuits::{InputForm, Then};
     use crate::ckks::Preset;
 
     #[test]
@@ -219,11 +205,9 @@ mod tests {
             },
             inputs: 1,
             level,
-            input_size: 2,
+            input: InputForm::Relinearized,
             weight_scale: 1.0,
-            rescales: 1,
-            square: false,
-            lazy: false,
+            then: Then::Nothing,
         };
         let plan = LayerPlan::new(vec![Work::Linear(work.clone())]);
         let other = LayerPlan::new(vec![Work::Linear(work.clone())]);

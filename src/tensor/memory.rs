@@ -2,7 +2,8 @@
 //! the large side; an allocation that still fails makes the streamed path retry smaller.
 
 use super::lane::CHUNK;
-use super::work::{LayerPlan, LinearWork, Work};
+use super::work::{LayerPlan, Work};
+use crate::circuits::LinearWork;
 use crate::ckks::{Parameters, key_switch_chunk};
 
 pub(crate) struct Footprint {
@@ -61,9 +62,9 @@ impl Footprint {
         let mut peak = 0;
         for work in &plan.stages {
             let (outputs, drop, size_in, size_out) = match work {
-                Work::Linear(w) => (w.outputs(), w.levels(), w.input_size, w.output_size()),
+                Work::Linear(w) => (w.outputs(), w.levels(), w.input_size(), w.output_size()),
                 Work::Square => (count, 1, 2, 2),
-                Work::Powers(p) => (count * p.degree, p.levels(), 2, 2),
+                Work::Powers(p) => (count * p.degree, p.levels(), 2, 3),
             };
             // The powers are held twice at their end: as made, and rearranged.
             let copies = if matches!(work, Work::Powers(_)) {
@@ -96,7 +97,7 @@ impl Footprint {
             outputs /= 2;
         }
         let rest = usable.saturating_sub(self.finish(outputs, limbs));
-        let block = (rest / (2 * self.ciphertext_of(work.input_size, limbs))) as usize;
+        let block = (rest / (2 * self.ciphertext_of(work.input_size(), limbs))) as usize;
         (outputs, block.clamp(1, work.inputs.max(1)))
     }
 

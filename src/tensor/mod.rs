@@ -1,8 +1,8 @@
 //! Ciphertext tensors and where their work runs.
 //!
 //! - [`CipherTensor`]: an n-d array of ciphertexts in the CryptoNets batch layout.
-//! - [`LayerPlan`]: layer work in device-independent form (linear maps with integer weights,
-//!   squares, powers), which the encrypted network plans.
+//! - [`LayerPlan`]: layer work in device-independent form (the circuits of
+//!   [`crate::circuits`]: sparse maps, squares, powers), which the encrypted network plans.
 //! - [`Scheduler`]: runs a plan on the GPU (resident when it fits, streamed in chunks when it
 //!   does not, optionally shared with the CPU) and finishes on the CPU when the GPU fails.
 
@@ -15,4 +15,4 @@ mod work;
 
 pub use cipher::CipherTensor;
 pub use schedule::{Mode, ScheduleOptions, ScheduleReport, Scheduler, StageReport};
-pub use work::{LayerPlan, LinearWork, PowersWork, Work};
+pub use work::{LayerPlan, Work};

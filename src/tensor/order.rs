@@ -83,18 +83,16 @@ fn permute_rows(rows: &SparseRows, order: &[usize]) -> SparseRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::LinearWork;
+    use crate::circuits::{InputForm, LinearWork, Then};
 
     fn work(rows: SparseRows, inputs: usize) -> Work {
         Work::Linear(LinearWork {
             rows,
             inputs,
             level: 1,
-            input_size: 2,
+            input: InputForm::Relinearized,
             weight_scale: 1.0,
-            rescales: 1,
-            square: true,
-            lazy: false,
+            then: Then::Square,
         })
     }
 

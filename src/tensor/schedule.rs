@@ -15,12 +15,13 @@
 //! resident work restarts from the batch's input, kept on the host; streamed work goes on
 //! from the chunk that failed. A lost device is not used again.
 
-use super::lane::{Lane, linear_output};
+use super::lane::Lane;
 use super::memory::Footprint;
-use super::work::{
-    LayerPlan, LinearWork, PowersWork, Work, finish_linear, powers, ranges, square_relin_rescale,
-};
+use super::work::{LayerPlan, Work};
 use crate::backend::{Backend, CpuBackend, PolyBatch, TransferCounts};
+use crate::circuits::{
+    LinearWork, PowersWork, finish_linear, linear_output, powers, ranges, square_relin_rescale,
+};
 use crate::ckks::{Ciphertext, EvaluationKeys, Evaluator, Parameters};
 use crate::{Error, Result};
 use std::collections::{HashMap, VecDeque};

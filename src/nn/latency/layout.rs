@@ -84,21 +84,6 @@ impl Layout {
     }
 }
 
-/// `v` rotated by `k` towards slot 0: slot t gets `v[(t + k) mod S]`, what
-/// [`Evaluator::rotate`](crate::ckks::Evaluator::rotate) does to the slots.
-pub(crate) fn rotate(v: &[f64], k: i64) -> Vec<f64> {
-    let s = v.len();
-    let k = k.rem_euclid(s as i64) as usize;
-    (0..s).map(|t| v[(t + k) % s]).collect()
-}
-
-/// `acc += v`, slot by slot.
-pub(crate) fn add_to(acc: &mut [f64], v: &[f64]) {
-    for (a, b) in acc.iter_mut().zip(v) {
-        *a += b;
-    }
-}
-
 /// The offsets a fold by `steps` sums into one slot (`y ← y + rot(y, f)` for each `f`: slot t
 /// ends with the sum over `t + φ`), or `None` when two coincide modulo `slots`.
 pub(crate) fn fold_offsets(steps: &[i64], slots: usize) -> Option<Vec<usize>> {
@@ -117,14 +102,6 @@ pub(crate) fn fold_offsets(steps: &[i64], slots: usize) -> Option<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rotation_moves_slots_towards_zero() {
-        let v: Vec<f64> = (0..8).map(f64::from).collect();
-        assert_eq!(rotate(&v, 1), [1., 2., 3., 4., 5., 6., 7., 0.]);
-        assert_eq!(rotate(&v, -3), [5., 6., 7., 0., 1., 2., 3., 4.]);
-        assert_eq!(rotate(&v, 8), v);
-    }
 
     #[test]
     fn folds_sum_distinct_offsets_only() {

@@ -17,17 +17,18 @@
 //! packing's), so a model the batch packing runs also runs here unless a layout does not fit
 //! the slots; then planning fails with the stage and the reason.
 
-mod diagonal;
 mod layout;
+mod placement;
 mod scheme;
 
-use diagonal::SlotLinear;
 use layout::Layout;
+use placement::SlotLinear;
 
-use super::encrypted::{Stage, stages};
+use super::encrypted::{Stage, stage_levels, stages_with_polynomials};
 use super::model::Model;
 use crate::backend::Backend;
-use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Parameters, Plaintext};
+use crate::circuits::{EncodedMap, InputForm, LinearWork, PowersWork, powers};
+use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Parameters, Preset};
 use crate::{Error, Result};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -40,6 +41,12 @@ const CALIBRATION_IMAGES: usize = 64;
 enum Step {
     Linear(SlotLinear),
     Square,
+    /// The power basis u¹ … u^d of every slot (u = x / range, from the linear step before), as
+    /// the circuit leaves it: d ciphertexts of three polynomials per group.
+    Powers(usize),
+    /// `Σ_{p ≥ 1} c_p · u^p` in every slot, from the powers: a sparse map across the d
+    /// ciphertexts of each group (c_0 is in the next linear step's bias). Holds c_1 … c_d.
+    Weigh(Vec<f32>),
 }
 
 /// A model planned for the latency packing with one parameter set.
@@ -51,8 +58,11 @@ pub struct LatencyNetwork {
     steps: Vec<Step>,
     /// The level each step starts at.
     levels: Vec<usize>,
+    /// The scale each step starts at.
+    scales: Vec<f64>,
     /// Each linear step's diagonals are encoded at `q_level · correction` (1 but for the last,
-    /// which lowers the scale so that the outputs fit q_0).
+    /// which lowers the scale so that the outputs fit q_0); a weighing step's integer weights
+    /// are `c_p · correction · q_level · q_(level−1) / scale`, times each power's factor.
     corrections: Vec<f64>,
     /// The slot of each output in the result.
     outputs: Vec<usize>,
@@ -110,9 +120,32 @@ impl LatencyNetwork {
         }
     }
 
-    /// Whether the packing can evaluate `model`: polynomial activations of degree 2 at most.
+    /// Plans `model` (see [`plan`](Self::plan)) with the smallest preset (N = 2^13, 2^14,
+    /// 2^15; all 128-bit secure) that holds its levels and values; an error names each
+    /// preset's refusal when none does.
+    pub fn plan_smallest(
+        model: &Model,
+        calibration: &[f32],
+        most_per_ciphertext: usize,
+    ) -> Result<(Preset, Self)> {
+        let mut refusals = Vec::new();
+        for preset in Preset::ALL {
+            let params = Parameters::preset(preset)?;
+            match Self::plan(model, &params, calibration, most_per_ciphertext) {
+                Ok(network) => return Ok((preset, network)),
+                Err(e) => refusals.push(format!("{}: {e}", preset.name())),
+            }
+        }
+        Err(Error::Config(format!(
+            "no parameter preset holds the model in the latency packing ({})",
+            refusals.join("; ")
+        )))
+    }
+
+    /// Whether the packing can evaluate `model`'s activations: every polynomial, of any
+    /// degree (a layout may still not fit the slots; planning says so).
     pub fn supports(model: &Model) -> bool {
-        stages(model).is_ok_and(|s| !s.iter().any(|s| matches!(s, Stage::Powers(_))))
+        stages_with_polynomials(model).is_ok()
     }
 
     /// The plan with exactly `share` images per ciphertext.
@@ -122,20 +155,14 @@ impl LatencyNetwork {
         calibration: &[f32],
         share: usize,
     ) -> Result<Self> {
-        let stages = stages(model)?;
+        let stages = stages_with_polynomials(model)?;
         let (slots, input_len) = (params.slots() / share, model.input_len());
-        if stages.len() > params.max_level() {
+        let needed: usize = stages.iter().map(stage_levels).sum();
+        if needed > params.max_level() {
             return Err(Error::Config(format!(
-                "the latency packing needs {} levels (one per linear stage and per square) but \
-                 the parameters have {}",
-                stages.len(),
+                "the latency packing needs {needed} levels (one per linear stage and per square, \
+                 ⌈log2 d⌉ + 1 per polynomial of degree d) but the parameters have {}",
                 params.max_level()
-            )));
-        }
-        if let Some(Stage::Powers(d)) = stages.iter().find(|s| matches!(s, Stage::Powers(_))) {
-            return Err(Error::Config(format!(
-                "the latency packing evaluates quadratic activations only, not a polynomial of \
-                 degree {d} (use --packing batch)"
             )));
         }
         let Some(Stage::Linear(first)) = stages.first() else {
@@ -157,9 +184,22 @@ impl LatencyNetwork {
         let mut width = first.len();
         let mut steps = vec![Step::Linear(lin)];
         for (s, stage) in stages.iter().enumerate().skip(1) {
-            let Stage::Linear(rows) = stage else {
-                steps.push(Step::Square);
-                continue;
+            let rows = match stage {
+                Stage::Linear(rows) => rows,
+                Stage::Square => {
+                    steps.push(Step::Square);
+                    continue;
+                }
+                Stage::Polynomial(c) => {
+                    steps.push(Step::Powers(c.len()));
+                    steps.push(Step::Weigh(c.clone()));
+                    continue;
+                }
+                Stage::Powers(_) => {
+                    return Err(Error::Config(
+                        "latency plan: powers without their polynomial".into(),
+                    ));
+                }
             };
             let lin = scheme::next_stage(rows, &layout, width)?
                 .into_iter()
@@ -171,7 +211,7 @@ impl LatencyNetwork {
         }
         if steps
             .iter()
-            .any(|s| matches!(s, Step::Linear(l) if l.products() == 0))
+            .any(|s| matches!(s, Step::Linear(l) if l.map.products() == 0))
         {
             return Err(Error::Config(
                 "the latency packing cannot evaluate a layer whose weights are all zero".into(),
@@ -182,6 +222,7 @@ impl LatencyNetwork {
             params: params.clone(),
             inputs,
             levels: vec![0; steps.len()],
+            scales: vec![0.0; steps.len()],
             corrections: vec![1.0; steps.len()],
             steps,
             outputs,
@@ -193,36 +234,58 @@ impl LatencyNetwork {
     }
 
     /// Walks the levels and scales with the largest slot values of the calibration images:
-    /// every value must fit its level's modulus, and the last linear step lowers the scale so
-    /// that the outputs fit q_0 with a factor 2 to spare (as the batch packing does).
+    /// every value must fit its level's modulus, and the last map (linear or weighing) lowers
+    /// the scale so that the outputs fit q_0 with a factor 2 to spare (as the batch packing
+    /// does).
     fn fit_scales(&mut self, calibration: &[f32]) -> Result<()> {
         let images = calibration
             .chunks_exact(self.input_len)
             .take(CALIBRATION_IMAGES);
         let mut peaks = vec![1e-3f64; self.steps.len()];
         for image in images {
-            self.run_plain(image, |i, peak| peaks[i] = peaks[i].max(peak));
+            self.run_plain(image, |i, _, peak| peaks[i] = peaks[i].max(peak));
         }
         let q = self.params.q_primes();
         let bits = |level: usize| -> f64 { q[..=level].iter().map(|&p| f64::from(p).log2()).sum() };
-        let last_linear = self
+        let last_map = self
             .steps
             .iter()
-            .rposition(|s| matches!(s, Step::Linear(_)))
+            .rposition(|s| matches!(s, Step::Linear(_) | Step::Weigh(_)))
             .expect("the first step is linear");
-        let (mut level, mut scale) = (self.params.max_level(), self.params.default_scale());
+        let working = self.params.default_scale();
+        let (mut level, mut scale) = (self.params.max_level(), working);
         for (i, step) in self.steps.iter().enumerate() {
             self.levels[i] = level;
+            self.scales[i] = scale;
             let bound = 2.0 * peaks[i];
-            let have = bits(level - 1);
+            let used = match step {
+                Step::Linear(_) | Step::Square => 1,
+                Step::Powers(d) => PowersWork::depth(*d),
+                Step::Weigh(_) => InputForm::Lazy.rescales(),
+            };
+            let have = bits(level - used);
             let after = match step {
-                Step::Linear(_) if i == last_linear => {
-                    let after = scale.min(2f64.powf(have) / (4.0 * bound));
-                    self.corrections[i] = after / scale;
+                // A linear step keeps its input's scale; weighing brings the powers back to the
+                // working scale.
+                Step::Linear(_) | Step::Weigh(_) => {
+                    let want = if matches!(step, Step::Weigh(_)) {
+                        working
+                    } else {
+                        scale
+                    };
+                    let after = if i == last_map {
+                        want.min(2f64.powf(have) / (4.0 * bound))
+                    } else {
+                        want
+                    };
+                    self.corrections[i] = after / want;
                     after
                 }
-                Step::Linear(_) => scale,
                 Step::Square => scale * scale / f64::from(q[level]),
+                Step::Powers(d) => {
+                    let trace = PowersWork::trace(*d, level, scale, q);
+                    trace.last().expect("degree at least 2").scale
+                }
             };
             if (after * bound).log2() + 1.0 > have {
                 return Err(Error::Config(format!(
@@ -230,33 +293,50 @@ impl LatencyNetwork {
                      level {} has {have:.1}",
                     after.log2(),
                     (after * bound).log2() + 1.0,
-                    level - 1
+                    level - used
                 )));
             }
-            level -= 1;
+            level -= used;
             scale = after;
         }
         Ok(())
     }
 
-    /// The plan on plaintext slot vectors for one image; `peak(step, largest |slot|)` after
-    /// each step. Returns the last slot vector.
-    fn run_plain(&self, image: &[f32], mut peak: impl FnMut(usize, f64)) -> Vec<f64> {
+    /// One step on plaintext slot vectors (one per input, or per power), and the largest
+    /// magnitude any slot takes on the way.
+    fn plain_step(step: &Step, xs: &[Vec<f64>]) -> (Vec<Vec<f64>>, f64) {
+        let largest = |vs: &[Vec<f64>]| vs.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+        let ys = match step {
+            Step::Linear(lin) => {
+                let (y, peak) = lin.map.apply_plain(xs);
+                return (vec![y], peak);
+            }
+            Step::Square => vec![xs[0].iter().map(|v| v * v).collect()],
+            &Step::Powers(d) => (1..=d as i32)
+                .map(|p| xs[0].iter().map(|v| v.powi(p)).collect())
+                .collect(),
+            Step::Weigh(c) => {
+                let mut y = vec![0.0; xs[0].len()];
+                for (x, &cp) in xs.iter().zip(c) {
+                    for (a, v) in y.iter_mut().zip(x) {
+                        *a += f64::from(cp) * v;
+                    }
+                }
+                vec![y]
+            }
+        };
+        let peak = largest(&ys);
+        (ys, peak)
+    }
+
+    /// The plan on plaintext slot vectors for one image; `each(step, vectors, largest
+    /// |slot|)` after each step. Returns the last slot vector.
+    fn run_plain(&self, image: &[f32], mut each: impl FnMut(usize, &[Vec<f64>], f64)) -> Vec<f64> {
         let mut xs: Vec<Vec<f64>> = self.inputs.iter().map(|l| l.fill(image)).collect();
         for (i, step) in self.steps.iter().enumerate() {
-            let y = match step {
-                Step::Linear(lin) => {
-                    let (y, p) = lin.apply_plain(&xs);
-                    peak(i, p);
-                    y
-                }
-                Step::Square => {
-                    let y: Vec<f64> = xs[0].iter().map(|v| v * v).collect();
-                    peak(i, y.iter().fold(0.0, |m, v| m.max(v.abs())));
-                    y
-                }
-            };
-            xs = vec![y];
+            let (ys, peak) = Self::plain_step(step, &xs);
+            each(i, &ys, peak);
+            xs = ys;
         }
         xs.pop().expect("one vector")
     }
@@ -266,7 +346,7 @@ impl LatencyNetwork {
     /// checks the layouts.
     pub fn simulate(&self, image: &[f32]) -> Result<Vec<f64>> {
         self.check_images(image)?;
-        let y = self.run_plain(image, |_, _| {});
+        let y = self.run_plain(image, |_, _, _| {});
         Ok(self.outputs.iter().map(|&t| y[t]).collect())
     }
 
@@ -276,7 +356,12 @@ impl LatencyNetwork {
         let mut all = BTreeSet::new();
         for step in &self.steps {
             if let Step::Linear(lin) = step {
-                all.extend(lin.rotations().into_iter().map(|r| r * self.share as i64));
+                all.extend(
+                    lin.map
+                        .rotations()
+                        .into_iter()
+                        .map(|r| r * self.share as i64),
+                );
             }
         }
         all.into_iter().collect()
@@ -288,20 +373,33 @@ impl LatencyNetwork {
         for step in &self.steps {
             match step {
                 Step::Linear(lin) => {
-                    key_switches += lin.key_switches();
-                    plaintext_products += lin.products();
+                    key_switches += lin.map.key_switches();
+                    plaintext_products += lin.map.products();
                 }
                 Step::Square => key_switches += 1,
+                &Step::Powers(d) => key_switches += PowersWork::key_switches_per_value(d),
+                // The weighted sum's one relinearization.
+                Step::Weigh(_) => key_switches += 1,
             }
         }
+        let last = self.levels.last().copied().unwrap_or(0);
+        let used_last = match self.steps.last() {
+            Some(Step::Weigh(_)) => 2,
+            _ => 1,
+        };
         LatencyCost {
             images_per_ciphertext: self.share,
             input_ciphertexts: self.inputs.len(),
             key_switches,
             plaintext_products,
             rotations: self.rotations().len(),
-            levels: self.steps.len(),
+            levels: self.params.max_level() - (last - used_last),
         }
+    }
+
+    /// The parameters the network was planned for.
+    pub fn params(&self) -> &Arc<Parameters> {
+        &self.params
     }
 
     /// The scale inputs are encrypted at.
@@ -378,44 +476,56 @@ impl LatencyNetwork {
         self.params
             .check_id(evaluator.params().id(), "the evaluator's parameters")?;
         let encoder = Encoder::new(&self.params);
-        let backend = evaluator.backend();
         let q = self.params.q_primes();
-        let mut steps = Vec::with_capacity(self.steps.len());
-        for (i, step) in self.steps.iter().enumerate() {
-            let Step::Linear(lin) = step else {
-                steps.push(Vec::new());
-                continue;
-            };
-            let level = self.levels[i];
-            let scale = f64::from(q[level]) * self.corrections[i];
-            let giants = lin
-                .giants
-                .iter()
-                .map(|g| {
-                    g.terms
-                        .iter()
-                        .map(|t| {
-                            encoder.encode(&self.repeat(&t.diagonal), level, scale, &**backend)
-                        })
-                        .collect::<Result<Vec<_>>>()
-                })
-                .collect::<Result<Vec<_>>>()?;
-            steps.push(giants);
-        }
-        let bias = self
+        let maps = self
             .steps
             .iter()
-            .map(|s| match s {
-                Step::Linear(lin) => self.repeat(&lin.bias),
-                Step::Square => Vec::new(),
+            .enumerate()
+            .map(|(i, step)| match step {
+                Step::Linear(lin) => {
+                    let level = self.levels[i];
+                    let scale = f64::from(q[level]) * self.corrections[i];
+                    let encoded = lin
+                        .map
+                        .encode(&encoder, evaluator, (level, scale), |v| self.repeat(v))?;
+                    Ok(Some(encoded))
+                }
+                _ => Ok(None),
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(PreparedDiagonals {
             encoder,
-            steps,
-            bias,
+            maps,
             share: self.share as i64,
         })
+    }
+
+    /// The weighing step `i` (coefficients `c`) for `groups` groups: a sparse map from the
+    /// powers (value-major, d per group) to one ciphertext per group, on lazy inputs.
+    fn weighing(&self, i: usize, c: &[f32], groups: usize) -> Result<LinearWork> {
+        let d = c.len();
+        let q = self.params.q_primes();
+        let level = self.levels[i];
+        let powers = PowersWork {
+            inputs: groups,
+            level: self.levels[i - 1],
+            degree: d,
+            scale: self.scales[i],
+        };
+        let factors = powers.factors(q, self.scales[i - 1]);
+        let divided: f64 = q[level - 1..=level].iter().map(|&p| f64::from(p)).product();
+        let weight_scale =
+            self.params.default_scale() * self.corrections[i] * divided / self.scales[i];
+        let rows: Vec<(f32, Vec<(usize, f32)>)> = (0..groups)
+            .map(|k| (0.0, (0..d).map(|p| (k * d + p, c[p])).collect()))
+            .collect();
+        LinearWork::encode(
+            &self.params,
+            (level, groups * d, InputForm::Lazy),
+            &rows,
+            (weight_scale, &factors),
+            self.scales[i],
+        )
     }
 
     /// Server side: evaluates the network on a batch from [`encrypt`](Self::encrypt) with
@@ -449,7 +559,7 @@ impl LatencyNetwork {
                 x.level()
             )));
         }
-        if prepared.steps.len() != self.steps.len() || prepared.share != self.share as i64 {
+        if prepared.maps.len() != self.steps.len() || prepared.share != self.share as i64 {
             return Err(Error::Mismatch(
                 "diagonals prepared for another plan".into(),
             ));
@@ -458,42 +568,61 @@ impl LatencyNetwork {
         let mut xs: Vec<Ciphertext> = (0..parts)
             .map(|c| evaluator.select(x, &(c * groups..(c + 1) * groups).collect::<Vec<_>>()))
             .collect::<Result<_>>()?;
-        for (i, (step, pts)) in self.steps.iter().zip(&prepared.steps).enumerate() {
-            let y = match step {
-                Step::Linear(lin) => {
+        for (i, (step, encoded)) in self.steps.iter().zip(&prepared.maps).enumerate() {
+            let y = match (step, encoded) {
+                (Step::Linear(lin), Some(encoded)) => {
                     let xs = std::mem::take(&mut xs);
-                    linear(evaluator, prepared, lin, (pts, &prepared.bias[i]), xs)?
+                    lin.map
+                        .evaluate(evaluator, (&prepared.encoder, encoded), xs, prepared.share)?
                 }
-                Step::Square => {
+                (Step::Square, _) => {
                     let sq = evaluator.relinearize(&evaluator.square(&xs[0])?)?;
                     evaluator.rescale(&sq)?
+                }
+                (&Step::Powers(degree), _) => {
+                    let work = PowersWork {
+                        inputs: groups,
+                        level: self.levels[i],
+                        degree,
+                        scale: self.scales[i + 1],
+                    };
+                    powers(evaluator, &work, &xs[0])?
+                }
+                (Step::Weigh(c), _) => {
+                    let work = self.weighing(i, c, groups)?;
+                    work.apply(evaluator, std::mem::take(&mut xs).remove(0))?
+                }
+                (Step::Linear(_), None) => {
+                    return Err(Error::Mismatch("a linear step without diagonals".into()));
                 }
             };
             if i + 1 == self.steps.len() {
                 each(i, y);
                 break;
             }
-            // The next step reads it; the callback gets a copy.
-            each(i, evaluator.drop_level(&y, y.level())?);
+            // The next step reads it; the callback gets a copy (not of a power basis, which
+            // is d ciphertexts per group).
+            if !matches!(step, Step::Powers(_)) {
+                each(i, evaluator.drop_level(&y, y.level())?);
+            }
             xs = vec![y];
         }
         Ok(())
     }
 
-    /// The slot vectors after each step for one image, from the plan on plaintext slots.
+    /// The slot vectors after each step for one image (but a power basis, which
+    /// [`evaluate_steps`](Self::evaluate_steps) does not hand over either), from the plan on
+    /// plaintext slots.
     pub fn simulate_steps(&self, image: &[f32]) -> Result<Vec<StepSlots>> {
         self.check_images(image)?;
         let mut out = Vec::new();
-        let mut xs: Vec<Vec<f64>> = self.inputs.iter().map(|l| l.fill(image)).collect();
         let mut layout = &self.inputs[0];
-        for step in &self.steps {
-            let y = match step {
-                Step::Linear(lin) => {
-                    layout = &lin.output;
-                    lin.apply_plain(&xs).0
-                }
-                Step::Square => xs[0].iter().map(|v| v * v).collect(),
-            };
+        self.run_plain(image, |i, ys, _| {
+            match &self.steps[i] {
+                Step::Powers(_) => return,
+                Step::Linear(lin) => layout = &lin.output,
+                Step::Square | Step::Weigh(_) => {}
+            }
             let held = layout
                 .at
                 .iter()
@@ -501,11 +630,10 @@ impl LatencyNetwork {
                 .filter_map(|(t, v)| v.map(|v| (t, v as usize)))
                 .collect();
             out.push(StepSlots {
-                slots: y.clone(),
+                slots: ys[0].clone(),
                 held,
             });
-            xs = vec![y];
-        }
+        });
         Ok(out)
     }
 
@@ -556,68 +684,8 @@ pub struct StepSlots {
 /// A plan's diagonals encoded on one device (see [`LatencyNetwork::prepare`]).
 pub struct PreparedDiagonals {
     encoder: Encoder,
-    /// Per step, per giant step, per term.
-    steps: Vec<Vec<Vec<Plaintext>>>,
-    /// Per step, the bias in every slot (interleaved).
-    bias: Vec<Vec<f64>>,
+    /// Per step: the linear steps' diagonals.
+    maps: Vec<Option<EncodedMap>>,
     /// Images per ciphertext: rotation steps are this many times the plan's.
     share: i64,
-}
-
-/// One linear step on ciphertexts (see [`diagonal`]); rotation steps are `prepared.share`
-/// times the plan's.
-fn linear(
-    ev: &Evaluator,
-    prepared: &PreparedDiagonals,
-    lin: &SlotLinear,
-    (pts, bias): (&[Vec<Plaintext>], &[f64]),
-    mut xs: Vec<Ciphertext>,
-) -> Result<Ciphertext> {
-    let k = prepared.share;
-    for &r in &lin.replicate {
-        let moved = ev.rotate(&xs[0], r * k)?;
-        ev.add_assign(&mut xs[0], &moved)?;
-    }
-    let rotated: Vec<Vec<Ciphertext>> = xs
-        .iter()
-        .zip(&lin.baby)
-        .map(|(x, steps)| ev.rotate_hoisted(x, &steps.iter().map(|r| r * k).collect::<Vec<_>>()))
-        .collect::<Result<_>>()?;
-    drop(xs);
-    // Giant rotations and the fold act on products at scale s·q_level, before the rescale,
-    // which divides their key-switching noise by q_level.
-    let mut y: Option<Ciphertext> = None;
-    for (giant, pts) in lin.giants.iter().zip(pts) {
-        let mut acc: Option<Ciphertext> = None;
-        for (term, pt) in giant.terms.iter().zip(pts) {
-            let p = ev.mul_plain(&rotated[term.input][term.baby], pt)?;
-            match acc.as_mut() {
-                Some(a) => ev.add_assign(a, &p)?,
-                None => acc = Some(p),
-            }
-        }
-        let acc = acc.expect("a giant step has products");
-        let moved = if giant.step == 0 {
-            acc
-        } else {
-            ev.rotate(&acc, giant.step * k)?
-        };
-        match y.as_mut() {
-            Some(y) => ev.add_assign(y, &moved)?,
-            None => y = Some(moved),
-        }
-    }
-    let mut y = y.expect("planning refuses layers without products");
-    for &f in &lin.fold {
-        let moved = ev.rotate(&y, f * k)?;
-        ev.add_assign(&mut y, &moved)?;
-    }
-    let mut y = ev.rescale(&y)?;
-    if bias.iter().any(|&b| b != 0.0) {
-        let pt = prepared
-            .encoder
-            .encode(bias, y.level(), y.scale(), &**ev.backend())?;
-        ev.add_plain_assign(&mut y, &pt)?;
-    }
-    Ok(y)
 }

@@ -13,8 +13,8 @@
 //!   lane o of every stride; rotations by −o; the fold adds the strides.
 //! - **Any** (fallback): outputs in consecutive slots, one diagonal per distinct distance.
 
-use super::diagonal::{Placement, SlotLinear};
 use super::layout::Layout;
+use super::placement::{Placement, SlotLinear};
 use crate::Result;
 use crate::nn::model::LinearRow;
 use std::collections::HashMap;
@@ -27,7 +27,9 @@ const CLIENT_CIPHERTEXTS: usize = 4;
 
 /// A scheme's estimated cost: key switches, plus plaintext products at an eighth of one.
 pub(crate) fn cost(lin: &SlotLinear, client_ciphertexts: usize) -> f64 {
-    lin.key_switches() as f64 + lin.products() as f64 / 8.0 + 2.0 * client_ciphertexts as f64
+    lin.map.key_switches() as f64
+        + lin.map.products() as f64 / 8.0
+        + 2.0 * client_ciphertexts as f64
 }
 
 /// The first stage: the client's layouts and the stage, for each scheme that applies, with

@@ -1,45 +1,18 @@
-//! A linear map between slot layouts as plaintext diagonals times rotations of the inputs
-//! (the diagonal method, generalised to any layouts), in baby-step/giant-step form:
-//!
-//! `y = fold( Σ_g rot( Σ_{c,b} d_{c,b,g} ⊙ rot(x_c, b), g ) ) + bias`
-//!
-//! where each input `x_c` is rotated by its baby steps `b` from one decomposition (hoisted), the
-//! giant rotations `g` act on sums, and the fold `y ← y + rot(y, f)` adds partial sums that sit
-//! in different slots. A weight `w` of output `o` and input `j` goes to a slot `t` that the fold
-//! sums into `o`'s slot, in the diagonal of a rotation `r` that brings a slot holding `j` to `t`.
+//! Where each weight of a linear stage goes: a weight `w` of output `o` and input `j` goes to a
+//! slot `t` that the fold sums into `o`'s slot, in the diagonal of a rotation `r` that brings
+//! a slot holding `j` to `t`. The diagonals then form a [`DiagonalMap`] (the algorithm, in
+//! `circuits`), and the fold tells what each slot holds afterwards (the output [`Layout`]).
 
-use super::layout::{Layout, add_to, fold_offsets, rotate};
+use super::layout::{Layout, fold_offsets};
+use crate::circuits::{DiagonalMap, Steps};
 use crate::nn::model::LinearRow;
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// One product of a giant step: input `input`, rotated by its baby step `baby` (an index into
-/// [`SlotLinear::baby`]), times `diagonal` (already rotated by minus the giant step).
-#[derive(Clone, Debug)]
-pub(crate) struct Term {
-    pub input: usize,
-    pub baby: usize,
-    pub diagonal: Vec<f64>,
-}
-
-/// A giant step and the products summed before it.
-#[derive(Clone, Debug)]
-pub(crate) struct Giant {
-    pub step: i64,
-    pub terms: Vec<Term>,
-}
-
-/// A linear stage in slots.
+/// A linear stage in slots: the diagonal map and what each slot holds after it.
 #[derive(Clone, Debug)]
 pub struct SlotLinear {
-    /// `x ← x + rot(x, r)` on the (single) input first: replication.
-    pub(crate) replicate: Vec<i64>,
-    /// Baby steps of each input.
-    pub(crate) baby: Vec<Vec<i64>>,
-    pub(crate) giants: Vec<Giant>,
-    pub(crate) fold: Vec<i64>,
-    /// Added after the fold, in every slot that holds an output.
-    pub(crate) bias: Vec<f64>,
+    pub(crate) map: DiagonalMap,
     pub(crate) output: Layout,
 }
 
@@ -142,81 +115,16 @@ impl SlotLinear {
                 bias[t] = f64::from(p.rows[*o as usize].0);
             }
         }
-        let (baby, giants) = baby_giant(diagonals, p.inputs.len(), s, p.rotate_inputs);
-        Ok(Self {
+        let steps = Steps {
             replicate: p.replicate,
-            baby,
-            giants,
             fold: p.fold,
             bias,
+            rotate_inputs: p.rotate_inputs,
+        };
+        Ok(Self {
+            map: DiagonalMap::new(diagonals, p.inputs.len(), s, steps),
             output,
         })
-    }
-
-    /// Every rotation step it makes (none of them 0), for the Galois keys.
-    pub(crate) fn rotations(&self) -> BTreeSet<i64> {
-        let giants = self.giants.iter().map(|g| g.step);
-        let all = self.replicate.iter().copied();
-        all.chain(self.baby.iter().flatten().copied())
-            .chain(giants)
-            .chain(self.fold.iter().copied())
-            .filter(|&r| r != 0)
-            .collect()
-    }
-
-    /// Key switches per evaluation: one per rotation made.
-    pub(crate) fn key_switches(&self) -> usize {
-        let nonzero = |v: &mut dyn Iterator<Item = i64>| v.filter(|&r| r != 0).count();
-        nonzero(&mut self.replicate.iter().copied())
-            + nonzero(&mut self.baby.iter().flatten().copied())
-            + nonzero(&mut self.giants.iter().map(|g| g.step))
-            + nonzero(&mut self.fold.iter().copied())
-    }
-
-    /// Plaintext products per evaluation.
-    pub(crate) fn products(&self) -> usize {
-        self.giants.iter().map(|g| g.terms.len()).sum()
-    }
-
-    /// The map on plaintext slot vectors: what the encrypted evaluation computes, without
-    /// noise; the oracle plans are tested with. Also returns the largest magnitude any slot
-    /// takes on the way (partial sums included), which the scales must leave room for.
-    pub(crate) fn apply_plain(&self, inputs: &[Vec<f64>]) -> (Vec<f64>, f64) {
-        let mut peak = 0.0f64;
-        let mut watch = |v: &[f64]| {
-            peak = v.iter().fold(peak, |m, x| m.max(x.abs()));
-        };
-        let mut inputs = inputs.to_vec();
-        for &r in &self.replicate {
-            let moved = rotate(&inputs[0], r);
-            add_to(&mut inputs[0], &moved);
-        }
-        let rotated: Vec<Vec<Vec<f64>>> = inputs
-            .iter()
-            .zip(&self.baby)
-            .map(|(x, steps)| steps.iter().map(|&b| rotate(x, b)).collect())
-            .collect();
-        let s = inputs[0].len();
-        let mut y = vec![0.0; s];
-        for g in &self.giants {
-            let mut acc = vec![0.0; s];
-            for t in &g.terms {
-                let x = &rotated[t.input][t.baby];
-                for ((a, d), v) in acc.iter_mut().zip(&t.diagonal).zip(x) {
-                    *a += d * v;
-                }
-            }
-            watch(&acc);
-            add_to(&mut y, &rotate(&acc, g.step));
-        }
-        for &f in &self.fold {
-            watch(&y);
-            let moved = rotate(&y, f);
-            add_to(&mut y, &moved);
-        }
-        add_to(&mut y, &self.bias);
-        watch(&y);
-        (y, peak)
     }
 }
 
@@ -244,74 +152,6 @@ fn output_layout(owner: &[u32], offsets: &[usize], homes: &[usize], s: usize) ->
     // The homes hold their outputs by construction; the loop above found them.
     debug_assert!(homes.iter().all(|&h| out.at[h].is_some()));
     out
-}
-
-/// Splits each rotation `r` (a multiple of the common stride δ) into a giant step
-/// `δ·n1·⌊r/(δ·n1)⌋` and a baby step `r − giant` in `[0, δ·n1)`, with the `n1` that makes the
-/// fewest rotations (babies of every input plus giants); without `rotate_inputs`, every
-/// rotation is a giant step.
-fn baby_giant(
-    diagonals: Vec<((usize, i64), Vec<f64>)>,
-    inputs: usize,
-    s: usize,
-    rotate_inputs: bool,
-) -> (Vec<Vec<i64>>, Vec<Giant>) {
-    let stride = diagonals
-        .iter()
-        .fold(0i64, |g, ((_, r), _)| gcd(g, r.abs()))
-        .max(1);
-    let split = |r: i64, n1: i64| {
-        let giant = stride * n1 * (r / stride).div_euclid(n1);
-        (giant, r - giant)
-    };
-    let cost = |n1: i64| {
-        let mut babies = BTreeSet::new();
-        let mut giants = BTreeSet::new();
-        for ((c, r), _) in &diagonals {
-            let (g, b) = split(*r, n1);
-            if b != 0 {
-                babies.insert((*c, b));
-            }
-            if g != 0 {
-                giants.insert(g);
-            }
-        }
-        babies.len() + giants.len()
-    };
-    let most = if rotate_inputs {
-        (s as i64 / stride).max(1)
-    } else {
-        1
-    };
-    let n1 = (1..=most.min(256))
-        .min_by_key(|&n1| (cost(n1), n1))
-        .unwrap_or(1);
-    let mut baby: Vec<Vec<i64>> = vec![Vec::new(); inputs];
-    let mut giants: BTreeMap<i64, Vec<Term>> = BTreeMap::new();
-    for ((c, r), d) in diagonals {
-        let (g, b) = split(r, n1);
-        let index = match baby[c].iter().position(|&x| x == b) {
-            Some(i) => i,
-            None => {
-                baby[c].push(b);
-                baby[c].len() - 1
-            }
-        };
-        giants.entry(g).or_default().push(Term {
-            input: c,
-            baby: index,
-            diagonal: rotate(&d, -g),
-        });
-    }
-    let giants = giants
-        .into_iter()
-        .map(|(step, terms)| Giant { step, terms })
-        .collect();
-    (baby, giants)
-}
-
-fn gcd(a: i64, b: i64) -> i64 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]
@@ -349,7 +189,7 @@ mod tests {
         };
         let lin = SlotLinear::compile(p).unwrap();
         let x: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
-        let (y, _) = lin.apply_plain(&[input.fill(&x)]);
+        let (y, _) = lin.map.apply_plain(&[input.fill(&x)]);
         for (o, (b, terms)) in rows.iter().enumerate() {
             let want: f64 = f64::from(*b)
                 + terms
@@ -383,22 +223,5 @@ mod tests {
         };
         let e = SlotLinear::compile(p).unwrap_err().to_string();
         assert!(e.contains("cannot place 1 weights"), "{e}");
-    }
-
-    #[test]
-    fn baby_and_giant_steps_cover_each_rotation_once() {
-        let d = |r: i64| ((0usize, r), vec![1.0; 64]);
-        let (baby, giants) = baby_giant((-4..13).map(|u| d(3 * u)).collect(), 1, 64, true);
-        // 17 rotations by multiples of 3 in about 2·√17 key switches.
-        let made = baby[0].iter().filter(|&&b| b != 0).count()
-            + giants.iter().filter(|g| g.step != 0).count();
-        assert!(made <= 8, "{made}: {baby:?}");
-        let babies = &baby[0];
-        let mut covered: Vec<i64> = giants
-            .iter()
-            .flat_map(|g| g.terms.iter().map(move |t| g.step + babies[t.baby]))
-            .collect();
-        covered.sort_unstable();
-        assert_eq!(covered, (-4..13).map(|u| 3 * u).collect::<Vec<_>>());
     }
 }
