@@ -161,7 +161,7 @@ pub fn powers(ev: &Evaluator, work: &PowersWork, x: &Ciphertext) -> Result<Ciphe
     let last = work.output_level();
     let dropped = std::iter::once(x)
         .chain(&higher)
-        .map(|c| ev.pad_to_three(&ev.drop_level(c, last)?))
+        .map(|c| ev.three_at(c, last))
         .collect::<Result<Vec<_>>>()?;
     drop(higher);
     let n = x.count();

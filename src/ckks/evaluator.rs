@@ -308,11 +308,17 @@ impl Evaluator {
         self.pair_like(ct, &base, &switched)
     }
 
-    /// The same ciphertexts as three polynomials: a third polynomial of zeros where `ct` has
-    /// two (it decrypts the same), a copy where it has three. Maps on lazy products take
-    /// inputs of one form.
-    pub fn pad_to_three(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+    /// The same ciphertexts as three polynomials at `level` (primes above it dropped, as
+    /// [`drop_level`](Self::drop_level) does), in one copy: a third polynomial of zeros where
+    /// `ct` has two (it decrypts the same). Maps on lazy products take inputs of one form.
+    pub fn three_at(&self, ct: &Ciphertext, level: usize) -> Result<Ciphertext> {
         ct.check(&self.params)?;
+        if level > ct.level {
+            return Err(Error::Mismatch(format!(
+                "cannot raise a level-{} ciphertext to level {level}",
+                ct.level
+            )));
+        }
         let per_ct: &[Option<usize>] = match ct.size {
             2 => &[Some(0), Some(1), None],
             3 => &[Some(0), Some(1), Some(2)],
@@ -322,11 +328,12 @@ impl Evaluator {
                 )));
             }
         };
-        let polys =
-            self.backend
-                .gather(&ct.polys, &Self::pattern(ct, per_ct), Self::all_limbs(ct))?;
+        let polys = self
+            .backend
+            .gather(&ct.polys, &Self::pattern(ct, per_ct), 0..level + 1)?;
         let meta = CipherMeta {
             size: 3,
+            level,
             ..ct.meta()
         };
         Self::like(ct, polys, meta)

@@ -132,7 +132,9 @@ impl Lane {
                 }
                 Work::Powers(p) => {
                     p.check_input(&x)?;
-                    let piece = (CHUNK / p.degree).max(1);
+                    // Pieces whose powers (three polynomials each) stay within the host
+                    // pool's largest buffer, so each piece reuses the last one's memory.
+                    let piece = (CHUNK / (2 * p.degree)).max(1);
                     let parts = ranges(x.count, piece)
                         .iter()
                         .map(|r| {
