@@ -56,7 +56,7 @@ pub struct Steps {
 impl DiagonalMap {
     /// The map that sums, for each `((input, rotation), diagonal)`, `diagonal ⊙ rot(x_input,
     /// rotation)`, with the rotations split into baby and giant steps for the fewest key
-    /// switches (see [`baby_giant`]), over `inputs` inputs of `slots` slots.
+    /// switches (the step length with the fewest rotations), over `inputs` inputs of `slots` slots.
     pub fn new(
         diagonals: Vec<((usize, i64), Vec<f64>)>,
         inputs: usize,

@@ -233,9 +233,10 @@ impl LinearWork {
         Ok(())
     }
 
-    /// The whole map on `x` on one evaluator's device: the outputs finished (see
-    /// [`finish_linear`]). The batch packing's scheduler runs maps in ranges of outputs and
-    /// blocks of inputs instead; this is the path for small maps (a polynomial's weighting).
+    /// The whole map on `x` on one evaluator's device, the outputs finished (relinearized,
+    /// rescaled, then what [`Then`] says). The batch packing's scheduler runs maps in ranges of
+    /// outputs and blocks of inputs instead; this is the path for small maps (a polynomial's
+    /// weighting).
     pub fn apply(&self, ev: &Evaluator, x: Ciphertext) -> Result<Ciphertext> {
         self.check_input(&x)?;
         let be = ev.backend();
