@@ -264,20 +264,9 @@ fn precision_after_every_step_of_the_shipped_model() {
         net.evaluate_steps(&p.evaluator, &prepared, &x, |_, y| got.push(y))
             .unwrap();
         assert_eq!(got.len(), want.len());
-        for (step, (ct, StepSlots { slots, held })) in got.iter().zip(&want).enumerate() {
-            let decoded = p
-                .encoder
-                .decode(&p.decryptor.decrypt(ct, &*cpu()).unwrap())
-                .unwrap();
-            let (mut worst, mut largest) = (0.0f64, 0.0f64);
-            for &(t, _) in held {
-                worst = worst.max((decoded[t] - slots[t]).abs());
-                largest = largest.max(slots[t].abs());
-            }
-            let bits = (largest / worst).log2();
-            eprintln!(
-                "step {step}: {bits:.1} bits (error {worst:.2e} on values up to {largest:.2e})"
-            );
+        for (step, (ct, slots)) in got.iter().zip(&want).enumerate() {
+            let bits = common::step_bits(&p.encoder, &p.decryptor, ct, slots);
+            eprintln!("step {step}: {bits:.1} bits");
             // Measured 2026-12-02: 11.7, 11.7, 10.1, 9.4, 8.7 bits.
             assert!(bits >= 7.5, "step {step}: {bits:.1} bits");
         }

@@ -253,16 +253,8 @@ fn the_latency_packing_evaluates_polynomials_of_any_degree() {
         net.evaluate_steps(&ev, &prepared, &one, |_, y| got.push(y))
             .unwrap();
         assert_eq!(got.len(), want.len());
-        for (step, (ct, StepSlots { slots, held })) in got.iter().zip(&want).enumerate() {
-            let decoded = encoder
-                .decode(&decryptor.decrypt(ct, &*cpu()).unwrap())
-                .unwrap();
-            let (mut err, mut largest) = (0.0f64, 0.0f64);
-            for &(t, _) in held {
-                err = err.max((decoded[t] - slots[t]).abs());
-                largest = largest.max(slots[t].abs());
-            }
-            let bits = (largest / err).log2();
+        for (step, (ct, slots)) in got.iter().zip(&want).enumerate() {
+            let bits = common::step_bits(&encoder, &decryptor, ct, slots);
             eprintln!("latency, degree {degree}, step {step}: {bits:.1} bits");
             // Measured 2026-12-06: 14.5, 12.0, 12.2 bits (degree 8); 15.8, 14.5, 13.1 (degree 5).
             assert!(bits >= 10.0, "degree {degree}, step {step}: {bits:.1} bits");

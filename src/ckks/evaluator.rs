@@ -312,13 +312,6 @@ impl Evaluator {
     /// [`drop_level`](Self::drop_level) does), in one copy: a third polynomial of zeros where
     /// `ct` has two (it decrypts the same). Maps on lazy products take inputs of one form.
     pub fn three_at(&self, ct: &Ciphertext, level: usize) -> Result<Ciphertext> {
-        ct.check(&self.params)?;
-        if level > ct.level {
-            return Err(Error::Mismatch(format!(
-                "cannot raise a level-{} ciphertext to level {level}",
-                ct.level
-            )));
-        }
         let per_ct: &[Option<usize>] = match ct.size {
             2 => &[Some(0), Some(1), None],
             3 => &[Some(0), Some(1), Some(2)],
@@ -328,11 +321,29 @@ impl Evaluator {
                 )));
             }
         };
+        self.copy_down(ct, per_ct, level)
+    }
+
+    /// Polynomials `per_ct` of every ciphertext (see [`pattern`](Self::pattern)) over the
+    /// primes up to `level`: one gather for dropping levels and changing the form.
+    fn copy_down(
+        &self,
+        ct: &Ciphertext,
+        per_ct: &[Option<usize>],
+        level: usize,
+    ) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        if level > ct.level {
+            return Err(Error::Mismatch(format!(
+                "cannot raise a level-{} ciphertext to level {level}",
+                ct.level
+            )));
+        }
         let polys = self
             .backend
             .gather(&ct.polys, &Self::pattern(ct, per_ct), 0..level + 1)?;
         let meta = CipherMeta {
-            size: 3,
+            size: per_ct.len(),
             level,
             ..ct.meta()
         };
@@ -418,20 +429,8 @@ impl Evaluator {
 
     /// Drops primes down to `level` without changing the scale.
     pub fn drop_level(&self, ct: &Ciphertext, level: usize) -> Result<Ciphertext> {
-        ct.check(&self.params)?;
-        if level > ct.level {
-            return Err(Error::Mismatch(format!(
-                "cannot raise a level-{} ciphertext to level {level}",
-                ct.level
-            )));
-        }
-        let all: Vec<Option<usize>> = (0..ct.polys.batch()).map(Some).collect();
-        let meta = CipherMeta { level, ..ct.meta() };
-        Self::like(
-            ct,
-            self.backend.gather(&ct.polys, &all, 0..level + 1)?,
-            meta,
-        )
+        let all: Vec<Option<usize>> = (0..ct.size).map(Some).collect();
+        self.copy_down(ct, &all, level)
     }
 
     /// The ciphertexts `indices` of the batch `ct`, in that order (a batch of `indices.len()`).

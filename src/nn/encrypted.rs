@@ -337,24 +337,20 @@ impl EncryptedNetwork {
                     power_factors = vec![1.0];
                 }
                 &Stage::Powers(degree) => {
-                    let work = PowersWork {
-                        inputs: width,
-                        level,
-                        degree,
-                        scale: 0.0,
-                    };
                     let trace = PowersWork::trace(degree, level, scale, q);
                     // Labelled with u^d's scale (a leaf's: about the square of the others').
                     let labelled = trace.last().expect("degree at least 2").scale;
-                    let last = work.output_level();
+                    let last = level - PowersWork::depth(degree);
                     let have = bits(&q[..=last]);
                     if (labelled * bound).log2() + 1.0 > have {
                         return Err(too_large(s, bound, labelled, have, last));
                     }
                     power_factors = trace.iter().map(|p| labelled / p.scale).collect();
                     steps.push(Work::Powers(PowersWork {
+                        inputs: width,
+                        level,
+                        degree,
                         scale: labelled,
-                        ..work
                     }));
                     width *= degree;
                     scale = labelled;

@@ -177,3 +177,23 @@ pub fn encrypted_run(
         key_switches: report.key_switches,
     }
 }
+
+/// Precision in bits of one latency step's ciphertext against the plan on plaintext slots: the
+/// largest held value over the worst error in a held slot.
+pub fn step_bits(
+    encoder: &hegpu::ckks::Encoder,
+    decryptor: &hegpu::ckks::Decryptor,
+    ct: &hegpu::ckks::Ciphertext,
+    want: &hegpu::nn::StepSlots,
+) -> f64 {
+    let cpu = hegpu::backend::CpuBackend::new(None).unwrap();
+    let decoded = encoder
+        .decode(&decryptor.decrypt(ct, &cpu).unwrap())
+        .unwrap();
+    let (mut worst, mut largest) = (0.0f64, 0.0f64);
+    for &(t, _) in &want.held {
+        worst = worst.max((decoded[t] - want.slots[t]).abs());
+        largest = largest.max(want.slots[t].abs());
+    }
+    (largest / worst).log2()
+}

@@ -49,6 +49,17 @@ enum Step {
     Weigh(Vec<f32>),
 }
 
+impl Step {
+    /// Levels the step uses.
+    fn levels(&self) -> usize {
+        match self {
+            Step::Linear(_) | Step::Square => 1,
+            Step::Powers(d) => PowersWork::depth(*d),
+            Step::Weigh(_) => InputForm::Lazy.rescales(),
+        }
+    }
+}
+
 /// A model planned for the latency packing with one parameter set.
 #[derive(Clone, Debug)]
 pub struct LatencyNetwork {
@@ -258,11 +269,7 @@ impl LatencyNetwork {
             self.levels[i] = level;
             self.scales[i] = scale;
             let bound = 2.0 * peaks[i];
-            let used = match step {
-                Step::Linear(_) | Step::Square => 1,
-                Step::Powers(d) => PowersWork::depth(*d),
-                Step::Weigh(_) => InputForm::Lazy.rescales(),
-            };
+            let used = step.levels();
             let have = bits(level - used);
             let after = match step {
                 // A linear step keeps its input's scale; weighing brings the powers back to the
@@ -382,18 +389,13 @@ impl LatencyNetwork {
                 Step::Weigh(_) => key_switches += 1,
             }
         }
-        let last = self.levels.last().copied().unwrap_or(0);
-        let used_last = match self.steps.last() {
-            Some(Step::Weigh(_)) => 2,
-            _ => 1,
-        };
         LatencyCost {
             images_per_ciphertext: self.share,
             input_ciphertexts: self.inputs.len(),
             key_switches,
             plaintext_products,
             rotations: self.rotations().len(),
-            levels: self.params.max_level() - (last - used_last),
+            levels: self.steps.iter().map(Step::levels).sum(),
         }
     }
 
