@@ -438,30 +438,102 @@ fn truncated_and_corrupted_files_are_errors_not_panics() {
             imported.model.shapes().unwrap();
         }
     }
-    // Graphs nested in node attributes 2,000 deep (35 KB): the reader would recurse past the
-    // stack; the import refuses first.
-    let wrap = |field: u8, inner: Vec<u8>| {
-        let mut out = vec![field << 3 | 2];
-        let mut n = inner.len();
-        while n >= 0x80 {
-            out.push((n & 0x7f) as u8 | 0x80);
-            n >>= 7;
-        }
-        out.push(n as u8);
-        out.extend(inner);
-        out
-    };
-    let mut graph: Vec<u8> = Vec::new();
-    for _ in 0..2000 {
-        graph = wrap(1, wrap(5, wrap(6, graph)));
-    }
-    let graph = wrap(7, graph);
-    let e = refusal(&graph);
-    assert!(e.contains("nests messages"), "{e}");
     let e = import_onnx_file(Path::new("/nonexistent/model.onnx"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("/nonexistent/model.onnx"), "{e}");
+}
+
+/// Protobuf bytes written by hand, as an attacker writes them.
+mod wire {
+    pub fn varint(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while v >= 0x80 {
+            out.push((v & 0x7f) as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+        out
+    }
+
+    /// Field `number` holding `payload` behind a tag of wire type `wire` (a reader that reads
+    /// by field number reads a length and the bytes whatever the tag says).
+    pub fn field(number: u64, wire: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = varint(number << 3 | wire);
+        out.extend(varint(payload.len() as u64));
+        out.extend(payload);
+        out
+    }
+
+    /// `depth` times `path` (field numbers, outermost first) around `inner`, every tag of wire
+    /// type `wire`.
+    pub fn nest(path: &[u64], depth: usize, wire: u64, mut inner: Vec<u8>) -> Vec<u8> {
+        for _ in 0..depth {
+            for &number in path.iter().rev() {
+                inner = field(number, wire, &inner);
+            }
+        }
+        inner
+    }
+
+    /// Opset 17, so that the refusal is about the nesting, not the opset.
+    pub fn opset() -> Vec<u8> {
+        field(8, 2, &[0x10, 17])
+    }
+}
+
+#[test]
+fn hostile_nesting_is_refused_on_every_path_and_wire_type() {
+    use wire::{field, nest, opset};
+    let graphs_in_attributes = |wire| field(7, wire, &nest(&[1, 5, 6], 2000, wire, vec![]));
+    let types_in_types = |wire| {
+        let ty = nest(&[4, 1], 3000, wire, vec![]);
+        field(7, wire, &field(11, wire, &field(2, wire, &ty)))
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("graphs in node attributes", graphs_in_attributes(2)),
+        ("graphs in attributes behind varint tags", graphs_in_attributes(0)),
+        ("graphs in attribute lists (field 11)", {
+            field(7, 2, &nest(&[1, 5, 11], 2000, 2, vec![]))
+        }),
+        ("graphs in a function's attributes", {
+            field(25, 2, &nest(&[11, 6, 1, 5], 1500, 2, vec![]))
+        }),
+        ("graphs in a function's attributes behind varint tags", {
+            field(25, 0, &nest(&[11, 6, 1, 5], 1500, 0, vec![]))
+        }),
+        ("graphs in training info", {
+            field(20, 2, &nest(&[1, 1, 5, 6], 1500, 2, vec![]))
+        }),
+        ("types in types", types_in_types(2)),
+        ("types in types behind varint tags", types_in_types(0)),
+        ("types in attribute types", {
+            field(7, 2, &nest(&[1, 5, 14], 1, 2, nest(&[4, 1], 3000, 0, vec![])))
+        }),
+        ("groups in groups", {
+            let mut g = Vec::new();
+            for _ in 0..20_000 {
+                g.push(0x9b); // field 99, start group
+                g.push(0x06);
+            }
+            for _ in 0..20_000 {
+                g.push(0x9c); // field 99, end group
+                g.push(0x06);
+            }
+            g
+        }),
+    ];
+    for (what, body) in cases {
+        let bytes = [opset(), body].concat();
+        let started = std::time::Instant::now();
+        let e = refusal(&bytes);
+        let took = started.elapsed();
+        assert!(took.as_secs_f64() < 1.0, "{what}: {took:?}");
+        eprintln!("{what} ({} bytes): {e}", bytes.len());
+    }
+    // A tag of the wrong wire type on a field the importer reads is named.
+    let e = refusal(&[opset(), field(7, 0, &field(1, 2, &[]))].concat());
+    assert!(e.contains("wire type") && e.contains("graph"), "{e}");
 }
 
 #[test]

@@ -32,10 +32,36 @@ def test_import_approximate_and_choose_parameters(mnist, calibration):
     np.testing.assert_allclose(got, np.array(expected, dtype=np.float32), rtol=1e-4, atol=1e-4)
 
 
+def nested_graphs(depth, wire):
+    """A model whose graph's node's attribute holds a graph, `depth` times, every tag of wire
+    type `wire`, written byte by byte as an attacker would."""
+
+    def varint(v):
+        out = bytearray()
+        while v >= 0x80:
+            out.append(v & 0x7F | 0x80)
+            v >>= 7
+        out.append(v)
+        return bytes(out)
+
+    def field(number, payload):
+        return varint(number << 3 | wire) + varint(len(payload)) + payload
+
+    inner = b""
+    for _ in range(depth):
+        inner = field(1, field(5, field(6, inner)))
+    return field(7, inner)
+
+
 def test_bad_onnx_and_specs_raise(tmp_path, calibration):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07not a model")
     with pytest.raises(hegpu.HegpuError):
+        hegpu.Model.from_onnx(bad)
+    # Graphs nested 2,000 deep in node attributes behind varint tags: an error, not a dead
+    # interpreter (the reader before prost recursed once per level, past the stack).
+    bad.write_bytes(nested_graphs(2000, wire=0))
+    with pytest.raises(hegpu.HegpuError, match="wire type"):
         hegpu.Model.from_onnx(bad)
     relu = hegpu.Model.from_onnx(FIXTURES / "mlp-relu.onnx")
     with pytest.raises(hegpu.HegpuError, match="FUNCTION:DEGREE"):

@@ -4,7 +4,7 @@
 
 use super::{Failure, Result};
 use crate::nn::model::limits;
-use onnx_rs::ast::{Attribute, AttributeType, DataType, Node, TensorProto};
+use super::proto::{AttributeProto, NodeProto, TensorProto, attribute_type, data_type};
 
 /// Most elements of any one constant tensor.
 pub const MOST_ELEMENTS: usize = limits::TERMS;
@@ -175,20 +175,21 @@ impl Constant {
             .collect()
     }
 
-    /// Reads an ONNX tensor: float, double or integer types, stored in the file.
-    pub fn read(t: &TensorProto<'_>) -> Result<Self> {
-        if t.data_location() == onnx_rs::ast::DataLocation::External {
+    /// Reads an ONNX tensor: float, double or integer types, stored in the file (as raw
+    /// little-endian bytes or as typed lists).
+    pub fn read(t: &TensorProto) -> Result<Self> {
+        if t.data_location == super::proto::EXTERNAL {
             return Err(Failure::new(format!(
                 "tensor '{}' is stored in an external file; export with the weights inside the model",
-                t.name()
+                t.name
             )));
         }
         let dims = t
-            .dims()
+            .dims
             .iter()
             .map(|&d| {
                 usize::try_from(d)
-                    .map_err(|_| Failure::new(format!("tensor '{}' has dimension {d}", t.name())))
+                    .map_err(|_| Failure::new(format!("tensor '{}' has dimension {d}", t.name)))
             })
             .collect::<Result<Vec<usize>>>()?;
         let count = dims
@@ -198,34 +199,45 @@ impl Constant {
             .ok_or_else(|| {
                 Failure::new(format!(
                     "tensor '{}' of dimensions {dims:?} has more than {MOST_ELEMENTS} elements",
-                    t.name()
+                    t.name
                 ))
             })?;
-        let values: Vec<f64> = match t.data_type() {
-            DataType::Float => t
-                .as_f32()
-                .map(|v| v.iter().map(|&x| f64::from(x)).collect())
-                .unwrap_or_default(),
-            DataType::Double => t.as_f64().map(|v| v.to_vec()).unwrap_or_default(),
-            DataType::Int64 => t
-                .as_i64()
-                .map(|v| v.iter().map(|&x| x as f64).collect())
-                .unwrap_or_default(),
-            DataType::Int32 => t
-                .as_i32()
-                .map(|v| v.iter().map(|&x| f64::from(x)).collect())
-                .unwrap_or_default(),
+        /// The raw bytes as little-endian words of `N` bytes, each made a value by `f`.
+        fn raw<const N: usize>(t: &TensorProto, f: impl Fn([u8; N]) -> f64) -> Result<Vec<f64>> {
+            if t.raw_data.len() % N != 0 {
+                return Err(Failure::new(format!(
+                    "tensor '{}' has {} raw bytes, not whole {N}-byte words: the file is damaged",
+                    t.name,
+                    t.raw_data.len()
+                )));
+            }
+            Ok(t.raw_data
+                .chunks_exact(N)
+                .map(|w| f(w.try_into().expect("N bytes")))
+                .collect())
+        }
+        let raw_data = !t.raw_data.is_empty();
+        let values: Vec<f64> = match t.data_type {
+            data_type::FLOAT if raw_data => raw(t, |w| f64::from(f32::from_le_bytes(w)))?,
+            data_type::FLOAT => t.float_data.iter().map(|&x| f64::from(x)).collect(),
+            data_type::DOUBLE if raw_data => raw(t, f64::from_le_bytes)?,
+            data_type::DOUBLE => t.double_data.clone(),
+            data_type::INT64 if raw_data => raw(t, |w| i64::from_le_bytes(w) as f64)?,
+            data_type::INT64 => t.int64_data.iter().map(|&x| x as f64).collect(),
+            data_type::INT32 if raw_data => raw(t, |w| f64::from(i32::from_le_bytes(w)))?,
+            data_type::INT32 => t.int32_data.iter().map(|&x| f64::from(x)).collect(),
             other => {
                 return Err(Failure::new(format!(
-                    "tensor '{}' is {other:?}; the importer reads float, double, int32 and int64",
-                    t.name()
+                    "tensor '{}' is {}; the importer reads float, double, int32 and int64",
+                    t.name,
+                    data_type::name(other)
                 )));
             }
         };
         if values.len() != count {
             return Err(Failure::new(format!(
                 "tensor '{}' holds {} values for dimensions {dims:?} ({count}): the file is damaged",
-                t.name(),
+                t.name,
                 values.len()
             )));
         }
@@ -340,56 +352,56 @@ impl Polynomial {
 }
 
 /// A node's attribute by name.
-pub fn attribute<'n, 'a>(node: &'n Node<'a>, name: &str) -> Option<&'n Attribute<'a>> {
+pub fn attribute<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
 
 /// An integer attribute, or `default`.
-pub fn int(node: &Node<'_>, name: &str, default: i64) -> Result<i64> {
+pub fn int(node: &NodeProto, name: &str, default: i64) -> Result<i64> {
     match attribute(node, name) {
         None => Ok(default),
-        Some(a) if a.r#type == AttributeType::Int => Ok(a.i),
+        Some(a) if a.r#type == attribute_type::INT => Ok(a.i),
         Some(a) => Err(Failure::new(format!(
-            "attribute {name} is {:?}, not an integer",
-            a.r#type
+            "attribute {name} is {}, not an integer",
+            attribute_type::name(a.r#type)
         ))),
     }
 }
 
 /// A float attribute, or `default`.
-pub fn float(node: &Node<'_>, name: &str, default: f32) -> Result<f32> {
+pub fn float(node: &NodeProto, name: &str, default: f32) -> Result<f32> {
     match attribute(node, name) {
         None => Ok(default),
-        Some(a) if a.r#type == AttributeType::Float => Ok(a.f),
+        Some(a) if a.r#type == attribute_type::FLOAT => Ok(a.f),
         Some(a) => Err(Failure::new(format!(
-            "attribute {name} is {:?}, not a float",
-            a.r#type
+            "attribute {name} is {}, not a float",
+            attribute_type::name(a.r#type)
         ))),
     }
 }
 
 /// An integer list attribute (empty when absent).
-pub fn ints(node: &Node<'_>, name: &str) -> Result<Vec<i64>> {
+pub fn ints(node: &NodeProto, name: &str) -> Result<Vec<i64>> {
     match attribute(node, name) {
         None => Ok(vec![]),
-        Some(a) if a.r#type == AttributeType::Ints => Ok(a.ints.clone()),
+        Some(a) if a.r#type == attribute_type::INTS => Ok(a.ints.clone()),
         Some(a) => Err(Failure::new(format!(
-            "attribute {name} is {:?}, not a list of integers",
-            a.r#type
+            "attribute {name} is {}, not a list of integers",
+            attribute_type::name(a.r#type)
         ))),
     }
 }
 
 /// A string attribute, or `default`.
-pub fn string(node: &Node<'_>, name: &str, default: &str) -> Result<String> {
+pub fn string(node: &NodeProto, name: &str, default: &str) -> Result<String> {
     match attribute(node, name) {
         None => Ok(default.to_string()),
-        Some(a) if a.r#type == AttributeType::String => {
-            Ok(String::from_utf8_lossy(a.s).into_owned())
+        Some(a) if a.r#type == attribute_type::STRING => {
+            Ok(String::from_utf8_lossy(&a.s).into_owned())
         }
         Some(a) => Err(Failure::new(format!(
-            "attribute {name} is {:?}, not a string",
-            a.r#type
+            "attribute {name} is {}, not a string",
+            attribute_type::name(a.r#type)
         ))),
     }
 }

@@ -1,5 +1,6 @@
 //! ONNX import: a chain of layers exported by PyTorch (`torch.onnx.export`, opset 13 or later)
-//! becomes a [`Model`]. The file is read with the `onnx-rs` crate. The node list is then walked
+//! becomes a [`Model`]. The file is decoded by `prost` with the part of ONNX's schema
+//! the importer reads ([`proto`]). The node list is then walked
 //! in order and each node turned into layers.
 //!
 //! Linear layers:
@@ -24,11 +25,11 @@
 //! convolutions, weights in external files.
 
 mod graph;
-mod nesting;
+mod proto;
 
 use super::model::{Activation, Layer, Model};
 use graph::{Constant, Polynomial, float, int, ints, size, string};
-use onnx_rs::ast::{Dimension, Node, OpType, TypeValue};
+use proto::{DimensionValue, NodeProto};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -105,9 +106,8 @@ struct Builder {
 }
 
 fn import(bytes: &[u8]) -> Result<Imported> {
-    nesting::check(bytes).map_err(Failure::new)?;
     let file =
-        onnx_rs::parse(bytes).map_err(|e| Failure::new(format!("not an ONNX model: {e}")))?;
+        proto::decode(bytes).map_err(|e| Failure::new(format!("not an ONNX model: {e}")))?;
     let opset = file
         .opset_import
         .iter()
@@ -126,7 +126,7 @@ fn import(bytes: &[u8]) -> Result<Imported> {
         .ok_or_else(|| Failure::new("the model has no graph"))?;
     let mut values: HashMap<&str, Value> = HashMap::new();
     for t in &graph.initializer {
-        values.insert(t.name(), Value::Constant(Constant::read(t)?));
+        values.insert(&t.name, Value::Constant(Constant::read(t)?));
     }
     if !graph.sparse_initializer.is_empty() {
         return Err(Failure::new("sparse initializers are not supported"));
@@ -134,7 +134,7 @@ fn import(bytes: &[u8]) -> Result<Imported> {
     let inputs: Vec<_> = graph
         .input
         .iter()
-        .filter(|i| !values.contains_key(i.name))
+        .filter(|i| !values.contains_key(i.name.as_str()))
         .collect();
     let [input] = inputs.as_slice() else {
         return Err(Failure::new(format!(
@@ -151,7 +151,7 @@ fn import(bytes: &[u8]) -> Result<Imported> {
         shape,
         notes: Vec::new(),
     };
-    values.insert(input.name, Value::Tensor(Polynomial::identity(0)));
+    values.insert(&input.name, Value::Tensor(Polynomial::identity(0)));
     let [output] = graph.output.as_slice() else {
         return Err(Failure::new(format!(
             "the graph has {} outputs; hegpu imports models of one output",
@@ -177,7 +177,7 @@ fn import(bytes: &[u8]) -> Result<Imported> {
         }
     }
     let result = values
-        .get(output.name)
+        .get(output.name.as_str())
         .cloned()
         .ok_or_else(|| Failure::new(format!("no node makes the output '{}'", output.name)))?;
     let p = b.tensor(result)?;
@@ -192,20 +192,21 @@ fn import(bytes: &[u8]) -> Result<Imported> {
 }
 
 /// The input's shape without its batch dimension: fixed sizes, one to three of them.
-fn input_shape(input: &onnx_rs::ast::ValueInfo<'_>) -> Result<Vec<usize>> {
-    let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(TypeValue::Tensor(t)) => t,
-        _ => {
+fn input_shape(input: &proto::ValueInfoProto) -> Result<Vec<usize>> {
+    let tensor = match input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()) {
+        Some(t) => t,
+        None => {
             return Err(Failure::new(format!(
                 "input '{}' is not a tensor",
                 input.name
             )));
         }
     };
-    if tensor.elem_type != onnx_rs::ast::DataType::Float {
+    if tensor.elem_type != proto::data_type::FLOAT {
         return Err(Failure::new(format!(
-            "input '{}' is {:?}; hegpu takes float inputs",
-            input.name, tensor.elem_type
+            "input '{}' is {}; hegpu takes float inputs",
+            input.name,
+            proto::data_type::name(tensor.elem_type)
         )));
     }
     let dims = tensor.shape.as_ref().map(|s| &s.dim[..]).unwrap_or(&[]);
@@ -219,10 +220,14 @@ fn input_shape(input: &onnx_rs::ast::ValueInfo<'_>) -> Result<Vec<usize>> {
     }
     dims[1..]
         .iter()
-        .map(|d| match d.value {
-            Dimension::Value(v) if v > 0 => size(v, "input size"),
-            Dimension::Value(v) => Err(Failure::new(format!("input size {v}"))),
-            Dimension::Param(name) => Err(Failure::new(format!(
+        .map(|d| match &d.value {
+            Some(DimensionValue::DimValue(v)) if *v > 0 => size(*v, "input size"),
+            Some(DimensionValue::DimValue(v)) => Err(Failure::new(format!("input size {v}"))),
+            None => Err(Failure::new(format!(
+                "input '{}' has a dimension without a size",
+                input.name
+            ))),
+            Some(DimensionValue::DimParam(name)) => Err(Failure::new(format!(
                 "input '{}' has the dynamic size '{name}' past the batch dimension; export \
                  with fixed image sizes",
                 input.name
@@ -233,31 +238,32 @@ fn input_shape(input: &onnx_rs::ast::ValueInfo<'_>) -> Result<Vec<usize>> {
 
 impl Builder {
     /// The value of a node's input `i` ("" or missing: None).
-    fn input<'v, 'a>(
-        node: &Node<'a>,
-        values: &'v HashMap<&'a str, Value>,
+    fn input<'v>(
+        node: &NodeProto,
+        values: &'v HashMap<&str, Value>,
         i: usize,
     ) -> Result<Option<&'v Value>> {
         match node.input.get(i) {
-            None | Some(&"") => Ok(None),
+            None => Ok(None),
+            Some(name) if name.is_empty() => Ok(None),
             Some(name) => values
-                .get(name)
+                .get(name.as_str())
                 .map(Some)
                 .ok_or_else(|| Failure::new(format!("input '{name}' is made by no earlier node"))),
         }
     }
 
-    fn required<'v, 'a>(
-        node: &Node<'a>,
-        values: &'v HashMap<&'a str, Value>,
+    fn required<'v>(
+        node: &NodeProto,
+        values: &'v HashMap<&str, Value>,
         i: usize,
     ) -> Result<&'v Value> {
         Self::input(node, values, i)?.ok_or_else(|| Failure::new(format!("input {i} is missing")))
     }
 
-    fn constant<'v, 'a>(
-        node: &Node<'a>,
-        values: &'v HashMap<&'a str, Value>,
+    fn constant<'v>(
+        node: &NodeProto,
+        values: &'v HashMap<&str, Value>,
         i: usize,
     ) -> Result<&'v Constant> {
         match Self::required(node, values, i)? {
@@ -329,10 +335,10 @@ impl Builder {
         self.materialize(&p)
     }
 
-    fn node<'a>(
+    fn node(
         &mut self,
-        node: &Node<'a>,
-        values: &HashMap<&'a str, Value>,
+        node: &NodeProto,
+        values: &HashMap<&str, Value>,
         last: bool,
     ) -> Result<Option<Value>> {
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
@@ -342,28 +348,28 @@ impl Builder {
             )));
         }
         let x = |i| Self::required(node, values, i);
-        Ok(Some(match node.op_type {
-            OpType::Constant => Value::Constant(constant_node(node)?),
-            OpType::Identity | OpType::Dropout | OpType::Cast => x(0)?.clone(),
-            OpType::Add | OpType::Sub | OpType::Mul | OpType::Div => {
+        Ok(Some(match node.op_type.as_str() {
+            "Constant" => Value::Constant(constant_node(node)?),
+            "Identity" | "Dropout" | "Cast" => x(0)?.clone(),
+            "Add" | "Sub" | "Mul" | "Div" => {
                 self.arithmetic(&node.op_type, x(0)?, x(1)?)?
             }
-            OpType::Neg => match x(0)? {
+            "Neg" => match x(0)? {
                 Value::Constant(c) => Value::Constant(Constant {
                     dims: c.dims.clone(),
                     values: c.values.iter().map(|v| -v).collect(),
                 }),
                 v => Value::Tensor(self.tensor(v.clone())?.affine(-1.0, 0.0)?),
             },
-            OpType::Pow => {
+            "Pow" => {
                 let e = Self::constant(node, values, 1)?
                     .as_scalar()
                     .ok_or_else(|| Failure::new("the exponent must be a scalar"))?;
                 Value::Tensor(self.tensor(x(0)?.clone())?.pow(e)?)
             }
-            OpType::Relu | OpType::Tanh => {
+            "Relu" | "Tanh" => {
                 self.linear_input(x(0)?)?;
-                let f = if node.op_type == OpType::Relu {
+                let f = if node.op_type == "Relu" {
                     Activation::Relu
                 } else {
                     Activation::Tanh
@@ -371,44 +377,44 @@ impl Builder {
                 self.push(Layer::Activation(f))?;
                 Value::Tensor(self.current())
             }
-            OpType::Sigmoid => {
+            "Sigmoid" => {
                 let p = self.tensor(x(0)?.clone())?;
                 Value::Sigmoid(p)
             }
-            OpType::Softmax | OpType::LogSoftmax if last => {
+            "Softmax" | "LogSoftmax" if last => {
                 self.notes.push(format!(
                     "dropped the final {} (it does not change the argmax)",
                     node.op_type
                 ));
                 x(0)?.clone()
             }
-            OpType::Conv => {
+            "Conv" => {
                 self.linear_input(x(0)?)?;
                 let weight = Self::constant(node, values, 1)?;
                 let bias = Self::input(node, values, 2)?;
                 self.conv(node, weight, bias)?;
                 Value::Tensor(self.current())
             }
-            OpType::Gemm | OpType::MatMul => {
+            "Gemm" | "MatMul" => {
                 self.linear_input(x(0)?)?;
                 let weight = Self::constant(node, values, 1)?;
                 let bias = Self::input(node, values, 2)?;
                 self.dense(node, weight, bias)?;
                 Value::Tensor(self.current())
             }
-            OpType::BatchNormalization => {
+            "BatchNormalization" => {
                 self.linear_input(x(0)?)?;
                 let [scale, shift, mean, var] =
                     [1, 2, 3, 4].map(|i| Self::constant(node, values, i));
                 self.batch_norm(node, scale?, shift?, mean?, var?)?;
                 Value::Tensor(self.current())
             }
-            OpType::AveragePool => {
+            "AveragePool" => {
                 self.linear_input(x(0)?)?;
                 self.average_pool(node)?;
                 Value::Tensor(self.current())
             }
-            OpType::GlobalAveragePool => {
+            "GlobalAveragePool" => {
                 self.linear_input(x(0)?)?;
                 match self.shape[..] {
                     [_, h, w] if h == w => self.push(Layer::AvgPool {
@@ -424,7 +430,7 @@ impl Builder {
                 }
                 Value::Tensor(self.current())
             }
-            OpType::Flatten => {
+            "Flatten" => {
                 self.linear_input(x(0)?)?;
                 if int(node, "axis", 1)? != 1 {
                     return Err(Failure::new("Flatten keeps the batch: axis 1 only"));
@@ -432,7 +438,7 @@ impl Builder {
                 self.flatten()?;
                 Value::Tensor(self.current())
             }
-            OpType::Reshape => match x(0)? {
+            "Reshape" => match x(0)? {
                 Value::Constant(c) => {
                     Value::Constant(c.reshaped(&Self::constant(node, values, 1)?.values)?)
                 }
@@ -443,12 +449,12 @@ impl Builder {
                     Value::Tensor(self.current())
                 }
             },
-            OpType::Pad => {
+            "Pad" => {
                 self.linear_input(x(0)?)?;
                 self.pad(node, values)?;
                 Value::Tensor(self.current())
             }
-            OpType::Shape => match x(0)? {
+            "Shape" => match x(0)? {
                 Value::Constant(c) => Value::Constant(Constant {
                     dims: vec![c.dims.len()],
                     values: c.dims.iter().map(|&d| d as f64).collect(),
@@ -460,7 +466,7 @@ impl Builder {
                         .collect(),
                 }),
             },
-            OpType::Gather => {
+            "Gather" => {
                 let (data, index) = (
                     Self::constant(node, values, 0)?,
                     Self::constant(node, values, 1)?,
@@ -485,7 +491,7 @@ impl Builder {
                     values: picked,
                 })
             }
-            OpType::ConstantOfShape => {
+            "ConstantOfShape" => {
                 let shape = Self::constant(node, values, 0)?;
                 let fill = match graph::attribute(node, "value").and_then(|a| a.t.as_ref()) {
                     Some(t) => Constant::read(t)?.as_scalar().unwrap_or(0.0),
@@ -506,10 +512,10 @@ impl Builder {
                     values: vec![fill; count],
                 })
             }
-            OpType::Transpose => {
+            "Transpose" => {
                 Value::Constant(Self::constant(node, values, 0)?.transposed(&ints(node, "perm")?)?)
             }
-            OpType::Slice => {
+            "Slice" => {
                 let data = Self::constant(node, values, 0)?;
                 let list = |i| -> Result<Vec<f64>> {
                     Ok(Self::input(node, values, i)?
@@ -522,14 +528,14 @@ impl Builder {
                 };
                 Value::Constant(data.sliced(&list(1)?, &list(2)?, &list(3)?, &list(4)?)?)
             }
-            OpType::Unsqueeze => {
+            "Unsqueeze" => {
                 let c = Self::constant(node, values, 0)?;
                 Value::Constant(Constant {
                     dims: vec![c.len()],
                     values: c.values.clone(),
                 })
             }
-            OpType::Concat => {
+            "Concat" => {
                 let mut out = Vec::new();
                 for i in 0..node.input.len() {
                     out.extend(&Self::constant(node, values, i)?.values);
@@ -553,11 +559,11 @@ impl Builder {
     /// Add, Sub, Mul and Div: folded when both are constants; a polynomial when one side is
     /// a scalar or both are the tensor; folded into the layer before when the constant holds
     /// one value per channel (a bias or scale after Conv, Gemm or MatMul).
-    fn arithmetic(&mut self, op: &OpType<'_>, a: &Value, b: &Value) -> Result<Value> {
+    fn arithmetic(&mut self, op: &str, a: &Value, b: &Value) -> Result<Value> {
         let apply = |x: f64, y: f64| match op {
-            OpType::Add => x + y,
-            OpType::Sub => x - y,
-            OpType::Mul => x * y,
+            "Add" => x + y,
+            "Sub" => x - y,
+            "Mul" => x * y,
             _ => x / y,
         };
         match (a, b) {
@@ -583,15 +589,15 @@ impl Builder {
                 let p = self.tensor(t.clone())?;
                 if let Some(k) = c.as_scalar() {
                     return Ok(Value::Tensor(match (op, constant_first) {
-                        (OpType::Add, _) => p.affine(1.0, k)?,
-                        (OpType::Sub, false) => p.affine(1.0, -k)?,
-                        (OpType::Sub, true) => p.affine(-1.0, k)?,
-                        (OpType::Mul, _) => p.affine(k, 0.0)?,
-                        (OpType::Div, false) => p.affine(1.0 / k, 0.0)?,
+                        ("Add", _) => p.affine(1.0, k)?,
+                        ("Sub", false) => p.affine(1.0, -k)?,
+                        ("Sub", true) => p.affine(-1.0, k)?,
+                        ("Mul", _) => p.affine(k, 0.0)?,
+                        ("Div", false) => p.affine(1.0 / k, 0.0)?,
                         _ => return Err(Failure::new("dividing by the image's values")),
                     }));
                 }
-                if constant_first && matches!(op, OpType::Sub | OpType::Div) {
+                if constant_first && matches!(op, "Sub" | "Div") {
                     return Err(Failure::new(
                         "a per-channel constant minus or over the image's values",
                     ));
@@ -601,7 +607,7 @@ impl Builder {
                 Ok(Value::Tensor(self.current()))
             }
             (Value::Sigmoid(s), Value::Tensor(t)) | (Value::Tensor(t), Value::Sigmoid(s))
-                if *op == OpType::Mul && s == t =>
+                if op == "Mul" && s == t =>
             {
                 self.materialize(t)?;
                 self.push(Layer::Activation(Activation::Silu))?;
@@ -616,9 +622,9 @@ impl Builder {
                     ));
                 }
                 Ok(Value::Tensor(match op {
-                    OpType::Add => p.add(&q)?,
-                    OpType::Sub => p.add(&q.affine(-1.0, 0.0)?)?,
-                    OpType::Mul => p.mul(&q)?,
+                    "Add" => p.add(&q)?,
+                    "Sub" => p.add(&q.affine(-1.0, 0.0)?)?,
+                    "Mul" => p.mul(&q)?,
                     _ => return Err(Failure::new("dividing by the image's values")),
                 }))
             }
@@ -627,7 +633,7 @@ impl Builder {
 
     /// `y op c` with one constant per output channel (or feature), folded into the Conv or
     /// Dense layer that made `y`.
-    fn fold_per_channel(&mut self, op: &OpType<'_>, c: &Constant) -> Result<()> {
+    fn fold_per_channel(&mut self, op: &str, c: &Constant) -> Result<()> {
         let channels = self.shape[0];
         let Some((weight, bias)) = self
             .model
@@ -651,9 +657,9 @@ impl Builder {
         let per = weight.len() / channels;
         for (ch, &k) in c.values.iter().enumerate() {
             let (scale, shift) = match op {
-                OpType::Add => (1.0, k),
-                OpType::Sub => (1.0, -k),
-                OpType::Mul => (k, 0.0),
+                "Add" => (1.0, k),
+                "Sub" => (1.0, -k),
+                "Mul" => (k, 0.0),
                 _ => (1.0 / k, 0.0),
             };
             for w in &mut weight[ch * per..(ch + 1) * per] {
@@ -664,7 +670,7 @@ impl Builder {
         check_finite(weight, bias)
     }
 
-    fn conv(&mut self, node: &Node<'_>, w: &Constant, bias: Option<&Value>) -> Result<()> {
+    fn conv(&mut self, node: &NodeProto, w: &Constant, bias: Option<&Value>) -> Result<()> {
         let [out_channels, in_channels, kh, kw] = w.dims[..] else {
             return Err(Failure::new(format!(
                 "weights of dimensions {:?}: 2-d convolutions only",
@@ -718,8 +724,8 @@ impl Builder {
     }
 
     /// Gemm (`alpha · x · Bᵀ + beta · C` with transB, or `x · B`) and MatMul (no bias).
-    fn dense(&mut self, node: &Node<'_>, w: &Constant, bias: Option<&Value>) -> Result<()> {
-        let gemm = node.op_type == OpType::Gemm;
+    fn dense(&mut self, node: &NodeProto, w: &Constant, bias: Option<&Value>) -> Result<()> {
+        let gemm = node.op_type == "Gemm";
         let [rows, cols] = w.dims[..] else {
             return Err(Failure::new(format!(
                 "weights of dimensions {:?}: a matrix only",
@@ -781,7 +787,7 @@ impl Builder {
     /// `γ (y − μ) / √(σ² + ε) + β` folded into the Conv or Dense layer that made `y`.
     fn batch_norm(
         &mut self,
-        node: &Node<'_>,
+        node: &NodeProto,
         scale: &Constant,
         shift: &Constant,
         mean: &Constant,
@@ -809,7 +815,7 @@ impl Builder {
             .map(|c| shift.values[c] - mean.values[c] * gain[c])
             .collect();
         self.fold_per_channel(
-            &OpType::Mul,
+            &"Mul",
             &Constant {
                 dims: vec![channels],
                 values: gain,
@@ -817,7 +823,7 @@ impl Builder {
         )
         .map_err(|_| Failure::new("batch normalization must follow a Conv, Gemm or MatMul"))?;
         self.fold_per_channel(
-            &OpType::Add,
+            &"Add",
             &Constant {
                 dims: vec![channels],
                 values: offset,
@@ -831,7 +837,7 @@ impl Builder {
         Ok(())
     }
 
-    fn average_pool(&mut self, node: &Node<'_>) -> Result<()> {
+    fn average_pool(&mut self, node: &NodeProto) -> Result<()> {
         let window = match ints(node, "kernel_shape")?[..] {
             [a, b] if a == b => size(a, "window")?,
             ref k => {
@@ -875,7 +881,7 @@ impl Builder {
     }
 
     /// Constant zero padding of height and width.
-    fn pad<'a>(&mut self, node: &Node<'a>, values: &HashMap<&'a str, Value>) -> Result<()> {
+    fn pad(&mut self, node: &NodeProto, values: &HashMap<&str, Value>) -> Result<()> {
         if string(node, "mode", "constant")? != "constant" {
             return Err(Failure::new("only constant (zero) padding is supported"));
         }
@@ -917,7 +923,7 @@ impl Builder {
 
 /// The stride of a Conv or AveragePool (equal in both directions), checking that `auto_pad`
 /// leaves the pads explicit.
-fn window_stride(node: &Node<'_>) -> Result<usize> {
+fn window_stride(node: &NodeProto) -> Result<usize> {
     let auto_pad = string(node, "auto_pad", "NOTSET")?;
     if !matches!(auto_pad.as_str(), "NOTSET" | "VALID") {
         return Err(Failure::new(format!(
@@ -932,12 +938,12 @@ fn window_stride(node: &Node<'_>) -> Result<usize> {
 }
 
 /// A `Constant` node's value.
-fn constant_node(node: &Node<'_>) -> Result<Constant> {
+fn constant_node(node: &NodeProto) -> Result<Constant> {
     let a = node
         .attribute
         .first()
         .ok_or_else(|| Failure::new("a Constant without a value"))?;
-    match a.name {
+    match a.name.as_str() {
         "value" => Constant::read(a.t.as_ref().ok_or_else(|| Failure::new("no tensor"))?),
         "value_float" => Ok(Constant::scalar(f64::from(a.f))),
         "value_int" => Ok(Constant::scalar(a.i as f64)),
