@@ -492,7 +492,10 @@ fn hostile_nesting_is_refused_on_every_path_and_wire_type() {
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("graphs in node attributes", graphs_in_attributes(2)),
-        ("graphs in attributes behind varint tags", graphs_in_attributes(0)),
+        (
+            "graphs in attributes behind varint tags",
+            graphs_in_attributes(0),
+        ),
         ("graphs in attribute lists (field 11)", {
             field(7, 2, &nest(&[1, 5, 11], 2000, 2, vec![]))
         }),
@@ -508,7 +511,11 @@ fn hostile_nesting_is_refused_on_every_path_and_wire_type() {
         ("types in types", types_in_types(2)),
         ("types in types behind varint tags", types_in_types(0)),
         ("types in attribute types", {
-            field(7, 2, &nest(&[1, 5, 14], 1, 2, nest(&[4, 1], 3000, 0, vec![])))
+            field(
+                7,
+                2,
+                &nest(&[1, 5, 14], 1, 2, nest(&[4, 1], 3000, 0, vec![])),
+            )
         }),
         ("groups in groups", {
             let mut g = Vec::new();

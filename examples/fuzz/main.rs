@@ -179,7 +179,10 @@ fn fuzz(target: &Target, inputs: u64, seed: u64, opts: &Options) -> Tally {
         } else {
             let seed = &target.seeds[which];
             let mut bytes = seed.bytes.clone();
-            mutate::mutate(&mut rng, &mut bytes);
+            match target.structure {
+                Some(structure) if rng.random_ratio(1, 2) => structure(&mut rng, &mut bytes),
+                _ => mutate::mutate(&mut rng, &mut bytes),
+            }
             match seed.integrity {
                 Integrity::Trailing if rng.random_ratio(1, 2) => {
                     mutate::fix_trailing_crc(&mut bytes);

@@ -47,6 +47,8 @@ pub struct Target {
     pub name: &'static str,
     pub seeds: Vec<Input>,
     pub read: Reader,
+    /// Mutations that know the format, applied to half of the mutated seeds.
+    pub structure: Option<fn(&mut rand_chacha::ChaCha8Rng, &mut Vec<u8>)>,
 }
 
 /// A model file as another tool writes it: without hegpu's checksum.
@@ -191,6 +193,7 @@ pub fn all() -> Vec<Target> {
     vec![
         Target {
             name: "parameters",
+            structure: None,
             seeds: seeds(
                 Integrity::Trailing,
                 vec![
@@ -208,6 +211,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "public-key",
+            structure: None,
             seeds: seeds(
                 Integrity::Trailing,
                 vec![pk.to_bytes(&params).expect("bytes")],
@@ -218,6 +222,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "evaluation-keys",
+            structure: None,
             seeds: seeds(
                 Integrity::Trailing,
                 vec![eval.to_bytes(&params).expect("bytes")],
@@ -235,6 +240,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "ciphertext",
+            structure: None,
             seeds: seeds(Integrity::Trailing, ciphertexts.clone()),
             read: Box::new(move |b| {
                 let cpu = CpuBackend::new(Some(1)).expect("cpu");
@@ -243,6 +249,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "cipher-tensor",
+            structure: None,
             seeds: seeds(Integrity::Trailing, ciphertexts[..3].to_vec()),
             read: Box::new(move |b| {
                 let cpu = CpuBackend::new(Some(1)).expect("cpu");
@@ -253,6 +260,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "secret-key",
+            structure: None,
             seeds: seeds(Integrity::Trailing, vec![sk.export_secret_bytes()]),
             read: Box::new(move |b| {
                 text(SecretKey::import_secret_bytes(b, &p4).map(|k| format!("{}", k.key_set())))
@@ -260,6 +268,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "model",
+            structure: None,
             seeds: [
                 seeds(
                     Integrity::Internal,
@@ -278,6 +287,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "onnx",
+            structure: Some(crate::mutate::protobuf),
             seeds: seeds(
                 Integrity::None,
                 ["cryptonets", "cnn-bn-pool"]
@@ -295,6 +305,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "idx-images",
+            structure: None,
             seeds: [
                 seeds(Integrity::None, vec![images.clone()]),
                 seeds(Integrity::Internal, vec![gzip(&images)]),
@@ -304,6 +315,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "idx-labels",
+            structure: None,
             seeds: [
                 seeds(Integrity::None, vec![labels.clone()]),
                 seeds(Integrity::Internal, vec![gzip(&labels)]),
@@ -313,6 +325,7 @@ pub fn all() -> Vec<Target> {
         },
         Target {
             name: "job-frame",
+            structure: None,
             seeds: seeds(Integrity::Internal, vec![frame]),
             read: Box::new(|b| {
                 Frame::unwrap(b, "f")

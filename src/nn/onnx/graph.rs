@@ -2,9 +2,9 @@
 //! (initializers, `Constant` nodes and folded shape arithmetic), and the activation tensor as an
 //! elementwise polynomial of the model built so far.
 
+use super::proto::{AttributeProto, NodeProto, TensorProto, attribute_type, data_type};
 use super::{Failure, Result};
 use crate::nn::model::limits;
-use super::proto::{AttributeProto, NodeProto, TensorProto, attribute_type, data_type};
 
 /// Most elements of any one constant tensor.
 pub const MOST_ELEMENTS: usize = limits::TERMS;

@@ -106,8 +106,7 @@ struct Builder {
 }
 
 fn import(bytes: &[u8]) -> Result<Imported> {
-    let file =
-        proto::decode(bytes).map_err(|e| Failure::new(format!("not an ONNX model: {e}")))?;
+    let file = proto::decode(bytes).map_err(|e| Failure::new(format!("not an ONNX model: {e}")))?;
     let opset = file
         .opset_import
         .iter()
@@ -351,9 +350,7 @@ impl Builder {
         Ok(Some(match node.op_type.as_str() {
             "Constant" => Value::Constant(constant_node(node)?),
             "Identity" | "Dropout" | "Cast" => x(0)?.clone(),
-            "Add" | "Sub" | "Mul" | "Div" => {
-                self.arithmetic(&node.op_type, x(0)?, x(1)?)?
-            }
+            "Add" | "Sub" | "Mul" | "Div" => self.arithmetic(&node.op_type, x(0)?, x(1)?)?,
             "Neg" => match x(0)? {
                 Value::Constant(c) => Value::Constant(Constant {
                     dims: c.dims.clone(),
