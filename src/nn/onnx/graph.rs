@@ -204,7 +204,7 @@ impl Constant {
             })?;
         /// The raw bytes as little-endian words of `N` bytes, each made a value by `f`.
         fn raw<const N: usize>(t: &TensorProto, f: impl Fn([u8; N]) -> f64) -> Result<Vec<f64>> {
-            if t.raw_data.len() % N != 0 {
+            if !t.raw_data.len().is_multiple_of(N) {
                 return Err(Failure::new(format!(
                     "tensor '{}' has {} raw bytes, not whole {N}-byte words: the file is damaged",
                     t.name,

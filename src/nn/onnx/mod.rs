@@ -812,7 +812,7 @@ impl Builder {
             .map(|c| shift.values[c] - mean.values[c] * gain[c])
             .collect();
         self.fold_per_channel(
-            &"Mul",
+            "Mul",
             &Constant {
                 dims: vec![channels],
                 values: gain,
@@ -820,7 +820,7 @@ impl Builder {
         )
         .map_err(|_| Failure::new("batch normalization must follow a Conv, Gemm or MatMul"))?;
         self.fold_per_channel(
-            &"Add",
+            "Add",
             &Constant {
                 dims: vec![channels],
                 values: offset,
