@@ -7,6 +7,7 @@ pub mod circuits;
 pub mod ckks;
 pub mod data;
 mod error;
+pub mod files;
 pub mod job;
 pub mod math;
 pub mod nn;

@@ -439,7 +439,7 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
     if let Some(path) = args.json {
         let body: Vec<String> = records.iter().map(Record::to_json).collect();
-        write_file(&path, format!("[\n{}\n]\n", body.join(",\n")).as_bytes())?;
+        hegpu::files::write_file(&path, format!("[\n{}\n]\n", body.join(",\n")).as_bytes())?;
         println!("wrote {} records to {}", records.len(), path.display());
     }
     if let Some(path) = args.chart {
@@ -455,11 +455,6 @@ fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes)
-        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
 }
 
 fn train(args: TrainArgs) -> Result<()> {
@@ -784,7 +779,7 @@ fn mnist(args: JobArgs) -> Result<()> {
         );
     }
     if let Some(path) = args.json {
-        write_file(&path, (report.to_json() + "\n").as_bytes())?;
+        hegpu::files::write_file(&path, (report.to_json() + "\n").as_bytes())?;
         println!("wrote {}", path.display());
     }
     failures(&report.failed_batches, failed, "the job")

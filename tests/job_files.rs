@@ -95,6 +95,45 @@ fn the_secret_key_file_is_new_and_owner_only() {
     }
 }
 
+/// Links planted for every public file of the split job (in a directory others can write):
+/// each file is written beside the link's target, which keeps its bytes.
+#[cfg(unix)]
+#[test]
+fn planted_links_are_replaced_never_written_through() {
+    let model = small_model_file("links");
+    let dir = fresh_dir("links");
+    let victims = fresh_dir("victims");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&victims).unwrap();
+    let plant = |name: &str| {
+        let victim = victims.join(name);
+        std::fs::write(&victim, b"the victim's bytes").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+        victim
+    };
+    let mut planted = vec![plant("params.bin"), plant("evaluation-keys.bin")];
+    planted.push(plant("batches.txt"));
+    planted.push(plant("batch-000.ct"));
+    planted.push(plant("result-000.ct"));
+    client(&dir, "10");
+    let (ok, _, err) = serve(&dir, &model);
+    assert!(ok, "{err}");
+    let (ok, out, err) = decrypt(&dir, &model);
+    assert!(ok, "{out}{err}");
+    for victim in &planted {
+        assert_eq!(
+            std::fs::read(victim).unwrap(),
+            b"the victim's bytes",
+            "{victim:?}"
+        );
+        let name = victim.file_name().unwrap();
+        let written = std::fs::symlink_metadata(dir.join(name)).unwrap();
+        assert!(written.is_file(), "{name:?} is still a link");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&victims).unwrap();
+}
+
 #[test]
 fn a_bad_batch_is_reported_and_the_others_are_evaluated_and_scored() {
     let model = small_model_file("goes-on");

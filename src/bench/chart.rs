@@ -58,7 +58,8 @@ pub fn network_chart(records: &[Record], path: &Path, title: &str) -> Result<usi
             "no network rows to chart: run the network section".into(),
         ));
     }
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(drawing)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
@@ -98,6 +99,9 @@ pub fn network_chart(records: &[Record], path: &Path, title: &str) -> Result<usi
         .draw()
         .map_err(drawing)?;
     root.present().map_err(drawing)?;
+    drop(chart);
+    drop(root);
+    crate::files::write_file(path, svg.as_bytes())?;
     Ok(lines.len())
 }
 

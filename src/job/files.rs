@@ -11,13 +11,13 @@
 
 use super::ServerDevice;
 use super::envelope::{Frame, Kind, ciphertext_checksum};
-use super::secret_file::create_secret_file;
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
     Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset,
     SecretKey, Seed,
 };
 use crate::data::Mnist;
+use crate::files::{create_secret_file, write_file};
 use crate::nn::{argmax, pixels};
 use crate::tensor::CipherTensor;
 use crate::{Error, Result};
@@ -33,10 +33,6 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| io(path, e))
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| io(path, e))
 }
 
 /// `e` as an error about the file at `path` (unless it already names a file).
@@ -71,8 +67,8 @@ pub fn client_keys(dir: &Path, preset: Preset) -> Result<()> {
     let written = create_secret_file(&dir.join("secret.key"), &bytes);
     zeroize::Zeroize::zeroize(&mut bytes);
     written?;
-    write(&dir.join("params.bin"), &params.to_bytes())?;
-    write(&dir.join("evaluation-keys.bin"), &keys.to_bytes(&params)?)?;
+    write_file(&dir.join("params.bin"), &params.to_bytes())?;
+    write_file(&dir.join("evaluation-keys.bin"), &keys.to_bytes(&params)?)?;
     Ok(())
 }
 
@@ -124,13 +120,13 @@ pub fn client_encrypt(
             end: end as u32,
             source: 0,
         };
-        write(
+        write_file(
             &dir.join(batch_name("batch", b)),
             &frame.wrap(&ct.to_bytes(&params, &*backend)?),
         )?;
         lines.push_str(&format!("{start} {end}\n"));
     }
-    write(&dir.join("batches.txt"), lines.as_bytes())?;
+    write_file(&dir.join("batches.txt"), lines.as_bytes())?;
     Ok(count)
 }
 
@@ -250,7 +246,7 @@ pub fn server_evaluate(
             let y = network.forward(&scheduler, x)?;
             let seconds = t.elapsed().as_secs_f64();
             let result = frame_of(Kind::Result, b, range, ciphertext_checksum(ct));
-            write(&output, &result.wrap(&y.to_bytes(&params, host)?))?;
+            write_file(&output, &result.wrap(&y.to_bytes(&params, host)?))?;
             Ok(seconds)
         })();
         match evaluated {

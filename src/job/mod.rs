@@ -8,7 +8,6 @@ pub mod envelope;
 pub mod files;
 pub mod import;
 pub mod latency;
-pub mod secret_file;
 
 pub use agreement::Agreement;
 pub use import::{ImportOptions, ImportReport, run_import};

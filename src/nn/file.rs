@@ -212,7 +212,7 @@ pub fn model_to_bytes(model: &Model, dtype: WeightType) -> Result<Vec<u8>> {
 /// Writes a model file.
 pub fn save_model(model: &Model, path: &Path, dtype: WeightType) -> Result<()> {
     let bytes = model_to_bytes(model, dtype)?;
-    std::fs::write(path, bytes).map_err(|e| bad(path, e.to_string()))
+    crate::files::write_file(path, &bytes)
 }
 
 /// Reads a model file, checking the architecture, every tensor's type and shape, that no

@@ -1,0 +1,101 @@
+//! Public outputs, written whole or not at all, never through a planted link.
+
+use crate::{Error, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Writes `bytes` to `path`, replacing a file that is there. The bytes go to a temporary file
+/// created new (`O_CREAT | O_EXCL`: never an existing file or link) in the same directory,
+/// which is synced and then renamed over `path`. A rename replaces a symbolic link at `path`
+/// with the file instead of writing through it, and a reader never sees half a file. The
+/// temporary is removed when anything fails.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let fail = |why: String| Error::Data {
+        path: path.display().to_string(),
+        why,
+    };
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(fail("is a directory".into()));
+    }
+    let temporary = temporary_beside(path).ok_or_else(|| fail("not a file name".into()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)
+        .map_err(|e| fail(e.to_string()))?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, path));
+    drop(file);
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temporary);
+        fail(e.to_string())
+    })
+}
+
+/// A name no other writer uses, in `path`'s directory: `.NAME.PID-COUNT.tmp`.
+fn temporary_beside(path: &Path) -> Option<PathBuf> {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name()?.to_string_lossy();
+    let unique = COUNT.fetch_add(1, Ordering::Relaxed);
+    Some(path.with_file_name(format!(".{name}.{}-{unique}.tmp", std::process::id())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hegpu-public-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_file_is_written_and_replaced_whole() {
+        let dir = scratch("replace");
+        let path = dir.join("params.bin");
+        write_file(&path, b"first").unwrap();
+        write_file(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(entries(&dir), ["params.bin"], "no temporary left behind");
+        let e = write_file(&dir, b"x").unwrap_err().to_string();
+        assert!(e.contains("directory"), "{e}");
+        let e = write_file(&dir.join("missing/params.bin"), b"x").unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_replaced_not_followed() {
+        let dir = scratch("link");
+        let victim = dir.join("victim.txt");
+        std::fs::write(&victim, b"the victim's data").unwrap();
+        let link = dir.join("params.bin");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        write_file(&link, b"public parameters").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"the victim's data");
+        assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&link).unwrap(), b"public parameters");
+        // A dangling link: nothing is created where it points.
+        let elsewhere = dir.join("elsewhere");
+        let dangling = dir.join("evaluation-keys.bin");
+        std::os::unix::fs::symlink(&elsewhere, &dangling).unwrap();
+        write_file(&dangling, b"keys").unwrap();
+        assert!(!elsewhere.exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
