@@ -341,7 +341,45 @@ fn hostile_model_files_are_refused_naming_the_layer_and_the_number() {
     );
     // A coefficient of 1e39 is infinity as an f32.
     let poly = r#"{"input":[4],"layers":[{"type":"poly","a":1e39,"b":0,"c":0}]}"#;
-    refused(&model_file(poly, &[]), &["layer 0 (poly)", "not finite"]);
+    refused(&model_file(poly, &[]), &["layer 0 (poly)", "a is inf"]);
+    // Huge or tiny numbers that are finite: refused at load, naming the layer and the number,
+    // not late with "scale 0e0" from the evaluator.
+    let poly = r#"{"input":[4],"layers":[{"type":"square"},{"type":"poly","a":3e38,"b":0,"c":0}]}"#;
+    refused(&model_file(poly, &[]), &["layer 1 (poly)", "a is 3e38"]);
+    let polynomial = |range: &str, coefficients: &str| {
+        format!(
+            r#"{{"input":[4],"layers":[{{"type":"polynomial","range":{range},
+            "coefficients":[{coefficients}]}}]}}"#
+        )
+    };
+    refused(
+        &model_file(&polynomial("1", "0, 1, 3e38, 1"), &[]),
+        &["layer 0 (polynomial)", "coefficient 2 is 3e38"],
+    );
+    refused(
+        &model_file(&polynomial("1e-45", "0, 1, 0, 1"), &[]),
+        &["layer 0 (polynomial)", "range 1e-45"],
+    );
+    refused(
+        &model_file(&polynomial("1e30", "0, 1, 0, 1"), &[]),
+        &["layer 0 (polynomial)", "range 1e30"],
+    );
+    assert!(model_from_bytes(&model_file(&polynomial("20", "0, 0.5, 0.3, -0.01"), &[])).is_ok());
+    // Unknown fields, on layers with fields and without.
+    for layer in [
+        r#"{"type":"square","a":2,"b":1,"c":0}"#,
+        r#"{"type":"sigmoid","range":5}"#,
+        r#"{"type":"flatten","size":3}"#,
+        r#"{"type":"poly","a":1,"b":0,"c":0,"d":1}"#,
+    ] {
+        let text = format!(r#"{{"input":[4],"layers":[{layer}]}}"#);
+        refused(&model_file(&text, &[]), &["unknown field"]);
+    }
+    // One prefix, not one per wrapping ("shape mismatch: layer 0 (pad2d): shape mismatch: …").
+    let e = model_from_bytes(&model_file(huge, &[]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e.matches("shape mismatch").count(), 1, "{e}");
     // An input shape with no activations, or too many layers.
     refused(&model_file(r#"{"input":[0],"layers":[]}"#, &[]), &["input"]);
     let many = format!(

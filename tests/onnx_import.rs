@@ -416,6 +416,60 @@ fn huge_dimensions_are_refused_before_anything_is_allocated() {
 }
 
 #[test]
+fn batch_normalization_errors_name_their_cause() {
+    let w = TensorProto::from_f32("w", vec![4, 2], vec![0.5; 8]);
+    let stats = |var: [f32; 2]| {
+        vec![
+            TensorProto::from_f32("scale", vec![2], vec![1.0, 1.0]),
+            TensorProto::from_f32("shift", vec![2], vec![0.0, 0.0]),
+            TensorProto::from_f32("mean", vec![2], vec![0.0, 0.0]),
+            TensorProto::from_f32("var", vec![2], var.to_vec()),
+        ]
+    };
+    let model = |var, epsilon: Option<f32>, after_gemm: bool| {
+        let mut bn = node(
+            OpType::BatchNormalization,
+            "bn",
+            vec![
+                if after_gemm { "h" } else { "x" },
+                "scale",
+                "shift",
+                "mean",
+                "var",
+            ],
+            "y",
+        );
+        if let Some(f) = epsilon {
+            bn.attribute.push(onnx_rs::ast::Attribute {
+                name: "epsilon",
+                r#type: onnx_rs::ast::AttributeType::Float,
+                f,
+                ..Default::default()
+            });
+        }
+        let mut nodes = vec![bn];
+        if after_gemm {
+            nodes.insert(0, node(OpType::Gemm, "fc", vec!["x", "w"], "h"));
+        }
+        let initializer = [vec![w.clone()], stats(var)].concat();
+        onnx(batch_of(4), nodes, initializer, 17)
+    };
+    assert!(import_onnx(&model([1.0, 4.0], None, true)).is_ok());
+    let e = refusal(&model([1.0, -1.0], None, true));
+    assert!(
+        e.contains("channel 1: variance -1") && e.contains("not a positive"),
+        "{e}"
+    );
+    let e = refusal(&model([0.0, 1.0], Some(0.0), true));
+    assert!(
+        e.contains("channel 0: variance 0") && e.contains("is 0e0"),
+        "{e}"
+    );
+    let e = refusal(&model([1.0, 1.0], None, false));
+    assert!(e.contains("must follow a Conv, Gemm or MatMul"), "{e}");
+}
+
+#[test]
 fn truncated_and_corrupted_files_are_errors_not_panics() {
     let bytes = std::fs::read(fixture("cnn-bn-pool.onnx")).unwrap();
     for cut in (0..bytes.len()).step_by(7) {

@@ -66,3 +66,5 @@ def test_bad_onnx_and_specs_raise(tmp_path, calibration):
     relu = hegpu.Model.from_onnx(FIXTURES / "mlp-relu.onnx")
     with pytest.raises(hegpu.HegpuError, match="FUNCTION:DEGREE"):
         relu.approximate(calibration, ["relu"])
+    with pytest.raises(hegpu.HegpuError, match="approximated twice"):
+        relu.approximate(calibration, ["relu:4", "relu:8"])

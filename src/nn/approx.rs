@@ -77,12 +77,21 @@ pub struct Replaced {
 }
 
 /// `model` with every activation that `specs` names replaced by its polynomial, fitted on
-/// `calibration` (images, concatenated); an error names an activation no spec covers.
+/// `calibration` (images, concatenated); an error names an activation no spec covers, or a
+/// function two specs name.
 pub fn approximate(
     model: &Model,
     calibration: &[f32],
     specs: &[ApproxSpec],
 ) -> Result<(Model, Vec<Replaced>)> {
+    for (i, a) in specs.iter().enumerate() {
+        if let Some(b) = specs[..i].iter().find(|b| b.function == a.function) {
+            return Err(Error::Config(format!(
+                "{} is approximated twice ({b} and {a}): give one degree per function",
+                a.function.name()
+            )));
+        }
+    }
     let shapes = model.shapes()?;
     let len = model.input_len();
     if calibration.is_empty() || !calibration.len().is_multiple_of(len) {
@@ -323,5 +332,22 @@ mod tests {
             let e = bad.parse::<ApproxSpec>().unwrap_err().to_string();
             assert!(e.contains("FUNCTION:DEGREE"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_function_named_twice_is_an_error() {
+        let model = Model {
+            input: vec![2],
+            layers: vec![Layer::Activation(Activation::Relu)],
+        };
+        let specs: Vec<ApproxSpec> = ["relu:4", "relu:8"].map(|s| s.parse().unwrap()).to_vec();
+        let e = approximate(&model, &[1.0, -1.0], &specs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("relu is approximated twice (relu:4 and relu:8)"),
+            "{e}"
+        );
+        assert!(approximate(&model, &[1.0, -1.0], &specs[1..]).is_ok());
     }
 }

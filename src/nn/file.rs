@@ -49,7 +49,9 @@ pub enum WeightType {
     F32,
 }
 
-/// A layer without its weights, as written in the metadata (JSON, `"type"` tagged).
+/// A layer without its weights, as written in the metadata (JSON, `"type"` tagged). Layers
+/// without fields are empty structs, not unit variants: serde refuses unknown fields only in
+/// structs (`{"type": "square", "a": 2}` must not load as x²).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum LayerSpec {
@@ -70,7 +72,7 @@ enum LayerSpec {
         inputs: usize,
         outputs: usize,
     },
-    Square,
+    Square {},
     Poly {
         a: f32,
         b: f32,
@@ -80,10 +82,10 @@ enum LayerSpec {
         range: f32,
         coefficients: Vec<f32>,
     },
-    Relu,
-    Sigmoid,
-    Tanh,
-    Silu,
+    Relu {},
+    Sigmoid {},
+    Tanh {},
+    Silu {},
     SumPool {
         window: usize,
         stride: usize,
@@ -92,7 +94,7 @@ enum LayerSpec {
         window: usize,
         stride: usize,
     },
-    Flatten,
+    Flatten {},
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,7 +141,7 @@ fn spec_of(layer: &Layer) -> LayerSpec {
         &Layer::Dense {
             inputs, outputs, ..
         } => LayerSpec::Dense { inputs, outputs },
-        Layer::Square => LayerSpec::Square,
+        Layer::Square => LayerSpec::Square {},
         &Layer::Poly { a, b, c } => LayerSpec::Poly { a, b, c },
         Layer::Polynomial {
             range,
@@ -149,14 +151,14 @@ fn spec_of(layer: &Layer) -> LayerSpec {
             coefficients: coefficients.clone(),
         },
         Layer::Activation(f) => match f {
-            Activation::Relu => LayerSpec::Relu,
-            Activation::Sigmoid => LayerSpec::Sigmoid,
-            Activation::Tanh => LayerSpec::Tanh,
-            Activation::Silu => LayerSpec::Silu,
+            Activation::Relu => LayerSpec::Relu {},
+            Activation::Sigmoid => LayerSpec::Sigmoid {},
+            Activation::Tanh => LayerSpec::Tanh {},
+            Activation::Silu => LayerSpec::Silu {},
         },
         &Layer::SumPool { window, stride } => LayerSpec::SumPool { window, stride },
         &Layer::AvgPool { window, stride } => LayerSpec::AvgPool { window, stride },
-        Layer::Flatten => LayerSpec::Flatten,
+        Layer::Flatten => LayerSpec::Flatten {},
     }
 }
 
@@ -347,7 +349,7 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
                 weight: read(format!("{i}.weight"), vec![outputs, inputs])?,
                 bias: read(format!("{i}.bias"), vec![outputs])?,
             },
-            LayerSpec::Square => Layer::Square,
+            LayerSpec::Square {} => Layer::Square,
             LayerSpec::Poly { a, b, c } => Layer::Poly { a, b, c },
             LayerSpec::Polynomial {
                 range,
@@ -356,13 +358,13 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
                 range,
                 coefficients,
             },
-            LayerSpec::Relu => Layer::Activation(Activation::Relu),
-            LayerSpec::Sigmoid => Layer::Activation(Activation::Sigmoid),
-            LayerSpec::Tanh => Layer::Activation(Activation::Tanh),
-            LayerSpec::Silu => Layer::Activation(Activation::Silu),
+            LayerSpec::Relu {} => Layer::Activation(Activation::Relu),
+            LayerSpec::Sigmoid {} => Layer::Activation(Activation::Sigmoid),
+            LayerSpec::Tanh {} => Layer::Activation(Activation::Tanh),
+            LayerSpec::Silu {} => Layer::Activation(Activation::Silu),
             LayerSpec::SumPool { window, stride } => Layer::SumPool { window, stride },
             LayerSpec::AvgPool { window, stride } => Layer::AvgPool { window, stride },
-            LayerSpec::Flatten => Layer::Flatten,
+            LayerSpec::Flatten {} => Layer::Flatten,
         });
     }
     if used != file.len() {

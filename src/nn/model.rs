@@ -83,6 +83,28 @@ pub mod limits {
     pub const LAYERS: usize = 256;
     /// Degree of a polynomial activation (each doubling costs the encrypted pass a level).
     pub const DEGREE: usize = 64;
+    /// Largest magnitude of a polynomial's coefficient (`Poly`'s a, b, c and a `Polynomial`'s
+    /// coefficients). The encrypted pass folds coefficients into the weights of the maps
+    /// around them, encoded at scales up to 2^60 in f32 and u128 arithmetic: 2^20 keeps every
+    /// such product finite and every scale representable, far above what a model needs
+    /// (decryption holds values below 2^5 to 2^35, by preset).
+    pub const COEFFICIENT: f32 = (1u32 << 20) as f32;
+    /// A `Polynomial`'s range lies within [1/RANGE, RANGE]: the encrypted pass multiplies by
+    /// 1/range before the powers, and by range^-i for the coefficients of x up to x².
+    pub const RANGE: f32 = (1u32 << 20) as f32;
+}
+
+/// `v` is finite and within ±[`limits::COEFFICIENT`].
+fn check_coefficient(what: &str, v: f32) -> Result<()> {
+    if v.is_finite() && v.abs() <= limits::COEFFICIENT {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{what} is {v:e}; coefficients lie within ±{:e} (a larger one overflows the \
+             encrypted pass's scales)",
+            limits::COEFFICIENT
+        )))
+    }
 }
 
 /// The non-polynomial activations a model can hold (imported from ONNX, or trained): the
@@ -330,8 +352,8 @@ impl Layer {
             }
             Layer::Square => Ok(input.to_vec()),
             Layer::Poly { a, b, c } => {
-                if let Some(v) = [a, b, c].into_iter().find(|v| !v.is_finite()) {
-                    return Err(bad(format!("Poly coefficient {v} is not finite")));
+                for (what, &v) in [("a", a), ("b", b), ("c", c)] {
+                    check_coefficient(what, v)?;
                 }
                 Ok(input.to_vec())
             }
@@ -339,9 +361,11 @@ impl Layer {
                 range,
                 coefficients,
             } => {
-                if !(range.is_finite() && *range > 0.0) {
+                if !(1.0 / limits::RANGE..=limits::RANGE).contains(range) {
                     return Err(bad(format!(
-                        "Polynomial range {range} is not a positive number"
+                        "range {range:e}: a Polynomial's range lies within [{:e}, {:e}]",
+                        1.0 / limits::RANGE,
+                        limits::RANGE
                     )));
                 }
                 if coefficients.is_empty() || coefficients.len() > limits::DEGREE + 1 {
@@ -352,8 +376,8 @@ impl Layer {
                         limits::DEGREE
                     )));
                 }
-                if let Some(v) = coefficients.iter().find(|v| !v.is_finite()) {
-                    return Err(bad(format!("Polynomial coefficient {v} is not finite")));
+                for (i, &v) in coefficients.iter().enumerate() {
+                    check_coefficient(&format!("coefficient {i}"), v)?;
                 }
                 Ok(input.to_vec())
             }
@@ -603,7 +627,10 @@ impl Model {
         for (i, layer) in self.layers.iter().enumerate() {
             let next = layer
                 .output_shape(shapes.last().expect("non-empty"))
-                .map_err(|e| bad(format!("layer {i} ({}): {e}", layer.kind())))?;
+                .map_err(|e| match e {
+                    Error::Shape(why) => bad(format!("layer {i} ({}): {why}", layer.kind())),
+                    other => other,
+                })?;
             shapes.push(next);
         }
         Ok(shapes)

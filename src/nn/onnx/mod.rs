@@ -795,6 +795,14 @@ impl Builder {
                 "export the model in eval mode (training_mode is set)",
             ));
         }
+        if !matches!(
+            self.model.layers.last(),
+            Some(Layer::Conv2d { .. } | Layer::Dense { .. })
+        ) {
+            return Err(Failure::new(
+                "batch normalization must follow a Conv, Gemm or MatMul",
+            ));
+        }
         let eps = f64::from(float(node, "epsilon", 1e-5)?);
         let channels = self.shape[0];
         if [scale, shift, mean, var]
@@ -805,9 +813,19 @@ impl Builder {
                 "parameters that do not hold one value for each of {channels} channels"
             )));
         }
-        let gain: Vec<f64> = (0..channels)
-            .map(|c| scale.values[c] / (var.values[c] + eps).sqrt())
-            .collect();
+        let gain = (0..channels)
+            .map(|c| {
+                let spread = var.values[c] + eps;
+                if !(spread > 0.0 && spread.is_finite()) {
+                    return Err(Failure::new(format!(
+                        "channel {c}: variance {} plus epsilon {eps:e} is {spread:e}, not a \
+                         positive number (the running statistics are damaged)",
+                        var.values[c]
+                    )));
+                }
+                Ok(scale.values[c] / spread.sqrt())
+            })
+            .collect::<Result<Vec<f64>>>()?;
         let offset: Vec<f64> = (0..channels)
             .map(|c| shift.values[c] - mean.values[c] * gain[c])
             .collect();
@@ -817,8 +835,7 @@ impl Builder {
                 dims: vec![channels],
                 values: gain,
             },
-        )
-        .map_err(|_| Failure::new("batch normalization must follow a Conv, Gemm or MatMul"))?;
+        )?;
         self.fold_per_channel(
             "Add",
             &Constant {
