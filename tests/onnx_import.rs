@@ -469,6 +469,93 @@ fn batch_normalization_errors_name_their_cause() {
     assert!(e.contains("must follow a Conv, Gemm or MatMul"), "{e}");
 }
 
+/// A 1 KB file of `layers` dense layers on digit images whose weights ConstantOfShape makes:
+/// 784 → 2048, then 2048 → 2048 (2^22 terms each) sharing one tensor.
+fn shared_heavy_layers(layers: usize) -> Vec<u8> {
+    let fill = |shape: &'static str, output: &'static str| {
+        let mut n = node(OpType::ConstantOfShape, output, vec![shape], output);
+        n.attribute.push(onnx_rs::ast::Attribute {
+            name: "value",
+            r#type: onnx_rs::ast::AttributeType::Tensor,
+            t: Some(TensorProto::from_f32("v", vec![1], vec![1e-3])),
+            ..Default::default()
+        });
+        n
+    };
+    let shapes = vec![
+        TensorProto::from_i64("first", vec![2], vec![784, 2048]),
+        TensorProto::from_i64("square", vec![2], vec![2048, 2048]),
+    ];
+    let names: Vec<String> = (0..layers).map(|i| format!("h{i}")).collect();
+    let mut nodes = vec![fill("first", "w0"), fill("square", "w")];
+    for i in 0..layers {
+        let output = if i + 1 == layers {
+            "y"
+        } else {
+            names[i + 1].as_str()
+        };
+        let (input, w) = if i == 0 {
+            ("x", "w0")
+        } else {
+            (names[i].as_str(), "w")
+        };
+        nodes.push(node(OpType::MatMul, "fc", vec![input, w], output));
+    }
+    onnx(batch_of(784), nodes, shapes, 17)
+}
+
+#[test]
+fn a_models_total_work_is_bounded_before_any_pass() {
+    let started = std::time::Instant::now();
+    let bytes = shared_heavy_layers(3);
+    assert!(bytes.len() < 1024, "{}", bytes.len());
+    let e = refusal(&bytes);
+    assert!(
+        e.contains("layers 0 to 2 do 9994240 plaintext operations per image")
+            && e.contains("limit of 8388608"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed().as_secs_f64() < 5.0,
+        "{:?}",
+        started.elapsed()
+    );
+    // Two layers are a model, but calibrating on 1,000 images exceeds the import's budget;
+    // the error says how many fit, and nothing is evaluated first.
+    let bytes = shared_heavy_layers(2);
+    assert_eq!(
+        import_onnx(&bytes).unwrap().model.work().unwrap(),
+        5_799_936
+    );
+    let dir = std::env::temp_dir().join(format!("hegpu-heavy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx_path = dir.join("heavy.onnx");
+    std::fs::write(&onnx_path, &bytes).unwrap();
+    let options = |calibration| hegpu::job::ImportOptions {
+        onnx: onnx_path.clone(),
+        out: dir.join("heavy.safetensors"),
+        approx: vec![],
+        data: root().join("data/mnist"),
+        calibration,
+        weights: WeightType::F32,
+    };
+    let started = std::time::Instant::now();
+    let e = hegpu::job::run_import(&options(1000))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("calibrating on 1000 images costs 11599872000")
+            && e.contains("calibrate on at most 92 images"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed().as_secs_f64() < 5.0,
+        "{:?}",
+        started.elapsed()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn truncated_and_corrupted_files_are_errors_not_panics() {
     let bytes = std::fs::read(fixture("cnn-bn-pool.onnx")).unwrap();

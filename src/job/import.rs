@@ -48,33 +48,67 @@ pub struct ImportReport {
     pub preset: Option<std::result::Result<String, String>>,
 }
 
+/// Plaintext operations ([`Model::work`] per image) the import may spend on passes over
+/// images: half on calibration (fitting the polynomials, bounding the plan's stages), half on
+/// the accuracy report (two passes per test digit). About 20 s on one core of a 2-core machine
+/// (measured 2026-12-06: 1.1·10^8 operations per second); the shipped-size models need a
+/// tenth of it.
+pub const IMPORT_WORK: u64 = 1 << 31;
+
+/// How many images the import's passes read, within [`IMPORT_WORK`]: the calibration images
+/// asked for (an error naming the total and the limit when they do not fit), and as many test
+/// digits as fit, up to `tests`.
+fn images_within_budget(work: u64, calibration: usize, tests: usize) -> Result<(usize, usize)> {
+    let half = IMPORT_WORK / 2;
+    let calibrating = work * 2 * calibration as u64;
+    if calibrating > half {
+        return Err(Error::Config(format!(
+            "calibrating on {calibration} images costs {calibrating} plaintext operations ({work} \
+             per image, two passes), above the import's budget of {half}; calibrate on at most \
+             {} images (--calibration)",
+            half / (work * 2)
+        )));
+    }
+    Ok((calibration, tests.min((half / (work * 2)) as usize)))
+}
+
 /// Imports, approximates, checks and writes the model.
 pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
     let imported = import_onnx_file(&opts.onnx)?;
     let mnist = Mnist::load(&opts.data)?;
     let model = imported.model;
     let digits = model.input_len() == 784 && model.shapes()?.last() == Some(&vec![10]);
-    let calibration: Vec<f32> = if model.input_len() == 784 {
-        let count = opts.calibration.clamp(1, mnist.train_labels.len());
-        pixels(&mnist.train_images)[..784 * count].to_vec()
-    } else {
+    if model.input_len() != 784 {
         return Err(Error::Config(format!(
             "the model takes {:?}; calibration uses MNIST images (784 values)",
             model.input
         )));
-    };
+    }
+    let (calibrating, tests) = images_within_budget(
+        model.work()? as u64,
+        opts.calibration.clamp(1, mnist.train_labels.len()),
+        if digits { mnist.test_labels.len() } else { 0 },
+    )?;
+    let calibration = pixels(&mnist.train_images)[..784 * calibrating].to_vec();
     let test_px = pixels(&mnist.test_images);
     let test = Dataset {
-        images: &test_px,
-        labels: &mnist.test_labels,
+        images: &test_px[..784 * tests],
+        labels: &mnist.test_labels[..tests],
         shape: model.input.clone(),
     };
     let mut report = ImportReport {
         notes: imported.notes,
-        test_images: if digits { mnist.test_labels.len() } else { 0 },
+        test_images: tests,
         ..Default::default()
     };
-    if digits {
+    if digits && tests < mnist.test_labels.len() {
+        report.notes.push(format!(
+            "accuracy measured on the first {tests} of {} test digits (the import's budget of \
+             plaintext operations)",
+            mnist.test_labels.len()
+        ));
+    }
+    if tests > 0 {
         report.accuracy_imported = Some(accuracy(&model, &test)?);
     }
     let has_functions = model
@@ -95,7 +129,7 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
             report.unreplaced.push(*f);
         }
     }
-    if digits {
+    if tests > 0 {
         report.accuracy_written = Some(accuracy(&written, &test)?);
     }
     if report.unreplaced.is_empty() {

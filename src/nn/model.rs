@@ -81,6 +81,11 @@ pub mod limits {
     pub const TERMS: usize = 1 << 22;
     /// Layers of a model.
     pub const LAYERS: usize = 256;
+    /// Plaintext operations per image across all layers ([`Model::work`](super::Model::work):
+    /// weighted terms and elementwise steps). One layer may hold [`TERMS`], two such layers
+    /// together, not 256: the budget bounds what a file can ask of the server and of the
+    /// import's calibration passes. The shipped network does about 170,000.
+    pub const WORK: usize = 1 << 23;
     /// Degree of a polynomial activation (each doubling costs the encrypted pass a level).
     pub const DEGREE: usize = 64;
     /// Largest magnitude of a polynomial's coefficient (`Poly`'s a, b, c and a `Polynomial`'s
@@ -253,6 +258,19 @@ impl Layer {
             | Layer::Activation(_) => 0,
         };
         product(&[outputs, per_output], limits::TERMS, "weighted terms")
+    }
+
+    /// Plaintext operations for one image: the weighted terms of a linear layer, one step per
+    /// output of padding and flattening, one per coefficient and output of a polynomial, and
+    /// a few per output of a square or an activation.
+    fn work(&self, output: &[usize]) -> Result<usize> {
+        let outputs: usize = output.iter().product();
+        let per_output = match self {
+            Layer::Polynomial { coefficients, .. } => coefficients.len(),
+            Layer::Square | Layer::Poly { .. } | Layer::Activation(_) => 3,
+            _ => return self.terms(output),
+        };
+        product(&[outputs, per_output], limits::TERMS, "elementwise steps")
     }
 
     /// The output shape for `input`, checking the layer's own sizes with checked arithmetic
@@ -624,16 +642,39 @@ impl Model {
             "input: activations per image",
         )?;
         let mut shapes = vec![self.input.clone()];
+        let mut work = 0usize;
         for (i, layer) in self.layers.iter().enumerate() {
             let next = layer
                 .output_shape(shapes.last().expect("non-empty"))
+                .and_then(|next| {
+                    work += layer.work(&next)?;
+                    Ok(next)
+                })
                 .map_err(|e| match e {
                     Error::Shape(why) => bad(format!("layer {i} ({}): {why}", layer.kind())),
                     other => other,
                 })?;
+            if work > limits::WORK {
+                return Err(bad(format!(
+                    "layers 0 to {i} do {work} plaintext operations per image, above the \
+                     model's limit of {}",
+                    limits::WORK
+                )));
+            }
             shapes.push(next);
         }
         Ok(shapes)
+    }
+
+    /// Plaintext operations per image across all layers (at most [`limits::WORK`]): what one
+    /// image costs a plaintext pass, and in proportion what the encrypted pass costs.
+    pub fn work(&self) -> Result<usize> {
+        let shapes = self.shapes()?;
+        self.layers
+            .iter()
+            .zip(&shapes[1..])
+            .map(|(layer, shape)| layer.work(shape))
+            .sum()
     }
 
     /// Number of inputs per image.
