@@ -60,7 +60,10 @@ def main():
         decrypt_one = lambda r, n: client.decrypt_latency(plan, r, n)
     else:
         keys = client.evaluation_keys()
-        encrypt_one, decrypt_one = client.encrypt_batch, client.decrypt_batch
+        # The range the servers' plan is calibrated for (Server.input_range computes the same).
+        input_range = (float(calibration.min()), float(calibration.max()))
+        encrypt_one = lambda x: client.encrypt_batch(x, input_range)
+        decrypt_one = client.decrypt_batch
     batches = [encrypt_one(images[i:i + a.batch]) for i in range(0, len(images), a.batch)]
     encrypt = time.perf_counter() - t
 

@@ -45,7 +45,7 @@ fn client(backend: &Arc<dyn Backend>, seed: u64) -> Client {
 /// The decrypted outputs, and the ciphertexts the server key-switched.
 fn encrypted_run(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> (Vec<Vec<f32>>, u64) {
     let c = client(&backend, 3);
-    let bounds = stage_bounds(model, images).unwrap();
+    let bounds = Bounds::measure(model, images).unwrap();
     let net = EncryptedNetwork::plan(model, &c.params, &bounds).unwrap();
     let x = encrypt_images(&net, &c.encoder, &c.encryptor, images).unwrap();
     assert_eq!(x.shape(), model.input.as_slice());
@@ -141,20 +141,26 @@ fn planning_refuses_what_the_parameters_cannot_hold() {
         weight: vec![0.1; 8],
         bias: vec![0.0; 2],
     });
-    let bounds = vec![1.0; 7];
-    let err = EncryptedNetwork::plan(&deep, &params, &bounds)
+    let unit = InputRange {
+        low: 0.0,
+        high: 1.0,
+    };
+    let bounds = |stages: Vec<f32>| Bounds {
+        input: unit,
+        stages,
+    };
+    let err = EncryptedNetwork::plan(&deep, &params, &bounds(vec![1.0; 7]))
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("levels"), "{err}");
     let model = common::small_network();
-    let huge = vec![1e12; 5];
     assert!(
-        EncryptedNetwork::plan(&model, &params, &huge).is_err(),
+        EncryptedNetwork::plan(&model, &params, &bounds(vec![1e12; 5])).is_err(),
         "outputs that wrap"
     );
     assert!(
-        EncryptedNetwork::plan(&model, &params, &[1.0]).is_err(),
+        EncryptedNetwork::plan(&model, &params, &bounds(vec![1.0])).is_err(),
         "bound count"
     );
 }
@@ -194,7 +200,7 @@ fn gpu_and_cpu_give_identical_encrypted_outputs() {
     let images: Vec<f32> = (0..8 * 64).map(|_| r.random_range(0.0..1.0)).collect();
     let run = |backend: Arc<dyn Backend>| {
         let c = client(&backend, 5);
-        let bounds = stage_bounds(&model, &images).unwrap();
+        let bounds = Bounds::measure(&model, &images).unwrap();
         let net = EncryptedNetwork::plan(&model, &c.params, &bounds).unwrap();
         let x = encrypt_images(&net, &c.encoder, &c.encryptor, &images).unwrap();
         let scheduler = Scheduler::new(&c.params, &c.keys, backend, Default::default()).unwrap();
@@ -221,7 +227,7 @@ fn tensors_of_the_wrong_shape_are_refused() {
     let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
     let c = client(&backend, 7);
     let images = vec![0.5f32; 3 * 64];
-    let bounds = stage_bounds(&model, &images).unwrap();
+    let bounds = Bounds::measure(&model, &images).unwrap();
     let net = EncryptedNetwork::plan(&model, &c.params, &bounds).unwrap();
     let scheduler =
         Scheduler::new(&c.params, &c.keys, backend.clone(), Default::default()).unwrap();

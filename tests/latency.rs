@@ -174,10 +174,12 @@ fn the_shipped_plan_costs_a_few_dozen_key_switches() {
 fn the_shipped_model_predicts_the_same_digits_encrypted() {
     let (model, train, test, _) = shipped();
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
-    let net = LatencyNetwork::plan(&model, &params, &train, 1).unwrap();
+    let count = 12;
+    let net = LatencyNetwork::plan(&model, &params, &train, 1)
+        .and_then(|net| net.with_request_images(count))
+        .unwrap();
     let p = parties(&params, &net, cpu());
     let prepared = net.prepare(&p.evaluator).unwrap();
-    let count = 12;
     let images = &test[..count * 784];
     let x = net.encrypt(&p.encoder, &p.encryptor, images).unwrap();
     assert_eq!(x.count(), 2 * count);
@@ -215,7 +217,9 @@ fn the_shipped_model_predicts_the_same_digits_encrypted() {
 fn images_share_a_ciphertext_where_the_slots_allow() {
     let (model, train, test, _) = shipped();
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
-    let net = LatencyNetwork::plan(&model, &params, &train, 8).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &train, 8)
+        .and_then(|net| net.with_request_images(5))
+        .unwrap();
     let cost = net.cost();
     assert_eq!(cost.images_per_ciphertext, 4, "{cost:?}");
     // Five ciphertexts for four images: 1.25 per image instead of 2.
@@ -279,9 +283,13 @@ fn gpu_and_cpu_give_identical_ciphertexts() {
     let Some(_) = common::gpu() else { return };
     let params = small_params();
     let model = small_conv();
-    let net = LatencyNetwork::plan(&model, &params, &random_images(16, 64, 5), 2).unwrap();
+    let net = LatencyNetwork::plan(&model, &params, &random_images(16, 64, 5), 2)
+        .and_then(|net| net.with_request_images(3))
+        .unwrap();
     assert_eq!(net.cost().images_per_ciphertext, 2);
-    let images = random_images(3, 64, 6);
+    // Fresh images, within the range the calibration images took.
+    let mut images = random_images(3, 64, 6);
+    net.input_range().clamp(&mut images);
     let run = |backend: Arc<dyn Backend>| {
         let p = parties(&params, &net, backend.clone());
         let prepared = net.prepare(&p.evaluator).unwrap();
@@ -376,6 +384,40 @@ fn bad_inputs_and_missing_keys_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("at level"), "{e}");
+    // Requests of the plan's size only: more images than it takes are refused by the client,
+    // more ciphertexts (another plan's request, or a batch) by the server, before any work.
+    let e = net
+        .encrypt(&p.encoder, &p.encryptor, &[0.5; 80])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("2 images in one request; the plan takes at most 1"),
+        "{e}"
+    );
+    let wide = net.clone().with_request_images(2).unwrap();
+    let two = wide.encrypt(&p.encoder, &p.encryptor, &[0.5; 80]).unwrap();
+    let e = net
+        .evaluate(&p.evaluator, &prepared, &two)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("1 to 1 groups") && e.contains("got 2 ciphertexts"),
+        "{e}"
+    );
+    assert!(net.clone().with_request_images(0).is_err());
+    assert!(
+        net.clone()
+            .with_request_images(MOST_REQUEST_IMAGES + 1)
+            .is_err()
+    );
+    // Inputs outside the calibrated range ([0, 1) here): an error, not garbage.
+    let range = net.input_range();
+    assert!(range.low >= 0.0 && range.high < 1.0, "{range:?}");
+    let e = net
+        .encrypt(&p.encoder, &p.encryptor, &[50.0; 40])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("input 0 of image 0 is 50, outside"), "{e}");
     // A server with the relinearization key only.
     let mut kg = KeyGenerator::new(&params, Seed::from_u64(21));
     let sk = kg.secret_key().unwrap();

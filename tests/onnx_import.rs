@@ -149,7 +149,7 @@ fn the_relu_mlp_with_degree_8_polynomials_stays_within_a_point() {
     assert!((a - b).abs() <= 0.01, "ReLU {a}, polynomials {b}");
     // Linear, 3 levels of powers, linear, 3, linear: N = 2^14 holds it, N = 2^13 does not.
     assert_eq!(levels_needed(poly).unwrap(), 9);
-    let bounds = stage_bounds(poly, &pixels(&mnist().train_images)[..784 * 200]).unwrap();
+    let bounds = Bounds::measure(poly, &pixels(&mnist().train_images)[..784 * 200]).unwrap();
     let (preset, _) = EncryptedNetwork::plan_smallest(poly, &bounds).unwrap();
     assert_eq!(preset, Preset::Deep16384);
 }

@@ -124,7 +124,7 @@ fn low_degree_polynomials_cost_a_square_and_constants_cost_nothing() {
 fn the_planner_picks_the_smallest_preset_or_says_how_many_levels_it_needs() {
     let x = images(20, 7);
     let shallow = network(odd5());
-    let bounds = stage_bounds(&shallow, &x).unwrap();
+    let bounds = Bounds::measure(&shallow, &x).unwrap();
     let (preset, _) = EncryptedNetwork::plan_smallest(&shallow, &bounds).unwrap();
     assert_eq!(preset, Preset::CryptoNets8192);
     // Three degree-8 activations: 4 linear maps + 3 × 3 levels = 13, past N = 2^14's 12.
@@ -137,7 +137,7 @@ fn the_planner_picks_the_smallest_preset_or_says_how_many_levels_it_needs() {
         deep.layers.push(dense(12, 12, 10 + s));
     }
     assert_eq!(levels_needed(&deep).unwrap(), 13);
-    let bounds = stage_bounds(&deep, &x).unwrap();
+    let bounds = Bounds::measure(&deep, &x).unwrap();
     let (preset, network) = EncryptedNetwork::plan_smallest(&deep, &bounds).unwrap();
     assert_eq!(preset, Preset::Deep32768);
     assert_eq!(network.params().literal().log_n, 15);
@@ -146,7 +146,7 @@ fn the_planner_picks_the_smallest_preset_or_says_how_many_levels_it_needs() {
         deep.layers.push(relu8());
         deep.layers.push(dense(12, 12, 10 + s));
     }
-    let bounds = stage_bounds(&deep, &x).unwrap();
+    let bounds = Bounds::measure(&deep, &x).unwrap();
     let err = EncryptedNetwork::plan_smallest(&deep, &bounds)
         .err()
         .expect("too deep")
@@ -157,7 +157,9 @@ fn the_planner_picks_the_smallest_preset_or_says_how_many_levels_it_needs() {
 #[test]
 fn non_polynomial_activations_are_refused_with_the_fix() {
     let model = network(Layer::Activation(Activation::Relu));
-    let err = stage_bounds(&model, &images(2, 1)).unwrap_err().to_string();
+    let err = Bounds::measure(&model, &images(2, 1))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("layer 1 is relu") && err.contains("--approx relu:"),
         "{err}"
@@ -190,10 +192,14 @@ fn gpu_and_cpu_give_identical_ciphertexts_for_powers() {
 fn the_latency_packing_evaluates_polynomials_of_any_degree() {
     let params = params();
     let calibration = images(16, 11);
-    let x = images(5, 12);
     for (activation, degree) in [(relu8(), 8usize), (odd5(), 5)] {
         let model = network(activation);
-        let net = LatencyNetwork::plan(&model, &params, &calibration, 1).unwrap();
+        let net = LatencyNetwork::plan(&model, &params, &calibration, 1)
+            .and_then(|net| net.with_request_images(5))
+            .unwrap();
+        // Fresh images, within the range the calibration images took.
+        let mut x = images(5, 12);
+        net.input_range().clamp(&mut x);
         let cost = net.cost();
         // A linear map, the powers (⌈log2 d⌉ − 1), the weighing (2), a linear map.
         let depth = degree.next_power_of_two().trailing_zeros() as usize;

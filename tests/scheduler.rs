@@ -70,8 +70,9 @@ fn setup() -> &'static Setup {
         let model = model();
         let mut r = common::rng(32);
         let images: Vec<f32> = (0..6 * 36).map(|_| r.random_range(0.0..1.0)).collect();
-        let net = EncryptedNetwork::plan(&model, &params, &stage_bounds(&model, &images).unwrap())
-            .unwrap();
+        let net =
+            EncryptedNetwork::plan(&model, &params, &Bounds::measure(&model, &images).unwrap())
+                .unwrap();
         let encryptor =
             Encryptor::with_secret_key(&params, &sk, cpu.clone(), Seed::from_u64(33)).unwrap();
         let x = encrypt_images(&net, &Encoder::new(&params), &encryptor, &images).unwrap();

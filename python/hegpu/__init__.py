@@ -8,7 +8,8 @@ ciphertexts, all as bytes. Images go in and logits come out as NumPy float32 arr
     params = hegpu.Parameters.preset("cryptonets8192")
     client = hegpu.Client(params)
     server = hegpu.Server(params, client.evaluation_keys(), model, calibration)
-    logits = client.decrypt_batch(server.evaluate(client.encrypt_batch(images)), len(images))
+    request = client.encrypt_batch(images, server.input_range)  # refuses values outside it
+    logits = client.decrypt_batch(server.evaluate(request), len(images))
 
 `hegpu.ray` runs the server side on a Ray cluster.
 """

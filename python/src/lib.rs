@@ -9,7 +9,7 @@ use hegpu::ckks::{
     Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator,
     ParameterLiteral, Parameters as CkksParameters, Preset, SecretKey, SecurityLevel, Seed,
 };
-use hegpu::nn::{EncryptedNetwork, LatencyNetwork, PreparedDiagonals, stage_bounds};
+use hegpu::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork, PreparedDiagonals};
 use hegpu::tensor::{CipherTensor, ScheduleOptions, Scheduler};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
@@ -36,6 +36,36 @@ fn bad(why: impl Into<String>) -> PyErr {
 }
 
 /// The rows of a 2-D float32 array, row-major, with its shape.
+/// Holds `images` (`per_image` values each) to the range a plan was calibrated for: an error
+/// naming the first value outside it, or with `clamp` the values clamped and a warning saying
+/// how many.
+fn within_range(
+    py: Python<'_>,
+    range: InputRange,
+    images: &mut [f32],
+    per_image: usize,
+    clamp: bool,
+) -> PyResult<()> {
+    if !clamp {
+        return range.check(images, per_image).map_err(err);
+    }
+    let changed = range.clamp(images);
+    if changed > 0 {
+        let message = std::ffi::CString::new(format!(
+            "clamped {changed} input values into [{}, {}], the range the plan was calibrated for",
+            range.low, range.high
+        ))
+        .map_err(|e| bad(e.to_string()))?;
+        PyErr::warn(
+            py,
+            &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+            &message,
+            1,
+        )?;
+    }
+    Ok(())
+}
+
 fn rows(images: &PyReadonlyArray2<'_, f32>) -> (Vec<f32>, usize, usize) {
     let a = images.as_array();
     let (n, m) = a.dim();
@@ -214,7 +244,7 @@ impl Model {
         let (calib, _, m) = rows(&calibration);
         self.check_width(m)?;
         py.detach(|| {
-            let bounds = stage_bounds(&self.inner, &calib)?;
+            let bounds = Bounds::measure(&self.inner, &calib)?;
             EncryptedNetwork::plan_smallest(&self.inner, &bounds).map(|(p, _)| p.name().to_string())
         })
         .map_err(err)
@@ -282,20 +312,41 @@ struct LatencyPlan {
 #[pymethods]
 impl LatencyPlan {
     #[new]
-    #[pyo3(signature = (model, params, calibration, per_ciphertext = 1))]
+    #[pyo3(signature = (model, params, calibration, per_ciphertext = 1, request_images = None))]
     fn new(
         py: Python<'_>,
         model: &Model,
         params: &Parameters,
         calibration: PyReadonlyArray2<'_, f32>,
         per_ciphertext: usize,
+        request_images: Option<usize>,
     ) -> PyResult<Self> {
         let (calib, _, m) = rows(&calibration);
         model.check_width(m)?;
         let inner = py
-            .detach(|| LatencyNetwork::plan(&model.inner, &params.inner, &calib, per_ciphertext))
+            .detach(|| {
+                let plan =
+                    LatencyNetwork::plan(&model.inner, &params.inner, &calib, per_ciphertext)?;
+                match request_images {
+                    Some(images) => plan.with_request_images(images),
+                    None => Ok(plan),
+                }
+            })
             .map_err(err)?;
         Ok(Self { inner })
+    }
+
+    /// Most images one request holds (the server refuses larger requests).
+    #[getter]
+    fn request_images(&self) -> usize {
+        self.inner.request_images()
+    }
+
+    /// `(low, high)`: the input values the plan was calibrated for.
+    #[getter]
+    fn input_range(&self) -> (f32, f32) {
+        let r = self.inner.input_range();
+        (r.low, r.high)
     }
 
     /// Rotation steps the Galois keys must cover.
@@ -374,15 +425,27 @@ impl Client {
 
     /// Encrypts `(n, values)` float32 images (n up to `params.slots`) in the batch packing:
     /// one ciphertext per value, image i in slot i.
+    ///
+    /// `input_range` is the server's `Server.input_range`: values outside it are an error,
+    /// or with `clamp` are clamped into it with a warning (an encrypted overflow would
+    /// decrypt to garbage without any error).
+    #[pyo3(signature = (images, input_range, clamp = false))]
     fn encrypt_batch<'py>(
         &self,
         py: Python<'py>,
         images: PyReadonlyArray2<'py, f32>,
+        input_range: (f32, f32),
+        clamp: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let (x, n, m) = rows(&images);
+        let (mut x, n, m) = rows(&images);
         if n == 0 || m == 0 {
             return Err(bad("no images to encrypt"));
         }
+        let (low, high) = input_range;
+        if !(low <= high) {
+            return Err(bad(format!("input range ({low}, {high}) is empty")));
+        }
+        within_range(py, InputRange { low, high }, &mut x, m, clamp)?;
         let bytes = py
             .detach(|| -> hegpu::Result<Vec<u8>> {
                 let scale = self.params.default_scale();
@@ -414,14 +477,18 @@ impl Client {
         array2(py, out, width)
     }
 
-    /// Encrypts `(n, values)` images for the latency packing's `plan`.
+    /// Encrypts `(n, values)` images for the latency packing's `plan`: values outside
+    /// `plan.input_range` are an error, or with `clamp` are clamped with a warning.
+    #[pyo3(signature = (plan, images, clamp = false))]
     fn encrypt_latency<'py>(
         &self,
         py: Python<'py>,
         plan: &LatencyPlan,
         images: PyReadonlyArray2<'py, f32>,
+        clamp: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let (x, _, _) = rows(&images);
+        let (mut x, _, m) = rows(&images);
+        within_range(py, plan.inner.input_range(), &mut x, m, clamp)?;
         let bytes = py
             .detach(|| -> hegpu::Result<Vec<u8>> {
                 let ct = plan.inner.encrypt(&self.encoder, &self.encryptor, &x)?;
@@ -494,7 +561,7 @@ impl Server {
         model.check_width(m)?;
         py.detach(|| -> hegpu::Result<Self> {
             let keys = EvaluationKeys::from_bytes(keys, &params.inner)?;
-            let bounds = stage_bounds(&model.inner, &calib)?;
+            let bounds = Bounds::measure(&model.inner, &calib)?;
             let network = EncryptedNetwork::plan(&model.inner, &params.inner, &bounds)?;
             let backend = server_backend(device, threads)?;
             let scheduler =
@@ -526,6 +593,14 @@ impl Server {
     #[getter]
     fn device(&self) -> String {
         self.scheduler.name()
+    }
+
+    /// `(low, high)`: the input values the plan was calibrated for; clients pass it to
+    /// `Client.encrypt_batch`.
+    #[getter]
+    fn input_range(&self) -> (f32, f32) {
+        let r = self.network.input_range();
+        (r.low, r.high)
     }
 }
 

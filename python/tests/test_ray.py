@@ -21,9 +21,9 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def batches(mnist, client):
+def batches(mnist, client, server):
     images = mnist["test_images"][:48]
-    return [client.encrypt_batch(images[i:i + 16]) for i in range(0, 48, 16)]
+    return [client.encrypt_batch(images[i:i + 16], server.input_range) for i in range(0, 48, 16)]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@
 use crate::data::Mnist;
 use crate::nn::{
     Activation, ApproxSpec, EncryptedNetwork, Layer, Model, Replaced, WeightType, accuracy,
-    approximate, import_onnx_file, levels_needed, pixels, save_model, stage_bounds, train::Dataset,
+    approximate, import_onnx_file, levels_needed, pixels, save_model, train::Dataset,
 };
 use crate::{Error, Result};
 use std::path::PathBuf;
@@ -134,7 +134,7 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
     }
     if report.unreplaced.is_empty() {
         report.levels = Some(levels_needed(&written)?);
-        let bounds = stage_bounds(&written, &calibration)?;
+        let bounds = crate::nn::Bounds::measure(&written, &calibration)?;
         report.preset = Some(
             EncryptedNetwork::plan_smallest(&written, &bounds)
                 .map(|(p, _)| p.name().to_string())

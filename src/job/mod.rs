@@ -16,9 +16,7 @@ pub use latency::LatencyReport;
 use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};
 use crate::ckks::{Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Seed};
 use crate::data::Mnist;
-use crate::nn::{
-    EncryptedNetwork, Model, argmax, encrypt_images, load_model, pixels, stage_bounds,
-};
+use crate::nn::{Bounds, EncryptedNetwork, Model, argmax, encrypt_images, load_model, pixels};
 use crate::tensor::{CipherTensor, Mode, ScheduleOptions, Scheduler, StageReport};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -564,9 +562,9 @@ pub fn plan_server(
 
 /// The model's bounds after every stage on the first 1,000 training images (public
 /// calibration data).
-fn calibration_bounds(model: &Model, mnist: &Mnist) -> Result<Vec<f32>> {
+fn calibration_bounds(model: &Model, mnist: &Mnist) -> Result<Bounds> {
     let calibration = 1000.min(mnist.train_labels.len());
-    stage_bounds(model, &pixels(&mnist.train_images)[..784 * calibration])
+    Bounds::measure(model, &pixels(&mnist.train_images)[..784 * calibration])
 }
 
 type ClientServer<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Scheduler);
@@ -644,7 +642,7 @@ mod tests {
             ..Default::default()
         };
         let images = vec![0.5f32; 2 * 784];
-        let bounds = stage_bounds(&model, &images).unwrap();
+        let bounds = crate::nn::Bounds::measure(&model, &images).unwrap();
         let network = EncryptedNetwork::plan(&model, &params, &bounds).unwrap();
         let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(Some(1)).unwrap());
         let scheduler = Scheduler::new(&params, &keys, cpu, ScheduleOptions::default()).unwrap();

@@ -8,6 +8,7 @@
 //! target; the last step's target leaves room in q_0 for the largest output. A model that needs
 //! more levels, or outputs that would not fit, fail at planning with a clear error.
 
+use super::bounds::{Bounds, InputRange};
 use super::model::{Layer, LinearRow, Model};
 use crate::circuits::{InputForm, LinearWork, PowersWork, Then};
 use crate::ckks::{Encoder, Encryptor, Parameters, Preset};
@@ -24,6 +25,8 @@ pub struct EncryptedNetwork {
     input_shape: Vec<usize>,
     output_shape: Vec<usize>,
     input_scale: f64,
+    /// The inputs' range on the calibration images.
+    input_range: InputRange,
 }
 
 /// Composes `second ∘ first` (both as sparse rows with constants).
@@ -181,7 +184,7 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
 }
 
 /// Every stage applied to one image's values.
-fn run_stages(stages: &[Stage], image: &[f32], mut each: impl FnMut(usize, &[f32])) {
+pub(crate) fn run_stages(stages: &[Stage], image: &[f32], mut each: impl FnMut(usize, &[f32])) {
     let mut x = image.to_vec();
     for (s, stage) in stages.iter().enumerate() {
         x = match stage {
@@ -203,19 +206,6 @@ fn run_stages(stages: &[Stage], image: &[f32], mut each: impl FnMut(usize, &[f32
 /// `Σ_{p ≥ 1} c_p · v^p` (`c`: c_1 … c_d).
 pub(crate) fn polynomial(c: &[f32], v: f32) -> f32 {
     c.iter().rev().fold(0.0, |acc, &cp| (acc + cp) * v)
-}
-
-/// Largest |activation| after every stage over `images` (plaintext), for planning.
-pub fn stage_bounds(model: &Model, images: &[f32]) -> Result<Vec<f32>> {
-    let stages = stages(model)?;
-    let mut bounds = vec![0.0f32; stages.len()];
-    for img in images.chunks(model.input_len()) {
-        run_stages(&stages, img, |s, x| {
-            let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            bounds[s] = bounds[s].max(m);
-        });
-    }
-    Ok(bounds)
 }
 
 /// Levels the encrypted pass of `model` uses: one per linear map and per square, ⌈log2 d⌉ per
@@ -240,7 +230,7 @@ impl EncryptedNetwork {
     /// Plans `model` with the smallest preset (N = 2^13, 2^14, 2^15; all 128-bit secure) that
     /// holds its levels and its values at `bounds` (see [`plan`](Self::plan)); an error says
     /// how many levels it needs when none does.
-    pub fn plan_smallest(model: &Model, bounds: &[f32]) -> Result<(Preset, Self)> {
+    pub fn plan_smallest(model: &Model, bounds: &Bounds) -> Result<(Preset, Self)> {
         let needed = levels_needed(model)?;
         let mut refusals = Vec::new();
         for preset in Preset::ALL {
@@ -266,10 +256,12 @@ impl EncryptedNetwork {
         &self.params
     }
 
-    /// Plans `model` for `params`. `bounds` (from [`stage_bounds`] on sample inputs) are the
-    /// largest activations expected after each stage; they are doubled for margin. Inputs are
-    /// encrypted at the parameters' default scale.
-    pub fn plan(model: &Model, params: &Arc<Parameters>, bounds: &[f32]) -> Result<Self> {
+    /// Plans `model` for `params`. `bounds` (from [`Bounds::measure`] on sample inputs) hold
+    /// the largest activations expected after each stage, doubled here for margin, and the
+    /// range of the inputs, which [`encrypt_images`] holds the client to. Inputs are encrypted
+    /// at the parameters' default scale.
+    pub fn plan(model: &Model, params: &Arc<Parameters>, bounds: &Bounds) -> Result<Self> {
+        let (input_range, bounds) = (bounds.input, &bounds.stages[..]);
         let stages = stages(model)?;
         if stages.len() != bounds.len() {
             return Err(Error::Config(format!(
@@ -401,6 +393,7 @@ impl EncryptedNetwork {
             input_shape: model.input.clone(),
             output_shape: model.shapes()?.pop().expect("the input shape at least"),
             input_scale: delta,
+            input_range,
         })
     }
 
@@ -412,6 +405,11 @@ impl EncryptedNetwork {
     /// The scale inputs must be encrypted at.
     pub fn input_scale(&self) -> f64 {
         self.input_scale
+    }
+
+    /// The range of inputs the plan was calibrated for: [`encrypt_images`] refuses others.
+    pub fn input_range(&self) -> InputRange {
+        self.input_range
     }
 
     /// The stages as layer work.
@@ -449,13 +447,18 @@ impl EncryptedNetwork {
 }
 
 /// Client side: encrypts up to N/2 images (`[image][input]`) for `network`, in the shape and at
-/// the scale its plan expects.
+/// the scale its plan expects; an input outside the plan's [`input_range`] is an error
+/// (clamp with [`InputRange::clamp`] first to go on).
+///
+/// [`input_range`]: EncryptedNetwork::input_range
 pub fn encrypt_images(
     network: &EncryptedNetwork,
     encoder: &Encoder,
     encryptor: &Encryptor,
     images: &[f32],
 ) -> Result<CipherTensor> {
+    let per_image = network.input_shape.iter().product();
+    network.input_range.check(images, per_image)?;
     CipherTensor::encrypt(
         images,
         &network.input_shape,

@@ -3,6 +3,7 @@
 
 pub mod approx;
 pub mod arch;
+pub mod bounds;
 pub mod encrypted;
 pub mod file;
 pub mod latency;
@@ -13,9 +14,10 @@ pub mod train;
 
 pub use approx::{ApproxSpec, Replaced, approximate};
 pub use arch::parse_architecture;
-pub use encrypted::{EncryptedNetwork, encrypt_images, levels_needed, stage_bounds};
+pub use bounds::{Bounds, InputRange};
+pub use encrypted::{EncryptedNetwork, encrypt_images, levels_needed};
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
-pub use latency::{LatencyCost, LatencyNetwork, PreparedDiagonals, StepSlots};
+pub use latency::{LatencyCost, LatencyNetwork, MOST_REQUEST_IMAGES, PreparedDiagonals, StepSlots};
 pub use mnist::{MnistRecipe, pixels, train_mnist};
 pub use model::{Activation, Layer, Model, Shape, argmax, cryptonets};
 pub use onnx::{Imported, import_onnx, import_onnx_file};

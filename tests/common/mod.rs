@@ -150,7 +150,7 @@ pub fn encrypted_run(
     backend: Arc<dyn hegpu::backend::Backend>,
 ) -> EncryptedRun {
     use hegpu::ckks::*;
-    use hegpu::nn::{EncryptedNetwork, encrypt_images, stage_bounds};
+    use hegpu::nn::{Bounds, EncryptedNetwork, encrypt_images};
     let mut kg = KeyGenerator::new(params, Seed::from_u64(21));
     let sk = kg.secret_key().unwrap();
     let keys = EvaluationKeys {
@@ -160,7 +160,7 @@ pub fn encrypted_run(
     let encoder = Encoder::new(params);
     let encryptor =
         Encryptor::with_secret_key(params, &sk, backend.clone(), Seed::from_u64(22)).unwrap();
-    let bounds = stage_bounds(model, images).unwrap();
+    let bounds = Bounds::measure(model, images).unwrap();
     let net = EncryptedNetwork::plan(model, params, &bounds).unwrap();
     let x = encrypt_images(&net, &encoder, &encryptor, images).unwrap();
     let scheduler =

@@ -24,6 +24,7 @@ mod scheme;
 use layout::Layout;
 use placement::SlotLinear;
 
+use super::bounds::InputRange;
 use super::encrypted::{Stage, stage_levels, stages_with_polynomials};
 use super::model::Model;
 use crate::backend::Backend;
@@ -80,7 +81,16 @@ pub struct LatencyNetwork {
     input_len: usize,
     /// Images per ciphertext (k): the plan is for `slots / k` slots, interleaved.
     share: usize,
+    /// Groups of `share` images one request holds at most (1 unless the plan is widened with
+    /// [`with_request_images`](Self::with_request_images)): the server refuses larger ones.
+    request_groups: usize,
+    /// The inputs' range on the calibration images the scales were fitted to.
+    input_range: InputRange,
 }
+
+/// Most images one latency request may be planned for: a request's ciphertexts and the
+/// server's work grow with it; larger jobs belong to the batch packing.
+pub const MOST_REQUEST_IMAGES: usize = 1024;
 
 /// Counts that say what one evaluation costs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,6 +239,8 @@ impl LatencyNetwork {
             ));
         }
         let outputs = layout.homes(width)?;
+        let fitted = calibration.len().min(CALIBRATION_IMAGES * input_len) / input_len;
+        let input_range = InputRange::of(&calibration[..fitted * input_len])?;
         let mut net = Self {
             params: params.clone(),
             inputs,
@@ -239,6 +251,8 @@ impl LatencyNetwork {
             outputs,
             input_len,
             share,
+            request_groups: 1,
+            input_range,
         };
         net.fit_scales(calibration)?;
         Ok(net)
@@ -423,6 +437,31 @@ impl LatencyNetwork {
         Ok(images.len() / self.input_len)
     }
 
+    /// The same plan for requests of up to `images` images (1 to [`MOST_REQUEST_IMAGES`]):
+    /// by default a request holds one ciphertext's worth,
+    /// [`images_per_ciphertext`](LatencyCost::images_per_ciphertext).
+    pub fn with_request_images(mut self, images: usize) -> Result<Self> {
+        if !(1..=MOST_REQUEST_IMAGES).contains(&images) {
+            return Err(Error::Config(format!(
+                "{images} images per request: 1 to {MOST_REQUEST_IMAGES} (larger jobs belong to \
+                 the batch packing)"
+            )));
+        }
+        self.request_groups = images.div_ceil(self.share);
+        Ok(self)
+    }
+
+    /// Most images one request holds.
+    pub fn request_images(&self) -> usize {
+        self.request_groups * self.share
+    }
+
+    /// The range of inputs the plan was calibrated for: [`encrypt`](Self::encrypt) refuses
+    /// others.
+    pub fn input_range(&self) -> InputRange {
+        self.input_range
+    }
+
     /// Client side: encrypts `images` (`[image][input]`) into one batch of ciphertexts: for
     /// each of the plan's input layouts, one ciphertext per group of
     /// [`images_per_ciphertext`](LatencyCost::images_per_ciphertext) images (the last group
@@ -433,7 +472,15 @@ impl LatencyNetwork {
         encryptor: &Encryptor,
         images: &[f32],
     ) -> Result<Ciphertext> {
-        self.check_images(images)?;
+        let count = self.check_images(images)?;
+        if count > self.request_images() {
+            return Err(Error::Shape(format!(
+                "{count} images in one request; the plan takes at most {} \
+                 (LatencyNetwork::with_request_images)",
+                self.request_images()
+            )));
+        }
+        self.input_range.check(images, self.input_len)?;
         let groups: Vec<Vec<&[f32]>> = images
             .chunks_exact(self.input_len)
             .collect::<Vec<_>>()
@@ -553,9 +600,16 @@ impl LatencyNetwork {
         mut each: impl FnMut(usize, Ciphertext),
     ) -> Result<()> {
         let parts = self.inputs.len();
-        if x.level() != self.params.max_level() || !x.count().is_multiple_of(parts) {
+        let groups = x.count() / parts;
+        if x.level() != self.params.max_level()
+            || !x.count().is_multiple_of(parts)
+            || !(1..=self.request_groups).contains(&groups)
+        {
             return Err(Error::Shape(format!(
-                "the network takes {parts} ciphertexts per group of images at level {}, got {} at level {}",
+                "a request of this plan is {parts} ciphertexts per group of {} images, 1 to {} \
+                 groups, at level {}; got {} ciphertexts at level {}",
+                self.share,
+                self.request_groups,
                 self.params.max_level(),
                 x.count(),
                 x.level()
@@ -566,7 +620,6 @@ impl LatencyNetwork {
                 "diagonals prepared for another plan".into(),
             ));
         }
-        let groups = x.count() / parts;
         let mut xs: Vec<Ciphertext> = (0..parts)
             .map(|c| evaluator.select(x, &(c * groups..(c + 1) * groups).collect::<Vec<_>>()))
             .collect::<Result<_>>()?;
