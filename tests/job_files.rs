@@ -95,41 +95,64 @@ fn the_secret_key_file_is_new_and_owner_only() {
     }
 }
 
-/// Links planted for every public file of the split job (in a directory others can write):
-/// each file is written beside the link's target, which keeps its bytes.
+/// A link planted for each public file of the split job (in a directory others can write):
+/// the step that writes the file refuses it by name and the link's target keeps its bytes;
+/// with the link gone the step goes on.
 #[cfg(unix)]
 #[test]
-fn planted_links_are_replaced_never_written_through() {
+fn planted_links_are_refused_never_written_through() {
     let model = small_model_file("links");
     let dir = fresh_dir("links");
     let victims = fresh_dir("victims");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::create_dir_all(&victims).unwrap();
-    let plant = |name: &str| {
+    let d = dir.to_str().unwrap().to_string();
+    let keys = ["mnist", "keys", "--dir", &d];
+    let encrypt = [
+        "mnist", "encrypt", "--dir", &d, "--images", "10", "--batch", "10",
+    ];
+    let m = model.to_str().unwrap();
+    let serve = [
+        "mnist", "serve", "--dir", &d, "--model", m, "--device", "cpu",
+    ];
+    let steps: [(&str, &[&str]); 5] = [
+        ("params.bin", &keys),
+        ("evaluation-keys.bin", &keys),
+        ("batch-000.ct", &encrypt),
+        ("batches.txt", &encrypt),
+        ("result-000.ct", &serve),
+    ];
+    for (name, step) in steps {
         let victim = victims.join(name);
         std::fs::write(&victim, b"the victim's bytes").unwrap();
-        std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
-        victim
-    };
-    let mut planted = vec![plant("params.bin"), plant("evaluation-keys.bin")];
-    planted.push(plant("batches.txt"));
-    planted.push(plant("batch-000.ct"));
-    planted.push(plant("result-000.ct"));
-    client(&dir, "10");
-    let (ok, _, err) = serve(&dir, &model);
-    assert!(ok, "{err}");
+        let link = dir.join(name);
+        let _ = std::fs::remove_file(&link); // made by an earlier round
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let (ok, out, err) = run(step);
+        assert!(!ok, "{name}: {out}");
+        assert!(
+            err.contains(name) && err.contains("symbolic link"),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            b"the victim's bytes",
+            "{name}"
+        );
+        // (serve removes a result it could not write itself: the link, not its target)
+        let _ = std::fs::remove_file(&link);
+        if name == "evaluation-keys.bin" {
+            // The first round made the keys; make them again.
+            std::fs::remove_file(dir.join("secret.key")).unwrap();
+        }
+        hegpu_ok(step);
+        assert!(
+            std::fs::symlink_metadata(&link).unwrap().is_file(),
+            "{name}"
+        );
+    }
     let (ok, out, err) = decrypt(&dir, &model);
     assert!(ok, "{out}{err}");
-    for victim in &planted {
-        assert_eq!(
-            std::fs::read(victim).unwrap(),
-            b"the victim's bytes",
-            "{victim:?}"
-        );
-        let name = victim.file_name().unwrap();
-        let written = std::fs::symlink_metadata(dir.join(name)).unwrap();
-        assert!(written.is_file(), "{name:?} is still a link");
-    }
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&victims).unwrap();
 }

@@ -1,10 +1,10 @@
 //! Files hegpu writes, created so that nobody else can redirect them: public outputs (keys
 //! for the server, ciphertexts, models, reports) through a new temporary in the same directory
 //! renamed into place, secrets created new with owner-only permissions. Neither ever follows
-//! a symbolic link planted where the file goes.
+//! a symbolic link planted where the file goes: both refuse it.
 
 mod public;
 mod secret;
 
-pub use public::write_file;
+pub use public::{refuse_link, write_file};
 pub use secret::create_secret_file;

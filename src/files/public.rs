@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path`, replacing a file that is there. The bytes go to a temporary file
 /// created new (`O_CREAT | O_EXCL`: never an existing file or link) in the same directory,
-/// which is synced and then renamed over `path`. A rename replaces a symbolic link at `path`
-/// with the file instead of writing through it, and a reader never sees half a file. The
-/// temporary is removed when anything fails.
+/// which is synced and then renamed over `path`: a reader never sees half a file. A symbolic
+/// link at `path` is an error (see [`refuse_link`]); one planted between that check and the
+/// rename is replaced by the rename, never written through. The temporary is removed when
+/// anything fails. A path that leads to a stream (a character device such as `/dev/stdout`
+/// on a terminal, a pipe) is written into.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let fail = |why: String| Error::Data {
         path: path.display().to_string(),
@@ -18,6 +20,16 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
         return Err(fail("is a directory".into()));
     }
+    // A stream the caller named (`--json /dev/stdout`, a pipe): written into, not replaced;
+    // no file is overwritten that way.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut stream| stream.write_all(bytes))
+            .map_err(|e| fail(e.to_string()));
+    }
+    refuse_link(path)?;
     let temporary = temporary_beside(path).ok_or_else(|| fail("not a file name".into()))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -33,6 +45,22 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&temporary);
         fail(e.to_string())
     })
+}
+
+/// An error when `path` is a symbolic link: in a directory others can write, a link planted
+/// where hegpu writes a file would redirect it onto someone else's file; replacing the link
+/// instead would break links the caller made on purpose.
+pub fn refuse_link(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
+        return Err(Error::Data {
+            path: path.display().to_string(),
+            why: "is a symbolic link: hegpu never writes through or over a link (one planted in \
+                  a shared directory would redirect the file); remove it, or name the file it \
+                  points to"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// A name no other writer uses, in `path`'s directory: `.NAME.PID-COUNT.tmp`.
@@ -80,22 +108,37 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn a_planted_link_is_replaced_not_followed() {
+    fn a_planted_link_is_refused_not_followed() {
+        use std::os::unix::fs::FileTypeExt;
         let dir = scratch("link");
         let victim = dir.join("victim.txt");
         std::fs::write(&victim, b"the victim's data").unwrap();
         let link = dir.join("params.bin");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        write_file(&link, b"public parameters").unwrap();
+        let e = write_file(&link, b"public parameters")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("params.bin: is a symbolic link"), "{e}");
         assert_eq!(std::fs::read(&victim).unwrap(), b"the victim's data");
-        assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
-        assert_eq!(std::fs::read(&link).unwrap(), b"public parameters");
         // A dangling link: nothing is created where it points.
         let elsewhere = dir.join("elsewhere");
         let dangling = dir.join("evaluation-keys.bin");
         std::os::unix::fs::symlink(&elsewhere, &dangling).unwrap();
-        write_file(&dangling, b"keys").unwrap();
+        assert!(write_file(&dangling, b"keys").is_err());
         assert!(!elsewhere.exists());
+        assert_eq!(
+            entries(&dir),
+            ["evaluation-keys.bin", "params.bin", "victim.txt"]
+        );
+        // A stream named on purpose is written into, not replaced.
+        let null = Path::new("/dev/null");
+        write_file(null, b"report").unwrap();
+        assert!(
+            std::fs::metadata(null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

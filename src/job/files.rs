@@ -17,7 +17,7 @@ use crate::ckks::{
     SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::files::{create_secret_file, write_file};
+use crate::files::{create_secret_file, refuse_link, write_file};
 use crate::nn::{argmax, pixels};
 use crate::tensor::CipherTensor;
 use crate::{Error, Result};
@@ -56,6 +56,10 @@ fn batch_name(kind: &str, b: usize) -> String {
 /// parameters and the evaluation keys.
 pub fn client_keys(dir: &Path, preset: Preset) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    // Refused before the secret key is written, so that a planted link leaves nothing behind.
+    for name in ["params.bin", "evaluation-keys.bin"] {
+        refuse_link(&dir.join(name))?;
+    }
     let params = Parameters::preset(preset)?;
     let mut keygen = KeyGenerator::new(&params, Seed::Os);
     let sk = keygen.secret_key()?;
