@@ -441,11 +441,8 @@ impl Client {
         if n == 0 || m == 0 {
             return Err(bad("no images to encrypt"));
         }
-        let (low, high) = input_range;
-        if !(low <= high) {
-            return Err(bad(format!("input range ({low}, {high}) is empty")));
-        }
-        within_range(py, InputRange { low, high }, &mut x, m, clamp)?;
+        let range = InputRange::new(input_range.0, input_range.1).map_err(err)?;
+        within_range(py, range, &mut x, m, clamp)?;
         let bytes = py
             .detach(|| -> hegpu::Result<Vec<u8>> {
                 let scale = self.params.default_scale();

@@ -64,6 +64,8 @@ def test_out_of_range_inputs_and_oversized_requests_raise(mnist, model, params, 
     images = mnist["test_images"][:4] * 100
     with pytest.raises(hegpu.HegpuError, match=r"outside \[0, 1\]"):
         client.encrypt_batch(images, server.input_range)
+    with pytest.raises(hegpu.HegpuError, match="input range"):
+        client.encrypt_batch(images, (1.0, 0.0))
     with pytest.warns(UserWarning, match="clamped"):
         clamped = client.encrypt_batch(images, server.input_range, clamp=True)
     digits = client.decrypt_batch(server.evaluate(clamped), 4).argmax(axis=1)

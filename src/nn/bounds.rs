@@ -15,6 +15,17 @@ pub struct InputRange {
 }
 
 impl InputRange {
+    /// `[low, high]`: finite, `low ≤ high`.
+    pub fn new(low: f32, high: f32) -> Result<Self> {
+        if low.is_finite() && high.is_finite() && low <= high {
+            Ok(Self { low, high })
+        } else {
+            Err(Error::Config(format!(
+                "input range [{low}, {high}]: two finite bounds, the low one first"
+            )))
+        }
+    }
+
     /// The range of `values`, which must be finite and not empty.
     pub fn of(values: &[f32]) -> Result<Self> {
         if values.is_empty() {
@@ -134,5 +145,7 @@ mod tests {
         assert_eq!(range.clamp(&mut values), 3);
         assert_eq!(values, [0.0, 0.5, 1.0, 0.0]);
         assert!(InputRange::of(&[]).is_err() && InputRange::of(&[f32::INFINITY]).is_err());
+        assert_eq!(InputRange::new(0.0, 1.0).unwrap(), range);
+        assert!(InputRange::new(1.0, 0.0).is_err() && InputRange::new(f32::NAN, 1.0).is_err());
     }
 }
