@@ -548,6 +548,17 @@ fn a_models_total_work_is_bounded_before_any_pass() {
             && e.contains("calibrate on at most 92 images"),
         "{e}"
     );
+    // Within that budget, composing the two layers (no activation between) into the one map
+    // the encrypted pass applies would take 2^31.6 multiply-adds: refused before planning
+    // (it took 125 s).
+    let e = hegpu::job::run_import(&options(92))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 1 (dense) follows a linear map")
+            && e.contains("3288334336 multiply-adds, above the limit of 33554432"),
+        "{e}"
+    );
     assert!(
         started.elapsed().as_secs_f64() < 5.0,
         "{:?}",

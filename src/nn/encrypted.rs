@@ -9,7 +9,7 @@
 //! more levels, or outputs that would not fit, fail at planning with a clear error.
 
 use super::bounds::{Bounds, InputRange};
-use super::model::{Layer, LinearRow, Model};
+use super::model::{Layer, LinearRow, Model, limits};
 use crate::circuits::{InputForm, LinearWork, PowersWork, Then};
 use crate::ckks::{Encoder, Encryptor, Parameters, Preset};
 use crate::tensor::{CipherTensor, LayerPlan, ScheduleReport, Scheduler, Work};
@@ -53,6 +53,16 @@ fn compose(first: &[LinearRow], second: &[LinearRow]) -> Vec<LinearRow> {
         .collect()
 }
 
+/// Multiply-adds [`compose`] takes: for each term of `second`, the terms of the row of
+/// `first` it reads.
+fn composition_cost(first: &[LinearRow], second: &[LinearRow]) -> usize {
+    second
+        .iter()
+        .flat_map(|(_, terms)| terms)
+        .map(|&(i, _)| first.get(i).map_or(0, |(_, t)| t.len()))
+        .fold(0usize, usize::saturating_add)
+}
+
 /// `y_i = w · x_i + b` for each of `width` values.
 fn elementwise(width: usize, w: f32, b: f32) -> Vec<LinearRow> {
     (0..width).map(|i| (b, vec![(i, w)])).collect()
@@ -94,6 +104,8 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
     let shapes = model.shapes()?;
     let mut out: Vec<Stage> = Vec::new();
     let mut pending: Option<Vec<LinearRow>> = None;
+    // Multiply-adds of composing adjacent linear layers, bounded by limits::COMPOSITION.
+    let mut composed = 0usize;
     let then = |pending: Option<Vec<LinearRow>>, rows: Vec<LinearRow>| match pending {
         Some(prev) => compose(&prev, &rows),
         None => rows,
@@ -173,6 +185,17 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
             }
             _ => {
                 let rows = layer.linear_terms(shape)?.expect("linear layer");
+                composed = composed
+                    .saturating_add(pending.as_ref().map_or(0, |p| composition_cost(p, &rows)));
+                if composed > limits::COMPOSITION {
+                    return Err(Error::Config(format!(
+                        "layer {i} ({}) follows a linear map with no activation between: \
+                         composing the linear layers so far takes {composed} multiply-adds, \
+                         above the limit of {}",
+                        layer.kind(),
+                        limits::COMPOSITION
+                    )));
+                }
                 pending = Some(then(pending.take(), rows));
             }
         }
