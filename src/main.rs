@@ -131,7 +131,7 @@ struct JobArgs {
     /// server about what 1 does for four images)
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one)]
     per_ciphertext: usize,
-    /// Write the report as JSON
+    /// Write the report as JSON (- for standard output)
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     #[command(flatten)]
@@ -225,7 +225,7 @@ struct BenchArgs {
     /// Batch sizes of the network rows, run at N = 2^13 and 2^14 [default: 64,512,4096,8192]
     #[arg(long, value_name = "LIST", value_parser = batch_list)]
     batches: Option<BatchList>,
-    /// Write the records as JSON
+    /// Write the records as JSON (- for standard output)
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Draw the network's images/s against batch size as SVG
@@ -439,8 +439,9 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
     if let Some(path) = args.json {
         let body: Vec<String> = records.iter().map(Record::to_json).collect();
-        hegpu::files::write_file(&path, format!("[\n{}\n]\n", body.join(",\n")).as_bytes())?;
-        println!("wrote {} records to {}", records.len(), path.display());
+        if write_output(&path, &format!("[\n{}\n]\n", body.join(",\n")))? {
+            println!("wrote {} records to {}", records.len(), path.display());
+        }
     }
     if let Some(path) = args.chart {
         let title = "hegpu: the encrypted CryptoNets network on MNIST";
@@ -455,6 +456,17 @@ fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `text` to `path` (true), or to standard output for `-` (false).
+fn write_output(path: &std::path::Path, text: &str) -> Result<bool> {
+    if path == std::path::Path::new("-") {
+        print!("{text}");
+        Ok(false)
+    } else {
+        hegpu::files::write_file(path, text.as_bytes())?;
+        Ok(true)
+    }
 }
 
 fn train(args: TrainArgs) -> Result<()> {
@@ -778,8 +790,9 @@ fn mnist(args: JobArgs) -> Result<()> {
             bytes as f64 / f64::from(1 << 20)
         );
     }
-    if let Some(path) = args.json {
-        hegpu::files::write_file(&path, (report.to_json() + "\n").as_bytes())?;
+    if let Some(path) = args.json
+        && write_output(&path, &(report.to_json() + "\n"))?
+    {
         println!("wrote {}", path.display());
     }
     failures(&report.failed_batches, failed, "the job")

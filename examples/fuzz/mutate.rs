@@ -101,8 +101,8 @@ pub fn protobuf(rng: &mut rand_chacha::ChaCha8Rng, bytes: &mut Vec<u8>) {
         const PATHS: [(&[u64], &[u64]); 6] = [
             (&[7], &[1, 5, 6]),        // graphs in node attributes
             (&[7], &[1, 5, 11]),       // graphs in attribute lists
-            (&[25], &[11, 6, 1, 5]),   // graphs in a function's attributes
-            (&[20], &[1, 1, 5, 6]),    // graphs in training info
+            (&[25, 11], &[6, 1, 5]),   // graphs in a function's attributes
+            (&[20, 1], &[1, 5, 6]),    // graphs in training info
             (&[7, 11, 2], &[4, 1]),    // types in sequence types
             (&[7, 1, 5, 14], &[9, 1]), // types in optional types of an attribute
         ];

@@ -35,7 +35,6 @@ fn bad(why: impl Into<String>) -> PyErr {
     HegpuError::new_err(why.into())
 }
 
-/// The rows of a 2-D float32 array, row-major, with its shape.
 /// Holds `images` (`per_image` values each) to the range a plan was calibrated for: an error
 /// naming the first value outside it, or with `clamp` the values clamped and a warning saying
 /// how many.
@@ -66,6 +65,7 @@ fn within_range(
     Ok(())
 }
 
+/// The rows of a 2-D float32 array, row-major, with its shape.
 fn rows(images: &PyReadonlyArray2<'_, f32>) -> (Vec<f32>, usize, usize) {
     let a = images.as_array();
     let (n, m) = a.dim();

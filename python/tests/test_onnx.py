@@ -63,6 +63,10 @@ def test_bad_onnx_and_specs_raise(tmp_path, calibration):
     bad.write_bytes(nested_graphs(2000, wire=0))
     with pytest.raises(hegpu.HegpuError, match="wire type"):
         hegpu.Model.from_onnx(bad)
+    # The same behind tags of the right type: the nested graphs are skipped, never decoded.
+    bad.write_bytes(nested_graphs(2000, wire=2))
+    with pytest.raises(hegpu.HegpuError, match="inputs"):
+        hegpu.Model.from_onnx(bad)
     relu = hegpu.Model.from_onnx(FIXTURES / "mlp-relu.onnx")
     with pytest.raises(hegpu.HegpuError, match="FUNCTION:DEGREE"):
         relu.approximate(calibration, ["relu"])

@@ -7,29 +7,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path`, replacing a file that is there. The bytes go to a temporary file
 /// created new (`O_CREAT | O_EXCL`: never an existing file or link) in the same directory,
-/// which is synced and then renamed over `path`: a reader never sees half a file. A symbolic
-/// link at `path` is an error (see [`refuse_link`]); one planted between that check and the
-/// rename is replaced by the rename, never written through. The temporary is removed when
-/// anything fails. A path that leads to a stream (a character device such as `/dev/stdout`
-/// on a terminal, a pipe) is written into.
+/// given the replaced file's permissions, synced and renamed over `path`: a reader never sees
+/// half a file. A symbolic link at `path` is an error (see [`refuse_link`]); one planted
+/// between that check and the rename is replaced by the rename, never written through. The
+/// temporary is removed when anything fails. A character device named on purpose
+/// (`/dev/null`, a terminal) is written into, opened without following links; pipes and
+/// sockets are refused.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let fail = |why: String| Error::Data {
         path: path.display().to_string(),
         why,
     };
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        return Err(fail("is a directory".into()));
-    }
-    // A stream the caller named (`--json /dev/stdout`, a pipe): written into, not replaced;
-    // no file is overwritten that way.
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        return std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|mut stream| stream.write_all(bytes))
-            .map_err(|e| fail(e.to_string()));
-    }
     refuse_link(path)?;
+    let existing = std::fs::symlink_metadata(path).ok();
+    if let Some(m) = &existing {
+        if m.is_dir() {
+            return Err(fail("is a directory".into()));
+        }
+        if is_char_device(m) {
+            return write_into_device(path, bytes).map_err(|e| fail(e.to_string()));
+        }
+        if !m.is_file() {
+            return Err(fail(
+                "is neither a regular file nor a character device (a pipe or a socket)".into(),
+            ));
+        }
+    }
     let temporary = temporary_beside(path).ok_or_else(|| fail("not a file name".into()))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -38,6 +41,10 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| fail(e.to_string()))?;
     let written = file
         .write_all(bytes)
+        .and_then(|()| match &existing {
+            Some(m) => file.set_permissions(m.permissions()),
+            None => Ok(()),
+        })
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&temporary, path));
     drop(file);
@@ -45,6 +52,37 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&temporary);
         fail(e.to_string())
     })
+}
+
+#[cfg(unix)]
+fn is_char_device(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    m.file_type().is_char_device()
+}
+
+#[cfg(not(unix))]
+fn is_char_device(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Writes into the character device at `path`, opened with `O_NOFOLLOW` and checked again
+/// through the open handle (a link swapped in after the first check is refused).
+#[cfg(unix)]
+fn write_into_device(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut device = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    if !is_char_device(&device.metadata()?) {
+        return Err(std::io::Error::other("changed while it was opened"));
+    }
+    device.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_into_device(_: &Path, _: &[u8]) -> std::io::Result<()> {
+    Err(std::io::Error::other("not a regular file"))
 }
 
 /// An error when `path` is a symbolic link: in a directory others can write, a link planted
@@ -96,8 +134,23 @@ mod tests {
         let dir = scratch("replace");
         let path = dir.join("params.bin");
         write_file(&path, b"first").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
         write_file(&path, b"second").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o640,
+                "the replaced file's permissions: {mode:o}"
+            );
+        }
         assert_eq!(entries(&dir), ["params.bin"], "no temporary left behind");
         let e = write_file(&dir, b"x").unwrap_err().to_string();
         assert!(e.contains("directory"), "{e}");
@@ -133,6 +186,10 @@ mod tests {
         // A stream named on purpose is written into, not replaced.
         let null = Path::new("/dev/null");
         write_file(null, b"report").unwrap();
+        // A link to a device is a link: refused (it could lead to a disk or a pipe).
+        let to_device = dir.join("report.json");
+        std::os::unix::fs::symlink(null, &to_device).unwrap();
+        assert!(write_file(&to_device, b"report").is_err());
         assert!(
             std::fs::metadata(null)
                 .unwrap()

@@ -48,28 +48,27 @@ pub struct ImportReport {
     pub preset: Option<std::result::Result<String, String>>,
 }
 
-/// Plaintext operations ([`Model::work`] per image) the import may spend on passes over
-/// images: half on calibration (fitting the polynomials, bounding the plan's stages), half on
-/// the accuracy report (two passes per test digit). About 20 s on one core of a 2-core machine
-/// (measured 2026-12-06: 1.1·10^8 operations per second); the shipped-size models need a
-/// tenth of it.
+/// Plaintext operations the import may spend on passes over images: a quarter on fitting
+/// the polynomials ([`Model::work`] per calibration image), a quarter on bounding the plan's
+/// stages (their linear maps' terms per calibration image), half on the accuracy report (two
+/// passes per test digit). About 20 s on one core of a 2-core machine (measured 2026-12-06:
+/// 1.1·10^8 operations per second); the shipped-size models need a tenth of it.
 pub const IMPORT_WORK: u64 = 1 << 31;
 
-/// How many images the import's passes read, within [`IMPORT_WORK`]: the calibration images
-/// asked for (an error naming the total and the limit when they do not fit), and as many test
-/// digits as fit, up to `tests`.
-fn images_within_budget(work: u64, calibration: usize, tests: usize) -> Result<(usize, usize)> {
-    let half = IMPORT_WORK / 2;
-    let calibrating = work * 2 * calibration as u64;
-    if calibrating > half {
+/// An error when `calibration` images at `work` operations each do not fit a quarter of
+/// [`IMPORT_WORK`], naming the total, the limit and how many images fit.
+fn calibration_within_budget(what: &str, work: u64, calibration: usize) -> Result<()> {
+    let quarter = IMPORT_WORK / 4;
+    let total = work.saturating_mul(calibration as u64);
+    if total > quarter {
         return Err(Error::Config(format!(
-            "calibrating on {calibration} images costs {calibrating} plaintext operations ({work} \
-             per image, two passes), above the import's budget of {half}; calibrate on at most \
+            "{what} on {calibration} calibration images costs {total} plaintext operations \
+             ({work} per image), above the import's budget of {quarter}; calibrate on at most \
              {} images (--calibration)",
-            half / (work * 2)
+            quarter / work.max(1)
         )));
     }
-    Ok((calibration, tests.min((half / (work * 2)) as usize)))
+    Ok(())
 }
 
 /// Imports, approximates, checks and writes the model.
@@ -84,11 +83,11 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
             model.input
         )));
     }
-    let (calibrating, tests) = images_within_budget(
-        model.work()? as u64,
-        opts.calibration.clamp(1, mnist.train_labels.len()),
-        if digits { mnist.test_labels.len() } else { 0 },
-    )?;
+    let work = model.work()? as u64;
+    let calibrating = opts.calibration.clamp(1, mnist.train_labels.len());
+    calibration_within_budget("fitting the polynomials", work, calibrating)?;
+    let tests = (if digits { mnist.test_labels.len() } else { 0 })
+        .min((IMPORT_WORK / 2 / (2 * work).max(1)) as usize);
     let calibration = pixels(&mnist.train_images)[..784 * calibrating].to_vec();
     let test_px = pixels(&mnist.test_images);
     let test = Dataset {
@@ -134,6 +133,8 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
     }
     if report.unreplaced.is_empty() {
         report.levels = Some(levels_needed(&written)?);
+        let stage_work = crate::nn::encrypted::stage_work(&written)? as u64;
+        calibration_within_budget("bounding the plan's stages", stage_work, calibrating)?;
         let bounds = crate::nn::Bounds::measure(&written, &calibration)?;
         report.preset = Some(
             EncryptedNetwork::plan_smallest(&written, &bounds)

@@ -203,7 +203,47 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
     if let Some(rows) = pending {
         out.push(Stage::Linear(rows));
     }
+    let terms = linear_terms(&out);
+    if terms > limits::WORK {
+        return Err(Error::Config(format!(
+            "the encrypted pass's linear maps hold {terms} terms per image (adjacent linear \
+             layers composed), above the model's limit of {}",
+            limits::WORK
+        )));
+    }
     Ok(out)
+}
+
+/// Weighted terms and constants of the linear stages.
+fn linear_terms(stages: &[Stage]) -> usize {
+    stages
+        .iter()
+        .map(|s| match s {
+            Stage::Linear(rows) => rows.iter().map(|(_, t)| t.len() + 1).sum(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Plaintext operations of one image through the encrypted pass's stages (what
+/// [`Bounds::measure`] spends per calibration image): the terms of the linear maps, the
+/// composed ones included, and for every square or power basis its values.
+pub fn stage_work(model: &Model) -> Result<usize> {
+    let stages = stages(model)?;
+    let mut width = model.input_len();
+    let mut work = 0;
+    for stage in &stages {
+        work += match stage {
+            Stage::Linear(rows) => {
+                width = rows.len();
+                0
+            }
+            Stage::Square => width,
+            Stage::Powers(d) => width * d,
+            Stage::Polynomial(c) => width * c.len(),
+        };
+    }
+    Ok(work + linear_terms(&stages))
 }
 
 /// Every stage applied to one image's values.
