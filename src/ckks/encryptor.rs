@@ -2,11 +2,12 @@
 
 use super::ciphertext::{CipherMeta, Ciphertext, Plaintext};
 use super::key_switch::mod_down;
-use super::keys::{KeySetId, PublicKey, SecretKey, minus_as_plus_e, ntt_host};
+use super::keys::{KeySetId, PublicKey, SecretKey, ntt_host};
 use super::params::Parameters;
-use super::sampling::{Sampler, Seed, seeded_mask_into, small_to_words};
+use super::sampling::{Sampler, Seed, gaussian, seeded_mask_into, small_to_words, stream, ternary};
 use crate::backend::{Backend, PolyBatch};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
 enum EncryptionKey {
@@ -83,19 +84,29 @@ impl Encryptor {
         let ring = self.params.ring_q(level)?.clone();
         let b = &*self.backend;
         let count = pt.count();
-        let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
+        // Two seeds per call from the encryptor's generator: the masks', and the small
+        // polynomials' (one ChaCha20 stream per ciphertext, drawn in parallel).
+        let (seed, noise_seed): ([u8; 32], [u8; 32]) = {
+            let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
+            (sampler.bytes(), sampler.bytes())
+        };
         let (polys, seed) = match &self.key {
             EncryptionKey::Public(pk) => {
                 let ext = self.params.ring_ext(level);
-                let n = ring.degree();
-                let (mut u_words, mut e_words) = (Vec::new(), Vec::new());
-                for _ in 0..count {
-                    u_words.extend(small_to_words(ext, &sampler.ternary(n)));
-                    for _ in 0..2 {
-                        e_words.extend(small_to_words(ext, &sampler.gaussian(n)));
-                    }
-                }
-                drop(sampler);
+                let (n, pw) = (ring.degree(), ext.poly_words());
+                let (mut u_words, mut e_words) =
+                    (vec![0u32; count * pw], vec![0u32; 2 * count * pw]);
+                u_words
+                    .par_chunks_mut(pw)
+                    .zip(e_words.par_chunks_mut(2 * pw))
+                    .enumerate()
+                    .for_each(|(i, (u, e))| {
+                        let mut rng = stream(&noise_seed, i as u64);
+                        u.copy_from_slice(&small_to_words(ext, &ternary(&mut rng, n)));
+                        for half in e.chunks_exact_mut(pw) {
+                            half.copy_from_slice(&small_to_words(ext, &gaussian(&mut rng, n)));
+                        }
+                    });
                 // u multiplies both halves of the key: transform it once, then pair it up.
                 let mut u = b.upload(ext, count, &u_words)?;
                 b.ntt_forward(&mut u)?;
@@ -117,24 +128,42 @@ impl Encryptor {
                 let n = ring.degree();
                 let m = b.download(&pt.poly)?;
                 let pw = ring.poly_words();
-                let mut words = Vec::with_capacity(2 * count * pw);
+                let s = sk.q_words(&self.params, level);
+                // Every ciphertext multiplies by the same s: its Shoup companions once.
+                let s_shoup: Vec<u32> = s
+                    .chunks_exact(n)
+                    .enumerate()
+                    .flat_map(|(l, row)| {
+                        let md = ring.modulus(l);
+                        row.iter().map(move |&w| md.shoup(w))
+                    })
+                    .collect();
+                let mut words = vec![0u32; 2 * count * pw];
                 // Each mask comes from a seed, so the ciphertexts can travel as c0 and 32 bytes.
-                let seed: [u8; 32] = sampler.bytes();
-                for i in 0..count {
-                    let mut a = vec![0u32; pw];
-                    seeded_mask_into(&seed, i as u64, &ring, &mut a);
-                    let e = ntt_host(&ring, &small_to_words(&ring, &sampler.gaussian(n)))?;
-                    let c0 = minus_as_plus_e(&ring, &a, sk.q_words(&self.params, level), &e);
-                    let mi = &m[i * pw..(i + 1) * pw];
-                    words.extend(
-                        c0.iter()
-                            .zip(mi)
-                            .enumerate()
-                            .map(|(k, (&x, &y))| ring.modulus(k / n).add(x, y)),
-                    );
-                    words.extend(a);
-                }
-                drop(sampler);
+                words
+                    .par_chunks_mut(2 * pw)
+                    .zip(m.par_chunks(pw))
+                    .enumerate()
+                    .try_for_each(|(i, (out, mi))| -> Result<()> {
+                        let (c0, a) = out.split_at_mut(pw);
+                        seeded_mask_into(&seed, i as u64, &ring, a);
+                        let noise = gaussian(&mut stream(&noise_seed, i as u64), n);
+                        let e = ntt_host(&ring, &small_to_words(&ring, &noise))?;
+                        // c0 = e − a·s + m, limb by limb.
+                        for l in 0..ring.limbs() {
+                            let md = ring.modulus(l);
+                            let r = l * n..(l + 1) * n;
+                            let rows = c0[r.clone()]
+                                .iter_mut()
+                                .zip(&a[r.clone()])
+                                .zip(&e[r.clone()]);
+                            let keys = s[r.clone()].iter().zip(&s_shoup[r.clone()]).zip(&mi[r]);
+                            for (((c, &a), &e), ((&s, &sh), &m)) in rows.zip(keys) {
+                                *c = md.add(md.sub(e, md.mul_shoup(a, s, sh)), m);
+                            }
+                        }
+                        Ok(())
+                    })?;
                 (b.upload(&ring, 2 * count, &words)?, Some(seed))
             }
         };
@@ -190,6 +219,7 @@ impl Decryptor {
         let (n, pw) = (ring.degree(), ring.poly_words());
         let s = self.sk.q_words(&self.params, ct.level);
         (0..ct.count)
+            .into_par_iter()
             .map(|c| {
                 let parts = &words[c * ct.size * pw..(c + 1) * ct.size * pw];
                 let m: Vec<u32> = (0..pw)

@@ -43,26 +43,12 @@ impl Sampler {
 
     /// Uniform ternary coefficients in {-1, 0, 1}.
     pub fn ternary(&mut self, n: usize) -> Vec<i8> {
-        (0..n).map(|_| self.rng.random_range(-1i8..=1)).collect()
+        ternary(&mut self.rng, n)
     }
 
     /// Rounded Gaussian coefficients, σ = 3.2, cut at 6σ.
     pub fn gaussian(&mut self, n: usize) -> Vec<i8> {
-        let bound = (6.0 * ERROR_STD_DEV).ceil();
-        (0..n)
-            .map(|_| {
-                loop {
-                    // Box–Muller; u1 in (0, 1] so the logarithm is finite.
-                    let u1: f64 = 1.0 - self.rng.random::<f64>();
-                    let u2: f64 = self.rng.random();
-                    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                    let v = (z * ERROR_STD_DEV).round();
-                    if v.abs() <= bound {
-                        break v as i8;
-                    }
-                }
-            })
-            .collect()
+        gaussian(&mut self.rng, n)
     }
 
     /// Uniform random bytes.
@@ -76,6 +62,43 @@ impl Sampler {
     pub fn uniform(&mut self, ring: &Ring) -> Vec<u32> {
         uniform_words(&mut self.rng, ring)
     }
+}
+
+/// Uniform ternary coefficients in {-1, 0, 1} from `rng`.
+pub(crate) fn ternary(rng: &mut impl Rng, n: usize) -> Vec<i8> {
+    (0..n).map(|_| rng.random_range(-1i8..=1)).collect()
+}
+
+/// Rounded Gaussian coefficients from `rng`, σ = 3.2, cut at 6σ.
+pub(crate) fn gaussian(rng: &mut impl Rng, n: usize) -> Vec<i8> {
+    let bound = (6.0 * ERROR_STD_DEV).ceil();
+    let mut out = Vec::with_capacity(n + 1);
+    while out.len() < n {
+        // Box–Muller gives two independent normals per draw: both are used. u1 in (0, 1] so
+        // the logarithm is finite.
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random();
+        let r = (-2.0 * u1.ln()).sqrt() * ERROR_STD_DEV;
+        let (sin, cos) = (std::f64::consts::TAU * u2).sin_cos();
+        for z in [r * cos, r * sin] {
+            let v = z.round();
+            if v.abs() <= bound {
+                out.push(v as i8);
+            }
+        }
+    }
+    out.truncate(n);
+    out
+}
+
+/// The generator of ciphertext `index`'s small polynomials (noise, and for public-key
+/// encryption the ternary `u`): ChaCha20 from `seed`, stream `index`. Each ciphertext has its
+/// own stream, so ciphertexts are drawn in parallel and the words do not depend on the thread
+/// count.
+pub(crate) fn stream(seed: &[u8; 32], index: u64) -> ChaCha20Rng {
+    let mut rng = ChaCha20Rng::from_seed(*seed);
+    rng.set_stream(index);
+    rng
 }
 
 /// Uniform words modulo each limb's prime from `rng`: one polynomial of `ring`.
@@ -97,9 +120,7 @@ fn fill_uniform(rng: &mut impl Rng, ring: &Ring, words: &mut [u32]) {
 /// encrypt; the server draws the same words from the 32 bytes it received instead of the
 /// polynomial.
 pub(crate) fn seeded_mask_into(seed: &[u8; 32], index: u64, ring: &Ring, out: &mut [u32]) {
-    let mut rng = ChaCha20Rng::from_seed(*seed);
-    rng.set_stream(index);
-    fill_uniform(&mut rng, ring, out);
+    fill_uniform(&mut stream(seed, index), ring, out);
 }
 
 /// Small signed coefficients as the words of one polynomial of `ring` (coefficient domain).

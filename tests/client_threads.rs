@@ -1,0 +1,83 @@
+//! The client on every core: encoding, encryption (secret and public key) and decryption run
+//! one ciphertext per task, each drawing its mask and noise from its own stream of the call's
+//! seeds, so the words are the same on 1 thread as on several, and decrypt to the values.
+
+mod common;
+
+use hegpu::backend::{Backend, CpuBackend};
+use hegpu::ckks::*;
+use std::sync::Arc;
+
+/// Serialized ciphertexts of `vectors` (secret key, then public key) and their decryptions,
+/// made on `threads` rayon threads from fixed seeds.
+fn client(
+    params: &Arc<Parameters>,
+    vectors: &[Vec<f64>],
+    threads: usize,
+) -> (Vec<u8>, Vec<u8>, Vec<Vec<f64>>) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(Some(threads)).unwrap());
+        let mut keygen = KeyGenerator::new(params, Seed::from_u64(41));
+        let sk = keygen.secret_key().unwrap();
+        let pk = keygen.public_key(&sk).unwrap();
+        let encoder = Encoder::new(params);
+        let pt = encoder
+            .encode_many(vectors, params.max_level(), params.default_scale(), &*cpu)
+            .unwrap();
+        let secret = Encryptor::with_secret_key(params, &sk, cpu.clone(), Seed::from_u64(42))
+            .unwrap()
+            .encrypt(&pt)
+            .unwrap();
+        let public = Encryptor::new(params, &pk, cpu.clone(), Seed::from_u64(43))
+            .unwrap()
+            .encrypt(&pt)
+            .unwrap();
+        let decryptor = Decryptor::new(params, &sk).unwrap();
+        let decrypted = decryptor
+            .decrypt_all(&secret, &*cpu)
+            .unwrap()
+            .iter()
+            .map(|p| encoder.decode(p).unwrap())
+            .collect();
+        (
+            secret.to_bytes(params, &*cpu).unwrap(),
+            public.to_bytes(params, &*cpu).unwrap(),
+            decrypted,
+        )
+    })
+}
+
+#[test]
+fn the_client_gives_the_same_words_on_any_number_of_threads() {
+    let params = common::test_params(2);
+    let vectors: Vec<Vec<f64>> = (0..7)
+        .map(|v| {
+            (0..params.slots())
+                .map(|i| ((i * 7 + v * 13) % 101) as f64 / 101.0 - 0.5)
+                .collect()
+        })
+        .collect();
+    let one = client(&params, &vectors, 1);
+    let two = client(&params, &vectors, 2);
+    let three = client(&params, &vectors, 3);
+    assert!(
+        one.0 == two.0 && one.0 == three.0,
+        "secret-key ciphertexts differ"
+    );
+    assert!(
+        one.1 == two.1 && one.1 == three.1,
+        "public-key ciphertexts differ"
+    );
+    let decrypted = &one.2;
+    for (want, got) in vectors.iter().zip(decrypted) {
+        let err = want
+            .iter()
+            .zip(got)
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err < 1e-3, "decrypted within {err}");
+    }
+}
