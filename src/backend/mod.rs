@@ -52,6 +52,12 @@ pub trait Backend: Send + Sync {
     /// Copies `batch` polynomials (`[batch][limb][n]`, words below their primes) to the device.
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch>;
 
+    /// [`upload`](Self::upload) of words the caller hands over: a host backend keeps the
+    /// vector (checked the same way) instead of copying it.
+    fn upload_vec(&self, ring: &Arc<Ring>, batch: usize, words: Vec<u32>) -> Result<PolyBatch> {
+        self.upload(ring, batch, &words)
+    }
+
     /// Copies a batch back to the host.
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>>;
 

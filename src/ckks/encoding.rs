@@ -77,7 +77,7 @@ impl Encoder {
     ) -> Result<Plaintext> {
         let ring = self.params.ring_q(level)?.clone();
         let words = self.encode_words(values, &ring, level, scale)?;
-        self.upload(&ring, 1, &words, level, scale, backend)
+        self.upload(&ring, 1, words, level, scale, backend)
     }
 
     /// Encodes several real vectors into one plaintext of `vectors.len()` polynomials (one
@@ -104,19 +104,19 @@ impl Encoder {
                 out.copy_from_slice(&self.encode_words(&complex, &ring, level, scale)?);
                 Ok(())
             })?;
-        self.upload(&ring, vectors.len(), &words, level, scale, backend)
+        self.upload(&ring, vectors.len(), words, level, scale, backend)
     }
 
     fn upload(
         &self,
         ring: &Arc<Ring>,
         count: usize,
-        words: &[u32],
+        words: Vec<u32>,
         level: usize,
         scale: f64,
         backend: &dyn Backend,
     ) -> Result<Plaintext> {
-        let mut poly = backend.upload(ring, count, words)?;
+        let mut poly = backend.upload_vec(ring, count, words)?;
         backend.ntt_forward(&mut poly)?;
         Ok(Plaintext {
             poly,

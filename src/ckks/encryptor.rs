@@ -126,7 +126,15 @@ impl Encryptor {
             }
             EncryptionKey::Secret(sk) => {
                 let n = ring.degree();
-                let m = b.download(&pt.poly)?;
+                // The plaintext's words where they lie on the host, a copy from a device.
+                let downloaded;
+                let m: &[u32] = match pt.poly.host_words() {
+                    Some(words) => words,
+                    None => {
+                        downloaded = b.download(&pt.poly)?;
+                        &downloaded
+                    }
+                };
                 let pw = ring.poly_words();
                 let s = sk.q_words(&self.params, level);
                 // Every ciphertext multiplies by the same s: its Shoup companions once.
@@ -164,7 +172,7 @@ impl Encryptor {
                         }
                         Ok(())
                     })?;
-                (b.upload(&ring, 2 * count, &words)?, Some(seed))
+                (b.upload_vec(&ring, 2 * count, words)?, Some(seed))
             }
         };
         let meta = CipherMeta {

@@ -179,11 +179,17 @@ fn row_bytes(ring: &Ring, l: usize) -> usize {
 /// Packs `[poly][limb][n]` words at each limb's bit width, polynomials in parallel (every row
 /// starts on a byte).
 fn pack(ring: &Ring, words: &[u32]) -> Vec<u8> {
+    pack_every(ring, words, 1)
+}
+
+/// Packs the first of every `stride` polynomials of `words` (the `c0` of seeded ciphertexts
+/// with stride 2), read in place.
+fn pack_every(ring: &Ring, words: &[u32], stride: usize) -> Vec<u8> {
     let (n, limbs) = (ring.degree(), ring.limbs());
     let per_poly: usize = (0..limbs).map(|l| row_bytes(ring, l)).sum();
-    let mut out = vec![0u8; words.len() / ring.poly_words() * per_poly];
+    let mut out = vec![0u8; words.len() / (stride * ring.poly_words()) * per_poly];
     out.par_chunks_mut(per_poly)
-        .zip(words.par_chunks(ring.poly_words()))
+        .zip(words.par_chunks(stride * ring.poly_words()))
         .for_each(|(dst, src)| {
             let mut at = 0;
             for l in 0..limbs {
@@ -445,23 +451,24 @@ impl Ciphertext {
     pub fn to_bytes(&self, params: &Parameters, backend: &dyn Backend) -> Result<Vec<u8>> {
         self.check(params)?;
         let ring = params.ring_q(self.level)?;
-        let mut words = backend.download(&self.polys)?;
-        if self.seed.is_some() {
-            // Keep the first polynomial of each ciphertext.
-            let pw = ring.poly_words();
-            words = words
-                .chunks_exact(self.size * pw)
-                .flat_map(|ct| &ct[..pw])
-                .copied()
-                .collect();
-        }
+        // Read in place where the words lie on the host; a copy from a device.
+        let downloaded;
+        let words: &[u32] = match self.polys.host_words() {
+            Some(words) => words,
+            None => {
+                downloaded = backend.download(&self.polys)?;
+                &downloaded
+            }
+        };
+        // A seeded ciphertext sends only the first polynomial of each.
+        let stride = if self.seed.is_some() { self.size } else { 1 };
         let wire = CiphertextWire {
             size: self.size as u8,
             count: self.count as u32,
             level: self.level as u32,
             scale: self.scale,
             seed: self.seed,
-            data: Bytes(pack(ring, &words)),
+            data: Bytes(pack_every(ring, words, stride)),
         };
         let head = Header {
             params_id: self.params_id,

@@ -166,6 +166,11 @@ impl Backend for CpuBackend {
         Ok(Self::wrap(ring, batch, v))
     }
 
+    fn upload_vec(&self, ring: &Arc<Ring>, batch: usize, words: Vec<u32>) -> Result<PolyBatch> {
+        ring.check_words(batch, &words)?;
+        Ok(Self::wrap(ring, batch, words))
+    }
+
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>> {
         Ok(self.host(x)?.to_vec())
     }
