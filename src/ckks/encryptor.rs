@@ -4,7 +4,9 @@ use super::ciphertext::{CipherMeta, Ciphertext, Plaintext};
 use super::key_switch::mod_down;
 use super::keys::{KeySetId, PublicKey, SecretKey, ntt_host};
 use super::params::Parameters;
-use super::sampling::{Sampler, Seed, gaussian, seeded_mask_into, small_to_words, stream, ternary};
+use super::sampling::{
+    Sampler, Seed, gaussian, seeded_mask_into, small_to_words, stream, ternary, wipe,
+};
 use crate::backend::{Backend, PolyBatch};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -138,7 +140,7 @@ impl Encryptor {
                 let pw = ring.poly_words();
                 let s = sk.q_words(&self.params, level);
                 // Every ciphertext multiplies by the same s: its Shoup companions once.
-                let s_shoup: Vec<u32> = s
+                let mut s_shoup: Vec<u32> = s
                     .chunks_exact(n)
                     .enumerate()
                     .flat_map(|(l, row)| {
@@ -148,7 +150,7 @@ impl Encryptor {
                     .collect();
                 let mut words = vec![0u32; 2 * count * pw];
                 // Each mask comes from a seed, so the ciphertexts can travel as c0 and 32 bytes.
-                words
+                let encrypted = words
                     .par_chunks_mut(2 * pw)
                     .zip(m.par_chunks(pw))
                     .enumerate()
@@ -171,7 +173,10 @@ impl Encryptor {
                             }
                         }
                         Ok(())
-                    })?;
+                    });
+                // The companions determine s: wiped like the key itself.
+                wipe(&mut s_shoup);
+                encrypted?;
                 (b.upload_vec(&ring, 2 * count, words)?, Some(seed))
             }
         };
