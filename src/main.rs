@@ -826,6 +826,10 @@ fn print_batch(report: &hegpu::job::JobReport) {
         report.server_images_per_second_full(),
         report.batch_capacity
     );
+    println!(
+        "end to end:            {:.0} images/s (encrypt, evaluate and decrypt in sequence)",
+        report.end_to_end_images_per_second()
+    );
     let per = |b: usize| b as f64 / report.classified.max(1) as f64;
     println!(
         "bytes per image:       {:.0} sent, {:.0} received (evaluation keys once: {} bytes)",

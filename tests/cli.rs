@@ -229,6 +229,12 @@ fn the_mnist_job_classifies_encrypted_digits() {
         (full / partial - 4096.0 / 40.0).abs() < 1e-6,
         "{partial} {full}"
     );
+    // End to end counts the client's time too.
+    let end_to_end = report["end_to_end_images_per_second"].as_f64().unwrap();
+    assert!(
+        end_to_end > 0.0 && end_to_end < partial,
+        "{end_to_end} {partial}"
+    );
     if cfg!(target_os = "linux") {
         assert!(report["peak_memory_bytes"].as_u64().unwrap() > 1 << 20);
     }

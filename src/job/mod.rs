@@ -247,6 +247,13 @@ impl JobReport {
         self.classified as f64 / self.seconds_evaluate.max(1e-9)
     }
 
+    /// Images per second from the client's encryption to its decryption, client and server
+    /// one after the other (the job does not overlap them yet).
+    pub fn end_to_end_images_per_second(&self) -> f64 {
+        let seconds = self.seconds_encrypt + self.seconds_evaluate + self.seconds_decrypt;
+        self.classified as f64 / seconds.max(1e-9)
+    }
+
     /// Images per second the server would evaluate with every batch full: its time per batch
     /// does not depend on how many slots hold images.
     pub fn server_images_per_second_full(&self) -> f64 {
@@ -342,6 +349,8 @@ impl JobReport {
             "bytes_sent_per_image": per(self.bytes_sent),
             "bytes_received_per_image": per(self.bytes_received),
         });
+        // (outside the macro, which is at its recursion limit)
+        json["end_to_end_images_per_second"] = self.end_to_end_images_per_second().into();
         json["packing"] = self.packing.clone().into();
         json["preset"] = self.preset.clone().into();
         json["predictions"] = self.predictions.clone().into();
