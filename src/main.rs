@@ -114,6 +114,15 @@ struct JobArgs {
     /// Test images to classify (several batches past 4,096)
     #[arg(long, value_name = "K", default_value_t = 1000, value_parser = at_least_one)]
     images: usize,
+    /// Batch packing: images per batch, at most and by default N/2 (4,096). A batch costs the
+    /// server the same however full it is; the client encrypts the next batch and decrypts
+    /// the last while the server evaluates one
+    #[arg(long, value_name = "B", value_parser = at_least_one)]
+    batch: Option<usize>,
+    /// Batch packing: batches between encryption and decryption at once (1: client and
+    /// server one after the other; 2: the client works while the server evaluates)
+    #[arg(long, value_name = "K", default_value_t = 2, value_parser = at_least_one)]
+    in_flight: usize,
     /// Directory of the MNIST IDX files (gzip or not)
     #[arg(long, value_name = "DIR", default_value = "data/mnist")]
     data: PathBuf,
@@ -714,6 +723,8 @@ fn mnist(args: JobArgs) -> Result<()> {
         model: args.model,
         packing: args.packing,
         per_ciphertext: args.per_ciphertext,
+        batch: args.batch,
+        in_flight: args.in_flight,
         server: hegpu::job::ServerDevice {
             profile: args.profile.profile,
             ..args.server.server()?
@@ -827,7 +838,7 @@ fn print_batch(report: &hegpu::job::JobReport) {
         report.batch_capacity
     );
     println!(
-        "end to end:            {:.0} images/s (encrypt, evaluate and decrypt in sequence)",
+        "end to end:            {:.0} images/s (from the first encryption to the last decryption)",
         report.end_to_end_images_per_second()
     );
     let per = |b: usize| b as f64 / report.classified.max(1) as f64;

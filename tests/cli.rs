@@ -172,6 +172,55 @@ fn bench_refuses_bad_options_before_measuring() {
     }
 }
 
+/// Batches smaller than the slots, client and server overlapping (two in flight) or one
+/// after the other: every image classified as in plaintext either way, in order.
+#[test]
+fn batches_overlap_and_every_image_comes_back_in_order() {
+    let model = small_model_file("overlap");
+    for in_flight in ["1", "2"] {
+        let json = std::env::temp_dir().join(format!(
+            "hegpu-overlap-{in_flight}-{}.json",
+            std::process::id()
+        ));
+        let text = hegpu_ok(&[
+            "mnist",
+            "--images",
+            "30",
+            "--batch",
+            "10",
+            "--in-flight",
+            in_flight,
+            "--packing",
+            "batch",
+            "--device",
+            "cpu",
+            "--model",
+            model.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_agrees_with_plaintext(&text, 30);
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(report["batches"], 3, "{text}");
+        assert_eq!(report["classified"], 30, "{text}");
+        let end_to_end = report["end_to_end_images_per_second"].as_f64().unwrap();
+        assert!(end_to_end > 0.0, "{end_to_end}");
+        std::fs::remove_file(json).unwrap();
+    }
+    let e = hegpu(&[
+        "mnist",
+        "--batch",
+        "5000",
+        "--packing",
+        "batch",
+        "--device",
+        "cpu",
+    ]);
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("a batch holds 1 to 4096 images"));
+}
+
 #[test]
 fn the_mnist_job_classifies_encrypted_digits() {
     let model = small_model_file("job");
