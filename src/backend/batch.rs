@@ -128,6 +128,18 @@ impl PolyBatch {
         }
     }
 
+    /// The words: read in place where the batch lives on the host, downloaded through
+    /// `backend` (which holds it) from a device.
+    pub(crate) fn words_via<'a>(
+        &'a self,
+        backend: &dyn super::Backend,
+    ) -> crate::Result<std::borrow::Cow<'a, [u32]>> {
+        match self.host_words() {
+            Some(words) => Ok(std::borrow::Cow::Borrowed(words)),
+            None => Ok(std::borrow::Cow::Owned(backend.download(self)?)),
+        }
+    }
+
     /// Checks that `other` has this batch's ring and batch size.
     pub(crate) fn check_same_shape(&self, other: &PolyBatch) -> Result<()> {
         if !self.ring.same_as(&other.ring) {

@@ -128,15 +128,7 @@ impl Encryptor {
             }
             EncryptionKey::Secret(sk) => {
                 let n = ring.degree();
-                // The plaintext's words where they lie on the host, a copy from a device.
-                let downloaded;
-                let m: &[u32] = match pt.poly.host_words() {
-                    Some(words) => words,
-                    None => {
-                        downloaded = b.download(&pt.poly)?;
-                        &downloaded
-                    }
-                };
+                let m = pt.poly.words_via(b)?;
                 let pw = ring.poly_words();
                 let s = sk.q_words(&self.params, level);
                 // Every ciphertext multiplies by the same s: its Shoup companions once.

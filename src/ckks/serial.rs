@@ -451,15 +451,7 @@ impl Ciphertext {
     pub fn to_bytes(&self, params: &Parameters, backend: &dyn Backend) -> Result<Vec<u8>> {
         self.check(params)?;
         let ring = params.ring_q(self.level)?;
-        // Read in place where the words lie on the host; a copy from a device.
-        let downloaded;
-        let words: &[u32] = match self.polys.host_words() {
-            Some(words) => words,
-            None => {
-                downloaded = backend.download(&self.polys)?;
-                &downloaded
-            }
-        };
+        let words = self.polys.words_via(backend)?;
         // A seeded ciphertext sends only the first polynomial of each.
         let stride = if self.seed.is_some() { self.size } else { 1 };
         let wire = CiphertextWire {
@@ -468,7 +460,7 @@ impl Ciphertext {
             level: self.level as u32,
             scale: self.scale,
             seed: self.seed,
-            data: Bytes(pack_every(ring, words, stride)),
+            data: Bytes(pack_every(ring, &words, stride)),
         };
         let head = Header {
             params_id: self.params_id,

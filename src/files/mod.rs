@@ -8,3 +8,12 @@ mod secret;
 
 pub use public::{refuse_link, write_file};
 pub use secret::create_secret_file;
+
+/// An empty directory of its own for a test (`tag` names it).
+#[cfg(test)]
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hegpu-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -114,10 +114,7 @@ mod tests {
     use super::*;
 
     fn scratch(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("hegpu-public-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        super::super::scratch(&format!("public-{tag}"))
     }
 
     fn entries(dir: &Path) -> Vec<String> {

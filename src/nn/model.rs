@@ -88,7 +88,8 @@ pub mod limits {
     pub const WORK: usize = 1 << 23;
     /// Multiply-adds of composing adjacent linear layers into one map each (the encrypted pass
     /// applies one map between activations), over the whole model: dense 2048 → 2048 after
-    /// 784 → 2048 takes 2^31.6, minutes of planning; the shipped network's (a padding into a convolution) take under 2^15.
+    /// 784 → 2048 takes 2^31.6, minutes of planning; the shipped network's (a padding into a
+    /// convolution) take at most 845 · 25.
     pub const COMPOSITION: usize = 1 << 25;
     /// Degree of a polynomial activation (each doubling costs the encrypted pass a level).
     pub const DEGREE: usize = 64;

@@ -803,7 +803,8 @@ impl Builder {
                 "batch normalization must follow a Conv, Gemm or MatMul",
             ));
         }
-        let eps = f64::from(float(node, "epsilon", 1e-5)?);
+        let epsilon = float(node, "epsilon", 1e-5)?;
+        let eps = f64::from(epsilon);
         let channels = self.shape[0];
         if [scale, shift, mean, var]
             .iter()
@@ -818,7 +819,7 @@ impl Builder {
                 let spread = var.values[c] + eps;
                 if !(spread > 0.0 && spread.is_finite()) {
                     return Err(Failure::new(format!(
-                        "channel {c}: variance {} plus epsilon {eps:e} is {spread:e}, not a \
+                        "channel {c}: variance {} plus epsilon {epsilon:e} is {spread:e}, not a \
                          positive number (the running statistics are damaged)",
                         var.values[c]
                     )));

@@ -109,10 +109,7 @@ pub mod attribute_type {
             "TYPE_PROTO",
             "TYPE_PROTOS",
         ];
-        usize::try_from(t)
-            .ok()
-            .and_then(|i| NAMES.get(i))
-            .map_or_else(|| format!("type {t}"), |n| n.to_string())
+        super::enum_name(&NAMES, t, "type")
     }
 }
 
@@ -176,11 +173,17 @@ pub mod data_type {
             "INT4",
             "FLOAT4E2M1",
         ];
-        usize::try_from(t)
-            .ok()
-            .and_then(|i| NAMES.get(i))
-            .map_or_else(|| format!("data type {t}"), |n| n.to_string())
+        super::enum_name(&NAMES, t, "data type")
     }
+}
+
+/// The schema's name of enum value `t` (`names` in value order), or `what t` for one it does
+/// not know.
+fn enum_name(names: &[&str], t: i32, what: &str) -> String {
+    usize::try_from(t)
+        .ok()
+        .and_then(|i| names.get(i))
+        .map_or_else(|| format!("{what} {t}"), |n| n.to_string())
 }
 
 /// `TensorProto.DataLocation.EXTERNAL`.
