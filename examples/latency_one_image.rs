@@ -6,6 +6,7 @@ use hegpu::backend::{DeviceChoice, select_backend};
 use hegpu::ckks::*;
 use hegpu::data::Mnist;
 use hegpu::nn::{LatencyNetwork, argmax, load_model, pixels};
+use hegpu::tensor::{ScheduleOptions, Scheduler};
 use std::time::Instant;
 
 fn main() -> hegpu::Result<()> {
@@ -47,12 +48,11 @@ fn main() -> hegpu::Result<()> {
 
     // Server: public material only, on the GPU when there is one.
     let device = select_backend(DeviceChoice::from_env()?)?;
-    let evaluator = Evaluator::new(&params, device.clone(), &keys)?;
-    let prepared = network.prepare(&evaluator)?;
+    let server = Scheduler::new(&params, &keys, device, ScheduleOptions::default())?;
     let t = Instant::now();
-    let x = Ciphertext::from_bytes(&upload, &params, &*device)?;
-    let y = network.evaluate(&evaluator, &prepared, &x)?;
-    let download = y.to_bytes(&params, &*device)?;
+    let x = Ciphertext::from_bytes(&upload, &params, &**server.host())?;
+    let y = network.evaluate(&server, x)?;
+    let download = y.to_bytes(&params, &**server.host())?;
     let seconds = t.elapsed().as_secs_f64();
 
     // Client: decrypt and compare with the plaintext model.
@@ -68,7 +68,7 @@ fn main() -> hegpu::Result<()> {
         mnist.test_labels[index],
         argmax(&plain),
         1e3 * seconds,
-        device.name(),
+        server.name(),
         upload.len() / 1000,
         download.len() / 1000
     );

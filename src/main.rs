@@ -789,12 +789,12 @@ fn mnist(args: JobArgs) -> Result<()> {
         }
         None => {
             print_batch(&report);
-            if args.profile.profile {
-                print_profile(&report, args.profile.bandwidth);
-            }
             ("batch", "batches")
         }
     };
+    if args.profile.profile {
+        print_profile(&report, args.profile.bandwidth);
+    }
     if let Some(bytes) = report.peak_memory_bytes {
         println!(
             "peak memory:           {:.0} MiB (client and server in one process)",

@@ -4,9 +4,10 @@
 
 mod common;
 
-use hegpu::backend::{Backend, CpuBackend};
+use hegpu::backend::{Backend, CpuBackend, GpuOptions};
 use hegpu::ckks::*;
 use hegpu::nn::*;
+use hegpu::tensor::{Mode, ScheduleOptions, Scheduler};
 use rand::Rng;
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ struct Parties {
     encoder: Encoder,
     encryptor: Encryptor,
     decryptor: Decryptor,
-    evaluator: Evaluator,
+    /// The server: public keys only, on the backend it was given.
+    server: Scheduler,
 }
 
 /// Keys for `net`'s rotations only, a client on the CPU and a server on `backend`.
@@ -30,7 +32,7 @@ fn parties(params: &Arc<Parameters>, net: &LatencyNetwork, backend: Arc<dyn Back
         encoder: Encoder::new(params),
         encryptor: Encryptor::with_secret_key(params, &sk, cpu, Seed::from_u64(22)).unwrap(),
         decryptor: Decryptor::new(params, &sk).unwrap(),
-        evaluator: Evaluator::new(params, backend, &keys).unwrap(),
+        server: Scheduler::new(params, &keys, backend, Default::default()).unwrap(),
     }
 }
 
@@ -179,14 +181,13 @@ fn the_shipped_model_predicts_the_same_digits_encrypted() {
         .and_then(|net| net.with_request_images(count))
         .unwrap();
     let p = parties(&params, &net, cpu());
-    let prepared = net.prepare(&p.evaluator).unwrap();
     let images = &test[..count * 784];
     let x = net.encrypt(&p.encoder, &p.encryptor, images).unwrap();
     assert_eq!(x.count(), 2 * count);
-    let y = net.evaluate(&p.evaluator, &prepared, &x).unwrap();
+    let y = net.evaluate(&p.server, x).unwrap();
     assert_eq!(y.count(), count);
     assert_eq!(
-        p.evaluator.key_switches(),
+        p.server.work_done().0,
         (count * net.cost().key_switches) as u64
     );
     let got = net
@@ -203,7 +204,7 @@ fn the_shipped_model_predicts_the_same_digits_encrypted() {
     let one = net
         .encrypt(&p.encoder, &p.encryptor, &images[..784])
         .unwrap();
-    let y1 = net.evaluate(&p.evaluator, &prepared, &one).unwrap();
+    let y1 = net.evaluate(&p.server, one).unwrap();
     let out = net
         .decrypt(&p.decryptor, &p.encoder, &y1, 1, &*cpu())
         .unwrap();
@@ -226,12 +227,11 @@ fn images_share_a_ciphertext_where_the_slots_allow() {
     assert_eq!(cost.input_ciphertexts, 5, "{cost:?}");
     assert!(cost.key_switches <= 50, "{cost:?}");
     let p = parties(&params, &net, cpu());
-    let prepared = net.prepare(&p.evaluator).unwrap();
     let count = 5;
     let images = &test[..count * 784];
     let x = net.encrypt(&p.encoder, &p.encryptor, images).unwrap();
     assert_eq!(x.count(), 5 * 2);
-    let y = net.evaluate(&p.evaluator, &prepared, &x).unwrap();
+    let y = net.evaluate(&p.server, x).unwrap();
     assert_eq!(y.count(), 2);
     let got = net
         .decrypt(&p.decryptor, &p.encoder, &y, count, &*cpu())
@@ -260,16 +260,21 @@ fn precision_after_every_step_of_the_shipped_model() {
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
     let net = LatencyNetwork::plan(&model, &params, &train, 1).unwrap();
     let p = parties(&params, &net, cpu());
-    let prepared = net.prepare(&p.evaluator).unwrap();
     for image in test[..2 * 784].chunks(784) {
         let want = net.simulate_steps(image).unwrap();
         let x = net.encrypt(&p.encoder, &p.encryptor, image).unwrap();
         let mut got = Vec::new();
-        net.evaluate_steps(&p.evaluator, &prepared, &x, |_, y| got.push(y))
-            .unwrap();
+        net.evaluate_steps(&p.server, x, |_, y| {
+            got.push(common::step_bits(
+                &p.encoder,
+                &p.decryptor,
+                y,
+                &want[got.len()],
+            ))
+        })
+        .unwrap();
         assert_eq!(got.len(), want.len());
-        for (step, (ct, slots)) in got.iter().zip(&want).enumerate() {
-            let bits = common::step_bits(&p.encoder, &p.decryptor, ct, slots);
+        for (step, &bits) in got.iter().enumerate() {
             eprintln!("step {step}: {bits:.1} bits");
             // Measured 2026-12-02: 11.7, 11.7, 10.1, 9.4, 8.7 bits.
             assert!(bits >= 7.5, "step {step}: {bits:.1} bits");
@@ -277,7 +282,10 @@ fn precision_after_every_step_of_the_shipped_model() {
     }
 }
 
-/// The same plan on the GPU and the CPU, from the same client bytes: the same ciphertext words.
+/// The same plan on the GPU and the CPU, from the same client bytes: the same ciphertext words
+/// with every tensor on the GPU, streamed through it in pieces within a small memory budget,
+/// and when the GPU is lost in the middle of a request (the CPU finishes it). The scheduler
+/// runs the latency packing as it runs the batch packing.
 #[test]
 fn gpu_and_cpu_give_identical_ciphertexts() {
     let Some(_) = common::gpu() else { return };
@@ -290,29 +298,72 @@ fn gpu_and_cpu_give_identical_ciphertexts() {
     // Fresh images, within the range the calibration images took.
     let mut images = random_images(3, 64, 6);
     net.input_range().clamp(&mut images);
-    let run = |backend: Arc<dyn Backend>| {
-        let p = parties(&params, &net, backend.clone());
-        let prepared = net.prepare(&p.evaluator).unwrap();
-        let x = net.encrypt(&p.encoder, &p.encryptor, &images).unwrap();
-        let x = Ciphertext::from_bytes(&x.to_bytes(&params, &*cpu()).unwrap(), &params, &*backend)
-            .unwrap();
-        let y = net.evaluate(&p.evaluator, &prepared, &x).unwrap();
-        let out = net
-            .decrypt(&p.decryptor, &p.encoder, &y, 3, &*backend)
-            .unwrap();
-        (y.to_bytes(&params, &*backend).unwrap(), out)
+    let p = parties(&params, &net, cpu());
+    let sent = net
+        .encrypt(&p.encoder, &p.encryptor, &images)
+        .unwrap()
+        .to_bytes(&params, &*cpu())
+        .unwrap();
+    let keys = {
+        let mut kg = KeyGenerator::new(&params, Seed::from_u64(21));
+        let sk = kg.secret_key().unwrap();
+        EvaluationKeys {
+            relin: Some(kg.relin_key(&sk).unwrap()),
+            galois: kg.galois_keys(&sk, &net.rotations(), false).unwrap(),
+        }
     };
-    let (cpu_bytes, cpu_out) = run(cpu());
-    let (gpu_bytes, _) = run(Arc::new(hegpu::backend::GpuBackend::new().unwrap()));
-    assert!(
-        cpu_bytes == gpu_bytes,
-        "GPU ciphertexts differ from the CPU's"
-    );
+    let run = |backend: Arc<dyn Backend>, options: ScheduleOptions| {
+        let server = Scheduler::new(&params, &keys, backend.clone(), options).unwrap();
+        let x = Ciphertext::from_bytes(&sent, &params, &*backend).unwrap();
+        let (y, report) = net.evaluate_report(&server, x).unwrap();
+        (y.to_bytes(&params, &*cpu()).unwrap(), report, y)
+    };
+    let (cpu_bytes, cpu_report, y) = run(cpu(), ScheduleOptions::default());
+    assert_eq!(cpu_report.mode, Mode::Cpu);
+    let cpu_out = net
+        .decrypt(&p.decryptor, &p.encoder, &y, 3, &*cpu())
+        .unwrap();
     for (i, out) in cpu_out.iter().enumerate() {
         let want = model.forward(&images[i * 64..(i + 1) * 64]).unwrap();
         for (g, w) in out.iter().zip(&want) {
             assert!((g - w).abs() < 1e-2, "image {i}: {out:?} vs {want:?}");
         }
+    }
+    let gpu = |options: GpuOptions| -> Arc<dyn Backend> {
+        Arc::new(hegpu::backend::GpuBackend::with_options(options).unwrap())
+    };
+    // Every tensor on the GPU.
+    let (bytes, report, _) = run(gpu(GpuOptions::default()), ScheduleOptions::default());
+    assert_eq!(report.mode, Mode::Resident, "{report:?}");
+    assert_eq!(report.key_switches, cpu_report.key_switches);
+    assert!(bytes == cpu_bytes, "GPU ciphertexts differ from the CPU's");
+    // Streamed through a GPU with room for little more than its keys, a group at a time.
+    let small = ScheduleOptions {
+        gpu_memory: Some(1 << 20),
+        ..Default::default()
+    };
+    let (bytes, report, _) = run(gpu(GpuOptions::default()), small);
+    assert_eq!(report.mode, Mode::Streamed, "{report:?}");
+    assert!(report.fallback.is_none(), "{:?}", report.fallback);
+    let diagonal = &report.stages[0];
+    assert!(
+        diagonal.what.starts_with("diagonal 4→2") && diagonal.gpu_chunks == 2,
+        "{diagonal:?}"
+    );
+    assert!(bytes == cpu_bytes, "streamed GPU ciphertexts differ");
+    // The GPU lost in the middle of the request, resident and streamed: the CPU finishes.
+    for options in [ScheduleOptions::default(), small] {
+        let losing = gpu(GpuOptions {
+            lose_after_dispatches: Some(30),
+            ..Default::default()
+        });
+        let (bytes, report, _) = run(losing, options);
+        let why = report.fallback.expect("a fallback is reported");
+        assert!(why.contains("lost"), "{why}");
+        assert!(
+            bytes == cpu_bytes,
+            "after losing the GPU the output differs"
+        );
     }
 }
 
@@ -370,7 +421,6 @@ fn bad_inputs_and_missing_keys_are_errors() {
     let model = small_mlp();
     let net = LatencyNetwork::plan(&model, &params, &random_images(4, 40, 8), 1).unwrap();
     let p = parties(&params, &net, cpu());
-    let prepared = net.prepare(&p.evaluator).unwrap();
     assert!(net.encrypt(&p.encoder, &p.encryptor, &[0.5; 39]).is_err());
     assert!(net.encrypt(&p.encoder, &p.encryptor, &[]).is_err());
     let mut nan = vec![0.5f32; 40];
@@ -378,11 +428,10 @@ fn bad_inputs_and_missing_keys_are_errors() {
     assert!(net.encrypt(&p.encoder, &p.encryptor, &nan).is_err());
     assert!(net.simulate(&[0.5; 41]).is_err());
     let x = net.encrypt(&p.encoder, &p.encryptor, &[0.5; 40]).unwrap();
-    let low = p.evaluator.drop_level(&x, 3).unwrap();
-    let e = net
-        .evaluate(&p.evaluator, &prepared, &low)
-        .unwrap_err()
-        .to_string();
+    let low = Evaluator::new(&params, cpu(), &EvaluationKeys::default())
+        .and_then(|ev| ev.drop_level(&x, 3))
+        .unwrap();
+    let e = net.evaluate(&p.server, low).unwrap_err().to_string();
     assert!(e.contains("at level"), "{e}");
     // Requests of the plan's size only: more images than it takes are refused by the client,
     // more ciphertexts (another plan's request, or a batch) by the server, before any work.
@@ -396,10 +445,7 @@ fn bad_inputs_and_missing_keys_are_errors() {
     );
     let wide = net.clone().with_request_images(2).unwrap();
     let two = wide.encrypt(&p.encoder, &p.encryptor, &[0.5; 80]).unwrap();
-    let e = net
-        .evaluate(&p.evaluator, &prepared, &two)
-        .unwrap_err()
-        .to_string();
+    let e = net.evaluate(&p.server, two).unwrap_err().to_string();
     assert!(
         e.contains("1 to 1 groups") && e.contains("got 2 ciphertexts"),
         "{e}"
@@ -425,8 +471,7 @@ fn bad_inputs_and_missing_keys_are_errors() {
         relin: Some(kg.relin_key(&sk).unwrap()),
         ..Default::default()
     };
-    let bare = Evaluator::new(&params, cpu(), &keys).unwrap();
-    let prepared = net.prepare(&bare).unwrap();
-    let e = net.evaluate(&bare, &prepared, &x).unwrap_err();
+    let bare = Scheduler::new(&params, &keys, cpu(), Default::default()).unwrap();
+    let e = net.evaluate(&bare, x).unwrap_err();
     assert!(matches!(e, hegpu::Error::MissingKey(_)), "{e}");
 }

@@ -9,7 +9,7 @@ use hegpu::ckks::{
     Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator,
     ParameterLiteral, Parameters as CkksParameters, Preset, SecretKey, SecurityLevel, Seed,
 };
-use hegpu::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork, PreparedDiagonals};
+use hegpu::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork};
 use hegpu::tensor::{CipherTensor, ScheduleOptions, Scheduler};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
@@ -606,8 +606,7 @@ impl Server {
 struct LatencyServer {
     params: Arc<CkksParameters>,
     plan: LatencyNetwork,
-    evaluator: Evaluator,
-    prepared: PreparedDiagonals,
+    scheduler: Scheduler,
 }
 
 #[pymethods]
@@ -624,13 +623,13 @@ impl LatencyServer {
     ) -> PyResult<Self> {
         py.detach(|| -> hegpu::Result<Self> {
             let keys = EvaluationKeys::from_bytes(keys, &params.inner)?;
-            let evaluator = Evaluator::new(&params.inner, server_backend(device, threads)?, &keys)?;
-            let prepared = plan.inner.prepare(&evaluator)?;
+            let backend = server_backend(device, threads)?;
+            let scheduler =
+                Scheduler::new(&params.inner, &keys, backend, ScheduleOptions::default())?;
             Ok(Self {
                 params: params.inner.clone(),
                 plan: plan.inner.clone(),
-                evaluator,
-                prepared,
+                scheduler,
             })
         })
         .map_err(err)
@@ -640,10 +639,10 @@ impl LatencyServer {
     fn evaluate<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         let bytes = py
             .detach(|| -> hegpu::Result<Vec<u8>> {
-                let backend = self.evaluator.backend();
-                let x = Ciphertext::from_bytes(request, &self.params, &**backend)?;
-                let y = self.plan.evaluate(&self.evaluator, &self.prepared, &x)?;
-                y.to_bytes(&self.params, &**backend)
+                let host = self.scheduler.host();
+                let x = Ciphertext::from_bytes(request, &self.params, &**host)?;
+                let y = self.plan.evaluate(&self.scheduler, x)?;
+                y.to_bytes(&self.params, &**host)
             })
             .map_err(err)?;
         Ok(PyBytes::new(py, &bytes))

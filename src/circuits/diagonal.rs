@@ -13,6 +13,8 @@
 use crate::ckks::{Ciphertext, Encoder, Evaluator, Plaintext};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One product of a giant step: input `input`, rotated by its baby step `baby` (an index into
 /// [`DiagonalMap::baby`]), times `diagonal` (already rotated by minus the giant step).
@@ -230,6 +232,87 @@ impl DiagonalMap {
             ev.add_plain_assign(&mut y, &pt)?;
         }
         Ok(y)
+    }
+}
+
+/// A [`DiagonalMap`] planned for ciphertexts: the level and scale its diagonals are encoded
+/// at and the stride of its slots; the unit of work the scheduler runs. Its input is
+/// `inputs() × groups` ciphertexts, input-major (input c of group g at `c · groups + g`), its
+/// output one ciphertext per group, one level lower.
+#[derive(Clone, Debug)]
+pub struct DiagonalWork {
+    pub map: Arc<DiagonalMap>,
+    /// Tells the encodings of different works apart (each device caches them by it).
+    id: u64,
+    pub level: usize,
+    pub scale: f64,
+    /// The plan's slots are every `stride`-th slot (that many images share a ciphertext):
+    /// rotations are `stride` times the planned ones and each diagonal value fills `stride`
+    /// consecutive slots.
+    pub stride: usize,
+}
+
+static NEXT_WORK: AtomicU64 = AtomicU64::new(1);
+
+impl DiagonalWork {
+    pub fn new(map: Arc<DiagonalMap>, (level, scale): (usize, f64), stride: usize) -> Self {
+        Self {
+            map,
+            id: NEXT_WORK.fetch_add(1, Ordering::Relaxed),
+            level,
+            scale,
+            stride: stride.max(1),
+        }
+    }
+
+    /// What devices cache its encoding by.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Input ciphertexts per group.
+    pub fn inputs(&self) -> usize {
+        self.map.baby.len()
+    }
+
+    /// Ciphertexts alive at once per group while it runs besides its input: every baby-step
+    /// rotation, a giant step's sum and the output.
+    pub fn held_per_group(&self) -> usize {
+        self.map.baby.iter().map(Vec::len).sum::<usize>() + 2
+    }
+
+    /// The diagonals encoded on `ev`'s device.
+    pub fn encode(&self, encoder: &Encoder, ev: &Evaluator) -> Result<EncodedMap> {
+        let k = self.stride;
+        self.map.encode(encoder, ev, (self.level, self.scale), |v| {
+            v.iter().flat_map(|&x| std::iter::repeat_n(x, k)).collect()
+        })
+    }
+
+    /// The map on `x` (see the type's documentation), with its diagonals `encoded` on `ev`'s
+    /// device.
+    pub fn apply(
+        &self,
+        ev: &Evaluator,
+        (encoder, encoded): (&Encoder, &EncodedMap),
+        x: &Ciphertext,
+    ) -> Result<Ciphertext> {
+        let parts = self.inputs();
+        if x.level() != self.level || x.count() == 0 || !x.count().is_multiple_of(parts) {
+            return Err(Error::Shape(format!(
+                "a diagonal map takes {parts} ciphertexts per group at level {}, got {} at \
+                 level {}",
+                self.level,
+                x.count(),
+                x.level()
+            )));
+        }
+        let groups = x.count() / parts;
+        let xs = (0..parts)
+            .map(|c| ev.select(x, &(c * groups..(c + 1) * groups).collect::<Vec<_>>()))
+            .collect::<Result<Vec<_>>>()?;
+        self.map
+            .evaluate(ev, (encoder, encoded), xs, self.stride as i64)
     }
 }
 

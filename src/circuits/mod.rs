@@ -5,18 +5,21 @@
 //!   weights, on relinearized or lazy (three-polynomial) inputs, and what follows them
 //!   ([`Then`]): the batch packing's layers and the weighting of a polynomial's powers;
 //! - [`DiagonalMap`] (`diagonal.rs`): maps within a ciphertext, plaintext diagonals times
-//!   hoisted baby-step and giant-step rotations, and a fold: the latency packing's layers;
+//!   hoisted baby-step and giant-step rotations, and a fold: the latency packing's layers,
+//!   planned for ciphertexts as a [`DiagonalWork`];
 //! - [`PowersWork`] (`powers.rs`): the power basis of a polynomial activation, with lazy
 //!   relinearization of the powers no product reads.
 //!
 //! Each runs on an [`Evaluator`](crate::ckks::Evaluator), so on either device; the scheduler
-//! (`tensor`) runs the sparse maps and powers in chunks, streamed within a memory budget.
+//! (`tensor`) runs all of them, for both packings, in chunks streamed within a memory budget.
 
 mod diagonal;
 mod powers;
 mod sparse;
 
-pub use diagonal::{DiagonalMap, EncodedMap, Giant, Steps, Term, add_slots, rotate_slots};
+pub use diagonal::{
+    DiagonalMap, DiagonalWork, EncodedMap, Giant, Steps, Term, add_slots, rotate_slots,
+};
 pub use powers::{Power, PowersWork, powers};
 pub use sparse::{InputForm, LinearWork, Then};
 pub(crate) use sparse::{finish_linear, linear_output, ranges, square_relin_rescale};

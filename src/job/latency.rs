@@ -5,11 +5,10 @@
 use super::{JobOptions, JobReport, Phase, client_keys, peak_memory_bytes};
 use crate::Result;
 use crate::backend::{Backend, DeviceChoice, select_backend};
-use crate::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, Parameters,
-};
+use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Parameters};
 use crate::data::Mnist;
 use crate::nn::{LatencyNetwork, Model, pixels};
+use crate::tensor::Scheduler;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -82,10 +81,8 @@ pub(super) fn run_latency(
     )?;
 
     let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
-    let backend = opts.server.backend()?;
-    let evaluator = Evaluator::new(&params, backend.clone(), &server_keys)?;
-    let prepared = network.prepare(&evaluator)?;
-    report.device = backend.name();
+    let scheduler = opts.server.scheduler(&params, &server_keys)?;
+    report.device = scheduler.name();
     let cost = network.cost();
     let per = cost.images_per_ciphertext;
     let mut latency = LatencyReport {
@@ -107,17 +104,9 @@ pub(super) fn run_latency(
             &client.encoder,
             &client.encryptor,
             &client.decryptor,
-            &evaluator,
+            &scheduler,
         );
-        match one_request(
-            &network,
-            &prepared,
-            parties,
-            &params,
-            &*host,
-            images,
-            &mut report,
-        ) {
+        match one_request(&network, parties, &params, &*host, images, &mut report) {
             Ok((outputs, seconds)) => {
                 latency.evaluate_seconds.push(seconds);
                 let plain: Vec<Vec<f32>> = images
@@ -135,21 +124,19 @@ pub(super) fn run_latency(
         }
     }
     report.batches = requests.len();
-    report.key_switches = evaluator.key_switches();
-    report.ntts = backend.ntt_count();
+    report.kernels = scheduler.kernel_profile();
     report.latency = Some(latency);
     report.peak_memory_bytes = peak_memory_bytes();
     Ok(report)
 }
 
-type Parties<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Evaluator);
+type Parties<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Scheduler);
 
 /// One request: encrypt, send, evaluate, send back, decrypt. Returns the outputs and the
 /// server's time.
 fn one_request(
     network: &LatencyNetwork,
-    prepared: &crate::nn::PreparedDiagonals,
-    (encoder, encryptor, decryptor, evaluator): Parties<'_>,
+    (encoder, encryptor, decryptor, scheduler): Parties<'_>,
     params: &Arc<Parameters>,
     host: &dyn Backend,
     images: &[f32],
@@ -163,10 +150,11 @@ fn one_request(
     report.bytes_sent += sent.len();
 
     let t = Instant::now();
-    let x = Ciphertext::from_bytes(&sent, params, &**evaluator.backend())?;
-    let y = network.evaluate(evaluator, prepared, &x)?;
-    let received = y.to_bytes(params, &**evaluator.backend())?;
+    let x = Ciphertext::from_bytes(&sent, params, &**scheduler.host())?;
+    let (y, schedule) = network.evaluate_report(scheduler, x)?;
+    let received = y.to_bytes(params, &**scheduler.host())?;
     let seconds = t.elapsed().as_secs_f64();
+    report.note_schedule(schedule);
     report.seconds_evaluate += seconds;
     report.bytes_received += received.len();
 

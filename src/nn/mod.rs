@@ -17,7 +17,7 @@ pub use arch::parse_architecture;
 pub use bounds::{Bounds, InputRange};
 pub use encrypted::{EncryptedNetwork, encrypt_images, levels_needed};
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
-pub use latency::{LatencyCost, LatencyNetwork, MOST_REQUEST_IMAGES, PreparedDiagonals, StepSlots};
+pub use latency::{LatencyCost, LatencyNetwork, MOST_REQUEST_IMAGES, StepSlots};
 pub use mnist::{MnistRecipe, pixels, train_mnist};
 pub use model::{Activation, Layer, Model, Shape, argmax, cryptonets};
 pub use onnx::{Imported, import_onnx, import_onnx_file};

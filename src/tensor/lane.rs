@@ -1,15 +1,16 @@
 //! One device the scheduler uses: its evaluator (evaluation keys uploaded there) and the layer
-//! weights prepared there, and the resident way of running a plan: every tensor on this
-//! device, each linear stage in chunks of [`CHUNK`] outputs.
+//! weights and diagonals prepared there, and the resident way of running a plan: every tensor
+//! on this device, each linear stage in chunks of [`CHUNK`] outputs.
 
 use super::schedule::StageReport;
 use super::work::{LayerPlan, Work};
 use crate::Result;
 use crate::backend::{Backend, PolyBatch, SparseWeights, TransferCounts};
 use crate::circuits::{
-    LinearWork, PowersWork, finish_linear, linear_output, powers, ranges, square_relin_rescale,
+    DiagonalWork, EncodedMap, LinearWork, PowersWork, finish_linear, linear_output, powers, ranges,
+    square_relin_rescale,
 };
-use crate::ckks::{CipherMeta, Ciphertext, EvaluationKeys, Evaluator, Parameters};
+use crate::ckks::{CipherMeta, Ciphertext, Encoder, EvaluationKeys, Evaluator, Parameters};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -24,9 +25,15 @@ pub(crate) const CHUNK: usize = 128;
 /// with the memory budget, and stale ones would hold device memory).
 type WeightCache = HashMap<(u64, usize, usize, usize), Arc<SparseWeights>>;
 
+/// What a stage's result is handed to as it finishes (stage index, result on the device).
+pub(crate) type Observer<'a> = &'a mut dyn FnMut(usize, &Ciphertext);
+
 pub(crate) struct Lane {
     pub ev: Evaluator,
     weights: Mutex<WeightCache>,
+    encoder: Encoder,
+    /// Diagonal maps encoded on this device, by [`DiagonalWork::id`].
+    diagonals: Mutex<HashMap<u64, Arc<EncodedMap>>>,
 }
 
 impl Lane {
@@ -38,6 +45,8 @@ impl Lane {
         Ok(Self {
             ev: Evaluator::new(params, backend, keys)?,
             weights: Mutex::new(HashMap::new()),
+            encoder: Encoder::new(params),
+            diagonals: Mutex::new(HashMap::new()),
         })
     }
 
@@ -98,12 +107,36 @@ impl Lane {
         finish_linear(&self.ev, work, linear)
     }
 
-    /// Runs `plan` with every tensor on this device; a report per stage goes to `reports`.
+    /// `work` on `x` (on this device), its diagonals encoded here once.
+    pub fn diagonal(&self, work: &DiagonalWork, x: &Ciphertext) -> Result<Ciphertext> {
+        let cached = self
+            .diagonals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&work.id())
+            .cloned();
+        let encoded = match cached {
+            Some(e) => e,
+            None => {
+                let e = Arc::new(work.encode(&self.encoder, &self.ev)?);
+                self.diagonals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(work.id(), e.clone());
+                e
+            }
+        };
+        work.apply(&self.ev, (&self.encoder, &encoded), x)
+    }
+
+    /// Runs `plan` with every tensor on this device; a report per stage goes to `reports`,
+    /// each stage's result to `each`.
     pub fn run_resident(
         &self,
         plan: &LayerPlan,
         mut x: Ciphertext,
         reports: &mut Vec<StageReport>,
+        each: Observer<'_>,
     ) -> Result<Ciphertext> {
         for (s, work) in plan.stages.iter().enumerate() {
             let (t, before) = (Instant::now(), self.counts());
@@ -148,8 +181,10 @@ impl Lane {
                     let chunks = parts.len();
                     (self.join(parts)?, chunks)
                 }
+                Work::Diagonal(d) => (self.diagonal(d, &x)?, 1),
             };
             x = y;
+            each(s, &x);
             self.backend().sync()?;
             let on_gpu = self.backend().gpu_stats().is_some();
             reports.push(StageReport {

@@ -3,7 +3,7 @@
 
 use super::lane::CHUNK;
 use super::work::{LayerPlan, Work};
-use crate::circuits::LinearWork;
+use crate::circuits::{DiagonalWork, LinearWork};
 use crate::ckks::{Parameters, key_switch_chunk};
 
 pub(crate) struct Footprint {
@@ -48,6 +48,18 @@ impl Footprint {
             + 4 * work.rows.bias.len() as u64
     }
 
+    /// A diagonal map's encoded diagonals (one polynomial over its level's primes each, with
+    /// room for a companion word).
+    fn diagonals(&self, work: &DiagonalWork) -> u64 {
+        2 * work.map.products() as u64 * self.ciphertext_of(1, work.level + 1)
+    }
+
+    /// What a diagonal map holds while it runs on `groups` groups, besides its input and
+    /// output: its rotations and sums (three polynomials at most before the rescale).
+    fn diagonal_held(&self, work: &DiagonalWork, groups: usize, limbs: usize) -> u64 {
+        (work.held_per_group() * groups) as u64 * self.ciphertext_of(3, limbs)
+    }
+
     /// The most a plan holds at once with every tensor on the GPU (input of `count`
     /// ciphertexts at `level`), the weights of every stage included.
     pub fn resident(&self, plan: &LayerPlan, mut count: usize, mut level: usize) -> u64 {
@@ -56,6 +68,7 @@ impl Footprint {
             .iter()
             .map(|w| match w {
                 Work::Linear(l) => Self::weights(l),
+                Work::Diagonal(d) => self.diagonals(d),
                 Work::Square | Work::Powers(_) => 0,
             })
             .sum();
@@ -65,6 +78,8 @@ impl Footprint {
                 Work::Linear(w) => (w.outputs(), w.levels(), w.input_size(), w.output_size()),
                 Work::Square => (count, 1, 2, 2),
                 Work::Powers(p) => (count * p.degree, p.levels(), 2, 3),
+                // Its rotations and sums are held beside the input (see `diagonal_held`).
+                Work::Diagonal(d) => (count / d.inputs().max(1), 1, 2, 2),
             };
             // The powers are held twice at their end: as made, and rearranged.
             let copies = if matches!(work, Work::Powers(_)) {
@@ -73,9 +88,14 @@ impl Footprint {
                 1
             };
             let limbs = level + 1;
+            let held = match work {
+                Work::Diagonal(d) => self.diagonal_held(d, outputs, limbs),
+                _ => 0,
+            };
             let here = count as u64 * self.ciphertext_of(size_in, limbs)
                 + copies * outputs as u64 * self.ciphertext_of(size_out, limbs)
-                + self.finish(outputs.min(CHUNK), limbs);
+                + self.finish(outputs.min(CHUNK), limbs)
+                + held;
             peak = peak.max(here);
             count = outputs;
             level = level.saturating_sub(drop);
@@ -109,6 +129,23 @@ impl Footprint {
         while size > 1
             && self.finish(size, limbs) + size as u64 * self.ciphertext(limbs) > free / 10 * 9
         {
+            size /= 2;
+        }
+        size
+    }
+
+    /// Groups a diagonal map runs on together when it streams within `free` bytes: their
+    /// input, rotations, sums and key switching in nine tenths of it.
+    pub fn diagonal_chunk(&self, free: Option<u64>, work: &DiagonalWork, groups: usize) -> usize {
+        let Some(free) = free else { return groups };
+        let limbs = work.level + 1;
+        let need = |g: usize| {
+            (g * work.inputs()) as u64 * self.ciphertext(limbs)
+                + self.diagonal_held(work, g, limbs)
+                + self.finish(g, limbs)
+        };
+        let mut size = groups.max(1);
+        while size > 1 && need(size) > free / 10 * 9 {
             size /= 2;
         }
         size

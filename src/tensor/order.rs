@@ -3,7 +3,7 @@
 //! groups and the linear kernels sum each group as one tile (each input word read once for the
 //! group, not once per output). The next linear map's columns follow the new order; squares and
 //! powers in between work ciphertext by ciphertext, and the last map keeps its order (its
-//! outputs are the results).
+//! outputs are the results), as does a map a diagonal map follows.
 
 use super::work::Work;
 use crate::backend::SparseRows;
@@ -18,6 +18,13 @@ pub(crate) fn group_shared_inputs(stages: &mut [Work]) {
         .map(|(i, _)| i)
         .collect();
     for pair in linear.windows(2) {
+        // A powers stage in between makes value k's powers columns k·d … k·d + d − 1; a
+        // diagonal map in between moves values between slots, so its input keeps its order.
+        let d = match &stages[pair[0] + 1..pair[1]] {
+            [Work::Powers(p)] => p.degree,
+            between if between.iter().any(|w| matches!(w, Work::Diagonal(_))) => continue,
+            _ => 1,
+        };
         let Work::Linear(w) = &mut stages[pair[0]] else {
             unreachable!("a linear stage")
         };
@@ -27,11 +34,6 @@ pub(crate) fn group_shared_inputs(stages: &mut [Work]) {
         for (new, &old) in order.iter().enumerate() {
             position[old] = new;
         }
-        // A powers stage in between makes value k's powers columns k·d … k·d + d − 1.
-        let d = match &stages[pair[0] + 1..pair[1]] {
-            [Work::Powers(p)] => p.degree,
-            _ => 1,
-        };
         let Work::Linear(next) = &mut stages[pair[1]] else {
             unreachable!("a linear stage")
         };

@@ -15,14 +15,15 @@
 //! resident work restarts from the batch's input, kept on the host; streamed work goes on
 //! from the chunk that failed. A lost device is not used again.
 
-use super::lane::Lane;
+use super::lane::{Lane, Observer};
 use super::memory::Footprint;
 use super::work::{LayerPlan, Work};
 use crate::backend::{Backend, CpuBackend, PolyBatch, TransferCounts};
 use crate::circuits::{
-    LinearWork, PowersWork, finish_linear, linear_output, powers, ranges, square_relin_rescale,
+    DiagonalWork, LinearWork, PowersWork, finish_linear, linear_output, powers, ranges,
+    square_relin_rescale,
 };
-use crate::ckks::{Ciphertext, EvaluationKeys, Evaluator, Parameters};
+use crate::ckks::{Ciphertext, EvaluationKeys, Parameters};
 use crate::{Error, Result};
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -219,14 +220,38 @@ impl Scheduler {
     /// Runs `plan` on `x` (on the host or the GPU); the result is on the host. The report's
     /// key switches and NTTs are those made while it ran (batches run one after another).
     pub fn run(&self, plan: &LayerPlan, x: Ciphertext) -> Result<(Ciphertext, ScheduleReport)> {
+        self.run_each(plan, x, &mut |_, _| {})
+    }
+
+    /// [`run`](Self::run), handing each stage's result to `each(stage, result)` as it finishes
+    /// (on the device that made it), once per stage even when the GPU fails and the CPU
+    /// starts over: the per-layer precision tests decrypt them.
+    pub fn run_each(
+        &self,
+        plan: &LayerPlan,
+        x: Ciphertext,
+        each: &mut dyn FnMut(usize, &Ciphertext),
+    ) -> Result<(Ciphertext, ScheduleReport)> {
         let before = self.work_done();
-        let (y, mut report) = self.place(plan, x)?;
+        let mut next = 0;
+        let mut once = |s: usize, y: &Ciphertext| {
+            if s >= next {
+                next = s + 1;
+                each(s, y);
+            }
+        };
+        let (y, mut report) = self.place(plan, x, &mut once)?;
         let after = self.work_done();
         (report.key_switches, report.ntts) = (after.0 - before.0, after.1 - before.1);
         Ok((y, report))
     }
 
-    fn place(&self, plan: &LayerPlan, x: Ciphertext) -> Result<(Ciphertext, ScheduleReport)> {
+    fn place(
+        &self,
+        plan: &LayerPlan,
+        x: Ciphertext,
+        each: Observer<'_>,
+    ) -> Result<(Ciphertext, ScheduleReport)> {
         x.check(&self.params)?;
         let x = self.to_host(x)?;
         let usable = self
@@ -234,16 +259,16 @@ impl Scheduler {
             .as_ref()
             .filter(|_| self.state().gpu_lost.is_none());
         let Some(gpu) = usable else {
-            return self.run_on_cpu(plan, x, None);
+            return self.run_on_cpu(plan, x, None, each);
         };
         let resident = self.footprint.resident(plan, x.count, x.level);
         if !self.options.split && self.free_bytes(gpu).is_none_or(|free| resident <= free) {
             let (mut gpu_stages, before) = (Vec::new(), gpu.counts());
-            match self.run_resident(gpu, plan, &x, &mut gpu_stages) {
+            match self.run_resident(gpu, plan, &x, &mut gpu_stages, each) {
                 Ok(done) => Ok(done),
                 Err(e) if e.is_gpu_failure() => {
                     let why = self.gpu_failed(gpu, &e);
-                    let (y, mut report) = self.run_on_cpu(plan, x, Some(why))?;
+                    let (y, mut report) = self.run_on_cpu(plan, x, Some(why), each)?;
                     // The GPU's work before it failed still counts: its finished stages, and
                     // what it did of the stage it failed in.
                     let mut unaccounted = gpu.counts().since(&before);
@@ -260,7 +285,7 @@ impl Scheduler {
                 Err(e) => Err(e),
             }
         } else {
-            self.run_streamed(gpu, plan, x)
+            self.run_streamed(gpu, plan, x, each)
         }
     }
 
@@ -300,9 +325,10 @@ impl Scheduler {
         plan: &LayerPlan,
         x: Ciphertext,
         fallback: Option<String>,
+        each: Observer<'_>,
     ) -> Result<(Ciphertext, ScheduleReport)> {
         let mut stages = Vec::new();
-        let y = self.cpu.run_resident(plan, x, &mut stages)?;
+        let y = self.cpu.run_resident(plan, x, &mut stages, each)?;
         Ok((
             y,
             ScheduleReport {
@@ -323,8 +349,9 @@ impl Scheduler {
         plan: &LayerPlan,
         x: &Ciphertext,
         stages: &mut Vec<StageReport>,
+        each: Observer<'_>,
     ) -> Result<(Ciphertext, ScheduleReport)> {
-        let y = gpu.run_resident(plan, Self::upload(gpu, x)?, stages)?;
+        let y = gpu.run_resident(plan, Self::upload(gpu, x)?, stages, each)?;
         let y = self.download(gpu, &y)?;
         Ok((
             y,
@@ -372,6 +399,7 @@ impl Scheduler {
         gpu: &Lane,
         plan: &LayerPlan,
         mut x: Ciphertext,
+        each: Observer<'_>,
     ) -> Result<(Ciphertext, ScheduleReport)> {
         let mut report = ScheduleReport {
             mode: Mode::Streamed,
@@ -392,7 +420,9 @@ impl Scheduler {
                 }
                 Work::Square => self.stream_square(gpu, x, &mut stage, &mut report)?,
                 Work::Powers(p) => self.stream_powers(gpu, p, x, &mut stage, &mut report)?,
+                Work::Diagonal(d) => self.stream_diagonal(gpu, d, x, &mut stage, &mut report)?,
             };
+            each(s, &x);
             stage.seconds = t.elapsed().as_secs_f64();
             stage.counts = gpu.counts().since(&before);
             report.stages.push(stage);
@@ -624,8 +654,9 @@ impl Scheduler {
         let size = self
             .footprint
             .square_chunk(self.free_bytes(gpu), x.level + 1);
-        self.stream_each(gpu, x, size, stage, report, |ev, piece| {
-            square_relin_rescale(ev, piece)
+        let slice = |r: &Range<usize>| self.cpu.slice(&x, r);
+        self.stream_each(gpu, (x.count, size), slice, stage, report, |lane, piece| {
+            square_relin_rescale(&lane.ev, piece)
         })
     }
 
@@ -643,32 +674,66 @@ impl Scheduler {
             .footprint
             .square_chunk(self.free_bytes(gpu), x.level + 1);
         let size = (size / (2 * work.degree)).max(1);
-        self.stream_each(gpu, x, size, stage, report, |ev, piece| {
+        let slice = |r: &Range<usize>| self.cpu.slice(&x, r);
+        self.stream_each(gpu, (x.count, size), slice, stage, report, |lane, piece| {
             let part = PowersWork {
                 inputs: piece.count,
                 ..work.clone()
             };
-            powers(ev, &part, piece)
+            powers(&lane.ev, &part, piece)
         })
     }
 
-    /// `f` on chunks of `size` ciphertexts of `x`, each on the GPU while it works, the rest on
-    /// the CPU after a GPU failure; the outputs joined in order on the host.
+    /// A diagonal map streamed in chunks of groups (each chunk's inputs gathered from the
+    /// input-major tensor), like a square stage.
+    fn stream_diagonal(
+        &self,
+        gpu: &Lane,
+        work: &DiagonalWork,
+        x: Ciphertext,
+        stage: &mut StageReport,
+        report: &mut ScheduleReport,
+    ) -> Result<Ciphertext> {
+        let parts = work.inputs();
+        if !x.count.is_multiple_of(parts) {
+            return Err(Error::Shape(format!(
+                "a diagonal map of {parts} inputs per group was given {} ciphertexts",
+                x.count
+            )));
+        }
+        let groups = x.count / parts;
+        let size = self
+            .footprint
+            .diagonal_chunk(self.free_bytes(gpu), work, groups);
+        let slice = |r: &Range<usize>| {
+            let picked: Vec<usize> = (0..parts)
+                .flat_map(|c| r.clone().map(move |g| c * groups + g))
+                .collect();
+            self.cpu.ev.select(&x, &picked)
+        };
+        self.stream_each(gpu, (groups, size), slice, stage, report, |lane, piece| {
+            lane.diagonal(work, piece)
+        })
+    }
+
+    /// `f` on the pieces `slice` makes of chunks of `size` of `units` (ciphertexts, or groups
+    /// of them), each on the GPU while it works, the rest on the CPU after a GPU failure; the
+    /// outputs joined in order on the host.
     fn stream_each(
         &self,
         gpu: &Lane,
-        x: Ciphertext,
-        size: usize,
+        (units, size): (usize, usize),
+        slice: impl Fn(&Range<usize>) -> Result<Ciphertext>,
         stage: &mut StageReport,
         report: &mut ScheduleReport,
-        f: impl Fn(&Evaluator, &Ciphertext) -> Result<Ciphertext>,
+        f: impl Fn(&Lane, &Ciphertext) -> Result<Ciphertext>,
     ) -> Result<Ciphertext> {
         let mut parts = Vec::new();
-        for r in ranges(x.count, size) {
-            let piece = self.cpu.slice(&x, &r)?;
+        for r in ranges(units, size) {
+            let piece = slice(&r)?;
             if self.gpu_usable(report) {
                 let attempt = Self::upload(gpu, &piece)
-                    .and_then(|on_gpu| f(&gpu.ev, &on_gpu))
+                    .and_then(|on_gpu| f(gpu, &on_gpu))
                     .and_then(|y| self.download(gpu, &y));
                 match attempt {
                     Ok(y) => {
@@ -683,7 +748,7 @@ impl Scheduler {
                 }
             }
             stage.cpu_chunks += 1;
-            parts.push(f(&self.cpu.ev, &piece)?);
+            parts.push(f(&self.cpu, &piece)?);
         }
         self.cpu.join(parts)
     }

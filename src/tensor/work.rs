@@ -1,6 +1,7 @@
-//! Layer work in device-independent form: the circuits the scheduler runs, stage by stage.
+//! Layer work in device-independent form: the circuits the scheduler runs, stage by stage, for
+//! both packings.
 
-use crate::circuits::{LinearWork, PowersWork, Then};
+use crate::circuits::{DiagonalWork, LinearWork, PowersWork, Then};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One stage of a [`LayerPlan`].
@@ -11,6 +12,9 @@ pub enum Work {
     Square,
     /// The powers u¹ … u^d of every ciphertext (see [`PowersWork`]), for the linear map after it.
     Powers(PowersWork),
+    /// A map within ciphertexts (the latency packing's layers; see [`DiagonalWork`]): groups of
+    /// input ciphertexts to one each.
+    Diagonal(DiagonalWork),
 }
 
 /// Stages run in order on a tensor; `id` tells prepared weights of different plans apart.
@@ -50,6 +54,12 @@ impl Work {
             ),
             Work::Square => format!("x² of {inputs}"),
             Work::Powers(p) => format!("powers 1..{} of {inputs}", p.degree),
+            Work::Diagonal(d) => format!(
+                "diagonal {inputs}→{}, {} rotations, {} products",
+                inputs / d.inputs().max(1),
+                d.map.key_switches(),
+                d.map.products()
+            ),
         }
     }
 }

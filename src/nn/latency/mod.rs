@@ -28,11 +28,12 @@ use super::bounds::InputRange;
 use super::encrypted::{Stage, stage_levels, stages_with_polynomials};
 use super::model::Model;
 use crate::backend::Backend;
-use crate::circuits::{EncodedMap, InputForm, LinearWork, PowersWork, powers};
-use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Parameters, Preset};
+use crate::circuits::{DiagonalWork, InputForm, LinearWork, PowersWork};
+use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Parameters, Preset};
+use crate::tensor::{LayerPlan, ScheduleReport, Scheduler, Work};
 use crate::{Error, Result};
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Calibration images simulated in slots to bound every slot's values (partial sums included).
 const CALIBRATION_IMAGES: usize = 64;
@@ -86,6 +87,10 @@ pub struct LatencyNetwork {
     request_groups: usize,
     /// The inputs' range on the calibration images the scales were fitted to.
     input_range: InputRange,
+    /// Per step: the linear steps planned for ciphertexts (level, scale, stride).
+    diagonals: Vec<Option<DiagonalWork>>,
+    /// The work units by groups per request (see [`layer_plan`](Self::layer_plan)).
+    plans: Arc<Mutex<HashMap<usize, Arc<LayerPlan>>>>,
 }
 
 /// Most images one latency request may be planned for: a request's ciphertexts and the
@@ -253,8 +258,21 @@ impl LatencyNetwork {
             share,
             request_groups: 1,
             input_range,
+            diagonals: Vec::new(),
+            plans: Arc::default(),
         };
         net.fit_scales(calibration)?;
+        let q = params.q_primes();
+        net.diagonals = (net.steps.iter().enumerate())
+            .map(|(i, step)| match step {
+                Step::Linear(lin) => {
+                    let level = net.levels[i];
+                    let scale = f64::from(q[level]) * net.corrections[i];
+                    Some(DiagonalWork::new(lin.map.clone(), (level, scale), share))
+                }
+                _ => None,
+            })
+            .collect();
         Ok(net)
     }
 
@@ -515,38 +533,41 @@ impl LatencyNetwork {
             .collect()
     }
 
-    /// A plan vector for every image of a ciphertext: each value repeated k times.
-    fn repeat(&self, v: &[f64]) -> Vec<f64> {
-        self.interleave(|p, _| v[p])
-    }
-
-    /// Server side: encodes the diagonals on `evaluator`'s device, once per model.
-    pub fn prepare(&self, evaluator: &Evaluator) -> Result<PreparedDiagonals> {
-        self.params
-            .check_id(evaluator.params().id(), "the evaluator's parameters")?;
-        let encoder = Encoder::new(&self.params);
-        let q = self.params.q_primes();
-        let maps = self
+    /// The work units of a request of `groups` groups of images, as the scheduler runs them:
+    /// the linear steps as diagonal maps, squares, power bases and the sparse maps that weigh
+    /// them. Made once per group count and kept (the devices cache prepared weights by plan).
+    pub fn layer_plan(&self, groups: usize) -> Result<Arc<LayerPlan>> {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(plan) = plans.get(&groups) {
+            return Ok(plan.clone());
+        }
+        let stages = self
             .steps
             .iter()
+            .zip(&self.diagonals)
             .enumerate()
-            .map(|(i, step)| match step {
-                Step::Linear(lin) => {
-                    let level = self.levels[i];
-                    let scale = f64::from(q[level]) * self.corrections[i];
-                    let encoded = lin
-                        .map
-                        .encode(&encoder, evaluator, (level, scale), |v| self.repeat(v))?;
-                    Ok(Some(encoded))
-                }
-                _ => Ok(None),
+            .map(|(i, (step, diagonal))| {
+                Ok(match (step, diagonal) {
+                    (Step::Linear(_), Some(d)) => Work::Diagonal(d.clone()),
+                    (Step::Linear(_), None) => {
+                        return Err(Error::Config(
+                            "latency plan: a linear step unplanned".into(),
+                        ));
+                    }
+                    (Step::Square, _) => Work::Square,
+                    (&Step::Powers(degree), _) => Work::Powers(PowersWork {
+                        inputs: groups,
+                        level: self.levels[i],
+                        degree,
+                        scale: self.scales[i + 1],
+                    }),
+                    (Step::Weigh(c), _) => Work::Linear(self.weighing(i, c, groups)?),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(PreparedDiagonals {
-            encoder,
-            maps,
-            share: self.share as i64,
-        })
+        let plan = Arc::new(LayerPlan::new(stages));
+        plans.insert(groups, plan.clone());
+        Ok(plan)
     }
 
     /// The weighing step `i` (coefficients `c`) for `groups` groups: a sparse map from the
@@ -577,28 +598,32 @@ impl LatencyNetwork {
         )
     }
 
-    /// Server side: evaluates the network on a batch from [`encrypt`](Self::encrypt) with
-    /// public material only; returns one ciphertext per group of images.
-    pub fn evaluate(
-        &self,
-        evaluator: &Evaluator,
-        prepared: &PreparedDiagonals,
-        x: &Ciphertext,
-    ) -> Result<Ciphertext> {
-        let mut last = None;
-        self.evaluate_steps(evaluator, prepared, x, |_, y| last = Some(y))?;
-        Ok(last.expect("a plan has steps"))
+    /// Server side: evaluates the network on a request from [`encrypt`](Self::encrypt) with
+    /// public material only, on the devices `scheduler` places it on (the GPU, streamed within
+    /// its memory budget, or the CPU, which finishes the request when the GPU fails); returns
+    /// one ciphertext per group of images, on the host.
+    pub fn evaluate(&self, scheduler: &Scheduler, x: Ciphertext) -> Result<Ciphertext> {
+        Ok(self.evaluate_report(scheduler, x)?.0)
     }
 
-    /// [`evaluate`](Self::evaluate), handing each step's result to `each(step, result)`: the
-    /// per-layer precision tests decrypt them against [`simulate_steps`](Self::simulate_steps).
+    /// [`evaluate`](Self::evaluate), with where each step ran and what it cost.
+    pub fn evaluate_report(
+        &self,
+        scheduler: &Scheduler,
+        x: Ciphertext,
+    ) -> Result<(Ciphertext, ScheduleReport)> {
+        self.evaluate_steps(scheduler, x, |_, _| {})
+    }
+
+    /// [`evaluate_report`](Self::evaluate_report), handing each step's result to `each(step,
+    /// result)` but a power basis (d ciphertexts per group): the per-layer precision tests
+    /// decrypt them against [`simulate_steps`](Self::simulate_steps).
     pub fn evaluate_steps(
         &self,
-        evaluator: &Evaluator,
-        prepared: &PreparedDiagonals,
-        x: &Ciphertext,
-        mut each: impl FnMut(usize, Ciphertext),
-    ) -> Result<()> {
+        scheduler: &Scheduler,
+        x: Ciphertext,
+        mut each: impl FnMut(usize, &Ciphertext),
+    ) -> Result<(Ciphertext, ScheduleReport)> {
         let parts = self.inputs.len();
         let groups = x.count() / parts;
         if x.level() != self.params.max_level()
@@ -615,54 +640,13 @@ impl LatencyNetwork {
                 x.level()
             )));
         }
-        if prepared.maps.len() != self.steps.len() || prepared.share != self.share as i64 {
-            return Err(Error::Mismatch(
-                "diagonals prepared for another plan".into(),
-            ));
-        }
-        let mut xs: Vec<Ciphertext> = (0..parts)
-            .map(|c| evaluator.select(x, &(c * groups..(c + 1) * groups).collect::<Vec<_>>()))
-            .collect::<Result<_>>()?;
-        for (i, (step, encoded)) in self.steps.iter().zip(&prepared.maps).enumerate() {
-            let y = match (step, encoded) {
-                (Step::Linear(lin), Some(encoded)) => {
-                    let xs = std::mem::take(&mut xs);
-                    lin.map
-                        .evaluate(evaluator, (&prepared.encoder, encoded), xs, prepared.share)?
-                }
-                (Step::Square, _) => {
-                    let sq = evaluator.relinearize(&evaluator.square(&xs[0])?)?;
-                    evaluator.rescale(&sq)?
-                }
-                (&Step::Powers(degree), _) => {
-                    let work = PowersWork {
-                        inputs: groups,
-                        level: self.levels[i],
-                        degree,
-                        scale: self.scales[i + 1],
-                    };
-                    powers(evaluator, &work, &xs[0])?
-                }
-                (Step::Weigh(c), _) => {
-                    let work = self.weighing(i, c, groups)?;
-                    work.apply(evaluator, std::mem::take(&mut xs).remove(0))?
-                }
-                (Step::Linear(_), None) => {
-                    return Err(Error::Mismatch("a linear step without diagonals".into()));
-                }
-            };
-            if i + 1 == self.steps.len() {
-                each(i, y);
-                break;
+        self.params.check_id(x.params_id(), "the request")?;
+        let plan = self.layer_plan(groups)?;
+        scheduler.run_each(&plan, x, &mut |i, y| {
+            if !matches!(self.steps[i], Step::Powers(_)) {
+                each(i, y)
             }
-            // The next step reads it; the callback gets a copy (not of a power basis, which
-            // is d ciphertexts per group).
-            if !matches!(step, Step::Powers(_)) {
-                each(i, evaluator.drop_level(&y, y.level())?);
-            }
-            xs = vec![y];
-        }
-        Ok(())
+        })
     }
 
     /// The slot vectors after each step for one image (but a power basis, which
@@ -734,13 +718,4 @@ pub struct StepSlots {
     pub slots: Vec<f64>,
     /// The slots that hold values: `(slot, value index)`.
     pub held: Vec<(usize, usize)>,
-}
-
-/// A plan's diagonals encoded on one device (see [`LatencyNetwork::prepare`]).
-pub struct PreparedDiagonals {
-    encoder: Encoder,
-    /// Per step: the linear steps' diagonals.
-    maps: Vec<Option<EncodedMap>>,
-    /// Images per ciphertext: rotation steps are this many times the plan's.
-    share: i64,
 }

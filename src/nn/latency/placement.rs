@@ -8,11 +8,12 @@ use crate::circuits::{DiagonalMap, Steps};
 use crate::nn::model::LinearRow;
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// A linear stage in slots: the diagonal map and what each slot holds after it.
 #[derive(Clone, Debug)]
 pub struct SlotLinear {
-    pub(crate) map: DiagonalMap,
+    pub(crate) map: Arc<DiagonalMap>,
     pub(crate) output: Layout,
 }
 
@@ -122,7 +123,7 @@ impl SlotLinear {
             rotate_inputs: p.rotate_inputs,
         };
         Ok(Self {
-            map: DiagonalMap::new(diagonals, p.inputs.len(), s, steps),
+            map: Arc::new(DiagonalMap::new(diagonals, p.inputs.len(), s, steps)),
             output,
         })
     }
