@@ -178,11 +178,21 @@ enum MnistStep {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Parameter preset: cryptonets8192 (the shipped models), deep16384 or deep32768 (for
-        /// deeper models: `hegpu import` prints the smallest that holds one)
-        #[arg(long, value_name = "NAME", default_value = "cryptonets8192", value_parser = preset_name)]
-        preset: hegpu::ckks::Preset,
+        /// deeper models: `hegpu import` prints the smallest that holds one) [default:
+        /// cryptonets8192; the latency packing: the smallest its plan of the model fits]
+        #[arg(long, value_name = "NAME", value_parser = preset_name)]
+        preset: Option<hegpu::ckks::Preset>,
+        #[command(flatten)]
+        packing: SplitArgs,
+        /// Latency packing: the server's model, planned for the Galois keys its rotations need
+        #[arg(long, value_name = "FILE|NAME")]
+        model: Option<PathBuf>,
+        /// Latency packing: calibration data (training images) for the plan
+        #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+        data: PathBuf,
     },
-    /// Client: encrypt test images into batch files in DIR
+    /// Client: encrypt test images into batch files in DIR (in the latency packing, one file
+    /// per request)
     Encrypt {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
@@ -194,6 +204,11 @@ enum MnistStep {
         batch: Option<usize>,
         #[arg(long, value_name = "DIR", default_value = "data/mnist")]
         data: PathBuf,
+        #[command(flatten)]
+        packing: SplitArgs,
+        /// Latency packing: the server's model, whose plan lays the images out
+        #[arg(long, value_name = "FILE|NAME")]
+        model: Option<PathBuf>,
     },
     /// Server: evaluate every batch in DIR with public files only; write result files (a bad
     /// batch is reported and the others go on)
@@ -206,6 +221,8 @@ enum MnistStep {
         #[arg(long, value_name = "DIR", default_value = "data/mnist")]
         data: PathBuf,
         #[command(flatten)]
+        packing: SplitArgs,
+        #[command(flatten)]
         server: ServerArgs,
     },
     /// Client: decrypt the result files in DIR and score them (a bad result is reported and
@@ -215,10 +232,45 @@ enum MnistStep {
         dir: PathBuf,
         #[arg(long, value_name = "DIR", default_value = "data/mnist")]
         data: PathBuf,
-        /// Also compare with this model's plaintext predictions
-        #[arg(long, value_name = "FILE")]
+        /// Also compare with this model's plaintext predictions (the latency packing needs
+        /// the server's model to read the outputs)
+        #[arg(long, value_name = "FILE|NAME")]
         model: Option<PathBuf>,
+        #[command(flatten)]
+        packing: SplitArgs,
     },
+}
+
+/// The packing of the split steps: every step of one directory must be given the same.
+#[derive(Args)]
+struct SplitArgs {
+    /// batch (an image per slot) or latency (an image per ciphertext; every step then needs
+    /// the server's --model, whose plan is public)
+    #[arg(long, value_name = "PACKING", default_value = "batch", value_parser = split_packing)]
+    packing: hegpu::job::Packing,
+    /// Latency packing: images that may share a ciphertext (as `hegpu mnist --per-ciphertext`)
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one)]
+    per_ciphertext: usize,
+}
+
+impl SplitArgs {
+    fn packing(&self) -> hegpu::job::files::SplitPacking {
+        use hegpu::job::files::SplitPacking;
+        match self.packing {
+            hegpu::job::Packing::Latency => SplitPacking::Latency {
+                per_ciphertext: self.per_ciphertext,
+            },
+            _ => SplitPacking::Batch,
+        }
+    }
+}
+
+fn split_packing(text: &str) -> std::result::Result<hegpu::job::Packing, String> {
+    match text.trim() {
+        "batch" => Ok(hegpu::job::Packing::Batch),
+        "latency" => Ok(hegpu::job::Packing::Latency),
+        _ => Err(format!("'{text}': the split steps take batch or latency")),
+    }
 }
 
 #[derive(Args)]
@@ -664,8 +716,14 @@ fn failures(failed: &[String], what: (&str, &str), place: &str) -> Result<()> {
 fn mnist_step(step: MnistStep) -> Result<()> {
     use hegpu::job::files;
     match step {
-        MnistStep::Keys { dir, preset } => {
-            files::client_keys(&dir, preset)?;
+        MnistStep::Keys {
+            dir,
+            preset,
+            packing,
+            model,
+            data,
+        } => {
+            files::client_keys(&dir, preset, packing.packing(), (model.as_deref(), &data))?;
             println!(
                 "wrote params.bin, evaluation-keys.bin and secret.key to {}",
                 dir.display()
@@ -677,8 +735,11 @@ fn mnist_step(step: MnistStep) -> Result<()> {
             images,
             batch,
             data,
+            packing,
+            model,
         } => {
-            let n = files::client_encrypt(&dir, &data, images, batch)?;
+            let source = (data.as_path(), model.as_deref());
+            let n = files::client_encrypt(&dir, source, images, batch, packing.packing())?;
             println!("encrypted {n} test images into {}", dir.display());
             Ok(())
         }
@@ -686,9 +747,15 @@ fn mnist_step(step: MnistStep) -> Result<()> {
             dir,
             model,
             data,
+            packing,
             server,
         } => {
-            let report = files::server_evaluate(&dir, &model, &data, &server.server()?)?;
+            let report = files::server_evaluate(
+                &dir,
+                (&model, &data),
+                &server.server()?,
+                packing.packing(),
+            )?;
             println!(
                 "evaluated {} batch(es) in {:.2} s; results in {}",
                 report.evaluated,
@@ -701,8 +768,14 @@ fn mnist_step(step: MnistStep) -> Result<()> {
                 &dir.display().to_string(),
             )
         }
-        MnistStep::Decrypt { dir, data, model } => {
-            let r = files::client_decrypt(&dir, &data, model.as_deref())?;
+        MnistStep::Decrypt {
+            dir,
+            data,
+            model,
+            packing,
+        } => {
+            let source = (data.as_path(), model.as_deref());
+            let r = files::client_decrypt(&dir, source, packing.packing())?;
             let share = |k: usize| 100.0 * k as f64 / r.images.max(1) as f64;
             println!("accuracy: {:.2}% of {} images", share(r.correct), r.images);
             if let Some(a) = &r.agreement {

@@ -235,6 +235,66 @@ fn swapped_stale_and_foreign_files_are_named() {
     std::fs::remove_file(model).unwrap();
 }
 
+/// The split steps in the latency packing: each step plans the model; requests of two
+/// images per ciphertext decrypt to the plaintext model's outputs; a request laid out for
+/// another plan, a batch server given requests and a step without the model are each refused
+/// with the reason.
+#[test]
+fn the_latency_packing_runs_in_separate_steps() {
+    let model = small_model_file("latency-steps");
+    let dir = fresh_dir("latency-steps");
+    let (d, m) = (dir.to_str().unwrap(), model.to_str().unwrap());
+    let latency = [
+        "--packing",
+        "latency",
+        "--per-ciphertext",
+        "2",
+        "--model",
+        m,
+    ];
+    let step = |first: &[&str], rest: &[&str]| run(&[first, rest].concat());
+    let (ok, _, err) = step(&["mnist", "keys", "--dir", d, "--packing", "latency"], &[]);
+    assert!(
+        !ok && err.contains("give every step the server's --model"),
+        "{err}"
+    );
+    assert!(!dir.join("secret.key").exists());
+    let (ok, out, err) = step(&["mnist", "keys", "--dir", d], &latency);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = step(&["mnist", "encrypt", "--dir", d, "--images", "5"], &latency);
+    assert!(ok, "{out}{err}");
+    // Five images, two per request: three requests.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("batches.txt")).unwrap(),
+        "0 2\n2 4\n4 5\n"
+    );
+    let serve = ["mnist", "serve", "--dir", d, "--device", "cpu"];
+    let (ok, out, err) = step(&serve, &latency);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("evaluated 3 batch(es)"), "{out}");
+    let (ok, out, err) = step(&["mnist", "decrypt", "--dir", d], &latency);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("of 5 images"), "{out}");
+    assert_agrees_with_plaintext(&out, 5);
+    // A server planning one image per ciphertext: another layout, refused by its fingerprint.
+    let one = ["--packing", "latency", "--model", m];
+    let (ok, _, err) = step(&serve, &one);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("batch-000.ct: was laid out for another latency plan"),
+        "{err}"
+    );
+    // A batch-packing server: the files say what they hold.
+    let (ok, _, err) = step(&serve, &["--model", m]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("holds the latency request 0 (images 0..2), expected the encrypted images"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_file(model).unwrap();
+}
+
 #[test]
 fn the_report_counts_the_gpu_work_done_before_a_loss() {
     // Resident on the GPU (no memory limit), lost after 3 dispatches: the batch completes on
@@ -271,6 +331,47 @@ fn the_report_counts_the_gpu_work_done_before_a_loss() {
         .sum();
     assert!(dispatches >= 3, "{stages:?}");
     std::fs::remove_file(json).unwrap();
+    std::fs::remove_file(model).unwrap();
+}
+
+/// The latency packing on the GPU through the scheduler, as the batch packing runs: `--profile`
+/// prints the kernel table and the per-stage table, and a GPU lost in the middle of the first
+/// request leaves the answers to the CPU, the same digits.
+#[test]
+fn latency_requests_are_profiled_and_survive_a_gpu_loss() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let model = small_model_file("latency-gpu");
+    let args = [
+        "mnist",
+        "--images",
+        "3",
+        "--packing",
+        "latency",
+        "--device",
+        "gpu",
+        "--model",
+        model.to_str().unwrap(),
+        "--profile",
+    ];
+    let text = hegpu_ok(&args);
+    assert_agrees_with_plaintext(&text, 3);
+    assert!(
+        text.contains("GPU time per kernel") || text.contains("no GPU timestamps"),
+        "{text}"
+    );
+    if text.contains("GPU time per kernel") {
+        assert!(text.contains("diagonal 2→1"), "{text}");
+    }
+    let o = hegpu_with(&args, &[("HEGPU_SIMULATE_DEVICE_LOSS", "20")]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("GPU fallback:") && text.contains("lost"),
+        "{text}"
+    );
+    assert_agrees_with_plaintext(&text, 3);
     std::fs::remove_file(model).unwrap();
 }
 

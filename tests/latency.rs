@@ -347,7 +347,7 @@ fn gpu_and_cpu_give_identical_ciphertexts() {
     assert!(report.fallback.is_none(), "{:?}", report.fallback);
     let diagonal = &report.stages[0];
     assert!(
-        diagonal.what.starts_with("diagonal 4→2") && diagonal.gpu_chunks == 2,
+        diagonal.what.starts_with("diagonal 2→2") && diagonal.gpu_chunks == 2,
         "{diagonal:?}"
     );
     assert!(bytes == cpu_bytes, "streamed GPU ciphertexts differ");

@@ -20,6 +20,20 @@ pub enum Kind {
     Batch = 1,
     /// The server's encrypted outputs.
     Result = 2,
+    /// The client's encrypted images in the latency packing (one request).
+    Request = 3,
+    /// The server's encrypted outputs of a request.
+    Answer = 4,
+}
+
+impl Kind {
+    /// The kind of the server's file for a client's file of this kind.
+    pub fn answered_by(self) -> Kind {
+        match self {
+            Kind::Batch | Kind::Result => Kind::Result,
+            Kind::Request | Kind::Answer => Kind::Answer,
+        }
+    }
 }
 
 /// The frame's fields.
@@ -82,6 +96,8 @@ impl Frame {
         let kind = match bytes[MAGIC.len() + 1] {
             1 => Kind::Batch,
             2 => Kind::Result,
+            3 => Kind::Request,
+            4 => Kind::Answer,
             k => return Err(bad(format!("unknown kind {k}"))),
         };
         let word = |i: usize| {
@@ -103,12 +119,13 @@ impl Frame {
     pub fn expect(&self, expected: &Frame, path: &str) -> Result<()> {
         let what = |f: &Frame| {
             format!(
-                "{} of batch {} (images {}..{})",
+                "{} (images {}..{})",
                 match f.kind {
-                    Kind::Batch => "the encrypted images",
-                    Kind::Result => "the result",
+                    Kind::Batch => format!("the encrypted images of batch {}", f.batch),
+                    Kind::Result => format!("the result of batch {}", f.batch),
+                    Kind::Request => format!("the latency request {}", f.batch),
+                    Kind::Answer => format!("the answer to latency request {}", f.batch),
                 },
-                f.batch,
                 f.start,
                 f.end
             )

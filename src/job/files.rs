@@ -8,18 +8,25 @@
 //! its images and, for a result, the checksum of its batch: see [`super::envelope`]), and
 //! `batches.txt` (one `start end` line per batch of test images). A bad batch or result is
 //! reported by name and the others go on.
+//!
+//! Both packings use these files ([`SplitPacking`]). In the latency packing a batch file is one
+//! request (the images that share a ciphertext), the evaluation keys hold the Galois keys of
+//! the plan's rotations, and every step plans the model: the plan is public (the client lays
+//! its images out by it and reads the outputs from the slots it names), and a request carries
+//! the plan's fingerprint, which the server checks against its own.
 
 use super::ServerDevice;
 use super::envelope::{Frame, Kind, ciphertext_checksum};
 use crate::backend::{Backend, DeviceChoice, select_backend};
+use crate::ckks::Ciphertext;
 use crate::ckks::{
     Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset,
     SecretKey, Seed,
 };
 use crate::data::Mnist;
 use crate::files::{create_secret_file, refuse_link, write_file};
-use crate::nn::{argmax, pixels};
-use crate::tensor::CipherTensor;
+use crate::nn::{EncryptedNetwork, LatencyNetwork, argmax, pixels};
+use crate::tensor::{CipherTensor, Scheduler};
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -50,22 +57,72 @@ fn batch_name(kind: &str, b: usize) -> String {
     format!("{kind}-{b:03}.ct")
 }
 
-/// Client: makes keys for `preset` (`CryptoNets8192` holds the shipped models; deeper models
-/// need the preset `hegpu import` names); writes the secret key first (a new file, owner-only
-/// from its creation: an existing `secret.key` is an error and nothing is written), then the
-/// parameters and the evaluation keys.
-pub fn client_keys(dir: &Path, preset: Preset) -> Result<()> {
+/// How the split job packs images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitPacking {
+    /// CryptoNets: an image per slot, batches of up to N/2 images.
+    Batch,
+    /// An image per ciphertext, up to `per_ciphertext` sharing one; a batch file is a request
+    /// of that many images. Every step is given the same model, which it plans.
+    Latency { per_ciphertext: usize },
+}
+
+/// The latency plan of `model` (a file or a shipped model's name) on `mnist`'s calibration
+/// images, for `params` or, without them, with the smallest preset that holds it.
+fn latency_plan(
+    model: Option<&Path>,
+    mnist: &Mnist,
+    per_ciphertext: usize,
+    params: Option<&Arc<Parameters>>,
+) -> Result<LatencyNetwork> {
+    let model = model.ok_or_else(|| {
+        Error::Config(
+            "the latency packing lays images out by the model's plan: give every step the \
+             server's --model"
+                .into(),
+        )
+    })?;
+    let model = super::load_digit_model(model)?;
+    let calibration = super::latency::calibration(mnist);
+    match params {
+        Some(params) => LatencyNetwork::plan(&model, params, &calibration, per_ciphertext),
+        None => Ok(LatencyNetwork::plan_smallest(&model, &calibration, per_ciphertext)?.1),
+    }
+}
+
+/// Client: makes keys for `preset` (default `CryptoNets8192`, which holds the shipped models;
+/// deeper models need the preset `hegpu import` names; the latency packing takes the smallest
+/// preset its plan of `model` fits, with Galois keys for the plan's rotations); writes the
+/// secret key first (a new file, owner-only from its creation: an existing `secret.key` is an
+/// error and nothing is written), then the parameters and the evaluation keys.
+pub fn client_keys(
+    dir: &Path,
+    preset: Option<Preset>,
+    packing: SplitPacking,
+    (model, data): (Option<&Path>, &Path),
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     // Refused before the secret key is written, so that a planted link leaves nothing behind.
     for name in ["params.bin", "evaluation-keys.bin"] {
         refuse_link(&dir.join(name))?;
     }
-    let params = Parameters::preset(preset)?;
+    let chosen = preset.map(Parameters::preset).transpose()?;
+    let (params, rotations) = match packing {
+        SplitPacking::Batch => (
+            chosen.map_or_else(|| Parameters::preset(Preset::CryptoNets8192), Ok)?,
+            Vec::new(),
+        ),
+        SplitPacking::Latency { per_ciphertext } => {
+            let mnist = Mnist::load(data)?;
+            let plan = latency_plan(model, &mnist, per_ciphertext, chosen.as_ref())?;
+            (plan.params().clone(), plan.rotations())
+        }
+    };
     let mut keygen = KeyGenerator::new(&params, Seed::Os);
     let sk = keygen.secret_key()?;
     let keys = EvaluationKeys {
         relin: Some(keygen.relin_key(&sk)?),
-        ..Default::default()
+        galois: keygen.galois_keys(&sk, &rotations, false)?,
     };
     let mut bytes = sk.export_secret_bytes();
     let written = create_secret_file(&dir.join("secret.key"), &bytes);
@@ -87,12 +144,14 @@ fn client_state(dir: &Path) -> Result<(Arc<Parameters>, SecretKey)> {
 }
 
 /// Client: encrypts the first `images` test images of `data` into batch files of `batch`
-/// images (default and most: N/2).
+/// images (default and most: N/2), or in the latency packing into requests of the plan's
+/// images per ciphertext.
 pub fn client_encrypt(
     dir: &Path,
-    data: &Path,
+    (data, model): (&Path, Option<&Path>),
     images: usize,
     batch: Option<usize>,
+    packing: SplitPacking,
 ) -> Result<usize> {
     let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let (params, sk) = client_state(dir)?;
@@ -105,7 +164,23 @@ pub fn client_encrypt(
     let encoder = Encoder::new(&params);
     let encryptor = Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::Os)?;
     let slots = params.slots();
-    let per_batch = batch.unwrap_or(slots);
+    let latency = match packing {
+        SplitPacking::Batch => None,
+        SplitPacking::Latency { .. } if batch.is_some() => {
+            return Err(Error::Config(
+                "--batch is for the batch packing; a latency request holds the images that \
+                 share a ciphertext (--per-ciphertext)"
+                    .into(),
+            ));
+        }
+        SplitPacking::Latency { per_ciphertext } => {
+            Some(latency_plan(model, &mnist, per_ciphertext, Some(&params))?)
+        }
+    };
+    let per_batch = match &latency {
+        Some(plan) => plan.request_images(),
+        None => batch.unwrap_or(slots),
+    };
     if per_batch == 0 || per_batch > slots {
         return Err(Error::Config(format!(
             "a batch holds 1 to {slots} images, not {per_batch}"
@@ -115,19 +190,20 @@ pub fn client_encrypt(
     for (b, start) in (0..count).step_by(per_batch).enumerate() {
         let end = (start + per_batch).min(count);
         let images = &px[start * 784..end * 784];
-        let scale = params.default_scale();
-        let ct = CipherTensor::encrypt(images, &[1, 28, 28], &encoder, &encryptor, scale)?;
-        let frame = Frame {
-            kind: Kind::Batch,
-            batch: b as u32,
-            start: start as u32,
-            end: end as u32,
-            source: 0,
+        let (kind, source, bytes) = match &latency {
+            Some(plan) => {
+                let ct = plan.encrypt(&encoder, &encryptor, images)?;
+                let bytes = ct.to_bytes(&params, &*backend)?;
+                (Kind::Request, plan.fingerprint(), bytes)
+            }
+            None => {
+                let scale = params.default_scale();
+                let ct = CipherTensor::encrypt(images, &[1, 28, 28], &encoder, &encryptor, scale)?;
+                (Kind::Batch, 0, ct.to_bytes(&params, &*backend)?)
+            }
         };
-        write_file(
-            &dir.join(batch_name("batch", b)),
-            &frame.wrap(&ct.to_bytes(&params, &*backend)?),
-        )?;
+        let frame = frame_of(kind, b, (start, end), source);
+        write_file(&dir.join(batch_name("batch", b)), &frame.wrap(&bytes))?;
         lines.push_str(&format!("{start} {end}\n"));
     }
     write_file(&dir.join("batches.txt"), lines.as_bytes())?;
@@ -174,10 +250,10 @@ fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> 
     }
 }
 
-/// An error naming `path` unless the ciphertexts of `x` are under key set `expected`, the key
-/// set of `whose` ("the evaluation keys belong", "secret.key belongs").
-fn check_key_set(path: &Path, x: &CipherTensor, expected: KeySetId, whose: &str) -> Result<()> {
-    let found = x.ciphertexts().key_set();
+/// An error naming `path` unless ciphertexts `x` are under key set `expected`, the key set of
+/// `whose` ("the evaluation keys belong", "secret.key belongs").
+fn check_key_set(path: &Path, x: &Ciphertext, expected: KeySetId, whose: &str) -> Result<()> {
+    let found = x.key_set();
     if found != expected {
         return Err(Error::Data {
             path: path.display().to_string(),
@@ -196,14 +272,78 @@ pub struct ServeReport {
     pub failed: Vec<String>,
 }
 
+/// What the server evaluates batch files with: the plan of either packing.
+enum ServerPlan {
+    Batch(EncryptedNetwork),
+    Latency(LatencyNetwork),
+}
+
+impl ServerPlan {
+    /// The batch packing's plan of `model` for `params`, with the preset that would hold it
+    /// named when these parameters do not.
+    fn batch(model: &crate::nn::Model, params: &Arc<Parameters>, mnist: &Mnist) -> Result<Self> {
+        let network = super::plan_server(model, params, mnist).map_err(|e| {
+            let bounds = super::calibration_bounds(model, mnist);
+            match (
+                e,
+                bounds.and_then(|b| EncryptedNetwork::plan_smallest(model, &b)),
+            ) {
+                (Error::Config(why), Ok((preset, _))) => Error::Config(format!(
+                    "{why}; make the keys with `hegpu mnist keys --preset {}`",
+                    preset.name()
+                )),
+                (e, _) => e,
+            }
+        })?;
+        Ok(Self::Batch(network))
+    }
+
+    /// The frame a client's file of batch `b` must have.
+    fn expects(&self, b: usize, range: (usize, usize)) -> Frame {
+        match self {
+            Self::Batch(_) => frame_of(Kind::Batch, b, range, 0),
+            Self::Latency(plan) => frame_of(Kind::Request, b, range, plan.fingerprint()),
+        }
+    }
+
+    /// The result's bytes for the client's ciphertext bytes `ct`, under evaluation keys of
+    /// `key_set` (from the file at `path`, named in errors), and the seconds evaluating took.
+    fn answer(
+        &self,
+        scheduler: &Scheduler,
+        (params, key_set): (&Arc<Parameters>, KeySetId),
+        ct: &[u8],
+        path: &Path,
+    ) -> Result<(Vec<u8>, f64)> {
+        let host = &**scheduler.host();
+        let whose = "the evaluation keys belong";
+        let t = std::time::Instant::now();
+        let y = match self {
+            Self::Batch(network) => {
+                let x = CipherTensor::from_bytes(ct, network.shape().0, params, host)
+                    .map_err(|e| about(path, e))?;
+                check_key_set(path, x.ciphertexts(), key_set, whose)?;
+                network.forward(scheduler, x)?.into_ciphertexts()
+            }
+            Self::Latency(plan) => {
+                let x = Ciphertext::from_bytes(ct, params, host).map_err(|e| about(path, e))?;
+                check_key_set(path, &x, key_set, whose)?;
+                plan.evaluate(scheduler, x)?
+            }
+        };
+        let seconds = t.elapsed().as_secs_f64();
+        Ok((y.to_bytes(params, host)?, seconds))
+    }
+}
+
 /// Server: evaluates every batch file with the model and the public files only; writes result
 /// files. A bad batch is reported and the others are evaluated; its stale result file, if any,
 /// is removed.
 pub fn server_evaluate(
     dir: &Path,
-    model: &Path,
-    data: &Path,
+    (model, data): (&Path, &Path),
     server: &ServerDevice,
+    packing: SplitPacking,
 ) -> Result<ServeReport> {
     let path = dir.join("params.bin");
     let params = Parameters::from_bytes(&read(&path)?).map_err(|e| about(&path, e))?;
@@ -213,25 +353,22 @@ pub fn server_evaluate(
         path: path.display().to_string(),
         why: "holds no keys".into(),
     })?;
-    let model = super::load_digit_model(model)?;
     let mnist = Mnist::load(data)?;
-    let network = super::plan_server(&model, &params, &mnist).map_err(|e| {
-        // Name the preset that would hold the model, when one does.
-        let bounds = super::calibration_bounds(&model, &mnist);
-        match (
-            e,
-            bounds.and_then(|b| crate::nn::EncryptedNetwork::plan_smallest(&model, &b)),
-        ) {
-            (Error::Config(why), Ok((preset, _))) => Error::Config(format!(
-                "{why}; make the keys with `hegpu mnist keys --preset {}`",
-                preset.name()
-            )),
-            (e, _) => e,
+    let plan = match packing {
+        SplitPacking::Batch => {
+            ServerPlan::batch(&super::load_digit_model(model)?, &params, &mnist)?
         }
-    })?;
+        SplitPacking::Latency { per_ciphertext } => ServerPlan::Latency(latency_plan(
+            Some(model),
+            &mnist,
+            per_ciphertext,
+            Some(&params),
+        )?),
+    };
     let scheduler = server.scheduler(&params, &keys)?;
-    super::check_memory(&network, &scheduler, &params)?;
-    let host = &**scheduler.host();
+    if let ServerPlan::Batch(network) = &plan {
+        super::check_memory(network, &scheduler, &params)?;
+    }
     let mut report = ServeReport::default();
     for (b, range) in batches(dir)?.into_iter().enumerate() {
         let (input, output) = (
@@ -242,15 +379,29 @@ pub fn server_evaluate(
             let bytes = read(&input)?;
             let name = input.display().to_string();
             let (frame, ct) = Frame::unwrap(&bytes, &name)?;
-            frame.expect(&frame_of(Kind::Batch, b, range, 0), &name)?;
-            let x = CipherTensor::from_bytes(ct, network.shape().0, &params, host)
-                .map_err(|e| about(&input, e))?;
-            check_key_set(&input, &x, key_set, "the evaluation keys belong")?;
-            let t = std::time::Instant::now();
-            let y = network.forward(&scheduler, x)?;
-            let seconds = t.elapsed().as_secs_f64();
-            let result = frame_of(Kind::Result, b, range, ciphertext_checksum(ct));
-            write_file(&output, &result.wrap(&y.to_bytes(&params, host)?))?;
+            let expected = plan.expects(b, range);
+            frame.expect(
+                &Frame {
+                    source: 0,
+                    ..expected
+                },
+                &name,
+            )?;
+            if frame.source != expected.source {
+                return Err(Error::Data {
+                    path: name,
+                    why: format!(
+                        "was laid out for another latency plan (fingerprint {:08x}; the \
+                         server's is {:08x}): give the client and the server the same --model \
+                         and --per-ciphertext",
+                        frame.source, expected.source
+                    ),
+                });
+            }
+            let (y, seconds) = plan.answer(&scheduler, (&params, key_set), ct, &input)?;
+            let kind = expected.kind.answered_by();
+            let result = frame_of(kind, b, range, ciphertext_checksum(ct));
+            write_file(&output, &result.wrap(&y))?;
             Ok(seconds)
         })();
         match evaluated {
@@ -291,13 +442,24 @@ fn batch_checksum(dir: &Path, b: usize) -> u32 {
 }
 
 /// Client: decrypts the result files and scores them (and compares them with `model`, when
-/// given). A bad result is reported and the others are scored.
-pub fn client_decrypt(dir: &Path, data: &Path, model: Option<&Path>) -> Result<DecryptReport> {
+/// given; the latency packing needs it to read the outputs). A bad result is reported and the
+/// others are scored.
+pub fn client_decrypt(
+    dir: &Path,
+    (data, model): (&Path, Option<&Path>),
+    packing: SplitPacking,
+) -> Result<DecryptReport> {
     let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let (params, sk) = client_state(dir)?;
     let mnist = Mnist::load(data)?;
     let encoder = Encoder::new(&params);
     let decryptor = Decryptor::new(&params, &sk)?;
+    let latency = match packing {
+        SplitPacking::Batch => None,
+        SplitPacking::Latency { per_ciphertext } => {
+            Some(latency_plan(model, &mnist, per_ciphertext, Some(&params))?)
+        }
+    };
     let model = model.map(super::load_digit_model).transpose()?;
     let px = pixels(&mnist.test_images);
     let mut report = DecryptReport {
@@ -316,11 +478,27 @@ pub fn client_decrypt(dir: &Path, data: &Path, model: Option<&Path>) -> Result<D
             let name = path.display().to_string();
             let (frame, ct) = Frame::unwrap(&bytes, &name)?;
             let source = batch_checksum(dir, b);
-            frame.expect(&frame_of(Kind::Result, b, (start, end), source), &name)?;
-            let y = CipherTensor::from_bytes(ct, &[10], &params, &*backend)
-                .map_err(|e| about(&path, e))?;
-            check_key_set(&path, &y, sk.key_set(), "secret.key belongs")?;
-            y.decrypt(&decryptor, &encoder, end - start, &*backend)
+            let kind = if latency.is_some() {
+                Kind::Answer
+            } else {
+                Kind::Result
+            };
+            frame.expect(&frame_of(kind, b, (start, end), source), &name)?;
+            let whose = "secret.key belongs";
+            match &latency {
+                Some(plan) => {
+                    let y = Ciphertext::from_bytes(ct, &params, &*backend)
+                        .map_err(|e| about(&path, e))?;
+                    check_key_set(&path, &y, sk.key_set(), whose)?;
+                    plan.decrypt(&decryptor, &encoder, &y, end - start, &*backend)
+                }
+                None => {
+                    let y = CipherTensor::from_bytes(ct, &[10], &params, &*backend)
+                        .map_err(|e| about(&path, e))?;
+                    check_key_set(&path, y.ciphertexts(), sk.key_set(), whose)?;
+                    y.decrypt(&decryptor, &encoder, end - start, &*backend)
+                }
+            }
         })();
         let outputs = match outputs {
             Ok(o) => o,

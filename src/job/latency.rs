@@ -41,6 +41,12 @@ impl LatencyReport {
     }
 }
 
+/// The public calibration data latency plans are made with: up to 1,000 training images.
+pub(super) fn calibration(mnist: &Mnist) -> Vec<f32> {
+    let images = 1000.min(mnist.train_labels.len());
+    pixels(&mnist.train_images)[..784 * images].to_vec()
+}
+
 /// Runs the job with one image per request.
 pub(super) fn run_latency(
     opts: &JobOptions,
@@ -55,12 +61,8 @@ pub(super) fn run_latency(
     // Server: plans from the model and public calibration data with the smallest preset that
     // holds it; the plan (preset, layouts and the rotations it needs) is public, the client
     // lays its images out by it.
-    let calibration = 1000.min(mnist.train_labels.len());
-    let (preset, network) = LatencyNetwork::plan_smallest(
-        model,
-        &pixels(&mnist.train_images)[..784 * calibration],
-        opts.per_ciphertext,
-    )?;
+    let (preset, network) =
+        LatencyNetwork::plan_smallest(model, &calibration(mnist), opts.per_ciphertext)?;
     let params = network.params().clone();
     let mut report = JobReport {
         images: count,

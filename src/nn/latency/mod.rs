@@ -406,6 +406,30 @@ impl LatencyNetwork {
         all.into_iter().collect()
     }
 
+    /// A checksum of what a client and a server planning separately must agree on: the
+    /// parameters, the images per ciphertext, where each input value goes, the rotations and
+    /// the slots the outputs are read from. A request laid out for another plan would be
+    /// evaluated into wrong answers; the split job binds requests to this.
+    pub fn fingerprint(&self) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&self.params.id().to_le_bytes());
+        for v in [self.share, self.input_len, self.inputs.len()] {
+            h.update(&(v as u64).to_le_bytes());
+        }
+        for layout in &self.inputs {
+            for at in &layout.at {
+                h.update(&at.map_or(u32::MAX, |v| v).to_le_bytes());
+            }
+        }
+        for r in self.rotations() {
+            h.update(&r.to_le_bytes());
+        }
+        for &t in &self.outputs {
+            h.update(&(t as u64).to_le_bytes());
+        }
+        h.finalize()
+    }
+
     /// What one image costs.
     pub fn cost(&self) -> LatencyCost {
         let (mut key_switches, mut plaintext_products) = (0, 0);
