@@ -6,8 +6,8 @@
 
 use hegpu::backend::{Backend, CpuBackend, DeviceChoice, select_backend};
 use hegpu::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator,
-    ParameterLiteral, Parameters as CkksParameters, Preset, SecretKey, SecurityLevel, Seed,
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, ParameterLiteral,
+    Parameters as CkksParameters, Preset, SecretKey, SecurityLevel, Seed,
 };
 use hegpu::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork};
 use hegpu::tensor::{CipherTensor, ScheduleOptions, Scheduler};
