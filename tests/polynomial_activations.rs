@@ -7,7 +7,7 @@ mod common;
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::*;
 use hegpu::nn::*;
-use hegpu::tensor::Scheduler;
+use hegpu::tensor::{Mode, ScheduleOptions, Scheduler};
 use rand::Rng;
 use std::sync::Arc;
 
@@ -170,19 +170,32 @@ fn non_polynomial_activations_are_refused_with_the_fix() {
     assert!(LatencyNetwork::supports(&network(Layer::Square)));
 }
 
+/// The same words on the CPU and on the GPU resident, where the powers and the map that weighs
+/// them run as one pass (a piece of values at a time, their products summed), and streamed
+/// within a small budget, where they run one after the other (the whole basis on the host,
+/// the map in blocks of inputs).
 #[test]
 fn gpu_and_cpu_give_identical_ciphertexts_for_powers() {
     let Some(_) = common::gpu() else { return };
     let model = network(relu8());
     let x = images(10, 9);
     let on_cpu = run(&model, &x, cpu());
-    let on_gpu = run(
-        &model,
-        &x,
-        Arc::new(hegpu::backend::GpuBackend::new().unwrap()),
-    );
+    let gpu = || -> Arc<dyn Backend> { Arc::new(hegpu::backend::GpuBackend::new().unwrap()) };
+    let on_gpu = run(&model, &x, gpu());
+    assert_eq!(on_gpu.mode, Mode::Resident);
     assert!(on_cpu.bytes == on_gpu.bytes, "GPU and CPU outputs differ");
     assert_eq!(on_cpu.key_switches, on_gpu.key_switches);
+    let small = ScheduleOptions {
+        gpu_memory: Some(1 << 20),
+        ..Default::default()
+    };
+    let streamed = common::encrypted_run_with(&model, &x, &params(), gpu(), small);
+    assert_eq!(streamed.mode, Mode::Streamed);
+    assert!(
+        on_cpu.bytes == streamed.bytes,
+        "the powers and the map one after the other differ from one pass"
+    );
+    assert_eq!(on_cpu.key_switches, streamed.key_switches);
 }
 
 /// The latency packing evaluates polynomials of any degree (the powers of the one ciphertext

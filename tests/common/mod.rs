@@ -139,6 +139,8 @@ pub struct EncryptedRun {
     pub level: usize,
     /// Ciphertexts the server key-switched.
     pub key_switches: u64,
+    /// Where the batch ran.
+    pub mode: hegpu::tensor::Mode,
 }
 
 /// `model` planned on `images`, which are encrypted with fixed seeds, evaluated on `backend`
@@ -148,6 +150,17 @@ pub fn encrypted_run(
     images: &[f32],
     params: &Arc<hegpu::ckks::Parameters>,
     backend: Arc<dyn hegpu::backend::Backend>,
+) -> EncryptedRun {
+    encrypted_run_with(model, images, params, backend, Default::default())
+}
+
+/// [`encrypted_run`] with the scheduler's `options` (a GPU memory budget, splitting).
+pub fn encrypted_run_with(
+    model: &hegpu::nn::Model,
+    images: &[f32],
+    params: &Arc<hegpu::ckks::Parameters>,
+    backend: Arc<dyn hegpu::backend::Backend>,
+    options: hegpu::tensor::ScheduleOptions,
 ) -> EncryptedRun {
     use hegpu::ckks::*;
     use hegpu::nn::{Bounds, EncryptedNetwork, encrypt_images};
@@ -163,8 +176,7 @@ pub fn encrypted_run(
     let bounds = Bounds::measure(model, images).unwrap();
     let net = EncryptedNetwork::plan(model, params, &bounds).unwrap();
     let x = encrypt_images(&net, &encoder, &encryptor, images).unwrap();
-    let scheduler =
-        hegpu::tensor::Scheduler::new(params, &keys, backend, Default::default()).unwrap();
+    let scheduler = hegpu::tensor::Scheduler::new(params, &keys, backend, options).unwrap();
     let (y, report) = net.forward_report(&scheduler, x).unwrap();
     assert!(report.fallback.is_none(), "{:?}", report.fallback);
     let count = images.len() / model.input_len();
@@ -175,6 +187,7 @@ pub fn encrypted_run(
         bytes: y.to_bytes(params, &*host).unwrap(),
         outputs: y.decrypt(&decryptor, &encoder, count, &*host).unwrap(),
         key_switches: report.key_switches,
+        mode: report.mode,
     }
 }
 
