@@ -180,9 +180,15 @@ fn gpu_and_cpu_give_identical_ciphertexts_for_powers() {
     let model = network(relu8());
     let x = images(10, 9);
     let on_cpu = run(&model, &x, cpu());
+    // The first map, the powers of 12 values in pieces of 8, the map that weighs them summed
+    // over the same pieces (one pass); one after the other it would take one chunk.
+    assert_eq!(on_cpu.chunks, [1, 2, 2]);
     let gpu = || -> Arc<dyn Backend> { Arc::new(hegpu::backend::GpuBackend::new().unwrap()) };
     let on_gpu = run(&model, &x, gpu());
-    assert_eq!(on_gpu.mode, Mode::Resident);
+    assert_eq!(
+        (on_gpu.mode, &on_gpu.chunks[..]),
+        (Mode::Resident, &[1, 2, 2][..])
+    );
     assert!(on_cpu.bytes == on_gpu.bytes, "GPU and CPU outputs differ");
     assert_eq!(on_cpu.key_switches, on_gpu.key_switches);
     let small = ScheduleOptions {

@@ -488,6 +488,113 @@ fn sparse_linear_layer_equals_u64_sums() {
     }
 }
 
+/// A map summed over blocks of its inputs with `linear_sparse_add` (the CPU adds each block's
+/// sums into the previous ones as it reduces them) equals the map over all inputs at once,
+/// and u64 arithmetic: edge words p − 1, a bias with the first block only.
+#[test]
+fn sparse_sums_over_blocks_of_inputs_equal_the_whole_map() {
+    let n = 1 << 10;
+    let ring = mixed_ring(n, 3);
+    let (inputs, outputs, limbs) = (9, 5, ring.limbs());
+    let mut x = random_words(&ring, inputs, 41);
+    x[..n].fill(ring.modulus(0).value() - 1);
+    let mut r = common::rng(42);
+    let mut rows = hegpu::backend::SparseRows {
+        offsets: vec![0],
+        ..Default::default()
+    };
+    for j in 0..outputs {
+        for k in (0..inputs).filter(|k| (k + j) % 3 != 0) {
+            rows.columns.push(k);
+            for l in 0..limbs {
+                let p = ring.modulus(l).value();
+                rows.words.push(if j == 0 {
+                    p - 1
+                } else {
+                    rand::Rng::random_range(&mut r, 0..p)
+                });
+            }
+        }
+        rows.offsets.push(rows.columns.len());
+        for l in 0..limbs {
+            rows.bias
+                .push(rand::Rng::random_range(&mut r, 0..ring.modulus(l).value()));
+        }
+    }
+    // Rows over inputs `block`, renumbered from 0; the bias with the first block only.
+    let restrict = |block: std::ops::Range<usize>| {
+        let mut out = hegpu::backend::SparseRows {
+            offsets: vec![0],
+            ..Default::default()
+        };
+        for j in 0..outputs {
+            for e in rows.offsets[j]..rows.offsets[j + 1] {
+                if block.contains(&rows.columns[e]) {
+                    out.columns.push(rows.columns[e] - block.start);
+                    out.words
+                        .extend_from_slice(&rows.words[e * limbs..(e + 1) * limbs]);
+                }
+            }
+            out.offsets.push(out.columns.len());
+        }
+        if block.start == 0 {
+            out.bias = rows.bias.clone();
+        }
+        out
+    };
+    let pw = ring.poly_words();
+    let blocks = [0..4, 4..5, 5..9];
+    let summed = on_every_device("linear_sparse_add", n, |b| {
+        let mut acc = None;
+        for block in blocks.clone() {
+            let xs = b
+                .upload(&ring, block.len(), &x[block.start * pw..block.end * pw])
+                .unwrap();
+            let w = b
+                .upload_sparse(&ring, block.len(), &restrict(block))
+                .unwrap();
+            acc = Some(match acc {
+                None => b.linear_sparse(&w, &xs).unwrap(),
+                Some(acc) => b.linear_sparse_add(&w, &xs, acc).unwrap(),
+            });
+        }
+        b.download(&acc.unwrap()).unwrap()
+    });
+    let cpu = CpuBackend::new(Some(2)).unwrap();
+    let whole = {
+        let xs = cpu.upload(&ring, inputs, &x).unwrap();
+        let w = cpu.upload_sparse(&ring, inputs, &rows).unwrap();
+        cpu.download(&cpu.linear_sparse(&w, &xs).unwrap()).unwrap()
+    };
+    assert!(
+        summed == whole,
+        "the sums over blocks differ from the whole map"
+    );
+    for j in 0..outputs {
+        for word in (0..pw).step_by(7) {
+            let l = word / n;
+            let p = u64::from(ring.modulus(l).value());
+            let want = (rows.offsets[j]..rows.offsets[j + 1]).fold(
+                u64::from(rows.bias[j * limbs + l]),
+                |acc, e| {
+                    let v = u64::from(x[rows.columns[e] * pw + word]);
+                    (acc + v * u64::from(rows.words[e * limbs + l]) % p) % p
+                },
+            );
+            assert_eq!(
+                u64::from(whole[j * pw + word]),
+                want,
+                "output {j} word {word}"
+            );
+        }
+    }
+    // Sums of another shape are refused.
+    let xs = cpu.upload(&ring, 1, &x[..pw]).unwrap();
+    let w = cpu.upload_sparse(&ring, 1, &restrict(0..1)).unwrap();
+    let wrong = cpu.upload(&ring, 1, &x[..pw]).unwrap();
+    assert!(cpu.linear_sparse_add(&w, &xs, wrong).is_err());
+}
+
 #[test]
 fn regrouping_views_ciphertexts_as_single_polynomials() {
     let n = 1 << 10;

@@ -112,6 +112,18 @@ pub trait Backend: Send + Sync {
     /// every limb multiplied by its own word, all outputs in one call.
     fn linear_sparse(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch>;
 
+    /// `acc + linear_sparse(w, x)`: a map's products over one block of its inputs added to
+    /// the sums of the blocks before (the CPU adds them as it reduces, into `acc`'s memory).
+    fn linear_sparse_add(
+        &self,
+        w: &SparseWeights,
+        x: &PolyBatch,
+        acc: PolyBatch,
+    ) -> Result<PolyBatch> {
+        let part = self.linear_sparse(w, x)?;
+        self.add(&acc, &part)
+    }
+
     /// The polynomials of every part, in order, as one batch (all parts in one ring).
     fn concat(&self, parts: &[&PolyBatch]) -> Result<PolyBatch>;
 

@@ -20,10 +20,28 @@ use std::time::Instant;
 /// on one device: bounds the memory of every temporary, key switching included.
 pub(crate) const CHUNK: usize = 128;
 
-/// Weights prepared on a device, by plan, stage and range of outputs. A stage keeps one set of
-/// ranges: preparing a range drops the cached ones it overlaps (a streamed stage's chunks change
-/// with the memory budget, and stale ones would hold device memory).
-type WeightCache = HashMap<(u64, usize, usize, usize), Arc<SparseWeights>>;
+/// Weights prepared on a device, by plan, stage, range of outputs and range of inputs. A stage
+/// keeps one set of pieces: preparing a piece drops the cached ones it overlaps (a streamed
+/// stage's chunks change with the memory budget, and stale ones would hold device memory).
+type WeightCache = HashMap<WeightKey, Arc<SparseWeights>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct WeightKey {
+    plan: u64,
+    stage: usize,
+    rows: (usize, usize),
+    columns: (usize, usize),
+}
+
+impl WeightKey {
+    fn overlaps(&self, other: &WeightKey) -> bool {
+        let meet = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
+        self.plan == other.plan
+            && self.stage == other.stage
+            && meet(self.rows, other.rows)
+            && meet(self.columns, other.columns)
+    }
+}
 
 /// What a stage's result is handed to as it finishes (stage index, result on the device).
 pub(crate) type Observer<'a> = &'a mut dyn FnMut(usize, &Ciphertext);
@@ -62,25 +80,36 @@ impl Lane {
             .unwrap_or_default()
     }
 
-    /// Rows `range` of stage `stage` over all its inputs, prepared on this device once.
+    /// Rows `range` of stage `stage` over its inputs `columns` (all when None; renumbered from
+    /// 0, the bias with the first inputs only), prepared on this device once.
     fn weights(
         &self,
         plan: &LayerPlan,
         stage: usize,
         work: &LinearWork,
-        range: &Range<usize>,
+        (range, columns): (&Range<usize>, Option<&Range<usize>>),
     ) -> Result<Arc<SparseWeights>> {
-        let key = (plan.id, stage, range.start, range.end);
+        let all = 0..work.inputs;
+        let columns = columns.unwrap_or(&all);
+        let key = WeightKey {
+            plan: plan.id,
+            stage,
+            rows: (range.start, range.end),
+            columns: (columns.start, columns.end),
+        };
         if let Some(w) = self.cache().get(&key) {
             return Ok(w.clone());
         }
         let ring = work.input_ring(self.ev.params())?;
-        let rows = work.restrict(range, None, true);
-        let w = Arc::new(self.backend().upload_sparse(&ring, work.inputs, &rows)?);
+        let rows = if *columns == all {
+            work.restrict(range, None, true)
+        } else {
+            let block: Vec<usize> = columns.clone().collect();
+            work.restrict(range, Some(&block), columns.start == 0)
+        };
+        let w = Arc::new(self.backend().upload_sparse(&ring, columns.len(), &rows)?);
         let mut cache = self.cache();
-        cache.retain(|&(id, st, start, end), _| {
-            id != plan.id || st != stage || end <= range.start || range.end <= start
-        });
+        cache.retain(|cached, _| !cached.overlaps(&key));
         cache.insert(key, w.clone());
         Ok(w)
     }
@@ -100,7 +129,7 @@ impl Lane {
         grouped: &PolyBatch,
         range: &Range<usize>,
     ) -> Result<Ciphertext> {
-        let weights = self.weights(plan, stage, work, range)?;
+        let weights = self.weights(plan, stage, work, (range, None))?;
         let ring = self.ev.params().ring_q(work.level)?;
         let polys = self.backend().linear_sparse(&weights, grouped)?;
         let linear = linear_output(x, work, polys.regroup(ring)?, range.len())?;
@@ -138,64 +167,164 @@ impl Lane {
         reports: &mut Vec<StageReport>,
         each: Observer<'_>,
     ) -> Result<Ciphertext> {
-        for (s, work) in plan.stages.iter().enumerate() {
+        let mut s = 0;
+        while s < plan.stages.len() {
+            if let (Work::Powers(p), Some(Work::Linear(w))) =
+                (&plan.stages[s], plan.stages.get(s + 1))
+                && fuses(p, w)
+            {
+                x = self.powers_into_linear(plan, s, (p, w), x, reports)?;
+                each(s + 1, &x);
+                s += 2;
+                continue;
+            }
             let (t, before) = (Instant::now(), self.counts());
+            let work = &plan.stages[s];
             let what = work.describe(x.count);
-            let (y, chunks) = match work {
-                Work::Linear(w) => {
-                    w.check_input(&x)?;
-                    let meta = x.meta();
-                    let grouped = x.polys.regroup(&w.input_ring(self.ev.params())?)?;
-                    let parts = ranges(w.outputs(), CHUNK)
-                        .iter()
-                        .map(|r| self.linear_range(plan, s, w, meta, &grouped, r))
-                        .collect::<Result<Vec<_>>>()?;
-                    drop(grouped);
-                    let chunks = parts.len();
-                    (self.join(parts)?, chunks)
-                }
-                Work::Square if x.count <= CHUNK => (square_relin_rescale(&self.ev, &x)?, 1),
-                Work::Square => {
-                    let parts = ranges(x.count, CHUNK)
-                        .iter()
-                        .map(|r| square_relin_rescale(&self.ev, &self.slice(&x, r)?))
-                        .collect::<Result<Vec<_>>>()?;
-                    let chunks = parts.len();
-                    (self.join(parts)?, chunks)
-                }
-                Work::Powers(p) => {
-                    p.check_input(&x)?;
-                    // Pieces whose powers (three polynomials each) stay within the host
-                    // pool's largest buffer, so each piece reuses the last one's memory.
-                    let piece = (CHUNK / (2 * p.degree)).max(1);
-                    let parts = ranges(x.count, piece)
-                        .iter()
-                        .map(|r| {
-                            let part = PowersWork {
-                                inputs: r.len(),
-                                ..p.clone()
-                            };
-                            powers(&self.ev, &part, &self.slice(&x, r)?)
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    let chunks = parts.len();
-                    (self.join(parts)?, chunks)
-                }
-                Work::Diagonal(d) => (self.diagonal(d, &x)?, 1),
-            };
+            let (y, chunks) = self.stage(plan, s, work, x)?;
             x = y;
-            each(s, &x);
             self.backend().sync()?;
-            let on_gpu = self.backend().gpu_stats().is_some();
-            reports.push(StageReport {
-                what,
-                gpu_chunks: if on_gpu { chunks } else { 0 },
-                cpu_chunks: if on_gpu { 0 } else { chunks },
-                seconds: t.elapsed().as_secs_f64(),
-                counts: self.counts().since(&before),
-            });
+            each(s, &x);
+            reports.push(self.report(what, chunks, t.elapsed().as_secs_f64(), &before));
+            s += 1;
         }
         Ok(x)
+    }
+
+    /// What a stage that ran here did: `chunks` pieces, `seconds`, the transfers since `before`.
+    fn report(
+        &self,
+        what: String,
+        chunks: usize,
+        seconds: f64,
+        before: &TransferCounts,
+    ) -> StageReport {
+        let on_gpu = self.backend().gpu_stats().is_some();
+        StageReport {
+            what,
+            gpu_chunks: if on_gpu { chunks } else { 0 },
+            cpu_chunks: if on_gpu { 0 } else { chunks },
+            seconds,
+            counts: self.counts().since(before),
+        }
+    }
+
+    /// Stage `s` (`work`) of `plan` on `x`, with every tensor on this device: the result and the
+    /// pieces it ran in.
+    fn stage(
+        &self,
+        plan: &LayerPlan,
+        s: usize,
+        work: &Work,
+        x: Ciphertext,
+    ) -> Result<(Ciphertext, usize)> {
+        Ok(match work {
+            Work::Linear(w) => {
+                w.check_input(&x)?;
+                let meta = x.meta();
+                let grouped = x.polys.regroup(&w.input_ring(self.ev.params())?)?;
+                let parts = ranges(w.outputs(), CHUNK)
+                    .iter()
+                    .map(|r| self.linear_range(plan, s, w, meta, &grouped, r))
+                    .collect::<Result<Vec<_>>>()?;
+                drop(grouped);
+                let chunks = parts.len();
+                (self.join(parts)?, chunks)
+            }
+            Work::Square if x.count <= CHUNK => (square_relin_rescale(&self.ev, &x)?, 1),
+            Work::Square => {
+                let parts = ranges(x.count, CHUNK)
+                    .iter()
+                    .map(|r| square_relin_rescale(&self.ev, &self.slice(&x, r)?))
+                    .collect::<Result<Vec<_>>>()?;
+                let chunks = parts.len();
+                (self.join(parts)?, chunks)
+            }
+            Work::Powers(p) => {
+                p.check_input(&x)?;
+                let parts = ranges(x.count, powers_piece(p))
+                    .iter()
+                    .map(|r| self.powers_of(p, &x, r))
+                    .collect::<Result<Vec<_>>>()?;
+                let chunks = parts.len();
+                (self.join(parts)?, chunks)
+            }
+            Work::Diagonal(d) => (self.diagonal(d, &x)?, 1),
+        })
+    }
+
+    /// The power basis of values `r` of `x`.
+    fn powers_of(&self, p: &PowersWork, x: &Ciphertext, r: &Range<usize>) -> Result<Ciphertext> {
+        let part = PowersWork {
+            inputs: r.len(),
+            ..p.clone()
+        };
+        powers(&self.ev, &part, &self.slice(x, r)?)
+    }
+
+    /// Powers stage `s` and the linear map after it in one pass: the power basis of a few
+    /// values at a time, and their products with the map's columns added to the sums of the
+    /// pieces before (the map is linear in its inputs, so the sums are the map's, word for
+    /// word). The basis, three polynomials per power and `degree` powers per value, is never
+    /// held whole; the key switches and NTTs are those of the two stages one after the other.
+    fn powers_into_linear(
+        &self,
+        plan: &LayerPlan,
+        s: usize,
+        (p, w): (&PowersWork, &LinearWork),
+        x: Ciphertext,
+        reports: &mut Vec<StageReport>,
+    ) -> Result<Ciphertext> {
+        p.check_input(&x)?;
+        let be = self.backend();
+        let ring = w.input_ring(self.ev.params())?;
+        let (mut powers_seconds, mut powers_counts) = (0.0, TransferCounts::default());
+        let (t, before) = (Instant::now(), self.counts());
+        let pieces = ranges(x.count, powers_piece(p));
+        let (mut sum, mut meta) = (None::<PolyBatch>, None);
+        for r in &pieces {
+            let (t_piece, before_piece) = (Instant::now(), self.counts());
+            let basis = self.powers_of(p, &x, r)?;
+            be.sync()?;
+            powers_seconds += t_piece.elapsed().as_secs_f64();
+            powers_counts.add(&self.counts().since(&before_piece));
+            // Value k's powers are the map's inputs k·d … k·d + d − 1.
+            let columns = r.start * p.degree..r.end * p.degree;
+            let weights = self.weights(plan, s + 1, w, (&(0..w.outputs()), Some(&columns)))?;
+            meta.get_or_insert(basis.meta());
+            let grouped = basis.polys.regroup(&ring)?;
+            sum = Some(match sum {
+                None => be.linear_sparse(&weights, &grouped)?,
+                Some(acc) => be.linear_sparse_add(&weights, &grouped, acc)?,
+            });
+        }
+        drop(x);
+        let (sum, meta) = sum.zip(meta).expect("a powers stage has a value");
+        let linear = linear_output(
+            meta,
+            w,
+            sum.regroup(self.ev.params().ring_q(w.level)?)?,
+            w.outputs(),
+        )?;
+        let y = finish_linear(&self.ev, w, linear)?;
+        be.sync()?;
+        let chunks = pieces.len();
+        let mut powers = self.report(
+            plan.stages[s].describe(p.inputs),
+            chunks,
+            powers_seconds,
+            &before,
+        );
+        powers.counts = powers_counts;
+        let mut linear = self.report(
+            plan.stages[s + 1].describe(p.inputs * p.degree),
+            chunks,
+            t.elapsed().as_secs_f64() - powers_seconds,
+            &before,
+        );
+        linear.counts = linear.counts.since(&powers_counts);
+        reports.extend([powers, linear]);
+        Ok(y)
     }
 
     /// Ciphertexts `range` of `x` (all limbs) as a new batch on this device.
@@ -218,6 +347,19 @@ impl Lane {
         let refs: Vec<&PolyBatch> = parts.iter().map(|c| &c.polys).collect();
         parts[0].with_polys(self.backend().concat(&refs)?, count)
     }
+}
+
+/// Values whose power basis is made together: their powers (three polynomials each) stay
+/// within the host pool's largest buffer, so each piece reuses the last one's memory.
+fn powers_piece(p: &PowersWork) -> usize {
+    (CHUNK / (2 * p.degree)).max(1)
+}
+
+/// Whether a powers stage and the map after it run as one pass: when the map's sums (one
+/// three-polynomial ciphertext per output) take at most half the basis it would otherwise
+/// hold, and the map reads the basis as the powers stage lays it out.
+fn fuses(p: &PowersWork, w: &LinearWork) -> bool {
+    w.inputs == p.inputs * p.degree && 2 * w.outputs() <= w.inputs && w.input_size() == 3
 }
 
 #[cfg(test)]
@@ -249,23 +391,25 @@ mod tests {
         let plan = LayerPlan::new(vec![Work::Linear(work.clone())]);
         let other = LayerPlan::new(vec![Work::Linear(work.clone())]);
         let cached = |lane: &Lane| {
-            let mut keys: Vec<_> = lane.cache().keys().copied().collect();
+            let mut keys: Vec<_> = (lane.cache().keys())
+                .map(|k| (k.plan, k.stage, k.rows.0, k.rows.1))
+                .collect();
             keys.sort_unstable();
             keys
         };
         for r in [0..2, 2..4] {
-            lane.weights(&plan, 0, &work, &r).unwrap();
+            lane.weights(&plan, 0, &work, (&r, None)).unwrap();
         }
-        lane.weights(&other, 0, &work, &(0..4)).unwrap();
+        lane.weights(&other, 0, &work, (&(0..4), None)).unwrap();
         assert_eq!(cached(&lane).len(), 3);
         // Chunks of another size replace the ones they overlap, in their own plan only.
-        lane.weights(&plan, 0, &work, &(1..3)).unwrap();
+        lane.weights(&plan, 0, &work, (&(1..3), None)).unwrap();
         let (a, b) = (plan.id, other.id);
         assert_eq!(cached(&lane), vec![(a, 0, 1, 3), (b, 0, 0, 4)]);
-        let again = lane.weights(&plan, 0, &work, &(1..3)).unwrap();
+        let again = lane.weights(&plan, 0, &work, (&(1..3), None)).unwrap();
         assert!(Arc::ptr_eq(
             &again,
-            &lane.weights(&plan, 0, &work, &(1..3)).unwrap()
+            &lane.weights(&plan, 0, &work, (&(1..3), None)).unwrap()
         ));
     }
 }

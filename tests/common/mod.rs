@@ -141,6 +141,8 @@ pub struct EncryptedRun {
     pub key_switches: u64,
     /// Where the batch ran.
     pub mode: hegpu::tensor::Mode,
+    /// Pieces each stage ran in, on either device.
+    pub chunks: Vec<usize>,
 }
 
 /// `model` planned on `images`, which are encrypted with fixed seeds, evaluated on `backend`
@@ -188,6 +190,9 @@ pub fn encrypted_run_with(
         outputs: y.decrypt(&decryptor, &encoder, count, &*host).unwrap(),
         key_switches: report.key_switches,
         mode: report.mode,
+        chunks: (report.stages.iter())
+            .map(|s| s.cpu_chunks + s.gpu_chunks)
+            .collect(),
     }
 }
 

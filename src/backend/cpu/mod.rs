@@ -267,7 +267,7 @@ impl Backend for CpuBackend {
                 found: "the GPU".into(),
             });
         };
-        self.linear_rows(rows, weights.outputs, x)
+        self.linear_rows(rows, (weights.outputs, None), x)
     }
 
     fn upload_sparse(
@@ -282,7 +282,16 @@ impl Backend for CpuBackend {
     }
 
     fn linear_sparse(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
-        self.linear_sparse_rows(w, x)
+        self.linear_sparse_rows(w, x, None)
+    }
+
+    fn linear_sparse_add(
+        &self,
+        w: &SparseWeights,
+        x: &PolyBatch,
+        acc: PolyBatch,
+    ) -> Result<PolyBatch> {
+        self.linear_sparse_rows(w, x, Some(acc))
     }
 
     fn concat(&self, parts: &[&PolyBatch]) -> Result<PolyBatch> {

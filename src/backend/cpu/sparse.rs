@@ -11,7 +11,7 @@ use super::tile::{Kernel, LANES, TileTerms};
 use super::wide::Wide;
 use super::{CpuBackend, pool};
 use crate::Result;
-use crate::backend::batch::PolyBatch;
+use crate::backend::batch::{PolyBatch, Storage};
 use crate::backend::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -28,24 +28,57 @@ const TILE: usize = 4;
 const TASKS_PER_THREAD: usize = 8;
 
 impl CpuBackend {
-    /// Twin of `linear_sparse`.
-    pub(super) fn linear_sparse_rows(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
+    /// Twin of `linear_sparse`; with `acc`, of `linear_sparse_add` (the sums added to `acc`'s
+    /// words as they are reduced, in its memory).
+    pub(super) fn linear_sparse_rows(
+        &self,
+        w: &SparseWeights,
+        x: &PolyBatch,
+        acc: Option<PolyBatch>,
+    ) -> Result<PolyBatch> {
         check_sparse(w, x)?;
+        let into = match acc {
+            Some(mut acc) => {
+                let same_ring =
+                    acc.ring.degree() == x.ring.degree() && acc.ring.primes() == x.ring.primes();
+                if !same_ring || acc.batch != w.outputs {
+                    return Err(crate::Error::Shape(format!(
+                        "sums of {} polynomials over {:?} cannot take a map of {} outputs over \
+                         {:?}",
+                        acc.batch,
+                        acc.ring.primes(),
+                        w.outputs,
+                        x.ring.primes()
+                    )));
+                }
+                match &mut acc.data {
+                    Storage::Host(v) => Some(std::mem::take(v)),
+                    Storage::Gpu(_) => {
+                        return Err(crate::Error::WrongDevice {
+                            expected: "the CPU".into(),
+                            found: acc.location(),
+                        });
+                    }
+                }
+            }
+            None => None,
+        };
         let SparseStorage::Host { rows } = &w.data else {
             return Err(crate::Error::WrongDevice {
                 expected: "the CPU".into(),
                 found: "the GPU".into(),
             });
         };
-        self.linear_rows(rows, w.outputs, x)
+        self.linear_rows(rows, (w.outputs, into), x)
     }
 
-    /// `outputs` affine maps of `x`, given as compressed rows checked against it: the twin of
-    /// `linear` and `linear_sparse`.
+    /// `outputs` affine maps of `x`, given as compressed rows checked against it, added to
+    /// the words of `into` when given: the twin of `linear`, `linear_sparse` and
+    /// `linear_sparse_add`.
     pub(super) fn linear_rows(
         &self,
         rows: &SparseRows,
-        outputs: usize,
+        (outputs, into): (usize, Option<Vec<u32>>),
         x: &PolyBatch,
     ) -> Result<PolyBatch> {
         let input = self.host(x)?;
@@ -69,7 +102,8 @@ impl CpuBackend {
             .clamp(1, blocks);
         let span = blocks.div_ceil(ranges) * BLOCK;
         let ranges = n.div_ceil(span);
-        let mut out = pool::take(outputs * ring.poly_words(), false);
+        let accumulate = into.is_some();
+        let mut out = into.unwrap_or_else(|| pool::take(outputs * ring.poly_words(), false));
         // Task (l, r) owns coefficients r·span.. of limb l of every output: one slice per
         // output, in output order.
         let mut tasks: Vec<Vec<&mut [u32]>> = (0..limbs * ranges)
@@ -92,6 +126,7 @@ impl CpuBackend {
                 limb: (l, limbs),
                 input: (input, &used, ring.poly_words(), l * n + r * span),
                 dst,
+                accumulate,
             };
             kernel.run(
                 #[inline(always)]
@@ -141,6 +176,8 @@ struct SparseTask<'a> {
     input: (&'a [u32], &'a [usize], usize, usize),
     /// The range of every output.
     dst: Vec<&'a mut [u32]>,
+    /// Whether the sums are added to what `dst` holds.
+    accumulate: bool,
 }
 
 impl SparseTask<'_> {
@@ -155,6 +192,7 @@ impl SparseTask<'_> {
             limb: (l, limbs),
             input: (input, used, pw, start),
             mut dst,
+            accumulate,
         } = self;
         let len = dst.first().map_or(0, |d| d.len());
         // The tiles' weights for this limb, `[term][output in tile]`.
@@ -192,6 +230,7 @@ impl SparseTask<'_> {
                     tile,
                     bias: &bias,
                     range: (c0, b),
+                    accumulate,
                 };
                 match tile.len() {
                     1 => block.sums::<1>(&mut dst),
@@ -213,6 +252,7 @@ struct Block<'a, B: Fn(usize) -> u64> {
     bias: &'a B,
     /// The block's first coefficient in the task's range, and its length.
     range: (usize, usize),
+    accumulate: bool,
 }
 
 impl<B: Fn(usize) -> u64> Block<'_, B> {
@@ -226,7 +266,12 @@ impl<B: Fn(usize) -> u64> Block<'_, B> {
         for c in (0..len).step_by(LANES) {
             let acc = self.terms.sums::<T>(self.kernel, self.wide, c, bias);
             for (&j, a) in self.tile.iter().zip(&acc) {
-                self.wide.reduce(&mut dst[j][c0 + c..][..LANES], a);
+                let out = &mut dst[j][c0 + c..][..LANES];
+                if self.accumulate {
+                    self.wide.reduce_add(out, a);
+                } else {
+                    self.wide.reduce(out, a);
+                }
             }
         }
     }

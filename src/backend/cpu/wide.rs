@@ -62,6 +62,17 @@ impl Wide {
         }
     }
 
+    /// `out = (out + acc) mod p`, fully reduced, for reduced `out` and any u64 lanes.
+    #[inline(always)]
+    pub(super) fn reduce_add(&self, out: &mut [u32], acc: &[u64]) {
+        let p = self.p;
+        for (o, &a) in out.iter_mut().zip(acc) {
+            let hi = shoup((a >> 32) as u32, self.fold_c, self.fold_cs, p);
+            let lo = shoup(a as u32, 1, self.one_s, p);
+            *o = fold(fold(hi + lo, p) + *o, p);
+        }
+    }
+
     /// `out = acc mod p`, fully reduced, for any u64 lanes.
     #[inline(always)]
     pub(super) fn reduce(&self, out: &mut [u32], acc: &[u64]) {
