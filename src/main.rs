@@ -47,6 +47,40 @@ enum Command {
     /// Import an ONNX model (exported by PyTorch, opset 13+) as a hegpu model file, replacing
     /// ReLU, sigmoid, tanh and SiLU with polynomials fitted on calibration images
     Import(ImportArgs),
+    /// One stage of HomomorphicEncryption.org's ML-inference harness (the submission in
+    /// benchmarks/he-ml-inference/ runs these), in the harness's working directory
+    HeBench(HeBenchArgs),
+}
+
+#[derive(Args)]
+struct HeBenchArgs {
+    /// client_key_generation, client_preprocess_input, client_encode_encrypt_input,
+    /// server_encrypted_compute, client_decrypt_decode or client_postprocess
+    #[arg(value_name = "STAGE")]
+    stage: hegpu::job::he_bench::Stage,
+    /// The instance: 0 (single, 1 image: the latency packing), 1 (small), 2 (medium) or 3
+    /// (large; the batch packing)
+    #[arg(value_name = "SIZE", value_parser = clap::value_parser!(u8).range(0..4))]
+    size: u8,
+    /// The harness's working directory
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+    /// The hegpu model the server evaluates (server_preprocess_model writes it)
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "io/hegpu/model.safetensors"
+    )]
+    model: PathBuf,
+    /// MNIST IDX files whose training images calibrate the plans
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "harness/mnist/data/MNIST/raw"
+    )]
+    data: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -382,6 +416,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench(a),
         Command::Train(a) => train(a),
         Command::Import(a) => import(a),
+        Command::HeBench(a) => he_bench(a),
         Command::Mnist { step: Some(s), .. } => mnist_step(s),
         Command::Mnist { step: None, job } => mnist(job),
     };
@@ -691,6 +726,26 @@ fn import(args: ImportArgs) -> Result<()> {
         None => {}
     }
     println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn he_bench(args: HeBenchArgs) -> Result<()> {
+    use hegpu::job::he_bench::{Instance, StageOptions, run_stage};
+    let instance = Instance::new(&args.root, usize::from(args.size))?;
+    let at = |p: &std::path::Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            args.root.join(p)
+        }
+    };
+    let opts = StageOptions {
+        model: at(&args.model),
+        calibration: at(&args.data),
+        server: args.server.server()?,
+    };
+    let done = run_stage(args.stage, &instance, &opts)?;
+    println!("hegpu {:?} ({}): {done}", args.stage, instance.name());
     Ok(())
 }
 

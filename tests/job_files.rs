@@ -387,6 +387,7 @@ fn every_command_has_help_and_unknown_options_name_the_valid_ones() {
         &["info", "--help"],
         &["bench", "--help"],
         &["train", "--help"],
+        &["he-bench", "--help"],
         &["help", "mnist"],
     ] {
         let text = hegpu_ok(args);

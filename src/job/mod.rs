@@ -6,6 +6,7 @@
 pub mod agreement;
 pub mod envelope;
 pub mod files;
+pub mod he_bench;
 pub mod import;
 pub mod latency;
 

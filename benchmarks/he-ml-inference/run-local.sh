@@ -1,0 +1,71 @@
+#!/bin/sh
+# The harness's step sequence against hegpu's submission, without the harness (no torch, no
+# download): a working directory laid out as the harness's, the submission installed and built
+# as the harness would (scripts/build_task.sh), the workload's network shape (784-128-64-10,
+# ReLU replaced by degree-8 polynomials) trained by `hegpu train` on the project's digits
+# instead of the harness's PyTorch model, then for each instance size the harness's stages in
+# its order, each timed, the folders it measures sized with `du -sb`, and the predictions
+# scored against the labels.
+#
+# Usage: benchmarks/he-ml-inference/run-local.sh [SIZE ...]   (0 single, 1 small, 2 medium,
+# 3 large; default: 0 1). HEGPU_HE_BENCH_DIR keeps the working directory (and its model) between
+# runs; HEGPU_DEVICE picks the server's device (cpu, gpu; default auto).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+work=${HEGPU_HE_BENCH_DIR:-$(mktemp -d /tmp/hegpu-he-bench.XXXXXX)}
+sizes=${*:-0 1}
+mkdir -p "$work/harness"
+"$here/install.sh" "$work" >/dev/null
+cd "$work"
+scripts/get_openfhe.sh
+scripts/build_task.sh ./submission
+model=$work/mlp-relu8.safetensors
+if [ ! -f "$model" ]; then
+    submission/build/hegpu train --data "$repo/data/mnist" \
+        --arch "dense:128 relu dense:64 relu dense:10" --approx relu:8 \
+        --epochs "${HEGPU_HE_BENCH_EPOCHS:-8}" --out "$model"
+fi
+export HEGPU_HE_BENCH_MODEL="$model" HEGPU_HE_BENCH_DATA="$repo/data/mnist"
+now() { date +%s.%N; }
+failed=0
+for size in $sizes; do
+    case $size in
+        0) inst=single count=1 ;;
+        1) inst=small count=15 ;;
+        2) inst=medium count=1000 ;;
+        3) inst=large count=10000 ;;
+        *) echo "run-local.sh: size $size: 0 to 3" >&2; exit 2 ;;
+    esac
+    rm -rf "io/$inst" "datasets/$inst"
+    mkdir -p "io/$inst"
+    python3 "$here/make_inputs.py" "$repo/data/mnist" "$count" "datasets/$inst/intermediate"
+    echo "== instance $size ($inst, $count images)"
+    for stage in client_key_generation server_preprocess_model client_preprocess_input \
+        client_encode_encrypt_input server_encrypted_compute client_decrypt_decode client_postprocess; do
+        start=$(now)
+        if [ "$stage" = server_preprocess_model ]; then
+            submission/build/$stage >/dev/null
+        else
+            submission/build/$stage "$size" >/dev/null
+        fi
+        awk -v s="$stage" -v a="$start" -v b="$(now)" 'BEGIN { printf "%-30s %8.3f s\n", s, b - a }'
+    done
+    for dir in public_keys ciphertexts_upload ciphertexts_download; do
+        printf '%-30s %12s bytes\n' "$dir" "$(du -sb "io/$inst/$dir" | cut -f1)"
+    done
+    predictions=io/$inst/encrypted_model_predictions.txt
+    labels=datasets/$inst/intermediate/test_labels.txt
+    right=$(paste -d ' ' "$predictions" "$labels" | awk '$1 == $2' | wc -l)
+    lines=$(wc -l < "$predictions")
+    echo "accuracy: $right of $lines (labels: $(wc -l < "$labels"))"
+    if [ "$lines" -ne "$count" ]; then
+        echo "run-local.sh: $lines predictions for $count images" >&2
+        failed=1
+    fi
+    if [ "$size" = 0 ] && [ "$right" -ne 1 ]; then
+        echo "run-local.sh: the single image's label is wrong" >&2
+        failed=1
+    fi
+done
+exit $failed
