@@ -1,15 +1,16 @@
 #!/bin/sh
 # The harness's step sequence against hegpu's submission, without the harness (no torch, no
 # download): a working directory laid out as the harness's, the submission installed and built
-# as the harness would (scripts/build_task.sh), the workload's network shape (784-128-64-10,
-# ReLU replaced by degree-8 polynomials) trained by `hegpu train` on the project's digits
-# instead of the harness's PyTorch model, then for each instance size the harness's stages in
-# its order, each timed, the folders it measures sized with `du -sb`, and the predictions
-# scored against the labels.
+# as the harness would (scripts/build_task.sh), the workload's network (784-128-64-10 ReLU)
+# from tests/fixtures/onnx/mlp-relu.onnx (trained by PyTorch on the project's 8,000 training
+# digits and exported as the submission exports the harness's model) instead of the harness's
+# .pth, then for each instance size the harness's stages in its order (the model imported with
+# ReLU as degree-8 polynomials), each timed, the folders it measures sized with `du -sb`, and
+# the predictions scored against the labels.
 #
 # Usage: benchmarks/he-ml-inference/run-local.sh [SIZE ...]   (0 single, 1 small, 2 medium,
-# 3 large; default: 0 1). HEGPU_HE_BENCH_DIR keeps the working directory (and its model) between
-# runs; HEGPU_DEVICE picks the server's device (cpu, gpu; default auto).
+# 3 large; default: 0 1). HEGPU_HE_BENCH_DIR names the working directory (default: a new one
+# under /tmp); HEGPU_DEVICE picks the server's device (cpu, gpu; default auto).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -20,13 +21,8 @@ mkdir -p "$work/harness"
 cd "$work"
 scripts/get_openfhe.sh
 scripts/build_task.sh ./submission
-model=$work/mlp-relu8.safetensors
-if [ ! -f "$model" ]; then
-    submission/build/hegpu train --data "$repo/data/mnist" \
-        --arch "dense:128 relu dense:64 relu dense:10" --approx relu:8 \
-        --epochs "${HEGPU_HE_BENCH_EPOCHS:-8}" --out "$model"
-fi
-export HEGPU_HE_BENCH_MODEL="$model" HEGPU_HE_BENCH_DATA="$repo/data/mnist"
+export HEGPU_HE_BENCH_ONNX="$repo/tests/fixtures/onnx/mlp-relu.onnx"
+export HEGPU_HE_BENCH_DATA="$repo/data/mnist"
 now() { date +%s.%N; }
 failed=0
 for size in $sizes; do

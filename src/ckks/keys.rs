@@ -3,7 +3,7 @@
 //! a [`KeyGenerator`] on the CPU.
 
 use super::params::Parameters;
-use super::sampling::{Sampler, Seed, small_to_words, wipe};
+use super::sampling::{Sampler, Seed, gaussian, small_to_words, stream, uniform_words, wipe};
 use crate::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -208,17 +208,22 @@ impl KeyGenerator {
             .enumerate()
             .map(|(i, &s)| ring.modulus(i / n).mul(s, s))
             .collect();
-        Ok(RelinKey(self.switching_key(sk, s2, None)?))
+        let params = self.params.clone();
+        let key = switching_key(&params, sk, s2, None, &mut |ring| self.mask_and_error(ring))?;
+        Ok(RelinKey(key))
     }
 
     /// Galois keys for rotations by each of `steps` (positive: towards slot 0) and, when
-    /// `conjugation`, for complex conjugation.
+    /// `conjugation`, for complex conjugation. The keys are made in parallel, each from its
+    /// own ChaCha20 stream of one seed drawn from the generator, so they do not depend on the
+    /// thread count.
     pub fn galois_keys(
         &mut self,
         sk: &SecretKey,
         steps: &[i64],
         conjugation: bool,
     ) -> Result<GaloisKeys> {
+        use rayon::prelude::*;
         self.params.check_id(sk.params_id, "secret key")?;
         let mut elements: Vec<usize> = steps
             .iter()
@@ -227,61 +232,23 @@ impl KeyGenerator {
         if conjugation {
             elements.push(self.params.conjugation_element());
         }
-        let mut keys = BTreeMap::new();
-        for g in elements {
-            if keys.contains_key(&g) {
-                continue;
-            }
-            let sg = automorphism_host(self.params.ring_keys(), &sk.ntt, g);
-            keys.insert(g, self.switching_key(sk, sg, Some(g))?);
-        }
-        Ok(GaloisKeys { keys })
-    }
-
-    /// A key from `s_prime` (NTT words over the key ring) to `sk`.
-    fn switching_key(
-        &mut self,
-        sk: &SecretKey,
-        mut s_prime: Vec<u32>,
-        galois: Option<usize>,
-    ) -> Result<SwitchingKey> {
-        let params = self.params.clone();
-        let ring = params.ring_keys();
-        let (n, alpha) = (ring.degree(), params.special_primes());
-        let digits = params.digits(params.max_level());
-        let p_product: Vec<u32> = (0..ring.limbs())
-            .map(|l| {
-                let m = ring.modulus(l);
-                params
-                    .p_primes()
-                    .iter()
-                    .fold(1u32, |acc, &p| m.mul(acc, m.reduce(p)))
+        let mut seen = std::collections::BTreeSet::new();
+        elements.retain(|g| seen.insert(*g));
+        let seed: [u8; 32] = self.sampler.bytes();
+        let params = &self.params;
+        let keys = (elements.par_iter().enumerate())
+            .map(|(i, &g)| {
+                let mut rng = stream(&seed, i as u64);
+                let sg = automorphism_host(params.ring_keys(), &sk.ntt, g);
+                let key = switching_key(params, sk, sg, Some(g), &mut |ring| {
+                    let a = uniform_words(&mut rng, ring);
+                    let e = gaussian(&mut rng, ring.degree());
+                    Ok((a, ntt_host(ring, &small_to_words(ring, &e))?))
+                })?;
+                Ok((g, key))
             })
-            .collect();
-        let (mut bs, mut as_) = (Vec::new(), Vec::new());
-        for digit in &digits {
-            let (a, e) = self.mask_and_error(ring)?;
-            let mut b = minus_as_plus_e(ring, &a, &sk.ntt, &e);
-            for q_limb in digit.clone() {
-                let l = alpha + q_limb;
-                let m = ring.modulus(l);
-                for k in 0..n {
-                    let add = m.mul(p_product[l], s_prime[l * n + k]);
-                    b[l * n + k] = m.add(b[l * n + k], add);
-                }
-            }
-            bs.extend(b);
-            as_.extend(a);
-        }
-        wipe(&mut s_prime);
-        bs.extend(as_);
-        Ok(SwitchingKey {
-            params_id: params.id(),
-            key_set: sk.key_set,
-            galois,
-            digits: digits.len(),
-            words: bs,
-        })
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        Ok(GaloisKeys { keys })
     }
 
     /// A uniform mask (NTT domain) and a Gaussian error (moved to the NTT domain).
@@ -291,6 +258,56 @@ impl KeyGenerator {
         let e = ntt_host(ring, &small_to_words(ring, &e))?;
         Ok((a, e))
     }
+}
+
+/// Where a switching key's digits get their uniform mask and (NTT-domain) error.
+type Draw<'a> = &'a mut dyn FnMut(&Arc<crate::backend::Ring>) -> Result<(Vec<u32>, Vec<u32>)>;
+
+/// A key from `s_prime` (NTT words over the key ring) to `sk`, each digit's mask and error
+/// from `draw`.
+fn switching_key(
+    params: &Arc<Parameters>,
+    sk: &SecretKey,
+    mut s_prime: Vec<u32>,
+    galois: Option<usize>,
+    draw: Draw<'_>,
+) -> Result<SwitchingKey> {
+    let ring = params.ring_keys();
+    let (n, alpha) = (ring.degree(), params.special_primes());
+    let digits = params.digits(params.max_level());
+    let p_product: Vec<u32> = (0..ring.limbs())
+        .map(|l| {
+            let m = ring.modulus(l);
+            params
+                .p_primes()
+                .iter()
+                .fold(1u32, |acc, &p| m.mul(acc, m.reduce(p)))
+        })
+        .collect();
+    let (mut bs, mut as_) = (Vec::new(), Vec::new());
+    for digit in &digits {
+        let (a, e) = draw(ring)?;
+        let mut b = minus_as_plus_e(ring, &a, &sk.ntt, &e);
+        for q_limb in digit.clone() {
+            let l = alpha + q_limb;
+            let m = ring.modulus(l);
+            for k in 0..n {
+                let add = m.mul(p_product[l], s_prime[l * n + k]);
+                b[l * n + k] = m.add(b[l * n + k], add);
+            }
+        }
+        bs.extend(b);
+        as_.extend(a);
+    }
+    wipe(&mut s_prime);
+    bs.extend(as_);
+    Ok(SwitchingKey {
+        params_id: params.id(),
+        key_set: sk.key_set,
+        galois,
+        digits: digits.len(),
+        words: bs,
+    })
 }
 
 /// The forward NTT of one host polynomial, in a plain vector the caller owns (and wipes when
@@ -331,4 +348,36 @@ pub(crate) fn minus_as_plus_e(
             m.sub(e[i], m.mul(a[i], s[i]))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ckks::Preset;
+
+    /// Each Galois key comes from its own stream of one seed: the same words on one thread or
+    /// two, one key per distinct element.
+    #[test]
+    fn galois_keys_do_not_depend_on_the_thread_count() {
+        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let make = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut kg = KeyGenerator::new(&params, Seed::from_u64(5));
+                let sk = kg.secret_key().unwrap();
+                kg.galois_keys(&sk, &[1, 2, -3, 1], true).unwrap()
+            })
+        };
+        let (one, two) = (make(1), make(2));
+        assert_eq!(one.elements().len(), 4);
+        assert_eq!(one.elements(), two.elements());
+        for (g, key) in &one.keys {
+            assert!(key.words == two.keys[g].words, "element {g}");
+        }
+        let first = one.keys.values().next().unwrap();
+        assert!(one.keys.values().skip(1).all(|k| k.words != first.words));
+    }
 }

@@ -102,7 +102,7 @@ pub(crate) fn stream(seed: &[u8; 32], index: u64) -> ChaCha20Rng {
 }
 
 /// Uniform words modulo each limb's prime from `rng`: one polynomial of `ring`.
-fn uniform_words(rng: &mut impl Rng, ring: &Ring) -> Vec<u32> {
+pub(crate) fn uniform_words(rng: &mut impl Rng, ring: &Ring) -> Vec<u32> {
     let mut words = vec![0u32; ring.poly_words()];
     fill_uniform(rng, ring, &mut words);
     words
