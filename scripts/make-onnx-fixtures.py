@@ -9,7 +9,7 @@ torch.onnx.export at opset 17 with a dynamic batch dimension, and records what O
 - cryptonets.onnx: zero padding, a 5x5 stride-2 convolution, x*x, a dense layer, x.pow(2), a
   dense layer (the CryptoNets shape);
 - mlp-relu.onnx: 784 -> 128 -> ReLU -> 64 -> ReLU -> 10 (the HomomorphicEncryption.org MNIST
-  benchmark's network), trained to convergence: the ReLU model the README imports;
+  benchmark's network), trained to convergence: the ReLU model docs/models.md imports;
 - cnn-bn-pool.onnx: convolutions with batch normalization (which the exporter folds into
   them), a quadratic activation written as arithmetic, average pooling, SiLU, global average
   pooling, a dense layer with batch normalization (left as a node), tanh.

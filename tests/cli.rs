@@ -57,7 +57,7 @@ fn train_an_architecture_and_replace_its_relus() {
     std::fs::remove_file(out).unwrap();
 }
 
-/// The README's "bring your own model" import: the PyTorch MLP with degree-8 ReLU stand-ins.
+/// docs/models.md's "bring your own model" import: the PyTorch MLP with degree-8 ReLU stand-ins.
 #[test]
 fn import_an_onnx_model_with_polynomial_relus() {
     let out = std::env::temp_dir().join(format!("hegpu-onnx-{}.safetensors", std::process::id()));

@@ -87,7 +87,7 @@ impl BenchPlan {
         }
     }
 
-    /// The sizes of the README table, N = 2^12 … 2^16 with 16 limbs.
+    /// The sizes of docs/benchmarks.md's table, N = 2^12 … 2^16 with 16 limbs.
     pub fn full() -> Self {
         Self {
             ntt_shapes: vec![

@@ -3,7 +3,7 @@
 //! Tensor names are `{i}.weight` and `{i}.bias` for layer `i` (Conv2d `[out, in, k, k]`, Dense
 //! `[out, in]`): the keys of a PyTorch `nn.Sequential` state dict with the same layers, so a
 //! model trained there loads once the metadata entry `hegpu.architecture` is added (see the
-//! README). The metadata entry `hegpu.format` is `hegpu-model-1`.
+//! docs/models.md). The metadata entry `hegpu.format` is `hegpu-model-1`.
 //!
 //! Files written here also carry `hegpu.checksum`: a CRC-32 of the architecture and every
 //! tensor, checked when present, so a flipped bit in a file hegpu wrote is an error. Files made
