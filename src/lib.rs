@@ -12,7 +12,7 @@
 //! - [`tensor`]: ciphertext tensors, layer plans and the [`Scheduler`](tensor::Scheduler) that
 //!   places them on the GPU and the CPU;
 //! - [`nn`]: models, training, ONNX import and the two packings' plans;
-//! - [`job`] and [`bench`]: the MNIST job, the split steps and the benchmark suite behind the
+//! - [`job`] and [`bench`](mod@bench): the MNIST job, the split steps and the benchmark suite behind the
 //!   `hegpu` command.
 //!
 //! A client encrypts, a server holding public keys only computes, the client decrypts:

@@ -491,7 +491,7 @@ impl Evaluator {
     /// Rotations of `ct` by each of `steps` (as [`rotate`](Self::rotate)), sharing one
     /// decomposition of the second polynomial (hoisting): the inverse NTT, base conversion and
     /// forward NTTs run once, and each rotation costs an automorphism of the decomposed digits,
-    /// the key product and the division by P. The results decrypt like [`rotate`]'s, but the
+    /// the key product and the division by P. The results decrypt like [`rotate`](Self::rotate)'s, but the
     /// words differ: the automorphism moves the mod-up error along with the digits.
     pub fn rotate_hoisted(&self, ct: &Ciphertext, steps: &[i64]) -> Result<Vec<Ciphertext>> {
         ct.check(&self.params)?;
