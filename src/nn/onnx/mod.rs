@@ -1,6 +1,6 @@
 //! ONNX import: a chain of layers exported by PyTorch (`torch.onnx.export`, opset 13 or later)
 //! becomes a [`Model`]. The file is decoded by `prost` with the part of ONNX's schema
-//! the importer reads ([`proto`]). The node list is then walked
+//! the importer reads (`proto.rs`). The node list is then walked
 //! in order and each node turned into layers.
 //!
 //! Linear layers:
