@@ -1,10 +1,9 @@
 //! The measurements behind `hegpu bench`: NTT forward/inverse and the linear-layer MAC on the
 //! CPU (one thread and all threads), the GPU, and tfhe-ntt prime32 as the peer; the CKKS
 //! operations of each preset ([`ckks`]); the whole encrypted network across ring degrees and
-//! batch sizes ([`network`], drawn by [`chart`]); and, with the `peers` feature, tfhe-rs on the
+//! batch sizes ([`network`], drawn by `hegpu bench --chart`); and, with the `peers` feature, tfhe-rs on the
 //! network's dense layer (`peers`).
 
-pub mod chart;
 pub mod ckks;
 pub mod network;
 #[cfg(feature = "peers")]

@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests: seeded inputs and the GPU-or-skip rule.
 #![allow(dead_code)]
 
-pub mod cli;
-
 use hegpu::Error;
 use hegpu::backend::{GpuBackend, Ring};
 use hegpu::math::ntt_primes;

@@ -1,5 +1,7 @@
 //! The `hegpu` command line: `mnist`, `info`, `bench`, `train` and `import`.
 
+mod chart;
+
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hegpu::backend::device::gpu_required;
 use hegpu::backend::{DeviceChoice, GpuBackend};
@@ -541,7 +543,7 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
     if let Some(path) = args.chart {
         let title = "hegpu: the encrypted CryptoNets network on MNIST";
-        let lines = hegpu::bench::chart::network_chart(&records, &path, title)?;
+        let lines = chart::network_chart(&records, &path, title)?;
         println!("drew {lines} lines in {}", path.display());
     }
     if args.profile.profile {

@@ -1,8 +1,8 @@
 //! The SVG chart of `hegpu bench --chart`: images per second of the whole network against the
 //! batch size, one line per device and ring degree, both axes logarithmic.
 
-use super::Record;
-use crate::{Error, Result};
+use hegpu::bench::Record;
+use hegpu::{Error, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -101,7 +101,7 @@ pub fn network_chart(records: &[Record], path: &Path, title: &str) -> Result<usi
     root.present().map_err(drawing)?;
     drop(chart);
     drop(root);
-    crate::files::write_file(path, svg.as_bytes())?;
+    hegpu::files::write_file(path, svg.as_bytes())?;
     Ok(lines.len())
 }
 
