@@ -36,7 +36,7 @@ fn main() -> hegpu::Result<()> {
     let sk = keygen.secret_key()?;
     let keys = EvaluationKeys {
         relin: Some(keygen.relin_key(&sk)?),
-        galois: keygen.galois_keys(&sk, &network.rotations(), false)?,
+        galois: keygen.galois_keys_up_to(&sk, &network.rotation_levels())?,
     };
     let host = select_backend(DeviceChoice::Cpu)?;
     let encoder = Encoder::new(&params);

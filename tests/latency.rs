@@ -25,7 +25,7 @@ fn parties(params: &Arc<Parameters>, net: &LatencyNetwork, backend: Arc<dyn Back
     let sk = kg.secret_key().unwrap();
     let keys = EvaluationKeys {
         relin: Some(kg.relin_key(&sk).unwrap()),
-        galois: kg.galois_keys(&sk, &net.rotations(), false).unwrap(),
+        galois: kg.galois_keys_up_to(&sk, &net.rotation_levels()).unwrap(),
     };
     let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
     Parties {
@@ -309,7 +309,7 @@ fn gpu_and_cpu_give_identical_ciphertexts() {
         let sk = kg.secret_key().unwrap();
         EvaluationKeys {
             relin: Some(kg.relin_key(&sk).unwrap()),
-            galois: kg.galois_keys(&sk, &net.rotations(), false).unwrap(),
+            galois: kg.galois_keys_up_to(&sk, &net.rotation_levels()).unwrap(),
         }
     };
     let run = |backend: Arc<dyn Backend>, options: ScheduleOptions| {

@@ -228,7 +228,7 @@ fn the_latency_packing_evaluates_polynomials_of_any_degree() {
         let sk = kg.secret_key().unwrap();
         let keys = EvaluationKeys {
             relin: Some(kg.relin_key(&sk).unwrap()),
-            galois: kg.galois_keys(&sk, &net.rotations(), false).unwrap(),
+            galois: kg.galois_keys_up_to(&sk, &net.rotation_levels()).unwrap(),
         };
         let encoder = Encoder::new(&params);
         let encryptor =

@@ -87,6 +87,8 @@ pub(crate) struct DeviceKey {
     pub(crate) key_set: KeySetId,
     full: PolyBatch,
     digits: usize,
+    /// The highest level it switches.
+    level: usize,
     by_level: Mutex<HashMap<usize, Arc<PolyBatch>>>,
 }
 
@@ -100,8 +102,9 @@ impl DeviceKey {
         params.check_id(k.params_id, "evaluation key")?;
         Ok(DeviceKey {
             key_set: k.key_set,
-            full: backend.upload(params.ring_keys(), 2 * k.digits, &k.words)?,
+            full: backend.upload(params.ring_ext(k.level), 2 * k.digits, &k.words)?,
             digits: k.digits,
+            level: k.level,
             by_level: Mutex::new(HashMap::new()),
         })
     }
@@ -153,6 +156,13 @@ impl DeviceKey {
         params: &Parameters,
         level: usize,
     ) -> Result<Arc<PolyBatch>> {
+        if level > self.level {
+            return Err(crate::Error::MissingKey(format!(
+                "the key switches ciphertexts up to level {}, not at level {level} (make it for \
+                 the levels the plan uses: KeyGenerator::galois_keys_up_to)",
+                self.level
+            )));
+        }
         let digits = params.digits(level).len();
         let mut cache = self.by_level.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = cache.get(&level) {

@@ -4,7 +4,7 @@
 
 use super::params::Parameters;
 use super::sampling::{Sampler, Seed, gaussian, small_to_words, stream, uniform_words, wipe};
-use crate::Result;
+use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use zeroize::Zeroize;
@@ -98,6 +98,9 @@ pub struct SwitchingKey {
     pub(crate) key_set: KeySetId,
     /// The Galois element it serves (`None`: relinearization, s' = s²).
     pub(crate) galois: Option<usize>,
+    /// The highest ciphertext level it switches: its words are over `[P, Q_level]`, in the
+    /// digits of that level (a key for lower levels is smaller).
+    pub(crate) level: usize,
     pub(crate) digits: usize,
     pub(crate) words: Vec<u32>,
 }
@@ -123,6 +126,11 @@ impl GaloisKeys {
     /// The Galois elements with a key.
     pub fn elements(&self) -> Vec<usize> {
         self.keys.keys().copied().collect()
+    }
+
+    /// The highest level the key for element `g` switches, if there is one.
+    pub fn level(&self, g: usize) -> Option<usize> {
+        self.keys.get(&g).map(|k| k.level)
     }
 }
 
@@ -209,38 +217,81 @@ impl KeyGenerator {
             .map(|(i, &s)| ring.modulus(i / n).mul(s, s))
             .collect();
         let params = self.params.clone();
-        let key = switching_key(&params, sk, s2, None, &mut |ring| self.mask_and_error(ring))?;
+        let top = params.max_level();
+        let key = switching_key(&params, sk, s2, (None, top), &mut |ring| {
+            self.mask_and_error(ring)
+        })?;
         Ok(RelinKey(key))
     }
 
     /// Galois keys for rotations by each of `steps` (positive: towards slot 0) and, when
-    /// `conjugation`, for complex conjugation. The keys are made in parallel, each from its
-    /// own ChaCha20 stream of one seed drawn from the generator, so they do not depend on the
-    /// thread count.
+    /// `conjugation`, for complex conjugation, at every level.
     pub fn galois_keys(
         &mut self,
         sk: &SecretKey,
         steps: &[i64],
         conjugation: bool,
     ) -> Result<GaloisKeys> {
-        use rayon::prelude::*;
-        self.params.check_id(sk.params_id, "secret key")?;
-        let mut elements: Vec<usize> = steps
+        let top = self.params.max_level();
+        let mut elements: Vec<(usize, usize)> = steps
             .iter()
-            .map(|&k| self.params.galois_element(k))
+            .map(|&k| (self.params.galois_element(k), top))
             .collect();
         if conjugation {
-            elements.push(self.params.conjugation_element());
+            elements.push((self.params.conjugation_element(), top));
+        }
+        self.galois_keys_for(sk, elements)
+    }
+
+    /// Galois keys for rotations by each step of `(step, level)`, each switching ciphertexts
+    /// up to that level only: a key for level l holds `[P, Q_l]` in the digits of level l, so
+    /// keys for the rotations a plan makes after its first rescales are smaller (see
+    /// [`LatencyNetwork::rotation_levels`](crate::nn::LatencyNetwork::rotation_levels)). A
+    /// step listed twice gets the higher level.
+    pub fn galois_keys_up_to(
+        &mut self,
+        sk: &SecretKey,
+        steps: &[(i64, usize)],
+    ) -> Result<GaloisKeys> {
+        let top = self.params.max_level();
+        if let Some(&(step, level)) = steps.iter().find(|(_, level)| *level > top) {
+            return Err(Error::Config(format!(
+                "a Galois key for rotation by {step} up to level {level}: the parameters have \
+                 {top} levels"
+            )));
+        }
+        let elements = steps
+            .iter()
+            .map(|&(k, level)| (self.params.galois_element(k), level))
+            .collect();
+        self.galois_keys_for(sk, elements)
+    }
+
+    /// The keys of `(element, level)`, one per element at its highest level, made in parallel,
+    /// each from its own ChaCha20 stream of one seed drawn from the generator, so they do not
+    /// depend on the thread count.
+    fn galois_keys_for(
+        &mut self,
+        sk: &SecretKey,
+        mut elements: Vec<(usize, usize)>,
+    ) -> Result<GaloisKeys> {
+        use rayon::prelude::*;
+        self.params.check_id(sk.params_id, "secret key")?;
+        let mut highest = BTreeMap::new();
+        for &(g, level) in &elements {
+            let at = highest.entry(g).or_insert(level);
+            *at = (*at).max(level);
         }
         let mut seen = std::collections::BTreeSet::new();
-        elements.retain(|g| seen.insert(*g));
+        elements.retain(|(g, _)| seen.insert(*g));
         let seed: [u8; 32] = self.sampler.bytes();
         let params = &self.params;
         let keys = (elements.par_iter().enumerate())
-            .map(|(i, &g)| {
+            .map(|(i, &(g, _))| {
                 let mut rng = stream(&seed, i as u64);
                 let sg = automorphism_host(params.ring_keys(), &sk.ntt, g);
-                let key = switching_key(params, sk, sg, Some(g), &mut |ring| {
+                let level = highest[&g];
+                let key = switching_key(params, sk, sg, (Some(g), level), &mut |ring| {
                     let a = uniform_words(&mut rng, ring);
                     let e = gaussian(&mut rng, ring.degree());
                     Ok((a, ntt_host(ring, &small_to_words(ring, &e))?))
@@ -263,18 +314,18 @@ impl KeyGenerator {
 /// Where a switching key's digits get their uniform mask and (NTT-domain) error.
 type Draw<'a> = &'a mut dyn FnMut(&Arc<crate::backend::Ring>) -> Result<(Vec<u32>, Vec<u32>)>;
 
-/// A key from `s_prime` (NTT words over the key ring) to `sk`, each digit's mask and error
-/// from `draw`.
+/// A key from `s_prime` (NTT words over the key ring) to `sk` for ciphertexts up to `level`
+/// (over `[P, Q_level]`, in that level's digits), each digit's mask and error from `draw`.
 fn switching_key(
     params: &Arc<Parameters>,
     sk: &SecretKey,
     mut s_prime: Vec<u32>,
-    galois: Option<usize>,
+    (galois, level): (Option<usize>, usize),
     draw: Draw<'_>,
 ) -> Result<SwitchingKey> {
-    let ring = params.ring_keys();
+    let ring = params.ring_ext(level);
     let (n, alpha) = (ring.degree(), params.special_primes());
-    let digits = params.digits(params.max_level());
+    let digits = params.digits(level);
     let p_product: Vec<u32> = (0..ring.limbs())
         .map(|l| {
             let m = ring.modulus(l);
@@ -305,6 +356,7 @@ fn switching_key(
         params_id: params.id(),
         key_set: sk.key_set,
         galois,
+        level,
         digits: digits.len(),
         words: bs,
     })
@@ -379,5 +431,64 @@ mod tests {
         }
         let first = one.keys.values().next().unwrap();
         assert!(one.keys.values().skip(1).all(|k| k.words != first.words));
+    }
+
+    /// A Galois key made for level 2 is the top-level key's size times (digits × limbs) of
+    /// level 2 over the top's, rotates a ciphertext at level 2 (and below) as the full key
+    /// does, refuses one at level 3, and keeps its level through the byte format.
+    #[test]
+    fn galois_keys_for_lower_levels_are_smaller_and_refuse_higher_ones() {
+        use crate::backend::{Backend, CpuBackend};
+        use crate::ckks::{Decryptor, Encoder, Encryptor, Evaluator};
+        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let mut kg = KeyGenerator::new(&params, Seed::from_u64(6));
+        let sk = kg.secret_key().unwrap();
+        let keys = EvaluationKeys {
+            relin: None,
+            galois: kg
+                .galois_keys_up_to(&sk, &[(1, 2), (1, 1), (3, 5)])
+                .unwrap(),
+        };
+        let g1 = params.galois_element(1);
+        assert_eq!(
+            (keys.galois.level(g1), keys.galois.keys.len()),
+            (Some(2), 2)
+        );
+        let full = kg.galois_keys(&sk, &[1], false).unwrap();
+        let (low, top) = (&keys.galois.keys[&g1], &full.keys[&g1]);
+        let size =
+            |level: usize| params.digits(level).len() * (params.special_primes() + level + 1);
+        assert_eq!(low.words.len() * size(5), top.words.len() * size(2));
+        assert!(kg.galois_keys_up_to(&sk, &[(1, 6)]).is_err());
+
+        let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(Some(1)).unwrap());
+        let back = EvaluationKeys::from_bytes(&keys.to_bytes(&params).unwrap(), &params).unwrap();
+        assert_eq!(back.galois.level(g1), Some(2));
+        let ev = Evaluator::new(&params, cpu.clone(), &back).unwrap();
+        let encoder = Encoder::new(&params);
+        let x: Vec<f64> = (0..params.slots()).map(|i| (i % 5) as f64 / 8.0).collect();
+        let pt = encoder
+            .encode(&x, params.max_level(), params.default_scale(), &*cpu)
+            .unwrap();
+        let enc = Encryptor::with_secret_key(&params, &sk, cpu.clone(), Seed::from_u64(7)).unwrap();
+        let ct = enc.encrypt(&pt).unwrap();
+        let e = ev.rotate(&ev.drop_level(&ct, 3).unwrap(), 1).unwrap_err();
+        assert!(
+            matches!(e, Error::MissingKey(_)) && e.to_string().contains("up to level 2"),
+            "{e}"
+        );
+        let decryptor = Decryptor::new(&params, &sk).unwrap();
+        for level in [2, 0] {
+            let moved = ev.rotate(&ev.drop_level(&ct, level).unwrap(), 1).unwrap();
+            let got = encoder
+                .decode(&decryptor.decrypt(&moved, &*cpu).unwrap())
+                .unwrap();
+            for (i, g) in got.iter().enumerate().take(64) {
+                assert!(
+                    (g - x[(i + 1) % x.len()]).abs() < 1e-2,
+                    "level {level} slot {i}"
+                );
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 const MAGIC: &[u8; 6] = b"HEGPU\0";
 /// Version 2 added the key-set id and the checksum.
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// Magic, version, kind, parameter-set id, key-set id.
 const HEAD: usize = MAGIC.len() + 2 + 8 + 16;
 const CHECKSUM: usize = 4;
@@ -77,6 +77,8 @@ impl<'de> Deserialize<'de> for Bytes {
 #[derive(Serialize, Deserialize)]
 struct KeyWire {
     galois: Option<u64>,
+    /// The highest level it switches (its words are over `[P, Q_level]`).
+    level: u32,
     digits: u32,
     data: Bytes,
 }
@@ -360,16 +362,24 @@ fn key_to_wire(params: &Parameters, k: &SwitchingKey) -> Result<KeyWire> {
     params.check_id(k.params_id, "evaluation key")?;
     Ok(KeyWire {
         galois: k.galois.map(|g| g as u64),
+        level: k.level as u32,
         digits: k.digits as u32,
-        data: Bytes(pack(params.ring_keys(), &k.words)),
+        data: Bytes(pack(params.ring_ext(k.level), &k.words)),
     })
 }
 
 fn key_from_wire(params: &Parameters, key_set: KeySetId, w: KeyWire) -> Result<SwitchingKey> {
-    let digits = params.digits(params.max_level()).len();
+    let level = w.level as usize;
+    if level > params.max_level() {
+        return Err(bad(format!(
+            "key for level {level}, the set has {}",
+            params.max_level()
+        )));
+    }
+    let digits = params.digits(level).len();
     if w.digits as usize != digits {
         return Err(bad(format!(
-            "key of {} digits, the set has {digits}",
+            "key of {} digits, level {level} has {digits}",
             w.digits
         )));
     }
@@ -386,8 +396,9 @@ fn key_from_wire(params: &Parameters, key_set: KeySetId, w: KeyWire) -> Result<S
         params_id: params.id(),
         key_set,
         galois,
+        level,
         digits,
-        words: unpack(params.ring_keys(), 2 * digits, &w.data.0)?,
+        words: unpack(params.ring_ext(level), 2 * digits, &w.data.0)?,
     })
 }
 

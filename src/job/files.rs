@@ -92,7 +92,8 @@ fn latency_plan(
 
 /// Client: makes keys for `preset` (default `CryptoNets8192`, which holds the shipped models;
 /// deeper models need the preset `hegpu import` names; the latency packing takes the smallest
-/// preset its plan of `model` fits, with Galois keys for the plan's rotations); writes the
+/// preset its plan of `model` fits, with Galois keys for the plan's rotations at the levels
+/// it makes them); writes the
 /// secret key first (a new file, owner-only from its creation: an existing `secret.key` is an
 /// error and nothing is written), then the parameters and the evaluation keys.
 pub fn client_keys(
@@ -115,14 +116,14 @@ pub fn client_keys(
         SplitPacking::Latency { per_ciphertext } => {
             let mnist = Mnist::load(data)?;
             let plan = latency_plan(model, &mnist, per_ciphertext, chosen.as_ref())?;
-            (plan.params().clone(), plan.rotations())
+            (plan.params().clone(), plan.rotation_levels())
         }
     };
     let mut keygen = KeyGenerator::new(&params, Seed::Os);
     let sk = keygen.secret_key()?;
     let keys = EvaluationKeys {
         relin: Some(keygen.relin_key(&sk)?),
-        galois: keygen.galois_keys(&sk, &rotations, false)?,
+        galois: keygen.galois_keys_up_to(&sk, &rotations)?,
     };
     let mut bytes = sk.export_secret_bytes();
     let written = create_secret_file(&dir.join("secret.key"), &bytes);

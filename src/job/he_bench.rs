@@ -178,10 +178,11 @@ fn about(path: &Path, e: Error) -> Error {
 }
 
 /// The workload's network shape with the model's weights unknown (keys are made before the
-/// server prepares its model): 784 → 128 → x² → 64 → x² → 10, every weight nonzero. Its
-/// latency plan makes the same rotations as any trained model of that shape, whose dense
-/// weights are nonzero too: the layouts follow the shapes and the slots, and activations keep
-/// values where they are.
+/// server prepares its model): 784 → 128 → p → 64 → p → 10 with p of degree 8 (the
+/// submission imports ReLU as one), every weight nonzero. Its latency plan makes the same
+/// rotations at the same levels as any trained model of that shape, whose dense weights are
+/// nonzero too: the layouts follow the shapes and the slots, activations keep values where
+/// they are, and the levels follow the degree.
 fn shape_only() -> Model {
     let dense = |inputs: usize, outputs: usize| Layer::Dense {
         inputs,
@@ -189,13 +190,18 @@ fn shape_only() -> Model {
         weight: vec![0.01; inputs * outputs],
         bias: vec![0.0; outputs],
     };
+    // Values stay within the range: the first layer's reach at most 784 · 0.01.
+    let degree_8 = || Layer::Polynomial {
+        range: 10.0,
+        coefficients: vec![0.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.01],
+    };
     Model {
         input: vec![PIXELS],
         layers: vec![
             dense(PIXELS, 128),
-            Layer::Square,
+            degree_8(),
             dense(128, 64),
-            Layer::Square,
+            degree_8(),
             dense(64, 10),
         ],
     }
@@ -233,7 +239,7 @@ fn latency_plan(model: &Model, params: &Arc<Parameters>, mnist: &Mnist) -> Resul
 fn client_key_generation(instance: &Instance, opts: &StageOptions) -> Result<String> {
     let params = Parameters::preset(PRESET)?;
     let rotations = if instance.latency() {
-        latency_plan(&shape_only(), &params, &calibration(opts)?)?.rotations()
+        latency_plan(&shape_only(), &params, &calibration(opts)?)?.rotation_levels()
     } else {
         Vec::new()
     };
@@ -244,7 +250,7 @@ fn client_key_generation(instance: &Instance, opts: &StageOptions) -> Result<Str
     let sk = keygen.secret_key()?;
     let keys = EvaluationKeys {
         relin: Some(keygen.relin_key(&sk)?),
-        galois: keygen.galois_keys(&sk, &rotations, false)?,
+        galois: keygen.galois_keys_up_to(&sk, &rotations)?,
     };
     let mut bytes = sk.export_secret_bytes();
     let written = create_secret_file(&secret.join("secret.key"), &bytes);
@@ -433,13 +439,15 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
     let mnist = calibration(opts)?;
     let plan = if instance.latency() {
         let plan = latency_plan(&model, &params, &mnist)?;
-        let have = keys.galois.elements();
-        let missing =
-            (plan.rotations().into_iter()).find(|&r| !have.contains(&params.galois_element(r)));
-        if let Some(r) = missing {
+        let missing = (plan.rotation_levels().into_iter()).find(|&(r, level)| {
+            let key = keys.galois.level(params.galois_element(r));
+            key.is_none_or(|top| top < level)
+        });
+        if let Some((r, level)) = missing {
             return Err(Error::Config(format!(
-                "the model's latency plan rotates by {r}, which the client's Galois keys do not \
-                 cover: the model is not the workload's 784-128-64-10 network"
+                "the model's latency plan rotates by {r} at level {level}, which the client's \
+                 Galois keys do not cover: the model is not the workload's 784-128-64-10 \
+                 network with degree-8 activations"
             )));
         }
         ServerPlan::Latency(plan)

@@ -73,10 +73,11 @@ pub(super) fn run_latency(
         ..Default::default()
     };
 
-    // Client: keys, Galois keys for the plan's rotations only.
+    // Client: keys, Galois keys for the plan's rotations only, each up to the level it is
+    // used at.
     let (client, key_bytes) = client_keys(
         &params,
-        &network.rotations(),
+        &network.rotation_levels(),
         &host,
         &mut report,
         &mut progress,

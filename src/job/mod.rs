@@ -485,7 +485,7 @@ pub(crate) struct ClientSide {
 /// Reports the key time and bytes.
 pub(crate) fn client_keys(
     params: &Arc<Parameters>,
-    rotations: &[i64],
+    rotations: &[(i64, usize)],
     host: &Arc<dyn Backend>,
     report: &mut JobReport,
     progress: &mut impl FnMut(Phase, usize, usize),
@@ -496,7 +496,7 @@ pub(crate) fn client_keys(
     let sk = keygen.secret_key()?;
     let keys = EvaluationKeys {
         relin: Some(keygen.relin_key(&sk)?),
-        galois: keygen.galois_keys(&sk, rotations, false)?,
+        galois: keygen.galois_keys_up_to(&sk, rotations)?,
     };
     let key_bytes = keys.to_bytes(params)?;
     report.bytes_keys = key_bytes.len() + params.to_bytes().len();

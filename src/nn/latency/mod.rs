@@ -406,6 +406,23 @@ impl LatencyNetwork {
         all.into_iter().collect()
     }
 
+    /// Each rotation step the server makes with the highest level it makes it at: Galois keys
+    /// made for those levels only
+    /// ([`KeyGenerator::galois_keys_up_to`](crate::ckks::KeyGenerator::galois_keys_up_to)) are
+    /// smaller for the layers after the first.
+    pub fn rotation_levels(&self) -> Vec<(i64, usize)> {
+        let mut levels = std::collections::BTreeMap::new();
+        for (step, &level) in self.steps.iter().zip(&self.levels) {
+            if let Step::Linear(lin) = step {
+                for r in lin.map.rotations() {
+                    let at = levels.entry(r * self.share as i64).or_insert(level);
+                    *at = (*at).max(level);
+                }
+            }
+        }
+        levels.into_iter().collect()
+    }
+
     /// A checksum of what a client and a server planning separately must agree on: the
     /// parameters, the images per ciphertext, where each input value goes, the rotations and
     /// the slots the outputs are read from. A request laid out for another plan would be
