@@ -7,10 +7,12 @@ pub mod agreement;
 pub mod envelope;
 pub mod files;
 pub mod he_bench;
+#[cfg(feature = "onnx")]
 pub mod import;
 pub mod latency;
 
 pub use agreement::Agreement;
+#[cfg(feature = "onnx")]
 pub use import::{ImportOptions, ImportReport, run_import};
 pub use latency::LatencyReport;
 

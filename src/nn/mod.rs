@@ -9,6 +9,7 @@ pub mod file;
 pub mod latency;
 pub mod mnist;
 pub mod model;
+#[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod train;
 
@@ -20,6 +21,7 @@ pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_mo
 pub use latency::{LatencyCost, LatencyNetwork, MOST_REQUEST_IMAGES, StepSlots};
 pub use mnist::{MnistRecipe, pixels, train_mnist};
 pub use model::{Activation, Layer, Model, Shape, argmax, cryptonets};
+#[cfg(feature = "onnx")]
 pub use onnx::{Imported, import_onnx, import_onnx_file};
 pub use train::{
     Dataset, EpochReport, TrainConfig, accuracy, initialize, loss_and_gradient, parameters,
