@@ -3,6 +3,7 @@
 //! rotate — the same operations as `hegpu bench`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use hegpu::backend::{DeviceChoice, GpuOptions};
 use hegpu::bench::Devices;
 use hegpu::ckks::*;
 
@@ -18,7 +19,10 @@ fn ckks(c: &mut Criterion) {
     let x: Vec<f64> = (0..params.slots()).map(|i| (i as f64).cos()).collect();
     let mut group = c.benchmark_group("ckks_n8192");
     group.sample_size(20);
-    for (name, dev) in Devices::open(false).unwrap().named() {
+    for (name, dev) in Devices::open(DeviceChoice::from_env().unwrap(), GpuOptions::default())
+        .unwrap()
+        .named()
+    {
         let pt = Encoder::new(&params)
             .encode(&x, params.max_level(), params.default_scale(), &*dev)
             .unwrap();

@@ -6,11 +6,12 @@
 //! Filter by name, e.g. `cargo bench --bench network -- n8192`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hegpu::backend::{DeviceChoice, GpuOptions};
 use hegpu::bench::{Devices, NetworkBench, network::NetworkCase};
 use std::time::Duration;
 
 fn network(c: &mut Criterion) {
-    let devices = Devices::open(false).unwrap();
+    let devices = Devices::open(DeviceChoice::from_env().unwrap(), GpuOptions::default()).unwrap();
     for log_n in [13, 14] {
         let case = NetworkCase::load(&NetworkBench::default(), log_n).unwrap();
         let mut group = c.benchmark_group(format!("network_n{}", 1usize << log_n));

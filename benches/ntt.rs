@@ -3,6 +3,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hegpu::backend::Ring;
+use hegpu::backend::{DeviceChoice, GpuOptions};
 use hegpu::bench::{Devices, sample_words};
 use hegpu::math::ntt_primes;
 use std::time::Duration;
@@ -18,7 +19,10 @@ fn ntt(c: &mut Criterion) {
         let data = sample_words(&ring, batch);
         group.throughput(Throughput::Elements((limbs * batch) as u64));
         let id = format!("n{n}-limbs{limbs}-batch{batch}");
-        for (name, dev) in Devices::open(false).unwrap().named() {
+        for (name, dev) in Devices::open(DeviceChoice::from_env().unwrap(), GpuOptions::default())
+            .unwrap()
+            .named()
+        {
             let mut x = dev.upload(&ring, batch, &data).unwrap();
             group.bench_function(BenchmarkId::new(name, &id), |b| {
                 b.iter(|| {

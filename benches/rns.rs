@@ -3,6 +3,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hegpu::backend::Ring;
+use hegpu::backend::{DeviceChoice, GpuOptions};
 use hegpu::bench::{Devices, sample_words};
 use hegpu::math::ntt_primes;
 use std::time::Duration;
@@ -20,7 +21,10 @@ fn rns(c: &mut Criterion) {
     let w: Vec<u32> = (0..outputs * inputs * limbs)
         .map(|i| (i as u32 * 7919) % ring.modulus(i % limbs).value())
         .collect();
-    for (name, dev) in Devices::open(false).unwrap().named() {
+    for (name, dev) in Devices::open(DeviceChoice::from_env().unwrap(), GpuOptions::default())
+        .unwrap()
+        .named()
+    {
         let xb = dev.upload(&ring, inputs, &x).unwrap();
         let wb = dev.upload_weights(&ring, outputs, inputs, &w).unwrap();
         group.throughput(Throughput::Elements((outputs * inputs * limbs * n) as u64));

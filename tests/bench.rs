@@ -7,6 +7,7 @@
 mod common;
 
 use hegpu::backend::device::gpu_required;
+use hegpu::backend::{DeviceChoice, GpuOptions};
 use hegpu::bench::{DenseSample, Devices, NetworkBench, Record, network};
 use hegpu::nn::{Layer, Model, WeightType, cryptonets, initialize, save_model};
 use std::path::PathBuf;
@@ -65,7 +66,7 @@ fn network_rows_agree_across_devices() {
         software_gpu: true,
         ..Default::default()
     };
-    let devices = Devices::open(gpu_required()).unwrap();
+    let devices = Devices::open(DeviceChoice::Auto, required()).unwrap();
     let dense = bench.dense_sample().unwrap();
     assert_eq!((dense.inputs.len(), dense.outputs), (16, 4));
     let mut rows: Vec<Record> = Vec::new();
@@ -160,7 +161,7 @@ fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
         key_switch: vec![(Preset::CryptoNets8192, 2)],
         calls: 3,
     };
-    let devices = Devices::open(gpu_required()).unwrap();
+    let devices = Devices::open(DeviceChoice::Auto, required()).unwrap();
     let mut rows: Vec<Record> = Vec::new();
     let min = std::time::Duration::from_millis(1);
     throughput::run_throughput(&plan, &devices, min, &mut |r| rows.push(r)).unwrap();
@@ -204,13 +205,12 @@ fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
 /// `hegpu bench --profile`: a GPU opened to profile times every dispatch of the rows it runs.
 #[test]
 fn profiled_throughput_rows_time_every_gpu_dispatch() {
-    use hegpu::backend::GpuOptions;
     use hegpu::bench::{ThroughputPlan, throughput};
     let options = GpuOptions {
         profile: true,
-        ..Default::default()
+        ..required()
     };
-    let devices = Devices::open_with(gpu_required(), options).unwrap();
+    let devices = Devices::open(DeviceChoice::Auto, options).unwrap();
     let plan = ThroughputPlan {
         ntt: vec![(1 << 10, 2, 3)],
         linear: vec![(1 << 10, 2, 3, 5)],
@@ -237,4 +237,12 @@ fn profiled_throughput_rows_time_every_gpu_dispatch() {
     }
     // The CPU rows are not profiled.
     assert!(devices.list[0].0.kernel_profile().is_none());
+}
+
+/// The GPU options of a test: required when `HEGPU_REQUIRE_GPU=1`.
+fn required() -> GpuOptions {
+    GpuOptions {
+        required: gpu_required(),
+        ..Default::default()
+    }
 }

@@ -136,6 +136,9 @@ impl ServerArgs {
             gpu_memory: self.gpu_memory,
             split: self.split,
             profile: false,
+            // The command line reads the GPU's options from the environment; the library never
+            // does.
+            gpu: hegpu::backend::GpuOptions::from_env()?,
         })
     }
 }
@@ -509,7 +512,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         profile: args.profile.profile,
         ..hegpu::backend::GpuOptions::from_env()?
     };
-    let devices = Devices::open_with(gpu_required(), gpu_options)?;
+    let devices = Devices::open(DeviceChoice::from_env()?, gpu_options)?;
     if let Some(note) = &devices.gpu_note {
         println!("({note}: GPU rows left out)");
     }

@@ -302,7 +302,7 @@ fn bench_measures_the_cpu_alone_when_asked() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(
-        out.contains("(HEGPU_DEVICE=cpu: GPU rows left out)"),
+        out.contains("(the CPU was chosen: GPU rows left out)"),
         "{out}"
     );
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("ckks_")).collect();

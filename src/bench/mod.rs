@@ -241,16 +241,10 @@ pub struct Devices {
 }
 
 impl Devices {
-    /// Opens the devices: the CPU with one thread and with all threads, and the GPU unless
-    /// `HEGPU_DEVICE=cpu`. With `require_gpu` or `HEGPU_DEVICE=gpu`, a missing adapter is an
-    /// error.
-    pub fn open(require_gpu: bool) -> Result<Self> {
-        Self::open_with(require_gpu, GpuOptions::default())
-    }
-
-    /// [`open`](Self::open) with the GPU opened with `gpu` (to profile it, say).
-    pub fn open_with(require_gpu: bool, gpu: GpuOptions) -> Result<Self> {
-        let choice = DeviceChoice::from_env()?;
+    /// Opens the devices: the CPU with one thread and with all threads, and the GPU (opened
+    /// with `gpu`: to profile it, say) unless `choice` is the CPU. With `DeviceChoice::Gpu` or
+    /// [`GpuOptions::required`], a missing adapter is an error.
+    pub fn open(choice: DeviceChoice, gpu: GpuOptions) -> Result<Self> {
         let all = CpuBackend::new(None)?;
         let threads = all.threads();
         let mut list: Vec<(Arc<dyn Backend>, usize)> =
@@ -260,9 +254,9 @@ impl Devices {
         }
         let mut gpu_note = None;
         let mut gpu_is_software = false;
-        let require = require_gpu || choice == DeviceChoice::Gpu;
+        let require = gpu.required || choice == DeviceChoice::Gpu;
         match choice {
-            DeviceChoice::Cpu => gpu_note = Some("HEGPU_DEVICE=cpu".to_string()),
+            DeviceChoice::Cpu => gpu_note = Some("the CPU was chosen".to_string()),
             _ => match GpuBackend::with_options(gpu) {
                 Ok(g) => {
                     gpu_is_software = g.is_software();

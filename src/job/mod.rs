@@ -125,12 +125,12 @@ pub struct ServerDevice {
     pub split: bool,
     /// Time every GPU dispatch with timestamps (`--profile`; each submission waits for them).
     pub profile: bool,
+    /// How a GPU is opened (`gpu_memory` and `profile` override its budget and profiling).
+    pub gpu: GpuOptions,
 }
 
 impl ServerDevice {
-    /// The scheduler for these choices, with `keys` on each device it uses. The GPU also
-    /// takes the options in the environment (`HEGPU_SIMULATE_DEVICE_LOSS`, `HEGPU_GPU_MEMORY`,
-    /// which `gpu_memory` overrides).
+    /// The scheduler for these choices, with `keys` on each device it uses.
     pub fn scheduler(&self, params: &Arc<Parameters>, keys: &EvaluationKeys) -> Result<Scheduler> {
         let backend = self.backend()?;
         let options = ScheduleOptions {
@@ -140,9 +140,9 @@ impl ServerDevice {
         Scheduler::new(params, keys, backend, options)
     }
 
-    /// The device's backend, with the GPU options in the environment and these choices.
+    /// The device's backend, a GPU opened with `gpu` and these choices.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        let mut gpu = GpuOptions::from_env()?;
+        let mut gpu = self.gpu;
         gpu.memory_budget = self.gpu_memory.or(gpu.memory_budget);
         gpu.profile = self.profile;
         select_backend_with(self.device, gpu)

@@ -79,6 +79,9 @@ pub struct GpuOptions {
     /// Build the kernels with 16×16 partial products even where the adapter offers
     /// `SHADER_INT64` (as browsers must), e.g. to test that path.
     pub portable_products: bool,
+    /// `DeviceChoice::Auto` never passes this GPU over: a missing adapter is an error and a
+    /// software one is taken (what `HEGPU_REQUIRE_GPU=1` asks of the command line and tests).
+    pub required: bool,
     /// Largest NTT tile in words (default: what the adapter's workgroup storage holds, up to
     /// 2^13), e.g. to test the two-pass transform at small degrees.
     pub max_ntt_tile: Option<usize>,
@@ -90,8 +93,9 @@ pub struct GpuOptions {
 }
 
 impl GpuOptions {
-    /// The options in the environment: `HEGPU_GPU_MEMORY` (a byte size such as `512M` or
-    /// `2G`) and `HEGPU_SIMULATE_DEVICE_LOSS` (a dispatch count).
+    /// The options in the environment, for command lines and tests (the library itself never
+    /// reads the environment): `HEGPU_GPU_MEMORY` (a byte size such as `512M` or `2G`),
+    /// `HEGPU_SIMULATE_DEVICE_LOSS` (a dispatch count) and `HEGPU_REQUIRE_GPU=1`.
     pub fn from_env() -> Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Ok(Self {
@@ -107,6 +111,7 @@ impl GpuOptions {
                     })
                 })
                 .transpose()?,
+            required: super::device::gpu_required(),
             ..Default::default()
         })
     }
