@@ -111,9 +111,9 @@ fn parameter_files_asking_for_thousands_of_primes_are_refused_before_any_work() 
     };
     let e = Parameters::new(literal.clone()).unwrap_err();
     assert!(e.to_string().contains("at most 64"), "{e}");
-    // The same literal as a file (version 3 header, no key set, a valid checksum).
+    // The same literal as a file (version 2 header, no key set, a valid checksum).
     let mut bytes = b"HEGPU\0".to_vec();
-    bytes.extend([3, 1]);
+    bytes.extend([2, 1]);
     bytes.extend(0u64.to_le_bytes());
     bytes.extend([0u8; 16]);
     let wire = Wire {

@@ -85,7 +85,7 @@ pub(crate) fn product(
 /// A switching key on the device, and its restrictions to lower levels (made on first use).
 pub(crate) struct DeviceKey {
     pub(crate) key_set: KeySetId,
-    full: PolyBatch,
+    full: Arc<PolyBatch>,
     digits: usize,
     /// The highest level it switches.
     level: usize,
@@ -102,7 +102,7 @@ impl DeviceKey {
         params.check_id(k.params_id, "evaluation key")?;
         Ok(DeviceKey {
             key_set: k.key_set,
-            full: backend.upload(params.ring_ext(k.level), 2 * k.digits, &k.words)?,
+            full: Arc::new(backend.upload(params.ring_ext(k.level), 2 * k.digits, &k.words)?),
             digits: k.digits,
             level: k.level,
             by_level: Mutex::new(HashMap::new()),
@@ -164,6 +164,10 @@ impl DeviceKey {
             )));
         }
         let digits = params.digits(level).len();
+        if level == self.level {
+            // The key as made: no copy (a key for a lower level is used at its own level).
+            return Ok(self.full.clone());
+        }
         let mut cache = self.by_level.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = cache.get(&level) {
             return Ok(k.clone());

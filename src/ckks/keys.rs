@@ -284,7 +284,8 @@ impl KeyGenerator {
         }
         let mut seen = std::collections::BTreeSet::new();
         elements.retain(|(g, _)| seen.insert(*g));
-        let seed: [u8; 32] = self.sampler.bytes();
+        // The seed of every key's error: wiped when the keys are made.
+        let seed = zeroize::Zeroizing::new(self.sampler.bytes::<32>());
         let params = &self.params;
         let keys = (elements.par_iter().enumerate())
             .map(|(i, &(g, _))| {
@@ -337,7 +338,13 @@ fn switching_key(
         .collect();
     let (mut bs, mut as_) = (Vec::new(), Vec::new());
     for digit in &digits {
-        let (a, e) = draw(ring)?;
+        let (a, e) = match draw(ring) {
+            Ok(drawn) => drawn,
+            Err(err) => {
+                wipe(&mut s_prime);
+                return Err(err);
+            }
+        };
         let mut b = minus_as_plus_e(ring, &a, &sk.ntt, &e);
         for q_limb in digit.clone() {
             let l = alpha + q_limb;

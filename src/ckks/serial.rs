@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 const MAGIC: &[u8; 6] = b"HEGPU\0";
 /// Version 2 added the key-set id and the checksum.
-const VERSION: u8 = 3;
+const VERSION: u8 = 2;
 /// Magic, version, kind, parameter-set id, key-set id.
 const HEAD: usize = MAGIC.len() + 2 + 8 + 16;
 const CHECKSUM: usize = 4;
@@ -33,9 +33,13 @@ const CHECKSUM: usize = 4;
 enum Kind {
     Parameters = 1,
     PublicKey = 2,
+    /// Evaluation keys whose keys all serve every level (written before keys had levels;
+    /// still read).
     EvaluationKeys = 3,
     Ciphertext = 4,
     SecretKey = 5,
+    /// Evaluation keys, each key with the highest level it serves.
+    LeveledEvaluationKeys = 6,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,6 +91,20 @@ struct KeyWire {
 struct EvaluationKeysWire {
     relin: Option<KeyWire>,
     galois: Vec<KeyWire>,
+}
+
+/// A key of [`Kind::EvaluationKeys`]: every key at the top level.
+#[derive(Serialize, Deserialize)]
+struct TopKeyWire {
+    galois: Option<u64>,
+    digits: u32,
+    data: Bytes,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopEvaluationKeysWire {
+    relin: Option<TopKeyWire>,
+    galois: Vec<TopKeyWire>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -422,17 +440,40 @@ impl EvaluationKeys {
                 .map(|k| key_to_wire(params, k))
                 .collect::<Result<_>>()?,
         };
-        Ok(write(Kind::EvaluationKeys, head, &wire))
+        Ok(write(Kind::LeveledEvaluationKeys, head, &wire))
     }
 
     pub fn from_bytes(bytes: &[u8], params: &Parameters) -> Result<EvaluationKeys> {
-        let (wire, head) = read::<EvaluationKeysWire>(bytes, Kind::EvaluationKeys)?;
+        let (wire, head) = if bytes.get(MAGIC.len() + 1) == Some(&(Kind::EvaluationKeys as u8)) {
+            let (top, head) = read::<TopEvaluationKeysWire>(bytes, Kind::EvaluationKeys)?;
+            let level = params.max_level() as u32;
+            let leveled = |w: TopKeyWire| KeyWire {
+                galois: w.galois,
+                level,
+                digits: w.digits,
+                data: w.data,
+            };
+            let wire = EvaluationKeysWire {
+                relin: top.relin.map(leveled),
+                galois: top.galois.into_iter().map(leveled).collect(),
+            };
+            (wire, head)
+        } else {
+            read::<EvaluationKeysWire>(bytes, Kind::LeveledEvaluationKeys)?
+        };
         params.check_id(head.params_id, "serialized evaluation keys")?;
         let relin = match wire.relin {
             Some(w) => {
                 let k = key_from_wire(params, head.key_set, w)?;
                 if k.galois.is_some() {
                     return Err(bad("the relinearization key is marked as a Galois key"));
+                }
+                if k.level != params.max_level() {
+                    return Err(bad(format!(
+                        "the relinearization key serves levels up to {}, not the top level {}",
+                        k.level,
+                        params.max_level()
+                    )));
                 }
                 Some(RelinKey(k))
             }
@@ -591,7 +632,54 @@ impl SecretKey {
 
 #[cfg(test)]
 mod tests {
-    use super::Bytes;
+    use super::*;
+    use crate::ckks::{KeyGenerator, Preset, Seed};
+
+    /// Evaluation keys written before keys had levels still read, every key at the top level;
+    /// a relinearization key below the top level is refused.
+    #[test]
+    fn evaluation_keys_without_levels_still_read() {
+        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let mut kg = KeyGenerator::new(&params, Seed::from_u64(8));
+        let sk = kg.secret_key().unwrap();
+        let keys = EvaluationKeys {
+            relin: Some(kg.relin_key(&sk).unwrap()),
+            galois: kg.galois_keys(&sk, &[1, 2], false).unwrap(),
+        };
+        let top = |k: &SwitchingKey| TopKeyWire {
+            galois: k.galois.map(|g| g as u64),
+            digits: k.digits as u32,
+            data: Bytes(pack(params.ring_keys(), &k.words)),
+        };
+        let old = TopEvaluationKeysWire {
+            relin: keys.relin.as_ref().map(|r| top(&r.0)),
+            galois: keys.galois.keys.values().map(top).collect(),
+        };
+        let head = Header {
+            params_id: params.id(),
+            key_set: sk.key_set(),
+        };
+        let bytes = write(Kind::EvaluationKeys, head, &old);
+        let back = EvaluationKeys::from_bytes(&bytes, &params).unwrap();
+        for (g, k) in &keys.galois.keys {
+            assert_eq!(back.galois.level(*g), Some(params.max_level()));
+            assert!(back.galois.keys[g].words == k.words);
+        }
+        assert!(back.relin.unwrap().0.words == keys.relin.as_ref().unwrap().0.words);
+        // Today's format, and a relinearization key made for a lower level.
+        let again = EvaluationKeys::from_bytes(&keys.to_bytes(&params).unwrap(), &params).unwrap();
+        assert_eq!(again.galois.elements(), keys.galois.elements());
+        let level = params.max_level() - 1;
+        let mut below = kg.galois_keys_up_to(&sk, &[(1, level)]).unwrap();
+        let mut key = below.keys.pop_first().unwrap().1;
+        key.galois = None;
+        let low = EvaluationKeys {
+            relin: Some(RelinKey(key)),
+            galois: GaloisKeys::default(),
+        };
+        let e = EvaluationKeys::from_bytes(&low.to_bytes(&params).unwrap(), &params).unwrap_err();
+        assert!(e.to_string().contains("not the top level"), "{e}");
+    }
 
     #[test]
     fn byte_strings_have_the_wire_form_of_byte_sequences() {

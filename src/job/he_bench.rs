@@ -478,6 +478,13 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
         };
         let range = (frame.start as usize, frame.end as usize);
         frame.expect(&self::frame(client_kind, b, range, 0), &name)?;
+        let images_here = range.1.saturating_sub(range.0);
+        if images_here == 0 || (instance.latency() && images_here != 1) {
+            return Err(about(
+                path,
+                Error::Config(format!("names images {}..{}", range.0, range.1)),
+            ));
+        }
         if frame.source != expected_source {
             return Err(about(
                 path,
@@ -502,7 +509,7 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
             &download.join(file_name(answer.kind, b)),
             &answer.wrap(&y.to_bytes(&params, host)?),
         )?;
-        images += range.1 - range.0;
+        images += images_here;
     }
     Ok(format!(
         "evaluated {images} image(s) in {:.3} s on {}",
@@ -554,18 +561,26 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
         let bytes = read(path)?;
         let name = path.display().to_string();
         let (frame, ct) = Frame::unwrap(&bytes, &name)?;
-        let (start, end) = (frame.start as usize, frame.end as usize);
-        // The result must come from the batch file the client has now.
-        let sent = read(&upload.join(file_name(
+        // The result must answer the batch file the client has now: its images, its bytes.
+        let sent_path = upload.join(file_name(
             if instance.latency() {
                 Kind::Request
             } else {
                 Kind::Batch
             },
             b,
-        )))?;
-        let source = ciphertext_checksum(&sent);
+        ));
+        let sent = read(&sent_path)?;
+        let (sent_frame, sent_ct) = Frame::unwrap(&sent, &sent_path.display().to_string())?;
+        let (start, end) = (sent_frame.start as usize, sent_frame.end as usize);
+        let source = ciphertext_checksum(sent_ct);
         frame.expect(&self::frame(kind, b, (start, end), source), &name)?;
+        if end <= start {
+            return Err(about(
+                &sent_path,
+                Error::Config(format!("names images {start}..{end}")),
+            ));
+        }
         if start != images {
             return Err(about(
                 path,
