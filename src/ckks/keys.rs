@@ -103,6 +103,18 @@ pub struct SwitchingKey {
     pub(crate) level: usize,
     pub(crate) digits: usize,
     pub(crate) words: Vec<u32>,
+    /// Seeded: the digits' masks (the second half of `words`) are drawn in order from this
+    /// public seed's ChaCha20 stream 0 (see [`key_masks`]), so the byte format sends the seed
+    /// instead of them.
+    pub(crate) mask_seed: Option<[u8; 32]>,
+}
+
+/// The masks of a seeded key's `digits` digits over `ring`, drawn from `seed` in order.
+pub(crate) fn key_masks(seed: &[u8; 32], ring: &crate::backend::Ring, digits: usize) -> Vec<u32> {
+    let mut rng = stream(seed, 0);
+    (0..digits)
+        .flat_map(|_| uniform_words(&mut rng, ring))
+        .collect()
 }
 
 /// Relinearization key (s² → s).
@@ -284,19 +296,23 @@ impl KeyGenerator {
         }
         let mut seen = std::collections::BTreeSet::new();
         elements.retain(|(g, _)| seen.insert(*g));
-        // The seed of every key's error: wiped when the keys are made.
+        // The seed of every key's error: wiped when the keys are made. The masks' seeds are
+        // public (each key sends its own instead of its masks).
         let seed = zeroize::Zeroizing::new(self.sampler.bytes::<32>());
+        let mask_seeds: Vec<[u8; 32]> = elements.iter().map(|_| self.sampler.bytes()).collect();
         let params = &self.params;
-        let keys = (elements.par_iter().enumerate())
-            .map(|(i, &(g, _))| {
+        let keys = (elements.par_iter().zip(&mask_seeds).enumerate())
+            .map(|(i, (&(g, _), mask_seed))| {
                 let mut rng = stream(&seed, i as u64);
+                let mut masks = stream(mask_seed, 0);
                 let sg = automorphism_host(params.ring_keys(), &sk.ntt, g);
                 let level = highest[&g];
-                let key = switching_key(params, sk, sg, (Some(g), level), &mut |ring| {
-                    let a = uniform_words(&mut rng, ring);
+                let mut key = switching_key(params, sk, sg, (Some(g), level), &mut |ring| {
+                    let a = uniform_words(&mut masks, ring);
                     let e = gaussian(&mut rng, ring.degree());
                     Ok((a, ntt_host(ring, &small_to_words(ring, &e))?))
                 })?;
+                key.mask_seed = Some(*mask_seed);
                 Ok((g, key))
             })
             .collect::<Result<BTreeMap<_, _>>>()?;
@@ -366,6 +382,7 @@ fn switching_key(
         level,
         digits: digits.len(),
         words: bs,
+        mask_seed: None,
     })
 }
 

@@ -9,7 +9,8 @@
 
 use super::ciphertext::{CipherMeta, Ciphertext};
 use super::keys::{
-    EvaluationKeys, GaloisKeys, KeySetId, PublicKey, RelinKey, SecretKey, SwitchingKey, ntt_host,
+    EvaluationKeys, GaloisKeys, KeySetId, PublicKey, RelinKey, SecretKey, SwitchingKey, key_masks,
+    ntt_host,
 };
 use super::params::{ParameterLiteral, Parameters, SecurityLevel};
 use super::sampling::{seeded_mask_into, small_to_words, wipe};
@@ -84,6 +85,9 @@ struct KeyWire {
     /// The highest level it switches (its words are over `[P, Q_level]`).
     level: u32,
     digits: u32,
+    /// Seeded: `data` holds the digits' first polynomials only, and their masks are drawn
+    /// from this seed (`keys::key_masks`).
+    seed: Option<[u8; 32]>,
     data: Bytes,
 }
 
@@ -378,11 +382,18 @@ impl PublicKey {
 
 fn key_to_wire(params: &Parameters, k: &SwitchingKey) -> Result<KeyWire> {
     params.check_id(k.params_id, "evaluation key")?;
+    let ring = params.ring_ext(k.level);
+    // A seeded key sends the first half of its words: the digits' `b`, not their masks.
+    let sent = match k.mask_seed {
+        Some(_) => &k.words[..k.digits * ring.poly_words()],
+        None => &k.words[..],
+    };
     Ok(KeyWire {
         galois: k.galois.map(|g| g as u64),
         level: k.level as u32,
         digits: k.digits as u32,
-        data: Bytes(pack(params.ring_ext(k.level), &k.words)),
+        seed: k.mask_seed,
+        data: Bytes(pack(ring, sent)),
     })
 }
 
@@ -416,7 +427,16 @@ fn key_from_wire(params: &Parameters, key_set: KeySetId, w: KeyWire) -> Result<S
         galois,
         level,
         digits,
-        words: unpack(params.ring_ext(level), 2 * digits, &w.data.0)?,
+        words: match &w.seed {
+            Some(seed) => {
+                let ring = params.ring_ext(level);
+                let mut words = unpack(ring, digits, &w.data.0)?;
+                words.extend(key_masks(seed, ring, digits));
+                words
+            }
+            None => unpack(params.ring_ext(level), 2 * digits, &w.data.0)?,
+        },
+        mask_seed: w.seed,
     })
 }
 
@@ -451,6 +471,7 @@ impl EvaluationKeys {
                 galois: w.galois,
                 level,
                 digits: w.digits,
+                seed: None,
                 data: w.data,
             };
             let wire = EvaluationKeysWire {
@@ -480,8 +501,14 @@ impl EvaluationKeys {
             None => None,
         };
         let mut keys = BTreeMap::new();
-        for w in wire.galois {
-            let k = key_from_wire(params, head.key_set, w)?;
+        // Each key decoded (its masks drawn from their seed) on its own thread.
+        let decoded: Vec<SwitchingKey> = {
+            use rayon::prelude::*;
+            (wire.galois.into_par_iter())
+                .map(|w| key_from_wire(params, head.key_set, w))
+                .collect::<Result<_>>()?
+        };
+        for k in decoded {
             let g = k
                 .galois
                 .ok_or_else(|| bad("a Galois key without its element"))?;
@@ -666,9 +693,31 @@ mod tests {
             assert!(back.galois.keys[g].words == k.words);
         }
         assert!(back.relin.unwrap().0.words == keys.relin.as_ref().unwrap().0.words);
-        // Today's format, and a relinearization key made for a lower level.
-        let again = EvaluationKeys::from_bytes(&keys.to_bytes(&params).unwrap(), &params).unwrap();
+        // Today's format: the Galois keys send their masks' seeds, about half the bytes, and
+        // read back to the same words.
+        let seeded = keys.to_bytes(&params).unwrap();
+        let again = EvaluationKeys::from_bytes(&seeded, &params).unwrap();
         assert_eq!(again.galois.elements(), keys.galois.elements());
+        for (g, k) in &keys.galois.keys {
+            assert!(k.mask_seed.is_some() && again.galois.keys[g].words == k.words);
+        }
+        let galois_only = |seeds: bool| {
+            let mut g = keys.galois.clone();
+            for k in g.keys.values_mut() {
+                k.mask_seed = k.mask_seed.filter(|_| seeds);
+            }
+            let only = EvaluationKeys {
+                relin: None,
+                galois: g,
+            };
+            only.to_bytes(&params).unwrap().len()
+        };
+        let (half, whole) = (galois_only(true), galois_only(false));
+        assert!(
+            2 * half < whole + 1000 && 2 * half > whole,
+            "{half} of {whole}"
+        );
+        // A relinearization key made for a lower level is refused.
         let level = params.max_level() - 1;
         let mut below = kg.galois_keys_up_to(&sk, &[(1, level)]).unwrap();
         let mut key = below.keys.pop_first().unwrap().1;
