@@ -31,19 +31,19 @@ use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
-fn io(path: &Path, e: std::io::Error) -> Error {
+pub(super) fn io(path: &Path, e: std::io::Error) -> Error {
     Error::Data {
         path: path.display().to_string(),
         why: e.to_string(),
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(super) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| io(path, e))
 }
 
 /// `e` as an error about the file at `path` (unless it already names a file).
-fn about(path: &Path, e: Error) -> Error {
+pub(super) fn about(path: &Path, e: Error) -> Error {
     match e {
         Error::Data { .. } => e,
         other => Error::Data {
@@ -119,29 +119,50 @@ pub fn client_keys(
             (plan.params().clone(), plan.rotation_levels())
         }
     };
-    let mut keygen = KeyGenerator::new(&params, Seed::Os);
-    let sk = keygen.secret_key()?;
-    let keys = EvaluationKeys {
-        relin: Some(keygen.relin_key(&sk)?),
-        galois: keygen.galois_keys_up_to(&sk, &rotations)?,
-    };
-    let mut bytes = sk.export_secret_bytes();
-    let written = create_secret_file(&dir.join("secret.key"), &bytes);
-    zeroize::Zeroize::zeroize(&mut bytes);
-    written?;
-    write_file(&dir.join("params.bin"), &params.to_bytes())?;
-    write_file(&dir.join("evaluation-keys.bin"), &keys.to_bytes(&params)?)?;
+    make_keys(&params, &rotations, (dir, dir))?;
     Ok(())
 }
 
+/// Client: a secret key, the relinearization key and Galois keys for `rotations` (each up to
+/// its level) for `params`; writes `secret.key` into `secret` first (a new, owner-only file),
+/// then `params.bin` and `evaluation-keys.bin` into `public`. Returns the evaluation keys'
+/// size in bytes.
+pub(super) fn make_keys(
+    params: &Arc<Parameters>,
+    rotations: &[(i64, usize)],
+    (secret, public): (&Path, &Path),
+) -> Result<usize> {
+    let mut keygen = KeyGenerator::new(params, Seed::Os);
+    let sk = keygen.secret_key()?;
+    let keys = EvaluationKeys {
+        relin: Some(keygen.relin_key(&sk)?),
+        galois: keygen.galois_keys_up_to(&sk, rotations)?,
+    };
+    let mut bytes = sk.export_secret_bytes();
+    let written = create_secret_file(&secret.join("secret.key"), &bytes);
+    zeroize::Zeroize::zeroize(&mut bytes);
+    written?;
+    let key_bytes = keys.to_bytes(params)?;
+    write_file(&public.join("params.bin"), &params.to_bytes())?;
+    write_file(&public.join("evaluation-keys.bin"), &key_bytes)?;
+    Ok(key_bytes.len())
+}
+
 fn client_state(dir: &Path) -> Result<(Arc<Parameters>, SecretKey)> {
-    let path = dir.join("params.bin");
-    let params = Parameters::from_bytes(&read(&path)?).map_err(|e| about(&path, e))?;
-    let path = dir.join("secret.key");
-    let mut bytes = read(&path)?;
+    read_client_state(&dir.join("params.bin"), &dir.join("secret.key"))
+}
+
+/// The client's parameters and secret key from the files [`make_keys`] wrote.
+pub(super) fn read_client_state(
+    params: &Path,
+    secret: &Path,
+) -> Result<(Arc<Parameters>, SecretKey)> {
+    let path = params;
+    let params = Parameters::from_bytes(&read(path)?).map_err(|e| about(path, e))?;
+    let mut bytes = read(secret)?;
     let sk = SecretKey::import_secret_bytes(&bytes, &params);
     zeroize::Zeroize::zeroize(&mut bytes);
-    Ok((params, sk.map_err(|e| about(&path, e))?))
+    Ok((params, sk.map_err(|e| about(secret, e))?))
 }
 
 /// Client: encrypts the first `images` test images of `data` into batch files of `batch`
@@ -241,7 +262,7 @@ fn batches(dir: &Path) -> Result<Vec<(usize, usize)>> {
 }
 
 /// The frame a batch or result file of batch `b` must have.
-fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> Frame {
+pub(super) fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> Frame {
     Frame {
         kind,
         batch: b as u32,
@@ -253,7 +274,12 @@ fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> 
 
 /// An error naming `path` unless ciphertexts `x` are under key set `expected`, the key set of
 /// `whose` ("the evaluation keys belong", "secret.key belongs").
-fn check_key_set(path: &Path, x: &Ciphertext, expected: KeySetId, whose: &str) -> Result<()> {
+pub(super) fn check_key_set(
+    path: &Path,
+    x: &Ciphertext,
+    expected: KeySetId,
+    whose: &str,
+) -> Result<()> {
     let found = x.key_set();
     if found != expected {
         return Err(Error::Data {

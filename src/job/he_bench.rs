@@ -15,13 +15,13 @@
 
 use super::ServerDevice;
 use super::envelope::{Frame, Kind, ciphertext_checksum};
+use super::files::{about, check_key_set, frame_of, io, make_keys, read, read_client_state};
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Preset,
-    SecretKey, Seed,
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Parameters, Preset, SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::files::{create_secret_file, write_file};
+use crate::files::write_file;
 use crate::nn::{EncryptedNetwork, LatencyNetwork, Layer, Model, argmax, load_model};
 use crate::tensor::CipherTensor;
 use crate::{Error, Result};
@@ -38,6 +38,10 @@ pub const INSTANCES: [(&str, usize); 4] = [
 
 /// Pixels per image.
 const PIXELS: usize = 784;
+
+/// Whose key set a ciphertext must be under, for the server and the client.
+const KEYS_BELONG: &str = "the evaluation keys belong";
+const SECRET_BELONGS: &str = "secret.key belongs";
 
 /// The preset every instance runs at: N = 2^14, twelve levels, 128-bit secure. It holds the
 /// workload's MLP with degree-8 activations in both packings (nine levels in the batch
@@ -148,33 +152,11 @@ pub fn run_stage(stage: Stage, instance: &Instance, opts: &StageOptions) -> Resu
     }
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> Error {
-    Error::Data {
-        path: path.display().to_string(),
-        why: e.to_string(),
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| io_error(path, e))
-}
-
 fn fresh_dir(path: &Path) -> Result<()> {
     if path.exists() {
-        std::fs::remove_dir_all(path).map_err(|e| io_error(path, e))?;
+        std::fs::remove_dir_all(path).map_err(|e| io(path, e))?;
     }
-    std::fs::create_dir_all(path).map_err(|e| io_error(path, e))
-}
-
-/// `e` as an error about the file at `path` (unless it already names one).
-fn about(path: &Path, e: Error) -> Error {
-    match e {
-        Error::Data { .. } => e,
-        other => Error::Data {
-            path: path.display().to_string(),
-            why: other.to_string(),
-        },
-    }
+    std::fs::create_dir_all(path).map_err(|e| io(path, e))
 }
 
 /// The workload's network shape with the model's weights unknown (keys are made before the
@@ -246,19 +228,7 @@ fn client_key_generation(instance: &Instance, opts: &StageOptions) -> Result<Str
     let (public, secret) = (instance.io("public_keys"), instance.io("secret_key"));
     fresh_dir(&public)?;
     fresh_dir(&secret)?;
-    let mut keygen = KeyGenerator::new(&params, Seed::Os);
-    let sk = keygen.secret_key()?;
-    let keys = EvaluationKeys {
-        relin: Some(keygen.relin_key(&sk)?),
-        galois: keygen.galois_keys_up_to(&sk, &rotations)?,
-    };
-    let mut bytes = sk.export_secret_bytes();
-    let written = create_secret_file(&secret.join("secret.key"), &bytes);
-    zeroize::Zeroize::zeroize(&mut bytes);
-    written?;
-    let key_bytes = keys.to_bytes(&params)?;
-    write_file(&public.join("params.bin"), &params.to_bytes())?;
-    write_file(&public.join("evaluation-keys.bin"), &key_bytes)?;
+    let key_bytes = make_keys(&params, &rotations, (&secret, &public))?;
     Ok(format!(
         "keys for {} ({}): relinearization{}, {} bytes",
         PRESET.name(),
@@ -272,7 +242,7 @@ fn client_key_generation(instance: &Instance, opts: &StageOptions) -> Result<Str
         } else {
             format!(" and {} Galois keys", rotations.len())
         },
-        key_bytes.len()
+        key_bytes
     ))
 }
 
@@ -318,13 +288,8 @@ pub fn read_pixels(path: &Path) -> Result<Vec<f32>> {
 
 /// The client's state: parameters (from the public keys) and the secret key.
 fn client_state(instance: &Instance) -> Result<(Arc<Parameters>, SecretKey)> {
-    let path = instance.io("public_keys").join("params.bin");
-    let params = Parameters::from_bytes(&read(&path)?).map_err(|e| about(&path, e))?;
-    let path = instance.io("secret_key").join("secret.key");
-    let mut bytes = read(&path)?;
-    let sk = SecretKey::import_secret_bytes(&bytes, &params);
-    zeroize::Zeroize::zeroize(&mut bytes);
-    Ok((params, sk.map_err(|e| about(&path, e))?))
+    let params = instance.io("public_keys").join("params.bin");
+    read_client_state(&params, &instance.io("secret_key").join("secret.key"))
 }
 
 fn file_name(kind: Kind, b: usize) -> String {
@@ -384,7 +349,7 @@ fn client_encrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
                 (Kind::Batch, 0, ct.to_bytes(&params, &*host)?)
             }
         };
-        let frame = frame(kind, b, (start, end), source);
+        let frame = frame_of(kind, b, (start, end), source);
         let wrapped = frame.wrap(&bytes);
         bytes_written += wrapped.len();
         write_file(&upload.join(file_name(kind, b)), &wrapped)?;
@@ -392,16 +357,6 @@ fn client_encrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
     Ok(format!(
         "encrypted {images} image(s): {bytes_written} bytes"
     ))
-}
-
-fn frame(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> Frame {
-    Frame {
-        kind,
-        batch: b as u32,
-        start: start as u32,
-        end: end as u32,
-        source,
-    }
 }
 
 /// The batch files of `dir` in order, with the frame each must have (source 0: any).
@@ -477,7 +432,7 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
             ServerPlan::Batch(_) => 0,
         };
         let range = (frame.start as usize, frame.end as usize);
-        frame.expect(&self::frame(client_kind, b, range, 0), &name)?;
+        frame.expect(&frame_of(client_kind, b, range, 0), &name)?;
         let images_here = range.1.saturating_sub(range.0);
         if images_here == 0 || (instance.latency() && images_here != 1) {
             return Err(about(
@@ -495,16 +450,16 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
             ServerPlan::Batch(network) => {
                 let x = CipherTensor::from_bytes(ct, network.shape().0, &params, host)
                     .map_err(|e| about(path, e))?;
-                check_key_set(path, x.ciphertexts(), key_set)?;
+                check_key_set(path, x.ciphertexts(), key_set, KEYS_BELONG)?;
                 network.forward(&scheduler, x)?.into_ciphertexts()
             }
             ServerPlan::Latency(network) => {
                 let x = Ciphertext::from_bytes(ct, &params, host).map_err(|e| about(path, e))?;
-                check_key_set(path, &x, key_set)?;
+                check_key_set(path, &x, key_set, KEYS_BELONG)?;
                 network.evaluate(&scheduler, x)?
             }
         };
-        let answer = frame_of_answer(client_kind, b, range, ciphertext_checksum(ct));
+        let answer = frame_of(client_kind.answered_by(), b, range, ciphertext_checksum(ct));
         write_file(
             &download.join(file_name(answer.kind, b)),
             &answer.wrap(&y.to_bytes(&params, host)?),
@@ -516,24 +471,6 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
         started.elapsed().as_secs_f64(),
         scheduler.name()
     ))
-}
-
-fn frame_of_answer(client: Kind, b: usize, range: (usize, usize), source: u32) -> Frame {
-    frame(client.answered_by(), b, range, source)
-}
-
-fn check_key_set(path: &Path, x: &Ciphertext, expected: crate::ckks::KeySetId) -> Result<()> {
-    if x.key_set() != expected {
-        return Err(Error::Data {
-            path: path.display().to_string(),
-            why: format!(
-                "is encrypted under key set {}, but the evaluation keys belong to key set \
-                 {expected}",
-                x.key_set()
-            ),
-        });
-    }
-    Ok(())
 }
 
 fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
@@ -574,7 +511,7 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
         let (sent_frame, sent_ct) = Frame::unwrap(&sent, &sent_path.display().to_string())?;
         let (start, end) = (sent_frame.start as usize, sent_frame.end as usize);
         let source = ciphertext_checksum(sent_ct);
-        frame.expect(&self::frame(kind, b, (start, end), source), &name)?;
+        frame.expect(&frame_of(kind, b, (start, end), source), &name)?;
         if end <= start {
             return Err(about(
                 &sent_path,
@@ -590,13 +527,13 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
         let outputs = match &plan {
             Some(plan) => {
                 let y = Ciphertext::from_bytes(ct, &params, &*host).map_err(|e| about(path, e))?;
-                check_secret(path, &y, &sk)?;
+                check_key_set(path, &y, sk.key_set(), SECRET_BELONGS)?;
                 plan.decrypt(&decryptor, &encoder, &y, end - start, &*host)?
             }
             None => {
                 let y = CipherTensor::from_bytes(ct, &[10], &params, &*host)
                     .map_err(|e| about(path, e))?;
-                check_secret(path, y.ciphertexts(), &sk)?;
+                check_key_set(path, y.ciphertexts(), sk.key_set(), SECRET_BELONGS)?;
                 y.decrypt(&decryptor, &encoder, end - start, &*host)?
             }
         };
@@ -610,20 +547,6 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
         "decrypted {images} prediction(s) into {}",
         instance.predictions_file().display()
     ))
-}
-
-fn check_secret(path: &Path, y: &Ciphertext, sk: &SecretKey) -> Result<()> {
-    if y.key_set() != sk.key_set() {
-        return Err(Error::Data {
-            path: path.display().to_string(),
-            why: format!(
-                "is encrypted under key set {}, but secret.key belongs to key set {}",
-                y.key_set(),
-                sk.key_set()
-            ),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
