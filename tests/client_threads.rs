@@ -1,6 +1,7 @@
 //! The client on every core: encoding, encryption (secret and public key) and decryption run
 //! one ciphertext per task, each drawing its mask and noise from its own stream of the call's
-//! seeds, so the words are the same on 1 thread as on several, and decrypt to the values.
+//! seeds, so the words are the same on 1 thread as on several, and decrypt to the values;
+//! encrypting straight to bytes gives the bytes of encrypting, then writing.
 
 mod common;
 
@@ -36,6 +37,20 @@ fn client(
             .unwrap()
             .encrypt(&pt)
             .unwrap();
+        // Encoded, encrypted and written a ciphertext at a time: the same bytes.
+        let direct = Encryptor::with_secret_key(params, &sk, cpu.clone(), Seed::from_u64(42))
+            .unwrap()
+            .encrypt_to_bytes(
+                &encoder,
+                vectors,
+                params.max_level(),
+                params.default_scale(),
+            )
+            .unwrap();
+        assert!(
+            direct == secret.to_bytes(params, &*cpu).unwrap(),
+            "encrypt_to_bytes differs from encrypt and to_bytes"
+        );
         let decryptor = Decryptor::new(params, &sk).unwrap();
         let decrypted = decryptor
             .decrypt_all(&secret, &*cpu)
@@ -54,7 +69,8 @@ fn client(
 #[test]
 fn the_client_gives_the_same_words_on_any_number_of_threads() {
     let params = common::test_params(2);
-    let vectors: Vec<Vec<f64>> = (0..7)
+    // More ciphertexts than one task writes, so several tasks write their parts.
+    let vectors: Vec<Vec<f64>> = (0..19)
         .map(|v| {
             (0..params.slots())
                 .map(|i| ((i * 7 + v * 13) % 101) as f64 / 101.0 - 0.5)
@@ -80,4 +96,28 @@ fn the_client_gives_the_same_words_on_any_number_of_threads() {
             .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
         assert!(err < 1e-3, "decrypted within {err}");
     }
+}
+
+/// The compact format of fresh ciphertexts, pinned by length and checksum for fixed seeds: a
+/// change to how ciphertexts are encrypted or written shows here.
+#[test]
+fn fresh_ciphertexts_keep_their_bytes() {
+    let params = common::test_params(2);
+    let vectors: Vec<Vec<f64>> = (0..5)
+        .map(|v| {
+            (0..params.slots())
+                .map(|i| ((i + v) % 17) as f64 / 17.0)
+                .collect()
+        })
+        .collect();
+    let (secret, public, _) = client(&params, &vectors, 2);
+    // The last four bytes are the checksum of all before them.
+    let pin = |b: &[u8]| {
+        (
+            b.len(),
+            u32::from_le_bytes(b[b.len() - 4..].try_into().unwrap()),
+        )
+    };
+    assert_eq!(pin(&secret), (212_563, 139_137_011));
+    assert_eq!(pin(&public), (425_011, 2_428_251_324));
 }

@@ -446,8 +446,8 @@ impl Client {
         let bytes = py
             .detach(|| -> hegpu::Result<Vec<u8>> {
                 let scale = self.params.default_scale();
-                let t = CipherTensor::encrypt(&x, &[m], &self.encoder, &self.encryptor, scale)?;
-                t.to_bytes(&self.params, &*self.host)
+                let (encoder, encryptor) = (&self.encoder, &self.encryptor);
+                CipherTensor::encrypt_to_bytes(&x, &[m], encoder, encryptor, scale)
             })
             .map_err(err)?;
         Ok(PyBytes::new(py, &bytes))

@@ -16,7 +16,7 @@ use crate::ckks::{
 };
 use crate::data::Mnist;
 use crate::job::{load_digit_model, plan_server};
-use crate::nn::{EncryptedNetwork, Layer, Model, argmax, encrypt_images, pixels};
+use crate::nn::{EncryptedNetwork, Layer, Model, argmax, encrypt_images_to_bytes, pixels};
 use crate::tensor::{CipherTensor, ScheduleOptions, ScheduleReport, Scheduler, Work};
 use crate::{Error, Result};
 use std::path::PathBuf;
@@ -201,13 +201,12 @@ impl NetworkCase {
                 self.max_batch()
             )));
         }
-        encrypt_images(
+        encrypt_images_to_bytes(
             &self.network,
             &self.encoder,
             &self.encryptor,
             &self.batch_pixels(batch),
-        )?
-        .to_bytes(&self.params, &*self.client)
+        )
     }
 
     /// The server's scheduler on `device` (resident on a GPU, the CPU's own threads on a CPU).

@@ -26,6 +26,11 @@ pub struct Encoder {
 
 impl Encoder {
     /// Slots per plaintext, N/2.
+    /// The parameter set it encodes for.
+    pub fn params(&self) -> &Arc<Parameters> {
+        &self.params
+    }
+
     pub fn slots(&self) -> usize {
         self.params.slots()
     }
@@ -124,6 +129,23 @@ impl Encoder {
             scale,
             params_id: self.params.id(),
         })
+    }
+
+    /// One vector of reals encoded at `level` and `scale` on the host, in the NTT domain: the
+    /// words [`encode_many`](Self::encode_many) gives that vector, for a caller that
+    /// encrypts each as it is encoded.
+    pub(crate) fn encode_host(&self, values: &[f64], level: usize, scale: f64) -> Result<Vec<u32>> {
+        let ring = self.params.ring_q(level)?;
+        let complex: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+        let mut words = self.encode_words(&complex, ring, level, scale)?;
+        for (plan, row) in ring
+            .plans()
+            .iter()
+            .zip(words.chunks_exact_mut(ring.degree()))
+        {
+            plan.forward(row);
+        }
+        Ok(words)
     }
 
     /// The coefficient-domain words of one encoded vector.

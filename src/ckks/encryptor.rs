@@ -1,13 +1,15 @@
 //! Encryption (public key on any device, or secret key on the CPU) and decryption (CPU only).
 
 use super::ciphertext::{CipherMeta, Ciphertext, Plaintext};
+use super::encoding::Encoder;
 use super::key_switch::mod_down;
 use super::keys::{KeySetId, PublicKey, SecretKey, ntt_host};
 use super::params::Parameters;
 use super::sampling::{
     Sampler, Seed, gaussian, seeded_mask_into, small_to_words, stream, ternary, wipe,
 };
-use crate::backend::{Backend, PolyBatch};
+use super::serial::{pack_poly, packed_poly_bytes, write_ciphertext};
+use crate::backend::{Backend, PolyBatch, Ring};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -86,12 +88,7 @@ impl Encryptor {
         let ring = self.params.ring_q(level)?.clone();
         let b = &*self.backend;
         let count = pt.count();
-        // Two seeds per call from the encryptor's generator: the masks', and the small
-        // polynomials' (one ChaCha20 stream per ciphertext, drawn in parallel).
-        let (seed, noise_seed): ([u8; 32], [u8; 32]) = {
-            let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
-            (sampler.bytes(), sampler.bytes())
-        };
+        let (seed, noise_seed) = self.call_seeds();
         let (polys, seed) = match &self.key {
             EncryptionKey::Public(pk) => {
                 let ext = self.params.ring_ext(level);
@@ -127,48 +124,19 @@ impl Encryptor {
                 (b.add(&c, &m)?, None)
             }
             EncryptionKey::Secret(sk) => {
-                let n = ring.degree();
                 let m = pt.poly.words_via(b)?;
                 let pw = ring.poly_words();
-                let s = sk.q_words(&self.params, level);
-                // Every ciphertext multiplies by the same s: its Shoup companions once.
-                let mut s_shoup: Vec<u32> = s
-                    .chunks_exact(n)
-                    .enumerate()
-                    .flat_map(|(l, row)| {
-                        let md = ring.modulus(l);
-                        row.iter().map(move |&w| md.shoup(w))
-                    })
-                    .collect();
-                let mut words = vec![0u32; 2 * count * pw];
+                let call = SecretCall::new(&self.params, sk, level, noise_seed);
+                let mut words = crate::backend::cpu::pool::take(2 * count * pw, false);
                 // Each mask comes from a seed, so the ciphertexts can travel as c0 and 32 bytes.
-                let encrypted = words
+                words
                     .par_chunks_mut(2 * pw)
                     .zip(m.par_chunks(pw))
                     .enumerate()
-                    .try_for_each(|(i, (out, mi))| -> Result<()> {
+                    .try_for_each(|(i, (out, mi))| {
                         let (c0, a) = out.split_at_mut(pw);
-                        seeded_mask_into(&seed, i as u64, &ring, a);
-                        let noise = gaussian(&mut stream(&noise_seed, i as u64), n);
-                        let e = ntt_host(&ring, &small_to_words(&ring, &noise))?;
-                        // c0 = e − a·s + m, limb by limb.
-                        for l in 0..ring.limbs() {
-                            let md = ring.modulus(l);
-                            let r = l * n..(l + 1) * n;
-                            let rows = c0[r.clone()]
-                                .iter_mut()
-                                .zip(&a[r.clone()])
-                                .zip(&e[r.clone()]);
-                            let keys = s[r.clone()].iter().zip(&s_shoup[r.clone()]).zip(&mi[r]);
-                            for (((c, &a), &e), ((&s, &sh), &m)) in rows.zip(keys) {
-                                *c = md.add(md.sub(e, md.mul_shoup(a, s, sh)), m);
-                            }
-                        }
-                        Ok(())
-                    });
-                // The companions determine s: wiped like the key itself.
-                wipe(&mut s_shoup);
-                encrypted?;
+                        call.seal((&seed, i), mi, c0, a)
+                    })?;
                 (b.upload_vec(&ring, 2 * count, words)?, Some(seed))
             }
         };
@@ -180,6 +148,137 @@ impl Encryptor {
             key_set: self.key_set,
         };
         Ciphertext::new(meta, count, polys, seed)
+    }
+}
+
+impl Encryptor {
+    /// Two seeds per call from the encryptor's generator: the masks', and the small
+    /// polynomials' (one ChaCha20 stream per ciphertext, drawn in parallel).
+    fn call_seeds(&self) -> ([u8; 32], [u8; 32]) {
+        let mut sampler = self.sampler.lock().unwrap_or_else(|p| p.into_inner());
+        (sampler.bytes(), sampler.bytes())
+    }
+
+    /// Encodes `vectors` at `level` and `scale`, encrypts them and writes the ciphertext in
+    /// the compact format: the bytes `encrypt(encode_many(vectors))` then `to_bytes` give,
+    /// made a ciphertext at a time with the secret key (each encoded, encrypted and packed
+    /// into its place in the output, so neither the plaintexts nor the ciphertexts are ever
+    /// held whole: the client of a 784-ciphertext batch holds its 120 MB of bytes and little
+    /// else). With a public key it encrypts the encoded batch on the device, then writes it.
+    pub fn encrypt_to_bytes(
+        &self,
+        encoder: &Encoder,
+        vectors: &[Vec<f64>],
+        level: usize,
+        scale: f64,
+    ) -> Result<Vec<u8>> {
+        let b = &*self.backend;
+        let EncryptionKey::Secret(sk) = &self.key else {
+            let pt = encoder.encode_many(vectors, level, scale, b)?;
+            return self.encrypt(&pt)?.to_bytes(&self.params, b);
+        };
+        self.params.check_id(encoder.params().id(), "encoder")?;
+        if vectors.is_empty() {
+            return Err(Error::Encoding("no vectors to encode".into()));
+        }
+        let ring = self.params.ring_q(level)?.clone();
+        let (seed, noise_seed) = self.call_seeds();
+        let call = SecretCall::new(&self.params, sk, level, noise_seed);
+        let meta = CipherMeta {
+            size: 2,
+            level,
+            scale,
+            params_id: self.params.id(),
+            key_set: self.key_set,
+        };
+        let count = vectors.len();
+        write_ciphertext(
+            &self.params,
+            meta,
+            count,
+            Some(seed),
+            count,
+            |first, out| {
+                let pw = ring.poly_words();
+                let (mut c0, mut a) = (vec![0u32; pw], vec![0u32; pw]);
+                for (k, dst) in out.chunks_mut(packed_poly_bytes(&ring)).enumerate() {
+                    let m = encoder.encode_host(&vectors[first + k], level, scale)?;
+                    call.seal((&seed, first + k), &m, &mut c0, &mut a)?;
+                    pack_poly(&ring, &c0, dst);
+                }
+                Ok(())
+            },
+        )
+    }
+}
+
+/// What secret-key encryption shares across one call's ciphertexts: `s` at the level, its
+/// Shoup companions (computed once instead of a division per word), and the call's noise
+/// seed. The companions are wiped when the call ends.
+struct SecretCall<'a> {
+    ring: Arc<Ring>,
+    s: &'a [u32],
+    s_shoup: Vec<u32>,
+    noise_seed: [u8; 32],
+}
+
+impl<'a> SecretCall<'a> {
+    fn new(params: &Parameters, sk: &'a SecretKey, level: usize, noise_seed: [u8; 32]) -> Self {
+        let ring = params.ring_q(level).expect("the level was checked").clone();
+        let s = sk.q_words(params, level);
+        let s_shoup = s
+            .chunks_exact(ring.degree())
+            .enumerate()
+            .flat_map(|(l, row)| {
+                let md = ring.modulus(l);
+                row.iter().map(move |&w| md.shoup(w))
+            })
+            .collect();
+        Self {
+            ring,
+            s,
+            s_shoup,
+            noise_seed,
+        }
+    }
+
+    /// Ciphertext `i` of the call under mask seed `seed`: its mask `a` (stream i of the seed),
+    /// and `c0 = e − a·s + m` with its noise `e` from stream i of the noise seed.
+    fn seal(
+        &self,
+        (seed, i): (&[u8; 32], usize),
+        m: &[u32],
+        c0: &mut [u32],
+        a: &mut [u32],
+    ) -> Result<()> {
+        let (ring, n) = (&self.ring, self.ring.degree());
+        seeded_mask_into(seed, i as u64, ring, a);
+        let noise = gaussian(&mut stream(&self.noise_seed, i as u64), n);
+        let e = ntt_host(ring, &small_to_words(ring, &noise))?;
+        // c0 = e − a·s + m, limb by limb.
+        for l in 0..ring.limbs() {
+            let md = ring.modulus(l);
+            let r = l * n..(l + 1) * n;
+            let rows = c0[r.clone()]
+                .iter_mut()
+                .zip(&a[r.clone()])
+                .zip(&e[r.clone()]);
+            let keys = self.s[r.clone()]
+                .iter()
+                .zip(&self.s_shoup[r.clone()])
+                .zip(&m[r]);
+            for (((c, &a), &e), ((&s, &sh), &m)) in rows.zip(keys) {
+                *c = md.add(md.sub(e, md.mul_shoup(a, s, sh)), m);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SecretCall<'_> {
+    fn drop(&mut self) {
+        // The companions determine s: wiped like the key itself.
+        wipe(&mut self.s_shoup);
     }
 }
 

@@ -17,7 +17,6 @@ use super::sampling::{seeded_mask_into, small_to_words, wipe};
 use crate::backend::{Backend, Ring};
 use crate::{Error, Result};
 use rayon::prelude::*;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -111,16 +110,25 @@ struct TopEvaluationKeysWire {
     galois: Vec<TopKeyWire>,
 }
 
+/// A ciphertext's fields before its words. On the wire a ciphertext is these fields, then its
+/// packed words as a byte string ([`CiphertextWire`]); the words are packed straight into the
+/// output ([`write_with_words`]) and read where they lie.
 #[derive(Serialize, Deserialize)]
-struct CiphertextWire {
+struct CiphertextHead {
     size: u8,
     count: u32,
     level: u32,
     scale: f64,
-    /// Seeded: `data` holds each ciphertext's first polynomial only, and ciphertext i's second
-    /// is the mask drawn from this seed, stream i.
+    /// Seeded: the words hold each ciphertext's first polynomial only, and ciphertext i's
+    /// second is the mask drawn from this seed, stream i.
     seed: Option<[u8; 32]>,
-    data: Bytes,
+}
+
+#[derive(Deserialize)]
+struct CiphertextWire<'a> {
+    head: CiphertextHead,
+    /// Borrowed from the input: the packed words are not copied before they are unpacked.
+    data: &'a [u8],
 }
 
 fn bad(why: impl Into<String>) -> Error {
@@ -145,8 +153,45 @@ fn write<T: Serialize>(kind: Kind, head: Header, body: &T) -> Vec<u8> {
     out
 }
 
+/// [`write`] of `body` followed by a byte string of `polys` polynomials of `ring` packed by
+/// `pack(first, out)` (polynomials `first..`, a whole number of them per call, in parallel):
+/// the bytes postcard writes for a struct ending in that string, with the words packed once,
+/// in place, into an output allocated once.
+fn write_with_words<T: Serialize>(
+    kind: Kind,
+    head: Header,
+    body: &T,
+    (ring, polys): (&Ring, usize),
+    pack: impl Fn(usize, &mut [u8]) -> Result<()> + Sync,
+) -> Result<Vec<u8>> {
+    let per_poly = packed_poly_bytes(ring);
+    let len = per_poly * polys;
+    let mut out = Vec::with_capacity(HEAD + 64 + len + CHECKSUM);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.push(kind as u8);
+    out.extend(head.params_id.to_le_bytes());
+    out.extend(head.key_set.0);
+    let out = postcard::to_extend(body, out).expect("serializing to memory cannot fail");
+    // A byte string is its length (a varint, as postcard writes every length), then the bytes.
+    let mut out = postcard::to_extend(&(len as u64), out).expect("serializing to memory");
+    let at = out.len();
+    out.resize(at + len, 0);
+    let piece = per_poly * POLYS_PER_TASK;
+    out[at..]
+        .par_chunks_mut(piece.max(1))
+        .enumerate()
+        .try_for_each(|(k, dst)| pack(k * POLYS_PER_TASK, dst))?;
+    let crc = crc32fast::hash(&out);
+    out.extend(crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Polynomials packed or made per parallel task when a ciphertext is written.
+const POLYS_PER_TASK: usize = 8;
+
 /// Checks the checksum and the header and decodes the body.
-fn read<T: DeserializeOwned>(bytes: &[u8], kind: Kind) -> Result<(T, Header)> {
+fn read<'a, T: Deserialize<'a>>(bytes: &'a [u8], kind: Kind) -> Result<(T, Header)> {
     if bytes.len() < HEAD + CHECKSUM {
         return Err(bad("shorter than the header"));
     }
@@ -200,33 +245,34 @@ fn row_bytes(ring: &Ring, l: usize) -> usize {
     ring.degree() * limb_bits(ring, l) as usize / 8
 }
 
+/// Bytes one packed polynomial of `ring` takes.
+pub(crate) fn packed_poly_bytes(ring: &Ring) -> usize {
+    (0..ring.limbs()).map(|l| row_bytes(ring, l)).sum()
+}
+
 /// Packs `[poly][limb][n]` words at each limb's bit width, polynomials in parallel (every row
 /// starts on a byte).
 fn pack(ring: &Ring, words: &[u32]) -> Vec<u8> {
-    pack_every(ring, words, 1)
+    let mut out = vec![0u8; words.len() / ring.poly_words() * packed_poly_bytes(ring)];
+    out.par_chunks_mut(packed_poly_bytes(ring))
+        .zip(words.par_chunks(ring.poly_words()))
+        .for_each(|(dst, src)| pack_poly(ring, src, dst));
+    out
 }
 
-/// Packs the first of every `stride` polynomials of `words` (the `c0` of seeded ciphertexts
-/// with stride 2), read in place.
-fn pack_every(ring: &Ring, words: &[u32], stride: usize) -> Vec<u8> {
-    let (n, limbs) = (ring.degree(), ring.limbs());
-    let per_poly: usize = (0..limbs).map(|l| row_bytes(ring, l)).sum();
-    let mut out = vec![0u8; words.len() / (stride * ring.poly_words()) * per_poly];
-    out.par_chunks_mut(per_poly)
-        .zip(words.par_chunks(stride * ring.poly_words()))
-        .for_each(|(dst, src)| {
-            let mut at = 0;
-            for l in 0..limbs {
-                let len = row_bytes(ring, l);
-                pack_row(
-                    &src[l * n..(l + 1) * n],
-                    limb_bits(ring, l),
-                    &mut dst[at..at + len],
-                );
-                at += len;
-            }
-        });
-    out
+/// Packs one polynomial of `ring` (its words `[limb][n]`) into `out`.
+pub(crate) fn pack_poly(ring: &Ring, words: &[u32], out: &mut [u8]) {
+    let n = ring.degree();
+    let mut at = 0;
+    for l in 0..ring.limbs() {
+        let len = row_bytes(ring, l);
+        pack_row(
+            &words[l * n..(l + 1) * n],
+            limb_bits(ring, l),
+            &mut out[at..at + len],
+        );
+        at += len;
+    }
 }
 
 fn pack_row(words: &[u32], bits: u32, out: &mut [u8]) {
@@ -245,19 +291,15 @@ fn pack_row(words: &[u32], bits: u32, out: &mut [u8]) {
 
 /// Unpacks `polys` polynomials of `ring`, checking the length and every word.
 fn unpack(ring: &Ring, polys: usize, bytes: &[u8]) -> Result<Vec<u32>> {
-    unpack_into(ring, polys, 1, bytes, |_, _| {})
+    check_packed_len(ring, polys, bytes)?;
+    let mut out = vec![0u32; polys * ring.poly_words()];
+    unpack_into(ring, 1, bytes, &mut out, |_, _| {})?;
+    Ok(out)
 }
 
-/// `polys` groups of `slots` polynomials of `ring`: the first of each unpacked from `bytes`
-/// (the length and every word checked before anything is allocated), the others filled by
-/// `rest(group, slots)`, in parallel.
-fn unpack_into(
-    ring: &Ring,
-    polys: usize,
-    slots: usize,
-    bytes: &[u8],
-    rest: impl Fn(usize, &mut [u32]) + Sync,
-) -> Result<Vec<u32>> {
+/// An error unless `bytes` holds exactly `polys` packed polynomials of `ring`: checked before
+/// anything is allocated for them.
+fn check_packed_len(ring: &Ring, polys: usize, bytes: &[u8]) -> Result<()> {
     let expected = packed_len(ring, polys).ok_or_else(|| bad("size overflows"))?;
     if bytes.len() != expected {
         return Err(bad(format!(
@@ -265,9 +307,21 @@ fn unpack_into(
             bytes.len()
         )));
     }
+    Ok(())
+}
+
+/// Groups of `slots` polynomials of `ring` into `out` (every word written): the first of each
+/// unpacked from `bytes` (whose length [`check_packed_len`] checked) with every word checked,
+/// the others filled by `rest(group, slots)`, in parallel.
+fn unpack_into(
+    ring: &Ring,
+    slots: usize,
+    bytes: &[u8],
+    out: &mut [u32],
+    rest: impl Fn(usize, &mut [u32]) + Sync,
+) -> Result<()> {
     let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
-    let per_poly: usize = (0..limbs).map(|l| row_bytes(ring, l)).sum();
-    let mut out = vec![0u32; polys * slots * pw];
+    let per_poly = packed_poly_bytes(ring);
     out.par_chunks_mut(pw * slots)
         .zip(bytes.par_chunks(per_poly.max(1)))
         .enumerate()
@@ -282,8 +336,7 @@ fn unpack_into(
             }
             rest(i, others);
             Ok(())
-        })?;
-    Ok(out)
+        })
 }
 
 fn unpack_row(bytes: &[u8], p: u32, out: &mut [u32]) -> Result<()> {
@@ -533,19 +586,22 @@ impl Ciphertext {
         let words = self.polys.words_via(backend)?;
         // A seeded ciphertext sends only the first polynomial of each.
         let stride = if self.seed.is_some() { self.size } else { 1 };
-        let wire = CiphertextWire {
-            size: self.size as u8,
-            count: self.count as u32,
-            level: self.level as u32,
-            scale: self.scale,
-            seed: self.seed,
-            data: Bytes(pack_every(ring, &words, stride)),
-        };
-        let head = Header {
-            params_id: self.params_id,
-            key_set: self.key_set,
-        };
-        Ok(write(Kind::Ciphertext, head, &wire))
+        let pw = ring.poly_words();
+        let sent = self.polys.batch() / stride;
+        write_ciphertext(
+            params,
+            self.meta(),
+            self.count,
+            self.seed,
+            sent,
+            |first, out| {
+                for (k, dst) in out.chunks_mut(packed_poly_bytes(ring)).enumerate() {
+                    let at = (first + k) * stride * pw;
+                    pack_poly(ring, &words[at..at + pw], dst);
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Reads a ciphertext of `params` onto `backend`'s device (a seeded one has its masks
@@ -556,46 +612,79 @@ impl Ciphertext {
         backend: &dyn Backend,
     ) -> Result<Ciphertext> {
         let (w, head) = read::<CiphertextWire>(bytes, Kind::Ciphertext)?;
+        let CiphertextWire { head: h, data } = w;
         params.check_id(head.params_id, "serialized ciphertext")?;
-        let level = w.level as usize;
+        let level = h.level as usize;
         let ring = params.ring_q(level).map_err(|_| {
             bad(format!(
                 "level {level} above the set's {}",
                 params.max_level()
             ))
         })?;
-        let seeded_ok = w.seed.is_none() || w.size == 2;
-        if !(w.size == 2 || w.size == 3) || w.count == 0 || !seeded_ok {
+        let seeded_ok = h.seed.is_none() || h.size == 2;
+        if !(h.size == 2 || h.size == 3) || h.count == 0 || !seeded_ok {
             return Err(bad(format!(
                 "{} {}ciphertexts of {} polynomials",
-                w.count,
-                if w.seed.is_some() { "seeded " } else { "" },
-                w.size
+                h.count,
+                if h.seed.is_some() { "seeded " } else { "" },
+                h.size
             )));
         }
         params
-            .check_scale(level, w.scale)
+            .check_scale(level, h.scale)
             .map_err(|e| bad(e.to_string()))?;
-        let (size, count) = (usize::from(w.size), w.count as usize);
-        let words = match &w.seed {
-            None => unpack(ring, size * count, &w.data.0)?,
-            Some(seed) => {
-                // c0 from the bytes, and the mask drawn from the seed, in place.
-                unpack_into(ring, count, 2, &w.data.0, |i, mask| {
-                    seeded_mask_into(seed, i as u64, ring, mask)
-                })?
-            }
+        let (size, count) = (usize::from(h.size), h.count as usize);
+        let sent = if h.seed.is_some() {
+            count
+        } else {
+            size * count
         };
+        check_packed_len(ring, sent, data)?;
+        // Unpacked into a buffer the host backend keeps (no copy on the CPU).
+        let mut words = crate::backend::cpu::pool::take(size * count * ring.poly_words(), false);
+        match &h.seed {
+            None => unpack_into(ring, 1, data, &mut words, |_, _| {})?,
+            // c0 from the bytes, and the mask drawn from the seed, in place.
+            Some(seed) => unpack_into(ring, 2, data, &mut words, |i, mask| {
+                seeded_mask_into(seed, i as u64, ring, mask)
+            })?,
+        }
         let meta = CipherMeta {
             size,
             level,
-            scale: w.scale,
+            scale: h.scale,
             params_id: head.params_id,
             key_set: head.key_set,
         };
-        let polys = backend.upload(ring, size * count, &words)?;
-        Ciphertext::new(meta, count, polys, w.seed)
+        let polys = backend.upload_vec(ring, size * count, words)?;
+        Ciphertext::new(meta, count, polys, h.seed)
     }
+}
+
+/// The compact form of `count` ciphertexts described by `meta` (seeded when `seed` is given),
+/// whose `sent` polynomials (all, or each ciphertext's first when seeded) are packed by
+/// `pack(first, out)` into their place in the output, [`POLYS_PER_TASK`] per call, in parallel.
+pub(crate) fn write_ciphertext(
+    params: &Parameters,
+    meta: CipherMeta,
+    count: usize,
+    seed: Option<[u8; 32]>,
+    sent: usize,
+    pack: impl Fn(usize, &mut [u8]) -> Result<()> + Sync,
+) -> Result<Vec<u8>> {
+    let ring = params.ring_q(meta.level)?;
+    let body = CiphertextHead {
+        size: meta.size as u8,
+        count: count as u32,
+        level: meta.level as u32,
+        scale: meta.scale,
+        seed,
+    };
+    let head = Header {
+        params_id: meta.params_id,
+        key_set: meta.key_set,
+    };
+    write_with_words(Kind::Ciphertext, head, &body, (ring, sent), pack)
 }
 
 impl SecretKey {

@@ -220,8 +220,10 @@ pub fn client_encrypt(
             }
             None => {
                 let scale = params.default_scale();
-                let ct = CipherTensor::encrypt(images, &[1, 28, 28], &encoder, &encryptor, scale)?;
-                (Kind::Batch, 0, ct.to_bytes(&params, &*backend)?)
+                let shape = [1, 28, 28];
+                let bytes =
+                    CipherTensor::encrypt_to_bytes(images, &shape, &encoder, &encryptor, scale)?;
+                (Kind::Batch, 0, bytes)
             }
         };
         let frame = frame_of(kind, b, (start, end), source);

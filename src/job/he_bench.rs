@@ -345,8 +345,10 @@ fn client_encrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
             }
             None => {
                 let scale = params.default_scale();
-                let ct = CipherTensor::encrypt(chunk, &model.input, &encoder, &encryptor, scale)?;
-                (Kind::Batch, 0, ct.to_bytes(&params, &*host)?)
+                let (shape, client) = (&model.input, (&encoder, &encryptor));
+                let bytes =
+                    CipherTensor::encrypt_to_bytes(chunk, shape, client.0, client.1, scale)?;
+                (Kind::Batch, 0, bytes)
             }
         };
         let frame = frame_of(kind, b, (start, end), source);

@@ -19,7 +19,9 @@ pub use latency::LatencyReport;
 use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};
 use crate::ckks::{Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Seed};
 use crate::data::Mnist;
-use crate::nn::{Bounds, EncryptedNetwork, Model, argmax, encrypt_images, load_model, pixels};
+use crate::nn::{
+    Bounds, EncryptedNetwork, Model, argmax, encrypt_images_to_bytes, load_model, pixels,
+};
 use crate::tensor::{CipherTensor, Mode, ScheduleOptions, Scheduler, StageReport};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -634,10 +636,9 @@ fn pipeline(
                     return;
                 }
                 let t = Instant::now();
-                let sent =
-                    encrypt_images(network, encoder, encryptor, &pixels[start * 784..end * 784])
-                        .and_then(|x| x.to_bytes(params, backend))
-                        .map(|bytes| (bytes, t.elapsed().as_secs_f64()));
+                let images = &pixels[start * 784..end * 784];
+                let sent = encrypt_images_to_bytes(network, encoder, encryptor, images)
+                    .map(|bytes| (bytes, t.elapsed().as_secs_f64()));
                 if to_server.send((b, sent)).is_err() {
                     return;
                 }
@@ -667,6 +668,8 @@ fn pipeline(
                 progress(Phase::Evaluate, b, total);
                 let t = Instant::now();
                 let x = CipherTensor::from_bytes(&bytes, input_shape, params, &**scheduler.host())?;
+                // The batch's bytes are not needed once read: not held through the evaluation.
+                drop(bytes);
                 let (y, schedule) = network.forward_report(scheduler, x)?;
                 report.seconds_evaluate += t.elapsed().as_secs_f64();
                 report.note_schedule(schedule);

@@ -530,3 +530,22 @@ pub fn encrypt_images(
         network.input_scale,
     )
 }
+
+/// [`encrypt_images`] straight to the bytes the server reads
+/// ([`CipherTensor::encrypt_to_bytes`]).
+pub fn encrypt_images_to_bytes(
+    network: &EncryptedNetwork,
+    encoder: &Encoder,
+    encryptor: &Encryptor,
+    images: &[f32],
+) -> Result<Vec<u8>> {
+    let per_image = network.input_shape.iter().product();
+    network.input_range.check(images, per_image)?;
+    CipherTensor::encrypt_to_bytes(
+        images,
+        &network.input_shape,
+        encoder,
+        encryptor,
+        network.input_scale,
+    )
+}

@@ -16,7 +16,7 @@ pub mod train;
 pub use approx::{ApproxSpec, Replaced, approximate};
 pub use arch::parse_architecture;
 pub use bounds::{Bounds, InputRange};
-pub use encrypted::{EncryptedNetwork, encrypt_images, levels_needed};
+pub use encrypted::{EncryptedNetwork, encrypt_images, encrypt_images_to_bytes, levels_needed};
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
 pub use latency::{LatencyCost, LatencyNetwork, MOST_REQUEST_IMAGES, StepSlots};
 pub use mnist::{MnistRecipe, pixels, train_mnist};

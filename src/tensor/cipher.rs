@@ -79,6 +79,30 @@ impl CipherTensor {
         encryptor: &Encryptor,
         scale: f64,
     ) -> Result<Self> {
+        let params = encryptor.params();
+        let columns = Self::columns(images, shape, params)?;
+        let backend = encryptor.backend();
+        let pt = encoder.encode_many(&columns, params.max_level(), scale, &**backend)?;
+        Self::new(encryptor.encrypt(&pt)?, shape)
+    }
+
+    /// [`encrypt`](Self::encrypt), then [`to_bytes`](Self::to_bytes), the same bytes, made a
+    /// ciphertext at a time ([`Encryptor::encrypt_to_bytes`]): what a client sends, without
+    /// holding the batch's plaintexts and ciphertexts whole.
+    pub fn encrypt_to_bytes(
+        images: &[f32],
+        shape: &[usize],
+        encoder: &Encoder,
+        encryptor: &Encryptor,
+        scale: f64,
+    ) -> Result<Vec<u8>> {
+        let params = encryptor.params();
+        let columns = Self::columns(images, shape, params)?;
+        encryptor.encrypt_to_bytes(encoder, &columns, params.max_level(), scale)
+    }
+
+    /// The slot vectors of `images` of `shape`: vector j holds activation j of every image.
+    fn columns(images: &[f32], shape: &[usize], params: &Parameters) -> Result<Vec<Vec<f64>>> {
         let len: usize = shape.iter().product();
         if len == 0 || images.is_empty() || !images.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
@@ -86,7 +110,6 @@ impl CipherTensor {
                 images.len()
             )));
         }
-        let params = encryptor.params();
         let count = images.len() / len;
         if count > params.slots() {
             return Err(Error::Shape(format!(
@@ -94,12 +117,9 @@ impl CipherTensor {
                 params.slots()
             )));
         }
-        let columns: Vec<Vec<f64>> = (0..len)
+        Ok((0..len)
             .map(|j| (0..count).map(|i| f64::from(images[i * len + j])).collect())
-            .collect();
-        let backend = encryptor.backend();
-        let pt = encoder.encode_many(&columns, params.max_level(), scale, &**backend)?;
-        Self::new(encryptor.encrypt(&pt)?, shape)
+            .collect())
     }
 
     /// Decrypts the first `images` slots into `[image][activation]`.
