@@ -1,5 +1,6 @@
 //! The scheduler against the plain CPU run of the same network (a linear stage alone, one
-//! with its square, and a square alone): the GPU resident, streamed
+//! with its square, and a square alone; and two maps the CPU runs in one pass): the GPU
+//! resident, streamed
 //! within a budget of an eighth of what the resident run held, shared with the CPU, and losing
 //! its device in the middle of a batch must all give the same ciphertext bytes.
 
@@ -56,9 +57,31 @@ fn model() -> Model {
     m
 }
 
+/// A network whose map narrowing its inputs by more than half follows another (784→845→100
+/// in the shipped one): the CPU runs the two in one pass, never holding the first one's
+/// outputs whole, where a GPU runs them one after the other.
+fn fused_model() -> Model {
+    // conv, flatten, x², dense 32→12, x², dense 12→3.
+    let mut m = model();
+    m.layers.retain(|l| !matches!(l, Layer::Square));
+    m.layers.insert(2, Layer::Square);
+    m.layers.insert(4, Layer::Square);
+    initialize(&mut m, 22).unwrap();
+    m
+}
+
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
-    SETUP.get_or_init(|| {
+    SETUP.get_or_init(|| make_setup(model()))
+}
+
+fn fused_setup() -> &'static Setup {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    SETUP.get_or_init(|| make_setup(fused_model()))
+}
+
+fn make_setup(model: Model) -> Setup {
+    {
         let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
         let mut kg = KeyGenerator::new(&params, Seed::from_u64(31));
         let sk = kg.secret_key().unwrap();
@@ -67,7 +90,6 @@ fn setup() -> &'static Setup {
             ..Default::default()
         };
         let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
-        let model = model();
         let mut r = common::rng(32);
         let images: Vec<f32> = (0..6 * 36).map(|_| r.random_range(0.0..1.0)).collect();
         let net =
@@ -88,7 +110,7 @@ fn setup() -> &'static Setup {
         assert_eq!(report.mode, Mode::Cpu);
         setup.expected = expected;
         setup
-    })
+    }
 }
 
 /// The network on the setup's batch; the output's bytes and the report.
@@ -181,6 +203,25 @@ fn resident_gpu_equals_cpu_and_counts_its_traffic() {
     }
     // The tables the operations use are kept, so a warm batch uploads nothing.
     assert_eq!(sum.uploads, 0, "{sum:?}");
+}
+
+#[test]
+fn the_cpu_pass_fusing_two_maps_equals_the_gpu_running_them_one_by_one() {
+    let s = fused_setup();
+    let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
+    let (_, on_cpu) = run(s, cpu, ScheduleOptions::default());
+    let Some(gpu) = gpu(GpuOptions::default()) else {
+        return;
+    };
+    let (got, report) = run(s, gpu, ScheduleOptions::default());
+    assert_eq!(report.mode, Mode::Resident);
+    assert!(
+        got == s.expected,
+        "the GPU's stages differ from the CPU's fused pass"
+    );
+    // The same work, in another order: key switches and NTTs are equal.
+    let work = |r: &ScheduleReport| (r.key_switches, r.ntts);
+    assert_eq!(work(&on_cpu), work(&report));
 }
 
 #[test]

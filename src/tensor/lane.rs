@@ -43,6 +43,9 @@ impl WeightKey {
     }
 }
 
+/// Makes the outputs of a range of a stage (a piece of a fused pass).
+type PieceMaker<'a> = Box<dyn FnMut(&Range<usize>) -> Result<Ciphertext> + 'a>;
+
 /// What a stage's result is handed to as it finishes (stage index, result on the device).
 pub(crate) type Observer<'a> = &'a mut dyn FnMut(usize, &Ciphertext);
 
@@ -169,11 +172,10 @@ impl Lane {
     ) -> Result<Ciphertext> {
         let mut s = 0;
         while s < plan.stages.len() {
-            if let (Work::Powers(p), Some(Work::Linear(w))) =
-                (&plan.stages[s], plan.stages.get(s + 1))
-                && fuses(p, w)
+            if let Some(Work::Linear(w)) = plan.stages.get(s + 1)
+                && self.fuses(&plan.stages[s], w)
             {
-                x = self.powers_into_linear(plan, s, (p, w), x, reports)?;
+                x = self.fused_with_linear(plan, s, w, x, reports)?;
                 each(s + 1, &x);
                 s += 2;
                 continue;
@@ -223,31 +225,19 @@ impl Lane {
                 w.check_input(&x)?;
                 let meta = x.meta();
                 let grouped = x.polys.regroup(&w.input_ring(self.ev.params())?)?;
-                let parts = ranges(w.outputs(), CHUNK)
-                    .iter()
-                    .map(|r| self.linear_range(plan, s, w, meta, &grouped, r))
-                    .collect::<Result<Vec<_>>>()?;
-                drop(grouped);
-                let chunks = parts.len();
-                (self.join(parts)?, chunks)
+                self.assemble(&ranges(w.outputs(), CHUNK), |r| {
+                    self.linear_range(plan, s, w, meta, &grouped, r)
+                })?
             }
             Work::Square if x.count <= CHUNK => (square_relin_rescale(&self.ev, &x)?, 1),
-            Work::Square => {
-                let parts = ranges(x.count, CHUNK)
-                    .iter()
-                    .map(|r| square_relin_rescale(&self.ev, &self.slice(&x, r)?))
-                    .collect::<Result<Vec<_>>>()?;
-                let chunks = parts.len();
-                (self.join(parts)?, chunks)
-            }
+            Work::Square => self.assemble(&ranges(x.count, CHUNK), |r| {
+                square_relin_rescale(&self.ev, &self.slice(&x, r)?)
+            })?,
             Work::Powers(p) => {
                 p.check_input(&x)?;
-                let parts = ranges(x.count, powers_piece(p))
-                    .iter()
-                    .map(|r| self.powers_of(p, &x, r))
-                    .collect::<Result<Vec<_>>>()?;
-                let chunks = parts.len();
-                (self.join(parts)?, chunks)
+                self.assemble(&ranges(x.count, powers_piece(p)), |r| {
+                    self.powers_of(p, &x, r)
+                })?
             }
             Work::Diagonal(d) => (self.diagonal(d, &x)?, 1),
         })
@@ -262,45 +252,85 @@ impl Lane {
         powers(&self.ev, &part, &self.slice(x, r)?)
     }
 
-    /// Powers stage `s` and the linear map after it in one pass: the power basis of a few
-    /// values at a time, and their products with the map's columns added to the sums of the
-    /// pieces before (the map is linear in its inputs, so the sums are the map's, word for
-    /// word). The basis, three polynomials per power and `degree` powers per value, is never
-    /// held whole; the key switches and NTTs are those of the two stages one after the other.
-    fn powers_into_linear(
+    /// Whether stage `first` and the linear map `w` after it run as one pass
+    /// ([`fused_with_linear`](Self::fused_with_linear)): when the map's sums take at most half
+    /// the inputs it would otherwise hold whole, and it reads them as `first` lays them out.
+    /// A power basis fuses on every device; a linear stage on the host only, where its result
+    /// is what bounds the job's memory (the shipped network's first stage, 317 MiB), while a
+    /// GPU keeps one dispatch per stage and streams within its budget instead.
+    fn fuses(&self, first: &Work, w: &LinearWork) -> bool {
+        let narrows = |inputs: usize| w.inputs == inputs && 2 * w.outputs() <= w.inputs;
+        match first {
+            Work::Powers(p) => narrows(p.inputs * p.degree) && w.input_size() == 3,
+            Work::Linear(v) => narrows(v.outputs()) && self.backend().gpu_stats().is_none(),
+            _ => false,
+        }
+    }
+
+    /// Stage `s` (a power basis or a linear map) and the linear map `w` after it in one pass:
+    /// stage `s`'s outputs a few at a time, and their products with the map's columns added
+    /// to the sums of the pieces before (the map is linear in its inputs, so the sums are the
+    /// map's, word for word). Stage `s`'s result is never held whole; the key switches and
+    /// NTTs are those of the two stages one after the other.
+    fn fused_with_linear(
         &self,
         plan: &LayerPlan,
         s: usize,
-        (p, w): (&PowersWork, &LinearWork),
+        w: &LinearWork,
         x: Ciphertext,
         reports: &mut Vec<StageReport>,
     ) -> Result<Ciphertext> {
-        p.check_input(&x)?;
+        // Pieces of stage s's outputs, each output's columns of the map (a value's d powers
+        // are the map's inputs k·d … k·d + d − 1), and how each piece is made.
+        let inputs = x.count;
+        let (pieces, width, mut make): (_, _, PieceMaker) = match &plan.stages[s] {
+            Work::Powers(p) => {
+                p.check_input(&x)?;
+                let make = move |r: &Range<usize>| self.powers_of(p, &x, r);
+                (ranges(inputs, powers_piece(p)), p.degree, Box::new(make))
+            }
+            Work::Linear(v) => {
+                v.check_input(&x)?;
+                let meta = x.meta();
+                let grouped = x.polys.regroup(&v.input_ring(self.ev.params())?)?;
+                let make = move |r: &Range<usize>| self.linear_range(plan, s, v, meta, &grouped, r);
+                (ranges(v.outputs(), CHUNK), 1, Box::new(make))
+            }
+            other => unreachable!("{} does not fuse", other.describe(inputs)),
+        };
         let be = self.backend();
         let ring = w.input_ring(self.ev.params())?;
-        let (mut powers_seconds, mut powers_counts) = (0.0, TransferCounts::default());
+        let (mut first_seconds, mut first_counts) = (0.0, TransferCounts::default());
         let (t, before) = (Instant::now(), self.counts());
-        let pieces = ranges(x.count, powers_piece(p));
         let (mut sum, mut meta) = (None::<PolyBatch>, None);
         for r in &pieces {
             let (t_piece, before_piece) = (Instant::now(), self.counts());
             // No sync per piece: on a GPU the pieces' work stays queued (the split of the
             // seconds between the two reports is then the host's recording time).
-            let basis = self.powers_of(p, &x, r)?;
-            powers_seconds += t_piece.elapsed().as_secs_f64();
-            powers_counts.add(&self.counts().since(&before_piece));
-            // Value k's powers are the map's inputs k·d … k·d + d − 1.
-            let columns = r.start * p.degree..r.end * p.degree;
+            let piece = make(r)?;
+            first_seconds += t_piece.elapsed().as_secs_f64();
+            first_counts.add(&self.counts().since(&before_piece));
+            if piece.level != w.level || piece.size != w.input_size() {
+                return Err(crate::Error::Shape(format!(
+                    "a linear stage over ciphertexts of {} polynomials at level {} follows a \
+                     stage giving {} at level {}",
+                    w.input_size(),
+                    w.level,
+                    piece.size,
+                    piece.level
+                )));
+            }
+            let columns = r.start * width..r.end * width;
             let weights = self.weights(plan, s + 1, w, (&(0..w.outputs()), Some(&columns)))?;
-            meta.get_or_insert(basis.meta());
-            let grouped = basis.polys.regroup(&ring)?;
+            meta.get_or_insert(piece.meta());
+            let grouped = piece.polys.regroup(&ring)?;
             sum = Some(match sum {
                 None => be.linear_sparse(&weights, &grouped)?,
                 Some(acc) => be.linear_sparse_add(&weights, &grouped, acc)?,
             });
         }
-        drop(x);
-        let (sum, meta) = sum.zip(meta).expect("a powers stage has a value");
+        drop(make);
+        let (sum, meta) = sum.zip(meta).expect("a stage has an output");
         let linear = linear_output(
             meta,
             w,
@@ -310,21 +340,21 @@ impl Lane {
         let y = finish_linear(&self.ev, w, linear)?;
         be.sync()?;
         let chunks = pieces.len();
-        let mut powers = self.report(
-            plan.stages[s].describe(p.inputs),
+        let mut first = self.report(
+            plan.stages[s].describe(inputs),
             chunks,
-            powers_seconds,
+            first_seconds,
             &before,
         );
-        powers.counts = powers_counts;
+        first.counts = first_counts;
         let mut linear = self.report(
-            plan.stages[s + 1].describe(p.inputs * p.degree),
+            plan.stages[s + 1].describe(w.inputs),
             chunks,
-            t.elapsed().as_secs_f64() - powers_seconds,
+            t.elapsed().as_secs_f64() - first_seconds,
             &before,
         );
-        linear.counts = linear.counts.since(&powers_counts);
-        reports.extend([powers, linear]);
+        linear.counts = linear.counts.since(&first_counts);
+        reports.extend([first, linear]);
         Ok(y)
     }
 
@@ -337,6 +367,43 @@ impl Lane {
             self.backend().gather(&x.polys, &sources, 0..x.level + 1)?,
             range.len(),
         )
+    }
+
+    /// The ciphertexts `make` gives for consecutive `ranges` (from 0), laid end to end, and
+    /// the number of ranges. On the host each range is copied into the result as soon as it is
+    /// made and its memory goes back to the pool for the next, so a stage holds its input, its
+    /// result and one range's temporaries, not also every range beside their concatenation
+    /// (the shipped network's first stage: 317 MiB less at its peak). On a GPU the ranges are
+    /// concatenated once made.
+    fn assemble(
+        &self,
+        ranges: &[Range<usize>],
+        mut make: impl FnMut(&Range<usize>) -> Result<Ciphertext>,
+    ) -> Result<(Ciphertext, usize)> {
+        let on_host = self.backend().gpu_stats().is_none();
+        let Some((first_range, rest)) = ranges.split_first().filter(|_| on_host) else {
+            let parts = ranges.iter().map(&mut make).collect::<Result<Vec<_>>>()?;
+            return Ok((self.join(parts)?, ranges.len()));
+        };
+        let first = make(first_range)?;
+        let (meta, ring) = (first.meta(), first.polys.ring().clone());
+        let per = meta.size * ring.poly_words();
+        let count = rest.last().unwrap_or(first_range).end;
+        let mut words = crate::backend::cpu::pool::take(count * per, false);
+        let mut place = |r: &Range<usize>, part: Ciphertext| -> Result<()> {
+            let same = part.meta() == meta && part.count == r.len();
+            let src = part.polys.host_words().filter(|_| same).ok_or_else(|| {
+                crate::Error::Shape("a stage's pieces differ in form or device".into())
+            })?;
+            words[r.start * per..r.end * per].copy_from_slice(src);
+            Ok(())
+        };
+        place(first_range, first)?;
+        for r in rest {
+            place(r, make(r)?)?;
+        }
+        let polys = self.backend().upload_vec(&ring, meta.size * count, words)?;
+        Ok((Ciphertext::new(meta, count, polys, None)?, ranges.len()))
     }
 
     /// Consecutive ciphertexts on this device as one.
@@ -354,13 +421,6 @@ impl Lane {
 /// within the host pool's largest buffer, so each piece reuses the last one's memory.
 fn powers_piece(p: &PowersWork) -> usize {
     (CHUNK / (2 * p.degree)).max(1)
-}
-
-/// Whether a powers stage and the map after it run as one pass: when the map's sums (one
-/// three-polynomial ciphertext per output) take at most half the basis it would otherwise
-/// hold, and the map reads the basis as the powers stage lays it out.
-fn fuses(p: &PowersWork, w: &LinearWork) -> bool {
-    w.inputs == p.inputs * p.degree && 2 * w.outputs() <= w.inputs && w.input_size() == 3
 }
 
 #[cfg(test)]
