@@ -10,12 +10,6 @@ use hegpu::{Error, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc keeps freed memory for reuse (and in huge pages where the kernel allows): with the
-/// system allocator, a third of the server's CPU time went to the kernel faulting in and
-/// zeroing fresh pages for the batch-sized buffers each stage allocates.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const ENVIRONMENT: &str = "Environment: HEGPU_DEVICE=auto|cpu|gpu (the server's device), \
 HEGPU_REQUIRE_GPU=1 (a missing adapter is an error), HEGPU_GPU_MEMORY=SIZE (the GPU memory \
 budget), HEGPU_SIMULATE_DEVICE_LOSS=K (the GPU is lost after K kernel dispatches: for testing \
