@@ -2,7 +2,9 @@
 
 The client (this process) makes the keys and encrypts the test digits in batches; Ray actors
 evaluate the shipped model on them with public material only; the client decrypts and
-prints accuracy, agreement with the plaintext model and images/s.
+prints accuracy, agreement with the plaintext model and images/s. In the batch packing the
+client encrypts the next batch while the actors evaluate and decrypts each result as it
+comes (hegpu.ray.run_pipelined, --in-flight batches at once).
 
     pip install './python[ray]'
     python examples/ray_mnist.py                         # a local cluster on this machine
@@ -30,6 +32,9 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"])
     p.add_argument("--images", type=int, default=1000, help="test digits [1000]")
     p.add_argument("--batch", type=int, default=500, help="images per batch (up to 4096) [500]")
+    p.add_argument("--in-flight", type=int, default=2,
+                   help="batches between encryption and decryption at once (1: the client "
+                        "and the cluster one after the other) [2]")
     p.add_argument("--packing", default="batch", choices=["batch", "latency"],
                    help="batch (CryptoNets) or latency (a request of --per-ciphertext images)")
     p.add_argument("--per-ciphertext", type=int, default=1,
@@ -51,48 +56,68 @@ def main():
 
     calibration = mnist["train_images"][:1000]
     client = hegpu.Client(params)                      # the secret key stays here
-    t = time.perf_counter()
     if a.packing == "latency":
         plan = hegpu.LatencyPlan(model, params, calibration, a.per_ciphertext)
-        a.batch = plan.images_per_ciphertext
         keys = client.evaluation_keys(plan.rotations())
-        encrypt_one = lambda x: client.encrypt_latency(plan, x)
-        decrypt_one = lambda r, n: client.decrypt_latency(plan, r, n)
     else:
         keys = client.evaluation_keys()
-        # The range the servers' plan is calibrated for (Server.input_range computes the same).
-        input_range = (float(calibration.min()), float(calibration.max()))
-        encrypt_one = lambda x: client.encrypt_batch(x, input_range)
-        decrypt_one = client.decrypt_batch
-    batches = [encrypt_one(images[i:i + a.batch]) for i in range(0, len(images), a.batch)]
-    encrypt = time.perf_counter() - t
-
     servers = hray.start_servers(params, keys, model, calibration, workers=a.workers,
                                  device=a.device, threads=a.threads,
                                  num_gpus=1 if a.device == "gpu" else 0, packing=a.packing,
                                  per_ciphertext=a.per_ciphertext)
     ray.get([s.describe.remote() for s in servers])  # started: the job's time is the work's
-    job = hray.run_job(batches, servers)
+    print(f"workers:    {a.workers} x {a.threads} thread(s) on {a.device}")
+    if a.packing == "latency":
+        logits, kept = run_latency(client, plan, images, servers)
+    else:
+        # The range the servers' plan is calibrated for (Server.input_range computes the same).
+        input_range = (float(calibration.min()), float(calibration.max()))
+        job = hray.run_pipelined(client, images, servers, input_range, batch=a.batch,
+                                 in_flight=a.in_flight)
+        logits, kept = [], []
+        for i, out in enumerate(job.outputs):
+            if isinstance(out, hray.BatchFailure):
+                print(f"batch {i} failed: {out.reason}")
+                continue
+            logits.append(out)
+            kept.append(np.arange(i * a.batch, i * a.batch + len(out)))
+        logits, kept = np.concatenate(logits), np.concatenate(kept)
+        batches = len(job.outputs)
+        print(f"images:     {len(kept)} in {batches} batches, {len(job.failures)} failed")
+        print(f"time (s):   encrypt {job.encrypt_seconds:.2f}, servers "
+              f"{sum(job.server_seconds):.2f} (summed over actors), decrypt "
+              f"{job.decrypt_seconds:.2f}; {job.seconds:.2f} end to end, at most "
+              f"{job.most_in_flight} batch(es) in flight")
+        print(f"images/s:   {len(kept) / job.seconds:.0f} end to end (client and cluster "
+              f"overlapped), {batches * params.slots / job.seconds:.0f} with full batches of "
+              f"{params.slots}")
+    plain = model.forward(images[kept])
+    print(f"accuracy:   {100 * (logits.argmax(1) == labels[kept]).mean():.2f}%")
+    print(f"agreement:  {100 * (logits.argmax(1) == plain.argmax(1)).mean():.2f}% with the plaintext model")
 
+
+def run_latency(client, plan, images, servers):
+    """One request per plan.images_per_ciphertext images, encrypted first, then evaluated
+    on the cluster: the decrypted logits and the indices of the images answered."""
+    step = plan.images_per_ciphertext
+    t = time.perf_counter()
+    requests = [client.encrypt_latency(plan, images[i:i + step])
+                for i in range(0, len(images), step)]
+    encrypt = time.perf_counter() - t
+    job = hray.run_job(requests, servers)
     logits, kept = [], []
     for i, r in enumerate(job.results):
         if isinstance(r, hray.BatchFailure):
-            print(f"batch {i} failed: {r.reason}")
+            print(f"request {i} failed: {r.reason}")
             continue
-        n = len(images[i * a.batch:(i + 1) * a.batch])
-        logits.append(decrypt_one(r, n))
-        kept.append(np.arange(i * a.batch, i * a.batch + n))
-    logits, kept = np.concatenate(logits), np.concatenate(kept)
-    plain = model.forward(images[kept])
-    print(f"workers:    {a.workers} x {a.threads} thread(s) on {a.device}")
-    print(f"images:     {len(kept)} in {len(batches)} batches, {len(job.failures)} failed")
-    print(f"accuracy:   {100 * (logits.argmax(1) == labels[kept]).mean():.2f}%")
-    print(f"agreement:  {100 * (logits.argmax(1) == plain.argmax(1)).mean():.2f}% with the plaintext model")
+        n = len(images[i * step:(i + 1) * step])
+        logits.append(client.decrypt_latency(plan, r, n))
+        kept.append(np.arange(i * step, i * step + n))
+    print(f"images:     {sum(len(k) for k in kept)} in {len(requests)} requests, "
+          f"{len(job.failures)} failed")
     print(f"time (s):   encrypt {encrypt:.2f}, cluster {job.seconds:.2f}")
-    print(f"images/s:   {len(kept) / job.seconds:.0f} (the cluster's wall time)"
-          + (f", {len(batches) * params.slots / job.seconds:.0f} with full batches of "
-             f"{params.slots}" if a.packing == "batch" else ""))
-
+    print(f"images/s:   {sum(len(k) for k in kept) / job.seconds:.0f} (the cluster's wall time)")
+    return np.concatenate(logits), np.concatenate(kept)
 
 if __name__ == "__main__":
     main()

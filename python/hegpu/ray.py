@@ -3,9 +3,11 @@
 The server side runs as Ray actors (`EncryptedServer`): each loads the model and the
 evaluation keys once and evaluates encrypted batches (bytes) on its device, a GPU
 (`num_gpus=1`) or CPU threads. `run_job` spreads a client's batches over the actors and
-returns the results in order. The client side (keys, encryption, decryption) stays in the
-caller's process: the cluster sees the parameters, the evaluation keys, the model, the
-calibration images (public data) and ciphertexts only.
+returns the results in order; `run_pipelined` runs the client around them, encrypting the
+next batch while the actors evaluate and decrypting each result as it comes. The client side
+(keys, encryption, decryption) stays in the caller's process: the cluster sees the
+parameters, the evaluation keys, the model, the calibration images (public data) and
+ciphertexts only.
 
 Faults: an actor whose process dies (a killed worker, a lost node) is restarted by Ray and
 its batches are retried (`max_retries`); a batch that fails for another reason (corrupted
@@ -13,6 +15,7 @@ bytes, keys of another set) is reported as a `BatchFailure` with the reason, and
 batches' results are kept.
 """
 
+import collections
 import dataclasses
 import os
 import time
@@ -21,7 +24,8 @@ import ray
 
 from ._hegpu import LatencyPlan, LatencyServer, Model, Parameters, Server
 
-__all__ = ["BatchFailure", "EncryptedServer", "JobResult", "ServerPool", "run_job", "start_servers"]
+__all__ = ["BatchFailure", "EncryptedServer", "JobResult", "PipelineResult", "ServerPool",
+           "run_job", "run_pipelined", "start_servers"]
 
 
 @ray.remote
@@ -75,6 +79,31 @@ class JobResult:
     @property
     def failures(self):
         return [r for r in self.results if isinstance(r, BatchFailure)]
+
+
+@dataclasses.dataclass
+class PipelineResult:
+    """What `run_pipelined` gives: per batch, the decrypted outputs (images × outputs,
+    float32) or a BatchFailure; the wall time from the first encryption to the last
+    decryption; the client's and each batch's server seconds; the most batches that were
+    between encryption and decryption at once."""
+
+    outputs: list
+    images: int
+    seconds: float
+    encrypt_seconds: float
+    decrypt_seconds: float
+    server_seconds: list
+    most_in_flight: int
+
+    @property
+    def failures(self):
+        return [r for r in self.outputs if isinstance(r, BatchFailure)]
+
+    @property
+    def images_per_second(self):
+        """End to end: images over the wall time, client and server overlapped."""
+        return self.images / self.seconds
 
 
 class ServerPool:
@@ -155,6 +184,60 @@ def run_job(batches, servers):
             results.append(BatchFailure(i, _reason(e)))
     del held
     return JobResult(results, time.perf_counter() - t, server_seconds)
+
+
+def run_pipelined(client, images, servers, input_range, *, batch=4096, in_flight=2):
+    """Encrypts `images` (N × inputs, float32) in batches of `batch` with `client`, evaluates
+    them on `servers` and decrypts the results, with the client and the cluster working at
+    once: batch k + 1 is encrypted while the actors evaluate batch k, and each result is
+    decrypted as it comes, with at most `in_flight` batches between encryption and
+    decryption (2: the client works while a server evaluates; 1: one after the other).
+    `input_range` is the server's (`Server.input_range`). Encryption and decryption release
+    the GIL; the evaluation runs in the actors' processes.
+    """
+    if not servers:
+        raise ValueError("no servers")
+    if batch < 1 or in_flight < 1:
+        raise ValueError("batch and in_flight must be at least 1")
+    count = len(images)
+    if count == 0:
+        raise ValueError("no images")
+    t = time.perf_counter()
+    starts = range(0, count, batch)
+    outputs = [None] * len(starts)
+    server_seconds = [0.0] * len(starts)
+    encrypt_seconds = decrypt_seconds = 0.0
+    # Batches sent and not yet decrypted, oldest first: (index, images, result ref, the batch
+    # in the object store, held until its result is in so a retried task can read it).
+    pending = collections.deque()
+    most = 0
+
+    def finish_oldest():
+        nonlocal decrypt_seconds
+        i, n, ref, _held = pending.popleft()
+        try:
+            out, seconds = ray.get(ref)
+        except ray.exceptions.RayError as e:
+            outputs[i] = BatchFailure(i, _reason(e))
+            return
+        server_seconds[i] = seconds
+        d = time.perf_counter()
+        outputs[i] = client.decrypt_batch(out, n)
+        decrypt_seconds += time.perf_counter() - d
+    for i, start in enumerate(starts):
+        while len(pending) >= in_flight:
+            finish_oldest()
+        e = time.perf_counter()
+        chunk = images[start:start + batch]
+        held = ray.put(client.encrypt_batch(chunk, input_range))
+        encrypt_seconds += time.perf_counter() - e
+        ref = servers[i % len(servers)].evaluate.remote(held)
+        pending.append((i, len(chunk), ref, held))
+        most = max(most, len(pending))
+    while pending:
+        finish_oldest()
+    return PipelineResult(outputs, count, time.perf_counter() - t, encrypt_seconds,
+                          decrypt_seconds, server_seconds, most)
 
 
 def _reason(error):

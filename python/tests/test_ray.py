@@ -1,5 +1,6 @@
 """hegpu.ray on a local Ray cluster of two workers: the same bytes as one process, a killed
-worker's batch retried, a failing batch reported while the others are kept."""
+worker's batch retried, a failing batch reported while the others are kept, and the client
+pipelined around the cluster."""
 
 import concurrent.futures
 import os
@@ -91,3 +92,24 @@ def test_latency_requests_on_the_cluster(cluster, params, model, calibration, mn
     servers.shutdown()
     with pytest.raises(ValueError):
         hray.start_servers(params, keys, model, calibration, packing="diagonal")
+
+
+def test_the_pipelined_client_gives_the_plaintext_models_digits(cluster, params, keys, model,
+                                                                 calibration, client, server,
+                                                                 mnist):
+    servers = hray.start_servers(params, keys, model, calibration, workers=2, threads=1)
+    images = mnist["test_images"][:40]
+    job = hray.run_pipelined(client, images, servers, server.input_range, batch=16, in_flight=2)
+    assert not job.failures
+    assert [len(o) for o in job.outputs] == [16, 16, 8]
+    digits = [d for o in job.outputs for d in o.argmax(axis=1)]
+    assert digits == list(model.forward(images).argmax(axis=1))
+    assert job.most_in_flight == 2 and job.images_per_second > 0
+    one_by_one = hray.run_pipelined(client, images, servers, server.input_range, batch=16,
+                                    in_flight=1)
+    assert one_by_one.most_in_flight == 1
+    assert [list(o.argmax(axis=1)) for o in one_by_one.outputs] == \
+        [list(o.argmax(axis=1)) for o in job.outputs]
+    with pytest.raises(ValueError):
+        hray.run_pipelined(client, images, servers, server.input_range, in_flight=0)
+    servers.shutdown()
