@@ -20,7 +20,7 @@ pub use ring::Ring;
 pub use rns_ops::MAX_CONVERT_SOURCE_LIMBS;
 pub use sparse::{SparseRows, SparseWeights};
 
-use crate::Result;
+use crate::{Error, Result};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -154,6 +154,21 @@ pub trait Backend: Send + Sync {
     /// `x · mul[l] + add[l]`, limb `l` of every polynomial with its own two words.
     fn scalar_affine(&self, x: &PolyBatch, mul: &[u32], add: &[u32]) -> Result<PolyBatch>;
 
+    /// Uniform polynomials of `ring`, one per stream of `streams`: polynomial k from ChaCha20
+    /// keyed by `seed`, stream `streams.start + k`, its words limb after limb, each drawn as
+    /// `rand` draws a number below the limb's prime. The masks of seeded encryption, the same
+    /// words on every device (a device draws them where they are used; only the key travels).
+    fn seeded_masks(
+        &self,
+        ring: &Arc<Ring>,
+        seed: &[u8; 32],
+        streams: Range<u64>,
+    ) -> Result<PolyBatch>;
+
+    /// Polynomials of small signed coefficients (`coeffs`, N per polynomial) as words of
+    /// `ring`, coefficient domain: a device receives the bytes, not the words of every limb.
+    fn small_polys(&self, ring: &Arc<Ring>, coeffs: &[i8]) -> Result<PolyBatch>;
+
     /// The tensor product of ciphertexts: `a` and `b` hold pairs `(x0, x1)` (same ring, same
     /// count); output triple `m` is `(a0 b0, a0 b1 + a1 b0, a1 b1)` of pair `m`, word-wise.
     fn tensor(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch>;
@@ -205,6 +220,31 @@ pub trait Backend: Send + Sync {
 }
 
 /// Checks that `a` and `b` can be multiplied-and-accumulated in `groups` groups; returns terms.
+/// The number of polynomials [`Backend::seeded_masks`] makes for `streams`: an error when
+/// there are none.
+pub(crate) fn check_streams(streams: &Range<u64>) -> Result<usize> {
+    let count = streams.end.saturating_sub(streams.start);
+    if count == 0 || count > u64::from(u32::MAX) {
+        return Err(Error::Shape(format!(
+            "masks for streams {streams:?}: at least one, at most 2^32"
+        )));
+    }
+    Ok(count as usize)
+}
+
+/// The number of polynomials `coeffs` holds for [`Backend::small_polys`]: an error unless it
+/// is a whole, non-zero number of polynomials of `ring`.
+pub(crate) fn check_small(ring: &Ring, coeffs: &[i8]) -> Result<usize> {
+    let n = ring.degree();
+    if coeffs.is_empty() || !coeffs.len().is_multiple_of(n) {
+        return Err(Error::Shape(format!(
+            "{} small coefficients are not whole polynomials of degree {n}",
+            coeffs.len()
+        )));
+    }
+    Ok(coeffs.len() / n)
+}
+
 pub(crate) fn mul_acc_terms(a: &PolyBatch, b: &PolyBatch, groups: usize) -> Result<usize> {
     a.check_same_shape(b)?;
     if groups == 0 || !a.batch.is_multiple_of(groups) || a.batch == 0 {

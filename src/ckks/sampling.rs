@@ -2,7 +2,11 @@
 //! seed for reproducible tests. Secrets are ternary, errors a rounded Gaussian (σ = 3.2, cut at
 //! 6σ), masks uniform modulo each prime.
 
+// The masks' and the small polynomials' words come from the host twins of the sampling
+// kernels, so that a GPU draws the same ones.
 use crate::backend::Ring;
+use crate::backend::cpu::sampling::{fill_uniform, small_into};
+pub(crate) use crate::backend::cpu::sampling::{seeded_mask_into, stream};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use zeroize::Zeroize;
@@ -91,51 +95,17 @@ pub(crate) fn gaussian(rng: &mut impl Rng, n: usize) -> Vec<i8> {
     out
 }
 
-/// The generator of ciphertext `index`'s small polynomials (noise, and for public-key
-/// encryption the ternary `u`): ChaCha20 from `seed`, stream `index`. Each ciphertext has its
-/// own stream, so ciphertexts are drawn in parallel and the words do not depend on the thread
-/// count.
-pub(crate) fn stream(seed: &[u8; 32], index: u64) -> ChaCha20Rng {
-    let mut rng = ChaCha20Rng::from_seed(*seed);
-    rng.set_stream(index);
-    rng
+/// Small signed coefficients as the words of one polynomial of `ring` (coefficient domain).
+pub(crate) fn small_to_words(ring: &Ring, coeffs: &[i8]) -> Vec<u32> {
+    let mut words = vec![0u32; ring.poly_words()];
+    small_into(ring, coeffs, &mut words);
+    words
 }
 
 /// Uniform words modulo each limb's prime from `rng`: one polynomial of `ring`.
 pub(crate) fn uniform_words(rng: &mut impl Rng, ring: &Ring) -> Vec<u32> {
     let mut words = vec![0u32; ring.poly_words()];
     fill_uniform(rng, ring, &mut words);
-    words
-}
-
-fn fill_uniform(rng: &mut impl Rng, ring: &Ring, words: &mut [u32]) {
-    for (l, row) in words.chunks_exact_mut(ring.degree()).enumerate() {
-        let p = ring.modulus(l).value();
-        row.iter_mut().for_each(|w| *w = rng.random_range(0..p));
-    }
-}
-
-/// The uniform mask of ciphertext `index` of a seeded encryption (one polynomial of `ring`,
-/// NTT domain) into `out`: ChaCha20 from `seed`, stream `index`. The client draws it to
-/// encrypt; the server draws the same words from the 32 bytes it received instead of the
-/// polynomial.
-pub(crate) fn seeded_mask_into(seed: &[u8; 32], index: u64, ring: &Ring, out: &mut [u32]) {
-    fill_uniform(&mut stream(seed, index), ring, out);
-}
-
-/// Small signed coefficients as the words of one polynomial of `ring` (coefficient domain).
-pub(crate) fn small_to_words(ring: &Ring, coeffs: &[i8]) -> Vec<u32> {
-    let mut words = Vec::with_capacity(ring.poly_words());
-    for l in 0..ring.limbs() {
-        let p = ring.modulus(l).value();
-        words.extend(coeffs.iter().map(|&c| {
-            if c >= 0 {
-                c as u32
-            } else {
-                p - u32::from(c.unsigned_abs())
-            }
-        }));
-    }
     words
 }
 

@@ -22,8 +22,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const MAGIC: &[u8; 6] = b"HEGPU\0";
-/// Version 2 added the key-set id and the checksum.
-const VERSION: u8 = 2;
+/// Version 2 added the key-set id and the checksum; version 3 draws the masks of seeded
+/// ciphertexts two words per coefficient (see `backend::cpu::sampling::seeded_mask_into`).
+const VERSION: u8 = 3;
+/// The oldest version read: everything of version 2 reads but a seeded ciphertext, whose
+/// masks this build would draw differently.
+const OLDEST: u8 = 2;
 /// Magic, version, kind, parameter-set id, key-set id.
 const HEAD: usize = MAGIC.len() + 2 + 8 + 16;
 const CHECKSUM: usize = 4;
@@ -199,9 +203,9 @@ fn read<'a, T: Deserialize<'a>>(bytes: &'a [u8], kind: Kind) -> Result<(T, Heade
         return Err(bad("not hegpu data (wrong magic)"));
     }
     let (version, found) = (bytes[MAGIC.len()], bytes[MAGIC.len() + 1]);
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(bad(format!(
-            "format version {version}, this build reads {VERSION}"
+            "format version {version}, this build reads {OLDEST} to {VERSION}"
         )));
     }
     let (data, tail) = bytes.split_at(bytes.len() - CHECKSUM);
@@ -613,6 +617,13 @@ impl Ciphertext {
     ) -> Result<Ciphertext> {
         let (w, head) = read::<CiphertextWire>(bytes, Kind::Ciphertext)?;
         let CiphertextWire { head: h, data } = w;
+        if h.seed.is_some() && bytes[MAGIC.len()] < VERSION {
+            return Err(bad(format!(
+                "a seeded ciphertext of format version {}: this build ({VERSION}) draws its \
+                 masks differently; encrypt it again",
+                bytes[MAGIC.len()]
+            )));
+        }
         params.check_id(head.params_id, "serialized ciphertext")?;
         let level = h.level as usize;
         let ring = params.ring_q(level).map_err(|_| {

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use hegpu::Error;
-use hegpu::backend::{GpuBackend, Ring};
+use hegpu::backend::gpu::GpuOptions;
+use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
 use hegpu::math::ntt_primes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -60,6 +61,46 @@ pub fn gpu() -> Option<&'static GpuBackend> {
         Err(e) => panic!("GPU required (HEGPU_REQUIRE_GPU=1) but unavailable: {e}"),
     })
     .as_ref()
+}
+
+/// A GPU backend whose bindings hold only about 30 KiB, so every batch here spans chunks, and
+/// whose kernels use the portable 16×16 products (`gpu()` uses native 64-bit products where
+/// the adapter has them, as lavapipe does). `None` only where `gpu()` skips (no adapter, and
+/// none required).
+pub fn tiny_chunks() -> Option<&'static GpuBackend> {
+    static TINY: OnceLock<GpuBackend> = OnceLock::new();
+    gpu()?;
+    Some(TINY.get_or_init(|| {
+        GpuBackend::with_options(GpuOptions {
+            max_chunk_bytes: Some(30 * 1024),
+            portable_products: true,
+            ..Default::default()
+        })
+        .expect("the adapter gpu() opened opens again with small bindings")
+    }))
+}
+
+/// Runs `op` on the CPU, the GPU and (for N = 2^10, where a polynomial of up to 7 limbs fits)
+/// the small-binding GPU; asserts the words are equal and returns them. Each GPU runs `op`
+/// twice, the second time on reused buffers filled with a pattern, so a kernel that reads an
+/// output word it did not write first fails here.
+pub fn on_every_device(what: &str, n: usize, op: impl Fn(&dyn Backend) -> Vec<u32>) -> Vec<u32> {
+    let expected = op(&CpuBackend::new(Some(2)).unwrap());
+    let twice = |g: &GpuBackend, which: &str| {
+        assert!(op(g) == expected, "{what}: {which} differs from CPU");
+        g.scribble_idle_buffers(0x5a5a_5a5a).unwrap();
+        assert!(
+            op(g) == expected,
+            "{what}: {which} differs from CPU on reused buffers"
+        );
+    };
+    if let Some(g) = gpu() {
+        twice(g, "GPU");
+    }
+    if let Some(t) = tiny_chunks().filter(|_| n <= 1 << 10) {
+        twice(t, "chunked GPU");
+    }
+    expected
 }
 
 /// A small network on 8×8 images with every linear layer kind (padding, a strided

@@ -10,6 +10,7 @@ use super::{Backend, check_linear, mul_acc_terms};
 mod lanes;
 pub(crate) mod pool;
 mod rns;
+pub(crate) mod sampling;
 mod sparse;
 mod tile;
 mod wide;
@@ -322,6 +323,31 @@ impl Backend for CpuBackend {
 
     fn scalar_affine(&self, x: &PolyBatch, mul: &[u32], add: &[u32]) -> Result<PolyBatch> {
         self.scalar_affine_rows(x, mul, add)
+    }
+    fn seeded_masks(
+        &self,
+        ring: &Arc<Ring>,
+        seed: &[u8; 32],
+        streams: Range<u64>,
+    ) -> Result<PolyBatch> {
+        let count = super::check_streams(&streams)?;
+        let pw = ring.poly_words();
+        let mut out = pool::take(count * pw, false);
+        // One polynomial per task: each is its own stream.
+        self.rows_mut(&mut out, pw, |k, poly| {
+            sampling::seeded_mask_into(seed, streams.start + k as u64, ring, poly)
+        });
+        Ok(Self::wrap(ring, count, out))
+    }
+
+    fn small_polys(&self, ring: &Arc<Ring>, coeffs: &[i8]) -> Result<PolyBatch> {
+        let count = super::check_small(ring, coeffs)?;
+        let (n, pw) = (ring.degree(), ring.poly_words());
+        let mut out = pool::take(count * pw, false);
+        self.rows_mut(&mut out, pw, |k, poly| {
+            sampling::small_into(ring, &coeffs[k * n..(k + 1) * n], poly)
+        });
+        Ok(Self::wrap(ring, count, out))
     }
 
     fn tensor(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {

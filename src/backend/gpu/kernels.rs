@@ -29,6 +29,8 @@ pub(crate) enum Kernel {
     CtTensor,
     KeyMulAcc,
     ScaledDifference,
+    SeededMasks,
+    SmallPolys,
 }
 
 impl Kernel {
@@ -52,6 +54,8 @@ impl Kernel {
             Kernel::CtTensor => "ct_tensor",
             Kernel::KeyMulAcc => "key_mul_acc",
             Kernel::ScaledDifference => "scaled_difference",
+            Kernel::SeededMasks => "seeded_masks",
+            Kernel::SmallPolys => "small_polys",
         }
     }
 
@@ -69,7 +73,7 @@ impl Kernel {
 }
 
 /// The shader files and the kernels each holds.
-const FAMILIES: [(&str, &str, &[Kernel]); 4] = [
+const FAMILIES: [(&str, &str, &[Kernel]); 5] = [
     (
         "elementwise",
         include_str!("../../../shaders/elementwise.wgsl"),
@@ -107,6 +111,11 @@ const FAMILIES: [(&str, &str, &[Kernel]); 4] = [
             Kernel::KeyMulAcc,
             Kernel::ScaledDifference,
         ],
+    ),
+    (
+        "sampling",
+        include_str!("../../../shaders/sampling.wgsl"),
+        &[Kernel::SeededMasks, Kernel::SmallPolys],
     ),
 ];
 

@@ -14,6 +14,7 @@ mod memory;
 mod ntt;
 mod profile;
 mod rns;
+mod sampling;
 mod tables;
 
 pub use context::AdapterReport;
@@ -745,6 +746,18 @@ impl Backend for GpuBackend {
 
     fn scalar_affine(&self, x: &PolyBatch, mul: &[u32], add: &[u32]) -> Result<PolyBatch> {
         self.scalar_affine_gpu(x, mul, add)
+    }
+    fn seeded_masks(
+        &self,
+        ring: &Arc<Ring>,
+        seed: &[u8; 32],
+        streams: Range<u64>,
+    ) -> Result<PolyBatch> {
+        self.seeded_masks_gpu(ring, seed, streams)
+    }
+
+    fn small_polys(&self, ring: &Arc<Ring>, coeffs: &[i8]) -> Result<PolyBatch> {
+        self.small_polys_gpu(ring, coeffs)
     }
 
     fn tensor(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {

@@ -1,0 +1,82 @@
+// Sampling on the device, word for word as the host samples: the uniform masks of seeded
+// encryption (ChaCha20 keyed by the seed, one stream per polynomial, word k of a polynomial
+// from draws 2k and 2k + 1) and polynomials of small signed coefficients. CPU twins:
+// CpuBackend::{seeded_masks, small_polys} (src/backend/cpu/sampling.rs).
+
+// seeded_masks: `total` = blocks of this chunk (a ChaCha20 block of 16 draws makes 8 words;
+// limbs·N/8 blocks per polynomial); `table[0..8]` the ChaCha20 key (the seed's little-endian
+// words); the stream of the chunk's polynomial k is (arg1 << 32 | arg0) + arg2 + k, arg2 being
+// the chunk's first polynomial in the batch.
+//
+// small_polys: `total` words of this chunk; `table` the chunk's coefficients as signed bytes,
+// four per word, little-endian, polynomial after polynomial.
+
+fn rotl(x: u32, r: u32) -> u32 {
+    return (x << r) | (x >> (32u - r));
+}
+
+fn quarter_round(x: ptr<function, array<u32, 16>>, a: u32, b: u32, c: u32, d: u32) {
+    (*x)[a] += (*x)[b]; (*x)[d] = rotl((*x)[d] ^ (*x)[a], 16u);
+    (*x)[c] += (*x)[d]; (*x)[b] = rotl((*x)[b] ^ (*x)[c], 12u);
+    (*x)[a] += (*x)[b]; (*x)[d] = rotl((*x)[d] ^ (*x)[a], 8u);
+    (*x)[c] += (*x)[d]; (*x)[b] = rotl((*x)[b] ^ (*x)[c], 7u);
+}
+
+fn double_round(x: ptr<function, array<u32, 16>>) {
+    quarter_round(x, 0u, 4u, 8u, 12u);
+    quarter_round(x, 1u, 5u, 9u, 13u);
+    quarter_round(x, 2u, 6u, 10u, 14u);
+    quarter_round(x, 3u, 7u, 11u, 15u);
+    quarter_round(x, 0u, 5u, 10u, 15u);
+    quarter_round(x, 1u, 6u, 11u, 12u);
+    quarter_round(x, 2u, 7u, 8u, 13u);
+    quarter_round(x, 3u, 4u, 9u, 14u);
+}
+
+// Canon's method as `below` in src/backend/cpu/sampling.rs: ⌊(x·2^32 + y)·p / 2^64⌋.
+fn below(x: u32, y: u32, p: u32) -> u32 {
+    let low = x * p;
+    let carried = low + mul_hi(y, p);
+    return mul_hi(x, p) + select(0u, 1u, carried < low);
+}
+
+@compute @workgroup_size(256)
+fn seeded_masks(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let per_poly = (params.limbs << params.n_log) / 8u;
+    for (var t = gid.x; t < params.total; t += nwg.x * WG) {
+        let poly = t / per_poly;
+        let counter = t % per_poly;
+        let offset = params.arg2 + poly;
+        let stream_lo = params.arg0 + offset;
+        let stream_hi = params.arg1 + select(0u, 1u, stream_lo < offset);
+        let s = array<u32, 16>(
+            0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u,
+            table[0], table[1], table[2], table[3], table[4], table[5], table[6], table[7],
+            counter, 0u, stream_lo, stream_hi);
+        // The ten double rounds written out: Mesa's llvmpipe ends an invocation's loops after
+        // 65,535 iterations in all, so a kernel's loops stay short.
+        var x = s;
+        double_round(&x); double_round(&x); double_round(&x); double_round(&x);
+        double_round(&x); double_round(&x); double_round(&x); double_round(&x);
+        double_round(&x); double_round(&x);
+        // Words 8·counter … 8·counter + 7 of the polynomial, all in one limb (N ≥ 8).
+        let first = 8u * counter;
+        let p = limb_info[first >> params.n_log].p;
+        let base = poly * (params.limbs << params.n_log) + first;
+        for (var i = 0u; i < 8u; i++) {
+            out[base + i] = below(x[2u * i] + s[2u * i], x[2u * i + 1u] + s[2u * i + 1u], p);
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn small_polys(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = 1u << params.n_log;
+    for (var i = gid.x; i < params.total; i += nwg.x * WG) {
+        let c = (i / (params.limbs * n)) * n + (i & (n - 1u));
+        let byte = (table[c / 4u] >> (8u * (c % 4u))) & 0xffu;
+        let p = limb_of_word(i).p;
+        // A negative byte b stands for b − 256: p − (256 − b).
+        out[i] = select(byte, p - (256u - byte), byte >= 128u);
+    }
+}
