@@ -53,8 +53,8 @@ fn seeded_masks(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
             0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u,
             table[0], table[1], table[2], table[3], table[4], table[5], table[6], table[7],
             counter, 0u, stream_lo, stream_hi);
-        // The ten double rounds written out: Mesa's llvmpipe ends an invocation's loops after
-        // 65,535 iterations in all, so a kernel's loops stay short.
+        // The ten double rounds written out: Mesa's llvmpipe ends a shader's loops after 65,535
+        // iterations shared by all of them (LP_MAX_TGSI_LOOP_ITERATIONS), so loops stay short.
         var x = s;
         double_round(&x); double_round(&x); double_round(&x); double_round(&x);
         double_round(&x); double_round(&x); double_round(&x); double_round(&x);

@@ -159,6 +159,7 @@ fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
         ntt: vec![(1 << 10, 2, 3)],
         linear: vec![(1 << 10, 2, 3, 5)],
         key_switch: vec![(Preset::CryptoNets8192, 2)],
+        client_encrypt: vec![(Preset::CryptoNets8192, 3)],
         calls: 3,
     };
     let devices = Devices::open(DeviceChoice::Auto, required()).unwrap();
@@ -170,6 +171,7 @@ fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
         "ntt_inverse",
         "linear_sparse_mac",
         "key_switch",
+        "client_encrypt",
     ] {
         let of_op: Vec<&Record> = rows.iter().filter(|r| r.op == op).collect();
         assert_eq!(of_op.len(), devices.list.len(), "{op}: {rows:#?}");
@@ -215,6 +217,7 @@ fn profiled_throughput_rows_time_every_gpu_dispatch() {
         ntt: vec![(1 << 10, 2, 3)],
         linear: vec![(1 << 10, 2, 3, 5)],
         key_switch: vec![],
+        client_encrypt: vec![],
         calls: 2,
     };
     let min = std::time::Duration::from_millis(1);

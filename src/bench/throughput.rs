@@ -18,6 +18,9 @@ pub struct ThroughputPlan {
     pub linear: Vec<(usize, usize, usize, usize)>,
     /// (preset, ciphertexts per call) relinearized at the top level.
     pub key_switch: Vec<(Preset, usize)>,
+    /// (preset, ciphertexts per call) encrypted with the secret key at the top level: the
+    /// client's batch (on a GPU: masks drawn there, noise sent as bytes).
+    pub client_encrypt: Vec<(Preset, usize)>,
     /// Calls between two syncs.
     pub calls: usize,
 }
@@ -30,12 +33,17 @@ impl ThroughputPlan {
             // The 845→100 layer on lazy squares: 3 polynomials × 5 primes per input.
             linear: vec![(1 << 13, 15, 100, 845)],
             key_switch: vec![(Preset::CryptoNets8192, 64)],
+            // One batch of the shipped network: 784 pixels.
+            client_encrypt: vec![(Preset::CryptoNets8192, 784)],
             calls: 4,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ntt.is_empty() && self.linear.is_empty() && self.key_switch.is_empty()
+        self.ntt.is_empty()
+            && self.linear.is_empty()
+            && self.key_switch.is_empty()
+            && self.client_encrypt.is_empty()
     }
 }
 
@@ -128,6 +136,55 @@ pub fn run_throughput(
                 detail: detail(calls, bytes_per_ciphertext * per_second),
             });
         }
+    }
+    for &(preset, count) in &plan.client_encrypt {
+        client_encrypt_rows(preset, count, devices, (calls, min_time), push)?;
+    }
+    Ok(())
+}
+
+/// Secret-key encryption of `count` encoded vectors per call on every device.
+fn client_encrypt_rows(
+    preset: Preset,
+    count: usize,
+    devices: &Devices,
+    (calls, min_time): (usize, Duration),
+    push: &mut dyn FnMut(Record),
+) -> Result<()> {
+    let params = crate::ckks::Parameters::preset(preset)?;
+    let sk = crate::ckks::KeyGenerator::new(&params, Seed::from_u64(1)).secret_key()?;
+    let (n, top) = (params.degree(), params.max_level());
+    let vectors: Vec<Vec<f64>> = (0..count)
+        .map(|c| {
+            (0..params.slots())
+                .map(|i| ((c * 7 + i) % 255) as f64 / 255.0)
+                .collect()
+        })
+        .collect();
+    // Per ciphertext: the plaintext read, two polynomials written.
+    let bytes_per_ciphertext = (4 * n * (top + 1) * 3) as f64;
+    for (dev, threads) in &devices.list {
+        let pt =
+            Encoder::new(&params).encode_many(&vectors, top, params.default_scale(), &**dev)?;
+        let encryptor = Encryptor::with_secret_key(&params, &sk, dev.clone(), Seed::from_u64(2))?;
+        let per_second = (calls * count) as f64
+            * rate(min_time, || {
+                for _ in 0..calls {
+                    encryptor.encrypt(&pt)?;
+                }
+                dev.sync()
+            })?;
+        push(Record {
+            op: "client_encrypt",
+            n,
+            limbs: top + 1,
+            batch: count,
+            backend: dev.name(),
+            threads: *threads,
+            per_second,
+            unit: "ciphertexts",
+            detail: detail(calls, bytes_per_ciphertext * per_second),
+        });
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::backend::{Backend, PolyBatch, Ring};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
+use zeroize::Zeroize;
 
 enum EncryptionKey {
     /// The public key, resident on the encryptor's device.
@@ -90,39 +91,13 @@ impl Encryptor {
         let count = pt.count();
         let (seed, noise_seed) = self.call_seeds();
         let (polys, seed) = match &self.key {
-            EncryptionKey::Public(pk) => {
-                let ext = self.params.ring_ext(level);
-                let (n, pw) = (ring.degree(), ext.poly_words());
-                let (mut u_words, mut e_words) =
-                    (vec![0u32; count * pw], vec![0u32; 2 * count * pw]);
-                u_words
-                    .par_chunks_mut(pw)
-                    .zip(e_words.par_chunks_mut(2 * pw))
-                    .enumerate()
-                    .for_each(|(i, (u, e))| {
-                        let mut rng = stream(&noise_seed, i as u64);
-                        u.copy_from_slice(&small_to_words(ext, &ternary(&mut rng, n)));
-                        for half in e.chunks_exact_mut(pw) {
-                            half.copy_from_slice(&small_to_words(ext, &gaussian(&mut rng, n)));
-                        }
-                    });
-                // u multiplies both halves of the key: transform it once, then pair it up.
-                let mut u = b.upload(ext, count, &u_words)?;
-                b.ntt_forward(&mut u)?;
-                let twice: Vec<Option<usize>> =
-                    (0..count).flat_map(|i| [Some(i), Some(i)]).collect();
-                let uu = b.gather(&u, &twice, 0..ext.limbs())?;
-                let mut e = b.upload(ext, 2 * count, &e_words)?;
-                b.ntt_forward(&mut e)?;
-                let alpha = self.params.special_primes();
-                let pairs: Vec<Option<usize>> =
-                    (0..count).flat_map(|_| [Some(0), Some(1)]).collect();
-                let pk_l = b.gather(pk, &pairs, 0..alpha + level + 1)?;
-                let masked = b.add(&b.mul(&uu, &pk_l)?, &e)?;
-                let c = mod_down(b, &self.params, &masked, level)?;
-                let m = b.gather(&pt.poly, &plain_first(count), 0..level + 1)?;
-                (b.add(&c, &m)?, None)
-            }
+            EncryptionKey::Public(pk) => (self.public(pk, pt, noise_seed)?, None),
+            // On a GPU: the masks drawn there from the seed, the noise sent as bytes, the
+            // transforms and products on its kernels; the same words as the host's.
+            EncryptionKey::Secret(sk) if b.gpu_stats().is_some() => (
+                self.secret_on_device(sk, pt, (&seed, noise_seed))?,
+                Some(seed),
+            ),
             EncryptionKey::Secret(sk) => {
                 let m = pt.poly.words_via(b)?;
                 let pw = ring.poly_words();
@@ -152,6 +127,76 @@ impl Encryptor {
 }
 
 impl Encryptor {
+    /// Public-key encryption of `pt` on the encryptor's device: `u` and the two errors of
+    /// ciphertext i from stream i of `noise_seed`, sent to the device as bytes.
+    fn public(&self, pk: &PolyBatch, pt: &Plaintext, noise_seed: [u8; 32]) -> Result<PolyBatch> {
+        let (b, level, count) = (&*self.backend, pt.level, pt.count());
+        let ext = self.params.ring_ext(level);
+        let n = ext.degree();
+        // Per ciphertext: u, then e0 and e1.
+        let small: Vec<[Vec<i8>; 3]> = (0..count)
+            .into_par_iter()
+            .map(|i| {
+                let mut rng = stream(&noise_seed, i as u64);
+                let u = ternary(&mut rng, n);
+                [u, gaussian(&mut rng, n), gaussian(&mut rng, n)]
+            })
+            .collect();
+        let mut u: Vec<i8> = small.iter().flat_map(|s| s[0].iter().copied()).collect();
+        let mut e: Vec<i8> = small.iter().flat_map(|s| s[1..].concat()).collect();
+        drop(small);
+        let sent = b
+            .small_polys(ext, &u)
+            .and_then(|u| Ok((u, b.small_polys(ext, &e)?)));
+        u.zeroize();
+        e.zeroize();
+        let (mut u, mut e) = sent?;
+        // u multiplies both halves of the key: transform it once, then pair it up.
+        b.ntt_forward(&mut u)?;
+        let twice: Vec<Option<usize>> = (0..count).flat_map(|i| [Some(i), Some(i)]).collect();
+        let uu = b.gather(&u, &twice, 0..ext.limbs())?;
+        b.ntt_forward(&mut e)?;
+        let alpha = self.params.special_primes();
+        let pairs: Vec<Option<usize>> = (0..count).flat_map(|_| [Some(0), Some(1)]).collect();
+        let pk_l = b.gather(pk, &pairs, 0..alpha + level + 1)?;
+        let masked = b.add(&b.mul(&uu, &pk_l)?, &e)?;
+        let c = mod_down(b, &self.params, &masked, level)?;
+        let m = b.gather(&pt.poly, &plain_first(count), 0..level + 1)?;
+        b.add(&c, &m)
+    }
+
+    /// Secret-key encryption of `pt` on a device: the masks drawn there from `seed`
+    /// ([`Backend::seeded_masks`]), each ciphertext's noise from its stream of `noise_seed`
+    /// sent as bytes and transformed there, `c0 = e + m − a·s` on its kernels; the words of
+    /// [`SecretCall::seal`], ciphertext by ciphertext.
+    fn secret_on_device(
+        &self,
+        sk: &SecretKey,
+        pt: &Plaintext,
+        (seed, noise_seed): (&[u8; 32], [u8; 32]),
+    ) -> Result<PolyBatch> {
+        let (b, level, count) = (&*self.backend, pt.level, pt.count());
+        let ring = self.params.ring_q(level)?;
+        let n = ring.degree();
+        let a = b.seeded_masks(ring, seed, 0..count as u64)?;
+        let mut noise: Vec<i8> = (0..count)
+            .into_par_iter()
+            .flat_map_iter(|i| gaussian(&mut stream(&noise_seed, i as u64), n))
+            .collect();
+        let sent = b.small_polys(ring, &noise);
+        noise.zeroize();
+        let mut e = sent?;
+        b.ntt_forward(&mut e)?;
+        let s = b.upload(ring, 1, sk.q_words(&self.params, level))?;
+        let s = b.gather(&s, &vec![Some(0); count], 0..level + 1)?;
+        let c0 = b.sub(&b.add(&e, &pt.poly)?, &b.mul(&a, &s)?)?;
+        // Ciphertext i is (c0_i, a_i).
+        let order: Vec<Option<usize>> = (0..count)
+            .flat_map(|i| [Some(i), Some(count + i)])
+            .collect();
+        b.gather(&b.concat(&[&c0, &a])?, &order, 0..level + 1)
+    }
+
     /// Two seeds per call from the encryptor's generator: the masks', and the small
     /// polynomials' (one ChaCha20 stream per ciphertext, drawn in parallel).
     fn call_seeds(&self) -> ([u8; 32], [u8; 32]) {
@@ -287,7 +332,8 @@ pub(crate) fn plain_first(count: usize) -> Vec<Option<usize>> {
     (0..count).flat_map(|i| [Some(i), None]).collect()
 }
 
-/// Decrypts on the host with the secret key.
+/// Decrypts with the secret key: on the host, or on the GPU that holds the ciphertexts (only
+/// the plaintexts come back).
 pub struct Decryptor {
     params: Arc<Parameters>,
     sk: SecretKey,
@@ -314,10 +360,14 @@ impl Decryptor {
         Ok(self.decrypt_all(ct, backend)?.remove(0))
     }
 
-    /// Decrypts every ciphertext of `ct`: `Σ_i c_i · s^i` in the NTT domain.
+    /// Decrypts every ciphertext of `ct`: `Σ_i c_i · s^i` in the NTT domain, on the GPU when
+    /// `backend` is one holding `ct` (the same words as on the host).
     pub fn decrypt_all(&self, ct: &Ciphertext, backend: &dyn Backend) -> Result<Vec<Plaintext>> {
         ct.check(&self.params)?;
         self.sk.key_set.check(ct.key_set, "the ciphertext")?;
+        if backend.gpu_stats().is_some() && ct.polys.host_words().is_none() {
+            return self.decrypt_on_device(ct, backend);
+        }
         let words = backend.download(&ct.polys)?;
         let ring = self.params.ring_q(ct.level)?.clone();
         let (n, pw) = (ring.degree(), ring.poly_words());
@@ -337,6 +387,28 @@ impl Decryptor {
                     .collect();
                 Plaintext::from_host(&self.params, ct.level, ct.scale, m)
             })
+            .collect()
+    }
+
+    /// [`decrypt_all`](Self::decrypt_all) on the device `b` holding `ct`: Horner in `s` on its
+    /// kernels, then one polynomial per ciphertext read back instead of two or three.
+    fn decrypt_on_device(&self, ct: &Ciphertext, b: &dyn Backend) -> Result<Vec<Plaintext>> {
+        let (count, size, level) = (ct.count, ct.size, ct.level);
+        let ring = self.params.ring_q(level)?;
+        let part = |j: usize| {
+            let sources: Vec<Option<usize>> = (0..count).map(|i| Some(i * size + j)).collect();
+            b.gather(&ct.polys, &sources, 0..level + 1)
+        };
+        let s = b.upload(ring, 1, self.sk.q_words(&self.params, level))?;
+        let s = b.gather(&s, &vec![Some(0); count], 0..level + 1)?;
+        // ((c_{k} s + c_{k-1}) s + …) + c_0, as on the host.
+        let mut m = part(size - 1)?;
+        for j in (0..size - 1).rev() {
+            m = b.add(&b.mul(&m, &s)?, &part(j)?)?;
+        }
+        b.download(&m)?
+            .chunks_exact(ring.poly_words())
+            .map(|m| Plaintext::from_host(&self.params, level, ct.scale, m.to_vec()))
             .collect()
     }
 }

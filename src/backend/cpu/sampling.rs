@@ -3,7 +3,7 @@
 //! polynomials of small signed coefficients; and uniform words from any generator (keys).
 
 use super::super::Ring;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 /// ChaCha20 keyed by `seed`, stream `index`: each ciphertext's mask and noise have their own
@@ -31,14 +31,23 @@ pub(crate) fn fill_uniform(rng: &mut impl Rng, ring: &Ring, words: &mut [u32]) {
 /// sequential work.
 pub(crate) fn seeded_mask_into(seed: &[u8; 32], index: u64, ring: &Ring, out: &mut [u32]) {
     let mut rng = stream(seed, index);
+    // The draws in blocks (the generator fills them several ChaCha20 blocks at a time), the
+    // same words as one draw after another.
+    let mut draws = [0u32; 2 * DRAWN];
     for (l, row) in out.chunks_exact_mut(ring.degree()).enumerate() {
         let p = ring.modulus(l).value();
-        for w in row.iter_mut() {
-            let x = rng.next_u32();
-            *w = below(x, rng.next_u32(), p);
+        for part in row.chunks_mut(DRAWN) {
+            let draws = &mut draws[..2 * part.len()];
+            rng.fill(draws);
+            for (w, xy) in part.iter_mut().zip(draws.chunks_exact(2)) {
+                *w = below(xy[0], xy[1], p);
+            }
         }
     }
 }
+
+/// Mask words made from one fill of draws.
+const DRAWN: usize = 512;
 
 /// A number below `p` from two uniform words: `⌊(x·2³² + y)·p / 2⁶⁴⌋`, as the high word of
 /// `x·p` plus the carry of its low word and the high word of `y·p` (Canon's method, which
