@@ -5,7 +5,7 @@ mod common;
 
 use common::{gpu, mixed_ring, random_words, rng};
 use hegpu::Error;
-use hegpu::backend::gpu::GpuOptions;
+use hegpu::backend::GpuOptions;
 use hegpu::backend::{Backend, CpuBackend, GpuBackend, PolyBatch, Ring};
 use rand::Rng;
 use std::io::Write;

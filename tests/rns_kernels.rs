@@ -5,7 +5,7 @@
 mod common;
 
 use common::{gpu, mixed_ring, on_every_device, random_words};
-use hegpu::backend::gpu::GpuOptions;
+use hegpu::backend::GpuOptions;
 use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
 use num_bigint::BigUint;
 use std::sync::Arc;

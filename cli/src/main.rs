@@ -138,7 +138,7 @@ impl ServerArgs {
 }
 
 fn gpu_memory(text: &str) -> Result<u64> {
-    hegpu::backend::gpu::parse_bytes(text)
+    hegpu::backend::parse_bytes(text)
 }
 
 /// The in-process job's options.
@@ -1039,7 +1039,7 @@ fn print_profile(report: &hegpu::job::JobReport, bandwidth: Option<f64>) {
 }
 
 /// GPU time, dispatches, bytes bound and GB/s per kernel (`--profile`).
-fn print_kernels(kernels: &[hegpu::backend::gpu::KernelProfile], bandwidth: Option<f64>) {
+fn print_kernels(kernels: &[hegpu::backend::KernelProfile], bandwidth: Option<f64>) {
     let share =
         |gbps: f64| bandwidth.map_or(String::new(), |b| format!("{:>6.1}%", 100.0 * gbps / b));
     println!(

@@ -11,14 +11,16 @@ pub mod gpu;
 pub mod ring;
 pub(crate) mod rns_ops;
 pub mod sparse;
+pub mod telemetry;
 
 pub use batch::{PolyBatch, Weights};
 pub use cpu::CpuBackend;
-pub use device::{DeviceChoice, select_backend, select_backend_with};
-pub use gpu::{GpuBackend, GpuOptions, GpuStats, TransferCounts};
+pub use device::{DeviceChoice, GpuOptions, parse_bytes, select_backend, select_backend_with};
+pub use gpu::GpuBackend;
 pub use ring::Ring;
 pub use rns_ops::MAX_CONVERT_SOURCE_LIMBS;
 pub use sparse::{SparseRows, SparseWeights};
+pub use telemetry::{GpuStats, KernelProfile, TransferCounts};
 
 use crate::{Error, Result};
 use std::ops::Range;
@@ -40,8 +42,8 @@ pub trait Backend: Send + Sync {
     }
 
     /// GPU time, dispatches and bytes per kernel, for a GPU opened to profile
-    /// ([`GpuOptions::profile`](gpu::GpuOptions::profile)); `None` otherwise.
-    fn kernel_profile(&self) -> Option<Vec<gpu::KernelProfile>> {
+    /// ([`GpuOptions::profile`]); `None` otherwise.
+    fn kernel_profile(&self) -> Option<Vec<KernelProfile>> {
         None
     }
 

@@ -203,7 +203,7 @@ pub struct JobReport {
     pub stages: Vec<StageReport>,
     /// GPU time and bytes per kernel over the whole job, when profiled on a GPU with
     /// timestamps.
-    pub kernels: Option<Vec<crate::backend::gpu::KernelProfile>>,
+    pub kernels: Option<Vec<crate::backend::KernelProfile>>,
     /// Per-image figures, in the latency packing.
     pub latency: Option<LatencyReport>,
     /// The decrypted digit of each image, in order (`None`: its batch failed).

@@ -196,7 +196,7 @@ impl Scheduler {
     }
 
     /// The GPU's time per kernel, when it was opened to profile.
-    pub fn kernel_profile(&self) -> Option<Vec<crate::backend::gpu::KernelProfile>> {
+    pub fn kernel_profile(&self) -> Option<Vec<crate::backend::KernelProfile>> {
         self.gpu.as_ref()?.backend().kernel_profile()
     }
 

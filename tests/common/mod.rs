@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use hegpu::Error;
-use hegpu::backend::gpu::GpuOptions;
+use hegpu::backend::GpuOptions;
 use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
 use hegpu::math::ntt_primes;
 use rand::{Rng, SeedableRng};

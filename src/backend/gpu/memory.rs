@@ -2,6 +2,7 @@
 //! binding), weight buffers, and counters of every transfer and dispatch.
 
 use super::arena::Tracked;
+use crate::backend::telemetry::TransferCounts;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One chunk of a batch: `polys` whole polynomials in one buffer.
@@ -23,90 +24,6 @@ impl GpuData {
     pub(crate) fn range(&self, c: usize) -> (usize, usize) {
         let start = c * self.per_chunk;
         (start, start + self.chunks[c].polys)
-    }
-}
-
-/// Counts of what crossed between host and device, of kernel dispatches, and of the host's
-/// work around them (the GPU's overhead, which tests can assert without a GPU).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TransferCounts {
-    pub uploads: u64,
-    pub upload_bytes: u64,
-    pub readbacks: u64,
-    pub readback_bytes: u64,
-    pub dispatches: u64,
-    /// Command buffers submitted to the queue.
-    pub submits: u64,
-    /// Buffers created (batches, tables, per-dispatch parameters, readback staging).
-    pub buffers_created: u64,
-    /// Bytes of new storage buffers that wgpu zero-fills before their first use (outputs; an
-    /// upload's buffer is filled by the upload instead).
-    pub zeroed_bytes: u64,
-    /// Bytes cleared by an explicit command (a reused buffer that must read as zeros).
-    pub cleared_bytes: u64,
-    /// Bind groups created (cached by the buffers they bind, so reused batches make none).
-    pub bind_groups: u64,
-    /// Host time recording and submitting operations, in nanoseconds.
-    pub host_ns: u64,
-    /// GPU time of the dispatches, in nanoseconds (only when profiling with timestamps).
-    pub gpu_ns: u64,
-    /// Bytes of global memory the dispatches read and wrote, as modelled from each kernel's
-    /// access pattern (see [`KernelProfile::bytes_read`](super::KernelProfile::bytes_read)).
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-}
-
-/// What a GPU backend holds and has moved: see [`Backend::gpu_stats`](crate::backend::Backend::gpu_stats).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GpuStats {
-    /// Bytes of batches and weights held now.
-    pub live_bytes: u64,
-    /// Bytes of buffers kept for reuse (freed when a budget needs the room).
-    pub idle_bytes: u64,
-    /// The most held at once since the backend opened (or [`reset_peak`](crate::backend::GpuBackend::reset_peak)).
-    pub peak_bytes: u64,
-    /// The memory budget, when one was set.
-    pub budget_bytes: Option<u64>,
-    pub counts: TransferCounts,
-}
-
-impl TransferCounts {
-    /// What happened between `earlier` and `self`.
-    pub fn since(&self, earlier: &TransferCounts) -> TransferCounts {
-        TransferCounts {
-            uploads: self.uploads - earlier.uploads,
-            upload_bytes: self.upload_bytes - earlier.upload_bytes,
-            readbacks: self.readbacks - earlier.readbacks,
-            readback_bytes: self.readback_bytes - earlier.readback_bytes,
-            dispatches: self.dispatches - earlier.dispatches,
-            submits: self.submits - earlier.submits,
-            buffers_created: self.buffers_created - earlier.buffers_created,
-            zeroed_bytes: self.zeroed_bytes - earlier.zeroed_bytes,
-            cleared_bytes: self.cleared_bytes - earlier.cleared_bytes,
-            bind_groups: self.bind_groups - earlier.bind_groups,
-            host_ns: self.host_ns - earlier.host_ns,
-            gpu_ns: self.gpu_ns - earlier.gpu_ns,
-            bytes_read: self.bytes_read - earlier.bytes_read,
-            bytes_written: self.bytes_written - earlier.bytes_written,
-        }
-    }
-
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &TransferCounts) {
-        self.uploads += other.uploads;
-        self.upload_bytes += other.upload_bytes;
-        self.readbacks += other.readbacks;
-        self.readback_bytes += other.readback_bytes;
-        self.dispatches += other.dispatches;
-        self.submits += other.submits;
-        self.buffers_created += other.buffers_created;
-        self.zeroed_bytes += other.zeroed_bytes;
-        self.cleared_bytes += other.cleared_bytes;
-        self.bind_groups += other.bind_groups;
-        self.host_ns += other.host_ns;
-        self.gpu_ns += other.gpu_ns;
-        self.bytes_read += other.bytes_read;
-        self.bytes_written += other.bytes_written;
     }
 }
 

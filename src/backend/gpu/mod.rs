@@ -19,12 +19,13 @@ mod tables;
 
 pub use context::AdapterReport;
 pub use linear::GpuLinear;
-pub use memory::{GpuData, GpuStats, TransferCounts};
-pub use profile::KernelProfile;
+pub use memory::GpuData;
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
+use super::device::GpuOptions;
 use super::ring::Ring;
 use super::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
+use super::telemetry::{GpuStats, KernelProfile, TransferCounts};
 use super::{Backend, check_linear, mul_acc_terms};
 use crate::{Error, Result};
 use arena::{Arena, Taken, Tracked, Use};
@@ -62,83 +63,6 @@ enum FirstWrite {
 }
 
 static NEXT_DEVICE_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Knobs for tests and for running within a memory budget.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct GpuOptions {
-    /// Largest buffer of one chunk, in bytes (default: the adapter's storage binding limit).
-    pub max_chunk_bytes: Option<u64>,
-    /// Bytes of batches and weights this backend may hold at once (default: whatever the driver
-    /// grants; beyond it, allocation fails with [`Error::GpuOutOfMemory`]).
-    pub memory_budget: Option<u64>,
-    /// Simulates a device loss: the device is destroyed at the end of the operation that makes
-    /// this many dispatches in all, as a driver reset would. For testing the fallbacks.
-    pub lose_after_dispatches: Option<u64>,
-    /// Time every dispatch with GPU timestamps where the adapter offers `TIMESTAMP_QUERY`
-    /// (each submission then waits for its timestamps); see [`Backend::kernel_profile`].
-    pub profile: bool,
-    /// Build the kernels with 16×16 partial products even where the adapter offers
-    /// `SHADER_INT64` (as browsers must), e.g. to test that path.
-    pub portable_products: bool,
-    /// `DeviceChoice::Auto` never passes this GPU over: a missing adapter is an error and a
-    /// software one is taken (what `HEGPU_REQUIRE_GPU=1` asks of the command line and tests).
-    pub required: bool,
-    /// Largest NTT tile in words (default: what the adapter's workgroup storage holds, up to
-    /// 2^13), e.g. to test the two-pass transform at small degrees.
-    pub max_ntt_tile: Option<usize>,
-    /// Record and count every operation (dispatches, their modelled traffic, submissions,
-    /// buffers, uploads) but submit nothing: what a workload asks of a GPU, counted in
-    /// seconds on any adapter, software ones included. Kernels never run, so results are
-    /// meaningless: downloads give zeros.
-    pub record_only: bool,
-}
-
-impl GpuOptions {
-    /// The options in the environment, for command lines and tests (the library itself never
-    /// reads the environment): `HEGPU_GPU_MEMORY` (a byte size such as `512M` or `2G`),
-    /// `HEGPU_SIMULATE_DEVICE_LOSS` (a dispatch count) and `HEGPU_REQUIRE_GPU=1`.
-    pub fn from_env() -> Result<Self> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Ok(Self {
-            memory_budget: var("HEGPU_GPU_MEMORY")
-                .map(|v| parse_bytes(&v))
-                .transpose()?,
-            lose_after_dispatches: var("HEGPU_SIMULATE_DEVICE_LOSS")
-                .map(|v| {
-                    v.trim().parse().map_err(|_| {
-                        Error::Config(format!(
-                            "HEGPU_SIMULATE_DEVICE_LOSS={v} is not a dispatch count"
-                        ))
-                    })
-                })
-                .transpose()?,
-            required: super::device::gpu_required(),
-            ..Default::default()
-        })
-    }
-}
-
-/// A byte size: a number with an optional K, M or G suffix (powers of 1024).
-pub fn parse_bytes(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let (digits, shift) = match t.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&t[..i], 10),
-        Some((i, 'M' | 'm')) => (&t[..i], 20),
-        Some((i, 'G' | 'g')) => (&t[..i], 30),
-        _ => (t, 0),
-    };
-    digits
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|v| v.checked_mul(1u64 << shift))
-        .filter(|&v| v > 0)
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "'{text}' is not a byte size (a positive number, optionally with K, M or G)"
-            ))
-        })
-}
 
 /// The wgpu implementation of [`Backend`].
 pub struct GpuBackend {

@@ -6,35 +6,9 @@
 
 use super::dispatch::{PARAM_SLOTS, Traffic};
 use super::kernels::Kernel;
+use crate::backend::telemetry::KernelProfile;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-
-/// What one kernel cost over a run.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct KernelProfile {
-    pub kernel: String,
-    pub dispatches: u64,
-    /// GPU time between the start and end timestamps of its dispatches.
-    pub gpu_ns: u64,
-    /// Bytes of global memory its dispatches read and write, modelled from each kernel's
-    /// access pattern with no cache: the words a dispatch binds, once each (in-place and
-    /// accumulating kernels also read their output; a table is counted whole, though a kernel
-    /// may use part of it), except where a kernel counts what it touches: the linear layers
-    /// (each input word once per tile of outputs that reads it, and the weights once per
-    /// workgroup; see `gpu/linear.rs`), gathers and scaled differences (the limbs they use).
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-}
-
-impl KernelProfile {
-    /// Bytes moved per second of GPU time, in GB/s (0 without timestamps).
-    pub fn gb_per_second(&self) -> f64 {
-        if self.gpu_ns == 0 {
-            return 0.0;
-        }
-        (self.bytes_read + self.bytes_written) as f64 / self.gpu_ns as f64
-    }
-}
 
 /// One dispatch waiting for its timestamps.
 pub(crate) struct Pending {
