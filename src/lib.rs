@@ -15,6 +15,10 @@
 //! - [`job`] and [`bench`](mod@bench): the MNIST job, the split steps and the benchmark suite behind the
 //!   `hegpu` command.
 //!
+//! Features, both default: `gpu` (the wgpu backend, [`backend::GpuBackend`]; without it a GPU
+//! asked for is "no adapter" and everything runs on the CPU backend) and `onnx` (the ONNX
+//! importer).
+//!
 //! A client encrypts, a server holding public keys only computes, the client decrypts:
 //!
 //! ```

@@ -1,5 +1,6 @@
 //! Device-resident data: batches of RNS polynomials and prepared weight matrices.
 
+#[cfg(feature = "gpu")]
 use super::gpu::{GpuData, GpuLinear};
 use super::ring::Ring;
 use crate::{Error, Result};
@@ -16,13 +17,16 @@ pub struct PolyBatch {
 
 pub(crate) enum Storage {
     Host(Vec<u32>),
+    #[cfg(feature = "gpu")]
     Gpu(GpuData),
 }
 
 impl Drop for PolyBatch {
     fn drop(&mut self) {
-        if let Storage::Host(v) = &mut self.data {
-            super::cpu::pool::give(std::mem::take(v));
+        match &mut self.data {
+            Storage::Host(v) => super::cpu::pool::give(std::mem::take(v)),
+            #[cfg(feature = "gpu")]
+            Storage::Gpu(_) => {}
         }
     }
 }
@@ -52,6 +56,7 @@ impl PolyBatch {
     pub fn location(&self) -> String {
         match &self.data {
             Storage::Host(_) => "the CPU".into(),
+            #[cfg(feature = "gpu")]
             Storage::Gpu(g) => format!("GPU device #{}", g.device_id),
         }
     }
@@ -88,6 +93,7 @@ impl PolyBatch {
         } else {
             self.batch * factor
         };
+        #[cfg(feature = "gpu")]
         if let Storage::Gpu(g) = &mut self.data {
             if grouping
                 && (!g.per_chunk.is_multiple_of(factor)
@@ -124,6 +130,7 @@ impl PolyBatch {
     pub(crate) fn host_words(&self) -> Option<&[u32]> {
         match &self.data {
             Storage::Host(v) => Some(v),
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => None,
         }
     }
@@ -173,9 +180,8 @@ pub struct Weights {
 pub(crate) enum WeightStorage {
     /// The matrix as compressed rows (every column in every row): the CPU runs dense and
     /// sparse layers with one kernel.
-    Host {
-        rows: super::sparse::SparseRows,
-    },
+    Host { rows: super::sparse::SparseRows },
+    #[cfg(feature = "gpu")]
     Gpu(GpuLinear),
 }
 

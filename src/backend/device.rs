@@ -1,7 +1,7 @@
 //! Choosing the device: `auto` (a hardware GPU adapter when one exists, else the CPU), `cpu` or
 //! `gpu`.
 
-use super::{Backend, CpuBackend, GpuBackend};
+use super::{Backend, CpuBackend};
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -57,16 +57,16 @@ pub fn select_backend(choice: DeviceChoice) -> Result<Arc<dyn Backend>> {
 pub fn select_backend_with(choice: DeviceChoice, options: GpuOptions) -> Result<Arc<dyn Backend>> {
     match choice {
         DeviceChoice::Cpu => Ok(Arc::new(CpuBackend::new(None)?)),
-        DeviceChoice::Gpu => Ok(Arc::new(GpuBackend::with_options(options)?)),
-        DeviceChoice::Auto => match GpuBackend::with_options(options) {
-            Ok(gpu) if gpu.is_software() && !options.required => {
+        DeviceChoice::Gpu => Ok(open_gpu(options)?.backend),
+        DeviceChoice::Auto => match open_gpu(options) {
+            Ok(gpu) if gpu.software && !options.required => {
                 eprintln!(
                     "hegpu: the only GPU adapter, {}, is a software rasterizer; using the CPU, which computes the same faster (--device gpu takes the adapter anyway)",
-                    gpu.report().name
+                    gpu.name
                 );
                 Ok(Arc::new(CpuBackend::new(None)?))
             }
-            Ok(gpu) => Ok(Arc::new(gpu)),
+            Ok(gpu) => Ok(gpu.backend),
             Err(Error::NoAdapter(why)) if !options.required => {
                 eprintln!("hegpu: no GPU adapter ({why}); using the CPU");
                 Ok(Arc::new(CpuBackend::new(None)?))
@@ -74,6 +74,33 @@ pub fn select_backend_with(choice: DeviceChoice, options: GpuOptions) -> Result<
             Err(e) => Err(e),
         },
     }
+}
+
+/// A GPU backend as opened, with what choosing a device needs to know of its adapter.
+pub(crate) struct OpenedGpu {
+    pub backend: Arc<dyn Backend>,
+    /// A software rasterizer (Mesa's lavapipe), which the CPU outruns.
+    pub software: bool,
+    pub name: String,
+}
+
+/// Opens the GPU backend with `options`.
+#[cfg(feature = "gpu")]
+pub(crate) fn open_gpu(options: GpuOptions) -> Result<OpenedGpu> {
+    let gpu = super::GpuBackend::with_options(options)?;
+    Ok(OpenedGpu {
+        software: gpu.is_software(),
+        name: gpu.report().name.clone(),
+        backend: Arc::new(gpu),
+    })
+}
+
+/// Without the `gpu` feature there is no GPU backend: every request for one finds no adapter.
+#[cfg(not(feature = "gpu"))]
+pub(crate) fn open_gpu(_: GpuOptions) -> Result<OpenedGpu> {
+    Err(Error::NoAdapter(
+        "this build of hegpu has no GPU backend (the `gpu` feature is off)".into(),
+    ))
 }
 
 /// Knobs for tests and for running within a memory budget.

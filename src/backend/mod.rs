@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod cpu;
 pub mod device;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod ring;
 pub(crate) mod rns_ops;
@@ -16,6 +17,7 @@ pub mod telemetry;
 pub use batch::{PolyBatch, Weights};
 pub use cpu::CpuBackend;
 pub use device::{DeviceChoice, GpuOptions, parse_bytes, select_backend, select_backend_with};
+#[cfg(feature = "gpu")]
 pub use gpu::GpuBackend;
 pub use ring::Ring;
 pub use rns_ops::MAX_CONVERT_SOURCE_LIMBS;
@@ -27,7 +29,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 /// The batched operations both devices implement. Inputs and outputs are fully reduced; every
-/// operation checks shapes, rings and devices and returns an [`Error`](crate::Error) rather than
+/// operation checks shapes, rings and devices and returns an [`Error`] rather than
 /// panicking or computing a wrong answer.
 pub trait Backend: Send + Sync {
     /// A one-line description of the device (for reports).

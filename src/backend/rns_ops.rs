@@ -65,6 +65,7 @@ impl ConversionTable {
 
     /// The table as the GPU reads it: per source limb `[s, hat_inv, hat_inv', half]`, then the
     /// target halves, then `[j][i]` pairs `(S/s_i mod t_j, Shoup)`.
+    #[cfg(feature = "gpu")]
     pub fn gpu_words(&self) -> Vec<u32> {
         let mut w = Vec::new();
         for (i, (m, &(inv, inv_shoup))) in self

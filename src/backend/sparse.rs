@@ -1,6 +1,7 @@
 //! Sparse linear layers (convolutions, pooling, padding): each output is a weighted sum of a
 //! few inputs, given in compressed-row form, so the cost follows the terms, not J × K.
 
+#[cfg(feature = "gpu")]
 use super::gpu::GpuLinear;
 use super::ring::Ring;
 use crate::{Error, Result};
@@ -29,7 +30,10 @@ pub struct SparseWeights {
 }
 
 pub(crate) enum SparseStorage {
-    Host { rows: SparseRows },
+    Host {
+        rows: SparseRows,
+    },
+    #[cfg(feature = "gpu")]
     Gpu(GpuLinear),
 }
 

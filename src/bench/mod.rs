@@ -13,7 +13,8 @@ pub mod throughput;
 pub use network::{DenseSample, NetworkBench};
 pub use throughput::ThroughputPlan;
 
-use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuBackend, GpuOptions, PolyBatch, Ring};
+use crate::backend::device::open_gpu;
+use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuOptions, PolyBatch, Ring};
 use crate::math::ntt_primes;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -257,10 +258,10 @@ impl Devices {
         let require = gpu.required || choice == DeviceChoice::Gpu;
         match choice {
             DeviceChoice::Cpu => gpu_note = Some("the CPU was chosen".to_string()),
-            _ => match GpuBackend::with_options(gpu) {
+            _ => match open_gpu(gpu) {
                 Ok(g) => {
-                    gpu_is_software = g.is_software();
-                    list.push((Arc::new(g), 0));
+                    gpu_is_software = g.software;
+                    list.push((g.backend, 0));
                 }
                 Err(e @ Error::NoAdapter(_)) if !require => gpu_note = Some(e.to_string()),
                 Err(e) => return Err(e),

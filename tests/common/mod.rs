@@ -1,14 +1,15 @@
 //! Helpers shared by the integration tests: seeded inputs and the GPU-or-skip rule.
 #![allow(dead_code)]
 
-use hegpu::Error;
-use hegpu::backend::GpuOptions;
-use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
+use hegpu::backend::Ring;
+#[cfg(feature = "gpu")]
+use hegpu::backend::{Backend, CpuBackend, GpuBackend, GpuOptions};
 use hegpu::math::ntt_primes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::io::Write;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+#[cfg(feature = "gpu")]
+use {hegpu::Error, std::io::Write, std::sync::OnceLock};
 
 pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
@@ -45,6 +46,7 @@ pub fn mixed_ring(n: usize, limbs: usize) -> Arc<Ring> {
 
 /// The GPU backend, opened once per test binary. Without an adapter: `None` and a SKIPPED line,
 /// unless `HEGPU_REQUIRE_GPU=1`, where a missing adapter fails the test.
+#[cfg(feature = "gpu")]
 pub fn gpu() -> Option<&'static GpuBackend> {
     static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
     GPU.get_or_init(|| match GpuBackend::new() {
@@ -67,6 +69,7 @@ pub fn gpu() -> Option<&'static GpuBackend> {
 /// whose kernels use the portable 16×16 products (`gpu()` uses native 64-bit products where
 /// the adapter has them, as lavapipe does). `None` only where `gpu()` skips (no adapter, and
 /// none required).
+#[cfg(feature = "gpu")]
 pub fn tiny_chunks() -> Option<&'static GpuBackend> {
     static TINY: OnceLock<GpuBackend> = OnceLock::new();
     gpu()?;
@@ -84,6 +87,7 @@ pub fn tiny_chunks() -> Option<&'static GpuBackend> {
 /// the small-binding GPU; asserts the words are equal and returns them. Each GPU runs `op`
 /// twice, the second time on reused buffers filled with a pattern, so a kernel that reads an
 /// output word it did not write first fails here.
+#[cfg(feature = "gpu")]
 pub fn on_every_device(what: &str, n: usize, op: impl Fn(&dyn Backend) -> Vec<u32>) -> Vec<u32> {
     let expected = op(&CpuBackend::new(Some(2)).unwrap());
     let twice = |g: &GpuBackend, which: &str| {

@@ -59,6 +59,7 @@ impl CpuBackend {
     fn host<'a>(&self, x: &'a PolyBatch) -> Result<&'a [u32]> {
         match &x.data {
             Storage::Host(v) => Ok(v),
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => Err(Error::WrongDevice {
                 expected: "the CPU".into(),
                 found: x.location(),
@@ -67,9 +68,11 @@ impl CpuBackend {
     }
 
     fn host_mut<'a>(&self, x: &'a mut PolyBatch) -> Result<&'a mut Vec<u32>> {
+        #[cfg(feature = "gpu")]
         let location = x.location();
         match &mut x.data {
             Storage::Host(v) => Ok(v),
+            #[cfg(feature = "gpu")]
             Storage::Gpu(_) => Err(Error::WrongDevice {
                 expected: "the CPU".into(),
                 found: location,
@@ -262,11 +265,15 @@ impl Backend for CpuBackend {
 
     fn linear(&self, weights: &Weights, x: &PolyBatch) -> Result<PolyBatch> {
         check_linear(weights, x)?;
-        let WeightStorage::Host { rows } = &weights.data else {
-            return Err(Error::WrongDevice {
-                expected: "the CPU".into(),
-                found: "the GPU".into(),
-            });
+        let rows = match &weights.data {
+            WeightStorage::Host { rows } => rows,
+            #[cfg(feature = "gpu")]
+            WeightStorage::Gpu(_) => {
+                return Err(Error::WrongDevice {
+                    expected: "the CPU".into(),
+                    found: "the GPU".into(),
+                });
+            }
         };
         self.linear_rows(rows, (weights.outputs, None), x)
     }

@@ -53,6 +53,7 @@ impl CpuBackend {
                 }
                 match &mut acc.data {
                     Storage::Host(v) => Some(std::mem::take(v)),
+                    #[cfg(feature = "gpu")]
                     Storage::Gpu(_) => {
                         return Err(crate::Error::WrongDevice {
                             expected: "the CPU".into(),
@@ -63,11 +64,15 @@ impl CpuBackend {
             }
             None => None,
         };
-        let SparseStorage::Host { rows } = &w.data else {
-            return Err(crate::Error::WrongDevice {
-                expected: "the CPU".into(),
-                found: "the GPU".into(),
-            });
+        let rows = match &w.data {
+            SparseStorage::Host { rows } => rows,
+            #[cfg(feature = "gpu")]
+            SparseStorage::Gpu(_) => {
+                return Err(crate::Error::WrongDevice {
+                    expected: "the CPU".into(),
+                    found: "the GPU".into(),
+                });
+            }
         };
         self.linear_rows(rows, (w.outputs, into), x)
     }
