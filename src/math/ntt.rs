@@ -8,23 +8,10 @@
 //! Shoup companion. The CPU engine is tfhe-ntt; [`NttPlan::forward_reference`] is a plain
 //! Cooley–Tukey loop over the same tables, which is also the algorithm of `shaders/ntt.wgsl`.
 
+use super::degree::check_degree;
 use super::modulus::Modulus;
 use super::primes::is_prime;
 use crate::{Error, Result};
-
-/// Smallest supported ring degree.
-pub const MIN_DEGREE: usize = 1 << 10;
-/// Largest supported ring degree.
-pub const MAX_DEGREE: usize = 1 << 16;
-
-/// Checks that `n` is a power of two in `[2^10, 2^16]`.
-pub fn check_degree(n: usize) -> Result<()> {
-    if n.is_power_of_two() && (MIN_DEGREE..=MAX_DEGREE).contains(&n) {
-        Ok(())
-    } else {
-        Err(Error::BadDegree { n })
-    }
-}
 
 /// Reverses the low `bits` bits of `x`.
 #[inline]

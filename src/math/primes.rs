@@ -1,6 +1,6 @@
 //! NTT-friendly primes: deterministic generation with proven primality for 32-bit words.
 
-use super::ntt::check_degree;
+use super::degree::check_degree;
 use crate::{Error, Result};
 
 /// Primality of a 32-bit integer. Miller–Rabin with the bases 2, 7 and 61 has no false positive

@@ -3,8 +3,8 @@
 //! a modulus the ciphertext cannot see, and decrypt to garbage without any error: the client
 //! checks its inputs against the range before it encrypts.
 
-use super::encrypted::{run_stages, stages};
 use super::model::Model;
+use super::stages::{run_stages, stages};
 use crate::{Error, Result};
 
 /// The values inputs took on the calibration images: `[low, high]`.

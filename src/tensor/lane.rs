@@ -2,8 +2,9 @@
 //! weights and diagonals prepared there, and the resident way of running a plan: every tensor
 //! on this device, each linear stage in chunks of [`CHUNK`] outputs.
 
-use super::schedule::StageReport;
-use super::work::{LayerPlan, Work};
+use super::plan::LayerPlan;
+use super::report::StageReport;
+use super::work::{CHUNK, Work};
 use crate::Result;
 use crate::backend::{Backend, PolyBatch, SparseWeights, TransferCounts};
 use crate::circuits::{
@@ -15,10 +16,6 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// Outputs of a linear stage computed, rescaled and squared together when the whole tensor is
-/// on one device: bounds the memory of every temporary, key switching included.
-pub(crate) const CHUNK: usize = 128;
 
 /// Weights prepared on a device, by plan, stage, range of outputs and range of inputs. A stage
 /// keeps one set of pieces: preparing a piece drops the cached ones it overlaps (a streamed

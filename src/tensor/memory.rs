@@ -1,8 +1,8 @@
 //! How many GPU bytes a plan needs: the estimates the scheduler places work by. They err on
 //! the large side; an allocation that still fails makes the streamed path retry smaller.
 
-use super::lane::CHUNK;
-use super::work::{LayerPlan, Work};
+use super::plan::LayerPlan;
+use super::work::{CHUNK, Work};
 use crate::circuits::{DiagonalWork, LinearWork};
 use crate::ckks::{Parameters, key_switch_chunk};
 

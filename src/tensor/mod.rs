@@ -9,10 +9,13 @@
 mod cipher;
 mod lane;
 mod memory;
-mod order;
+mod plan;
+mod report;
 mod schedule;
 mod work;
 
 pub use cipher::CipherTensor;
-pub use schedule::{Mode, ScheduleOptions, ScheduleReport, Scheduler, StageReport};
-pub use work::{LayerPlan, Work};
+pub use plan::LayerPlan;
+pub use report::{Mode, ScheduleReport, StageReport};
+pub use schedule::{ScheduleOptions, Scheduler};
+pub use work::Work;

@@ -2,9 +2,12 @@
 //! both packings.
 
 use crate::circuits::{DiagonalWork, LinearWork, PowersWork, Then};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One stage of a [`LayerPlan`].
+/// Outputs of a linear stage computed, rescaled and squared together when the whole tensor is
+/// on one device: bounds the memory of every temporary, key switching included.
+pub(crate) const CHUNK: usize = 128;
+
+/// One stage of a [`LayerPlan`](super::LayerPlan).
 #[derive(Clone, Debug)]
 pub enum Work {
     Linear(LinearWork),
@@ -15,27 +18,6 @@ pub enum Work {
     /// A map within ciphertexts (the latency packing's layers; see [`DiagonalWork`]): groups of
     /// input ciphertexts to one each.
     Diagonal(DiagonalWork),
-}
-
-/// Stages run in order on a tensor; `id` tells prepared weights of different plans apart.
-#[derive(Debug)]
-pub struct LayerPlan {
-    pub(crate) id: u64,
-    pub stages: Vec<Work>,
-}
-
-static NEXT_PLAN: AtomicU64 = AtomicU64::new(1);
-
-impl LayerPlan {
-    /// A plan of `stages`, with intermediate outputs reordered so that outputs reading the
-    /// same inputs are neighbours (see `order.rs`); the last linear map keeps its order.
-    pub fn new(mut stages: Vec<Work>) -> Self {
-        super::order::group_shared_inputs(&mut stages);
-        Self {
-            id: NEXT_PLAN.fetch_add(1, Ordering::Relaxed),
-            stages,
-        }
-    }
 }
 
 impl Work {

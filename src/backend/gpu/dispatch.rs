@@ -6,8 +6,8 @@
 //! cached by the buffers they bind. With the arena's reused buffers, a repeated operation
 //! creates neither buffers nor bind groups.
 
-use super::kernels::Kernel;
-use super::profile::Pending;
+use super::kernels::{Kernel, PARAM_WORDS};
+use super::profile::{Pending, Traffic};
 use super::tables::GpuRingTables;
 use super::{GpuBackend, GpuData};
 use crate::Result;
@@ -17,8 +17,6 @@ use std::ops::{Deref, DerefMut};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-/// Words of the `Params` uniform in `shaders/prelude.wgsl`.
-pub(crate) const PARAM_WORDS: usize = 16;
 /// `arg12`, the last parameter word: 1 when an accumulating kernel adds to what its output holds,
 /// 0 on the first dispatch into an output chunk, which starts from zero (no clear needed).
 const ACCUMULATE_WORD: usize = PARAM_WORDS - 1;
@@ -33,14 +31,6 @@ pub(crate) struct Binds<'a> {
     pub a: &'a wgpu::Buffer,
     pub b: &'a wgpu::Buffer,
     pub out: &'a wgpu::Buffer,
-}
-
-/// Bytes of global memory one dispatch reads and writes, modelled from its kernel's access
-/// pattern (caches aside): see [`GpuBackend::footprint`] and the kernels that count their own.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Traffic {
-    pub read: u64,
-    pub written: u64,
 }
 
 /// One dispatch's parameters (see [`GpuBackend::params`]).

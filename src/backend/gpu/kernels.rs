@@ -1,8 +1,10 @@
 //! The WGSL kernels: sources assembled from `shaders/` (prelude first), one bind group layout,
 //! and every compute pipeline compiled once when the device is opened.
 
-use super::dispatch::PARAM_WORDS;
 use std::collections::HashMap;
+
+/// Words of the `Params` uniform in `shaders/prelude.wgsl`.
+pub(crate) const PARAM_WORDS: usize = 16;
 
 const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
 /// `mul_hi` from 16×16 partial products (any adapter) or one 64-bit product (SHADER_INT64).

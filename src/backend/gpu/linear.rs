@@ -9,8 +9,8 @@
 //! CPU twin: `CpuBackend::linear_rows`, which tiles the same way for its caches.
 
 use super::arena::Tracked;
-use super::dispatch::Traffic;
 use super::kernels::{Kernel, WORKGROUP};
+use super::profile::Traffic;
 use super::{Binds, GpuBackend};
 use crate::backend::batch::PolyBatch;
 use crate::backend::ring::Ring;

@@ -60,7 +60,7 @@ impl Counters {
     pub fn host_time(&self, ns: u64) {
         self.host_ns.fetch_add(ns, Ordering::Relaxed);
     }
-    pub fn traffic(&self, t: super::dispatch::Traffic) {
+    pub fn traffic(&self, t: super::profile::Traffic) {
         self.bytes_read.fetch_add(t.read, Ordering::Relaxed);
         self.bytes_written.fetch_add(t.written, Ordering::Relaxed);
     }

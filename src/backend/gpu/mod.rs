@@ -137,7 +137,7 @@ impl GpuBackend {
         });
         let dispatch_state = DispatchState::new(&ctx.device, &ctx.limits);
         let profiler = if options.profile {
-            Profiler::new(&ctx.device, &ctx.queue)
+            Profiler::new(&ctx.device, &ctx.queue, dispatch::PARAM_SLOTS)
         } else {
             None
         };

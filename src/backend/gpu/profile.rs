@@ -4,11 +4,18 @@
 //! waits for every submission to read its timestamps back, so it measures the kernels, not the
 //! overlap of host and GPU; it is off unless asked for.
 
-use super::dispatch::{PARAM_SLOTS, Traffic};
 use super::kernels::Kernel;
 use crate::backend::telemetry::KernelProfile;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+/// Bytes of global memory one dispatch reads and writes, modelled from its kernel's access
+/// pattern (caches aside): see `GpuBackend::footprint` and the kernels that count their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub read: u64,
+    pub written: u64,
+}
 
 /// One dispatch waiting for its timestamps.
 pub(crate) struct Pending {
@@ -27,12 +34,13 @@ pub(crate) struct Profiler {
 }
 
 impl Profiler {
-    /// A profiler for `device` when it was opened with `TIMESTAMP_QUERY`.
-    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> Option<Self> {
+    /// A profiler for `device` when it was opened with `TIMESTAMP_QUERY`, timing up to
+    /// `slots` dispatches per submission.
+    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, slots: u64) -> Option<Self> {
         if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             return None;
         }
-        let count = 2 * PARAM_SLOTS as u32;
+        let count = 2 * slots as u32;
         let bytes = 8 * u64::from(count);
         let buffer = |label, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {

@@ -3,8 +3,9 @@
 //! (output chunk, input chunk) pair; the kernels skip outputs whose inputs lie elsewhere.
 
 use super::arena::Tracked;
-use super::dispatch::{Started, Traffic};
+use super::dispatch::Started;
 use super::kernels::{Kernel, WORKGROUP};
+use super::profile::Traffic;
 use super::{Binds, GpuBackend, GpuData, shoup_pairs};
 use crate::Result;
 use crate::backend::batch::PolyBatch;

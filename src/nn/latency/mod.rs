@@ -25,8 +25,8 @@ use layout::Layout;
 use placement::SlotLinear;
 
 use super::bounds::InputRange;
-use super::encrypted::{Stage, stage_levels, stages_with_polynomials};
 use super::model::Model;
+use super::stages::{Stage, stage_levels, stages_with_polynomials};
 use crate::backend::Backend;
 use crate::circuits::{DiagonalWork, InputForm, LinearWork, PowersWork};
 use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Parameters, Preset};

@@ -1,4 +1,4 @@
-//! The order of a plan's intermediate outputs: outputs that read the same inputs (the channels of
+//! A layer plan, and the order of its intermediate outputs: outputs that read the same inputs (the channels of
 //! a convolution at one position) placed next to each other, so a range of outputs holds whole
 //! groups and the linear kernels sum each group as one tile (each input word read once for the
 //! group, not once per output). The next linear map's columns follow the new order; squares and
@@ -8,6 +8,28 @@
 use super::work::Work;
 use crate::backend::SparseRows;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Stages run in order on a tensor; `id` tells prepared weights of different plans apart.
+#[derive(Debug)]
+pub struct LayerPlan {
+    pub(crate) id: u64,
+    pub stages: Vec<Work>,
+}
+
+static NEXT_PLAN: AtomicU64 = AtomicU64::new(1);
+
+impl LayerPlan {
+    /// A plan of `stages`, with intermediate outputs reordered so that outputs reading the
+    /// same inputs are neighbours (see `group_shared_inputs` below); the last linear map keeps its order.
+    pub fn new(mut stages: Vec<Work>) -> Self {
+        group_shared_inputs(&mut stages);
+        Self {
+            id: NEXT_PLAN.fetch_add(1, Ordering::Relaxed),
+            stages,
+        }
+    }
+}
 
 /// Reorders the outputs of every linear stage that another linear stage follows.
 pub(crate) fn group_shared_inputs(stages: &mut [Work]) {
