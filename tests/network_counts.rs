@@ -7,12 +7,8 @@
 
 mod common;
 
-use hegpu::backend::{Backend, CpuBackend, GpuBackend, GpuOptions, TransferCounts};
-use hegpu::ckks::*;
-use hegpu::data::Mnist;
-use hegpu::nn::{encrypt_images, load_model, pixels};
+use hegpu::backend::{CpuBackend, GpuBackend, GpuOptions, TransferCounts};
 use hegpu::tensor::{CipherTensor, Mode, ScheduleOptions, Scheduler};
-use std::path::Path;
 use std::sync::Arc;
 
 #[test]
@@ -20,24 +16,15 @@ fn a_shipped_network_batch_takes_few_dispatches_and_bounded_traffic() {
     if common::gpu().is_none() {
         return;
     }
-    let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
-    let mut kg = KeyGenerator::new(&params, Seed::from_u64(41));
-    let sk = kg.secret_key().unwrap();
-    let keys = EvaluationKeys {
-        relin: Some(kg.relin_key(&sk).unwrap()),
-        ..Default::default()
-    };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = load_model(&root.join("models/cryptonets-5.safetensors")).unwrap();
-    let mnist = Mnist::load(&root.join("data/mnist")).unwrap();
-    let net = hegpu::job::plan_server(&model, &params, &mnist).unwrap();
     // The batch layout costs the same for 8 images as for 4,096.
-    let images = &pixels(&mnist.test_images)[..8 * 784];
-    let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
-    let encryptor =
-        Encryptor::with_secret_key(&params, &sk, cpu.clone(), Seed::from_u64(42)).unwrap();
-    let x = encrypt_images(&net, &Encoder::new(&params), &encryptor, images).unwrap();
-    let input = x.to_bytes(&params, &*cpu).unwrap();
+    let common::Shipped {
+        params,
+        keys,
+        net,
+        input,
+        ..
+    } = common::shipped(8);
+    let cpu = CpuBackend::new(None).unwrap();
     let gpu = GpuBackend::with_options(GpuOptions {
         record_only: true,
         ..Default::default()
@@ -48,7 +35,7 @@ fn a_shipped_network_batch_takes_few_dispatches_and_bounded_traffic() {
     // A warm-up batch, then the counted one.
     let mut counted = TransferCounts::default();
     for _ in 0..2 {
-        let x = CipherTensor::from_bytes(&input, net.shape().0, &params, &*cpu).unwrap();
+        let x = CipherTensor::from_bytes(&input, net.shape().0, &params, &cpu).unwrap();
         let (_, report) = net.forward_report(&scheduler, x).unwrap();
         assert_eq!(report.mode, Mode::Resident);
         counted = TransferCounts::default();

@@ -258,3 +258,48 @@ pub fn step_bits(
     }
     (largest / worst).log2()
 }
+
+/// The shipped network (models/cryptonets-5) planned as the job plans it, its keys from seed
+/// 41 (relinearization only), and the first `images` test digits encrypted with seed 42 (in
+/// the batch layout, whose cost does not depend on how many slots are used), as bytes.
+pub struct Shipped {
+    pub params: Arc<hegpu::ckks::Parameters>,
+    pub sk: hegpu::ckks::SecretKey,
+    pub keys: hegpu::ckks::EvaluationKeys,
+    pub model: hegpu::nn::Model,
+    pub net: hegpu::nn::EncryptedNetwork,
+    /// The digits' pixels, `[image][784]`.
+    pub pixels: Vec<f32>,
+    pub input: Vec<u8>,
+}
+
+pub fn shipped(images: usize) -> Shipped {
+    use hegpu::ckks::*;
+    let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+    let mut kg = KeyGenerator::new(&params, Seed::from_u64(41));
+    let sk = kg.secret_key().unwrap();
+    let keys = EvaluationKeys {
+        relin: Some(kg.relin_key(&sk).unwrap()),
+        ..Default::default()
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = hegpu::nn::load_model(&root.join("models/cryptonets-5.safetensors")).unwrap();
+    let mnist = hegpu::data::Mnist::load(&root.join("data/mnist")).unwrap();
+    let net = hegpu::job::plan_server(&model, &params, &mnist).unwrap();
+    let pixels = hegpu::nn::pixels(&mnist.test_images)[..images * 784].to_vec();
+    let cpu = hegpu::backend::CpuBackend::new(None).unwrap();
+    let encryptor =
+        Encryptor::with_secret_key(&params, &sk, Arc::new(cpu), Seed::from_u64(42)).unwrap();
+    let input =
+        hegpu::nn::encrypt_images_to_bytes(&net, &Encoder::new(&params), &encryptor, &pixels)
+            .unwrap();
+    Shipped {
+        params,
+        sk,
+        keys,
+        model,
+        net,
+        pixels,
+        input,
+    }
+}
