@@ -1,4 +1,5 @@
-//! Encryption (public key on any device, or secret key on the CPU) and decryption (CPU only).
+//! Encryption (public or secret key) and decryption, on the device that holds the data: a GPU
+//! draws the masks from their seed and receives the noise as bytes; the words are the CPU's.
 
 use super::ciphertext::{CipherMeta, Ciphertext, Plaintext};
 use super::encoding::Encoder;
@@ -144,7 +145,10 @@ impl Encryptor {
             .collect();
         let mut u: Vec<i8> = small.iter().flat_map(|s| s[0].iter().copied()).collect();
         let mut e: Vec<i8> = small.iter().flat_map(|s| s[1..].concat()).collect();
-        drop(small);
+        // u and the errors are as secret as the message they hide: wiped once sent.
+        for mut parts in small {
+            parts.iter_mut().for_each(|p| p.zeroize());
+        }
         let sent = b
             .small_polys(ext, &u)
             .and_then(|u| Ok((u, b.small_polys(ext, &e)?)));
