@@ -354,6 +354,9 @@ fn losing_the_gpu_mid_batch_completes_on_the_cpu() {
         let (y, report) = s.net.forward_report(&scheduler, x).unwrap();
         let why = report.fallback.clone().expect("a fallback is reported");
         assert!(why.contains("lost"), "{why}");
+        // The scheduler hands the caller the warning to show (the library prints nothing).
+        assert_eq!(scheduler.take_warnings(), vec![format!("warning: {why}")]);
+        assert!(scheduler.take_warnings().is_empty());
         assert!(
             y.to_bytes(&s.params, &*host).unwrap() == s.expected,
             "after losing the GPU (streamed: {streamed}) the output differs"

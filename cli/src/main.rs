@@ -750,6 +750,13 @@ fn he_bench(args: HeBenchArgs) -> Result<()> {
 
 /// Prints each failure; an error saying how many `what` (singular, plural) failed in `place`,
 /// when any did.
+/// The library's warnings (why the CPU was chosen, a GPU failure), on standard error.
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("hegpu: {w}");
+    }
+}
+
 fn failures(failed: &[String], what: (&str, &str), place: &str) -> Result<()> {
     for f in failed {
         eprintln!("hegpu: FAILED {f}");
@@ -810,6 +817,7 @@ fn mnist_step(step: MnistStep) -> Result<()> {
                 &server.server()?,
                 packing.packing(),
             )?;
+            warn(&report.warnings);
             println!(
                 "evaluated {} batch(es) in {:.2} s; results in {}",
                 report.evaluated,
@@ -881,6 +889,7 @@ fn mnist(args: JobArgs) -> Result<()> {
     for b in [&keys, &enc, &eval, &dec] {
         b.finish();
     }
+    warn(&report.warnings);
     println!("device:                {}", report.device);
     for f in &report.fallbacks {
         println!("GPU fallback:          {f}");

@@ -50,17 +50,33 @@ fn within_range(
     }
     let changed = range.clamp(images);
     if changed > 0 {
-        let message = std::ffi::CString::new(format!(
-            "clamped {changed} input values into [{}, {}], the range the plan was calibrated for",
-            range.low, range.high
-        ))
-        .map_err(|e| bad(e.to_string()))?;
-        PyErr::warn(
+        warn(
             py,
-            &py.get_type::<pyo3::exceptions::PyUserWarning>(),
-            &message,
-            1,
+            &format!(
+                "clamped {changed} input values into [{}, {}], the range the plan was calibrated for",
+                range.low, range.high
+            ),
         )?;
+    }
+    Ok(())
+}
+
+/// A Python `UserWarning`.
+fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
+    let message = std::ffi::CString::new(message).map_err(|e| bad(e.to_string()))?;
+    PyErr::warn(
+        py,
+        &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+        &message,
+        1,
+    )
+}
+
+/// The scheduler's warnings (a GPU failure the CPU made up for, why the CPU was chosen) as
+/// Python warnings.
+fn scheduler_warnings(py: Python<'_>, scheduler: &Scheduler) -> PyResult<()> {
+    for w in scheduler.take_warnings() {
+        warn(py, &format!("hegpu: {w}"))?;
     }
     Ok(())
 }
@@ -519,17 +535,22 @@ impl Client {
     }
 }
 
-/// The device a server evaluates on: `cpu` (with `threads`, default all), `gpu` or `auto`.
-fn server_backend(device: &str, threads: Option<usize>) -> hegpu::Result<Arc<dyn Backend>> {
+/// The scheduler a server evaluates with, on `device`: `cpu` (with `threads`, default all),
+/// `gpu` or `auto` (why `auto` took the CPU is its first warning, shown on the first call).
+fn server_scheduler(
+    params: &Arc<CkksParameters>,
+    keys: &EvaluationKeys,
+    device: &str,
+    threads: Option<usize>,
+) -> hegpu::Result<Scheduler> {
     let choice: DeviceChoice = device.parse()?;
-    match choice {
-        DeviceChoice::Cpu => Ok(Arc::new(CpuBackend::new(threads)?)),
-        _ => hegpu::job::ServerDevice {
-            device: choice,
-            ..Default::default()
-        }
-        .backend(),
-    }
+    let (backend, note): (Arc<dyn Backend>, _) = match choice {
+        DeviceChoice::Cpu => (Arc::new(CpuBackend::new(threads)?), None),
+        _ => hegpu::backend::choose_backend(choice, Default::default())?,
+    };
+    let scheduler = Scheduler::new(params, keys, backend, ScheduleOptions::default())?;
+    note.into_iter().for_each(|n| scheduler.warn(n));
+    Ok(scheduler)
 }
 
 /// The server of the batch packing: the model planned on calibration images (public data)
@@ -560,9 +581,7 @@ impl Server {
             let keys = EvaluationKeys::from_bytes(keys, &params.inner)?;
             let bounds = Bounds::measure(&model.inner, &calib)?;
             let network = EncryptedNetwork::plan(&model.inner, &params.inner, &bounds)?;
-            let backend = server_backend(device, threads)?;
-            let scheduler =
-                Scheduler::new(&params.inner, &keys, backend, ScheduleOptions::default())?;
+            let scheduler = server_scheduler(&params.inner, &keys, device, threads)?;
             Ok(Self {
                 params: params.inner.clone(),
                 network,
@@ -583,6 +602,7 @@ impl Server {
                 y.to_bytes(&self.params, &**host)
             })
             .map_err(err)?;
+        scheduler_warnings(py, &self.scheduler)?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -623,9 +643,7 @@ impl LatencyServer {
     ) -> PyResult<Self> {
         py.detach(|| -> hegpu::Result<Self> {
             let keys = EvaluationKeys::from_bytes(keys, &params.inner)?;
-            let backend = server_backend(device, threads)?;
-            let scheduler =
-                Scheduler::new(&params.inner, &keys, backend, ScheduleOptions::default())?;
+            let scheduler = server_scheduler(&params.inner, &keys, device, threads)?;
             Ok(Self {
                 params: params.inner.clone(),
                 plan: plan.inner.clone(),
@@ -645,6 +663,7 @@ impl LatencyServer {
                 y.to_bytes(&self.params, &**host)
             })
             .map_err(err)?;
+        scheduler_warnings(py, &self.scheduler)?;
         Ok(PyBytes::new(py, &bytes))
     }
 }

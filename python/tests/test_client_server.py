@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import subprocess
+import warnings
 
 import numpy as np
 import pytest
@@ -140,3 +141,18 @@ def test_the_secret_key_stays_inside_the_client(client):
     assert not any(name for name in dir(client) if "secret" in name or name == "sk")
     with pytest.raises(TypeError):
         pickle.dumps(client)
+
+
+def test_a_server_that_takes_the_cpu_says_why_once(params, keys, model, calibration, client,
+                                                   mnist):
+    server = hegpu.Server(params, keys, model, calibration, device="auto")
+    batch = client.encrypt_batch(mnist["test_images"][:4], server.input_range)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        server.evaluate(batch)
+        server.evaluate(batch)
+    said = [str(w.message) for w in caught]
+    if "GPU" in server.device:
+        assert said == []
+    else:
+        assert len(said) == 1 and "using the CPU" in said[0], said

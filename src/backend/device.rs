@@ -49,28 +49,33 @@ pub fn gpu_required() -> bool {
 /// The backend for a choice, a GPU opened with the default options. `auto` falls back to the
 /// CPU when no adapter exists or the only one is a software rasterizer.
 pub fn select_backend(choice: DeviceChoice) -> Result<Arc<dyn Backend>> {
-    select_backend_with(choice, GpuOptions::default())
+    Ok(choose_backend(choice, GpuOptions::default())?.0)
 }
 
 /// [`select_backend`] with explicit GPU options (with [`GpuOptions::required`], `auto` does
-/// not fall back).
-pub fn select_backend_with(choice: DeviceChoice, options: GpuOptions) -> Result<Arc<dyn Backend>> {
+/// not fall back), and a note when `auto` took the CPU (why: no adapter, or a software one)
+/// for the caller to show: the library prints nothing.
+pub fn choose_backend(
+    choice: DeviceChoice,
+    options: GpuOptions,
+) -> Result<(Arc<dyn Backend>, Option<String>)> {
+    let cpu = || -> Result<Arc<dyn Backend>> { Ok(Arc::new(CpuBackend::new(None)?)) };
     match choice {
-        DeviceChoice::Cpu => Ok(Arc::new(CpuBackend::new(None)?)),
-        DeviceChoice::Gpu => Ok(open_gpu(options)?.backend),
+        DeviceChoice::Cpu => Ok((cpu()?, None)),
+        DeviceChoice::Gpu => Ok((open_gpu(options)?.backend, None)),
         DeviceChoice::Auto => match open_gpu(options) {
             Ok(gpu) if gpu.software && !options.required => {
-                eprintln!(
-                    "hegpu: the only GPU adapter, {}, is a software rasterizer; using the CPU, which computes the same faster (--device gpu takes the adapter anyway)",
+                let note = format!(
+                    "the only GPU adapter, {}, is a software rasterizer; using the CPU, which computes the same faster (--device gpu takes the adapter anyway)",
                     gpu.name
                 );
-                Ok(Arc::new(CpuBackend::new(None)?))
+                Ok((cpu()?, Some(note)))
             }
-            Ok(gpu) => Ok(gpu.backend),
-            Err(Error::NoAdapter(why)) if !options.required => {
-                eprintln!("hegpu: no GPU adapter ({why}); using the CPU");
-                Ok(Arc::new(CpuBackend::new(None)?))
-            }
+            Ok(gpu) => Ok((gpu.backend, None)),
+            Err(Error::NoAdapter(why)) if !options.required => Ok((
+                cpu()?,
+                Some(format!("no GPU adapter ({why}); using the CPU")),
+            )),
             Err(e) => Err(e),
         },
     }

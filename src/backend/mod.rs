@@ -16,7 +16,7 @@ pub mod telemetry;
 
 pub use batch::{PolyBatch, Weights};
 pub use cpu::CpuBackend;
-pub use device::{DeviceChoice, GpuOptions, parse_bytes, select_backend, select_backend_with};
+pub use device::{DeviceChoice, GpuOptions, choose_backend, parse_bytes, select_backend};
 #[cfg(feature = "gpu")]
 pub use gpu::GpuBackend;
 pub use ring::Ring;

@@ -299,6 +299,8 @@ pub struct ServeReport {
     pub evaluated: usize,
     pub seconds: f64,
     pub failed: Vec<String>,
+    /// What the user should be told (see [`Scheduler::take_warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// What the server evaluates batch files with: the plan of either packing.
@@ -444,6 +446,7 @@ pub fn server_evaluate(
             }
         }
     }
+    report.warnings = scheduler.take_warnings();
     Ok(report)
 }
 

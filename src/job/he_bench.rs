@@ -468,11 +468,15 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
         )?;
         images += images_here;
     }
-    Ok(format!(
+    let mut summary = format!(
         "evaluated {images} image(s) in {:.3} s on {}",
         started.elapsed().as_secs_f64(),
         scheduler.name()
-    ))
+    );
+    for w in scheduler.take_warnings() {
+        summary.push_str(&format!("\n{w}"));
+    }
+    Ok(summary)
 }
 
 fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {

@@ -128,6 +128,7 @@ pub(super) fn run_latency(
     }
     report.batches = requests.len();
     report.kernels = scheduler.kernel_profile();
+    report.warnings = scheduler.take_warnings();
     report.latency = Some(latency);
     report.peak_memory_bytes = peak_memory_bytes();
     Ok(report)

@@ -16,7 +16,7 @@ pub use agreement::Agreement;
 pub use import::{ImportOptions, ImportReport, run_import};
 pub use latency::LatencyReport;
 
-use crate::backend::{Backend, DeviceChoice, GpuOptions, select_backend, select_backend_with};
+use crate::backend::{Backend, DeviceChoice, GpuOptions, choose_backend, select_backend};
 use crate::ckks::{Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Seed};
 use crate::data::Mnist;
 use crate::nn::{
@@ -133,21 +133,19 @@ pub struct ServerDevice {
 
 impl ServerDevice {
     /// The scheduler for these choices, with `keys` on each device it uses.
+    /// Why the CPU was chosen, when `auto` chose it, is the scheduler's first warning.
     pub fn scheduler(&self, params: &Arc<Parameters>, keys: &EvaluationKeys) -> Result<Scheduler> {
-        let backend = self.backend()?;
+        let mut gpu = self.gpu;
+        gpu.memory_budget = self.gpu_memory.or(gpu.memory_budget);
+        gpu.profile = self.profile;
+        let (backend, note) = choose_backend(self.device, gpu)?;
         let options = ScheduleOptions {
             split: self.split,
             ..Default::default()
         };
-        Scheduler::new(params, keys, backend, options)
-    }
-
-    /// The device's backend, a GPU opened with `gpu` and these choices.
-    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        let mut gpu = self.gpu;
-        gpu.memory_budget = self.gpu_memory.or(gpu.memory_budget);
-        gpu.profile = self.profile;
-        select_backend_with(self.device, gpu)
+        let scheduler = Scheduler::new(params, keys, backend, options)?;
+        note.into_iter().for_each(|n| scheduler.warn(n));
+        Ok(scheduler)
     }
 }
 
@@ -194,6 +192,9 @@ pub struct JobReport {
     pub modes: Vec<Mode>,
     /// GPU failures the CPU made up for.
     pub fallbacks: Vec<String>,
+    /// What the user should be told (why the CPU was chosen, a GPU failure), for the caller
+    /// to show: the library prints nothing.
+    pub warnings: Vec<String>,
     /// Ciphertexts key-switched (relinearized) by the server, all batches together.
     pub key_switches: u64,
     /// Single-limb NTTs the server ran, all batches together.
@@ -374,6 +375,7 @@ impl JobReport {
         json["preset"] = self.preset.clone().into();
         json["predictions"] = self.predictions.clone().into();
         json["latency"] = latency.unwrap_or_default();
+        json["warnings"] = serde_json::json!(self.warnings);
         json.to_string()
     }
 }
@@ -473,6 +475,7 @@ pub fn run_mnist(
         }
     }
     report.kernels = scheduler.kernel_profile();
+    report.warnings = scheduler.take_warnings();
     report.peak_memory_bytes = peak_memory_bytes();
     Ok(report)
 }

@@ -61,6 +61,9 @@ pub struct Scheduler {
     options: ScheduleOptions,
     footprint: Footprint,
     state: Mutex<State>,
+    /// What callers should tell their users (a GPU failure, the device chosen): taken with
+    /// [`take_warnings`](Self::take_warnings); the library prints nothing.
+    warnings: Mutex<Vec<String>>,
 }
 
 /// A linear stage being streamed: its work, its input on the host (`grouped`: each ciphertext
@@ -118,7 +121,19 @@ impl Scheduler {
             options,
             footprint: Footprint::new(params),
             state: Mutex::new(State::default()),
+            warnings: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Adds a warning for the caller to show (see [`take_warnings`](Self::take_warnings)).
+    pub fn warn(&self, warning: String) {
+        lock(&self.warnings).push(warning);
+    }
+
+    /// The warnings since the last call, oldest first: GPU failures (each batch's is also its
+    /// report's `fallback`) and notes a caller added, such as why the CPU was chosen.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.warnings))
     }
 
     /// The devices in use ("GPU (...) + CPU", or the CPU's name).
@@ -262,7 +277,7 @@ impl Scheduler {
             }
         }
         let why = format!("the GPU failed ({e}); the batch completes on the CPU");
-        eprintln!("hegpu: warning: {why}");
+        self.warn(format!("warning: {why}"));
         why
     }
 
