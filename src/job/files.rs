@@ -165,6 +165,20 @@ pub(super) fn read_client_state(
     Ok((params, sk.map_err(|e| about(secret, e))?))
 }
 
+/// The server's parameters and evaluation keys from the public files in `dir` ([`make_keys`]
+/// wrote them), and the key set they belong to (an error when the file holds no keys).
+pub(super) fn read_server_state(dir: &Path) -> Result<(Arc<Parameters>, EvaluationKeys, KeySetId)> {
+    let path = dir.join("params.bin");
+    let params = Parameters::from_bytes(&read(&path)?).map_err(|e| about(&path, e))?;
+    let path = dir.join("evaluation-keys.bin");
+    let keys = EvaluationKeys::from_bytes(&read(&path)?, &params).map_err(|e| about(&path, e))?;
+    let key_set = keys.key_set()?.ok_or_else(|| Error::Data {
+        path: path.display().to_string(),
+        why: "holds no keys".into(),
+    })?;
+    Ok((params, keys, key_set))
+}
+
 /// Client: encrypts the first `images` test images of `data` into batch files of `batch`
 /// images (default and most: N/2), or in the latency packing into requests of the plan's
 /// images per ciphertext.
@@ -376,14 +390,7 @@ pub fn server_evaluate(
     server: &ServerDevice,
     packing: SplitPacking,
 ) -> Result<ServeReport> {
-    let path = dir.join("params.bin");
-    let params = Parameters::from_bytes(&read(&path)?).map_err(|e| about(&path, e))?;
-    let path = dir.join("evaluation-keys.bin");
-    let keys = EvaluationKeys::from_bytes(&read(&path)?, &params).map_err(|e| about(&path, e))?;
-    let key_set = keys.key_set()?.ok_or_else(|| Error::Data {
-        path: path.display().to_string(),
-        why: "holds no keys".into(),
-    })?;
+    let (params, keys, key_set) = read_server_state(dir)?;
     let mnist = Mnist::load(data)?;
     let plan = match packing {
         SplitPacking::Batch => {

@@ -15,11 +15,11 @@
 
 use super::ServerDevice;
 use super::envelope::{Frame, Kind, ciphertext_checksum};
-use super::files::{about, check_key_set, frame_of, io, make_keys, read, read_client_state};
-use crate::backend::{Backend, DeviceChoice, select_backend};
-use crate::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Parameters, Preset, SecretKey, Seed,
+use super::files::{
+    about, check_key_set, frame_of, io, make_keys, read, read_client_state, read_server_state,
 };
+use crate::backend::{Backend, DeviceChoice, select_backend};
+use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Parameters, Preset, SecretKey, Seed};
 use crate::data::Mnist;
 use crate::files::write_file;
 use crate::nn::{EncryptedNetwork, LatencyNetwork, Layer, Model, argmax, load_model};
@@ -384,14 +384,7 @@ enum ServerPlan {
 
 fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
     let public = instance.io("public_keys");
-    let path = public.join("params.bin");
-    let params = Parameters::from_bytes(&read(&path)?).map_err(|e| about(&path, e))?;
-    let path = public.join("evaluation-keys.bin");
-    let keys = EvaluationKeys::from_bytes(&read(&path)?, &params).map_err(|e| about(&path, e))?;
-    let key_set = keys.key_set()?.ok_or_else(|| Error::Data {
-        path: path.display().to_string(),
-        why: "holds no keys".into(),
-    })?;
+    let (params, keys, key_set) = read_server_state(&public)?;
     let model = load(opts)?;
     let mnist = calibration(opts)?;
     let plan = if instance.latency() {
