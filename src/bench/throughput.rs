@@ -6,7 +6,11 @@
 
 use super::{Devices, Record, dense_matrix, ntt_rows, rate, ring_for, sample_words};
 use crate::Result;
-use crate::ckks::{Encoder, Encryptor, Evaluator, Preset, Seed};
+use crate::backend::Backend;
+use crate::ckks::{
+    Encoder, Encryptor, Evaluator, KeyGenerator, Parameters, Plaintext, Preset, Seed,
+};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the throughput section measures.
@@ -100,82 +104,82 @@ pub fn run_throughput(
     }
     for &(preset, count) in &plan.key_switch {
         let (params, pk, keys) = super::ckks::preset_keys(preset, &[])?;
-        let (n, top) = (params.degree(), params.max_level());
-        let vectors: Vec<Vec<f64>> = (0..count)
-            .map(|c| {
-                (0..params.slots())
-                    .map(|i| ((c + i) as f64).sin())
-                    .collect()
-            })
-            .collect();
-        // Per ciphertext: its third polynomial read, two polynomials written, over the level's
-        // primes (the key is read once per call and left out).
-        let bytes_per_ciphertext = (4 * n * (top + 1) * 3) as f64;
-        for (dev, threads) in &devices.list {
-            let pt =
-                Encoder::new(&params).encode_many(&vectors, top, params.default_scale(), &**dev)?;
-            let ct = Encryptor::new(&params, &pk, dev.clone(), Seed::from_u64(2))?.encrypt(&pt)?;
-            let ev = Evaluator::new(&params, dev.clone(), &keys)?;
-            let product = ev.square(&ct)?;
-            let per_second = (calls * count) as f64
-                * rate(min_time, || {
-                    for _ in 0..calls {
-                        ev.relinearize(&product)?;
-                    }
-                    dev.sync()
-                })?;
-            push(Record {
-                op: "key_switch",
-                n,
-                limbs: top + 1,
-                batch: count,
-                backend: dev.name(),
-                threads: *threads,
-                per_second,
-                unit: "ciphertexts",
-                detail: detail(calls, bytes_per_ciphertext * per_second),
-            });
-        }
+        let time = (calls, min_time);
+        ciphertext_rows(
+            "key_switch",
+            &params,
+            count,
+            devices,
+            time,
+            push,
+            &|dev, pt| {
+                let ct =
+                    Encryptor::new(&params, &pk, dev.clone(), Seed::from_u64(2))?.encrypt(&pt)?;
+                let ev = Evaluator::new(&params, dev.clone(), &keys)?;
+                let product = ev.square(&ct)?;
+                Ok(Box::new(move || ev.relinearize(&product).map(drop)))
+            },
+        )?;
     }
     for &(preset, count) in &plan.client_encrypt {
-        client_encrypt_rows(preset, count, devices, (calls, min_time), push)?;
+        let params = Parameters::preset(preset)?;
+        let sk = KeyGenerator::new(&params, Seed::from_u64(1)).secret_key()?;
+        let time = (calls, min_time);
+        ciphertext_rows(
+            "client_encrypt",
+            &params,
+            count,
+            devices,
+            time,
+            push,
+            &|dev, pt| {
+                let encryptor =
+                    Encryptor::with_secret_key(&params, &sk, dev.clone(), Seed::from_u64(2))?;
+                Ok(Box::new(move || encryptor.encrypt(&pt).map(drop)))
+            },
+        )?;
     }
     Ok(())
 }
 
-/// Secret-key encryption of `count` encoded vectors per call on every device.
-fn client_encrypt_rows(
-    preset: Preset,
+/// The call a ciphertext row times, made for one device from the encoded vectors there.
+type RowCall<'a> = dyn Fn(&Arc<dyn Backend>, Plaintext) -> Result<Box<dyn Fn() -> Result<()>>> + 'a;
+
+/// A row of `op` per device: `make(device, plaintexts)` prepares a call on `count`
+/// ciphertexts' worth of encoded vectors at the top level of `params`, timed `calls` to a
+/// sync. Each ciphertext reads about one polynomial and writes two over the level's primes
+/// (a relinearization: its third read, two written; an encryption: the plaintext read, two
+/// written), the traffic floor of the row.
+fn ciphertext_rows(
+    op: &'static str,
+    params: &Arc<Parameters>,
     count: usize,
     devices: &Devices,
     (calls, min_time): (usize, Duration),
     push: &mut dyn FnMut(Record),
+    make: &RowCall<'_>,
 ) -> Result<()> {
-    let params = crate::ckks::Parameters::preset(preset)?;
-    let sk = crate::ckks::KeyGenerator::new(&params, Seed::from_u64(1)).secret_key()?;
     let (n, top) = (params.degree(), params.max_level());
     let vectors: Vec<Vec<f64>> = (0..count)
         .map(|c| {
             (0..params.slots())
-                .map(|i| ((c * 7 + i) % 255) as f64 / 255.0)
+                .map(|i| ((c + i) as f64).sin())
                 .collect()
         })
         .collect();
-    // Per ciphertext: the plaintext read, two polynomials written.
     let bytes_per_ciphertext = (4 * n * (top + 1) * 3) as f64;
     for (dev, threads) in &devices.list {
-        let pt =
-            Encoder::new(&params).encode_many(&vectors, top, params.default_scale(), &**dev)?;
-        let encryptor = Encryptor::with_secret_key(&params, &sk, dev.clone(), Seed::from_u64(2))?;
+        let pt = Encoder::new(params).encode_many(&vectors, top, params.default_scale(), &**dev)?;
+        let call = make(dev, pt)?;
         let per_second = (calls * count) as f64
             * rate(min_time, || {
                 for _ in 0..calls {
-                    encryptor.encrypt(&pt)?;
+                    call()?;
                 }
                 dev.sync()
             })?;
         push(Record {
-            op: "client_encrypt",
+            op,
             n,
             limbs: top + 1,
             batch: count,
