@@ -224,6 +224,13 @@ pub trait Backend: Send + Sync {
 }
 
 /// Checks that `a` and `b` can be multiplied-and-accumulated in `groups` groups; returns terms.
+/// A host buffer of `words` words for the caller to fill entirely and hand to
+/// [`Backend::upload_vec`]: recycled from the CPU backend's pool, which a host batch then
+/// keeps without a copy (its stale contents are never read).
+pub(crate) fn host_buffer(words: usize) -> Vec<u32> {
+    cpu::pool::take(words, false)
+}
+
 /// The number of polynomials [`Backend::seeded_masks`] makes for `streams`: an error when
 /// there are none.
 pub(crate) fn check_streams(streams: &Range<u64>) -> Result<usize> {
