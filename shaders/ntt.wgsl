@@ -16,13 +16,37 @@
 const NTT_TILE_WORDS: u32 = 2048u;
 var<workgroup> tile: array<u32, NTT_TILE_WORDS>;
 
-fn twiddle(li: LimbInfo, which: u32, index: u32) -> u32 {
-    // which: 0 forward, 1 forward Shoup, 2 inverse, 3 inverse Shoup
-    return table[li.tw_offset + (which << params.n_log) + index];
+// The passes' parameters. shape.total: tiles in the chunk.
+struct NttParams {
+    shape: Shape,
+    size_log: u32,            // log2 of the words per column (column passes) or per tile (local)
+    width_log: u32,           // column passes: log2 of the columns per tile
+    scale_n_inv: u32,         // inverse local pass: 1 when no column pass follows (it scales by N^-1)
+    mode: u32,                // NTT_PLAIN, NTT_SCALED_DIFFERENCE or NTT_CONVERSION
+    out_first: u32,           // the chunk's first polynomial
+    operand_first: u32,       // the first polynomial of the `operand` chunk
+    operand_limbs: u32,       // limbs of an `operand` polynomial
+    operand_first_limb: u32,  // scaled difference: the limb of `a` this ring's first limb is
+    digit_polys: u32,         // conversion: output polynomials per digit
 }
 
-// Where a column tile starts and how it is laid out. arg0: k (words per column 2^k); arg1:
-// log2 of the columns per tile. total: tiles in the chunk.
+// What a pass folds in (NttParams::mode): nothing; (last forward pass) a scaled difference,
+// `operand` being `a` and `operand_table` the scales; (first forward pass) a base conversion of
+// `operand` with the table `operand_table` (conversion.wgsl).
+const NTT_PLAIN: u32 = 0u;
+const NTT_SCALED_DIFFERENCE: u32 = 1u;
+const NTT_CONVERSION: u32 = 2u;
+
+@group(0) @binding(0) var<uniform> ntt: NttParams;
+@group(0) @binding(2) var<storage, read> twiddles: array<u32>;
+
+fn twiddle(li: LimbInfo, which: u32, index: u32) -> u32 {
+    // which: 0 forward, 1 forward Shoup, 2 inverse, 3 inverse Shoup
+    return twiddles[li.tw_offset + (which << ntt.shape.n_log) + index];
+}
+
+// Where a column tile starts and how it is laid out: 2^k words per column (k = size_log),
+// 2^width_log columns per tile.
 struct ColumnTile {
     base: u32,       // first word of the tile's first column in the chunk
     col_log: u32,    // log2 of the distance between a column's words (T)
@@ -31,13 +55,13 @@ struct ColumnTile {
 }
 
 fn column_tile(tl: u32) -> ColumnTile {
-    let k = params.arg0;
-    let width_log = params.arg1;
-    let col_log = params.n_log - k;
+    let k = ntt.size_log;
+    let width_log = ntt.width_log;
+    let col_log = ntt.shape.n_log - k;
     let per_row_log = col_log - width_log;
     let row = tl >> per_row_log;
     let j0 = (tl & ((1u << per_row_log) - 1u)) << width_log;
-    return ColumnTile((row << params.n_log) + j0, col_log, width_log, 1u << (k + width_log));
+    return ColumnTile((row << ntt.shape.n_log) + j0, col_log, width_log, 1u << (k + width_log));
 }
 
 // Word e of a column tile (e = m * width + column) in the chunk.
@@ -49,7 +73,7 @@ fn column_word(ct: ColumnTile, e: u32) -> u32 {
 // Butterfly b of a column tile at a stage spanning 2^h words of a column: its first word in the
 // tile and its twiddle number, 2^(k-1-h) + (m >> (h + 1)) for the column position m.
 fn column_butterfly(b: u32, h: u32, width_log: u32) -> vec2<u32> {
-    let k = params.arg0;
+    let k = ntt.size_log;
     let q = b >> width_log;
     let m = ((q >> h) << (h + 1u)) | (q & ((1u << h) - 1u));
     let i0 = (m << width_log) | (b & ((1u << width_log) - 1u));
@@ -58,12 +82,12 @@ fn column_butterfly(b: u32, h: u32, width_log: u32) -> vec2<u32> {
 
 // Loads a column tile into workgroup memory (converted, see `converted`).
 fn load_columns(ct: ColumnTile, lid: u32) {
-    let row = ct.base >> params.n_log;
-    let first = ct.base - (row << params.n_log);
-    if (params.arg2 == 2u) {
+    let row = ct.base >> ntt.shape.n_log;
+    let first = ct.base - (row << ntt.shape.n_log);
+    if (ntt.mode == NTT_CONVERSION) {
         let src = conversion_of(row);
         for (var e = lid; e < ct.size; e += WG) {
-            tile[e] = convert_word(src.x, src.y, column_word(ct, e) - ct.base + first, src.z);
+            tile[e] = convert_word(src.x, src.y, column_word(ct, e) - ct.base + first, src.z, ntt.shape);
         }
     } else {
         for (var e = lid; e < ct.size; e += WG) {
@@ -73,16 +97,17 @@ fn load_columns(ct: ColumnTile, lid: u32) {
     workgroupBarrier();
 }
 
-// A forward transform's first pass may compute its input instead of loading it: when arg2 is 2,
-// row r of this chunk is target limb r % limbs of output polynomial o = arg3 + r / limbs, which
-// is digit d = o / arg6 of polynomial m = o % arg6 of in_a, base-converted (convert_word in the
-// prelude; in_a holds polynomials from arg4, arg5 limbs each; in_b the conversion table). Returns
-// (d, first source word, target limb). CPU twin of that: base_convert, then ntt_forward.
+// A forward transform's first pass may compute its input instead of loading it (NTT_CONVERSION):
+// row r of this chunk is target limb r % limbs of output polynomial o = out_first + r / limbs,
+// which is digit d = o / digit_polys of polynomial m = o % digit_polys of `operand`,
+// base-converted (conversion.wgsl). Returns (d, first source word, target limb). CPU twin of
+// that: base_convert, then ntt_forward.
 fn conversion_of(row: u32) -> vec3<u32> {
-    let o = params.arg3 + row / params.limbs;
-    let d = o / params.arg6;
-    let m = o - d * params.arg6;
-    return vec3<u32>(d, digit_source(d, m - params.arg4, params.arg5), row % params.limbs);
+    let o = ntt.out_first + row / ntt.shape.limbs;
+    let d = o / ntt.digit_polys;
+    let m = o - d * ntt.digit_polys;
+    let src = digit_source(d, m - ntt.operand_first, ntt.operand_limbs, ntt.shape);
+    return vec3<u32>(d, src, row % ntt.shape.limbs);
 }
 
 // One stage of a column tile spanning 2^h words of a column: forward (Cooley–Tukey) or inverse
@@ -107,10 +132,10 @@ fn column_stage(ct: ColumnTile, lid: u32, h: u32, li: LimbInfo, forward: bool) {
 @compute @workgroup_size(256)
 fn ntt_forward_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let k = params.arg0;
-    for (var tl = wid.x; tl < params.total; tl += nwg.x) {
+    let k = ntt.size_log;
+    for (var tl = wid.x; tl < ntt.shape.total; tl += nwg.x) {
         let ct = column_tile(tl);
-        let li = limb_info[(ct.base >> params.n_log) % params.limbs];
+        let li = limb_info[(ct.base >> ntt.shape.n_log) % ntt.shape.limbs];
         load_columns(ct, lid);
         for (var h = k; h > 0u; h--) {
             column_stage(ct, lid, h - 1u, li, true);
@@ -126,10 +151,10 @@ fn ntt_forward_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 @compute @workgroup_size(256)
 fn ntt_inverse_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-    let k = params.arg0;
-    for (var tl = wid.x; tl < params.total; tl += nwg.x) {
+    let k = ntt.size_log;
+    for (var tl = wid.x; tl < ntt.shape.total; tl += nwg.x) {
         let ct = column_tile(tl);
-        let li = limb_info[(ct.base >> params.n_log) % params.limbs];
+        let li = limb_info[(ct.base >> ntt.shape.n_log) % ntt.shape.limbs];
         load_columns(ct, lid);
         for (var h = 0u; h < k; h++) {
             column_stage(ct, lid, h, li, false);
@@ -147,7 +172,7 @@ fn ntt_inverse_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 // registers: half the barriers and half the workgroup-memory traffic of two radix-2 stages.
 // Twiddle of a stage spanning 2^lt at tile word i: n/2^(lt+1) + (pos + i) / 2^(lt+1).
 fn tile_twiddle(lt: u32, pos: u32, i: u32) -> u32 {
-    return (1u << (params.n_log - 1u - lt)) + ((pos + i) >> (lt + 1u));
+    return (1u << (ntt.shape.n_log - 1u - lt)) + ((pos + i) >> (lt + 1u));
 }
 
 fn forward_radix2(lid: u32, size: u32, lt: u32, pos: u32, li: LimbInfo) {
@@ -170,15 +195,15 @@ fn inverse_radix2(lid: u32, size: u32, lt: u32, pos: u32, li: LimbInfo) {
     }
 }
 
-// Loads `size` consecutive words from `base` into workgroup memory (converted when arg2 is 2,
-// see conversion_of).
+// Loads `size` consecutive words from `base` into workgroup memory (converted in NTT_CONVERSION
+// mode, see conversion_of).
 fn load_words(base: u32, size: u32, lid: u32) {
-    if (params.arg2 == 2u) {
-        let row = base >> params.n_log;
+    if (ntt.mode == NTT_CONVERSION) {
+        let row = base >> ntt.shape.n_log;
         let src = conversion_of(row);
-        let first = base - (row << params.n_log);
+        let first = base - (row << ntt.shape.n_log);
         for (var e = lid; e < size; e += WG) {
-            tile[e] = convert_word(src.x, src.y, first + e, src.z);
+            tile[e] = convert_word(src.x, src.y, first + e, src.z, ntt.shape);
         }
     } else {
         for (var e = lid; e < size; e += WG) {
@@ -234,21 +259,21 @@ fn inverse_radix4(lid: u32, size: u32, l0: u32, pos: u32, li: LimbInfo) {
     }
 }
 
-// The last log2(T) forward stages, one tile of T = 2^arg0 words per workgroup iteration: one
-// radix-2 stage when their number is odd, then radix-4 steps. total: tiles in the chunk.
-// When arg2 is 1 the pass ends a scaled difference (rescaling, the mod-down): it stores
-// (a − y) · scale[limb] for the transformed word y, where a is in_a (the chunk of `a` from
-// polynomial arg4, arg5 limbs a polynomial, this ring's limbs from limb arg6) and the scales
-// are in_b's (word, Shoup) pairs; arg3 is the first polynomial of this chunk. CPU twin of
-// that: ntt_forward, then scaled_difference.
+// The last log2(T) forward stages, one tile of T = 2^size_log words per workgroup iteration: one
+// radix-2 stage when their number is odd, then radix-4 steps. In NTT_SCALED_DIFFERENCE mode the
+// pass ends a scaled difference (rescaling, the mod-down): it stores (a − y) · scale[limb] for
+// the transformed word y, where a is `operand` (the chunk of `a` from polynomial operand_first,
+// operand_limbs limbs a polynomial, this ring's limbs from limb operand_first_limb) and the scales
+// are `operand_table`'s (word, Shoup) pairs. CPU twin of that: ntt_forward, then
+// scaled_difference.
 @compute @workgroup_size(256)
 fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let log_tile = params.arg0;
+    let log_tile = ntt.size_log;
     let size = 1u << log_tile;
-    let per_row_log = params.n_log - log_tile;
-    for (var tl = wid.x; tl < params.total; tl += nwg.x) {
-        let li = limb_info[(tl >> per_row_log) % params.limbs];
+    let per_row_log = ntt.shape.n_log - log_tile;
+    for (var tl = wid.x; tl < ntt.shape.total; tl += nwg.x) {
+        let li = limb_info[(tl >> per_row_log) % ntt.shape.limbs];
         let base = tl << log_tile;                                 // first word of the tile in the chunk
         let pos = (tl & ((1u << per_row_log) - 1u)) << log_tile;  // its position in the polynomial
         load_words(base, size, lid);
@@ -262,15 +287,15 @@ fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
             forward_radix4(lid, size, left - 2u, pos, li);
             workgroupBarrier();
         }
-        if (params.arg2 == 1u) {
+        if (ntt.mode == NTT_SCALED_DIFFERENCE) {
             let row = tl >> per_row_log;
-            let limb = row % params.limbs;
-            let poly = params.arg3 + row / params.limbs - params.arg4;
-            let at = ((poly * params.arg5 + params.arg6 + limb) << params.n_log) + pos;
-            let w = in_b[2u * limb];
-            let ws = in_b[2u * limb + 1u];
+            let limb = row % ntt.shape.limbs;
+            let poly = ntt.out_first + row / ntt.shape.limbs - ntt.operand_first;
+            let at = ((poly * ntt.operand_limbs + ntt.operand_first_limb + limb) << ntt.shape.n_log) + pos;
+            let w = operand_table[2u * limb];
+            let ws = operand_table[2u * limb + 1u];
             for (var e = lid; e < size; e += WG) {
-                out[base + e] = mul_shoup(sub_mod(in_a[at + e], tile[e], li.p), w, ws, li.p);
+                out[base + e] = mul_shoup(sub_mod(operand[at + e], tile[e], li.p), w, ws, li.p);
             }
         } else {
             for (var e = lid; e < size; e += WG) {
@@ -282,16 +307,16 @@ fn ntt_forward_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 }
 
 // The first log2(T) inverse stages in workgroup memory (radix-4 steps, then one radix-2 stage
-// when their number is odd); arg1 = 1 when no column pass follows, so this pass also
+// when their number is odd); when no column pass follows (scale_n_inv = 1) this pass also
 // multiplies by N^{-1}.
 @compute @workgroup_size(256)
 fn ntt_inverse_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    let log_tile = params.arg0;
+    let log_tile = ntt.size_log;
     let size = 1u << log_tile;
-    let per_row_log = params.n_log - log_tile;
-    for (var tl = wid.x; tl < params.total; tl += nwg.x) {
-        let li = limb_info[(tl >> per_row_log) % params.limbs];
+    let per_row_log = ntt.shape.n_log - log_tile;
+    for (var tl = wid.x; tl < ntt.shape.total; tl += nwg.x) {
+        let li = limb_info[(tl >> per_row_log) % ntt.shape.limbs];
         let base = tl << log_tile;
         let pos = (tl & ((1u << per_row_log) - 1u)) << log_tile;
         load_words(base, size, lid);
@@ -306,7 +331,7 @@ fn ntt_inverse_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         }
         for (var e = lid; e < size; e += WG) {
             var x = tile[e];
-            if (params.arg1 == 1u) {
+            if (ntt.scale_n_inv == 1u) {
                 x = mul_shoup(x, li.n_inv, li.n_inv_shoup, li.p);
             }
             out[base + e] = x;

@@ -6,20 +6,17 @@
 //! cached by the buffers they bind. With the arena's reused buffers, a repeated operation
 //! creates neither buffers nor bind groups.
 
-use super::kernels::{Kernel, PARAM_WORDS};
+use super::kernels::Kernel;
+use super::params::{KernelParams, PARAM_BYTES};
 use super::profile::{Pending, Traffic};
 use super::tables::GpuRingTables;
 use super::{GpuBackend, GpuData};
 use crate::Result;
-use crate::backend::ring::Ring;
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-/// `arg12`, the last parameter word: 1 when an accumulating kernel adds to what its output holds,
-/// 0 on the first dispatch into an output chunk, which starts from zero (no clear needed).
-const ACCUMULATE_WORD: usize = PARAM_WORDS - 1;
 /// Dispatches one submission can hold before it is split (the uniform buffer's slots).
 pub(crate) const PARAM_SLOTS: u64 = 1024;
 /// Bind groups kept; beyond this the cache starts again (buffers of past shapes).
@@ -33,9 +30,6 @@ pub(crate) struct Binds<'a> {
     pub out: &'a wgpu::Buffer,
 }
 
-/// One dispatch's parameters (see [`GpuBackend::params`]).
-pub(crate) type Params = [u32; PARAM_WORDS];
-
 /// The uniform buffer of parameters, the bind groups made so far, and the commands recorded
 /// but not yet submitted.
 pub(crate) struct DispatchState {
@@ -48,8 +42,7 @@ pub(crate) struct DispatchState {
 
 impl DispatchState {
     pub fn new(device: &wgpu::Device, limits: &wgpu::Limits) -> Self {
-        let stride =
-            u64::from(limits.min_uniform_buffer_offset_alignment).max(4 * PARAM_WORDS as u64);
+        let stride = u64::from(limits.min_uniform_buffer_offset_alignment).max(PARAM_BYTES as u64);
         Self {
             params: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("hegpu params"),
@@ -169,7 +162,7 @@ impl Recorder<'_> {
                     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: b,
                         offset: 0,
-                        size: wgpu::BufferSize::new(4 * PARAM_WORDS as u64),
+                        size: wgpu::BufferSize::new(PARAM_BYTES as u64),
                     })
                 } else {
                     b.as_entire_binding()
@@ -238,12 +231,12 @@ impl GpuBackend {
 
     /// Records one dispatch of `kernel` over `workgroups` workgroups (a grid-stride loop covers
     /// the rest), counting its bindings' footprint as its traffic.
-    pub(crate) fn dispatch(
+    pub(crate) fn dispatch<P: KernelParams>(
         &self,
         rec: &mut Recorder<'_>,
         ring: &GpuRingTables,
         kernel: Kernel,
-        params: Params,
+        params: P,
         workgroups: u64,
         binds: Binds<'_>,
     ) {
@@ -253,10 +246,15 @@ impl GpuBackend {
 
     /// What a dispatch reads and writes when it touches every word it binds once: its
     /// inputs and table, and its output (read too by in-place and accumulating kernels).
-    pub(crate) fn footprint(&self, kernel: Kernel, params: &Params, binds: &Binds<'_>) -> Traffic {
+    pub(crate) fn footprint<P: KernelParams>(
+        &self,
+        kernel: Kernel,
+        params: &P,
+        binds: &Binds<'_>,
+    ) -> Traffic {
         let size = |b: &wgpu::Buffer| if *b == self.placeholder { 0 } else { b.size() };
         let written = size(binds.out);
-        let reads_out = params[ACCUMULATE_WORD] == 1 || kernel.in_place();
+        let reads_out = params.shape().accumulate == 1 || kernel.in_place();
         let read = size(binds.table)
             + size(binds.a)
             + if binds.b == binds.a { 0 } else { size(binds.b) }
@@ -267,16 +265,21 @@ impl GpuBackend {
     /// Records one dispatch of `kernel` over a `[x, y]` grid of workgroups (`x` clamped to the
     /// adapter's limit: kernels loop over the rest), which moves `traffic`.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn dispatch_grid(
+    pub(crate) fn dispatch_grid<P: KernelParams>(
         &self,
         rec: &mut Recorder<'_>,
         ring: &GpuRingTables,
         kernel: Kernel,
-        params: Params,
+        params: P,
         grid: [u64; 2],
         binds: Binds<'_>,
         traffic: Traffic,
     ) {
+        debug_assert!(
+            P::KERNELS.contains(&kernel),
+            "{kernel:?} does not read {}",
+            P::NAME
+        );
         if rec.open().dispatches == PARAM_SLOTS {
             rec.submit();
         }
@@ -285,7 +288,7 @@ impl GpuBackend {
         let slot = open.dispatches;
         let offset = slot * stride;
         open.params.resize(offset as usize, 0);
-        open.params.extend_from_slice(bytemuck::cast_slice(&params));
+        open.params.extend_from_slice(bytemuck::bytes_of(&params));
         open.dispatches += 1;
         let uniform = rec.state.params.clone();
         let group = rec.bind_group(
@@ -331,27 +334,6 @@ impl GpuBackend {
             self.ctx
                 .lose_after(format!("simulated loss after {dispatches} dispatches"));
         }
-    }
-
-    /// Parameters: the ring's shape, `total` work items, then `args` (at most 12, so `arg12`
-    /// stays free for [`accumulate`](Self::accumulate)).
-    pub(crate) fn params(ring: &Ring, total: usize, args: &[usize]) -> Params {
-        debug_assert!(args.len() <= ACCUMULATE_WORD - 3);
-        let mut p = [0u32; PARAM_WORDS];
-        p[0] = ring.degree().trailing_zeros();
-        p[1] = ring.limbs() as u32;
-        p[2] = total as u32;
-        for (slot, &a) in p[3..].iter_mut().zip(args) {
-            *slot = a as u32;
-        }
-        p
-    }
-
-    /// `params` of an accumulating kernel: it adds to its output when `onto` is true, else it
-    /// starts from zero.
-    pub(crate) fn accumulate(mut params: Params, onto: bool) -> Params {
-        params[ACCUMULATE_WORD] = u32::from(onto);
-        params
     }
 }
 

@@ -1,15 +1,15 @@
 //! The WGSL kernels: sources assembled from `shaders/` (prelude first), one bind group layout,
 //! and every compute pipeline compiled once when the device is opened.
 
+use super::params::PARAM_BYTES;
 use std::collections::HashMap;
-
-/// Words of the `Params` uniform in `shaders/prelude.wgsl`.
-pub(crate) const PARAM_WORDS: usize = 16;
 
 const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
 /// `mul_hi` from 16×16 partial products (any adapter) or one 64-bit product (SHADER_INT64).
 const MUL_HI_U32: &str = include_str!("../../../shaders/mul_hi_u32.wgsl");
 const MUL_HI_U64: &str = include_str!("../../../shaders/mul_hi_u64.wgsl");
+/// The base conversion, which rns.wgsl and ntt.wgsl both use.
+const CONVERSION: &str = include_str!("../../../shaders/conversion.wgsl");
 
 /// Every compute kernel: its WGSL entry point is its name in snake case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,7 +62,7 @@ impl Kernel {
     }
 
     /// Whether the kernel reads the words it writes in its output binding (the in-place NTT
-    /// passes; the accumulating kernels do when their `arg12` says so).
+    /// passes; the accumulating kernels do when their shape's `accumulate` says so).
     pub fn in_place(self) -> bool {
         matches!(
             self,
@@ -74,8 +74,9 @@ impl Kernel {
     }
 }
 
-/// The shader files and the kernels each holds.
-const FAMILIES: [(&str, &str, &[Kernel]); 5] = [
+/// The shader files and the kernels each holds; the prelude, `mul_hi` and (for rns and ntt) the
+/// conversion come before each.
+pub(crate) const FAMILIES: [(&str, &str, &[Kernel]); 5] = [
     (
         "elementwise",
         include_str!("../../../shaders/elementwise.wgsl"),
@@ -155,11 +156,6 @@ impl Kernels {
     /// device must have been opened with SHADER_INT64); the NTT kernels with tiles of
     /// `ntt_tile` words (from [`ntt_tile`]).
     pub fn compile(device: &wgpu::Device, native_products: bool, ntt_tile: usize) -> Self {
-        let mul_hi = if native_products {
-            MUL_HI_U64
-        } else {
-            MUL_HI_U32
-        };
         let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -179,7 +175,7 @@ impl Kernels {
                     ty: wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
                         has_dynamic_offset: true,
-                        min_binding_size: wgpu::BufferSize::new(4 * PARAM_WORDS as u64),
+                        min_binding_size: wgpu::BufferSize::new(PARAM_BYTES as u64),
                     },
                     count: None,
                 },
@@ -196,12 +192,8 @@ impl Kernels {
             immediate_size: 0,
         });
         let mut pipelines = HashMap::new();
-        for (family, body, entries) in FAMILIES {
-            let body = body.replace(
-                NTT_TILE_DECLARATION,
-                &format!("const NTT_TILE_WORDS: u32 = {ntt_tile}u;"),
-            );
-            let source = format!("{PRELUDE}\n{mul_hi}\n{body}");
+        for (family, _, entries) in FAMILIES {
+            let source = source(family, native_products, ntt_tile);
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(family),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -224,6 +216,30 @@ impl Kernels {
     pub fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
         &self.pipelines[&kernel]
     }
+}
+
+/// The WGSL module of the shader file `family`, as compiled: `mul_hi` with 64-bit integers or
+/// 16×16 partial products, NTT tiles of `ntt_tile` words.
+pub(crate) fn source(family: &str, native_products: bool, ntt_tile: usize) -> String {
+    let (_, body, _) = FAMILIES
+        .iter()
+        .find(|f| f.0 == family)
+        .expect("a shader file of FAMILIES");
+    let mul_hi = if native_products {
+        MUL_HI_U64
+    } else {
+        MUL_HI_U32
+    };
+    let conversion = if matches!(family, "rns" | "ntt") {
+        CONVERSION
+    } else {
+        ""
+    };
+    let body = body.replace(
+        NTT_TILE_DECLARATION,
+        &format!("const NTT_TILE_WORDS: u32 = {ntt_tile}u;"),
+    );
+    format!("{PRELUDE}\n{mul_hi}\n{conversion}\n{body}")
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use super::arena::Tracked;
 use super::kernels::{Kernel, WORKGROUP};
+use super::params::{LinearSparseParams, Shape};
 use super::profile::Traffic;
 use super::{Binds, GpuBackend};
 use crate::backend::batch::PolyBatch;
@@ -265,15 +266,15 @@ impl GpuBackend {
                     let onto = c > 0;
                     for t0 in chunk_tiles.clone().step_by(rows) {
                         let tiles = t0..chunk_tiles.end.min(t0 + rows);
-                        let args = [
-                            t0,
-                            s,
-                            e - s,
-                            o0,
-                            plan.bias_at.unwrap_or(0),
-                            usize::from(plan.bias_at.is_some()),
-                        ];
-                        let p = Self::accumulate(Self::params(ring, pw, &args), onto);
+                        let p = LinearSparseParams {
+                            shape: Shape::of(ring, pw).accumulating(onto),
+                            first_tile: t0 as u32,
+                            in_first: s as u32,
+                            in_count: (e - s) as u32,
+                            out_first: o0 as u32,
+                            bias_at: plan.bias_at.unwrap_or(0) as u32,
+                            has_bias: u32::from(plan.bias_at.is_some()),
+                        };
                         let written: u64 = plan.outputs[tiles.clone()].iter().sum::<usize>() as u64
                             * 4
                             * pw as u64;

@@ -12,6 +12,7 @@ mod kernels;
 mod linear;
 mod memory;
 mod ntt;
+mod params;
 mod profile;
 mod rns;
 mod sampling;
@@ -34,6 +35,7 @@ use dispatch::{Binds, DispatchState, Started};
 use kernels::{Kernel, Kernels, WORKGROUP};
 use memory::{Counters, GpuChunk};
 use ntt::Fold;
+use params::{ElementwiseParams, PolyMulAccParams, Shape};
 use profile::Profiler;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -186,9 +188,8 @@ impl GpuBackend {
         self.ctx.checked(0, || {
             self.arena.each_idle_storage(|buffer| {
                 let words = vec![word; buffer.size() as usize / 4];
-                self.ctx
-                    .queue
-                    .write_buffer(buffer, 0, bytemuck::cast_slice(&words));
+                let bytes = bytemuck::cast_slice(&words);
+                self.ctx.queue.write_buffer(buffer, 0, bytes);
             })
         })
     }
@@ -340,7 +341,7 @@ impl GpuBackend {
         self.ctx.checked(bytes, || {
             self.ctx
                 .queue
-                .write_buffer(&data.buffer, 0, bytemuck::cast_slice(table))
+                .write_buffer(&data.buffer, 0, bytemuck::cast_slice(table));
         })?;
         self.counters.upload(bytes);
         Ok(data)
@@ -396,7 +397,9 @@ impl GpuBackend {
                     enc,
                     &tables,
                     kernel,
-                    Self::params(&a.ring, words, &[]),
+                    ElementwiseParams {
+                        shape: Shape::of(&a.ring, words),
+                    },
                     groups,
                     binds,
                 );
@@ -446,11 +449,8 @@ impl Backend for GpuBackend {
         self.ctx.checked(4 * words.len() as u64, || {
             for (c, chunk) in g.chunks.iter().enumerate() {
                 let (s, e) = g.range(c);
-                self.ctx.queue.write_buffer(
-                    &chunk.data.buffer,
-                    0,
-                    bytemuck::cast_slice(&words[s * pw..e * pw]),
-                );
+                let bytes = bytemuck::cast_slice(&words[s * pw..e * pw]);
+                self.ctx.queue.write_buffer(&chunk.data.buffer, 0, bytes);
             }
         })?;
         self.counters.upload(4 * words.len() as u64);
@@ -507,7 +507,8 @@ impl Backend for GpuBackend {
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu(format!("readback failed: {e:?}")))?;
             let used = c.polys * x.ring.poly_words();
-            words.extend_from_slice(&bytemuck::cast_slice::<u8, u32>(&view)[..used]);
+            let chunk = &bytemuck::cast_slice::<u8, u32>(&view)[..used];
+            words.extend_from_slice(chunk);
             drop(view);
             s.unmap();
         }
@@ -575,8 +576,13 @@ impl Backend for GpuBackend {
                         b: &gb.chunks[c].data.buffer,
                         out: &out_chunk.data.buffer,
                     };
-                    let p = Self::params(ring, words, &[terms, g0, s, e - s, 0]);
-                    let p = Self::accumulate(p, started.onto(o));
+                    let p = PolyMulAccParams {
+                        shape: Shape::of(ring, words).accumulating(started.onto(o)),
+                        terms: terms as u32,
+                        out_first: g0 as u32,
+                        in_first: s as u32,
+                        in_count: (e - s) as u32,
+                    };
                     self.dispatch(
                         enc,
                         &tables,

@@ -5,6 +5,7 @@
 use super::arena::Tracked;
 use super::kernels::Kernel;
 use super::memory::GpuChunk;
+use super::params::{NTT_CONVERSION, NTT_PLAIN, NTT_SCALED_DIFFERENCE, NttParams, Shape};
 use super::{Binds, GpuBackend, GpuData, shoup_pairs};
 use crate::Result;
 use crate::backend::Backend;
@@ -29,8 +30,15 @@ impl GpuBackend {
         // Column stages: 2^k words a column, tile / 2^k columns a tile.
         let k = n_log - tile_log;
         let width_log = tile_log - k;
-        let columns = |kernel| (kernel, [k, width_log]);
-        let local = |kernel, scale: bool| (kernel, [tile_log, usize::from(scale)]);
+        let pass = |size_log: usize, width_log: usize, scale_n_inv: bool| NttParams {
+            size_log: size_log as u32,
+            width_log: width_log as u32,
+            scale_n_inv: u32::from(scale_n_inv),
+            mode: NTT_PLAIN,
+            ..NttParams::default()
+        };
+        let columns = |kernel| (kernel, pass(k, width_log, false));
+        let local = |kernel, scale: bool| (kernel, pass(tile_log, 0, scale));
         let passes = match (forward, k > 0) {
             (true, true) => vec![
                 columns(Kernel::NttForwardColumns),
@@ -46,30 +54,38 @@ impl GpuBackend {
         self.run(0, |enc| {
             for (o, chunk) in gx.chunks.iter().enumerate() {
                 let tiles = chunk.polys * ring.limbs() * (n / tile);
-                for &(kernel, args) in &passes {
+                for &(kernel, pass) in &passes {
                     let mut binds = Binds {
                         table: &tables.twiddles,
                         a: &self.placeholder,
                         b: &self.placeholder,
                         out: &chunk.data.buffer,
                     };
-                    let mut p = Self::params(&ring, tiles, &args);
+                    let mut p = NttParams {
+                        shape: Shape::of(&ring, tiles),
+                        ..pass
+                    };
                     let mut traffic = self.footprint(kernel, &p, &binds);
                     let (o0, o1) = gx.range(o);
                     let words = 4 * ((o1 - o0) * ring.poly_words()) as u64;
                     match &fold {
                         Fold::Difference(d) if kernel == Kernel::NttForwardLocal => {
                             let (c, s) = d.chunks[o];
-                            let args = [1, o0, s, d.a_limbs, d.offset];
-                            p[5..10].copy_from_slice(&args.map(|v| v as u32));
+                            p.mode = NTT_SCALED_DIFFERENCE;
+                            p.out_first = o0 as u32;
+                            p.operand_first = s as u32;
+                            p.operand_limbs = d.a_limbs as u32;
+                            p.operand_first_limb = d.offset as u32;
                             binds.a = &d.a_chunks.chunks[c].data.buffer;
                             binds.b = &d.scale.buffer;
                             // It also reads the matching words of `a`, and the scales.
                             traffic.read += words + 8 * ring.limbs() as u64;
                         }
                         Fold::Conversion(v) if kernel == passes[0].0 => {
-                            let args = [2, o0, 0, v.x_limbs, v.per_digit];
-                            p[5..10].copy_from_slice(&args.map(|v| v as u32));
+                            p.mode = NTT_CONVERSION;
+                            p.out_first = o0 as u32;
+                            p.operand_limbs = v.x_limbs as u32;
+                            p.digit_polys = v.per_digit as u32;
                             binds.a = &v.x_chunk.data.buffer;
                             binds.b = &v.table.buffer;
                             // Instead of its own words it reads, for each, the source words

@@ -5,6 +5,10 @@
 use super::arena::Tracked;
 use super::dispatch::Started;
 use super::kernels::{Kernel, WORKGROUP};
+use super::params::{
+    AutomorphismParams, BaseConvertParams, CtTensorParams, GatherPolysParams, KernelParams,
+    KeyMulAccParams, NO_SOURCE, ScalarAffineParams, ScaledDifferenceParams, Shape,
+};
 use super::profile::Traffic;
 use super::{Binds, GpuBackend, GpuData, shoup_pairs};
 use crate::Result;
@@ -19,9 +23,6 @@ use std::sync::Arc;
 
 /// Operation tables kept (see `op_table`); past this the cache starts again.
 const MAX_OP_TABLES: usize = 1024;
-
-/// Marks an output polynomial with no source in `gather_polys`.
-const NO_SOURCE: u32 = u32::MAX;
 
 fn groups(threads: usize) -> u64 {
     threads.div_ceil(WORKGROUP as usize) as u64
@@ -75,13 +76,10 @@ impl GpuBackend {
                     while done < chunk.polys {
                         let (oc, in_out) = (dst / go.per_chunk, dst % go.per_chunk);
                         let run = (chunk.polys - done).min(go.chunks[oc].polys - in_out);
-                        enc.copy_buffer_to_buffer(
-                            &chunk.data.buffer,
-                            done as u64 * poly_bytes,
-                            &go.chunks[oc].data.buffer,
-                            in_out as u64 * poly_bytes,
-                            Some(run as u64 * poly_bytes),
-                        );
+                        let (from, to) = (&chunk.data.buffer, &go.chunks[oc].data.buffer);
+                        let (at, into) = (done as u64 * poly_bytes, in_out as u64 * poly_bytes);
+                        let size = run as u64 * poly_bytes;
+                        enc.copy_buffer_to_buffer(from, at, to, into, Some(size));
                         done += run;
                         dst += run;
                     }
@@ -120,7 +118,6 @@ impl GpuBackend {
                     return;
                 }
                 let words = go.chunks[o].polys * pw;
-                let args = [o0, limbs.start, x.ring.limbs(), s, count];
                 let binds = Binds {
                     table: &table.buffer,
                     a: &gx.chunks[c].data.buffer,
@@ -128,7 +125,14 @@ impl GpuBackend {
                     out: &go.chunks[o].data.buffer,
                 };
                 let onto = started.onto(o);
-                let p = Self::accumulate(Self::params(&ring, words, &args), onto);
+                let p = GatherPolysParams {
+                    shape: Shape::of(&ring, words).accumulating(onto),
+                    out_first: o0 as u32,
+                    first_limb: limbs.start as u32,
+                    in_limbs: x.ring.limbs() as u32,
+                    in_first: s as u32,
+                    in_count: count as u32,
+                };
                 // It reads the gathered limbs of its sources in this chunk, and writes them (the
                 // first dispatch into a chunk also writes zeros where there is no source).
                 let sourced = sources[lo..hi]
@@ -202,14 +206,21 @@ impl GpuBackend {
             Self::chunk_pairs(go, gx, |o, o0, c, s, count| {
                 for first in (o0..o0 + go.chunks[o].polys).step_by(rows) {
                     let polys = rows.min(o0 + go.chunks[o].polys - first);
-                    let args = [first, o0, m_count, s, count, x.ring.limbs()];
                     let binds = Binds {
                         table: &self.placeholder,
                         a: &gx.chunks[c].data.buffer,
                         b: &table.buffer,
                         out: &go.chunks[o].data.buffer,
                     };
-                    let p = Self::params(to, n, &args);
+                    let p = BaseConvertParams {
+                        shape: Shape::of(to, n),
+                        first: first as u32,
+                        out_first: o0 as u32,
+                        digit_polys: m_count as u32,
+                        in_first: s as u32,
+                        in_count: count as u32,
+                        in_limbs: x.ring.limbs() as u32,
+                    };
                     let grid = [groups(n), polys as u64];
                     let traffic = self.footprint(Kernel::BaseConvert, &p, &binds);
                     self.dispatch_grid(enc, &tables, Kernel::BaseConvert, p, grid, binds, traffic);
@@ -221,7 +232,12 @@ impl GpuBackend {
 
     pub(super) fn automorphism_gpu(&self, x: &PolyBatch, g: usize) -> Result<PolyBatch> {
         check_galois_element(x.ring.degree(), g)?;
-        self.same_layout_map(Kernel::AutomorphismNtt, x, &self.placeholder, &[g])
+        self.same_layout_map(Kernel::AutomorphismNtt, x, &self.placeholder, |shape| {
+            AutomorphismParams {
+                shape,
+                galois: g as u32,
+            }
+        })
     }
 
     pub(super) fn scalar_affine_gpu(
@@ -239,16 +255,19 @@ impl GpuBackend {
             .flat_map(|(m, &a)| [m[0], m[1], a, 0])
             .collect();
         let table = self.op_table(&table)?;
-        self.same_layout_map(Kernel::ScalarAffine, x, &table.buffer, &[])
+        self.same_layout_map(Kernel::ScalarAffine, x, &table.buffer, |shape| {
+            ScalarAffineParams { shape }
+        })
     }
 
-    /// One dispatch per chunk of a kernel that maps `x` to a batch of the same shape.
-    fn same_layout_map(
+    /// One dispatch per chunk of a kernel that maps `x` to a batch of the same shape, with the
+    /// parameters `params` makes of each chunk's shape.
+    fn same_layout_map<P: KernelParams>(
         &self,
         kernel: Kernel,
         x: &PolyBatch,
         table: &wgpu::Buffer,
-        args: &[usize],
+        params: impl Fn(Shape) -> P,
     ) -> Result<PolyBatch> {
         let gx = self.gpu(x)?;
         let tables = self.tables(&x.ring)?;
@@ -263,7 +282,7 @@ impl GpuBackend {
                     b: &self.placeholder,
                     out: &chunk.data.buffer,
                 };
-                let p = Self::params(&x.ring, words, args);
+                let p = params(Shape::of(&x.ring, words));
                 self.dispatch(enc, &tables, kernel, p, groups(words), binds);
             }
         })?;
@@ -292,15 +311,20 @@ impl GpuBackend {
                             continue;
                         }
                         let words = out_chunk.polys * pw;
-                        let args = [o0, a0, a1 - a0, b0, b1 - b0];
                         let binds = Binds {
                             table: &self.placeholder,
                             a: &ga.chunks[ca].data.buffer,
                             b: &gb.chunks[cb].data.buffer,
                             out: &out_chunk.data.buffer,
                         };
-                        let p = Self::params(ring, words, &args);
-                        let p = Self::accumulate(p, started.onto(o));
+                        let p = CtTensorParams {
+                            shape: Shape::of(ring, words).accumulating(started.onto(o)),
+                            out_first: o0 as u32,
+                            a_first: a0 as u32,
+                            a_count: (a1 - a0) as u32,
+                            b_first: b0 as u32,
+                            b_count: (b1 - b0) as u32,
+                        };
                         self.dispatch(enc, &tables, Kernel::CtTensor, p, groups(words), binds);
                     }
                 }
@@ -346,14 +370,23 @@ impl GpuBackend {
                         continue;
                     }
                     let words = polys * pw;
-                    let args = [o0, c_count, digits, m_count, s, count, k0, k1 - k0];
                     let binds = Binds {
                         table: &self.placeholder,
                         a: &ge.chunks[c].data.buffer,
                         b: &key_chunk.data.buffer,
                         out: &go.chunks[o].data.buffer,
                     };
-                    let p = Self::accumulate(Self::params(ring, words, &args), started.onto(o));
+                    let p = KeyMulAccParams {
+                        shape: Shape::of(ring, words).accumulating(started.onto(o)),
+                        out_first: o0 as u32,
+                        outputs: c_count as u32,
+                        digits: digits as u32,
+                        digit_polys: m_count as u32,
+                        ext_first: s as u32,
+                        ext_count: count as u32,
+                        key_first: k0 as u32,
+                        key_count: (k1 - k0) as u32,
+                    };
                     self.dispatch(enc, &tables, Kernel::KeyMulAcc, p, groups(words), binds);
                 }
             });
@@ -383,14 +416,20 @@ impl GpuBackend {
                     return;
                 }
                 let words = polys * ring.poly_words();
-                let args = [o0, s, count, a.ring.limbs(), offset];
                 let binds = Binds {
                     table: &table.buffer,
                     a: &ga.chunks[c].data.buffer,
                     b: &gb.chunks[o].data.buffer,
                     out: &go.chunks[o].data.buffer,
                 };
-                let p = Self::params(ring, words, &args);
+                let p = ScaledDifferenceParams {
+                    shape: Shape::of(ring, words),
+                    out_first: o0 as u32,
+                    a_first: s as u32,
+                    a_count: count as u32,
+                    a_limbs: a.ring.limbs() as u32,
+                    a_first_limb: offset as u32,
+                };
                 // It reads the output's limbs of `a` (from `offset`) and all of `b`.
                 let bytes = 4 * words as u64;
                 let traffic = Traffic {

@@ -3,6 +3,7 @@
 
 use super::dispatch::Binds;
 use super::kernels::{Kernel, WORKGROUP};
+use super::params::{SeededMasksParams, Shape, SmallPolysParams};
 use super::{GpuBackend, Ring};
 use crate::Result;
 use crate::backend::batch::PolyBatch;
@@ -40,9 +41,13 @@ impl GpuBackend {
                     b: &self.placeholder,
                     out: &chunk.data.buffer,
                 };
-                let args = [lo as usize, hi as usize, first];
                 let blocks = chunk.polys * ring.poly_words() / 8;
-                let p = Self::params(ring, blocks, &args);
+                let p = SeededMasksParams {
+                    shape: Shape::of(ring, blocks),
+                    stream_lo: lo,
+                    stream_hi: hi,
+                    first_poly: first as u32,
+                };
                 let groups = blocks.div_ceil(WORKGROUP as usize) as u64;
                 self.dispatch(enc, &tables, Kernel::SeededMasks, p, groups, binds);
             }
@@ -77,7 +82,9 @@ impl GpuBackend {
                     b: &self.placeholder,
                     out: &chunk.data.buffer,
                 };
-                let p = Self::params(ring, words, &[]);
+                let p = SmallPolysParams {
+                    shape: Shape::of(ring, words),
+                };
                 let groups = words.div_ceil(WORKGROUP as usize) as u64;
                 self.dispatch(enc, &tables, Kernel::SmallPolys, p, groups, binds);
             })?;
