@@ -471,3 +471,54 @@ fn more_data_than_the_budget_is_an_out_of_memory_error() {
     let counts = small.counts();
     assert!(counts.uploads >= 2 && counts.readbacks == 0, "{counts:?}");
 }
+
+#[test]
+fn a_trace_records_the_writes_dispatches_and_reads_to_replay() {
+    use hegpu::backend::gpu::DispatchTrace;
+    if gpu().is_none() {
+        return;
+    }
+    let trace = Arc::new(DispatchTrace::new());
+    let traced = GpuBackend::traced(GpuOptions::default(), trace.clone()).unwrap();
+    let ring = mixed_ring(1 << 10, 2);
+    let (a, b) = (random_words(&ring, 3, 1), random_words(&ring, 3, 2));
+    let sum = traced
+        .add(
+            &traced.upload(&ring, 3, &a).unwrap(),
+            &traced.upload(&ring, 3, &b).unwrap(),
+        )
+        .unwrap();
+    let words = traced.download(&sum).unwrap();
+    let dir = std::env::temp_dir().join(format!("hegpu-trace-{}", std::process::id()));
+    trace.write_to(&dir).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("trace.json")).unwrap()).unwrap();
+    let blob = std::fs::read(dir.join("trace.bin")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let events = json["events"].as_array().unwrap();
+    let ops: Vec<&str> = events.iter().map(|e| e["op"].as_str().unwrap()).collect();
+    // Two uploads, the ring's tables (limb constants, twiddles) on the first dispatch, the
+    // addition, the read of the sum with its words.
+    assert_eq!(ops, ["write", "write", "write", "write", "dispatch", "read"]);
+    let dispatch = &events[4];
+    assert_eq!(dispatch["module"], "elementwise");
+    assert_eq!(dispatch["entry"], "poly_add");
+    // The parameters: the shape (log N, limbs, words, accumulate).
+    let params: Vec<u64> = dispatch["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(params, [10, 2, 3 * ring.poly_words() as u64, 0]);
+    let read = &events[5];
+    let at = read["at"].as_u64().unwrap() as usize;
+    let len = read["len"].as_u64().unwrap() as usize;
+    let expected: Vec<u32> = blob[at..at + len]
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+        .collect();
+    assert_eq!(expected, words);
+    assert_eq!(read["buffer"], dispatch["bindings"][4]);
+    assert!(json["modules"]["ntt"].as_str().unwrap().contains("fn ntt_forward_local("));
+}

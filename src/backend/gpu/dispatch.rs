@@ -99,6 +99,9 @@ impl Recorder<'_> {
         for o in started.untouched() {
             let buffer = &out.chunks[o].data.buffer;
             self.open().encoder.clear_buffer(buffer, 0, None);
+            if let Some(t) = &self.backend.trace {
+                t.clear(buffer);
+            }
             self.backend.counters.cleared(buffer.size());
         }
     }
@@ -328,6 +331,10 @@ impl GpuBackend {
             "callers split grids taller than the limit"
         );
         let [x, y] = grid.map(|g| g.clamp(1, limit) as u32);
+        if let Some(t) = &self.trace {
+            let bound = [&ring.limb_info, binds.table, binds.a, binds.b, binds.out];
+            t.dispatch(kernel, bytemuck::bytes_of(&params), bound, [x, y]);
+        }
         pass.dispatch_workgroups(x, y, 1);
         let dispatches = self.counters.dispatch();
         if self.lose_after_dispatches == Some(dispatches) {

@@ -61,6 +61,15 @@ impl Kernel {
         }
     }
 
+    /// The shader file that holds it.
+    pub fn family(self) -> &'static str {
+        FAMILIES
+            .iter()
+            .find(|f| f.2.contains(&self))
+            .map(|f| f.0)
+            .expect("every kernel is in FAMILIES")
+    }
+
     /// Whether the kernel reads the words it writes in its output binding (the in-place NTT
     /// passes; the accumulating kernels do when their shape's `accumulate` says so).
     pub fn in_place(self) -> bool {

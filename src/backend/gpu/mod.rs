@@ -17,10 +17,12 @@ mod profile;
 mod rns;
 mod sampling;
 mod tables;
+mod trace;
 
 pub use context::AdapterReport;
 pub use linear::GpuLinear;
 pub use memory::GpuData;
+pub use trace::DispatchTrace;
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::device::GpuOptions;
@@ -96,6 +98,8 @@ pub struct GpuBackend {
     /// Bound where a kernel reads nothing (every binding of the shared layout must be filled).
     placeholder: wgpu::Buffer,
     counters: Counters,
+    /// Where every write, dispatch and read is recorded, if anywhere (see [`Self::traced`]).
+    trace: Option<Arc<DispatchTrace>>,
 }
 
 /// `[word, Shoup companion]` for every word of a `[…][limb]` layout.
@@ -161,7 +165,34 @@ impl GpuBackend {
             placeholder,
             counters: Counters::default(),
             ntts: AtomicU64::new(0),
+            trace: None,
         })
+    }
+
+    /// Opens the default adapter and records into `trace` everything this backend asks of it,
+    /// to replay elsewhere (see [`DispatchTrace`]).
+    pub fn traced(options: GpuOptions, trace: Arc<DispatchTrace>) -> Result<Self> {
+        let mut backend = Self::with_options(options)?;
+        let native = backend.ctx.report.native_products;
+        let modules = kernels::FAMILIES
+            .iter()
+            .map(|f| {
+                let source = kernels::source(f.0, native, backend.ntt_tile);
+                (f.0.to_string(), source)
+            })
+            .collect();
+        trace.modules(modules, backend.ntt_tile);
+        backend.trace = Some(trace);
+        Ok(backend)
+    }
+
+    /// Writes `bytes` into `buffer` at `offset` through the queue (the write lands before
+    /// anything submitted after it), recorded in the trace if there is one.
+    fn write_buffer(&self, buffer: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
+        self.ctx.queue.write_buffer(buffer, offset, bytes);
+        if let Some(t) = &self.trace {
+            t.write(buffer, offset, bytes);
+        }
     }
 
     /// What the adapter is and what it allows.
@@ -188,8 +219,7 @@ impl GpuBackend {
         self.ctx.checked(0, || {
             self.arena.each_idle_storage(|buffer| {
                 let words = vec![word; buffer.size() as usize / 4];
-                let bytes = bytemuck::cast_slice(&words);
-                self.ctx.queue.write_buffer(buffer, 0, bytes);
+                self.write_buffer(buffer, 0, bytemuck::cast_slice(&words));
             })
         })
     }
@@ -235,13 +265,18 @@ impl GpuBackend {
         let make = |label, words: &[u32]| {
             self.counters.upload(4 * words.len() as u64);
             self.counters.buffer(0);
-            self.ctx
+            let buffer = self
+                .ctx
                 .device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
                     contents: bytemuck::cast_slice(words),
                     usage: wgpu::BufferUsages::STORAGE,
-                })
+                });
+            if let Some(t) = &self.trace {
+                t.write(&buffer, 0, bytemuck::cast_slice(words));
+            }
+            buffer
         };
         let t = self.ctx.checked(bytes, || {
             Arc::new(GpuRingTables {
@@ -291,6 +326,9 @@ impl GpuBackend {
         let tracked = Tracked::new(taken, bytes, self.arena.clone());
         if first == FirstWrite::Zeros && !tracked.fresh {
             self.run(0, |enc| enc.clear_buffer(&tracked.buffer, 0, None))?;
+            if let Some(t) = &self.trace {
+                t.clear(&tracked.buffer);
+            }
             self.counters.cleared(size);
         }
         Ok(tracked)
@@ -339,9 +377,7 @@ impl GpuBackend {
         // The write lands before anything unsubmitted, which may still use this buffer.
         self.flush()?;
         self.ctx.checked(bytes, || {
-            self.ctx
-                .queue
-                .write_buffer(&data.buffer, 0, bytemuck::cast_slice(table));
+            self.write_buffer(&data.buffer, 0, bytemuck::cast_slice(table))
         })?;
         self.counters.upload(bytes);
         Ok(data)
@@ -450,7 +486,7 @@ impl Backend for GpuBackend {
             for (c, chunk) in g.chunks.iter().enumerate() {
                 let (s, e) = g.range(c);
                 let bytes = bytemuck::cast_slice(&words[s * pw..e * pw]);
-                self.ctx.queue.write_buffer(&chunk.data.buffer, 0, bytes);
+                self.write_buffer(&chunk.data.buffer, 0, bytes);
             }
         })?;
         self.counters.upload(4 * words.len() as u64);
@@ -508,6 +544,9 @@ impl Backend for GpuBackend {
                 .map_err(|e| Error::Gpu(format!("readback failed: {e:?}")))?;
             let used = c.polys * x.ring.poly_words();
             let chunk = &bytemuck::cast_slice::<u8, u32>(&view)[..used];
+            if let Some(t) = &self.trace {
+                t.read(&c.data.buffer, chunk);
+            }
             words.extend_from_slice(chunk);
             drop(view);
             s.unmap();

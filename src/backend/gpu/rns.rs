@@ -80,6 +80,9 @@ impl GpuBackend {
                         let (at, into) = (done as u64 * poly_bytes, in_out as u64 * poly_bytes);
                         let size = run as u64 * poly_bytes;
                         enc.copy_buffer_to_buffer(from, at, to, into, Some(size));
+                        if let Some(t) = &self.trace {
+                            t.copy(from, at, to, into, size);
+                        }
                         done += run;
                         dst += run;
                     }
