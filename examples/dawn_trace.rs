@@ -13,7 +13,7 @@
 //! Seeded inputs with the edge words 0 and p − 1, N from 2^10 to 2^14, 1 to 4 limbs, odd
 //! batches. Run: `cargo run --example dawn_trace -- DIR`.
 
-use hegpu::backend::gpu::DispatchTrace;
+use hegpu::backend::gpu::{DispatchTrace, GpuHooks};
 use hegpu::backend::{Backend, CpuBackend, GpuBackend, GpuOptions, PolyBatch, Ring, SparseRows};
 use hegpu::math::ntt_primes;
 use rand::{Rng, SeedableRng};
@@ -52,7 +52,11 @@ fn main() -> Outcome {
         ),
     ] {
         let trace = Arc::new(DispatchTrace::new());
-        let gpu = GpuBackend::traced(options, trace.clone())?;
+        let hooks = GpuHooks {
+            trace: Some(trace.clone()),
+            ..Default::default()
+        };
+        let gpu = GpuBackend::with_hooks(options, hooks)?;
         let checks = Checks {
             gpu: &gpu,
             cpu: &CpuBackend::new(None)?,

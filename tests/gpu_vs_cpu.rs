@@ -474,12 +474,16 @@ fn more_data_than_the_budget_is_an_out_of_memory_error() {
 
 #[test]
 fn a_trace_records_the_writes_dispatches_and_reads_to_replay() {
-    use hegpu::backend::gpu::DispatchTrace;
+    use hegpu::backend::gpu::{DispatchTrace, GpuHooks};
     if gpu().is_none() {
         return;
     }
     let trace = Arc::new(DispatchTrace::new());
-    let traced = GpuBackend::traced(GpuOptions::default(), trace.clone()).unwrap();
+    let hooks = GpuHooks {
+        trace: Some(trace.clone()),
+        ..Default::default()
+    };
+    let traced = GpuBackend::with_hooks(GpuOptions::default(), hooks).unwrap();
     let ring = mixed_ring(1 << 10, 2);
     let (a, b) = (random_words(&ring, 3, 1), random_words(&ring, 3, 2));
     let sum = traced
@@ -499,7 +503,10 @@ fn a_trace_records_the_writes_dispatches_and_reads_to_replay() {
     let ops: Vec<&str> = events.iter().map(|e| e["op"].as_str().unwrap()).collect();
     // Two uploads, the ring's tables (limb constants, twiddles) on the first dispatch, the
     // addition, the read of the sum with its words.
-    assert_eq!(ops, ["write", "write", "write", "write", "dispatch", "read"]);
+    assert_eq!(
+        ops,
+        ["write", "write", "write", "write", "dispatch", "read"]
+    );
     let dispatch = &events[4];
     assert_eq!(dispatch["module"], "elementwise");
     assert_eq!(dispatch["entry"], "poly_add");
@@ -520,5 +527,63 @@ fn a_trace_records_the_writes_dispatches_and_reads_to_replay() {
         .collect();
     assert_eq!(expected, words);
     assert_eq!(read["buffer"], dispatch["bindings"][4]);
-    assert!(json["modules"]["ntt"].as_str().unwrap().contains("fn ntt_forward_local("));
+    assert!(
+        json["modules"]["ntt"]
+            .as_str()
+            .unwrap()
+            .contains("fn ntt_forward_local(")
+    );
+}
+
+#[test]
+fn every_wait_goes_through_the_callers_wait() {
+    use hegpu::backend::gpu::{Blocking, GpuHooks, Pending, Wait};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// Counts the futures it finishes, and the ones that needed the device polled.
+    #[derive(Default)]
+    struct Counting {
+        finished: AtomicUsize,
+        polled: AtomicUsize,
+    }
+    impl Wait for Counting {
+        fn finish(&self, device: Option<&wgpu::Device>, future: Pending<'_>) {
+            self.finished.fetch_add(1, Ordering::Relaxed);
+            if device.is_some() {
+                self.polled.fetch_add(1, Ordering::Relaxed);
+            }
+            Blocking.finish(device, future);
+        }
+    }
+    if gpu().is_none() {
+        return;
+    }
+    let wait = Arc::new(Counting::default());
+    let hooks = GpuHooks {
+        wait: Some(wait.clone()),
+        ..Default::default()
+    };
+    let g = GpuBackend::with_hooks(GpuOptions::default(), hooks).unwrap();
+    // Opening: the adapter and the device, then the kernels' error scopes.
+    let opened = wait.finished.load(Ordering::Relaxed);
+    assert!(opened >= 2, "{opened}");
+    assert_eq!(wait.polled.load(Ordering::Relaxed), 0);
+    let ring = mixed_ring(1 << 10, 2);
+    let words = random_words(&ring, 3, 5);
+    let mut x = g.upload(&ring, 3, &words).unwrap();
+    g.ntt_forward(&mut x).unwrap();
+    g.sync().unwrap();
+    assert_eq!(
+        wait.polled.load(Ordering::Relaxed),
+        1,
+        "sync drains the queue once"
+    );
+    let mut c = cpu().upload(&ring, 3, &words).unwrap();
+    cpu().ntt_forward(&mut c).unwrap();
+    assert_eq!(g.download(&x).unwrap(), cpu().download(&c).unwrap());
+    assert_eq!(
+        wait.polled.load(Ordering::Relaxed),
+        2,
+        "one readback, one wait"
+    );
+    assert!(wait.finished.load(Ordering::Relaxed) > opened + 2);
 }

@@ -1,6 +1,8 @@
 //! Opening a GPU: adapter, device, limits, and turning wgpu's errors into [`Error`]s.
 
+use super::wait::{self, Delivery, Wait};
 use crate::{Error, Result};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 /// What `hegpu info` reports about an adapter.
@@ -81,21 +83,25 @@ pub(crate) struct Context {
     lost: Arc<Mutex<Option<String>>>,
     /// A loss to simulate when the running operation ends (see [`Context::lose_after`]).
     pending_loss: Mutex<Option<String>>,
+    /// How every wait for the device is done.
+    wait: Arc<dyn Wait>,
 }
 
 impl Context {
     /// Opens the first high-performance adapter of the primary backends (Vulkan, Metal, DX12,
     /// WebGPU); Mesa's software Vulkan driver counts. Asks for `TIMESTAMP_QUERY` with
-    /// `timestamps` and `SHADER_INT64` with `int64`, each where the adapter offers it.
-    pub fn open(timestamps: bool, int64: bool) -> Result<Self> {
+    /// `timestamps` and `SHADER_INT64` with `int64`, each where the adapter offers it; every
+    /// wait for the device goes through `wait`.
+    pub fn open(timestamps: bool, int64: bool, wait: Arc<dyn Wait>) -> Result<Self> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::PRIMARY;
         let instance = wgpu::Instance::new(desc);
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        let options = wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             ..Default::default()
-        }))
-        .map_err(|e| Error::NoAdapter(e.to_string()))?;
+        };
+        let adapter = wait::finish(&*wait, None, instance.request_adapter(&options))
+            .map_err(|e| Error::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let features = adapter.features();
@@ -106,13 +112,14 @@ impl Context {
         if int64 {
             required_features |= features & wgpu::Features::SHADER_INT64;
         }
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        let descriptor = wgpu::DeviceDescriptor {
             label: Some("hegpu"),
             required_features,
             required_limits: limits.clone(),
             ..Default::default()
-        }))
-        .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
+        };
+        let (device, queue) = wait::finish(&*wait, None, adapter.request_device(&descriptor))
+            .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -149,7 +156,15 @@ impl Context {
             uncaptured,
             lost,
             pending_loss: Mutex::new(None),
+            wait,
         })
+    }
+
+    /// `future`'s output; with `polled`, the device is polled meanwhile (readbacks, a drained
+    /// queue), else not (error scopes, which a native device answers at once).
+    pub fn finish<T>(&self, polled: bool, future: impl Future<Output = T>) -> T {
+        let device = polled.then_some(&self.device);
+        wait::finish(&*self.wait, device, future)
     }
 
     /// Fails with [`Error::DeviceLost`] once the device is lost.
@@ -191,8 +206,8 @@ impl Context {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
-        let validation = pollster::block_on(validation.pop());
-        let oom = pollster::block_on(oom.pop());
+        let validation = self.finish(false, validation.pop());
+        let oom = self.finish(false, oom.pop());
         self.apply_pending_loss()?;
         if let Some(e) = oom {
             return Err(Error::GpuOutOfMemory {
@@ -217,12 +232,12 @@ impl Context {
         }
     }
 
-    /// Waits until the queue is idle.
+    /// Waits until the work submitted so far is done.
     pub fn wait(&self) -> Result<()> {
         self.alive()?;
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))
+        let (done, deliver) = Delivery::new();
+        self.queue.on_submitted_work_done(move || deliver(()));
+        self.finish(true, done);
+        self.alive()
     }
 }

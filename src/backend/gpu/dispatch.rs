@@ -6,8 +6,8 @@
 //! cached by the buffers they bind. With the arena's reused buffers, a repeated operation
 //! creates neither buffers nor bind groups.
 
-use super::kernels::Kernel;
-use super::params::{KernelParams, PARAM_BYTES};
+use super::kernels::{Kernel, PARAM_BYTES};
+use super::params::KernelParams;
 use super::profile::{Pending, Traffic};
 use super::tables::GpuRingTables;
 use super::{GpuBackend, GpuData};
@@ -141,7 +141,7 @@ impl Recorder<'_> {
         self.backend.counters.submit();
         if let Some(p) = profiler.filter(|_| !open.pending.is_empty()) {
             let t = Instant::now();
-            let ns = p.collect(&ctx.device, &open.pending);
+            let ns = p.collect(ctx, &open.pending);
             self.backend.counters.gpu_time(ns);
             self.waited += t.elapsed();
         }

@@ -1,8 +1,11 @@
 //! The WGSL kernels: sources assembled from `shaders/` (prelude first), one bind group layout,
 //! and every compute pipeline compiled once when the device is opened.
 
-use super::params::PARAM_BYTES;
 use std::collections::HashMap;
+
+/// Bytes of one dispatch's parameter slot: every parameter struct of params.rs fits (checked
+/// in its tests).
+pub(crate) const PARAM_BYTES: usize = 64;
 
 const PRELUDE: &str = include_str!("../../../shaders/prelude.wgsl");
 /// `mul_hi` from 16×16 partial products (any adapter) or one 64-bit product (SHADER_INT64).

@@ -18,11 +18,13 @@ mod rns;
 mod sampling;
 mod tables;
 mod trace;
+mod wait;
 
 pub use context::AdapterReport;
 pub use linear::GpuLinear;
 pub use memory::GpuData;
 pub use trace::DispatchTrace;
+pub use wait::{Blocking, Pending, Wait};
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::device::GpuOptions;
@@ -98,8 +100,19 @@ pub struct GpuBackend {
     /// Bound where a kernel reads nothing (every binding of the shared layout must be filled).
     placeholder: wgpu::Buffer,
     counters: Counters,
-    /// Where every write, dispatch and read is recorded, if anywhere (see [`Self::traced`]).
+    /// Where every write, dispatch and read is recorded, if anywhere (see [`GpuHooks::trace`]).
     trace: Option<Arc<DispatchTrace>>,
+}
+
+/// What a caller may attach to a GPU backend besides its [`GpuOptions`] (see
+/// [`GpuBackend::with_hooks`]).
+#[derive(Clone, Default)]
+pub struct GpuHooks {
+    /// Record everything the backend asks of its device into this trace, to replay elsewhere
+    /// (see [`DispatchTrace`]).
+    pub trace: Option<Arc<DispatchTrace>>,
+    /// How to wait for the device (default: [`Blocking`]).
+    pub wait: Option<Arc<dyn Wait>>,
 }
 
 /// `[word, Shoup companion]` for every word of a `[…][limb]` layout.
@@ -120,7 +133,13 @@ impl GpuBackend {
 
     /// Opens the default adapter with explicit options.
     pub fn with_options(options: GpuOptions) -> Result<Self> {
-        let ctx = Context::open(options.profile, !options.portable_products)?;
+        Self::with_hooks(options, GpuHooks::default())
+    }
+
+    /// Opens the default adapter with explicit options and `hooks`.
+    pub fn with_hooks(options: GpuOptions, hooks: GpuHooks) -> Result<Self> {
+        let wait = hooks.wait.unwrap_or_else(|| Arc::new(Blocking));
+        let ctx = Context::open(options.profile, !options.portable_products, wait)?;
         let binding_limit = ctx
             .limits
             .max_storage_buffer_binding_size
@@ -142,6 +161,13 @@ impl GpuBackend {
             mapped_at_creation: false,
         });
         let dispatch_state = DispatchState::new(&ctx.device, &ctx.limits);
+        if let Some(t) = &hooks.trace {
+            let modules = kernels::FAMILIES
+                .iter()
+                .map(|f| (f.0.to_string(), kernels::source(f.0, native, ntt_tile)))
+                .collect();
+            t.modules(modules, ntt_tile);
+        }
         let profiler = if options.profile {
             Profiler::new(&ctx.device, &ctx.queue, dispatch::PARAM_SLOTS)
         } else {
@@ -165,25 +191,8 @@ impl GpuBackend {
             placeholder,
             counters: Counters::default(),
             ntts: AtomicU64::new(0),
-            trace: None,
+            trace: hooks.trace,
         })
-    }
-
-    /// Opens the default adapter and records into `trace` everything this backend asks of it,
-    /// to replay elsewhere (see [`DispatchTrace`]).
-    pub fn traced(options: GpuOptions, trace: Arc<DispatchTrace>) -> Result<Self> {
-        let mut backend = Self::with_options(options)?;
-        let native = backend.ctx.report.native_products;
-        let modules = kernels::FAMILIES
-            .iter()
-            .map(|f| {
-                let source = kernels::source(f.0, native, backend.ntt_tile);
-                (f.0.to_string(), source)
-            })
-            .collect();
-        trace.modules(modules, backend.ntt_tile);
-        backend.trace = Some(trace);
-        Ok(backend)
     }
 
     /// Writes `bytes` into `buffer` at `offset` through the queue (the write lands before
@@ -522,18 +531,16 @@ impl Backend for GpuBackend {
             }
         })?;
         self.flush()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        for (i, s) in staging.iter().enumerate() {
-            let tx = tx.clone();
-            s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send((i, r));
-            });
-        }
-        self.ctx.wait()?;
-        for _ in 0..staging.len() {
-            let (_, r) = rx
-                .recv()
-                .map_err(|e| Error::Gpu(format!("readback lost: {e}")))?;
+        let maps: Vec<_> = staging.iter().map(|s| wait::mapped(s.slice(..))).collect();
+        let mapped = self.ctx.finish(true, async {
+            let mut all = Vec::with_capacity(maps.len());
+            for m in maps {
+                all.push(m.await);
+            }
+            all
+        });
+        self.ctx.alive()?;
+        for r in mapped {
             r.map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
         }
         let mut words = Vec::with_capacity(x.words());

@@ -8,9 +8,6 @@ use super::kernels::Kernel;
 use crate::backend::ring::Ring;
 use bytemuck::{Pod, Zeroable};
 
-/// Bytes of one uniform slot: every parameter struct fits (checked in the tests).
-pub(crate) const PARAM_BYTES: usize = 64;
-
 /// The ring's shape and the dispatch's extent, the first member of every kernel's parameters
 /// (`Shape` in shaders/prelude.wgsl).
 #[repr(C)]
@@ -285,7 +282,7 @@ pub(crate) const SHARED_CONSTANTS: [(&str, u32); 4] = [
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernels::{FAMILIES, source};
+    use super::super::kernels::{FAMILIES, PARAM_BYTES, source};
     use super::*;
 
     /// A parameter struct's Rust side.

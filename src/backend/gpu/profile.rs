@@ -4,7 +4,9 @@
 //! waits for every submission to read its timestamps back, so it measures the kernels, not the
 //! overlap of host and GPU; it is off unless asked for.
 
+use super::context::Context;
 use super::kernels::Kernel;
+use super::wait;
 use crate::backend::telemetry::KernelProfile;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -84,15 +86,10 @@ impl Profiler {
 
     /// After the submission that resolved them: reads the timestamps of `pending` and adds
     /// them to the totals. Returns their GPU time in nanoseconds.
-    pub fn collect(&self, device: &wgpu::Device, pending: &[Pending]) -> u64 {
+    pub fn collect(&self, ctx: &Context, pending: &[Pending]) -> u64 {
         let bytes = 16 * pending.len() as u64;
         let slice = self.readback.slice(..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        let mapped = device.poll(wgpu::PollType::wait_indefinitely()).is_ok()
-            && matches!(rx.recv(), Ok(Ok(())));
+        let mapped = ctx.finish(true, wait::mapped(slice)).is_ok();
         let mut total = 0;
         if mapped {
             if let Ok(view) = slice.get_mapped_range() {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// The record; attach one with [`GpuBackend::traced`](super::GpuBackend::traced).
+/// The record; attach one with [`GpuHooks::trace`](super::GpuHooks::trace).
 #[derive(Default)]
 pub struct DispatchTrace {
     state: Mutex<State>,
