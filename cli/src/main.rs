@@ -1,6 +1,8 @@
-//! The `hegpu` command line: `mnist`, `info`, `bench`, `train` and `import`.
+//! The `hegpu` command line: `mnist`, `info`, `bench`, `train`, `import`, `he-bench`, `serve`
+//! and `client`.
 
 mod chart;
+mod service;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hegpu::backend::device::gpu_required;
@@ -46,6 +48,12 @@ enum Command {
     /// One stage of HomomorphicEncryption.org's ML-inference harness (the submission in
     /// benchmarks/he-ml-inference/ runs these), in the harness's working directory
     HeBench(HeBenchArgs),
+    /// Serve a model over HTTP: clients register evaluation keys and send encrypted images;
+    /// the secret key never reaches the server
+    Serve(service::ServeArgs),
+    /// The MNIST job against a `hegpu serve` server: keys, encryption and decryption here,
+    /// evaluation there; prints accuracy and per-request latency
+    Client(service::ClientArgs),
 }
 
 #[derive(Args)]
@@ -287,8 +295,8 @@ struct SplitArgs {
 }
 
 impl SplitArgs {
-    fn packing(&self) -> hegpu::job::files::SplitPacking {
-        use hegpu::job::files::SplitPacking;
+    fn packing(&self) -> hegpu::job::pair::SplitPacking {
+        use hegpu::job::pair::SplitPacking;
         match self.packing {
             hegpu::job::Packing::Latency => SplitPacking::Latency {
                 per_ciphertext: self.per_ciphertext,
@@ -416,6 +424,8 @@ fn main() -> ExitCode {
         Command::Train(a) => train(a),
         Command::Import(a) => import(a),
         Command::HeBench(a) => he_bench(a),
+        Command::Serve(a) => service::serve(a),
+        Command::Client(a) => service::client(a),
         Command::Mnist { step: Some(s), .. } => mnist_step(s),
         Command::Mnist { step: None, job } => mnist(job),
     };
@@ -748,8 +758,6 @@ fn he_bench(args: HeBenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints each failure; an error saying how many `what` (singular, plural) failed in `place`,
-/// when any did.
 /// The library's warnings (why the CPU was chosen, a GPU failure), on standard error.
 fn warn(warnings: &[String]) {
     for w in warnings {
@@ -757,6 +765,8 @@ fn warn(warnings: &[String]) {
     }
 }
 
+/// Prints each failure; an error saying how many `what` (singular, plural) failed in `place`,
+/// when any did.
 fn failures(failed: &[String], what: (&str, &str), place: &str) -> Result<()> {
     for f in failed {
         eprintln!("hegpu: FAILED {f}");

@@ -16,7 +16,9 @@
 //! the plan's fingerprint, which the server checks against its own.
 
 use super::ServerDevice;
-use super::envelope::{Frame, Kind, ciphertext_checksum};
+use super::envelope::{Frame, Kind};
+pub(super) use super::pair::frame_of;
+use super::pair::{ServedModel, SplitPacking, latency_plan};
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::Ciphertext;
 use crate::ckks::{
@@ -25,8 +27,8 @@ use crate::ckks::{
 };
 use crate::data::Mnist;
 use crate::files::{create_secret_file, refuse_link, write_file};
-use crate::nn::{EncryptedNetwork, LatencyNetwork, argmax, pixels};
-use crate::tensor::{CipherTensor, Scheduler};
+use crate::nn::{argmax, pixels};
+use crate::tensor::CipherTensor;
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -44,50 +46,11 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// `e` as an error about the file at `path` (unless it already names a file).
 pub(super) fn about(path: &Path, e: Error) -> Error {
-    match e {
-        Error::Data { .. } => e,
-        other => Error::Data {
-            path: path.display().to_string(),
-            why: other.to_string(),
-        },
-    }
+    super::pair::named(&path.display().to_string(), e)
 }
 
 fn batch_name(kind: &str, b: usize) -> String {
     format!("{kind}-{b:03}.ct")
-}
-
-/// How the split job packs images.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SplitPacking {
-    /// CryptoNets: an image per slot, batches of up to N/2 images.
-    Batch,
-    /// An image per ciphertext, up to `per_ciphertext` sharing one; a batch file is a request
-    /// of that many images. Every step is given the same model, which it plans.
-    Latency { per_ciphertext: usize },
-}
-
-/// The latency plan of `model` (a file or a shipped model's name) on `mnist`'s calibration
-/// images, for `params` or, without them, with the smallest preset that holds it.
-fn latency_plan(
-    model: Option<&Path>,
-    mnist: &Mnist,
-    per_ciphertext: usize,
-    params: Option<&Arc<Parameters>>,
-) -> Result<LatencyNetwork> {
-    let model = model.ok_or_else(|| {
-        Error::Config(
-            "the latency packing lays images out by the model's plan: give every step the \
-             server's --model"
-                .into(),
-        )
-    })?;
-    let model = super::load_digit_model(model)?;
-    let calibration = super::latency::calibration(mnist);
-    match params {
-        Some(params) => LatencyNetwork::plan(&model, params, &calibration, per_ciphertext),
-        None => Ok(LatencyNetwork::plan_smallest(&model, &calibration, per_ciphertext)?.1),
-    }
 }
 
 /// Client: makes keys for `preset` (default `CryptoNets8192`, which holds the shipped models;
@@ -277,17 +240,6 @@ fn batches(dir: &Path) -> Result<Vec<(usize, usize)>> {
     Ok(list)
 }
 
-/// The frame a batch or result file of batch `b` must have.
-pub(super) fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> Frame {
-    Frame {
-        kind,
-        batch: b as u32,
-        start: start as u32,
-        end: end as u32,
-        source,
-    }
-}
-
 /// An error naming `path` unless ciphertexts `x` are under key set `expected`, the key set of
 /// `whose` ("the evaluation keys belong", "secret.key belongs").
 pub(super) fn check_key_set(
@@ -296,14 +248,7 @@ pub(super) fn check_key_set(
     expected: KeySetId,
     whose: &str,
 ) -> Result<()> {
-    let found = x.key_set();
-    if found != expected {
-        return Err(Error::Data {
-            path: path.display().to_string(),
-            why: format!("is encrypted under key set {found}, but {whose} to key set {expected}"),
-        });
-    }
-    Ok(())
+    super::pair::check_key_set(&path.display().to_string(), x, expected, whose)
 }
 
 /// What the server did: batches evaluated, seconds spent evaluating, and the batches that
@@ -317,70 +262,6 @@ pub struct ServeReport {
     pub warnings: Vec<String>,
 }
 
-/// What the server evaluates batch files with: the plan of either packing.
-enum ServerPlan {
-    Batch(EncryptedNetwork),
-    Latency(LatencyNetwork),
-}
-
-impl ServerPlan {
-    /// The batch packing's plan of `model` for `params`, with the preset that would hold it
-    /// named when these parameters do not.
-    fn batch(model: &crate::nn::Model, params: &Arc<Parameters>, mnist: &Mnist) -> Result<Self> {
-        let network = super::plan_server(model, params, mnist).map_err(|e| {
-            let bounds = super::calibration_bounds(model, mnist);
-            match (
-                e,
-                bounds.and_then(|b| EncryptedNetwork::plan_smallest(model, &b)),
-            ) {
-                (Error::Config(why), Ok((preset, _))) => Error::Config(format!(
-                    "{why}; make the keys with `hegpu mnist keys --preset {}`",
-                    preset.name()
-                )),
-                (e, _) => e,
-            }
-        })?;
-        Ok(Self::Batch(network))
-    }
-
-    /// The frame a client's file of batch `b` must have.
-    fn expects(&self, b: usize, range: (usize, usize)) -> Frame {
-        match self {
-            Self::Batch(_) => frame_of(Kind::Batch, b, range, 0),
-            Self::Latency(plan) => frame_of(Kind::Request, b, range, plan.fingerprint()),
-        }
-    }
-
-    /// The result's bytes for the client's ciphertext bytes `ct`, under evaluation keys of
-    /// `key_set` (from the file at `path`, named in errors), and the seconds evaluating took.
-    fn answer(
-        &self,
-        scheduler: &Scheduler,
-        (params, key_set): (&Arc<Parameters>, KeySetId),
-        ct: &[u8],
-        path: &Path,
-    ) -> Result<(Vec<u8>, f64)> {
-        let host = &**scheduler.host();
-        let whose = "the evaluation keys belong";
-        let t = std::time::Instant::now();
-        let y = match self {
-            Self::Batch(network) => {
-                let x = CipherTensor::from_bytes(ct, network.shape().0, params, host)
-                    .map_err(|e| about(path, e))?;
-                check_key_set(path, x.ciphertexts(), key_set, whose)?;
-                network.forward(scheduler, x)?.into_ciphertexts()
-            }
-            Self::Latency(plan) => {
-                let x = Ciphertext::from_bytes(ct, params, host).map_err(|e| about(path, e))?;
-                check_key_set(path, &x, key_set, whose)?;
-                plan.evaluate(scheduler, x)?
-            }
-        };
-        let seconds = t.elapsed().as_secs_f64();
-        Ok((y.to_bytes(params, host)?, seconds))
-    }
-}
-
 /// Server: evaluates every batch file with the model and the public files only; writes result
 /// files. A bad batch is reported and the others are evaluated; its stale result file, if any,
 /// is removed.
@@ -392,20 +273,10 @@ pub fn server_evaluate(
 ) -> Result<ServeReport> {
     let (params, keys, key_set) = read_server_state(dir)?;
     let mnist = Mnist::load(data)?;
-    let plan = match packing {
-        SplitPacking::Batch => {
-            ServerPlan::batch(&super::load_digit_model(model)?, &params, &mnist)?
-        }
-        SplitPacking::Latency { per_ciphertext } => ServerPlan::Latency(latency_plan(
-            Some(model),
-            &mnist,
-            per_ciphertext,
-            Some(&params),
-        )?),
-    };
-    let scheduler = server.scheduler(&params, &keys)?;
-    if let ServerPlan::Batch(network) = &plan {
-        super::check_memory(network, &scheduler, &params)?;
+    let served = ServedModel::plan(model, &mnist, packing, Some(params))?;
+    let scheduler = server.scheduler(served.params(), &keys)?;
+    if let Some(network) = served.batch_plan() {
+        super::check_memory(network, &scheduler, served.params())?;
     }
     let mut report = ServeReport::default();
     for (b, range) in batches(dir)?.into_iter().enumerate() {
@@ -416,31 +287,9 @@ pub fn server_evaluate(
         let evaluated = (|| -> Result<f64> {
             let bytes = read(&input)?;
             let name = input.display().to_string();
-            let (frame, ct) = Frame::unwrap(&bytes, &name)?;
-            let expected = plan.expects(b, range);
-            frame.expect(
-                &Frame {
-                    source: 0,
-                    ..expected
-                },
-                &name,
-            )?;
-            if frame.source != expected.source {
-                return Err(Error::Data {
-                    path: name,
-                    why: format!(
-                        "was laid out for another latency plan (fingerprint {:08x}; the \
-                         server's is {:08x}): give the client and the server the same --model \
-                         and --per-ciphertext",
-                        frame.source, expected.source
-                    ),
-                });
-            }
-            let (y, seconds) = plan.answer(&scheduler, (&params, key_set), ct, &input)?;
-            let kind = expected.kind.answered_by();
-            let result = frame_of(kind, b, range, ciphertext_checksum(ct));
-            write_file(&output, &result.wrap(&y))?;
-            Ok(seconds)
+            let answer = served.answer(&scheduler, key_set, &bytes, &name, Some((b, range)))?;
+            write_file(&output, &answer.bytes)?;
+            Ok(answer.seconds)
         })();
         match evaluated {
             Ok(seconds) => {

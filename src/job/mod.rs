@@ -10,6 +10,7 @@ pub mod he_bench;
 #[cfg(feature = "onnx")]
 pub mod import;
 pub mod latency;
+pub mod pair;
 
 pub use agreement::Agreement;
 #[cfg(feature = "onnx")]
@@ -135,17 +136,27 @@ impl ServerDevice {
     /// The scheduler for these choices, with `keys` on each device it uses.
     /// Why the CPU was chosen, when `auto` chose it, is the scheduler's first warning.
     pub fn scheduler(&self, params: &Arc<Parameters>, keys: &EvaluationKeys) -> Result<Scheduler> {
+        let (backend, note) = self.backend()?;
+        let scheduler = Scheduler::new(params, keys, backend, self.schedule_options())?;
+        note.into_iter().for_each(|n| scheduler.warn(n));
+        Ok(scheduler)
+    }
+
+    /// The device these choices open, and why `auto` took the CPU when it did (a server that
+    /// shares one device between several schedulers opens it once).
+    pub fn backend(&self) -> Result<(Arc<dyn Backend>, Option<String>)> {
         let mut gpu = self.gpu;
         gpu.memory_budget = self.gpu_memory.or(gpu.memory_budget);
         gpu.profile = self.profile;
-        let (backend, note) = choose_backend(self.device, gpu)?;
-        let options = ScheduleOptions {
+        choose_backend(self.device, gpu)
+    }
+
+    /// How a scheduler shares the work between the devices.
+    pub fn schedule_options(&self) -> ScheduleOptions {
+        ScheduleOptions {
             split: self.split,
             ..Default::default()
-        };
-        let scheduler = Scheduler::new(params, keys, backend, options)?;
-        note.into_iter().for_each(|n| scheduler.warn(n));
-        Ok(scheduler)
+        }
     }
 }
 

@@ -1,0 +1,124 @@
+//! `hegpu serve` (the HTTP service of one model) and `hegpu client` (the MNIST job against it).
+
+use crate::{ServerArgs, SplitArgs, at_least_one, gpu_memory};
+use clap::Args;
+use hegpu::data::Mnist;
+use hegpu::job::pair::ServedModel;
+use hegpu::job::pair::SplitPacking;
+use hegpu::{Error, Result};
+use hegpu_service::{Client, Service, ServiceOptions, classify, serve_until_stopped};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The model: a file, or a shipped model's name
+    #[arg(long, value_name = "FILE|NAME", default_value = "cryptonets-5")]
+    model: PathBuf,
+    /// Where to listen (port 0: any free port, printed)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Calibration data (training images) for the plan
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+    data: PathBuf,
+    #[command(flatten)]
+    packing: SplitArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Evaluation keys held at once (least recently used evicted beyond; their clients are
+    /// told to register again)
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = gpu_memory)]
+    key_memory: u64,
+    /// Largest request body
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = gpu_memory)]
+    max_request: u64,
+    /// Evaluations run at once
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
+    workers: usize,
+    /// Requests that may wait for an evaluation; more are answered 503 with Retry-After
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    queue: usize,
+    /// Seconds a request's body may take to arrive
+    #[arg(long, value_name = "S", default_value_t = 60, value_parser = at_least_one)]
+    body_timeout: usize,
+}
+
+pub fn serve(a: ServeArgs) -> Result<()> {
+    let packing = a.packing.packing();
+    let mnist = Mnist::load(&a.data)?;
+    let served = ServedModel::plan(&a.model, &mnist, packing, None)?;
+    let device = a.server.server()?;
+    let (backend, note) = device.backend()?;
+    crate::warn(&note.into_iter().collect::<Vec<_>>());
+    let options = ServiceOptions {
+        key_memory: a.key_memory,
+        max_key_bytes: ServiceOptions::default().max_key_bytes,
+        max_request_bytes: usize::try_from(a.max_request).unwrap_or(usize::MAX),
+        workers: a.workers,
+        queue: a.queue,
+        body_timeout: Duration::from_secs(a.body_timeout as u64),
+    };
+    let describe = format!(
+        "{} ({} packing, {} images per request) on {}",
+        a.model.display(),
+        match packing {
+            SplitPacking::Batch => "batch",
+            SplitPacking::Latency { .. } => "latency",
+        },
+        served.request_images(),
+        backend.name()
+    );
+    let service = Service::new(served, backend, device.schedule_options(), options);
+    serve_until_stopped(&service, &a.listen, |addr| {
+        println!("serving {describe} at http://{addr} (Ctrl-C stops after the requests in flight)");
+    })
+    .map_err(|e| Error::Config(format!("cannot serve on {}: {e}", a.listen)))?;
+    println!("stopped");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The server's address
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Test images to classify
+    #[arg(long, value_name = "K", default_value_t = 1000, value_parser = at_least_one)]
+    images: usize,
+    /// Images per request (at most what the server takes) [default: the most]
+    #[arg(long, value_name = "B", value_parser = at_least_one)]
+    per_request: Option<usize>,
+    #[arg(long, value_name = "DIR", default_value = "data/mnist")]
+    data: PathBuf,
+    /// Latency packing: the server's model, whose plan lays the images out
+    #[arg(long, value_name = "FILE|NAME")]
+    model: Option<PathBuf>,
+    /// Seconds one call may take
+    #[arg(long, value_name = "S", default_value_t = 600, value_parser = at_least_one)]
+    timeout: usize,
+}
+
+pub fn client(a: ClientArgs) -> Result<()> {
+    let mnist = Mnist::load(&a.data)?;
+    let http = Client::new(&a.server, Duration::from_secs(a.timeout as u64));
+    let report = classify(&http, &mnist, a.images, a.per_request, a.model.as_deref())
+        .map_err(|e| Error::Config(e.to_string()))?;
+    println!(
+        "keys: {:.1} MB made and registered in {:.2} s",
+        report.key_bytes as f64 / 1e6,
+        report.keys_seconds
+    );
+    println!(
+        "accuracy: {} of {} images ({:.2}%)",
+        report.correct,
+        report.images,
+        100.0 * report.correct as f64 / report.images.max(1) as f64
+    );
+    println!(
+        "requests: {}, each encrypt → upload → evaluate → download → decrypt: p50 {:.3} s, p99 {:.3} s",
+        report.latencies.len(),
+        report.latency_quantile(0.5),
+        report.latency_quantile(0.99)
+    );
+    Ok(())
+}

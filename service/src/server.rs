@@ -1,0 +1,441 @@
+//! The server: one planned model, evaluation keys registered by clients, requests answered
+//! under them on one device shared through the scheduler.
+//!
+//! Endpoints (bodies are the binary formats of `hegpu::ckks` and the job's frames):
+//! - `GET /v1/info`: the model's packing, images per request, parameter set, input shape,
+//!   the rotations the latency plan needs and its fingerprint (JSON);
+//! - `GET /v1/params`: the parameters clients must use (`Parameters::to_bytes`);
+//! - `POST /v1/keys`: evaluation keys → `{"key_id": …}` (the key set's id);
+//! - `POST /v1/infer/{key_id}`: a framed request → its framed answer;
+//! - `GET /health`, `GET /metrics` (Prometheus text).
+//!
+//! Bounded: each body has a size limit (413) and a read timeout (408); evaluations run a few at
+//! a time and at most `queue` wait (beyond that 503 with `Retry-After`); keys are held within
+//! `key_memory` bytes, least recently used evicted first (an evicted id: 404 with code
+//! `unknown_key`, telling the client to register again). Errors are JSON
+//! `{"code": …, "message": …}`. Shutdown finishes the requests in flight.
+
+use crate::keys::{KeyCache, Session};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hegpu::backend::Backend;
+use hegpu::ckks::EvaluationKeys;
+use hegpu::job::pair::ServedModel;
+use hegpu::job::pair::SplitPacking;
+use hegpu::tensor::{ScheduleOptions, Scheduler};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+/// What a client needs to know of the served model (`GET /v1/info`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// "batch" or "latency".
+    pub packing: String,
+    /// Most images one request holds.
+    pub request_images: usize,
+    /// Latency packing: the images that may share a ciphertext the plan was made with (a
+    /// client plans the same).
+    pub per_ciphertext: usize,
+    /// Bytes of the parameters (`GET /v1/params`).
+    pub params_bytes: usize,
+    /// The ring degree N.
+    pub degree: usize,
+    /// The input's shape (channels, height, width).
+    pub input_shape: Vec<usize>,
+    /// The (rotation, level) pairs the client's Galois keys must cover.
+    pub rotations: Vec<(i64, usize)>,
+    /// The latency plan's fingerprint a request carries (0 in the batch packing).
+    pub fingerprint: u32,
+}
+
+/// The server's bounds.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// Bytes of evaluation keys held at once (least recently used evicted beyond).
+    pub key_memory: u64,
+    /// Largest evaluation-key body.
+    pub max_key_bytes: usize,
+    /// Largest request body.
+    pub max_request_bytes: usize,
+    /// Evaluations run at once.
+    pub workers: usize,
+    /// Requests that may wait for an evaluation slot; more are refused with 503.
+    pub queue: usize,
+    /// Longest a request's body may take to arrive (a slow or stalled client gets 408).
+    pub body_timeout: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            key_memory: 4 << 30,
+            max_key_bytes: 1 << 30,
+            max_request_bytes: 512 << 20,
+            workers: 1,
+            queue: 16,
+            body_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Counters `GET /metrics` reports.
+#[derive(Default)]
+struct Metrics {
+    requests: AtomicU64,
+    answered: AtomicU64,
+    failed: AtomicU64,
+    refused_busy: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    evaluate_micros: AtomicU64,
+    registered: AtomicU64,
+    evicted: AtomicU64,
+    gpu_fallbacks: AtomicU64,
+}
+
+struct Shared {
+    served: ServedModel,
+    params_bytes: Vec<u8>,
+    info: ModelInfo,
+    backend: Arc<dyn Backend>,
+    schedule: ScheduleOptions,
+    keys: Mutex<KeyCache<Session>>,
+    slots: Semaphore,
+    waiting: AtomicUsize,
+    options: ServiceOptions,
+    metrics: Metrics,
+}
+
+/// An error response: status, a stable code, a message.
+struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "code": self.1, "message": self.2 });
+        let mut response = (self.0, axum::Json(body)).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+fn bad_request(e: hegpu::Error) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+}
+
+/// The request's body, or why it could not be read: too large (413), too slow (408), or cut
+/// off (400).
+fn body(read: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    read.map_err(|r| {
+        let why = r.body_text();
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", why)
+        } else if why.contains("timeout") {
+            ApiError(StatusCode::REQUEST_TIMEOUT, "timeout", why)
+        } else {
+            ApiError(StatusCode::BAD_REQUEST, "bad_request", why)
+        }
+    })
+}
+
+/// The HTTP service of one model: build it with [`Service::new`], serve it with
+/// [`Service::router`] on any listener.
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+impl Service {
+    /// Serves `served` on `backend` within `options`.
+    pub fn new(
+        served: ServedModel,
+        backend: Arc<dyn Backend>,
+        schedule: ScheduleOptions,
+        options: ServiceOptions,
+    ) -> Self {
+        let params = served.params();
+        let params_bytes = params.to_bytes();
+        let info = ModelInfo {
+            packing: match served.packing() {
+                SplitPacking::Batch => "batch".into(),
+                SplitPacking::Latency { .. } => "latency".into(),
+            },
+            request_images: served.request_images(),
+            per_ciphertext: match served.packing() {
+                SplitPacking::Batch => 0,
+                SplitPacking::Latency { per_ciphertext } => per_ciphertext,
+            },
+            params_bytes: params_bytes.len(),
+            degree: params.degree(),
+            input_shape: vec![1, 28, 28],
+            rotations: served.rotations(),
+            fingerprint: served.fingerprint(),
+        };
+        let shared = Arc::new(Shared {
+            keys: Mutex::new(KeyCache::new(options.key_memory)),
+            slots: Semaphore::new(options.workers.max(1)),
+            waiting: AtomicUsize::new(0),
+            metrics: Metrics::default(),
+            served,
+            params_bytes,
+            info,
+            backend,
+            schedule,
+            options,
+        });
+        Self { shared }
+    }
+
+    /// The routes, with their body limits and timeouts.
+    pub fn router(&self) -> Router {
+        let o = &self.shared.options;
+        Router::new()
+            .route("/v1/info", get(info))
+            .route("/v1/params", get(params))
+            .route(
+                "/v1/keys",
+                post(register).layer(DefaultBodyLimit::max(o.max_key_bytes)),
+            )
+            .route(
+                "/v1/infer/{key_id}",
+                post(infer).layer(DefaultBodyLimit::max(o.max_request_bytes)),
+            )
+            .route("/health", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics))
+            .layer(RequestBodyTimeoutLayer::new(o.body_timeout))
+            .with_state(self.shared.clone())
+    }
+}
+
+async fn info(State(s): State<Arc<Shared>>) -> axum::Json<ModelInfo> {
+    axum::Json(s.info.clone())
+}
+
+async fn params(State(s): State<Arc<Shared>>) -> Vec<u8> {
+    s.params_bytes.clone()
+}
+
+/// Runs `f` on a blocking thread once an evaluation slot is free; 503 when `queue` requests
+/// already wait.
+async fn in_slot<T: Send + 'static>(
+    s: &Arc<Shared>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if s.waiting.fetch_add(1, Ordering::SeqCst) >= s.options.queue + s.options.workers {
+        s.waiting.fetch_sub(1, Ordering::SeqCst);
+        s.metrics.refused_busy.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the server's queue is full: retry after a second".into(),
+        ));
+    }
+    let permit = s.slots.acquire().await;
+    let result = tokio::task::spawn_blocking(f).await;
+    drop(permit);
+    s.waiting.fetch_sub(1, Ordering::SeqCst);
+    result.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+async fn register(
+    State(s): State<Arc<Shared>>,
+    read: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let body = body(read)?;
+    s.metrics
+        .bytes_in
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let shared = s.clone();
+    let bytes = body.len() as u64;
+    // Reading and uploading keys is work on the device like an evaluation.
+    let session = in_slot(&s, move || -> hegpu::Result<Session> {
+        let params = shared.served.params();
+        let keys = EvaluationKeys::from_bytes(&body, params)?;
+        let key_set = keys.key_set()?.ok_or_else(|| hegpu::Error::Data {
+            path: "the evaluation keys".into(),
+            why: "hold no keys".into(),
+        })?;
+        let scheduler = Scheduler::new(params, &keys, shared.backend.clone(), shared.schedule)?;
+        Ok(Session { scheduler, key_set })
+    })
+    .await?
+    .map_err(bad_request)?;
+    let id = session.key_set.to_string();
+    let evicted = s
+        .keys
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), Arc::new(session), bytes)
+        .map_err(|why| ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", why))?;
+    s.metrics.registered.fetch_add(1, Ordering::Relaxed);
+    s.metrics
+        .evicted
+        .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+    Ok(axum::Json(serde_json::json!({ "key_id": id })))
+}
+
+async fn infer(
+    State(s): State<Arc<Shared>>,
+    Path(key_id): Path<String>,
+    read: Result<Bytes, BytesRejection>,
+) -> Result<Vec<u8>, ApiError> {
+    s.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let body = body(read).inspect_err(|_| {
+        s.metrics.failed.fetch_add(1, Ordering::Relaxed);
+    })?;
+    s.metrics
+        .bytes_in
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let session = s
+        .keys
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key_id);
+    let Some(session) = session else {
+        s.metrics.failed.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "unknown_key",
+            format!(
+                "key id {key_id} is not registered here (never, or evicted to bound the \
+                 server's key memory, or before a restart): register the evaluation keys again"
+            ),
+        ));
+    };
+    // The frame is checked before the request waits for a slot.
+    if let Err(e) = s.served.check_request(&body, "the request", None) {
+        s.metrics.failed.fetch_add(1, Ordering::Relaxed);
+        return Err(bad_request(e));
+    }
+    let shared = s.clone();
+    let answer = in_slot(&s, move || {
+        let answer = shared.served.answer(
+            &session.scheduler,
+            session.key_set,
+            &body,
+            "the request",
+            None,
+        );
+        let warnings = session.scheduler.take_warnings();
+        (answer, warnings)
+    })
+    .await;
+    let (answer, warnings) = answer.inspect_err(|_| {
+        s.metrics.failed.fetch_add(1, Ordering::Relaxed);
+    })?;
+    let fallbacks = warnings.iter().filter(|w| w.contains("GPU")).count() as u64;
+    s.metrics
+        .gpu_fallbacks
+        .fetch_add(fallbacks, Ordering::Relaxed);
+    match answer {
+        Ok(a) => {
+            let m = &s.metrics;
+            m.answered.fetch_add(1, Ordering::Relaxed);
+            m.bytes_out
+                .fetch_add(a.bytes.len() as u64, Ordering::Relaxed);
+            m.evaluate_micros
+                .fetch_add((a.seconds * 1e6) as u64, Ordering::Relaxed);
+            Ok(a.bytes)
+        }
+        Err(e) => {
+            s.metrics.failed.fetch_add(1, Ordering::Relaxed);
+            Err(bad_request(e))
+        }
+    }
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> String {
+    let m = &s.metrics;
+    let (keys, key_bytes) = s.keys.lock().unwrap_or_else(|p| p.into_inner()).usage();
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let rows = [
+        ("hegpu_requests_total", "counter", load(&m.requests)),
+        ("hegpu_answered_total", "counter", load(&m.answered)),
+        ("hegpu_failed_total", "counter", load(&m.failed)),
+        ("hegpu_refused_busy_total", "counter", load(&m.refused_busy)),
+        ("hegpu_bytes_in_total", "counter", load(&m.bytes_in)),
+        ("hegpu_bytes_out_total", "counter", load(&m.bytes_out)),
+        (
+            "hegpu_keys_registered_total",
+            "counter",
+            load(&m.registered),
+        ),
+        ("hegpu_keys_evicted_total", "counter", load(&m.evicted)),
+        (
+            "hegpu_gpu_fallbacks_total",
+            "counter",
+            load(&m.gpu_fallbacks),
+        ),
+        ("hegpu_keys_held", "gauge", keys as u64),
+        ("hegpu_key_bytes_held", "gauge", key_bytes),
+        (
+            "hegpu_queue_depth",
+            "gauge",
+            s.waiting.load(Ordering::SeqCst) as u64,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, value) in rows {
+        out.push_str(&format!("# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    let seconds = load(&m.evaluate_micros) as f64 / 1e6;
+    out.push_str(&format!(
+        "# TYPE hegpu_evaluate_seconds_total counter\nhegpu_evaluate_seconds_total {seconds}\n"
+    ));
+    out.push_str(&format!(
+        "# TYPE hegpu_device_info gauge\nhegpu_device_info{{device=\"{}\"}} 1\n",
+        s.backend.name().replace('"', "'")
+    ));
+    out
+}
+
+/// Serves `service` on `addr` until Ctrl-C or SIGTERM, then finishes the requests in flight;
+/// `ready` is told the address once it listens (port 0 picks a free one).
+pub fn serve_until_stopped(
+    service: &Service,
+    addr: &str,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        ready(listener.local_addr()?);
+        axum::serve(listener, service.router())
+            .with_graceful_shutdown(stopped())
+            .await
+    })
+}
+
+/// Ctrl-C, or SIGTERM where there are signals.
+async fn stopped() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return interrupt.await,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await;
+}

@@ -1,0 +1,373 @@
+//! The service on loopback: the HTTP client gets the in-process pair's digits in both packings;
+//! concurrent clients with their own keys; and each hostile or unlucky case (unknown or evicted
+//! key ids, a foreign key set, malformed and oversize bodies, a slow client, a client that
+//! hangs up mid-upload, a full queue, a restart) ends in a clear error or a retry, never a
+//! crash, a hang or a wrong answer.
+
+use hegpu::backend::{Backend, CpuBackend};
+use hegpu::data::Mnist;
+use hegpu::job::pair::SplitPacking;
+use hegpu::job::pair::{IMAGE_PIXELS, ModelClient, ServedModel, latency_plan, request_checksum};
+use hegpu::nn::{argmax, pixels};
+use hegpu::tensor::{ScheduleOptions, Scheduler};
+use hegpu_service::{Client, Service, ServiceOptions, classify};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn model() -> PathBuf {
+    root().join("models/cryptonets-5.safetensors")
+}
+
+fn mnist() -> &'static Mnist {
+    static M: OnceLock<Mnist> = OnceLock::new();
+    M.get_or_init(|| Mnist::load(&root().join("data/mnist")).unwrap())
+}
+
+fn served(packing: SplitPacking) -> ServedModel {
+    ServedModel::plan(&model(), mnist(), packing, None).unwrap()
+}
+
+/// A running server; stopped (gracefully) when dropped.
+struct Running {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the server's thread ends");
+        }
+    }
+}
+
+fn start(packing: SplitPacking, options: ServiceOptions) -> Running {
+    let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
+    let service = Service::new(
+        served(packing),
+        backend,
+        ScheduleOptions::default(),
+        options,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = service.router();
+    let thread = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    Running {
+        url,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+fn client(url: &str) -> Client {
+    Client::new(url, Duration::from_secs(120))
+}
+
+/// The digits of the first `count` test images through the pair in process (no HTTP).
+fn in_process(packing: SplitPacking, count: usize, per_request: usize) -> Vec<usize> {
+    let served = served(packing);
+    let latency = match packing {
+        SplitPacking::Batch => None,
+        SplitPacking::Latency { per_ciphertext } => Some(
+            latency_plan(
+                Some(&model()),
+                mnist(),
+                per_ciphertext,
+                Some(served.params()),
+            )
+            .unwrap(),
+        ),
+    };
+    let (client, keys) = ModelClient::new(served.params().clone(), latency).unwrap();
+    let keys = hegpu::ckks::EvaluationKeys::from_bytes(&keys, served.params()).unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
+    let scheduler = Scheduler::new(served.params(), &keys, backend, Default::default()).unwrap();
+    let px = pixels(&mnist().test_images);
+    let mut digits = Vec::new();
+    for (b, start) in (0..count).step_by(per_request).enumerate() {
+        let end = (start + per_request).min(count);
+        let request = client
+            .request(
+                b,
+                (start, end),
+                &px[start * IMAGE_PIXELS..end * IMAGE_PIXELS],
+            )
+            .unwrap();
+        let answer = served
+            .answer(&scheduler, client.key_set(), &request, "request", None)
+            .unwrap();
+        let source = request_checksum(&request).unwrap();
+        let outputs = client
+            .outputs(&answer.bytes, "answer", (b, (start, end)), source)
+            .unwrap();
+        digits.extend(outputs.iter().map(|o| argmax(o)));
+    }
+    digits
+}
+
+#[test]
+fn the_batch_packing_over_http_gives_the_in_process_digits() {
+    let server = start(SplitPacking::Batch, ServiceOptions::default());
+    let report = classify(&client(&server.url), mnist(), 24, Some(12), None).unwrap();
+    assert_eq!(report.images, 24);
+    assert_eq!(report.latencies.len(), 2);
+    assert_eq!(report.digits, in_process(SplitPacking::Batch, 24, 12));
+    assert!(report.correct >= 22, "{} of 24", report.correct);
+}
+
+#[test]
+fn the_latency_packing_over_http_gives_the_in_process_digits() {
+    let packing = SplitPacking::Latency { per_ciphertext: 2 };
+    let server = start(packing, ServiceOptions::default());
+    let http = client(&server.url);
+    // Without the model, a latency client cannot lay its images out.
+    let err = classify(&http, mnist(), 1, None, None).unwrap_err();
+    assert!(err.to_string().contains("--model"), "{err}");
+    let report = classify(&http, mnist(), 6, None, Some(&model())).unwrap();
+    assert_eq!(report.latencies.len(), 3);
+    assert_eq!(report.digits, in_process(packing, 6, 2));
+    // A client that plans another model is told so before it sends anything.
+    let other = root().join("models/cryptonets-16.safetensors");
+    let err = classify(&http, mnist(), 1, None, Some(&other)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("give the client the server's --model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn concurrent_clients_with_their_own_keys_all_get_their_answers() {
+    let packing = SplitPacking::Latency { per_ciphertext: 1 };
+    let server = start(packing, ServiceOptions::default());
+    let url = server.url.clone();
+    let want = in_process(packing, 1, 1);
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || classify(&client(&url), mnist(), 1, None, Some(&model())))
+        })
+        .collect();
+    for t in threads {
+        let report = t.join().unwrap().unwrap();
+        assert_eq!(report.digits, want);
+    }
+    let metrics = http_get(&server.url, "/metrics");
+    assert!(metrics.contains("hegpu_answered_total 16"), "{metrics}");
+    assert!(metrics.contains("hegpu_keys_held 16"), "{metrics}");
+}
+
+/// A raw GET (for the endpoints that answer text).
+fn http_get(url: &str, path: &str) -> String {
+    let addr = url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn bad_requests_are_clear_errors_and_the_server_goes_on() {
+    let options = ServiceOptions {
+        max_request_bytes: 4 << 20,
+        ..Default::default()
+    };
+    let packing = SplitPacking::Latency { per_ciphertext: 2 };
+    let server = start(packing, options);
+    let http = client(&server.url);
+    let params = hegpu::ckks::Parameters::from_bytes(&http.params().unwrap()).unwrap();
+    let plan = || latency_plan(Some(&model()), mnist(), 2, Some(&params)).unwrap();
+    let (alice, alice_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();
+    let (bob, _) = ModelClient::new(params.clone(), Some(plan())).unwrap();
+    let alice_id = http.register(&alice_keys).unwrap();
+    assert_eq!(alice_id, alice.key_set().to_string());
+    let px = pixels(&mnist().test_images);
+    let bob_request = bob.request(0, (0, 1), &px[..IMAGE_PIXELS]).unwrap();
+    let code = |e: hegpu_service::ClientError| (e.code().unwrap_or("").to_string(), e.to_string());
+
+    // An unknown key id.
+    let (c, m) = code(http.infer("00ff", &bob_request).unwrap_err());
+    assert_eq!(c, "unknown_key", "{m}");
+    assert!(m.contains("register the evaluation keys again"), "{m}");
+    // A request under another client's keys: refused, never evaluated into garbage.
+    let (c, m) = code(http.infer(&alice_id, &bob_request).unwrap_err());
+    assert_eq!(c, "bad_request", "{m}");
+    assert!(m.contains("key set"), "{m}");
+    // Malformed bodies: not a frame, a frame with a corrupted ciphertext, keys that are not keys.
+    let (c, m) = code(http.infer(&alice_id, b"hello").unwrap_err());
+    assert_eq!(c, "bad_request", "{m}");
+    let mut corrupted = alice.request(0, (0, 1), &px[..IMAGE_PIXELS]).unwrap();
+    let at = corrupted.len() / 2;
+    corrupted[at] ^= 1;
+    let (c, m) = code(http.infer(&alice_id, &corrupted).unwrap_err());
+    assert_eq!(c, "bad_request", "{m}");
+    let (c, m) = code(http.register(b"not keys").unwrap_err());
+    assert_eq!(c, "bad_request", "{m}");
+    // An oversize body: refused with 413.
+    let big = vec![0u8; (4 << 20) + 1];
+    match http.infer(&alice_id, &big).unwrap_err() {
+        hegpu_service::ClientError::Server { status, .. } => assert_eq!(status, 413),
+        // The server may close the connection before reading it all.
+        hegpu_service::ClientError::Transport(_) => {}
+    }
+    // Still serving, and right.
+    let request = alice.request(0, (0, 2), &px[..2 * IMAGE_PIXELS]).unwrap();
+    let answer = http.infer(&alice_id, &request).unwrap();
+    let outputs = alice
+        .outputs(
+            &answer,
+            "answer",
+            (0, (0, 2)),
+            request_checksum(&request).unwrap(),
+        )
+        .unwrap();
+    let labels = &mnist().test_labels;
+    let right = outputs
+        .iter()
+        .zip(labels.iter())
+        .filter(|(o, l)| argmax(o) == usize::from(**l))
+        .count();
+    assert_eq!(right, 2);
+    let metrics = http_get(&server.url, "/metrics");
+    assert!(metrics.contains("hegpu_failed_total"), "{metrics}");
+}
+
+#[test]
+fn evicted_keys_and_restarts_are_registered_again() {
+    let packing = SplitPacking::Latency { per_ciphertext: 1 };
+    let probe = start(packing, ServiceOptions::default());
+    let http = client(&probe.url);
+    let info = http.info().unwrap();
+    let params = hegpu::ckks::Parameters::from_bytes(&http.params().unwrap()).unwrap();
+    let plan = || latency_plan(Some(&model()), mnist(), 1, Some(&params)).unwrap();
+    let (alice, alice_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();
+    let (bob, bob_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();
+    assert_eq!(info.fingerprint, plan().fingerprint());
+    drop(probe);
+    // Room for one client's keys only.
+    let server = start(
+        packing,
+        ServiceOptions {
+            key_memory: alice_keys.len() as u64 + 1000,
+            ..Default::default()
+        },
+    );
+    let http = client(&server.url);
+    let mut alice_id = http.register(&alice_keys).unwrap();
+    let bob_id = http.register(&bob_keys).unwrap();
+    let px = pixels(&mnist().test_images);
+    let request = alice.request(0, (0, 1), &px[..IMAGE_PIXELS]).unwrap();
+    let e = http.infer(&alice_id, &request).unwrap_err();
+    assert_eq!(e.code(), Some("unknown_key"), "{e}");
+    // The client registers again and is answered; now Bob is the one evicted.
+    let answer = http
+        .infer_registered(&mut alice_id, &alice_keys, &request)
+        .unwrap();
+    let source = request_checksum(&request).unwrap();
+    alice
+        .outputs(&answer, "answer", (0, (0, 1)), source)
+        .unwrap();
+    let bob_request = bob.request(0, (0, 1), &px[..IMAGE_PIXELS]).unwrap();
+    assert_eq!(
+        http.infer(&bob_id, &bob_request).unwrap_err().code(),
+        Some("unknown_key")
+    );
+    // A restarted server knows no keys: the same client registers again.
+    drop(server);
+    let restarted = start(packing, ServiceOptions::default());
+    let http = client(&restarted.url);
+    let answer = http
+        .infer_registered(&mut alice_id, &alice_keys, &request)
+        .unwrap();
+    alice
+        .outputs(&answer, "answer", (0, (0, 1)), source)
+        .unwrap();
+}
+
+#[test]
+fn slow_and_vanishing_clients_and_a_full_queue_end_in_errors_or_retries() {
+    let options = ServiceOptions {
+        body_timeout: Duration::from_millis(500),
+        queue: 0,
+        workers: 1,
+        ..Default::default()
+    };
+    let packing = SplitPacking::Latency { per_ciphertext: 1 };
+    let server = start(packing, options);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // A client trickling its body gets 408 once the body timeout passes.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    write!(
+        slow,
+        "POST /v1/keys HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    .unwrap();
+    slow.write_all(&[0u8; 10]).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"timeout""#), "{answer}");
+    // A client that hangs up mid-upload leaves the server serving.
+    let mut gone = TcpStream::connect(&addr).unwrap();
+    write!(
+        gone,
+        "POST /v1/keys HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100000\r\n\r\n"
+    )
+    .unwrap();
+    gone.write_all(&[1u8; 500]).unwrap();
+    drop(gone);
+    assert!(http_get(&server.url, "/health").ends_with("ok\n"));
+    // With no queue, concurrent clients are told to retry (503, Retry-After) and all finish.
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let url = server.url.clone();
+            std::thread::spawn(move || classify(&client(&url), mnist(), 1, None, Some(&model())))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap().images, 1);
+    }
+    let metrics = http_get(&server.url, "/metrics");
+    let busy: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hegpu_refused_busy_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(busy > 0, "{metrics}");
+}

@@ -1,0 +1,447 @@
+//! One client and one server for a planned digit network, in memory, in either packing: the
+//! split job's files and the HTTP service (`hegpu serve`, `hegpu client`) carry what these
+//! make.
+//!
+//! The server side, [`ServedModel`], holds the model's plan for the parameters every client
+//! must use; [`ServedModel::answer`] answers a framed request (see [`super::envelope`]) under a
+//! client's evaluation keys with a framed answer bound to that request (its batch, its images
+//! and its ciphertext's checksum). The client side, [`ModelClient`], holds the secret key,
+//! which never leaves it: it makes the evaluation keys, encrypts framed requests and reads the
+//! answers, checking that each is the answer to its request under its own keys.
+
+use super::envelope::{Frame, Kind, ciphertext_checksum};
+use crate::backend::{Backend, CpuBackend};
+use crate::ckks::{
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, KeySetId, Parameters,
+    Preset, SecretKey, Seed,
+};
+use crate::data::Mnist;
+use crate::nn::{EncryptedNetwork, LatencyNetwork};
+use crate::tensor::{CipherTensor, Scheduler};
+use crate::{Error, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Pixels of one image.
+pub const IMAGE_PIXELS: usize = 784;
+
+/// How the split job packs images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitPacking {
+    /// CryptoNets: an image per slot, batches of up to N/2 images.
+    Batch,
+    /// An image per ciphertext, up to `per_ciphertext` sharing one; a batch file is a request
+    /// of that many images. Every step is given the same model, which it plans.
+    Latency { per_ciphertext: usize },
+}
+
+/// `e` as an error about `name` (a file, a request), unless it already names one.
+pub(super) fn named(name: &str, e: Error) -> Error {
+    match e {
+        Error::Data { .. } => e,
+        other => Error::Data {
+            path: name.to_string(),
+            why: other.to_string(),
+        },
+    }
+}
+
+/// The latency plan of `model` (a file or a shipped model's name) on `mnist`'s calibration
+/// images, for `params` or, without them, with the smallest preset that holds it.
+pub fn latency_plan(
+    model: Option<&Path>,
+    mnist: &Mnist,
+    per_ciphertext: usize,
+    params: Option<&Arc<Parameters>>,
+) -> Result<LatencyNetwork> {
+    let model = model.ok_or_else(|| {
+        Error::Config(
+            "the latency packing lays images out by the model's plan: give every step the \
+             server's --model"
+                .into(),
+        )
+    })?;
+    let model = super::load_digit_model(model)?;
+    let calibration = super::latency::calibration(mnist);
+    match params {
+        Some(params) => LatencyNetwork::plan(&model, params, &calibration, per_ciphertext),
+        None => Ok(LatencyNetwork::plan_smallest(&model, &calibration, per_ciphertext)?.1),
+    }
+}
+
+/// A plan of either packing.
+enum Plan {
+    Batch(EncryptedNetwork),
+    Latency(LatencyNetwork),
+}
+
+/// The server's side: a model planned for the parameters its clients use.
+pub struct ServedModel {
+    plan: Plan,
+    params: Arc<Parameters>,
+    packing: SplitPacking,
+}
+
+/// A server's answer to one request.
+pub struct Answer {
+    /// The framed answer (see [`super::envelope`]).
+    pub bytes: Vec<u8>,
+    /// Seconds the evaluation took.
+    pub seconds: f64,
+}
+
+impl ServedModel {
+    /// Plans `model` (a file or a shipped model's name) with `mnist`'s calibration images:
+    /// in the batch packing for `params` (default: the `CryptoNets8192` preset), naming the
+    /// preset that would hold it when these do not; in the latency packing for `params` or,
+    /// without them, the smallest preset its plan fits.
+    pub fn plan(
+        model: &Path,
+        mnist: &Mnist,
+        packing: SplitPacking,
+        params: Option<Arc<Parameters>>,
+    ) -> Result<Self> {
+        match packing {
+            SplitPacking::Batch => {
+                let params =
+                    params.map_or_else(|| Parameters::preset(Preset::CryptoNets8192), Ok)?;
+                let model = super::load_digit_model(model)?;
+                let network = super::plan_server(&model, &params, mnist).map_err(|e| {
+                    let bounds = super::calibration_bounds(&model, mnist);
+                    match (
+                        e,
+                        bounds.and_then(|b| EncryptedNetwork::plan_smallest(&model, &b)),
+                    ) {
+                        (Error::Config(why), Ok((preset, _))) => Error::Config(format!(
+                            "{why}; make the keys with `hegpu mnist keys --preset {}`",
+                            preset.name()
+                        )),
+                        (e, _) => e,
+                    }
+                })?;
+                Ok(Self {
+                    plan: Plan::Batch(network),
+                    params,
+                    packing,
+                })
+            }
+            SplitPacking::Latency { per_ciphertext } => {
+                let plan = latency_plan(Some(model), mnist, per_ciphertext, params.as_ref())?;
+                Ok(Self {
+                    params: plan.params().clone(),
+                    plan: Plan::Latency(plan),
+                    packing,
+                })
+            }
+        }
+    }
+
+    /// The parameters every client must use.
+    pub fn params(&self) -> &Arc<Parameters> {
+        &self.params
+    }
+
+    /// The packing it was planned for.
+    pub fn packing(&self) -> SplitPacking {
+        self.packing
+    }
+
+    /// Most images in one request: N/2 in the batch packing, the plan's in the latency packing.
+    pub fn request_images(&self) -> usize {
+        match &self.plan {
+            Plan::Batch(_) => self.params.slots(),
+            Plan::Latency(plan) => plan.request_images(),
+        }
+    }
+
+    /// The Galois keys a client's evaluation keys must hold: (rotation, level) pairs.
+    pub fn rotations(&self) -> Vec<(i64, usize)> {
+        match &self.plan {
+            Plan::Batch(_) => Vec::new(),
+            Plan::Latency(plan) => plan.rotation_levels(),
+        }
+    }
+
+    /// The latency plan's fingerprint a request must carry (0 in the batch packing).
+    pub fn fingerprint(&self) -> u32 {
+        match &self.plan {
+            Plan::Batch(_) => 0,
+            Plan::Latency(plan) => plan.fingerprint(),
+        }
+    }
+
+    /// The batch packing's plan, if this is one (for the memory check).
+    pub fn batch_plan(&self) -> Option<&EncryptedNetwork> {
+        match &self.plan {
+            Plan::Batch(network) => Some(network),
+            Plan::Latency(_) => None,
+        }
+    }
+
+    /// The frame a request of batch `b` and images `range` must have.
+    fn request_frame(&self, b: usize, range: (usize, usize)) -> Frame {
+        let kind = match self.plan {
+            Plan::Batch(_) => Kind::Batch,
+            Plan::Latency(_) => Kind::Request,
+        };
+        frame_of(kind, b, range, self.fingerprint())
+    }
+
+    /// Checks the frame of `request` (named `name` in errors): a request of this packing and
+    /// plan, of 1 to [`request_images`](Self::request_images) images, and when `expected`
+    /// is given, of that batch and those images. Returns the frame and the ciphertext bytes.
+    pub fn check_request<'a>(
+        &self,
+        request: &'a [u8],
+        name: &str,
+        expected: Option<(usize, (usize, usize))>,
+    ) -> Result<(Frame, &'a [u8])> {
+        let (frame, ct) = Frame::unwrap(request, name)?;
+        let bad = |why: String| Error::Data {
+            path: name.to_string(),
+            why,
+        };
+        let range = (frame.start as usize, frame.end as usize);
+        let (b, range) = expected.unwrap_or((frame.batch as usize, range));
+        let wanted = self.request_frame(b, range);
+        frame.expect(
+            &Frame {
+                source: 0,
+                ..wanted
+            },
+            name,
+        )?;
+        if frame.source != wanted.source {
+            return Err(bad(format!(
+                "was laid out for another latency plan (fingerprint {:08x}; the server's is \
+                 {:08x}): give the client and the server the same --model and --per-ciphertext",
+                frame.source, wanted.source
+            )));
+        }
+        let images = frame.end.saturating_sub(frame.start) as usize;
+        if images == 0 || images > self.request_images() {
+            return Err(bad(format!(
+                "holds images {}..{}: a request holds 1 to {} images",
+                frame.start,
+                frame.end,
+                self.request_images()
+            )));
+        }
+        Ok((frame, ct))
+    }
+
+    /// The framed answer to `request` (named `name` in errors; see
+    /// [`check_request`](Self::check_request) for `expected`), evaluated by `scheduler`, which
+    /// holds evaluation keys of `key_set`: a request under another key set is an error.
+    pub fn answer(
+        &self,
+        scheduler: &Scheduler,
+        key_set: KeySetId,
+        request: &[u8],
+        name: &str,
+        expected: Option<(usize, (usize, usize))>,
+    ) -> Result<Answer> {
+        let (frame, ct) = self.check_request(request, name, expected)?;
+        let params = &self.params;
+        let host = &**scheduler.host();
+        let about = |e| named(name, e);
+        let whose = "the evaluation keys belong";
+        let t = std::time::Instant::now();
+        let y = match &self.plan {
+            Plan::Batch(network) => {
+                let x =
+                    CipherTensor::from_bytes(ct, network.shape().0, params, host).map_err(about)?;
+                check_key_set(name, x.ciphertexts(), key_set, whose)?;
+                network.forward(scheduler, x)?.into_ciphertexts()
+            }
+            Plan::Latency(plan) => {
+                let x = Ciphertext::from_bytes(ct, params, host).map_err(about)?;
+                check_key_set(name, &x, key_set, whose)?;
+                plan.evaluate(scheduler, x)?
+            }
+        };
+        let seconds = t.elapsed().as_secs_f64();
+        let answered = Frame {
+            kind: frame.kind.answered_by(),
+            source: ciphertext_checksum(ct),
+            ..frame
+        };
+        Ok(Answer {
+            bytes: answered.wrap(&y.to_bytes(params, host)?),
+            seconds,
+        })
+    }
+}
+
+/// The frame of a request or answer of batch `b` and images `start..end`.
+pub(super) fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> Frame {
+    Frame {
+        kind,
+        batch: b as u32,
+        start: start as u32,
+        end: end as u32,
+        source,
+    }
+}
+
+/// An error naming `name` unless ciphertexts `x` are under key set `expected`, the key set of
+/// `whose` ("the evaluation keys belong", "secret.key belongs").
+pub(super) fn check_key_set(
+    name: &str,
+    x: &Ciphertext,
+    expected: KeySetId,
+    whose: &str,
+) -> Result<()> {
+    let found = x.key_set();
+    if found != expected {
+        return Err(Error::Data {
+            path: name.to_string(),
+            why: format!("is encrypted under key set {found}, but {whose} to key set {expected}"),
+        });
+    }
+    Ok(())
+}
+
+/// The client's side: a secret key for a server's parameters (and, in the latency packing,
+/// the plan the server made), on the CPU.
+pub struct ModelClient {
+    params: Arc<Parameters>,
+    sk: SecretKey,
+    latency: Option<LatencyNetwork>,
+    backend: Arc<dyn Backend>,
+    encoder: Encoder,
+    encryptor: Encryptor,
+    decryptor: Decryptor,
+}
+
+impl ModelClient {
+    /// A client with a new secret key for `params`, and the bytes of its evaluation keys for
+    /// the server (a relinearization key, and Galois keys for `latency`'s rotations).
+    pub fn new(
+        params: Arc<Parameters>,
+        latency: Option<LatencyNetwork>,
+    ) -> Result<(Self, Vec<u8>)> {
+        let mut keygen = KeyGenerator::new(&params, Seed::Os);
+        let sk = keygen.secret_key()?;
+        let rotations = latency
+            .as_ref()
+            .map(LatencyNetwork::rotation_levels)
+            .unwrap_or_default();
+        let keys = EvaluationKeys {
+            relin: Some(keygen.relin_key(&sk)?),
+            galois: keygen.galois_keys_up_to(&sk, &rotations)?,
+        };
+        let bytes = keys.to_bytes(&params)?;
+        Ok((Self::with_secret_key(params, sk, latency)?, bytes))
+    }
+
+    /// A client with secret key `sk` for `params`.
+    pub fn with_secret_key(
+        params: Arc<Parameters>,
+        sk: SecretKey,
+        latency: Option<LatencyNetwork>,
+    ) -> Result<Self> {
+        let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None)?);
+        let encryptor = Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::Os)?;
+        Ok(Self {
+            encoder: Encoder::new(&params),
+            decryptor: Decryptor::new(&params, &sk)?,
+            encryptor,
+            backend,
+            latency,
+            sk,
+            params,
+        })
+    }
+
+    /// The key set of this client's keys.
+    pub fn key_set(&self) -> KeySetId {
+        self.sk.key_set()
+    }
+
+    /// Most images in one request.
+    pub fn request_images(&self) -> usize {
+        match &self.latency {
+            Some(plan) => plan.request_images(),
+            None => self.params.slots(),
+        }
+    }
+
+    /// Request `b`, images `start..end` of a data set: `images` holds their pixels (784 each).
+    pub fn request(
+        &self,
+        b: usize,
+        (start, end): (usize, usize),
+        images: &[f32],
+    ) -> Result<Vec<u8>> {
+        let count = end.saturating_sub(start);
+        if count == 0 || count > self.request_images() || images.len() != count * IMAGE_PIXELS {
+            return Err(Error::Config(format!(
+                "a request holds 1 to {} images of {IMAGE_PIXELS} pixels; got {} values for \
+                 images {start}..{end}",
+                self.request_images(),
+                images.len()
+            )));
+        }
+        let (kind, source, bytes) = match &self.latency {
+            Some(plan) => {
+                let ct = plan.encrypt(&self.encoder, &self.encryptor, images)?;
+                let bytes = ct.to_bytes(&self.params, &*self.backend)?;
+                (Kind::Request, plan.fingerprint(), bytes)
+            }
+            None => {
+                let scale = self.params.default_scale();
+                let shape = [1, 28, 28];
+                let bytes = CipherTensor::encrypt_to_bytes(
+                    images,
+                    &shape,
+                    &self.encoder,
+                    &self.encryptor,
+                    scale,
+                )?;
+                (Kind::Batch, 0, bytes)
+            }
+        };
+        Ok(frame_of(kind, b, (start, end), source).wrap(&bytes))
+    }
+
+    /// The outputs (ten logits per image) of `answer` (named `name` in errors), which must be
+    /// the answer to request `b` of images `range` whose bytes ended with checksum `source`
+    /// (0: not checked), under this client's keys.
+    pub fn outputs(
+        &self,
+        answer: &[u8],
+        name: &str,
+        (b, range): (usize, (usize, usize)),
+        source: u32,
+    ) -> Result<Vec<Vec<f32>>> {
+        let (frame, ct) = Frame::unwrap(answer, name)?;
+        let kind = match self.latency {
+            Some(_) => Kind::Answer,
+            None => Kind::Result,
+        };
+        frame.expect(&frame_of(kind, b, range, source), name)?;
+        let about = |e| named(name, e);
+        let whose = "the client's secret key belongs";
+        let images = range.1 - range.0;
+        let host = &*self.backend;
+        match &self.latency {
+            Some(plan) => {
+                let y = Ciphertext::from_bytes(ct, &self.params, host).map_err(about)?;
+                check_key_set(name, &y, self.key_set(), whose)?;
+                plan.decrypt(&self.decryptor, &self.encoder, &y, images, host)
+            }
+            None => {
+                let y = CipherTensor::from_bytes(ct, &[10], &self.params, host).map_err(about)?;
+                check_key_set(name, y.ciphertexts(), self.key_set(), whose)?;
+                y.decrypt(&self.decryptor, &self.encoder, images, host)
+            }
+        }
+    }
+}
+
+/// The checksum a request's answer must name as its source (see [`ModelClient::outputs`]).
+pub fn request_checksum(request: &[u8]) -> Result<u32> {
+    let (_, ct) = Frame::unwrap(request, "the request")?;
+    Ok(ciphertext_checksum(ct))
+}
