@@ -6,7 +6,9 @@ use hegpu::data::Mnist;
 use hegpu::job::pair::ServedModel;
 use hegpu::job::pair::SplitPacking;
 use hegpu::{Error, Result};
-use hegpu_service::{Client, Service, ServiceOptions, classify, serve_until_stopped};
+use hegpu_service::{
+    ClassifyReport, Client, Service, ServiceOptions, classify, serve_until_stopped,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,8 +27,8 @@ pub struct ServeArgs {
     packing: SplitArgs,
     #[command(flatten)]
     server: ServerArgs,
-    /// Evaluation keys held at once (least recently used evicted beyond; their clients are
-    /// told to register again)
+    /// Evaluation keys held at once, as their words take in memory (about twice their bytes
+    /// on the wire; least recently used evicted beyond, their clients told to register again)
     #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = gpu_memory)]
     key_memory: u64,
     /// Largest request body
@@ -114,11 +116,20 @@ pub fn client(a: ClientArgs) -> Result<()> {
         report.images,
         100.0 * report.correct as f64 / report.images.max(1) as f64
     );
+    let q = ClassifyReport::quantile;
     println!(
-        "requests: {}, each encrypt → upload → evaluate → download → decrypt: p50 {:.3} s, p99 {:.3} s",
+        "requests: {}, each encrypt → upload → evaluate → download → decrypt: p50 {:.3} s, \
+         p99 {:.3} s",
         report.latencies.len(),
-        report.latency_quantile(0.5),
-        report.latency_quantile(0.99)
+        q(&report.latencies, 0.5),
+        q(&report.latencies, 0.99)
+    );
+    println!(
+        "  medians: encrypt {:.3} s, HTTP call (upload, evaluate, download) {:.3} s, decrypt \
+         {:.3} s",
+        q(&report.encrypt_seconds, 0.5),
+        q(&report.call_seconds, 0.5),
+        q(&report.decrypt_seconds, 0.5)
     );
     Ok(())
 }

@@ -18,6 +18,10 @@ pub struct ClassifyReport {
     pub digits: Vec<usize>,
     /// Seconds from encryption to decryption of each request.
     pub latencies: Vec<f64>,
+    /// Of which: encrypting, the HTTP call (upload, evaluation, download), decrypting.
+    pub encrypt_seconds: Vec<f64>,
+    pub call_seconds: Vec<f64>,
+    pub decrypt_seconds: Vec<f64>,
     /// Seconds making and registering the keys.
     pub keys_seconds: f64,
     /// Bytes of the evaluation keys.
@@ -25,9 +29,9 @@ pub struct ClassifyReport {
 }
 
 impl ClassifyReport {
-    /// The `q`-quantile of the request latencies (0 when there are none).
-    pub fn latency_quantile(&self, q: f64) -> f64 {
-        let mut l = self.latencies.clone();
+    /// The `q`-quantile of `seconds` (one of this report's lists; 0 when empty).
+    pub fn quantile(seconds: &[f64], q: f64) -> f64 {
+        let mut l = seconds.to_vec();
         l.sort_by(f64::total_cmp);
         match l.len() {
             0 => 0.0,
@@ -116,10 +120,16 @@ pub fn classify(
             (start, end),
             &px[start * IMAGE_PIXELS..end * IMAGE_PIXELS],
         )?;
+        let encrypted = t.elapsed().as_secs_f64();
         let answer = http.infer_registered(&mut key_id, &keys, &request)?;
+        let called = t.elapsed().as_secs_f64();
         let source = request_checksum(&request)?;
         let outputs = client.outputs(&answer, "the server's answer", (b, (start, end)), source)?;
-        report.latencies.push(t.elapsed().as_secs_f64());
+        let done = t.elapsed().as_secs_f64();
+        report.latencies.push(done);
+        report.encrypt_seconds.push(encrypted);
+        report.call_seconds.push(called - encrypted);
+        report.decrypt_seconds.push(done - called);
         for (i, out) in outputs.iter().enumerate() {
             let digit = argmax(out);
             report.correct += usize::from(digit == usize::from(mnist.test_labels[start + i]));

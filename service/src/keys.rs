@@ -51,7 +51,7 @@ impl<S> KeyCache<S> {
     pub fn insert(&mut self, id: String, value: Arc<S>, bytes: u64) -> Result<Vec<String>, String> {
         if bytes > self.limit {
             return Err(format!(
-                "evaluation keys of {bytes} bytes exceed the server's key memory ({} bytes)",
+                "evaluation keys of {bytes} bytes in memory exceed the server's key memory ({} bytes)",
                 self.limit
             ));
         }

@@ -60,7 +60,8 @@ pub struct ModelInfo {
 /// The server's bounds.
 #[derive(Clone, Debug)]
 pub struct ServiceOptions {
-    /// Bytes of evaluation keys held at once (least recently used evicted beyond).
+    /// Bytes of evaluation keys held at once, as their words take in memory (about twice their
+    /// bytes on the wire); the least recently used are evicted beyond.
     pub key_memory: u64,
     /// Largest evaluation-key body.
     pub max_key_bytes: usize,
@@ -257,9 +258,8 @@ async fn register(
         .bytes_in
         .fetch_add(body.len() as u64, Ordering::Relaxed);
     let shared = s.clone();
-    let bytes = body.len() as u64;
     // Reading and uploading keys is work on the device like an evaluation.
-    let session = in_slot(&s, move || -> hegpu::Result<Session> {
+    let (session, bytes) = in_slot(&s, move || -> hegpu::Result<(Session, u64)> {
         let params = shared.served.params();
         let keys = EvaluationKeys::from_bytes(&body, params)?;
         let key_set = keys.key_set()?.ok_or_else(|| hegpu::Error::Data {
@@ -267,7 +267,7 @@ async fn register(
             why: "hold no keys".into(),
         })?;
         let scheduler = Scheduler::new(params, &keys, shared.backend.clone(), shared.schedule)?;
-        Ok(Session { scheduler, key_set })
+        Ok((Session { scheduler, key_set }, keys.memory_bytes()))
     })
     .await?
     .map_err(bad_request)?;

@@ -265,6 +265,16 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
     assert!(metrics.contains("hegpu_failed_total"), "{metrics}");
 }
 
+/// The bytes `keys` take in memory on the server.
+fn memory(keys: &[u8]) -> u64 {
+    let params = served(SplitPacking::Latency { per_ciphertext: 1 })
+        .params()
+        .clone();
+    hegpu::ckks::EvaluationKeys::from_bytes(keys, &params)
+        .unwrap()
+        .memory_bytes()
+}
+
 #[test]
 fn evicted_keys_and_restarts_are_registered_again() {
     let packing = SplitPacking::Latency { per_ciphertext: 1 };
@@ -281,7 +291,7 @@ fn evicted_keys_and_restarts_are_registered_again() {
     let server = start(
         packing,
         ServiceOptions {
-            key_memory: alice_keys.len() as u64 + 1000,
+            key_memory: memory(&alice_keys) + 1000,
             ..Default::default()
         },
     );

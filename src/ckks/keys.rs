@@ -154,6 +154,15 @@ pub struct EvaluationKeys {
 }
 
 impl EvaluationKeys {
+    /// Bytes the keys' words take in memory (masks drawn: about twice their byte format).
+    pub fn memory_bytes(&self) -> u64 {
+        let relin = self.relin.iter().map(|k| &k.0);
+        relin
+            .chain(self.galois.keys.values())
+            .map(|k| 4 * k.words.len() as u64)
+            .sum()
+    }
+
     /// The key set of the keys (`None` when there are none); an error when they come from
     /// several key sets.
     pub fn key_set(&self) -> Result<Option<KeySetId>> {
