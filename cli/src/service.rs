@@ -7,7 +7,7 @@ use hegpu::job::pair::ServedModel;
 use hegpu::job::pair::SplitPacking;
 use hegpu::{Error, Result};
 use hegpu_service::{
-    ClassifyReport, Client, Service, ServiceOptions, classify, serve_until_stopped,
+    ClassifyReport, Client, Service, ServiceOptions, Tls, classify, serve_until_stopped,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +43,12 @@ pub struct ServeArgs {
     /// Seconds a request's body may take to arrive
     #[arg(long, value_name = "S", default_value_t = 60, value_parser = at_least_one)]
     body_timeout: usize,
+    /// Serve over TLS with this certificate chain (PEM; needs --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
@@ -71,8 +77,15 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         backend.name()
     );
     let service = Service::new(served, backend, device.schedule_options(), options);
-    serve_until_stopped(&service, &a.listen, |addr| {
-        println!("serving {describe} at http://{addr} (Ctrl-C stops after the requests in flight)");
+    let tls = a
+        .tls_cert
+        .zip(a.tls_key)
+        .map(|(certificate, key)| Tls { certificate, key });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    serve_until_stopped(&service, &a.listen, tls.as_ref(), |addr| {
+        println!(
+            "serving {describe} at {scheme}://{addr} (Ctrl-C stops after the requests in flight)"
+        );
     })
     .map_err(|e| Error::Config(format!("cannot serve on {}: {e}", a.listen)))?;
     println!("stopped");
@@ -98,11 +111,25 @@ pub struct ClientArgs {
     /// Seconds one call may take
     #[arg(long, value_name = "S", default_value_t = 600, value_parser = at_least_one)]
     timeout: usize,
+    /// An https server: trust the certificates of this PEM file (e.g. its self-signed one)
+    /// instead of Mozilla's root certificates
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 pub fn client(a: ClientArgs) -> Result<()> {
     let mnist = Mnist::load(&a.data)?;
-    let http = Client::new(&a.server, Duration::from_secs(a.timeout as u64));
+    let timeout = Duration::from_secs(a.timeout as u64);
+    let http = match &a.ca {
+        None => Client::new(&a.server, timeout),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| Error::Data {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            })?;
+            Client::trusting(&a.server, timeout, &pem).map_err(|e| Error::Config(e.to_string()))?
+        }
+    };
     let report = classify(&http, &mnist, a.images, a.per_request, a.model.as_deref())
         .map_err(|e| Error::Config(e.to_string()))?;
     println!(

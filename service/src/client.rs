@@ -53,11 +53,43 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the server at `url` (`http://host:port`); each call may take `timeout`.
+    /// A client of the server at `url` (`http://host:port`, or `https://` trusting Mozilla's
+    /// root certificates, bundled as webpki-roots); each call may take `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Self {
+        Self::with_roots(url, timeout, None)
+    }
+
+    /// A client that trusts the certificates of the PEM file `roots` (e.g. a server's own
+    /// self-signed one) instead of Mozilla's.
+    pub fn trusting(url: &str, timeout: Duration, roots: &[u8]) -> Result<Self, ClientError> {
+        use ureq::tls::PemItem;
+        let certs: Vec<_> = ureq::tls::parse_pem(roots)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(ClientError::Transport(
+                "no certificate in the root certificate file".into(),
+            ));
+        }
+        Ok(Self::with_roots(url, timeout, Some(certs)))
+    }
+
+    fn with_roots(
+        url: &str,
+        timeout: Duration,
+        roots: Option<Vec<ureq::tls::Certificate<'static>>>,
+    ) -> Self {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(roots) = roots {
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)));
+        }
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
+            .tls_config(tls.build())
             .build()
             .into();
         Self {

@@ -15,4 +15,4 @@ mod server;
 
 pub use classify::{ClassifyError, ClassifyReport, classify};
 pub use client::{Client, ClientError};
-pub use server::{ModelInfo, Service, ServiceOptions, serve_until_stopped};
+pub use server::{ModelInfo, Service, ServiceOptions, Tls, serve, serve_until_stopped};

@@ -400,23 +400,65 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
     out
 }
 
-/// Serves `service` on `addr` until Ctrl-C or SIGTERM, then finishes the requests in flight;
-/// `ready` is told the address once it listens (port 0 picks a free one).
+/// A certificate chain and its private key, PEM files (TLS with rustls).
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub certificate: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Serves `service` on `addr` (over TLS when given `tls`) until Ctrl-C or SIGTERM, then
+/// finishes the requests in flight; `ready` is told the address once it listens (port 0
+/// picks a free one).
 pub fn serve_until_stopped(
     service: &Service,
     addr: &str,
+    tls: Option<&Tls>,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    runtime.block_on(serve(service.router(), addr, tls, ready, stopped()))
+}
+
+/// Serves `router` on `addr` until `stop` completes, then finishes the requests in flight.
+pub async fn serve(
+    router: Router,
+    addr: &str,
+    tls: Option<&Tls>,
+    ready: impl FnOnce(std::net::SocketAddr),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Some(tls) = tls else {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         ready(listener.local_addr()?);
-        axum::serve(listener, service.router())
-            .with_graceful_shutdown(stopped())
-            .await
-    })
+        return axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await;
+    };
+    // One process-wide provider: ring (installing it twice is harmless). Its key exchange is
+    // classical (no post-quantum hybrid, hence the deprecation); aws-lc-rs, which has one,
+    // needs a C build toolchain (cmake) these machines lack. The ciphertexts inside are
+    // lattice-based whatever protects the connection.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let _ = provider.install_default();
+    let config =
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.certificate, &tls.key).await?;
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    ready(listener.local_addr()?);
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        stop.await;
+        stopping.graceful_shutdown(None);
+    });
+    axum_server::from_tcp_rustls(listener, config)
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await
 }
 
 /// Ctrl-C, or SIGTERM where there are signals.

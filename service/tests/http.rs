@@ -53,6 +53,14 @@ impl Drop for Running {
 }
 
 fn start(packing: SplitPacking, options: ServiceOptions) -> Running {
+    start_with(packing, options, None)
+}
+
+fn start_with(
+    packing: SplitPacking,
+    options: ServiceOptions,
+    tls: Option<hegpu_service::Tls>,
+) -> Running {
     let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
     let service = Service::new(
         served(packing),
@@ -67,19 +75,25 @@ fn start(packing: SplitPacking, options: ServiceOptions) -> Running {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("{scheme}://{addr}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let router = service.router();
+    let (up, is_up) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         runtime.block_on(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
+            let stop = async move {
+                let _ = stopped.await;
+            };
+            let ready = |_| up.send(()).unwrap();
+            hegpu_service::serve(router, &addr.to_string(), tls.as_ref(), ready, stop)
                 .await
                 .unwrap();
         });
     });
+    is_up.recv().unwrap();
     Running {
         url,
         stop: Some(stop),
@@ -380,4 +394,33 @@ fn slow_and_vanishing_clients_and_a_full_queue_end_in_errors_or_retries() {
         .parse()
         .unwrap();
     assert!(busy > 0, "{metrics}");
+}
+
+#[test]
+fn over_tls_a_client_that_trusts_the_certificate_is_answered_and_others_are_refused() {
+    let dir = std::env::temp_dir().join(format!("hegpu-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let tls = hegpu_service::Tls {
+        certificate: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&tls.certificate, &cert_pem).unwrap();
+    std::fs::write(&tls.key, &key_pem).unwrap();
+    let packing = SplitPacking::Latency { per_ciphertext: 1 };
+    let server = start_with(packing, ServiceOptions::default(), Some(tls));
+    assert!(server.url.starts_with("https://"));
+    let trusting =
+        Client::trusting(&server.url, Duration::from_secs(60), cert_pem.as_bytes()).unwrap();
+    let report = classify(&trusting, mnist(), 2, None, Some(&model())).unwrap();
+    assert_eq!(report.digits, in_process(packing, 2, 1));
+    // Mozilla's roots do not vouch for a self-signed certificate.
+    let e = client(&server.url).info().unwrap_err();
+    assert!(e.code().is_none(), "{e}");
+    // Nor does plain HTTP reach a TLS server.
+    let plain = server.url.replace("https://", "http://");
+    assert!(client(&plain).info().is_err());
+    std::fs::remove_dir_all(dir).unwrap();
 }
