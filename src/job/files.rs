@@ -16,19 +16,13 @@
 //! the plan's fingerprint, which the server checks against its own.
 
 use super::ServerDevice;
-use super::envelope::{Frame, Kind};
 pub(super) use super::pair::frame_of;
-use super::pair::{ServedModel, SplitPacking, latency_plan};
-use crate::backend::{Backend, DeviceChoice, select_backend};
+use super::pair::{ModelClient, ServedModel, SplitPacking, latency_plan};
 use crate::ckks::Ciphertext;
-use crate::ckks::{
-    Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset,
-    SecretKey, Seed,
-};
+use crate::ckks::{EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset, SecretKey, Seed};
 use crate::data::Mnist;
 use crate::files::{create_secret_file, refuse_link, write_file};
 use crate::nn::{argmax, pixels};
-use crate::tensor::CipherTensor;
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -152,7 +146,6 @@ pub fn client_encrypt(
     batch: Option<usize>,
     packing: SplitPacking,
 ) -> Result<usize> {
-    let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let (params, sk) = client_state(dir)?;
     let mnist = Mnist::load(data)?;
     let count = images.min(mnist.test_labels.len());
@@ -160,8 +153,6 @@ pub fn client_encrypt(
         return Err(Error::Config("--images must be at least 1".into()));
     }
     let px = pixels(&mnist.test_images);
-    let encoder = Encoder::new(&params);
-    let encryptor = Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::Os)?;
     let slots = params.slots();
     let latency = match packing {
         SplitPacking::Batch => None,
@@ -185,26 +176,12 @@ pub fn client_encrypt(
             "a batch holds 1 to {slots} images, not {per_batch}"
         )));
     }
+    let client = ModelClient::with_secret_key(params, sk, latency)?;
     let mut lines = String::new();
     for (b, start) in (0..count).step_by(per_batch).enumerate() {
         let end = (start + per_batch).min(count);
-        let images = &px[start * 784..end * 784];
-        let (kind, source, bytes) = match &latency {
-            Some(plan) => {
-                let ct = plan.encrypt(&encoder, &encryptor, images)?;
-                let bytes = ct.to_bytes(&params, &*backend)?;
-                (Kind::Request, plan.fingerprint(), bytes)
-            }
-            None => {
-                let scale = params.default_scale();
-                let shape = [1, 28, 28];
-                let bytes =
-                    CipherTensor::encrypt_to_bytes(images, &shape, &encoder, &encryptor, scale)?;
-                (Kind::Batch, 0, bytes)
-            }
-        };
-        let frame = frame_of(kind, b, (start, end), source);
-        write_file(&dir.join(batch_name("batch", b)), &frame.wrap(&bytes))?;
+        let request = client.request(b, (start, end), &px[start * 784..end * 784])?;
+        write_file(&dir.join(batch_name("batch", b)), &request)?;
         lines.push_str(&format!("{start} {end}\n"));
     }
     write_file(&dir.join("batches.txt"), lines.as_bytes())?;
@@ -337,17 +314,15 @@ pub fn client_decrypt(
     (data, model): (&Path, Option<&Path>),
     packing: SplitPacking,
 ) -> Result<DecryptReport> {
-    let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let (params, sk) = client_state(dir)?;
     let mnist = Mnist::load(data)?;
-    let encoder = Encoder::new(&params);
-    let decryptor = Decryptor::new(&params, &sk)?;
     let latency = match packing {
         SplitPacking::Batch => None,
         SplitPacking::Latency { per_ciphertext } => {
             Some(latency_plan(model, &mnist, per_ciphertext, Some(&params))?)
         }
     };
+    let client = ModelClient::with_secret_key(params, sk, latency)?;
     let model = model.map(super::load_digit_model).transpose()?;
     let px = pixels(&mnist.test_images);
     let mut report = DecryptReport {
@@ -364,29 +339,9 @@ pub fn client_decrypt(
             }
             let bytes = read(&path)?;
             let name = path.display().to_string();
-            let (frame, ct) = Frame::unwrap(&bytes, &name)?;
+            // The checksum of the batch file this result must answer (0: not checked).
             let source = batch_checksum(dir, b);
-            let kind = if latency.is_some() {
-                Kind::Answer
-            } else {
-                Kind::Result
-            };
-            frame.expect(&frame_of(kind, b, (start, end), source), &name)?;
-            let whose = "secret.key belongs";
-            match &latency {
-                Some(plan) => {
-                    let y = Ciphertext::from_bytes(ct, &params, &*backend)
-                        .map_err(|e| about(&path, e))?;
-                    check_key_set(&path, &y, sk.key_set(), whose)?;
-                    plan.decrypt(&decryptor, &encoder, &y, end - start, &*backend)
-                }
-                None => {
-                    let y = CipherTensor::from_bytes(ct, &[10], &params, &*backend)
-                        .map_err(|e| about(&path, e))?;
-                    check_key_set(&path, y.ciphertexts(), sk.key_set(), whose)?;
-                    y.decrypt(&decryptor, &encoder, end - start, &*backend)
-                }
-            }
+            client.outputs(&bytes, &name, (b, (start, end)), source)
         })();
         let outputs = match outputs {
             Ok(o) => o,
