@@ -7,7 +7,8 @@ use hegpu::job::pair::ServedModel;
 use hegpu::job::pair::SplitPacking;
 use hegpu::{Error, Result};
 use hegpu_service::{
-    ClassifyReport, Client, Service, ServiceOptions, Tls, classify, serve_until_stopped,
+    ClassifyError, ClassifyReport, Client, Service, ServiceOptions, Tls, classify,
+    serve_until_stopped,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -127,11 +128,21 @@ pub fn client(a: ClientArgs) -> Result<()> {
                 path: path.display().to_string(),
                 why: e.to_string(),
             })?;
-            Client::trusting(&a.server, timeout, &pem).map_err(|e| Error::Config(e.to_string()))?
+            Client::trusting(&a.server, timeout, &pem).map_err(|e| Error::Data {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            })?
         }
     };
-    let report = classify(&http, &mnist, a.images, a.per_request, a.model.as_deref())
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let report = classify(&http, &mnist, a.images, a.per_request, a.model.as_deref()).map_err(
+        |e| match e {
+            ClassifyError::Hegpu(e) => e,
+            ClassifyError::Http(e) => Error::Data {
+                path: a.server.clone(),
+                why: e.to_string(),
+            },
+        },
+    )?;
     println!(
         "keys: {:.1} MB made and registered in {:.2} s",
         report.key_bytes as f64 / 1e6,
