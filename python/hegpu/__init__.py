@@ -11,7 +11,7 @@ ciphertexts, all as bytes. Images go in and logits come out as NumPy float32 arr
     request = client.encrypt_batch(images, server.input_range)  # refuses values outside it
     logits = client.decrypt_batch(server.evaluate(request), len(images))
 
-`hegpu.ray` runs the server side on a Ray cluster.
+`hegpu.ray` runs the server side on a Ray cluster; `hegpu.http` is a client of `hegpu serve`.
 """
 
 import numpy as _np
@@ -22,6 +22,7 @@ from ._hegpu import (
     LatencyPlan,
     LatencyServer,
     Model,
+    ModelClient,
     Parameters,
     Server,
     load_mnist,
@@ -33,6 +34,7 @@ __all__ = [
     "LatencyPlan",
     "LatencyServer",
     "Model",
+    "ModelClient",
     "Parameters",
     "Server",
     "images",

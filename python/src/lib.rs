@@ -668,6 +668,117 @@ impl LatencyServer {
     }
 }
 
+/// The client side of `hegpu serve` (see `hegpu.http`): a secret key for the server's
+/// parameters (and in the latency packing, the plan of the server's model), framed requests
+/// and their checked answers. The secret key never leaves it.
+#[pyclass(frozen, module = "hegpu")]
+struct ModelClient {
+    inner: hegpu::job::pair::ModelClient,
+    keys: Vec<u8>,
+    fingerprint: u32,
+}
+
+#[pymethods]
+impl ModelClient {
+    /// `params`: the server's `/v1/params` bytes. The latency packing needs the server's
+    /// `model` (a file or shipped name), the MNIST directory `data` for its calibration and
+    /// the server's `per_ciphertext`.
+    #[new]
+    #[pyo3(signature = (params, model = None, data = None, per_ciphertext = 1))]
+    fn new(
+        py: Python<'_>,
+        params: &[u8],
+        model: Option<std::path::PathBuf>,
+        data: Option<std::path::PathBuf>,
+        per_ciphertext: usize,
+    ) -> PyResult<Self> {
+        py.detach(|| -> hegpu::Result<Self> {
+            let params = CkksParameters::from_bytes(params)?;
+            let latency = match model {
+                None => None,
+                Some(model) => {
+                    let data = data.unwrap_or_else(|| "data/mnist".into());
+                    let mnist = hegpu::data::Mnist::load(&data)?;
+                    let plan = hegpu::job::pair::latency_plan(
+                        Some(&model),
+                        &mnist,
+                        per_ciphertext,
+                        Some(&params),
+                    )?;
+                    Some(plan)
+                }
+            };
+            let fingerprint = latency.as_ref().map_or(0, LatencyNetwork::fingerprint);
+            let (inner, keys) = hegpu::job::pair::ModelClient::new(params, latency)?;
+            Ok(Self {
+                inner,
+                keys,
+                fingerprint,
+            })
+        })
+        .map_err(err)
+    }
+
+    /// The evaluation keys to register (`POST /v1/keys`).
+    fn evaluation_keys<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.keys)
+    }
+
+    /// Most images one request holds.
+    #[getter]
+    fn request_images(&self) -> usize {
+        self.inner.request_images()
+    }
+
+    /// The latency plan's fingerprint (0 in the batch packing): the server's `/v1/info` must
+    /// name the same.
+    #[getter]
+    fn fingerprint(&self) -> u32 {
+        self.fingerprint
+    }
+
+    /// Request `batch` of `images` (`(n, 784)` in [0, 1]) numbered from `start`: the framed
+    /// bytes to `POST /v1/infer/{key_id}`.
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        batch: usize,
+        start: usize,
+        images: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (px, n, width) = rows(&images);
+        if width != hegpu::job::pair::IMAGE_PIXELS {
+            return Err(bad(format!("images of {width} pixels; expected 784")));
+        }
+        let bytes = py
+            .detach(|| self.inner.request(batch, (start, start + n), &px))
+            .map_err(err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The logits (`(n, 10)`) of `answer`, which must answer `request` (request `batch` of the
+    /// `n` images from `start`) under this client's keys.
+    fn outputs<'py>(
+        &self,
+        py: Python<'py>,
+        answer: &[u8],
+        request: &[u8],
+        batch: usize,
+        start: usize,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let outputs = py
+            .detach(|| -> hegpu::Result<Vec<Vec<f32>>> {
+                let source = hegpu::job::pair::request_checksum(request)?;
+                let range = (start, start + n);
+                self.inner
+                    .outputs(answer, "the server's answer", (batch, range), source)
+            })
+            .map_err(err)?;
+        array2(py, outputs, 10)
+    }
+}
+
 /// The MNIST IDX files of `directory` (gzip or not): a dict of `train_images`, `test_images`
 /// (`(n, 784)` float32 in [0, 1]) and `train_labels`, `test_labels` (uint8).
 #[pyfunction]
@@ -699,6 +810,7 @@ fn _hegpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     m.add_class::<Server>()?;
     m.add_class::<LatencyServer>()?;
+    m.add_class::<ModelClient>()?;
     m.add_function(wrap_pyfunction!(load_mnist, m)?)?;
     Ok(())
 }
