@@ -9,12 +9,19 @@
 # the predictions scored against the labels.
 #
 # Usage: benchmarks/he-ml-inference/run-local.sh [SIZE ...]   (0 single, 1 small, 2 medium,
-# 3 large; default: 0 1). HEGPU_HE_BENCH_DIR names the working directory (default: a new one
-# under /tmp); HEGPU_DEVICE picks the server's device (cpu, gpu; default auto).
+# 3 large; default: 0 1). HEGPU_HE_BENCH_DIR names the working directory, which is kept
+# (default: a new one under /tmp, removed at the end); HEGPU_DEVICE picks the server's device
+# (cpu, gpu; default auto).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-work=${HEGPU_HE_BENCH_DIR:-$(mktemp -d /tmp/hegpu-he-bench.XXXXXX)}
+if [ -n "${HEGPU_HE_BENCH_DIR:-}" ]; then
+    work=$HEGPU_HE_BENCH_DIR
+else
+    # A folder of its own (a gigabyte of keys and ciphertexts), removed when the run ends.
+    work=$(mktemp -d /tmp/hegpu-he-bench.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+fi
 sizes=${*:-0 1}
 mkdir -p "$work/harness"
 "$here/install.sh" "$work" >/dev/null
