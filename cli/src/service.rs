@@ -77,7 +77,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         served.request_images(),
         backend.name()
     );
-    let service = Service::new(served, backend, device.schedule_options(), options);
+    let devices = hegpu::tensor::Devices::new(backend, device.schedule_options())?;
+    let service = Service::new(served, devices, options);
     let tls = a
         .tls_cert
         .zip(a.tls_key)

@@ -23,11 +23,10 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hegpu::backend::Backend;
 use hegpu::ckks::EvaluationKeys;
 use hegpu::job::pair::ServedModel;
 use hegpu::job::pair::SplitPacking;
-use hegpu::tensor::{ScheduleOptions, Scheduler};
+use hegpu::tensor::{Devices, Scheduler};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -107,8 +106,9 @@ struct Shared {
     served: ServedModel,
     params_bytes: Vec<u8>,
     info: ModelInfo,
-    backend: Arc<dyn Backend>,
-    schedule: ScheduleOptions,
+    /// The devices, opened once; every client's scheduler shares them and what is prepared
+    /// there (the model's weights and encoded diagonal maps).
+    devices: Devices,
     keys: Mutex<KeyCache<Session>>,
     slots: Semaphore,
     waiting: AtomicUsize,
@@ -158,13 +158,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// Serves `served` on `backend` within `options`.
-    pub fn new(
-        served: ServedModel,
-        backend: Arc<dyn Backend>,
-        schedule: ScheduleOptions,
-        options: ServiceOptions,
-    ) -> Self {
+    /// Serves `served` on `devices` within `options`.
+    pub fn new(served: ServedModel, devices: Devices, options: ServiceOptions) -> Self {
         let params = served.params();
         let params_bytes = params.to_bytes();
         let info = ModelInfo {
@@ -191,8 +186,7 @@ impl Service {
             served,
             params_bytes,
             info,
-            backend,
-            schedule,
+            devices,
             options,
         });
         Self { shared }
@@ -266,7 +260,7 @@ async fn register(
             path: "the evaluation keys".into(),
             why: "hold no keys".into(),
         })?;
-        let scheduler = Scheduler::new(params, &keys, shared.backend.clone(), shared.schedule)?;
+        let scheduler = Scheduler::on(params, &keys, &shared.devices)?;
         Ok((Session { scheduler, key_set }, keys.memory_bytes()))
     })
     .await?
@@ -331,9 +325,8 @@ async fn infer(
         (answer, warnings)
     })
     .await;
-    let (answer, warnings) = answer.inspect_err(|_| {
-        s.metrics.failed.fetch_add(1, Ordering::Relaxed);
-    })?;
+    // A busy refusal is counted as such (refused_busy), not as a failure.
+    let (answer, warnings) = answer?;
     let fallbacks = warnings.iter().filter(|w| w.contains("GPU")).count() as u64;
     s.metrics
         .gpu_fallbacks
@@ -395,7 +388,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
     ));
     out.push_str(&format!(
         "# TYPE hegpu_device_info gauge\nhegpu_device_info{{device=\"{}\"}} 1\n",
-        s.backend.name().replace('"', "'")
+        s.devices.name().replace('"', "'")
     ));
     out
 }

@@ -9,7 +9,7 @@ use hegpu::data::Mnist;
 use hegpu::job::pair::SplitPacking;
 use hegpu::job::pair::{IMAGE_PIXELS, ModelClient, ServedModel, latency_plan, request_checksum};
 use hegpu::nn::{argmax, pixels};
-use hegpu::tensor::{ScheduleOptions, Scheduler};
+use hegpu::tensor::{Devices, ScheduleOptions, Scheduler};
 use hegpu_service::{Client, Service, ServiceOptions, classify};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -62,12 +62,8 @@ fn start_with(
     tls: Option<hegpu_service::Tls>,
 ) -> Running {
     let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
-    let service = Service::new(
-        served(packing),
-        backend,
-        ScheduleOptions::default(),
-        options,
-    );
+    let devices = Devices::new(backend, ScheduleOptions::default()).unwrap();
+    let service = Service::new(served(packing), devices, options);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -46,26 +46,55 @@ type PieceMaker<'a> = Box<dyn FnMut(&Range<usize>) -> Result<Ciphertext> + 'a>;
 /// What a stage's result is handed to as it finishes (stage index, result on the device).
 pub(crate) type Observer<'a> = &'a mut dyn FnMut(usize, &Ciphertext);
 
-pub(crate) struct Lane {
-    pub ev: Evaluator,
+/// What is prepared on one device for plans, whatever the keys: weights and encoded diagonal
+/// maps (plaintexts). Every lane on the device may share it, since plans and works have
+/// process-unique ids.
+#[derive(Default)]
+pub(crate) struct Prepared {
     weights: Mutex<WeightCache>,
-    encoder: Encoder,
     /// Diagonal maps encoded on this device, by [`DiagonalWork::id`].
     diagonals: Mutex<HashMap<u64, Arc<EncodedMap>>>,
 }
 
+impl Prepared {
+    /// Weights and encoded diagonal maps held.
+    #[cfg(test)]
+    pub fn held(&self) -> (usize, usize) {
+        let weights = self.weights.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let diagonals = self
+            .diagonals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        (weights, diagonals)
+    }
+}
+
+pub(crate) struct Lane {
+    pub ev: Evaluator,
+    encoder: Encoder,
+    prepared: Arc<Prepared>,
+}
+
 impl Lane {
+    /// A lane for `keys` on `backend`, preparing into (and reusing) `prepared`.
     pub fn new(
         params: &Arc<Parameters>,
         keys: &EvaluationKeys,
         backend: Arc<dyn Backend>,
+        prepared: Arc<Prepared>,
     ) -> Result<Self> {
         Ok(Self {
             ev: Evaluator::new(params, backend, keys)?,
-            weights: Mutex::new(HashMap::new()),
             encoder: Encoder::new(params),
-            diagonals: Mutex::new(HashMap::new()),
+            prepared,
         })
+    }
+
+    /// What this lane prepares into.
+    #[cfg(test)]
+    pub fn prepared(&self) -> &Arc<Prepared> {
+        &self.prepared
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -115,7 +144,10 @@ impl Lane {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, WeightCache> {
-        self.weights.lock().unwrap_or_else(|p| p.into_inner())
+        self.prepared
+            .weights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Outputs `range` of a linear stage from `grouped` (all of input `x`'s ciphertexts as
@@ -139,6 +171,7 @@ impl Lane {
     /// `work` on `x` (on this device), its diagonals encoded here once.
     pub fn diagonal(&self, work: &DiagonalWork, x: &Ciphertext) -> Result<Ciphertext> {
         let cached = self
+            .prepared
             .diagonals
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -148,7 +181,8 @@ impl Lane {
             Some(e) => e,
             None => {
                 let e = Arc::new(work.encode(&self.encoder, &self.ev)?);
-                self.diagonals
+                self.prepared
+                    .diagonals
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(work.id(), e.clone());
@@ -431,7 +465,7 @@ mod tests {
     fn a_stage_keeps_one_set_of_weight_ranges() {
         let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
         let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(Some(1)).unwrap());
-        let lane = Lane::new(&params, &EvaluationKeys::default(), cpu).unwrap();
+        let lane = Lane::new(&params, &EvaluationKeys::default(), cpu, Default::default()).unwrap();
         let level = params.max_level();
         let work = LinearWork {
             rows: SparseRows {

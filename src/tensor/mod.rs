@@ -17,5 +17,5 @@ mod work;
 pub use cipher::CipherTensor;
 pub use plan::LayerPlan;
 pub use report::{Mode, ScheduleReport, StageReport};
-pub use schedule::{ScheduleOptions, Scheduler};
+pub use schedule::{Devices, ScheduleOptions, Scheduler};
 pub use work::Work;

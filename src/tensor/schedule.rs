@@ -15,7 +15,7 @@
 //! resident work restarts from the batch's input, kept on the host; streamed work goes on
 //! from the chunk that failed. A lost device is not used again.
 
-use super::lane::{Lane, Observer};
+use super::lane::{Lane, Observer, Prepared};
 use super::memory::Footprint;
 use super::plan::LayerPlan;
 use super::report::{Mode, ScheduleReport, StageReport};
@@ -95,30 +95,60 @@ impl Streamed<'_> {
     }
 }
 
+/// The devices schedulers run on, with what is prepared there for plans (weights, encoded
+/// diagonal maps; no keys): every scheduler made [`on`](Scheduler::on) one `Devices` shares
+/// them, so a server with many clients' keys opens its devices and prepares its model once.
+#[derive(Clone)]
+pub struct Devices {
+    cpu: (Arc<dyn Backend>, Arc<Prepared>),
+    gpu: Option<(Arc<dyn Backend>, Arc<Prepared>)>,
+    options: ScheduleOptions,
+}
+
+impl Devices {
+    /// `device`: with a GPU backend the CPU (all threads) is opened too, for fallback and
+    /// splitting; with the CPU backend everything runs there.
+    pub fn new(device: Arc<dyn Backend>, options: ScheduleOptions) -> Result<Self> {
+        let prepared = || Arc::new(Prepared::default());
+        let (cpu, gpu) = if device.gpu_stats().is_some() {
+            let host: Arc<dyn Backend> = Arc::new(CpuBackend::new(None)?);
+            ((host, prepared()), Some((device, prepared())))
+        } else {
+            ((device, prepared()), None)
+        };
+        Ok(Self { cpu, gpu, options })
+    }
+
+    /// The device's name (the GPU's, or the CPU's).
+    pub fn name(&self) -> String {
+        self.gpu.as_ref().unwrap_or(&self.cpu).0.name()
+    }
+}
+
 impl Scheduler {
-    /// A scheduler for `device`: with a GPU backend it also opens the CPU (all threads) for
-    /// fallback and splitting; with the CPU backend everything runs there. The evaluation keys
-    /// are uploaded to each device.
+    /// A scheduler for `device` (see [`Devices::new`]) with `keys` uploaded to each device.
     pub fn new(
         params: &Arc<Parameters>,
         keys: &EvaluationKeys,
         device: Arc<dyn Backend>,
         options: ScheduleOptions,
     ) -> Result<Self> {
-        let (cpu, gpu) = if device.gpu_stats().is_some() {
-            let host: Arc<dyn Backend> = Arc::new(CpuBackend::new(None)?);
-            (
-                Lane::new(params, keys, host)?,
-                Some(Lane::new(params, keys, device)?),
-            )
-        } else {
-            (Lane::new(params, keys, device)?, None)
+        Self::on(params, keys, &Devices::new(device, options)?)
+    }
+
+    /// A scheduler for `keys` on `devices`, sharing what is prepared there with every other
+    /// scheduler on them.
+    pub fn on(params: &Arc<Parameters>, keys: &EvaluationKeys, devices: &Devices) -> Result<Self> {
+        let lane = |(backend, prepared): &(Arc<dyn Backend>, Arc<Prepared>)| {
+            Lane::new(params, keys, backend.clone(), prepared.clone())
         };
+        let cpu = lane(&devices.cpu)?;
+        let gpu = devices.gpu.as_ref().map(lane).transpose()?;
         Ok(Self {
             params: params.clone(),
             cpu,
             gpu,
-            options,
+            options: devices.options,
             footprint: Footprint::new(params),
             state: Mutex::new(State::default()),
             warnings: Mutex::new(Vec::new()),
@@ -733,4 +763,36 @@ impl Tally {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ckks::{KeyGenerator, Preset, Seed};
+
+    /// Keys of a fresh secret key (relinearization only).
+    fn keys(params: &Arc<Parameters>, seed: u8) -> EvaluationKeys {
+        let mut keygen = KeyGenerator::new(params, Seed::Fixed([seed; 32]));
+        let sk = keygen.secret_key().unwrap();
+        EvaluationKeys {
+            relin: Some(keygen.relin_key(&sk).unwrap()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn schedulers_on_the_same_devices_share_them_and_what_is_prepared_there() {
+        let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
+        let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(Some(1)).unwrap());
+        let devices = Devices::new(cpu.clone(), ScheduleOptions::default()).unwrap();
+        let a = Scheduler::on(&params, &keys(&params, 1), &devices).unwrap();
+        let b = Scheduler::on(&params, &keys(&params, 2), &devices).unwrap();
+        assert!(Arc::ptr_eq(a.cpu.prepared(), b.cpu.prepared()));
+        assert!(Arc::ptr_eq(a.host(), b.host()));
+        assert_eq!(a.cpu.prepared().held(), (0, 0));
+        // A scheduler of its own prepares on its own.
+        let alone = Scheduler::new(&params, &keys(&params, 3), cpu, Default::default()).unwrap();
+        assert!(!Arc::ptr_eq(a.cpu.prepared(), alone.cpu.prepared()));
+        assert!(Arc::ptr_eq(a.host(), alone.host()));
+    }
 }
