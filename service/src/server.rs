@@ -5,7 +5,7 @@
 //! - `GET /v1/info`: the model's packing, images per request, parameter set, input shape,
 //!   the rotations the latency plan needs and its fingerprint (JSON);
 //! - `GET /v1/params`: the parameters clients must use (`Parameters::to_bytes`);
-//! - `POST /v1/keys`: evaluation keys → `{"key_id": …}` (the key set's id);
+//! - `POST /v1/keys`: evaluation keys → `{"key_id": …}` (a digest of their bytes);
 //! - `POST /v1/infer/{key_id}`: a framed request → its framed answer;
 //! - `GET /health`, `GET /metrics` (Prometheus text).
 //!
@@ -251,6 +251,7 @@ async fn register(
     s.metrics
         .bytes_in
         .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let id = key_id(&body);
     let shared = s.clone();
     // Reading and uploading keys is work on the device like an evaluation.
     let (session, bytes) = in_slot(&s, move || -> hegpu::Result<(Session, u64)> {
@@ -265,7 +266,6 @@ async fn register(
     })
     .await?
     .map_err(bad_request)?;
-    let id = session.key_set.to_string();
     let evicted = s
         .keys
         .lock()
@@ -277,6 +277,16 @@ async fn register(
         .evicted
         .fetch_add(evicted.len() as u64, Ordering::Relaxed);
     Ok(axum::Json(serde_json::json!({ "key_id": id })))
+}
+
+/// The id of keys registered with `bytes`: the first 16 bytes of their SHA-256, in hex. It
+/// names these very keys, not the key set they claim: keys forged under another client's key
+/// set get an id of their own and never answer that client's requests.
+fn key_id(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 async fn infer(
