@@ -18,7 +18,6 @@
 use super::ServerDevice;
 pub(super) use super::pair::frame_of;
 use super::pair::{ModelClient, ServedModel, SplitPacking, latency_plan};
-use crate::ckks::Ciphertext;
 use crate::ckks::{EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset, SecretKey, Seed};
 use crate::data::Mnist;
 use crate::files::{create_secret_file, refuse_link, write_file};
@@ -215,17 +214,6 @@ fn batches(dir: &Path) -> Result<Vec<(usize, usize)>> {
         )));
     }
     Ok(list)
-}
-
-/// An error naming `path` unless ciphertexts `x` are under key set `expected`, the key set of
-/// `whose` ("the evaluation keys belong", "secret.key belongs").
-pub(super) fn check_key_set(
-    path: &Path,
-    x: &Ciphertext,
-    expected: KeySetId,
-    whose: &str,
-) -> Result<()> {
-    super::pair::check_key_set(&path.display().to_string(), x, expected, whose)
 }
 
 /// What the server did: batches evaluated, seconds spent evaluating, and the batches that

@@ -15,14 +15,13 @@
 
 use super::ServerDevice;
 use super::envelope::{Frame, Kind, ciphertext_checksum};
-use super::files::{
-    about, check_key_set, frame_of, io, make_keys, read, read_client_state, read_server_state,
-};
+use super::files::{about, frame_of, io, make_keys, read, read_client_state, read_server_state};
+use super::pair::{ModelClient, ServedModel};
 use crate::backend::{Backend, DeviceChoice, select_backend};
-use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Parameters, Preset, SecretKey, Seed};
+use crate::ckks::{Encoder, Encryptor, Parameters, Preset, SecretKey, Seed};
 use crate::data::Mnist;
 use crate::files::write_file;
-use crate::nn::{EncryptedNetwork, LatencyNetwork, Layer, Model, argmax, load_model};
+use crate::nn::{LatencyNetwork, Layer, Model, argmax, load_model};
 use crate::tensor::CipherTensor;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -38,10 +37,6 @@ pub const INSTANCES: [(&str, usize); 4] = [
 
 /// Pixels per image.
 const PIXELS: usize = 784;
-
-/// Whose key set a ciphertext must be under, for the server and the client.
-const KEYS_BELONG: &str = "the evaluation keys belong";
-const SECRET_BELONGS: &str = "secret.key belongs";
 
 /// The preset every instance runs at: N = 2^14, twelve levels, 128-bit secure. It holds the
 /// workload's MLP with degree-8 activations in both packings (nine levels in the batch
@@ -376,18 +371,12 @@ fn listed(dir: &Path, kind: Kind) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The plan the server evaluates with.
-enum ServerPlan {
-    Batch(EncryptedNetwork),
-    Latency(LatencyNetwork),
-}
-
 fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
     let public = instance.io("public_keys");
     let (params, keys, key_set) = read_server_state(&public)?;
     let model = load(opts)?;
     let mnist = calibration(opts)?;
-    let plan = if instance.latency() {
+    let served = if instance.latency() {
         let plan = latency_plan(&model, &params, &mnist)?;
         let missing = (plan.rotation_levels().into_iter()).find(|&(r, level)| {
             let key = keys.galois.level(params.galois_element(r));
@@ -400,12 +389,11 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
                  network with degree-8 activations"
             )));
         }
-        ServerPlan::Latency(plan)
+        ServedModel::latency(plan, 1)
     } else {
-        ServerPlan::Batch(super::plan_server(&model, &params, &mnist)?)
+        ServedModel::batch(super::plan_server(&model, &params, &mnist)?, params)
     };
-    let scheduler = opts.server.scheduler(&params, &keys)?;
-    let host = &**scheduler.host();
+    let scheduler = opts.server.scheduler(served.params(), &keys)?;
     let (upload, download) = (
         instance.io("ciphertexts_upload"),
         instance.io("ciphertexts_download"),
@@ -421,45 +409,13 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
     for (b, path) in listed(&upload, client_kind)?.iter().enumerate() {
         let bytes = read(path)?;
         let name = path.display().to_string();
-        let (frame, ct) = Frame::unwrap(&bytes, &name)?;
-        let expected_source = match &plan {
-            ServerPlan::Latency(p) => p.fingerprint(),
-            ServerPlan::Batch(_) => 0,
-        };
+        // The frame names its images; the pair checks the rest (kind, batch, plan, key set).
+        let (frame, _) = Frame::unwrap(&bytes, &name)?;
         let range = (frame.start as usize, frame.end as usize);
-        frame.expect(&frame_of(client_kind, b, range, 0), &name)?;
-        let images_here = range.1.saturating_sub(range.0);
-        if images_here == 0 || (instance.latency() && images_here != 1) {
-            return Err(about(
-                path,
-                Error::Config(format!("names images {}..{}", range.0, range.1)),
-            ));
-        }
-        if frame.source != expected_source {
-            return Err(about(
-                path,
-                Error::Config("was laid out for another latency plan".into()),
-            ));
-        }
-        let y = match &plan {
-            ServerPlan::Batch(network) => {
-                let x = CipherTensor::from_bytes(ct, network.shape().0, &params, host)
-                    .map_err(|e| about(path, e))?;
-                check_key_set(path, x.ciphertexts(), key_set, KEYS_BELONG)?;
-                network.forward(&scheduler, x)?.into_ciphertexts()
-            }
-            ServerPlan::Latency(network) => {
-                let x = Ciphertext::from_bytes(ct, &params, host).map_err(|e| about(path, e))?;
-                check_key_set(path, &x, key_set, KEYS_BELONG)?;
-                network.evaluate(&scheduler, x)?
-            }
-        };
-        let answer = frame_of(client_kind.answered_by(), b, range, ciphertext_checksum(ct));
-        write_file(
-            &download.join(file_name(answer.kind, b)),
-            &answer.wrap(&y.to_bytes(&params, host)?),
-        )?;
-        images += images_here;
+        let answer = served.answer(&scheduler, key_set, &bytes, &name, Some((b, range)))?;
+        let kind = client_kind.answered_by();
+        write_file(&download.join(file_name(kind, b)), &answer.bytes)?;
+        images += range.1 - range.0;
     }
     let mut summary = format!(
         "evaluated {images} image(s) in {:.3} s on {}",
@@ -473,15 +429,13 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
 }
 
 fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
-    let host: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let (params, sk) = client_state(instance)?;
-    let encoder = Encoder::new(&params);
-    let decryptor = Decryptor::new(&params, &sk)?;
     let plan = if instance.latency() {
         Some(latency_plan(&load(opts)?, &params, &calibration(opts)?)?)
     } else {
         None
     };
+    let client = ModelClient::with_secret_key(params, sk, plan)?;
     let (upload, download) = (
         instance.io("ciphertexts_upload"),
         instance.io("ciphertexts_download"),
@@ -496,7 +450,6 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
     for (b, path) in listed(&download, kind)?.iter().enumerate() {
         let bytes = read(path)?;
         let name = path.display().to_string();
-        let (frame, ct) = Frame::unwrap(&bytes, &name)?;
         // The result must answer the batch file the client has now: its images, its bytes.
         let sent_path = upload.join(file_name(
             if instance.latency() {
@@ -510,7 +463,6 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
         let (sent_frame, sent_ct) = Frame::unwrap(&sent, &sent_path.display().to_string())?;
         let (start, end) = (sent_frame.start as usize, sent_frame.end as usize);
         let source = ciphertext_checksum(sent_ct);
-        frame.expect(&frame_of(kind, b, (start, end), source), &name)?;
         if end <= start {
             return Err(about(
                 &sent_path,
@@ -523,19 +475,7 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
                 Error::Config(format!("starts at image {start}, expected {images}")),
             ));
         }
-        let outputs = match &plan {
-            Some(plan) => {
-                let y = Ciphertext::from_bytes(ct, &params, &*host).map_err(|e| about(path, e))?;
-                check_key_set(path, &y, sk.key_set(), SECRET_BELONGS)?;
-                plan.decrypt(&decryptor, &encoder, &y, end - start, &*host)?
-            }
-            None => {
-                let y = CipherTensor::from_bytes(ct, &[10], &params, &*host)
-                    .map_err(|e| about(path, e))?;
-                check_key_set(path, y.ciphertexts(), sk.key_set(), SECRET_BELONGS)?;
-                y.decrypt(&decryptor, &encoder, end - start, &*host)?
-            }
-        };
+        let outputs = client.outputs(&bytes, &name, (b, (start, end)), source)?;
         for out in &outputs {
             lines.push_str(&format!("{}\n", argmax(out)));
         }

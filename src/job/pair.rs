@@ -119,20 +119,30 @@ impl ServedModel {
                         (e, _) => e,
                     }
                 })?;
-                Ok(Self {
-                    plan: Plan::Batch(network),
-                    params,
-                    packing,
-                })
+                Ok(Self::batch(network, params))
             }
             SplitPacking::Latency { per_ciphertext } => {
                 let plan = latency_plan(Some(model), mnist, per_ciphertext, params.as_ref())?;
-                Ok(Self {
-                    params: plan.params().clone(),
-                    plan: Plan::Latency(plan),
-                    packing,
-                })
+                Ok(Self::latency(plan, per_ciphertext))
             }
+        }
+    }
+
+    /// Serves a batch-packing plan made for `params`.
+    pub fn batch(network: EncryptedNetwork, params: Arc<Parameters>) -> Self {
+        Self {
+            plan: Plan::Batch(network),
+            params,
+            packing: SplitPacking::Batch,
+        }
+    }
+
+    /// Serves a latency plan made with up to `per_ciphertext` images sharing a ciphertext.
+    pub fn latency(plan: LatencyNetwork, per_ciphertext: usize) -> Self {
+        Self {
+            params: plan.params().clone(),
+            plan: Plan::Latency(plan),
+            packing: SplitPacking::Latency { per_ciphertext },
         }
     }
 
