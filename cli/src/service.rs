@@ -159,9 +159,9 @@ pub fn client(a: ClientArgs) -> Result<()> {
     println!(
         "requests: {}, each encrypt → upload → evaluate → download → decrypt: p50 {:.3} s, \
          p99 {:.3} s",
-        report.latencies.len(),
-        q(&report.latencies, 0.5),
-        q(&report.latencies, 0.99)
+        report.latencies().len(),
+        q(&report.latencies(), 0.5),
+        q(&report.latencies(), 0.99)
     );
     println!(
         "  medians: encrypt {:.3} s, HTTP call (upload, evaluate, download) {:.3} s, decrypt \

@@ -16,9 +16,8 @@ pub struct ClassifyReport {
     pub correct: usize,
     /// The digit found for each image, in order.
     pub digits: Vec<usize>,
-    /// Seconds from encryption to decryption of each request.
-    pub latencies: Vec<f64>,
-    /// Of which: encrypting, the HTTP call (upload, evaluation, download), decrypting.
+    /// Seconds each request spent encrypting, in the HTTP call (upload, evaluation,
+    /// download), and decrypting.
     pub encrypt_seconds: Vec<f64>,
     pub call_seconds: Vec<f64>,
     pub decrypt_seconds: Vec<f64>,
@@ -29,6 +28,15 @@ pub struct ClassifyReport {
 }
 
 impl ClassifyReport {
+    /// Seconds from encryption to decryption of each request.
+    pub fn latencies(&self) -> Vec<f64> {
+        let parts = self.encrypt_seconds.iter().zip(&self.call_seconds);
+        parts
+            .zip(&self.decrypt_seconds)
+            .map(|((e, c), d)| e + c + d)
+            .collect()
+    }
+
     /// The `q`-quantile of `seconds` (one of this report's lists; 0 when empty).
     pub fn quantile(seconds: &[f64], q: f64) -> f64 {
         let mut l = seconds.to_vec();
@@ -126,7 +134,6 @@ pub fn classify(
         let source = request_checksum(&request)?;
         let outputs = client.outputs(&answer, "the server's answer", (b, (start, end)), source)?;
         let done = t.elapsed().as_secs_f64();
-        report.latencies.push(done);
         report.encrypt_seconds.push(encrypted);
         report.call_seconds.push(called - encrypted);
         report.decrypt_seconds.push(done - called);

@@ -149,7 +149,7 @@ fn the_batch_packing_over_http_gives_the_in_process_digits() {
     // One request (a batch costs the same however full it is).
     let report = classify(&client(&server.url), mnist(), 24, None, None).unwrap();
     assert_eq!(report.images, 24);
-    assert_eq!(report.latencies.len(), 1);
+    assert_eq!(report.latencies().len(), 1);
     assert_eq!(report.digits, in_process(SplitPacking::Batch, 24, 24));
     assert!(report.correct >= 22, "{} of 24", report.correct);
 }
@@ -163,7 +163,7 @@ fn the_latency_packing_over_http_gives_the_in_process_digits() {
     let err = classify(&http, mnist(), 1, None, None).unwrap_err();
     assert!(err.to_string().contains("--model"), "{err}");
     let report = classify(&http, mnist(), 6, None, Some(&model())).unwrap();
-    assert_eq!(report.latencies.len(), 3);
+    assert_eq!(report.latencies().len(), 3);
     assert_eq!(report.digits, in_process(packing, 6, 2));
     // A client that plans another model is told so before it sends anything.
     let other = root().join("models/cryptonets-16.safetensors");
