@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Seconds a request's body may take to arrive
     #[arg(long, value_name = "S", default_value_t = 60, value_parser = at_least_one)]
     body_timeout: usize,
+    /// Seconds a request's headers may take to arrive (also how long an idle connection is
+    /// kept); the connection is closed beyond
+    #[arg(long, value_name = "S", default_value_t = 30, value_parser = at_least_one)]
+    header_timeout: usize,
     /// Serve over TLS with this certificate chain (PEM; needs --tls-key)
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -66,6 +70,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         workers: a.workers,
         queue: a.queue,
         body_timeout: Duration::from_secs(a.body_timeout as u64),
+        header_timeout: Duration::from_secs(a.header_timeout as u64),
     };
     let describe = format!(
         "{} ({} packing, {} images per request) on {}",

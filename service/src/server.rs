@@ -9,7 +9,9 @@
 //! - `POST /v1/infer/{key_id}`: a framed request → its framed answer;
 //! - `GET /health`, `GET /metrics` (Prometheus text).
 //!
-//! Bounded: each body has a size limit (413) and a read timeout (408); evaluations run a few at
+//! Bounded: a connection's request headers must arrive within a timeout (else it is closed:
+//! this also ends idle keep-alive connections), each body has a size limit (413) and a read
+//! timeout (408); evaluations run a few at
 //! a time and at most `queue` wait (beyond that 503 with `Retry-After`); keys are held within
 //! `key_memory` bytes, least recently used evicted first (an evicted id: 404 with code
 //! `unknown_key`, telling the client to register again). Errors are JSON
@@ -27,6 +29,9 @@ use hegpu::ckks::EvaluationKeys;
 use hegpu::job::pair::ServedModel;
 use hegpu::job::pair::SplitPacking;
 use hegpu::tensor::{Devices, Scheduler};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,6 +77,10 @@ pub struct ServiceOptions {
     pub queue: usize,
     /// Longest a request's body may take to arrive (a slow or stalled client gets 408).
     pub body_timeout: Duration,
+    /// Longest a request's headers may take to arrive, from when the server starts reading
+    /// them (a new connection, or one kept alive after an answer); the connection is closed
+    /// beyond.
+    pub header_timeout: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -83,6 +92,7 @@ impl Default for ServiceOptions {
             workers: 1,
             queue: 16,
             body_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -422,46 +432,95 @@ pub fn serve_until_stopped(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(service.router(), addr, tls, ready, stopped()))
+    runtime.block_on(serve(service, addr, tls, ready, stopped()))
 }
 
-/// Serves `router` on `addr` until `stop` completes, then finishes the requests in flight.
+/// Serves `service` on `addr` until `stop` completes, then finishes the requests in flight.
+///
+/// HTTP/1.1 only (bodies are single large blobs; HTTP/2 would add streams whose headers no
+/// timeout bounds). Every connection must finish its TLS handshake and each request's headers
+/// within the service's header timeout, which also ends connections left idle.
 pub async fn serve(
-    router: Router,
+    service: &Service,
     addr: &str,
     tls: Option<&Tls>,
     ready: impl FnOnce(std::net::SocketAddr),
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Some(tls) = tls else {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        ready(listener.local_addr()?);
-        return axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await;
-    };
-    // One process-wide provider: ring (installing it twice is harmless). Its key exchange is
-    // classical (no post-quantum hybrid, hence the deprecation); aws-lc-rs, which has one,
-    // needs a C build toolchain (cmake) these machines lack. The ciphertexts inside are
-    // lattice-based whatever protects the connection.
-    #[allow(deprecated)]
-    let provider = rustls::crypto::ring::default_provider();
-    let _ = provider.install_default();
-    let config =
-        axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.certificate, &tls.key).await?;
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
+    let tls = tls.map(tls_acceptor).transpose()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     ready(listener.local_addr()?);
-    let handle = axum_server::Handle::new();
-    let stopping = handle.clone();
-    tokio::spawn(async move {
-        stop.await;
-        stopping.graceful_shutdown(None);
-    });
-    axum_server::from_tcp_rustls(listener, config)
-        .handle(handle)
-        .serve(router.into_make_service())
-        .await
+    let header_timeout = service.shared.options.header_timeout;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let router = service.router();
+    let connections = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                // Out of descriptors or a connection reset before it was accepted: the
+                // listener stays; wait a moment rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let app = TowerToHyperService::new(router.clone());
+        match &tls {
+            None => {
+                let connection = http.serve_connection(TokioIo::new(tcp), app);
+                tokio::spawn(connections.watch(connection));
+            }
+            Some(acceptor) => {
+                let handshake = tokio::time::timeout(header_timeout, acceptor.accept(tcp));
+                let (http, watcher) = (http.clone(), connections.watcher());
+                tokio::spawn(async move {
+                    // A failed or stalled handshake just closes the connection.
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let connection = http.serve_connection(TokioIo::new(stream), app);
+                        let _ = watcher.watch(connection).await;
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// The TLS side of a connection: `tls`'s certificate chain and key, HTTP/1.1 offered alone.
+fn tls_acceptor(tls: &Tls) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: {e}", what.display()),
+        )
+    };
+    let chain = CertificateDer::pem_file_iter(&tls.certificate)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| invalid(&tls.certificate, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| invalid(&tls.key, &e))?;
+    // The ring provider: its key exchange is classical (no post-quantum hybrid, hence the
+    // deprecation); aws-lc-rs, which has one, needs a C build toolchain (cmake) these machines
+    // lack. The ciphertexts inside are lattice-based whatever protects the connection.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&tls.certificate, &e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| invalid(&tls.certificate, &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Ctrl-C, or SIGTERM where there are signals.

@@ -76,7 +76,6 @@ fn start_with(
     drop(listener);
     let url = format!("{scheme}://{addr}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = service.router();
     let (up, is_up) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         runtime.block_on(async move {
@@ -84,7 +83,7 @@ fn start_with(
                 let _ = stopped.await;
             };
             let ready = |_| up.send(()).unwrap();
-            hegpu_service::serve(router, &addr.to_string(), tls.as_ref(), ready, stop)
+            hegpu_service::serve(&service, &addr.to_string(), tls.as_ref(), ready, stop)
                 .await
                 .unwrap();
         });
@@ -346,6 +345,7 @@ fn evicted_keys_and_restarts_are_registered_again() {
 fn slow_and_vanishing_clients_and_a_full_queue_end_in_errors_or_retries() {
     let options = ServiceOptions {
         body_timeout: Duration::from_millis(500),
+        header_timeout: Duration::from_millis(500),
         queue: 0,
         workers: 1,
         ..Default::default()
@@ -367,6 +367,20 @@ fn slow_and_vanishing_clients_and_a_full_queue_end_in_errors_or_retries() {
     let _ = slow.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"timeout""#), "{answer}");
+    // A client that stalls in its headers, and one that never sends a byte, are cut off once
+    // the header timeout passes (nothing to answer: the connection just closes).
+    for start in ["POST /v1/keys HTTP/1.1\r\nHost: x\r\n", ""] {
+        let mut stalled = TcpStream::connect(&addr).unwrap();
+        stalled.write_all(start.as_bytes()).unwrap();
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let begun = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let read = stalled.read_to_end(&mut answer);
+        assert!(read.is_ok(), "{start:?}: {read:?} (still open)");
+        assert!(begun.elapsed() < Duration::from_secs(5), "{start:?}");
+    }
     // A client that hangs up mid-upload leaves the server serving.
     let mut gone = TcpStream::connect(&addr).unwrap();
     write!(
@@ -398,6 +412,33 @@ fn slow_and_vanishing_clients_and_a_full_queue_end_in_errors_or_retries() {
 }
 
 #[test]
+fn stopping_finishes_the_request_in_flight_and_accepts_no_more() {
+    let packing = SplitPacking::Latency { per_ciphertext: 1 };
+    let mut server = start(packing, ServiceOptions::default());
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut upload = TcpStream::connect(&addr).unwrap();
+    write!(
+        upload,
+        "POST /v1/keys HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2000\r\n\r\n"
+    )
+    .unwrap();
+    upload.write_all(&[7u8; 1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    server.stop.take().unwrap().send(()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // The listener is gone, the upload in progress is not.
+    assert!(TcpStream::connect(&addr).is_err());
+    upload.write_all(&[7u8; 1000]).unwrap();
+    upload
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    upload.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains(r#""code":"bad_request""#), "{answer}");
+}
+
+#[test]
 fn over_tls_a_client_that_trusts_the_certificate_is_answered_and_others_are_refused() {
     let dir = std::env::temp_dir().join(format!("hegpu-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -411,8 +452,20 @@ fn over_tls_a_client_that_trusts_the_certificate_is_answered_and_others_are_refu
     std::fs::write(&tls.certificate, &cert_pem).unwrap();
     std::fs::write(&tls.key, &key_pem).unwrap();
     let packing = SplitPacking::Latency { per_ciphertext: 1 };
-    let server = start_with(packing, ServiceOptions::default(), Some(tls));
+    let options = ServiceOptions {
+        header_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let server = start_with(packing, options, Some(tls));
     assert!(server.url.starts_with("https://"));
+    // A connection that never starts its handshake is closed once the header timeout passes.
+    let mut silent = TcpStream::connect(server.url.trim_start_matches("https://")).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let begun = std::time::Instant::now();
+    assert!(silent.read_to_end(&mut Vec::new()).is_ok(), "still open");
+    assert!(begun.elapsed() < Duration::from_secs(5));
     let trusting =
         Client::trusting(&server.url, Duration::from_secs(60), cert_pem.as_bytes()).unwrap();
     let report = classify(&trusting, mnist(), 2, None, Some(&model())).unwrap();
