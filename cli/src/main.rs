@@ -1,6 +1,10 @@
 //! The `hegpu` command line: `mnist`, `info`, `bench`, `train`, `import`, `he-bench`, `serve`
 //! and `client`.
 
+// One exception, in allocator.rs: a measured setting of glibc's allocator for `hegpu serve`.
+#![deny(unsafe_code)]
+
+mod allocator;
 mod chart;
 mod service;
 

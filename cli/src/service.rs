@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Largest request body
     #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = gpu_memory)]
     max_request: u64,
+    /// Request bodies held at once (arriving, waiting, being answered); a request beyond is
+    /// answered 503 with Retry-After before its body is kept
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = gpu_memory)]
+    body_memory: u64,
     /// Evaluations run at once
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one)]
     workers: usize,
@@ -57,6 +61,7 @@ pub struct ServeArgs {
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
+    crate::allocator::return_large_blocks();
     let packing = a.packing.packing();
     let mnist = Mnist::load(&a.data)?;
     let served = ServedModel::plan(&a.model, &mnist, packing, None)?;
@@ -67,6 +72,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         key_memory: a.key_memory,
         max_key_bytes: ServiceOptions::default().max_key_bytes,
         max_request_bytes: usize::try_from(a.max_request).unwrap_or(usize::MAX),
+        body_memory: a.body_memory,
         workers: a.workers,
         queue: a.queue,
         body_timeout: Duration::from_secs(a.body_timeout as u64),

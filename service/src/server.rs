@@ -19,9 +19,8 @@
 
 use crate::keys::{KeyCache, Session};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +28,7 @@ use hegpu::ckks::EvaluationKeys;
 use hegpu::job::pair::ServedModel;
 use hegpu::job::pair::SplitPacking;
 use hegpu::tensor::{Devices, Scheduler};
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutError};
 
 /// What a client needs to know of the served model (`GET /v1/info`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -71,6 +71,9 @@ pub struct ServiceOptions {
     pub max_key_bytes: usize,
     /// Largest request body.
     pub max_request_bytes: usize,
+    /// Bytes of request bodies held at once (arriving, waiting, being answered); a request
+    /// that would hold more is refused with 503 before its body is read.
+    pub body_memory: u64,
     /// Evaluations run at once.
     pub workers: usize,
     /// Requests that may wait for an evaluation slot; more are refused with 503.
@@ -89,6 +92,7 @@ impl Default for ServiceOptions {
             key_memory: 4 << 30,
             max_key_bytes: 1 << 30,
             max_request_bytes: 512 << 20,
+            body_memory: 1 << 30,
             workers: 1,
             queue: 16,
             body_timeout: Duration::from_secs(60),
@@ -120,6 +124,8 @@ struct Shared {
     /// there (the model's weights and encoded diagonal maps).
     devices: Devices,
     keys: Mutex<KeyCache<Session>>,
+    /// Request bodies held, in KiB (`body_memory`).
+    bodies: Semaphore,
     slots: Semaphore,
     waiting: AtomicUsize,
     options: ServiceOptions,
@@ -146,19 +152,89 @@ fn bad_request(e: hegpu::Error) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
 }
 
-/// The request's body, or why it could not be read: too large (413), too slow (408), or cut
-/// off (400).
-fn body(read: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    read.map_err(|r| {
-        let why = r.body_text();
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", why)
-        } else if why.contains("timeout") {
-            ApiError(StatusCode::REQUEST_TIMEOUT, "timeout", why)
-        } else {
-            ApiError(StatusCode::BAD_REQUEST, "bad_request", why)
+/// The request bodies a server may hold, in KiB (a semaphore's permits).
+fn body_kib(bytes: u64) -> usize {
+    usize::try_from(bytes.div_ceil(1024))
+        .unwrap_or(usize::MAX)
+        .min(Semaphore::MAX_PERMITS)
+}
+
+fn busy(s: &Shared, why: &str) -> ApiError {
+    s.metrics.refused_busy.fetch_add(1, Ordering::Relaxed);
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        format!("{why}: retry after a second"),
+    )
+}
+
+/// A request's body, read whole into memory the server's `body_memory` allows it: the held
+/// permit goes with the bytes. Refused before a byte is read when it has no length (411), is
+/// over `limit` or the whole body memory (413), or the body memory is taken (503); a body too
+/// slow to arrive is 408, one cut off 400.
+async fn read_body(
+    s: &Shared,
+    request: Request,
+    limit: usize,
+) -> Result<(Vec<u8>, SemaphorePermit<'_>), ApiError> {
+    let too_large = |why: String| ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", why);
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "a body must say its length (Content-Length)".into(),
+            )
+        })?;
+    if length > limit as u64 {
+        return Err(too_large(format!(
+            "the body's {length} bytes are over this endpoint's limit of {limit}"
+        )));
+    }
+    let kib = body_kib(length);
+    if kib > body_kib(s.options.body_memory) || u32::try_from(kib).is_err() {
+        return Err(too_large(format!(
+            "the body's {length} bytes are over the server's body memory of {}",
+            s.options.body_memory
+        )));
+    }
+    let mut body = request.into_body();
+    let Ok(permit) = s.bodies.try_acquire_many(kib as u32) else {
+        drain(&mut body).await;
+        return Err(busy(s, "the server holds as many request bodies as it may"));
+    };
+    let mut bytes = Vec::with_capacity(length as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if e.into_inner().is::<TimeoutError>() {
+                ApiError(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    "the body took longer to arrive than the server waits".into(),
+                )
+            } else {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("the body was cut off after {} bytes", bytes.len()),
+                )
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            bytes.extend_from_slice(&data);
         }
-    })
+    }
+    Ok((bytes, permit))
+}
+
+/// Reads and drops what is left of a body the server refuses before reading it, so that the
+/// client, still sending, gets the answer rather than a reset connection; the body timeout
+/// bounds how long.
+async fn drain(body: &mut Body) {
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 /// The HTTP service of one model: build it with [`Service::new`], serve it with
@@ -190,6 +266,7 @@ impl Service {
         };
         let shared = Arc::new(Shared {
             keys: Mutex::new(KeyCache::new(options.key_memory)),
+            bodies: Semaphore::new(body_kib(options.body_memory)),
             slots: Semaphore::new(options.workers.max(1)),
             waiting: AtomicUsize::new(0),
             metrics: Metrics::default(),
@@ -208,14 +285,8 @@ impl Service {
         Router::new()
             .route("/v1/info", get(info))
             .route("/v1/params", get(params))
-            .route(
-                "/v1/keys",
-                post(register).layer(DefaultBodyLimit::max(o.max_key_bytes)),
-            )
-            .route(
-                "/v1/infer/{key_id}",
-                post(infer).layer(DefaultBodyLimit::max(o.max_request_bytes)),
-            )
+            .route("/v1/keys", post(register))
+            .route("/v1/infer/{key_id}", post(infer))
             .route("/health", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
             .layer(RequestBodyTimeoutLayer::new(o.body_timeout))
@@ -231,42 +302,63 @@ async fn params(State(s): State<Arc<Shared>>) -> Vec<u8> {
     s.params_bytes.clone()
 }
 
-/// Runs `f` on a blocking thread once an evaluation slot is free; 503 when `queue` requests
-/// already wait.
-async fn in_slot<T: Send + 'static>(
-    s: &Arc<Shared>,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
+/// A place among the requests waiting for or holding an evaluation slot, taken before a
+/// request's body is read.
+struct Place<'a>(&'a Shared);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A place in the queue, or `None` when `queue` requests already wait.
+fn place(s: &Shared) -> Option<Place<'_>> {
     if s.waiting.fetch_add(1, Ordering::SeqCst) >= s.options.queue + s.options.workers {
         s.waiting.fetch_sub(1, Ordering::SeqCst);
-        s.metrics.refused_busy.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "the server's queue is full: retry after a second".into(),
-        ));
+        return None;
     }
-    let permit = s.slots.acquire().await;
-    let result = tokio::task::spawn_blocking(f).await;
-    drop(permit);
-    s.waiting.fetch_sub(1, Ordering::SeqCst);
-    result.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    Some(Place(s))
 }
+
+/// Runs `f` on a blocking thread once an evaluation slot is free.
+async fn in_slot<T: Send + 'static>(
+    s: &Shared,
+    _place: Place<'_>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _slot = s.slots.acquire().await;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+/// A request refused before its body is read, once the body has been drained.
+async fn refuse(request: Request, why: ApiError) -> ApiError {
+    drain(&mut request.into_body()).await;
+    why
+}
+
+const FULL_QUEUE: &str = "the server's queue is full";
 
 async fn register(
     State(s): State<Arc<Shared>>,
-    read: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let body = body(read)?;
+    let Some(place) = place(&s) else {
+        return Err(refuse(request, busy(&s, FULL_QUEUE)).await);
+    };
+    let (body, _held) = read_body(&s, request, s.options.max_key_bytes).await?;
     s.metrics
         .bytes_in
         .fetch_add(body.len() as u64, Ordering::Relaxed);
     let id = key_id(&body);
     let shared = s.clone();
     // Reading and uploading keys is work on the device like an evaluation.
-    let (session, bytes) = in_slot(&s, move || -> hegpu::Result<(Session, u64)> {
+    let (session, bytes) = in_slot(&s, place, move || -> hegpu::Result<(Session, u64)> {
         let params = shared.served.params();
         let keys = EvaluationKeys::from_bytes(&body, params)?;
+        drop(body);
         let key_set = keys.key_set()?.ok_or_else(|| hegpu::Error::Data {
             path: "the evaluation keys".into(),
             why: "hold no keys".into(),
@@ -302,38 +394,42 @@ fn key_id(bytes: &[u8]) -> String {
 async fn infer(
     State(s): State<Arc<Shared>>,
     Path(key_id): Path<String>,
-    read: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Vec<u8>, ApiError> {
     s.metrics.requests.fetch_add(1, Ordering::Relaxed);
-    let body = body(read).inspect_err(|_| {
+    // A busy refusal is counted as such (refused_busy), not as a failure.
+    let answer = answer(&s, &key_id, request).await;
+    if let Err(ApiError(status, ..)) = &answer
+        && *status != StatusCode::SERVICE_UNAVAILABLE
+    {
         s.metrics.failed.fetch_add(1, Ordering::Relaxed);
-    })?;
+    }
+    answer
+}
+
+/// The answer to a request under `key_id`'s keys.
+async fn answer(s: &Arc<Shared>, key_id: &str, request: Request) -> Result<Vec<u8>, ApiError> {
+    let session = s.keys.lock().unwrap_or_else(|p| p.into_inner()).get(key_id);
+    let Some(session) = session else {
+        let why = format!(
+            "key id {key_id} is not registered here (never, or evicted to bound the server's key \
+             memory, or before a restart): register the evaluation keys again"
+        );
+        return Err(refuse(request, ApiError(StatusCode::NOT_FOUND, "unknown_key", why)).await);
+    };
+    let Some(place) = place(s) else {
+        return Err(refuse(request, busy(s, FULL_QUEUE)).await);
+    };
+    let (body, _held) = read_body(s, request, s.options.max_request_bytes).await?;
     s.metrics
         .bytes_in
         .fetch_add(body.len() as u64, Ordering::Relaxed);
-    let session = s
-        .keys
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key_id);
-    let Some(session) = session else {
-        s.metrics.failed.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            "unknown_key",
-            format!(
-                "key id {key_id} is not registered here (never, or evicted to bound the \
-                 server's key memory, or before a restart): register the evaluation keys again"
-            ),
-        ));
-    };
     // The frame is checked before the request waits for a slot.
-    if let Err(e) = s.served.check_request(&body, "the request", None) {
-        s.metrics.failed.fetch_add(1, Ordering::Relaxed);
-        return Err(bad_request(e));
-    }
+    s.served
+        .check_request(&body, "the request", None)
+        .map_err(bad_request)?;
     let shared = s.clone();
-    let answer = in_slot(&s, move || {
+    let (answer, warnings) = in_slot(s, place, move || {
         let answer = shared.served.answer(
             &session.scheduler,
             session.key_set,
@@ -341,31 +437,19 @@ async fn infer(
             "the request",
             None,
         );
-        let warnings = session.scheduler.take_warnings();
-        (answer, warnings)
+        (answer, session.scheduler.take_warnings())
     })
-    .await;
-    // A busy refusal is counted as such (refused_busy), not as a failure.
-    let (answer, warnings) = answer?;
+    .await?;
     let fallbacks = warnings.iter().filter(|w| w.contains("GPU")).count() as u64;
-    s.metrics
-        .gpu_fallbacks
-        .fetch_add(fallbacks, Ordering::Relaxed);
-    match answer {
-        Ok(a) => {
-            let m = &s.metrics;
-            m.answered.fetch_add(1, Ordering::Relaxed);
-            m.bytes_out
-                .fetch_add(a.bytes.len() as u64, Ordering::Relaxed);
-            m.evaluate_micros
-                .fetch_add((a.seconds * 1e6) as u64, Ordering::Relaxed);
-            Ok(a.bytes)
-        }
-        Err(e) => {
-            s.metrics.failed.fetch_add(1, Ordering::Relaxed);
-            Err(bad_request(e))
-        }
-    }
+    let m = &s.metrics;
+    m.gpu_fallbacks.fetch_add(fallbacks, Ordering::Relaxed);
+    let answer = answer.map_err(bad_request)?;
+    m.answered.fetch_add(1, Ordering::Relaxed);
+    m.bytes_out
+        .fetch_add(answer.bytes.len() as u64, Ordering::Relaxed);
+    m.evaluate_micros
+        .fetch_add((answer.seconds * 1e6) as u64, Ordering::Relaxed);
+    Ok(answer.bytes)
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> String {
@@ -392,6 +476,11 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
         ),
         ("hegpu_keys_held", "gauge", keys as u64),
         ("hegpu_key_bytes_held", "gauge", key_bytes),
+        (
+            "hegpu_body_bytes_held",
+            "gauge",
+            (body_kib(s.options.body_memory) - s.bodies.available_permits()) as u64 * 1024,
+        ),
         (
             "hegpu_queue_depth",
             "gauge",

@@ -279,6 +279,64 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
     assert!(metrics.contains("hegpu_failed_total"), "{metrics}");
 }
 
+#[test]
+fn request_bodies_are_held_within_the_body_memory() {
+    let options = ServiceOptions {
+        body_memory: 64 << 10,
+        ..Default::default()
+    };
+    let server = start(SplitPacking::Latency { per_ciphertext: 1 }, options);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let post = |head: &str, sent: usize| {
+        let mut c = TcpStream::connect(&addr).unwrap();
+        write!(
+            c,
+            "POST /v1/keys HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{head}\r\n"
+        )
+        .unwrap();
+        c.write_all(&vec![7u8; sent]).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c
+    };
+    let answer = |mut c: TcpStream| {
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    let held = || {
+        let metrics = http_get(&server.url, "/metrics");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("hegpu_body_bytes_held "))
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    // A body larger than all the body memory: 413 before a byte is read.
+    let over = answer(post("Content-Length: 65537\r\n", 0));
+    assert!(over.starts_with("HTTP/1.1 413"), "{over}");
+    assert!(over.contains("body memory"), "{over}");
+    // A body without a length: 411.
+    let chunked = "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n";
+    let no_length = answer(post(chunked, 0));
+    assert!(no_length.starts_with("HTTP/1.1 411"), "{no_length}");
+    assert!(no_length.contains("length_required"), "{no_length}");
+    // One body arriving holds 40 KiB; a second is told to retry (503, Retry-After), and the
+    // whole of it is read and dropped so that it gets that answer, not a reset connection.
+    let length = "Content-Length: 40960\r\n";
+    let mut first = post(length, 1000);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(held(), 40960);
+    let second = answer(post(length, 40960));
+    assert!(second.starts_with("HTTP/1.1 503"), "{second}");
+    assert!(second.contains("retry-after: 1"), "{second}");
+    assert!(second.contains(r#""code":"busy""#), "{second}");
+    first.write_all(&[7u8; 40960 - 1000]).unwrap();
+    let first = answer(first);
+    assert!(first.starts_with("HTTP/1.1 400"), "{first}");
+    assert_eq!(held(), 0);
+}
+
 /// The bytes `keys` take in memory on the server.
 fn memory(keys: &[u8]) -> u64 {
     let params = served(SplitPacking::Latency { per_ciphertext: 1 })
