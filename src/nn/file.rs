@@ -239,6 +239,40 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
         .metadata()
         .as_ref()
         .ok_or_else(|| bad(here, "no metadata (hegpu.architecture is required)"))?;
+    let architecture = checked_architecture(info, &file)?;
+    let arch: Architecture = serde_json::from_str(architecture)
+        .map_err(|e| bad(here, format!("hegpu.architecture: {e}")))?;
+    let mut tensors = Tensors { file, used: 0 };
+    let layers = arch
+        .layers
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| tensors.layer(i, spec))
+        .collect::<Result<Vec<_>>>()?;
+    if tensors.used != tensors.file.len() {
+        return Err(bad(
+            here,
+            format!(
+                "{} tensors that no layer uses",
+                tensors.file.len() - tensors.used
+            ),
+        ));
+    }
+    let model = Model {
+        input: arch.input,
+        layers,
+    };
+    model.shapes().map_err(|e| bad(here, e.to_string()))?;
+    Ok(model)
+}
+
+/// The architecture text of a model file whose metadata keys, format and checksum (when
+/// present) are those hegpu writes.
+fn checked_architecture<'a>(
+    info: &'a HashMap<String, String>,
+    file: &SafeTensors<'_>,
+) -> Result<&'a str> {
+    let here = Path::new("model");
     if let Some(k) = info.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
         return Err(bad(
             here,
@@ -271,11 +305,21 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
             ));
         }
     }
-    let arch: Architecture = serde_json::from_str(architecture)
-        .map_err(|e| bad(here, format!("hegpu.architecture: {e}")))?;
-    let mut used = 0usize;
-    let mut read = |name: String, shape: Vec<usize>| -> Result<Vec<f32>> {
-        let t = file
+    Ok(architecture)
+}
+
+/// A model file's tensors, counting those the layers read.
+struct Tensors<'a> {
+    file: SafeTensors<'a>,
+    used: usize,
+}
+
+impl Tensors<'_> {
+    /// Tensor `name` of `shape`, in f16 or f32, every value finite.
+    fn read(&mut self, name: String, shape: Vec<usize>) -> Result<Vec<f32>> {
+        let here = Path::new("model");
+        let t = self
+            .file
             .tensor(&name)
             .map_err(|_| bad(here, format!("tensor {name} is missing")))?;
         if t.shape() != shape.as_slice() {
@@ -308,12 +352,13 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
         if let Some(v) = values.iter().find(|v| !v.is_finite()) {
             return Err(bad(here, format!("tensor {name} holds {v}")));
         }
-        used += 1;
+        self.used += 1;
         Ok(values)
-    };
-    let mut layers = Vec::with_capacity(arch.layers.len());
-    for (i, spec) in arch.layers.into_iter().enumerate() {
-        layers.push(match spec {
+    }
+
+    /// Layer `i` of the architecture, with its tensors.
+    fn layer(&mut self, i: usize, spec: LayerSpec) -> Result<Layer> {
+        Ok(match spec {
             LayerSpec::Pad2d {
                 top,
                 bottom,
@@ -337,17 +382,17 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
                 kernel,
                 stride,
                 padding,
-                weight: read(
+                weight: self.read(
                     format!("{i}.weight"),
                     vec![out_channels, in_channels, kernel, kernel],
                 )?,
-                bias: read(format!("{i}.bias"), vec![out_channels])?,
+                bias: self.read(format!("{i}.bias"), vec![out_channels])?,
             },
             LayerSpec::Dense { inputs, outputs } => Layer::Dense {
                 inputs,
                 outputs,
-                weight: read(format!("{i}.weight"), vec![outputs, inputs])?,
-                bias: read(format!("{i}.bias"), vec![outputs])?,
+                weight: self.read(format!("{i}.weight"), vec![outputs, inputs])?,
+                bias: self.read(format!("{i}.bias"), vec![outputs])?,
             },
             LayerSpec::Square {} => Layer::Square,
             LayerSpec::Poly { a, b, c } => Layer::Poly { a, b, c },
@@ -365,18 +410,6 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
             LayerSpec::SumPool { window, stride } => Layer::SumPool { window, stride },
             LayerSpec::AvgPool { window, stride } => Layer::AvgPool { window, stride },
             LayerSpec::Flatten {} => Layer::Flatten,
-        });
+        })
     }
-    if used != file.len() {
-        return Err(bad(
-            here,
-            format!("{} tensors that no layer uses", file.len() - used),
-        ));
-    }
-    let model = Model {
-        input: arch.input,
-        layers,
-    };
-    model.shapes().map_err(|e| bad(here, e.to_string()))?;
-    Ok(model)
 }
