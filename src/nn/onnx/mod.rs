@@ -346,9 +346,14 @@ impl Builder {
                 node.domain
             )));
         }
+        if let Some(folded) = self.folded(node, values)? {
+            return Ok(Some(folded));
+        }
+        if let Some(layer) = self.layer(node, values)? {
+            return Ok(Some(layer));
+        }
         let x = |i| Self::required(node, values, i);
         Ok(Some(match node.op_type.as_str() {
-            "Constant" => Value::Constant(constant_node(node)?),
             "Identity" | "Dropout" | "Cast" => x(0)?.clone(),
             "Add" | "Sub" | "Mul" | "Div" => self.arithmetic(&node.op_type, x(0)?, x(1)?)?,
             "Neg" => match x(0)? {
@@ -364,16 +369,6 @@ impl Builder {
                     .ok_or_else(|| Failure::new("the exponent must be a scalar"))?;
                 Value::Tensor(self.tensor(x(0)?.clone())?.pow(e)?)
             }
-            "Relu" | "Tanh" => {
-                self.linear_input(x(0)?)?;
-                let f = if node.op_type == "Relu" {
-                    Activation::Relu
-                } else {
-                    Activation::Tanh
-                };
-                self.push(Layer::Activation(f))?;
-                Value::Tensor(self.current())
-            }
             "Sigmoid" => {
                 let p = self.tensor(x(0)?.clone())?;
                 Value::Sigmoid(p)
@@ -384,6 +379,29 @@ impl Builder {
                     node.op_type
                 ));
                 x(0)?.clone()
+            }
+            _ => {
+                return Err(Failure::new(format!(
+                    "this op is not supported; hegpu imports {SUPPORTED}"
+                )));
+            }
+        }))
+    }
+
+    /// The ops that become a layer of the model (linear maps, pooling, shapes, activations
+    /// applied as layers), the tensor after them; `None` for the others.
+    fn layer(&mut self, node: &NodeProto, values: &HashMap<&str, Value>) -> Result<Option<Value>> {
+        let x = |i| Self::required(node, values, i);
+        Ok(Some(match node.op_type.as_str() {
+            "Relu" | "Tanh" => {
+                self.linear_input(x(0)?)?;
+                let f = if node.op_type == "Relu" {
+                    Activation::Relu
+                } else {
+                    Activation::Tanh
+                };
+                self.push(Layer::Activation(f))?;
+                Value::Tensor(self.current())
             }
             "Conv" => {
                 self.linear_input(x(0)?)?;
@@ -451,6 +469,16 @@ impl Builder {
                 self.pad(node, values)?;
                 Value::Tensor(self.current())
             }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The ops on constants only (shapes, indices, constants), folded into a constant; `None`
+    /// for the others.
+    fn folded(&self, node: &NodeProto, values: &HashMap<&str, Value>) -> Result<Option<Value>> {
+        let x = |i| Self::required(node, values, i);
+        Ok(Some(match node.op_type.as_str() {
+            "Constant" => Value::Constant(constant_node(node)?),
             "Shape" => match x(0)? {
                 Value::Constant(c) => Value::Constant(Constant {
                     dims: vec![c.dims.len()],
@@ -545,11 +573,7 @@ impl Builder {
                     values: out,
                 })
             }
-            _ => {
-                return Err(Failure::new(format!(
-                    "this op is not supported; hegpu imports {SUPPORTED}"
-                )));
-            }
+            _ => return Ok(None),
         }))
     }
 
