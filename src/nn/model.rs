@@ -290,11 +290,6 @@ impl Layer {
     }
 
     fn output_shape_unbounded(&self, input: &[usize]) -> Result<Shape> {
-        let grow = |size: usize, a: usize, b: usize, what: &str| -> Result<usize> {
-            size.checked_add(a)
-                .and_then(|s| s.checked_add(b))
-                .ok_or_else(|| bad(format!("{what} overflows")))
-        };
         match self {
             Layer::Pad2d {
                 top,
@@ -323,41 +318,11 @@ impl Layer {
                 padding,
                 weight,
                 bias,
-            } => {
-                let (c, h, w) = spatial(input, "Conv2d")?;
-                check_sizes(&[
-                    ("output channels", *out_channels),
-                    ("kernel", *kernel),
-                    ("stride", *stride),
-                    ("padding", *padding),
-                ])?;
-                if c != *in_channels {
-                    return Err(bad(format!(
-                        "Conv2d expects {in_channels} channels, got {c}"
-                    )));
-                }
-                let weights = product(
-                    &[*out_channels, *in_channels, *kernel, *kernel],
-                    limits::TERMS,
-                    "Conv2d weights",
-                )?;
-                if weight.len() != weights || bias.len() != *out_channels {
-                    return Err(bad("Conv2d weight or bias has the wrong length"));
-                }
-                let oh = window_out(
-                    grow(h, *padding, *padding, "height")?,
-                    *kernel,
-                    *stride,
-                    "Conv2d",
-                )?;
-                let ow = window_out(
-                    grow(w, *padding, *padding, "width")?,
-                    *kernel,
-                    *stride,
-                    "Conv2d",
-                )?;
-                Ok(vec![*out_channels, oh, ow])
-            }
+            } => conv2d_shape(
+                input,
+                [*in_channels, *out_channels, *kernel, *stride, *padding],
+                (weight, bias),
+            ),
             Layer::Dense {
                 inputs,
                 outputs,
@@ -384,24 +349,7 @@ impl Layer {
                 range,
                 coefficients,
             } => {
-                if !(1.0 / limits::RANGE..=limits::RANGE).contains(range) {
-                    return Err(bad(format!(
-                        "range {range:e}: a Polynomial's range lies within [{:e}, {:e}]",
-                        1.0 / limits::RANGE,
-                        limits::RANGE
-                    )));
-                }
-                if coefficients.is_empty() || coefficients.len() > limits::DEGREE + 1 {
-                    return Err(bad(format!(
-                        "a Polynomial of {} coefficients: 1 to {} (degree at most {})",
-                        coefficients.len(),
-                        limits::DEGREE + 1,
-                        limits::DEGREE
-                    )));
-                }
-                for (i, &v) in coefficients.iter().enumerate() {
-                    check_coefficient(&format!("coefficient {i}"), v)?;
-                }
+                check_polynomial(*range, coefficients)?;
                 Ok(input.to_vec())
             }
             Layer::Activation(_) => Ok(input.to_vec()),
@@ -766,4 +714,75 @@ pub fn cryptonets(maps: usize, hidden: usize) -> Model {
             },
         ],
     }
+}
+
+/// `size + a + b`, or an error naming `what` on overflow.
+fn grow(size: usize, a: usize, b: usize, what: &str) -> Result<usize> {
+    size.checked_add(a)
+        .and_then(|s| s.checked_add(b))
+        .ok_or_else(|| bad(format!("{what} overflows")))
+}
+
+/// A Conv2d's output shape for `input`, its sizes and weights checked.
+fn conv2d_shape(
+    input: &[usize],
+    [in_channels, out_channels, kernel, stride, padding]: [usize; 5],
+    (weight, bias): (&[f32], &[f32]),
+) -> Result<Shape> {
+    let (c, h, w) = spatial(input, "Conv2d")?;
+    check_sizes(&[
+        ("output channels", out_channels),
+        ("kernel", kernel),
+        ("stride", stride),
+        ("padding", padding),
+    ])?;
+    if c != in_channels {
+        return Err(bad(format!(
+            "Conv2d expects {in_channels} channels, got {c}"
+        )));
+    }
+    let weights = product(
+        &[out_channels, in_channels, kernel, kernel],
+        limits::TERMS,
+        "Conv2d weights",
+    )?;
+    if weight.len() != weights || bias.len() != out_channels {
+        return Err(bad("Conv2d weight or bias has the wrong length"));
+    }
+    let oh = window_out(
+        grow(h, padding, padding, "height")?,
+        kernel,
+        stride,
+        "Conv2d",
+    )?;
+    let ow = window_out(
+        grow(w, padding, padding, "width")?,
+        kernel,
+        stride,
+        "Conv2d",
+    )?;
+    Ok(vec![out_channels, oh, ow])
+}
+
+/// A Polynomial layer's range and coefficients within the limits hegpu evaluates.
+fn check_polynomial(range: f32, coefficients: &[f32]) -> Result<()> {
+    if !(1.0 / limits::RANGE..=limits::RANGE).contains(&range) {
+        return Err(bad(format!(
+            "range {range:e}: a Polynomial's range lies within [{:e}, {:e}]",
+            1.0 / limits::RANGE,
+            limits::RANGE
+        )));
+    }
+    if coefficients.is_empty() || coefficients.len() > limits::DEGREE + 1 {
+        return Err(bad(format!(
+            "a Polynomial of {} coefficients: 1 to {} (degree at most {})",
+            coefficients.len(),
+            limits::DEGREE + 1,
+            limits::DEGREE
+        )));
+    }
+    for (i, &v) in coefficients.iter().enumerate() {
+        check_coefficient(&format!("coefficient {i}"), v)?;
+    }
+    Ok(())
 }
