@@ -133,77 +133,9 @@ impl Parameters {
     /// Generates the primes (largest of each size first, all distinct), builds the rings and
     /// checks log2(QP) against the security table.
     pub fn new(literal: ParameterLiteral) -> Result<Arc<Self>> {
-        let n = 1usize
-            .checked_shl(literal.log_n)
-            .ok_or(Error::BadDegree { n: 0 })?;
-        check_degree(n)?;
-        if literal.q_bits.is_empty() || literal.p_bits.is_empty() {
-            return Err(Error::Config(
-                "CKKS needs at least one ciphertext prime and one special prime".into(),
-            ));
-        }
-        if literal.q_bits.len() > MAX_Q_PRIMES {
-            return Err(Error::Config(format!(
-                "{} ciphertext primes; at most {MAX_Q_PRIMES}",
-                literal.q_bits.len()
-            )));
-        }
-        if let Some(&b) = literal
-            .q_bits
-            .iter()
-            .chain(&literal.p_bits)
-            .find(|&&b| !(20..=31).contains(&b))
-        {
-            return Err(Error::Config(format!(
-                "prime sizes must be 20 to 31 bits, not {b}"
-            )));
-        }
+        let n = checked_degree(&literal)?;
         let alpha = literal.p_bits.len();
-        if alpha > crate::backend::MAX_CONVERT_SOURCE_LIMBS {
-            return Err(Error::Config(format!(
-                "at most {} special primes",
-                crate::backend::MAX_CONVERT_SOURCE_LIMBS
-            )));
-        }
-        if literal.log_scale == 0 || literal.log_scale > 60 {
-            return Err(Error::Config(format!(
-                "log2 of the scale must be 1 to 60, not {}",
-                literal.log_scale
-            )));
-        }
-        let bits_total: u32 = literal.q_bits.iter().chain(&literal.p_bits).sum();
-        if literal.security == SecurityLevel::Classical128 {
-            match max_log_qp_128(literal.log_n) {
-                Some(max) if bits_total <= max => {}
-                Some(max) => {
-                    return Err(Error::Insecure {
-                        n,
-                        log_qp: bits_total,
-                        max,
-                    });
-                }
-                None => {
-                    return Err(Error::Config(format!(
-                        "the security table has no entry for N = 2^{}; use N = 2^10 … 2^15",
-                        literal.log_n
-                    )));
-                }
-            }
-        }
-        let mut primes: Vec<u32> = Vec::new();
-        let take = |bits: u32, primes: &mut Vec<u32>| -> Result<u32> {
-            let p = ntt_primes(n, bits, 1, primes)?[0];
-            primes.push(p);
-            Ok(p)
-        };
-        let mut q = Vec::new();
-        for &b in &literal.q_bits {
-            q.push(take(b, &mut primes)?);
-        }
-        let mut p = Vec::new();
-        for &b in &literal.p_bits {
-            p.push(take(b, &mut primes)?);
-        }
+        let (q, p) = generate_primes(n, &literal)?;
         // Key-switching noise is divided by P: P must be at least as large as every digit.
         let digit_bits = literal
             .q_bits
@@ -394,6 +326,89 @@ fn fingerprint(n: usize, q: &[u32], p: &[u32], log_scale: u32) -> u64 {
     p.iter().for_each(|&v| eat(v.into()));
     eat(log_scale.into());
     h
+}
+
+/// The ring degree of `literal`, once its prime counts and sizes, scale and (when asked)
+/// 128-bit security are within what hegpu supports.
+fn checked_degree(literal: &ParameterLiteral) -> Result<usize> {
+    let n = 1usize
+        .checked_shl(literal.log_n)
+        .ok_or(Error::BadDegree { n: 0 })?;
+    check_degree(n)?;
+    if literal.q_bits.is_empty() || literal.p_bits.is_empty() {
+        return Err(Error::Config(
+            "CKKS needs at least one ciphertext prime and one special prime".into(),
+        ));
+    }
+    if literal.q_bits.len() > MAX_Q_PRIMES {
+        return Err(Error::Config(format!(
+            "{} ciphertext primes; at most {MAX_Q_PRIMES}",
+            literal.q_bits.len()
+        )));
+    }
+    if let Some(&b) = literal
+        .q_bits
+        .iter()
+        .chain(&literal.p_bits)
+        .find(|&&b| !(20..=31).contains(&b))
+    {
+        return Err(Error::Config(format!(
+            "prime sizes must be 20 to 31 bits, not {b}"
+        )));
+    }
+    let alpha = literal.p_bits.len();
+    if alpha > crate::backend::MAX_CONVERT_SOURCE_LIMBS {
+        return Err(Error::Config(format!(
+            "at most {} special primes",
+            crate::backend::MAX_CONVERT_SOURCE_LIMBS
+        )));
+    }
+    if literal.log_scale == 0 || literal.log_scale > 60 {
+        return Err(Error::Config(format!(
+            "log2 of the scale must be 1 to 60, not {}",
+            literal.log_scale
+        )));
+    }
+    let bits_total: u32 = literal.q_bits.iter().chain(&literal.p_bits).sum();
+    if literal.security == SecurityLevel::Classical128 {
+        match max_log_qp_128(literal.log_n) {
+            Some(max) if bits_total <= max => {}
+            Some(max) => {
+                return Err(Error::Insecure {
+                    n,
+                    log_qp: bits_total,
+                    max,
+                });
+            }
+            None => {
+                return Err(Error::Config(format!(
+                    "the security table has no entry for N = 2^{}; use N = 2^10 … 2^15",
+                    literal.log_n
+                )));
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// The ciphertext and special primes of `literal`'s sizes for degree `n`: the largest of each
+/// size first, all distinct.
+fn generate_primes(n: usize, literal: &ParameterLiteral) -> Result<(Vec<u32>, Vec<u32>)> {
+    let mut primes: Vec<u32> = Vec::new();
+    let take = |bits: u32, primes: &mut Vec<u32>| -> Result<u32> {
+        let p = ntt_primes(n, bits, 1, primes)?[0];
+        primes.push(p);
+        Ok(p)
+    };
+    let mut q = Vec::new();
+    for &b in &literal.q_bits {
+        q.push(take(b, &mut primes)?);
+    }
+    let mut p = Vec::new();
+    for &b in &literal.p_bits {
+        p.push(take(b, &mut primes)?);
+    }
+    Ok((q, p))
 }
 
 #[cfg(test)]
