@@ -25,43 +25,78 @@ pub fn parse_architecture(text: &str, input: &[usize]) -> Result<Model> {
         layers: Vec::new(),
     };
     let mut shape = input.to_vec();
-    for (i, token) in text.split_whitespace().enumerate() {
-        let bad = |why: String| {
-            Error::Config(format!(
-                "architecture layer {i} '{token}': {why} (see hegpu train --help)"
-            ))
+    for (i, text) in text.split_whitespace().enumerate() {
+        let mut parts = text.split(':');
+        let token = Token {
+            i,
+            text,
+            kind: parts.next().unwrap_or_default(),
+            numbers: parts.collect(),
         };
-        let mut parts = token.split(':');
-        let kind = parts.next().unwrap_or_default();
-        let numbers: Vec<&str> = parts.collect();
-        let sizes = || -> Result<Vec<usize>> {
-            numbers
-                .iter()
-                .map(|n| {
-                    n.parse::<usize>()
-                        .ok()
-                        .filter(|&v| v <= limits::DIMENSION)
-                        .ok_or_else(|| bad(format!("'{n}' is not a size")))
-                })
-                .collect()
-        };
-        let arity = |low: usize, high: usize| -> Result<Vec<usize>> {
-            let s = sizes()?;
-            if (low..=high).contains(&s.len()) {
-                Ok(s)
-            } else {
-                Err(bad(format!("takes {low} to {high} sizes")))
-            }
-        };
+        for layer in token.layers(&shape)? {
+            shape = layer
+                .output_shape(&shape)
+                .map_err(|e| token.bad(e.to_string()))?;
+            model.layers.push(layer);
+        }
+    }
+    if model.layers.is_empty() {
+        return Err(Error::Config("the architecture has no layers".into()));
+    }
+    model.shapes()?;
+    Ok(model)
+}
+
+/// One layer's description: `kind:number:number…`, the `i`-th of the architecture.
+struct Token<'a> {
+    i: usize,
+    text: &'a str,
+    kind: &'a str,
+    numbers: Vec<&'a str>,
+}
+
+impl Token<'_> {
+    fn bad(&self, why: String) -> Error {
+        Error::Config(format!(
+            "architecture layer {} '{}': {why} (see hegpu train --help)",
+            self.i, self.text
+        ))
+    }
+
+    /// The numbers, as sizes.
+    fn sizes(&self) -> Result<Vec<usize>> {
+        self.numbers
+            .iter()
+            .map(|n| {
+                n.parse::<usize>()
+                    .ok()
+                    .filter(|&v| v <= limits::DIMENSION)
+                    .ok_or_else(|| self.bad(format!("'{n}' is not a size")))
+            })
+            .collect()
+    }
+
+    /// The sizes, `low` to `high` of them.
+    fn arity(&self, low: usize, high: usize) -> Result<Vec<usize>> {
+        let s = self.sizes()?;
+        if (low..=high).contains(&s.len()) {
+            Ok(s)
+        } else {
+            Err(self.bad(format!("takes {low} to {high} sizes")))
+        }
+    }
+
+    /// The layers it stands for after a tensor of `shape` (a dense layer flattens first).
+    fn layers(&self, shape: &[usize]) -> Result<Vec<Layer>> {
         let mut layers = Vec::new();
-        match kind {
+        match self.kind {
             "conv" => {
-                let s = arity(2, 4)?;
+                let s = self.arity(2, 4)?;
                 let (maps, kernel) = (s[0], s[1]);
                 let in_channels = *shape
                     .first()
                     .filter(|_| shape.len() == 3)
-                    .ok_or_else(|| bad(format!("a convolution of a {shape:?} tensor")))?;
+                    .ok_or_else(|| self.bad(format!("a convolution of a {shape:?} tensor")))?;
                 layers.push(Layer::Conv2d {
                     in_channels,
                     out_channels: maps,
@@ -73,7 +108,7 @@ pub fn parse_architecture(text: &str, input: &[usize]) -> Result<Model> {
                 });
             }
             "dense" => {
-                let outputs = arity(1, 1)?[0];
+                let outputs = self.arity(1, 1)?[0];
                 if shape.len() > 1 {
                     layers.push(Layer::Flatten);
                 }
@@ -86,20 +121,20 @@ pub fn parse_architecture(text: &str, input: &[usize]) -> Result<Model> {
                 });
             }
             "avgpool" | "sumpool" => {
-                let s = arity(1, 2)?;
+                let s = self.arity(1, 2)?;
                 let (window, stride) = (s[0], s.get(1).copied().unwrap_or(s[0]));
-                layers.push(if kind == "avgpool" {
+                layers.push(if self.kind == "avgpool" {
                     Layer::AvgPool { window, stride }
                 } else {
                     Layer::SumPool { window, stride }
                 });
             }
             "pad" => {
-                let s = sizes()?;
+                let s = self.sizes()?;
                 let [top, bottom, left, right] = match s[..] {
                     [p] => [p; 4],
                     [t, b, l, r] => [t, b, l, r],
-                    _ => return Err(bad("takes 1 or 4 sizes".into())),
+                    _ => return Err(self.bad("takes 1 or 4 sizes".into())),
                 };
                 layers.push(Layer::Pad2d {
                     top,
@@ -109,21 +144,22 @@ pub fn parse_architecture(text: &str, input: &[usize]) -> Result<Model> {
                 });
             }
             "flatten" => {
-                arity(0, 0)?;
+                self.arity(0, 0)?;
                 layers.push(Layer::Flatten);
             }
             "square" => {
-                arity(0, 0)?;
+                self.arity(0, 0)?;
                 layers.push(Layer::Square);
             }
             "poly" => {
-                let coefficients = numbers
+                let coefficients = self
+                    .numbers
                     .iter()
                     .map(|n| {
                         n.parse::<f32>()
                             .ok()
                             .filter(|v| v.is_finite())
-                            .ok_or_else(|| bad(format!("'{n}' is not a number")))
+                            .ok_or_else(|| self.bad(format!("'{n}' is not a number")))
                     })
                     .collect::<Result<Vec<f32>>>()?;
                 layers.push(Layer::Polynomial {
@@ -133,22 +169,14 @@ pub fn parse_architecture(text: &str, input: &[usize]) -> Result<Model> {
             }
             name => match Activation::from_name(name) {
                 Some(f) => {
-                    arity(0, 0)?;
+                    self.arity(0, 0)?;
                     layers.push(Layer::Activation(f));
                 }
-                None => return Err(bad(format!("unknown layer kind '{name}'"))),
+                None => return Err(self.bad(format!("unknown layer kind '{name}'"))),
             },
         }
-        for layer in layers {
-            shape = layer.output_shape(&shape).map_err(|e| bad(e.to_string()))?;
-            model.layers.push(layer);
-        }
+        Ok(layers)
     }
-    if model.layers.is_empty() {
-        return Err(Error::Config("the architecture has no layers".into()));
-    }
-    model.shapes()?;
-    Ok(model)
 }
 
 #[cfg(test)]
