@@ -79,79 +79,21 @@ pub(crate) fn stages_with_polynomials(model: &Model) -> Result<Vec<Stage>> {
 
 fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
     let shapes = model.shapes()?;
-    let mut out: Vec<Stage> = Vec::new();
-    let mut pending: Option<Vec<LinearRow>> = None;
-    // Multiply-adds of composing adjacent linear layers, bounded by limits::COMPOSITION.
-    let mut composed = 0usize;
-    let then = |pending: Option<Vec<LinearRow>>, rows: Vec<LinearRow>| match pending {
-        Some(prev) => compose(&prev, &rows),
-        None => rows,
-    };
-    // a·x² + b·x + c (finite: Model::shapes has checked the coefficients).
-    let quadratic = |out: &mut Vec<Stage>,
-                     pending: &mut Option<Vec<LinearRow>>,
-                     width,
-                     (a, b, c): (f32, f32, f32)| {
-        if a == 0.0 {
-            *pending = Some(then(pending.take(), elementwise(width, b, c)));
-            return;
-        }
-        let shift = b / (2.0 * a);
-        // Without a shift, a square straight after the input needs no map before it.
-        let before = match (pending.take(), shift) {
-            (None, 0.0) => None,
-            (Some(rows), 0.0) => Some(rows),
-            (rows, _) => Some(then(rows, elementwise(width, 1.0, shift))),
-        };
-        out.extend(before.map(Stage::Linear));
-        out.push(Stage::Square);
-        let constant = c - b * shift / 2.0;
-        if (a, constant) != (1.0, 0.0) {
-            *pending = Some(elementwise(width, a, constant));
-        }
+    let mut plan = Planner {
+        out: Vec::new(),
+        pending: None,
+        composed: 0,
+        whole_polynomials,
     };
     for (i, (layer, shape)) in model.layers.iter().zip(&shapes).enumerate() {
         let width: usize = shape.iter().product();
         match layer {
-            Layer::Square => quadratic(&mut out, &mut pending, width, (1.0, 0.0, 0.0)),
-            &Layer::Poly { a, b, c } => quadratic(&mut out, &mut pending, width, (a, b, c)),
+            Layer::Square => plan.quadratic(width, (1.0, 0.0, 0.0)),
+            &Layer::Poly { a, b, c } => plan.quadratic(width, (a, b, c)),
             Layer::Polynomial {
                 range,
                 coefficients,
-            } => {
-                let degree = coefficients.iter().rposition(|&c| c != 0.0).unwrap_or(0);
-                // The coefficients of x (not u) up to degree 2.
-                let of_x = |i: usize| {
-                    coefficients.get(i).map_or(0.0, |&c| {
-                        (f64::from(c) / f64::from(*range).powi(i as i32)) as f32
-                    })
-                };
-                if degree <= 2 {
-                    quadratic(&mut out, &mut pending, width, (of_x(2), of_x(1), of_x(0)));
-                    continue;
-                }
-                out.push(Stage::Linear(then(
-                    pending.take(),
-                    elementwise(width, 1.0 / range, 0.0),
-                )));
-                if whole_polynomials {
-                    out.push(Stage::Polynomial(coefficients[1..=degree].to_vec()));
-                    pending = Some(elementwise(width, 1.0, coefficients[0]));
-                    continue;
-                }
-                out.push(Stage::Powers(degree));
-                pending = Some(
-                    (0..width)
-                        .map(|k| {
-                            let terms = (1..=degree)
-                                .filter(|&p| coefficients[p] != 0.0)
-                                .map(|p| (k * degree + p - 1, coefficients[p]))
-                                .collect();
-                            (coefficients[0], terms)
-                        })
-                        .collect(),
-                );
-            }
+            } => plan.polynomial(width, *range, coefficients),
             Layer::Activation(f) => {
                 return Err(Error::Config(format!(
                     "layer {i} is {}: the encrypted pass computes polynomials only; replace it \
@@ -160,24 +102,11 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
                     f.name()
                 )));
             }
-            _ => {
-                let rows = layer.linear_terms(shape)?.expect("linear layer");
-                composed = composed
-                    .saturating_add(pending.as_ref().map_or(0, |p| composition_cost(p, &rows)));
-                if composed > limits::COMPOSITION {
-                    return Err(Error::Config(format!(
-                        "layer {i} ({}) follows a linear map with no activation between: \
-                         composing the linear layers so far takes {composed} multiply-adds, \
-                         above the limit of {}",
-                        layer.kind(),
-                        limits::COMPOSITION
-                    )));
-                }
-                pending = Some(then(pending.take(), rows));
-            }
+            _ => plan.linear(i, layer, shape)?,
         }
     }
-    if let Some(rows) = pending {
+    let mut out = plan.out;
+    if let Some(rows) = plan.pending {
         out.push(Stage::Linear(rows));
     }
     let terms = linear_terms(&out);
@@ -189,6 +118,102 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
         )));
     }
     Ok(out)
+}
+
+/// The stages so far and the linear map not yet emitted (adjacent linear layers compose).
+struct Planner {
+    out: Vec<Stage>,
+    pending: Option<Vec<LinearRow>>,
+    /// Multiply-adds of composing adjacent linear layers, bounded by limits::COMPOSITION.
+    composed: usize,
+    whole_polynomials: bool,
+}
+
+impl Planner {
+    /// The pending map followed by `rows`.
+    fn then(&mut self, rows: Vec<LinearRow>) -> Vec<LinearRow> {
+        match self.pending.take() {
+            Some(prev) => compose(&prev, &rows),
+            None => rows,
+        }
+    }
+
+    /// a·x² + b·x + c (finite: Model::shapes has checked the coefficients).
+    fn quadratic(&mut self, width: usize, (a, b, c): (f32, f32, f32)) {
+        if a == 0.0 {
+            self.pending = Some(self.then(elementwise(width, b, c)));
+            return;
+        }
+        let shift = b / (2.0 * a);
+        // Without a shift, a square straight after the input needs no map before it.
+        let before = match (self.pending.is_some(), shift) {
+            (false, 0.0) => None,
+            (true, 0.0) => self.pending.take(),
+            _ => Some(self.then(elementwise(width, 1.0, shift))),
+        };
+        self.out.extend(before.map(Stage::Linear));
+        self.out.push(Stage::Square);
+        let constant = c - b * shift / 2.0;
+        if (a, constant) != (1.0, 0.0) {
+            self.pending = Some(elementwise(width, a, constant));
+        }
+    }
+
+    /// A polynomial in x / range: a quadratic up to degree 2; beyond, the map to u = x / range,
+    /// then the polynomial kept whole or its powers, whose weights ride on the next map.
+    fn polynomial(&mut self, width: usize, range: f32, coefficients: &[f32]) {
+        let degree = coefficients.iter().rposition(|&c| c != 0.0).unwrap_or(0);
+        // The coefficients of x (not u) up to degree 2.
+        let of_x = |i: usize| {
+            coefficients.get(i).map_or(0.0, |&c| {
+                (f64::from(c) / f64::from(range).powi(i as i32)) as f32
+            })
+        };
+        if degree <= 2 {
+            return self.quadratic(width, (of_x(2), of_x(1), of_x(0)));
+        }
+        let to_u = self.then(elementwise(width, 1.0 / range, 0.0));
+        self.out.push(Stage::Linear(to_u));
+        if self.whole_polynomials {
+            self.out
+                .push(Stage::Polynomial(coefficients[1..=degree].to_vec()));
+            self.pending = Some(elementwise(width, 1.0, coefficients[0]));
+            return;
+        }
+        self.out.push(Stage::Powers(degree));
+        self.pending = Some(
+            (0..width)
+                .map(|k| {
+                    let terms = (1..=degree)
+                        .filter(|&p| coefficients[p] != 0.0)
+                        .map(|p| (k * degree + p - 1, coefficients[p]))
+                        .collect();
+                    (coefficients[0], terms)
+                })
+                .collect(),
+        );
+    }
+
+    /// Linear layer `i`, composed into the pending map within limits::COMPOSITION.
+    fn linear(&mut self, i: usize, layer: &Layer, shape: &[usize]) -> Result<()> {
+        let rows = layer.linear_terms(shape)?.expect("linear layer");
+        self.composed = self.composed.saturating_add(
+            self.pending
+                .as_ref()
+                .map_or(0, |p| composition_cost(p, &rows)),
+        );
+        if self.composed > limits::COMPOSITION {
+            return Err(Error::Config(format!(
+                "layer {i} ({}) follows a linear map with no activation between: composing the \
+                 linear layers so far takes {} multiply-adds, above the limit of {}",
+                layer.kind(),
+                self.composed,
+                limits::COMPOSITION
+            )));
+        }
+        self.pending = Some(self.then(rows));
+        Ok(())
+    }
 }
 
 /// Weighted terms and constants of the linear stages.
