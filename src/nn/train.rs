@@ -317,64 +317,19 @@ pub fn train(
             "image data and labels disagree in count".into(),
         ));
     }
-    let spatial = data.shape.len() == 3;
     let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
     let mut params = params_of(model);
-    let (mut m1, mut m2) = (vec![0.0f32; params.len()], vec![0.0f32; params.len()]);
-    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let mut adam = Adam::new(params.len());
     let steps_per_epoch = data.len().div_ceil(config.batch);
     let total_steps = (config.epochs * steps_per_epoch).max(1);
-    let mut step = 0usize;
-    let shift = config.shift as isize;
     for epoch in 0..config.epochs {
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.random_range(0..=i));
-        }
-        let shifts: Vec<(isize, isize)> = (0..data.len())
-            .map(|_| {
-                if spatial && shift > 0 {
-                    let s = shift as i32;
-                    let (dy, dx) = (rng.random_range(-s..=s), rng.random_range(-s..=s));
-                    (dy as isize, dx as isize)
-                } else {
-                    (0, 0)
-                }
-            })
-            .collect();
+        let (order, shifts) = epoch_draws(&mut rng, data, config.shift);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for batch in order.chunks(config.batch) {
-            let shard_len = batch.len().div_ceil(SHARDS);
-            let model_ref = &*model;
-            let parts: Vec<(Vec<f32>, f64, usize)> = batch
-                .par_chunks(shard_len)
-                .map(|shard| {
-                    let mut g = vec![0.0f32; params.len()];
-                    let (mut loss, mut right) = (0.0f64, 0usize);
-                    for &i in shard {
-                        let (dy, dx) = shifts[i];
-                        let img = if (dy, dx) == (0, 0) {
-                            data.image(i).to_vec()
-                        } else {
-                            shifted(data.image(i), &data.shape, dy, dx)
-                        };
-                        let (inputs, logits) =
-                            forward_keep(model_ref, &shapes, &img).expect("shapes checked");
-                        let label = usize::from(data.labels[i]);
-                        let (l, grad) = softmax_loss(&logits, label);
-                        loss += f64::from(l);
-                        right += usize::from(argmax(&logits) == label);
-                        backward(model_ref, &shapes, &inputs, grad, &mut g);
-                    }
-                    (g, loss, right)
-                })
-                .collect();
-            let mut grad = vec![0.0f32; params.len()];
-            for (g, l, r) in parts {
-                grad.iter_mut().zip(&g).for_each(|(a, b)| *a += b);
-                loss_sum += l;
-                correct += r;
-            }
+            let (mut grad, loss, right) =
+                batch_gradient(model, &shapes, data, (batch, &shifts), params.len());
+            loss_sum += loss;
+            correct += right;
             let scale = 1.0 / batch.len() as f32;
             grad.iter_mut().for_each(|g| *g *= scale);
             let norm = grad.iter().map(|g| g * g).sum::<f32>().sqrt();
@@ -382,19 +337,10 @@ pub fn train(
                 let s = config.clip / norm;
                 grad.iter_mut().for_each(|g| *g *= s);
             }
-            step += 1;
-            let progress = step as f32 / total_steps as f32;
+            let progress = (adam.step + 1) as f32 / total_steps as f32;
             let lr = config.learning_rate
                 * (0.02 + 0.98 * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos()));
-            let (c1, c2) = (1.0 - beta1.powi(step as i32), 1.0 - beta2.powi(step as i32));
-            for i in 0..params.len() {
-                let g = if grad[i].is_finite() { grad[i] } else { 0.0 };
-                m1[i] = beta1 * m1[i] + (1.0 - beta1) * g;
-                m2[i] = beta2 * m2[i] + (1.0 - beta2) * g * g;
-                params[i] -= lr
-                    * ((m1[i] / c1) / ((m2[i] / c2).sqrt() + eps)
-                        + config.weight_decay * params[i]);
-            }
+            adam.update(&mut params, &grad, lr, config.weight_decay);
             set_params(model, &params);
         }
         report(
@@ -407,6 +353,115 @@ pub fn train(
         );
     }
     Ok(())
+}
+
+/// An epoch's random draws: the order of the images, then each image's shift (up to `shift`
+/// pixels each way, for spatial inputs).
+fn epoch_draws(
+    rng: &mut ChaCha20Rng,
+    data: &Dataset<'_>,
+    shift: usize,
+) -> (Vec<usize>, Vec<(isize, isize)>) {
+    let spatial = data.shape.len() == 3;
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let shift = shift as isize;
+    let shifts = (0..data.len())
+        .map(|_| {
+            if spatial && shift > 0 {
+                let s = shift as i32;
+                let (dy, dx) = (rng.random_range(-s..=s), rng.random_range(-s..=s));
+                (dy as isize, dx as isize)
+            } else {
+                (0, 0)
+            }
+        })
+        .collect();
+    (order, shifts)
+}
+
+/// The summed gradient (of the model's `len` parameters), loss and correct count of the images
+/// `batch` (shifted by `shifts`), in shards across the CPU threads.
+fn batch_gradient(
+    model: &Model,
+    shapes: &[Shape],
+    data: &Dataset<'_>,
+    (batch, shifts): (&[usize], &[(isize, isize)]),
+    len: usize,
+) -> (Vec<f32>, f64, usize) {
+    let shard_len = batch.len().div_ceil(SHARDS);
+    let parts: Vec<(Vec<f32>, f64, usize)> = batch
+        .par_chunks(shard_len)
+        .map(|shard| {
+            let mut g = vec![0.0f32; len];
+            let (mut loss, mut right) = (0.0f64, 0usize);
+            for &i in shard {
+                let (dy, dx) = shifts[i];
+                let img = if (dy, dx) == (0, 0) {
+                    data.image(i).to_vec()
+                } else {
+                    shifted(data.image(i), &data.shape, dy, dx)
+                };
+                let (inputs, logits) = forward_keep(model, shapes, &img).expect("shapes checked");
+                let label = usize::from(data.labels[i]);
+                let (l, grad) = softmax_loss(&logits, label);
+                loss += f64::from(l);
+                right += usize::from(argmax(&logits) == label);
+                backward(model, shapes, &inputs, grad, &mut g);
+            }
+            (g, loss, right)
+        })
+        .collect();
+    let mut grad = vec![0.0f32; len];
+    let (mut loss, mut right) = (0.0f64, 0usize);
+    for (g, l, r) in parts {
+        grad.iter_mut().zip(&g).for_each(|(a, b)| *a += b);
+        loss += l;
+        right += r;
+    }
+    (grad, loss, right)
+}
+
+/// Adam's moments and step count.
+struct Adam {
+    m1: Vec<f32>,
+    m2: Vec<f32>,
+    step: usize,
+}
+
+impl Adam {
+    const BETA1: f32 = 0.9;
+    const BETA2: f32 = 0.999;
+    const EPS: f32 = 1e-8;
+
+    fn new(len: usize) -> Self {
+        Self {
+            m1: vec![0.0; len],
+            m2: vec![0.0; len],
+            step: 0,
+        }
+    }
+
+    /// One step on `params` with gradient `grad` (non-finite entries taken as 0), learning
+    /// rate `lr` and decoupled weight decay.
+    fn update(&mut self, params: &mut [f32], grad: &[f32], lr: f32, weight_decay: f32) {
+        let (beta1, beta2) = (Self::BETA1, Self::BETA2);
+        self.step += 1;
+        let (c1, c2) = (
+            1.0 - beta1.powi(self.step as i32),
+            1.0 - beta2.powi(self.step as i32),
+        );
+        for i in 0..params.len() {
+            let g = if grad[i].is_finite() { grad[i] } else { 0.0 };
+            self.m1[i] = beta1 * self.m1[i] + (1.0 - beta1) * g;
+            self.m2[i] = beta2 * self.m2[i] + (1.0 - beta2) * g * g;
+            params[i] -= lr
+                * ((self.m1[i] / c1) / ((self.m2[i] / c2).sqrt() + Self::EPS)
+                    + weight_decay * params[i]);
+        }
+    }
 }
 
 /// Fraction of `data` the model classifies correctly.
