@@ -9,7 +9,7 @@
 //! more levels, or outputs that would not fit, fail at planning with a clear error.
 
 use super::bounds::{Bounds, InputRange};
-use super::model::Model;
+use super::model::{LinearRow, Model};
 use super::stages::{Stage, levels_needed, stages};
 use crate::circuits::{InputForm, LinearWork, PowersWork, Then};
 use crate::ckks::{Encoder, Encryptor, Parameters, Preset};
@@ -80,108 +80,24 @@ impl EncryptedNetwork {
                 params.max_level()
             )));
         }
-        let delta = params.default_scale();
-        let q = params.q_primes();
-        let bits = |primes: &[u32]| -> f64 { primes.iter().map(|&p| f64::from(p).log2()).sum() };
-        let mut level = params.max_level();
-        let mut scale = delta;
-        let mut width = model.input_len();
-        let mut steps: Vec<Work> = Vec::with_capacity(needed);
-        // Three polynomials, not rescaled, after a lazy square or powers.
-        let mut input = InputForm::Relinearized;
-        // The previous stage made powers: each power's weights are multiplied by its factor.
-        let mut power_factors: Vec<f64> = vec![1.0];
-        let too_large = |s: usize, bound: f64, scale: f64, have: f64, level: usize| {
-            Error::Config(format!(
-                "stage {s}: values up to {bound:.3e} at scale 2^{:.1} need {:.1} bits, level {level} has {have:.1}",
-                scale.log2(),
-                (scale * bound).log2() + 1.0,
-            ))
+        let mut plan = Planning {
+            params,
+            q: params.q_primes(),
+            level: params.max_level(),
+            scale: params.default_scale(),
+            width: model.input_len(),
+            steps: Vec::with_capacity(needed),
+            input: InputForm::Relinearized,
+            power_factors: vec![1.0],
         };
         for (s, stage) in stages.iter().enumerate() {
             let bound = 2.0 * f64::from(bounds[s].max(1e-3));
             match stage {
-                Stage::Linear(rows) => {
-                    let rescales = input.rescales();
-                    let divided = &q[level + 1 - rescales..=level];
-                    // Bits of the modulus left after this stage's rescales.
-                    let remaining = bits(&q[..level + 1 - rescales]);
-                    // The scale after the rescales: the default, except that the last step
-                    // leaves the largest output a factor 2 inside the remaining modulus' half.
-                    let after = if s + 1 == stages.len() {
-                        delta.min(2f64.powf(remaining) / (4.0 * bound))
-                    } else {
-                        delta
-                    };
-                    if (after * bound).log2() + 1.0 > remaining {
-                        return Err(too_large(s, bound, after, remaining, level - rescales));
-                    }
-                    let q_here: f64 = divided.iter().map(|&p| f64::from(p)).product();
-                    let weight_scale = after * q_here / scale;
-                    steps.push(Work::Linear(LinearWork::encode(
-                        params,
-                        (level, width, input),
-                        rows,
-                        (weight_scale, &power_factors),
-                        scale,
-                    )?));
-                    width = rows.len();
-                    scale = after;
-                    level -= rescales;
-                    input = InputForm::Relinearized;
-                    power_factors = vec![1.0];
-                }
-                &Stage::Powers(degree) => {
-                    let trace = PowersWork::trace(degree, level, scale, q);
-                    // Labelled with u^d's scale (a leaf's: about the square of the others').
-                    let labelled = trace.last().expect("degree at least 2").scale;
-                    let last = level - PowersWork::depth(degree);
-                    let have = bits(&q[..=last]);
-                    if (labelled * bound).log2() + 1.0 > have {
-                        return Err(too_large(s, bound, labelled, have, last));
-                    }
-                    power_factors = trace.iter().map(|p| labelled / p.scale).collect();
-                    steps.push(Work::Powers(PowersWork {
-                        inputs: width,
-                        level,
-                        degree,
-                        scale: labelled,
-                    }));
-                    width *= degree;
-                    scale = labelled;
-                    level = last;
-                    input = InputForm::Lazy;
-                }
+                Stage::Linear(rows) => plan.linear(s, rows, bound, s + 1 == stages.len())?,
+                &Stage::Powers(degree) => plan.powers(s, degree, bound)?,
                 Stage::Square => {
-                    let after_linear =
-                        matches!(steps.last(), Some(Work::Linear(w)) if w.then == Then::Nothing);
-                    if after_linear && matches!(stages.get(s + 1), Some(Stage::Linear(_))) {
-                        // Lazy: the square stays as it is (scale², this level) and the next
-                        // linear map relinearizes and rescales its outputs only.
-                        let after = scale * scale;
-                        let have = bits(&q[..=level]);
-                        if (after * bound).log2() + 1.0 > have {
-                            return Err(too_large(s, bound, after, have, level));
-                        }
-                        if let Some(Work::Linear(w)) = steps.last_mut() {
-                            w.then = Then::LazySquare;
-                        }
-                        scale = after;
-                        input = InputForm::Lazy;
-                        continue;
-                    }
-                    let remaining = bits(&q[..level]);
-                    let after = scale * scale / f64::from(q[level]);
-                    if (after * bound).log2() + 1.0 > remaining {
-                        return Err(too_large(s, bound, after, remaining, level - 1));
-                    }
-                    // A square right after a linear map runs with it, chunk by chunk.
-                    match steps.last_mut() {
-                        Some(Work::Linear(w)) if w.then == Then::Nothing => w.then = Then::Square,
-                        _ => steps.push(Work::Square),
-                    }
-                    scale = after;
-                    level -= 1;
+                    let next_is_linear = matches!(stages.get(s + 1), Some(Stage::Linear(_)));
+                    plan.square(s, bound, next_is_linear)?;
                 }
                 Stage::Polynomial(_) => {
                     return Err(Error::Config(
@@ -192,10 +108,10 @@ impl EncryptedNetwork {
         }
         Ok(Self {
             params: params.clone(),
-            plan: LayerPlan::new(steps),
+            plan: LayerPlan::new(plan.steps),
             input_shape: model.input.clone(),
             output_shape: model.shapes()?.pop().expect("the input shape at least"),
-            input_scale: delta,
+            input_scale: params.default_scale(),
             input_range,
         })
     }
@@ -288,4 +204,128 @@ pub fn encrypt_images_to_bytes(
         encryptor,
         network.input_scale,
     )
+}
+
+/// A batch plan under way: where the values stand after the stages planned so far.
+struct Planning<'a> {
+    params: &'a Arc<Parameters>,
+    q: &'a [u32],
+    level: usize,
+    scale: f64,
+    width: usize,
+    steps: Vec<Work>,
+    /// Three polynomials, not rescaled, after a lazy square or powers.
+    input: InputForm,
+    /// The previous stage made powers: each power's weights are multiplied by its factor.
+    power_factors: Vec<f64>,
+}
+
+/// Bits of the modulus of `primes`.
+fn bits(primes: &[u32]) -> f64 {
+    primes.iter().map(|&p| f64::from(p).log2()).sum()
+}
+
+fn too_large(s: usize, bound: f64, scale: f64, have: f64, level: usize) -> Error {
+    Error::Config(format!(
+        "stage {s}: values up to {bound:.3e} at scale 2^{:.1} need {:.1} bits, level {level} has {have:.1}",
+        scale.log2(),
+        (scale * bound).log2() + 1.0,
+    ))
+}
+
+impl Planning<'_> {
+    /// Stage `s`, a linear map with outputs up to `bound` (`last`: the network's output).
+    fn linear(&mut self, s: usize, rows: &[LinearRow], bound: f64, last: bool) -> Result<()> {
+        let (q, level) = (self.q, self.level);
+        let rescales = self.input.rescales();
+        let divided = &q[level + 1 - rescales..=level];
+        // Bits of the modulus left after this stage's rescales.
+        let remaining = bits(&q[..level + 1 - rescales]);
+        // The scale after the rescales: the default, except that the last step leaves the
+        // largest output a factor 2 inside the remaining modulus' half.
+        let delta = self.params.default_scale();
+        let after = if last {
+            delta.min(2f64.powf(remaining) / (4.0 * bound))
+        } else {
+            delta
+        };
+        if (after * bound).log2() + 1.0 > remaining {
+            return Err(too_large(s, bound, after, remaining, level - rescales));
+        }
+        let q_here: f64 = divided.iter().map(|&p| f64::from(p)).product();
+        let weight_scale = after * q_here / self.scale;
+        self.steps.push(Work::Linear(LinearWork::encode(
+            self.params,
+            (level, self.width, self.input),
+            rows,
+            (weight_scale, &self.power_factors),
+            self.scale,
+        )?));
+        self.width = rows.len();
+        self.scale = after;
+        self.level -= rescales;
+        self.input = InputForm::Relinearized;
+        self.power_factors = vec![1.0];
+        Ok(())
+    }
+
+    /// Stage `s`: the powers 1 to `degree` of each value, up to `bound`.
+    fn powers(&mut self, s: usize, degree: usize, bound: f64) -> Result<()> {
+        let trace = PowersWork::trace(degree, self.level, self.scale, self.q);
+        // Labelled with u^d's scale (a leaf's: about the square of the others').
+        let labelled = trace.last().expect("degree at least 2").scale;
+        let last = self.level - PowersWork::depth(degree);
+        let have = bits(&self.q[..=last]);
+        if (labelled * bound).log2() + 1.0 > have {
+            return Err(too_large(s, bound, labelled, have, last));
+        }
+        self.power_factors = trace.iter().map(|p| labelled / p.scale).collect();
+        self.steps.push(Work::Powers(PowersWork {
+            inputs: self.width,
+            level: self.level,
+            degree,
+            scale: labelled,
+        }));
+        self.width *= degree;
+        self.scale = labelled;
+        self.level = last;
+        self.input = InputForm::Lazy;
+        Ok(())
+    }
+
+    /// Stage `s`: a square of values up to `bound`, lazy when a linear map follows the linear
+    /// map before it.
+    fn square(&mut self, s: usize, bound: f64, next_is_linear: bool) -> Result<()> {
+        let (q, level, scale) = (self.q, self.level, self.scale);
+        let after_linear =
+            matches!(self.steps.last(), Some(Work::Linear(w)) if w.then == Then::Nothing);
+        if after_linear && next_is_linear {
+            // Lazy: the square stays as it is (scale², this level) and the next linear map
+            // relinearizes and rescales its outputs only.
+            let after = scale * scale;
+            let have = bits(&q[..=level]);
+            if (after * bound).log2() + 1.0 > have {
+                return Err(too_large(s, bound, after, have, level));
+            }
+            if let Some(Work::Linear(w)) = self.steps.last_mut() {
+                w.then = Then::LazySquare;
+            }
+            self.scale = after;
+            self.input = InputForm::Lazy;
+            return Ok(());
+        }
+        let remaining = bits(&q[..level]);
+        let after = scale * scale / f64::from(q[level]);
+        if (after * bound).log2() + 1.0 > remaining {
+            return Err(too_large(s, bound, after, remaining, level - 1));
+        }
+        // A square right after a linear map runs with it, chunk by chunk.
+        match self.steps.last_mut() {
+            Some(Work::Linear(w)) if w.then == Then::Nothing => w.then = Then::Square,
+            _ => self.steps.push(Work::Square),
+        }
+        self.scale = after;
+        self.level -= 1;
+        Ok(())
+    }
 }
