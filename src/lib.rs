@@ -53,6 +53,8 @@
 //! security and the measured benchmarks.
 
 #![forbid(unsafe_code)]
+// No function over 100 lines (clippy counts code, not blank lines or comments).
+#![warn(clippy::too_many_lines)]
 
 pub mod backend;
 pub mod bench;

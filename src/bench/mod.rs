@@ -299,6 +299,26 @@ pub fn run(
         report(&r);
         records.push(r);
     };
+    run_ntt(plan, devices, &mut push)?;
+    run_linear(plan, devices, &mut push)?;
+    for &preset in &plan.ckks_presets {
+        ckks::run_ckks(preset, devices, plan.min_time, &mut push)?;
+    }
+    if !plan.throughput.is_empty() {
+        throughput::run_throughput(&plan.throughput, devices, plan.min_time, &mut push)?;
+    }
+    if !plan.network.batches.is_empty() {
+        network::run_network(&plan.network, devices, dense.as_ref(), &mut push)?;
+    }
+    #[cfg(feature = "peers")]
+    if let (Some(sample), true) = (&dense, plan.peer_terms > 0) {
+        push(peers::tfhe_dense_layer(sample, plan.peer_terms)?);
+    }
+    Ok(records)
+}
+
+/// The forward NTT of `plan.ntt_shapes` on every device, and tfhe-ntt's as a peer.
+fn run_ntt(plan: &BenchPlan, devices: &Devices, push: &mut dyn FnMut(Record)) -> Result<()> {
     for &(n, limbs, batch) in &plan.ntt_shapes {
         let ring = ring_for(n, limbs)?;
         let words = sample_words(&ring, batch);
@@ -309,7 +329,7 @@ pub fn run(
             devices,
             (1, plan.min_time),
             &|_| String::new(),
-            &mut push,
+            push,
         )?;
         // The peer: tfhe-ntt's prime32 plans over the same rows, one thread and all threads.
         let plans: Vec<tfhe_ntt::prime32::Plan> = ring
@@ -348,6 +368,11 @@ pub fn run(
             });
         }
     }
+    Ok(())
+}
+
+/// Dense and sparse plaintext-by-ciphertext maps of `plan.linear_shapes` on every device.
+fn run_linear(plan: &BenchPlan, devices: &Devices, push: &mut dyn FnMut(Record)) -> Result<()> {
     for &(n, limbs, outputs, inputs) in &plan.linear_shapes {
         let ring = ring_for(n, limbs)?;
         let x_words = sample_words(&ring, inputs);
@@ -383,20 +408,7 @@ pub fn run(
             }
         }
     }
-    for &preset in &plan.ckks_presets {
-        ckks::run_ckks(preset, devices, plan.min_time, &mut push)?;
-    }
-    if !plan.throughput.is_empty() {
-        throughput::run_throughput(&plan.throughput, devices, plan.min_time, &mut push)?;
-    }
-    if !plan.network.batches.is_empty() {
-        network::run_network(&plan.network, devices, dense.as_ref(), &mut push)?;
-    }
-    #[cfg(feature = "peers")]
-    if let (Some(sample), true) = (&dense, plan.peer_terms > 0) {
-        push(peers::tfhe_dense_layer(sample, plan.peer_terms)?);
-    }
-    Ok(records)
+    Ok(())
 }
 
 fn peer_pools(devices: &Devices) -> Result<Vec<(usize, rayon::ThreadPool)>> {
