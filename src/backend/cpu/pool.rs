@@ -4,9 +4,12 @@
 
 use std::sync::Mutex;
 
-/// Buffers kept at most, and their total size in words (256 MiB).
+/// Buffers kept at most, and their total size in words (512 MiB). Room for four of the
+/// largest buffers a deep batch plan cycles through (a degree-8 MLP at N = 2^14 takes and drops
+/// 120 MB buffers 33 times a batch; with room for two, 32 of those were fresh mappings and the
+/// page faults took a quarter of the evaluation).
 const MAX_BUFFERS: usize = 64;
-const MAX_WORDS: usize = 64 << 20;
+const MAX_WORDS: usize = 128 << 20;
 
 static FREE: Mutex<Vec<Vec<u32>>> = Mutex::new(Vec::new());
 
