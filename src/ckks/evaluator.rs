@@ -572,65 +572,16 @@ impl Evaluator {
     }
 }
 
-/// In-place forms: each replaces its first argument with the result.
+/// Accumulating forms: each replaces its first argument with the sum (a new ciphertext; the
+/// old one is dropped).
 impl Evaluator {
     pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
         *a = self.add(a, b)?;
         Ok(())
     }
 
-    pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
-        *a = self.sub(a, b)?;
-        Ok(())
-    }
-
     pub fn add_plain_assign(&self, a: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
         *a = self.add_plain(a, pt)?;
-        Ok(())
-    }
-
-    pub fn mul_plain_assign(&self, a: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
-        *a = self.mul_plain(a, pt)?;
-        Ok(())
-    }
-
-    pub fn mul_const_assign(&self, a: &mut Ciphertext, value: f64, scale: f64) -> Result<()> {
-        *a = self.mul_const(a, value, scale)?;
-        Ok(())
-    }
-
-    pub fn mul_relin_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
-        *a = self.mul_relin(a, b)?;
-        Ok(())
-    }
-
-    pub fn square_relin_assign(&self, a: &mut Ciphertext) -> Result<()> {
-        *a = self.relinearize(&self.square(a)?)?;
-        Ok(())
-    }
-
-    pub fn relinearize_assign(&self, a: &mut Ciphertext) -> Result<()> {
-        *a = self.relinearize(a)?;
-        Ok(())
-    }
-
-    pub fn rescale_assign(&self, a: &mut Ciphertext) -> Result<()> {
-        *a = self.rescale(a)?;
-        Ok(())
-    }
-
-    pub fn drop_level_assign(&self, a: &mut Ciphertext, level: usize) -> Result<()> {
-        *a = self.drop_level(a, level)?;
-        Ok(())
-    }
-
-    pub fn rotate_assign(&self, a: &mut Ciphertext, step: i64) -> Result<()> {
-        *a = self.rotate(a, step)?;
-        Ok(())
-    }
-
-    pub fn conjugate_assign(&self, a: &mut Ciphertext) -> Result<()> {
-        *a = self.conjugate(a)?;
         Ok(())
     }
 }
