@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutError};
 
 /// What a client needs to know of the served model (`GET /v1/info`).
@@ -125,9 +125,13 @@ struct Shared {
     devices: Devices,
     keys: Mutex<KeyCache<Session>>,
     /// Request bodies held, in KiB (`body_memory`).
-    bodies: Semaphore,
-    slots: Semaphore,
+    bodies: Arc<Semaphore>,
+    /// Evaluation slots (`workers`), each held by the evaluation until it ends, even when its
+    /// client has gone.
+    slots: Arc<Semaphore>,
     waiting: AtomicUsize,
+    /// Evaluations (and key registrations) running now, counted by the work itself.
+    running: Arc<AtomicUsize>,
     options: ServiceOptions,
     metrics: Metrics,
 }
@@ -172,11 +176,7 @@ fn busy(s: &Shared, why: &str) -> ApiError {
 /// permit goes with the bytes. Refused before a byte is read when it has no length (411), is
 /// over `limit` or the whole body memory (413), or the body memory is taken (503); a body too
 /// slow to arrive is 408, one cut off 400.
-async fn read_body(
-    s: &Shared,
-    request: Request,
-    limit: usize,
-) -> Result<(Vec<u8>, SemaphorePermit<'_>), ApiError> {
+async fn read_body(s: &Shared, request: Request, limit: usize) -> Result<HeldBody, ApiError> {
     let too_large = |why: String| ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", why);
     let length = request
         .headers()
@@ -202,7 +202,7 @@ async fn read_body(
         )));
     }
     let mut body = request.into_body();
-    let Ok(permit) = s.bodies.try_acquire_many(kib as u32) else {
+    let Ok(share) = s.bodies.clone().try_acquire_many_owned(kib as u32) else {
         drain(&mut body).await;
         return Err(busy(s, "the server holds as many request bodies as it may"));
     };
@@ -227,7 +227,25 @@ async fn read_body(
             bytes.extend_from_slice(&data);
         }
     }
-    Ok((bytes, permit))
+    Ok(HeldBody {
+        bytes,
+        _share: share,
+    })
+}
+
+/// A request's body and its share of the body memory, given back when the body is dropped
+/// (which the evaluation it goes to does, however long its client waits).
+struct HeldBody {
+    bytes: Vec<u8>,
+    _share: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for HeldBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// Reads and drops what is left of a body the server refuses before reading it, so that the
@@ -266,9 +284,10 @@ impl Service {
         };
         let shared = Arc::new(Shared {
             keys: Mutex::new(KeyCache::new(options.key_memory)),
-            bodies: Semaphore::new(body_kib(options.body_memory)),
-            slots: Semaphore::new(options.workers.max(1)),
+            bodies: Arc::new(Semaphore::new(body_kib(options.body_memory))),
+            slots: Arc::new(Semaphore::new(options.workers.max(1))),
             waiting: AtomicUsize::new(0),
+            running: Arc::default(),
             metrics: Metrics::default(),
             served,
             params_bytes,
@@ -321,16 +340,25 @@ fn place(s: &Shared) -> Option<Place<'_>> {
     Some(Place(s))
 }
 
-/// Runs `f` on a blocking thread once an evaluation slot is free.
+/// Runs `f` on a blocking thread once an evaluation slot is free. The slot stays taken until
+/// `f` returns, even if the request is dropped meanwhile (its client hung up): at most `workers`
+/// evaluations run at once.
 async fn in_slot<T: Send + 'static>(
     s: &Shared,
     _place: Place<'_>,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _slot = s.slots.acquire().await;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    let slot = s.slots.clone().acquire_owned().await;
+    let running = s.running.clone();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        running.fetch_add(1, Ordering::SeqCst);
+        let out = f();
+        running.fetch_sub(1, Ordering::SeqCst);
+        out
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
 /// A request refused before its body is read, once the body has been drained.
@@ -348,7 +376,7 @@ async fn register(
     let Some(place) = place(&s) else {
         return Err(refuse(request, busy(&s, FULL_QUEUE)).await);
     };
-    let (body, _held) = read_body(&s, request, s.options.max_key_bytes).await?;
+    let body = read_body(&s, request, s.options.max_key_bytes).await?;
     s.metrics
         .bytes_in
         .fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -420,7 +448,7 @@ async fn answer(s: &Arc<Shared>, key_id: &str, request: Request) -> Result<Vec<u
     let Some(place) = place(s) else {
         return Err(refuse(request, busy(s, FULL_QUEUE)).await);
     };
-    let (body, _held) = read_body(s, request, s.options.max_request_bytes).await?;
+    let body = read_body(s, request, s.options.max_request_bytes).await?;
     s.metrics
         .bytes_in
         .fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -485,6 +513,11 @@ async fn metrics(State(s): State<Arc<Shared>>) -> String {
             "hegpu_queue_depth",
             "gauge",
             s.waiting.load(Ordering::SeqCst) as u64,
+        ),
+        (
+            "hegpu_evaluations_running",
+            "gauge",
+            s.running.load(Ordering::SeqCst) as u64,
         ),
     ];
     let mut out = String::new();

@@ -470,6 +470,54 @@ fn slow_and_vanishing_clients_and_a_full_queue_end_in_errors_or_retries() {
 }
 
 #[test]
+fn a_client_that_hangs_up_keeps_its_evaluation_slot_until_the_evaluation_ends() {
+    let options = ServiceOptions {
+        workers: 1,
+        ..Default::default()
+    };
+    let server = start(SplitPacking::Batch, options);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let http = client(&server.url);
+    let params = hegpu::ckks::Parameters::from_bytes(&http.params().unwrap()).unwrap();
+    let (alice, keys) = ModelClient::new(params, None).unwrap();
+    let id = http.register(&keys).unwrap();
+    let px = pixels(&mnist().test_images);
+    let request = alice.request(0, (0, 8), &px[..8 * IMAGE_PIXELS]).unwrap();
+    let gauge = |name: &str| -> u64 {
+        let metrics = http_get(&server.url, "/metrics");
+        let line = metrics.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+        line.trim().parse().unwrap()
+    };
+    // Alice sends a batch and hangs up while it is evaluated.
+    let mut gone = TcpStream::connect(&addr).unwrap();
+    write!(
+        gone,
+        "POST /v1/infer/{id} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        request.len()
+    )
+    .unwrap();
+    gone.write_all(&request).unwrap();
+    let begun = std::time::Instant::now();
+    while gauge("hegpu_evaluations_running ") == 0 {
+        assert!(begun.elapsed() < Duration::from_secs(60), "never evaluated");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(gone);
+    // Bob's request waits for the slot Alice's evaluation still holds: never two at once.
+    let bob = std::thread::spawn({
+        let (url, request, id) = (server.url.clone(), request.clone(), id.clone());
+        move || client(&url).infer(&id, &request)
+    });
+    let mut most = 0;
+    while !bob.is_finished() {
+        most = most.max(gauge("hegpu_evaluations_running "));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(bob.join().unwrap().is_ok());
+    assert_eq!(most, 1, "more evaluations ran at once than --workers");
+}
+
+#[test]
 fn stopping_finishes_the_request_in_flight_and_accepts_no_more() {
     let packing = SplitPacking::Latency { per_ciphertext: 1 };
     let mut server = start(packing, ServiceOptions::default());
