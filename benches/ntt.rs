@@ -2,9 +2,9 @@
 //! adapter exists, and tfhe-ntt prime32 as the peer — the same operations as `hegpu bench`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hegpu::backend::Ring;
 use hegpu::backend::{DeviceChoice, GpuOptions};
 use hegpu::bench::{Devices, sample_words};
+use hegpu::math::Ring;
 use hegpu::math::ntt_primes;
 use std::time::Duration;
 

@@ -2,9 +2,9 @@
 //! (throughput in modular multiply-adds), pointwise products and grouped multiply-accumulate.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hegpu::backend::Ring;
 use hegpu::backend::{DeviceChoice, GpuOptions};
 use hegpu::bench::{Devices, sample_words};
+use hegpu::math::Ring;
 use hegpu::math::ntt_primes;
 use std::time::Duration;
 

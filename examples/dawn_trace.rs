@@ -14,7 +14,8 @@
 //! batches. Run: `cargo run --example dawn_trace -- DIR`.
 
 use hegpu::backend::gpu::{DispatchTrace, GpuHooks};
-use hegpu::backend::{Backend, CpuBackend, GpuBackend, GpuOptions, PolyBatch, Ring, SparseRows};
+use hegpu::backend::{Backend, CpuBackend, GpuBackend, GpuOptions, PolyBatch, SparseRows};
+use hegpu::math::Ring;
 use hegpu::math::ntt_primes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

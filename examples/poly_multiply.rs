@@ -3,7 +3,8 @@
 //!
 //! cargo run --release --example poly_multiply
 
-use hegpu::backend::{Backend, CpuBackend, DeviceChoice, Ring, select_backend};
+use hegpu::backend::{Backend, CpuBackend, DeviceChoice, select_backend};
+use hegpu::math::Ring;
 use hegpu::math::ntt_primes;
 use std::time::Instant;
 

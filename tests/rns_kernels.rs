@@ -6,7 +6,8 @@ mod common;
 
 use common::{gpu, mixed_ring, on_every_device, random_words};
 use hegpu::backend::GpuOptions;
-use hegpu::backend::{Backend, CpuBackend, GpuBackend, Ring};
+use hegpu::backend::{Backend, CpuBackend, GpuBackend};
+use hegpu::math::Ring;
 use num_bigint::BigUint;
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 
 #[cfg(feature = "gpu")]
 use super::gpu::{GpuData, GpuLinear};
-use super::ring::Ring;
+use crate::math::Ring;
 use crate::{Error, Result};
 use std::sync::Arc;
 

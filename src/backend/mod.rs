@@ -9,7 +9,6 @@ pub mod cpu;
 pub mod device;
 #[cfg(feature = "gpu")]
 pub mod gpu;
-pub mod ring;
 pub(crate) mod rns_ops;
 pub mod sparse;
 pub mod telemetry;
@@ -19,11 +18,11 @@ pub use cpu::CpuBackend;
 pub use device::{DeviceChoice, GpuOptions, choose_backend, parse_bytes, select_backend};
 #[cfg(feature = "gpu")]
 pub use gpu::GpuBackend;
-pub use ring::Ring;
 pub use rns_ops::MAX_CONVERT_SOURCE_LIMBS;
 pub use sparse::{SparseRows, SparseWeights};
 pub use telemetry::{GpuStats, KernelProfile, TransferCounts};
 
+use crate::math::Ring;
 use crate::{Error, Result};
 use std::ops::Range;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! automorphisms, gathers, key-switching products), so the two twins cannot disagree on them.
 
 use super::batch::PolyBatch;
-use super::ring::Ring;
+use crate::math::Ring;
 use crate::math::{BaseConverter, Modulus, RnsBasis};
 use crate::{Error, Result};
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 
 #[cfg(feature = "gpu")]
 use super::gpu::GpuLinear;
-use super::ring::Ring;
+use crate::math::Ring;
 use crate::{Error, Result};
 use std::sync::Arc;
 

@@ -14,7 +14,8 @@ pub use network::{DenseSample, NetworkBench};
 pub use throughput::ThroughputPlan;
 
 use crate::backend::device::open_gpu;
-use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuOptions, PolyBatch, Ring};
+use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuOptions, PolyBatch};
+use crate::math::Ring;
 use crate::math::ntt_primes;
 use crate::{Error, Result};
 use rayon::prelude::*;

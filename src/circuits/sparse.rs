@@ -4,9 +4,10 @@
 //! ciphertext, so it runs as well on three-polynomial ciphertexts that are not yet
 //! relinearized (lazy relinearization): only its outputs are relinearized.
 
-use crate::backend::{Ring, SparseRows};
+use crate::backend::SparseRows;
 use crate::ckks::{Ciphertext, Evaluator, Parameters};
 use crate::math::Modulus;
+use crate::math::Ring;
 use crate::{Error, Result};
 use std::ops::Range;
 use std::sync::Arc;

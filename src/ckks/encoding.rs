@@ -4,8 +4,9 @@
 use super::ciphertext::Plaintext;
 use super::host_cpu;
 use super::params::Parameters;
-use crate::backend::{Backend, Ring};
+use crate::backend::Backend;
 use crate::math::Modulus;
+use crate::math::Ring;
 use crate::{Error, Result};
 use num_bigint::BigUint;
 use num_complex::Complex64;

@@ -10,7 +10,8 @@ use super::sampling::{
     Sampler, Seed, gaussian, seeded_mask_into, small_to_words, stream, ternary, wipe,
 };
 use super::serial::{pack_poly, packed_poly_bytes, write_ciphertext};
-use crate::backend::{Backend, PolyBatch, Ring};
+use crate::backend::{Backend, PolyBatch};
+use crate::math::Ring;
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};

@@ -110,7 +110,7 @@ pub struct SwitchingKey {
 }
 
 /// The masks of a seeded key's `digits` digits over `ring`, drawn from `seed` in order.
-pub(crate) fn key_masks(seed: &[u8; 32], ring: &crate::backend::Ring, digits: usize) -> Vec<u32> {
+pub(crate) fn key_masks(seed: &[u8; 32], ring: &crate::math::Ring, digits: usize) -> Vec<u32> {
     let mut rng = stream(seed, 0);
     (0..digits)
         .flat_map(|_| uniform_words(&mut rng, ring))
@@ -329,7 +329,7 @@ impl KeyGenerator {
     }
 
     /// A uniform mask (NTT domain) and a Gaussian error (moved to the NTT domain).
-    fn mask_and_error(&mut self, ring: &Arc<crate::backend::Ring>) -> Result<(Vec<u32>, Vec<u32>)> {
+    fn mask_and_error(&mut self, ring: &Arc<crate::math::Ring>) -> Result<(Vec<u32>, Vec<u32>)> {
         let a = self.sampler.uniform(ring);
         let e = self.sampler.gaussian(ring.degree());
         let e = ntt_host(ring, &small_to_words(ring, &e))?;
@@ -338,7 +338,7 @@ impl KeyGenerator {
 }
 
 /// Where a switching key's digits get their uniform mask and (NTT-domain) error.
-type Draw<'a> = &'a mut dyn FnMut(&Arc<crate::backend::Ring>) -> Result<(Vec<u32>, Vec<u32>)>;
+type Draw<'a> = &'a mut dyn FnMut(&Arc<crate::math::Ring>) -> Result<(Vec<u32>, Vec<u32>)>;
 
 /// A key from `s_prime` (NTT words over the key ring) to `sk` for ciphertexts up to `level`
 /// (over `[P, Q_level]`, in that level's digits), each digit's mask and error from `draw`.
@@ -397,7 +397,7 @@ fn switching_key(
 
 /// The forward NTT of one host polynomial, in a plain vector the caller owns (and wipes when
 /// it holds secrets): secret material never enters the CPU backend's recycled buffers.
-pub(crate) fn ntt_host(ring: &Arc<crate::backend::Ring>, words: &[u32]) -> Result<Vec<u32>> {
+pub(crate) fn ntt_host(ring: &Arc<crate::math::Ring>, words: &[u32]) -> Result<Vec<u32>> {
     ring.check_words(1, words)?;
     let mut x = words.to_vec();
     for (plan, row) in ring.plans().iter().zip(x.chunks_exact_mut(ring.degree())) {
@@ -407,7 +407,7 @@ pub(crate) fn ntt_host(ring: &Arc<crate::backend::Ring>, words: &[u32]) -> Resul
 }
 
 /// `X → X^g` of one NTT-domain host polynomial, in a plain vector (see [`ntt_host`]).
-fn automorphism_host(ring: &crate::backend::Ring, words: &[u32], g: usize) -> Vec<u32> {
+fn automorphism_host(ring: &crate::math::Ring, words: &[u32], g: usize) -> Vec<u32> {
     let n = ring.degree();
     let log_n = n.trailing_zeros();
     let index: Vec<usize> = (0..n)
@@ -421,7 +421,7 @@ fn automorphism_host(ring: &crate::backend::Ring, words: &[u32], g: usize) -> Ve
 
 /// `−a·s + e`, word by word (NTT domain), over the first limbs of `s` that `ring` has.
 pub(crate) fn minus_as_plus_e(
-    ring: &crate::backend::Ring,
+    ring: &crate::math::Ring,
     a: &[u32],
     s: &[u32],
     e: &[u32],

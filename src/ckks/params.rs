@@ -1,7 +1,7 @@
 //! CKKS parameters: a literal (sizes, scale, security level) and the immutable [`Parameters`]
 //! built from it, with generated primes, the rings of every level and the security check.
 
-use crate::backend::Ring;
+use crate::math::Ring;
 use crate::math::{check_degree, ntt_primes};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};

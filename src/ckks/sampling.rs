@@ -4,9 +4,9 @@
 
 // The masks' and the small polynomials' words come from the host twins of the sampling
 // kernels, so that a GPU draws the same ones.
-use crate::backend::Ring;
 use crate::backend::cpu::sampling::{fill_uniform, small_into};
 pub(crate) use crate::backend::cpu::sampling::{seeded_mask_into, stream};
+use crate::math::Ring;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use zeroize::Zeroize;

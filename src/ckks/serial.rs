@@ -14,7 +14,8 @@ use super::keys::{
 };
 use super::params::{ParameterLiteral, Parameters, SecurityLevel};
 use super::sampling::{seeded_mask_into, small_to_words, wipe};
-use crate::backend::{Backend, Ring};
+use crate::backend::Backend;
+use crate::math::Ring;
 use crate::{Error, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,9 @@
 //! Helpers shared by the integration tests: seeded inputs and the GPU-or-skip rule.
 #![allow(dead_code)]
 
-use hegpu::backend::Ring;
 #[cfg(feature = "gpu")]
 use hegpu::backend::{Backend, CpuBackend, GpuBackend, GpuOptions};
+use hegpu::math::Ring;
 use hegpu::math::ntt_primes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

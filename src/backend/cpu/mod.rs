@@ -3,9 +3,9 @@
 //! Each method is the CPU twin of the WGSL entry point of the same name in `shaders/`.
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
-use super::ring::Ring;
 use super::sparse::{SparseRows, SparseStorage, SparseWeights};
 use super::{Backend, check_linear, mul_acc_terms};
+use crate::math::Ring;
 
 mod lanes;
 pub(crate) mod pool;

@@ -4,12 +4,12 @@
 use super::{CpuBackend, lanes, pool};
 use crate::Result;
 use crate::backend::batch::PolyBatch;
-use crate::backend::ring::Ring;
 use crate::backend::rns_ops::{
     ConversionTable, TENSOR_TERMS, automorphism_source, check_concat, check_galois_element,
     check_gather, check_key_mul_acc, check_limb_scalars, check_scaled_difference, check_tensor,
     conversion_tables,
 };
+use crate::math::Ring;
 use std::ops::Range;
 use std::sync::Arc;
 

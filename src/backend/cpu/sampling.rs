@@ -2,7 +2,7 @@
 //! encryption (ChaCha20 keyed by a seed, one stream per polynomial, two draws per word) and
 //! polynomials of small signed coefficients; and uniform words from any generator (keys).
 
-use super::super::Ring;
+use crate::math::Ring;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 

@@ -28,10 +28,10 @@ pub use wait::{Blocking, Pending, Wait};
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::device::GpuOptions;
-use super::ring::Ring;
 use super::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use super::telemetry::{GpuStats, KernelProfile, TransferCounts};
 use super::{Backend, check_linear, mul_acc_terms};
+use crate::math::Ring;
 use crate::{Error, Result};
 use arena::{Arena, Taken, Tracked, Use};
 use context::Context;

@@ -5,7 +5,7 @@
 //! (parsed by naga), so a mismatch fails before any dispatch.
 
 use super::kernels::Kernel;
-use crate::backend::ring::Ring;
+use crate::math::Ring;
 use bytemuck::{Pod, Zeroable};
 
 /// The ring's shape and the dispatch's extent, the first member of every kernel's parameters

@@ -1,7 +1,7 @@
 //! Per-ring constants on the GPU: one `LimbInfo` per limb and the twiddle tables, uploaded once
 //! per device and ring and then shared by every batch of that ring.
 
-use crate::backend::Ring;
+use crate::math::Ring;
 
 /// Words in one `LimbInfo` (see `shaders/prelude.wgsl`).
 const LIMB_INFO_WORDS: usize = 8;

@@ -4,7 +4,7 @@ use crate::math::{Modulus, NttPlan, check_degree, is_prime};
 use crate::{Error, Result};
 use std::sync::Arc;
 
-/// The ring every polynomial of a [`PolyBatch`](super::PolyBatch) lives in. Limb `l` of a
+/// The ring every polynomial of a [`PolyBatch`](crate::backend::PolyBatch) lives in. Limb `l` of a
 /// polynomial is its residue modulo `primes()[l]`.
 #[derive(Debug)]
 pub struct Ring {
