@@ -24,7 +24,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hegpu::ckks::EvaluationKeys;
+use hegpu::ckks::{EvaluationKeys, Preset};
 use hegpu::job::pair::ServedModel;
 use hegpu::job::pair::SplitPacking;
 use hegpu::tensor::{Devices, Scheduler};
@@ -49,6 +49,9 @@ pub struct ModelInfo {
     /// Latency packing: the images that may share a ciphertext the plan was made with (a
     /// client plans the same).
     pub per_ciphertext: usize,
+    /// The parameter preset's name, when the parameters are one (`cryptonets8192`, …).
+    #[serde(default)]
+    pub preset: Option<String>,
     /// Bytes of the parameters (`GET /v1/params`).
     pub params_bytes: usize,
     /// The ring degree N.
@@ -276,6 +279,10 @@ impl Service {
                 SplitPacking::Batch => 0,
                 SplitPacking::Latency { per_ciphertext } => per_ciphertext,
             },
+            preset: Preset::ALL
+                .into_iter()
+                .find(|p| p.literal() == *params.literal())
+                .map(|p| p.name().to_string()),
             params_bytes: params_bytes.len(),
             degree: params.degree(),
             input_shape: vec![1, 28, 28],

@@ -353,6 +353,7 @@ fn evicted_keys_and_restarts_are_registered_again() {
     let probe = start(packing, ServiceOptions::default());
     let http = client(&probe.url);
     let info = http.info().unwrap();
+    assert_eq!(info.preset.as_deref(), Some("cryptonets8192"));
     let params = hegpu::ckks::Parameters::from_bytes(&http.params().unwrap()).unwrap();
     let plan = || latency_plan(Some(&model()), mnist(), 1, Some(&params)).unwrap();
     let (alice, alice_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();
