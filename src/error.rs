@@ -1,7 +1,9 @@
 //! The one error type of hegpu: every fallible call says what was wrong instead of panicking.
 
 /// Everything that can go wrong in hegpu, with the values that made it go wrong.
+/// Non-exhaustive: new kinds of failure may be added without breaking a `match`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A ring degree that is not a power of two in the supported range.
     #[error("ring degree {n} is not supported: it must be a power of two from 2^10 to 2^16")]
