@@ -355,17 +355,41 @@ async fn in_slot<T: Send + 'static>(
     _place: Place<'_>,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let slot = s.slots.clone().acquire_owned().await;
+    let internal = |e: String| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);
+    // The semaphore is never closed.
+    let slot = s
+        .slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| internal(e.to_string()))?;
     let running = s.running.clone();
     tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        running.fetch_add(1, Ordering::SeqCst);
-        let out = f();
-        running.fetch_sub(1, Ordering::SeqCst);
-        out
+        let _running = Running::start(running, slot);
+        f()
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+    .map_err(|e| internal(e.to_string()))
+}
+
+/// An evaluation under way: counted in `running` and holding its slot until it ends, by
+/// returning or by panicking.
+struct Running {
+    count: Arc<AtomicUsize>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Running {
+    fn start(count: Arc<AtomicUsize>, slot: OwnedSemaphorePermit) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self { count, _slot: slot }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A request refused before its body is read, once the body has been drained.
