@@ -749,19 +749,15 @@ fn conv2d_shape(
     if weight.len() != weights || bias.len() != out_channels {
         return Err(bad("Conv2d weight or bias has the wrong length"));
     }
-    let oh = window_out(
-        grow(h, padding, padding, "height")?,
-        kernel,
-        stride,
-        "Conv2d",
-    )?;
-    let ow = window_out(
-        grow(w, padding, padding, "width")?,
-        kernel,
-        stride,
-        "Conv2d",
-    )?;
-    Ok(vec![out_channels, oh, ow])
+    let out = |size, what| {
+        window_out(
+            grow(size, padding, padding, what)?,
+            kernel,
+            stride,
+            "Conv2d",
+        )
+    };
+    Ok(vec![out_channels, out(h, "height")?, out(w, "width")?])
 }
 
 /// A Polynomial layer's range and coefficients within the limits hegpu evaluates.
