@@ -82,6 +82,35 @@ impl Preset {
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
 
+    /// The preset with its ciphertext chain cut to q_0 … q_`levels`, for a network that
+    /// uses fewer levels than the preset holds: every ciphertext and key then has fewer limbs,
+    /// so every stage does less work, at the same security (log2(QP) only shrinks) and with the
+    /// same primes (the cut chain is the preset's first `levels + 1` primes, P unchanged).
+    pub fn literal_with_levels(self, levels: usize) -> Result<ParameterLiteral> {
+        let mut literal = self.literal();
+        let most = literal.q_bits.len() - 1;
+        if levels > most {
+            return Err(Error::Config(format!(
+                "{} levels: the preset {} has {most}",
+                levels,
+                self.name()
+            )));
+        }
+        literal.q_bits.truncate(levels + 1);
+        Ok(literal)
+    }
+
+    /// The preset `literal` is, whole or with its chain cut ([`literal_with_levels`]).
+    ///
+    /// [`literal_with_levels`]: Self::literal_with_levels
+    pub fn of(literal: &ParameterLiteral) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| {
+            let levels = literal.q_bits.len().wrapping_sub(1);
+            p.literal_with_levels(levels)
+                .is_ok_and(|cut| cut == *literal)
+        })
+    }
+
     /// The preset's literal.
     pub fn literal(self) -> ParameterLiteral {
         match self {
@@ -428,6 +457,28 @@ mod tests {
             all.dedup();
             assert_eq!(all.len(), len);
         }
+    }
+
+    #[test]
+    fn a_cut_chain_is_the_presets_first_primes() {
+        for preset in Preset::ALL {
+            let whole = Parameters::preset(preset).unwrap();
+            for levels in [1, whole.max_level() / 2, whole.max_level()] {
+                let cut = Parameters::new(preset.literal_with_levels(levels).unwrap()).unwrap();
+                assert_eq!(cut.max_level(), levels);
+                assert_eq!(cut.q_primes(), &whole.q_primes()[..=levels], "{preset:?}");
+                assert_eq!(cut.p_primes(), whole.p_primes());
+                assert!(cut.log_qp() < whole.log_qp() || levels == whole.max_level());
+                assert_eq!(Preset::of(cut.literal()), Some(preset));
+            }
+            assert!(preset.literal_with_levels(whole.max_level() + 1).is_err());
+        }
+        let mut other = Preset::Deep16384.literal();
+        other.log_scale = 25;
+        assert_eq!(Preset::of(&other), None);
+        other.log_scale = 26;
+        other.q_bits[3] = 27;
+        assert_eq!(Preset::of(&other), None);
     }
 
     #[test]
