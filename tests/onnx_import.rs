@@ -150,8 +150,13 @@ fn the_relu_mlp_with_degree_8_polynomials_stays_within_a_point() {
     // Linear, 3 levels of powers, linear, 3, linear: N = 2^14 holds it, N = 2^13 does not.
     assert_eq!(levels_needed(poly).unwrap(), 9);
     let bounds = Bounds::measure(poly, &pixels(&mnist().train_images)[..784 * 200]).unwrap();
-    let (preset, _) = EncryptedNetwork::plan_smallest(poly, &bounds).unwrap();
+    let (preset, network) = EncryptedNetwork::plan_smallest(poly, &bounds).unwrap();
     assert_eq!(preset, Preset::Deep16384);
+    assert_eq!(
+        network.params().max_level(),
+        9,
+        "the chain cut to the plan's levels"
+    );
 }
 
 /// N = 2^12 with eleven 26-bit levels.

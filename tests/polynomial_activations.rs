@@ -88,6 +88,16 @@ fn degree_8_and_5_polynomials_match_the_plaintext_model() {
         // 12 × 3 + 6 and 12 × 2 + 6, where relinearizing every power took 12 × (d − 1).
         let per_value = if degree == 8 { 3 } else { 2 };
         assert_eq!(got.key_switches, 12 * per_value + 6, "degree {degree}");
+        // On a chain cut to those levels (as the planner cuts a preset's), the outputs end at
+        // q_0, as precise.
+        let cut = common::encrypted_run(&model, &x, &common::test_params(levels), cpu());
+        assert_eq!(cut.level, 0);
+        for (i, out) in cut.outputs.iter().enumerate() {
+            let want = model.forward(&x[i * 32..(i + 1) * 32]).unwrap();
+            for (g, w) in out.iter().zip(&want) {
+                assert!((g - w).abs() < 2e-3, "degree {degree}, cut: {g} for {w}");
+            }
+        }
     }
 }
 
@@ -126,8 +136,10 @@ fn the_planner_picks_the_smallest_preset_or_says_how_many_levels_it_needs() {
     let x = images(20, 7);
     let shallow = network(odd5());
     let bounds = Bounds::measure(&shallow, &x).unwrap();
-    let (preset, _) = EncryptedNetwork::plan_smallest(&shallow, &bounds).unwrap();
+    let (preset, network) = EncryptedNetwork::plan_smallest(&shallow, &bounds).unwrap();
     assert_eq!(preset, Preset::CryptoNets8192);
+    // Linear, 3 levels of powers, linear: 5 levels, N = 2^13's chain whole.
+    assert_eq!(network.params().max_level(), 5);
     // Three degree-8 activations: 4 linear maps + 3 × 3 levels = 13, past N = 2^14's 12.
     let mut deep = Model {
         input: vec![32],
@@ -141,7 +153,11 @@ fn the_planner_picks_the_smallest_preset_or_says_how_many_levels_it_needs() {
     let bounds = Bounds::measure(&deep, &x).unwrap();
     let (preset, network) = EncryptedNetwork::plan_smallest(&deep, &bounds).unwrap();
     assert_eq!(preset, Preset::Deep32768);
-    assert_eq!(network.params().literal().log_n, 15);
+    // Its chain cut to the 13 levels the plan uses, of 28: the preset's first primes.
+    let whole = Parameters::preset(Preset::Deep32768).unwrap();
+    assert_eq!(network.params().q_primes(), &whole.q_primes()[..14]);
+    assert_eq!(network.params().p_primes(), whole.p_primes());
+    assert_eq!(Preset::of(network.params().literal()), Some(preset));
     // Forty: more than any preset holds.
     for s in 3..14 {
         deep.layers.push(relu8());

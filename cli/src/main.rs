@@ -223,16 +223,17 @@ enum MnistStep {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Parameter preset: cryptonets8192 (the shipped models), deep16384 or deep32768 (for
-        /// deeper models: `hegpu import` prints the smallest that holds one) [default:
-        /// cryptonets8192; the latency packing: the smallest its plan of the model fits]
+        /// deeper models: `hegpu import` prints the smallest that holds one) [default: with
+        /// --model, the smallest its plan fits; else cryptonets8192]
         #[arg(long, value_name = "NAME", value_parser = preset_name)]
         preset: Option<hegpu::ckks::Preset>,
         #[command(flatten)]
         packing: SplitArgs,
-        /// Latency packing: the server's model, planned for the Galois keys its rotations need
+        /// The server's model: the keys are made for its plan, the preset's chain cut to the
+        /// levels it uses (the latency packing needs it, for the Galois keys its rotations need)
         #[arg(long, value_name = "FILE|NAME")]
         model: Option<PathBuf>,
-        /// Latency packing: calibration data (training images) for the plan
+        /// Calibration data (training images) for the model's plan
         #[arg(long, value_name = "DIR", default_value = "data/mnist")]
         data: PathBuf,
     },
@@ -905,6 +906,10 @@ fn mnist(args: JobArgs) -> Result<()> {
     }
     warn(&report.warnings);
     println!("device:                {}", report.device);
+    println!(
+        "parameters:            {} with {} levels (the smallest preset that holds the plan, cut to the levels it uses)",
+        report.preset, report.levels
+    );
     for f in &report.fallbacks {
         println!("GPU fallback:          {f}");
     }

@@ -80,8 +80,8 @@ fn import_an_onnx_model_with_polynomial_relus() {
     // Its encrypted run is tests/onnx_import.rs's (at N = 2^12: N = 2^14 takes a minute in a
     // debug build); here, the written file is what the job loads.
     assert!(hegpu::job::load_digit_model(&out).is_ok());
-    // The split job: keys of the default preset cannot hold it, and the server names the one
-    // that does.
+    // The split job: keys of the default preset cannot hold it, and the server says how to
+    // make keys that do.
     let dir = std::env::temp_dir().join(format!("hegpu-onnx-split-{}", std::process::id()));
     let d = dir.to_str().unwrap();
     hegpu_ok(&["mnist", "keys", "--dir", d]);
@@ -96,8 +96,28 @@ fn import_an_onnx_model_with_polynomial_relus() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !o.status.success() && err.contains("needs 9 levels") && err.contains("--preset deep16384"),
+        !o.status.success()
+            && err.contains("needs 9 levels")
+            && err.contains("mnist keys --model")
+            && err.contains("deep16384 at 9 levels"),
         "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Keys made for the model: deep16384's chain cut to the 9 levels the plan uses.
+    hegpu_ok(&[
+        "mnist",
+        "keys",
+        "--dir",
+        d,
+        "--model",
+        out.to_str().unwrap(),
+    ]);
+    let params = std::fs::read(dir.join("params.bin")).unwrap();
+    let params = hegpu::ckks::Parameters::from_bytes(&params).unwrap();
+    assert_eq!(params.max_level(), 9);
+    assert_eq!(
+        hegpu::ckks::Preset::of(params.literal()),
+        Some(hegpu::ckks::Preset::Deep16384)
     );
     std::fs::remove_dir_all(&dir).unwrap();
     assert_refused(&["mnist", "keys", "--dir", d, "--preset", "tiny"]);

@@ -134,15 +134,21 @@ impl Parameters {
     }
 
     /// `cryptonets8192` (N = 2^13, five levels at scale 2^24), `deep16384` (12 levels) or
-    /// `deep32768` (28 levels).
+    /// `deep32768` (28 levels); with `levels`, its chain cut to that many (the preset's first
+    /// primes: a model that uses fewer levels then runs on fewer limbs, with smaller keys).
     #[staticmethod]
-    fn preset(name: &str) -> PyResult<Self> {
+    #[pyo3(signature = (name, levels = None))]
+    fn preset(name: &str, levels: Option<usize>) -> PyResult<Self> {
         let preset = Preset::from_name(name).ok_or_else(|| {
             let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
             bad(format!("preset '{name}': one of {}", names.join(", ")))
         })?;
+        let literal = match levels {
+            Some(levels) => preset.literal_with_levels(levels).map_err(err)?,
+            None => preset.literal(),
+        };
         Ok(Self {
-            inner: CkksParameters::preset(preset).map_err(err)?,
+            inner: CkksParameters::new(literal).map_err(err)?,
         })
     }
 
@@ -257,11 +263,26 @@ impl Model {
         py: Python<'_>,
         calibration: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<String> {
+        Ok(Preset::of(self.smallest_parameters(py, calibration)?.inner.literal())
+            .expect("a preset's chain")
+            .name()
+            .to_string())
+    }
+
+    /// The parameters the batch plan of the model runs on: the smallest preset that holds it
+    /// and its values on `calibration`, its chain cut to the levels the plan uses.
+    fn smallest_parameters(
+        &self,
+        py: Python<'_>,
+        calibration: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Parameters> {
         let (calib, _, m) = rows(&calibration);
         self.check_width(m)?;
         py.detach(|| {
             let bounds = Bounds::measure(&self.inner, &calib)?;
-            EncryptedNetwork::plan_smallest(&self.inner, &bounds).map(|(p, _)| p.name().to_string())
+            EncryptedNetwork::plan_smallest(&self.inner, &bounds).map(|(_, n)| Parameters {
+                inner: n.params().clone(),
+            })
         })
         .map_err(err)
     }

@@ -21,6 +21,12 @@ def test_import_approximate_and_choose_parameters(mnist, calibration):
     poly = relu.approximate(calibration, ["relu:8"])
     assert poly.levels == 9
     assert poly.smallest_preset(calibration) == "deep16384"
+    # The plan's parameters: deep16384's chain cut to the 9 levels it uses.
+    cut = poly.smallest_parameters(calibration)
+    assert (cut.degree, cut.levels) == (16384, 9)
+    assert cut.to_bytes() == hegpu.Parameters.preset("deep16384", levels=9).to_bytes()
+    with pytest.raises(hegpu.HegpuError, match="13 levels"):
+        hegpu.Parameters.preset("deep16384", levels=13)
     test, labels = mnist["test_images"], mnist["test_labels"]
     before, after = accuracy(relu, test, labels), accuracy(poly, test, labels)
     assert before > 0.93 and abs(before - after) <= 0.01, (before, after)

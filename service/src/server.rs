@@ -49,9 +49,13 @@ pub struct ModelInfo {
     /// Latency packing: the images that may share a ciphertext the plan was made with (a
     /// client plans the same).
     pub per_ciphertext: usize,
-    /// The parameter preset's name, when the parameters are one (`cryptonets8192`, …).
+    /// The parameter preset's name, when the parameters are one, whole or with its chain cut
+    /// to `levels` (`cryptonets8192`, …).
     #[serde(default)]
     pub preset: Option<String>,
+    /// The levels of the parameters' chain (the plan's, when it is cut to them).
+    #[serde(default)]
+    pub levels: usize,
     /// Bytes of the parameters (`GET /v1/params`).
     pub params_bytes: usize,
     /// The ring degree N.
@@ -279,10 +283,8 @@ impl Service {
                 SplitPacking::Batch => 0,
                 SplitPacking::Latency { per_ciphertext } => per_ciphertext,
             },
-            preset: Preset::ALL
-                .into_iter()
-                .find(|p| p.literal() == *params.literal())
-                .map(|p| p.name().to_string()),
+            preset: Preset::of(params.literal()).map(|p| p.name().to_string()),
+            levels: params.max_level(),
             params_bytes: params_bytes.len(),
             degree: params.degree(),
             input_shape: vec![1, 28, 28],

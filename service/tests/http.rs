@@ -355,6 +355,7 @@ fn evicted_keys_and_restarts_are_registered_again() {
     let info = http.info().unwrap();
     assert_eq!(info.preset.as_deref(), Some("cryptonets8192"));
     let params = hegpu::ckks::Parameters::from_bytes(&http.params().unwrap()).unwrap();
+    assert_eq!(info.levels, params.max_level());
     let plan = || latency_plan(Some(&model()), mnist(), 1, Some(&params)).unwrap();
     let (alice, alice_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();
     let (bob, bob_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();

@@ -17,7 +17,7 @@
 
 use super::ServerDevice;
 pub(super) use super::pair::frame_of;
-use super::pair::{ModelClient, ServedModel, SplitPacking, latency_plan};
+use super::pair::{ModelClient, ServedModel, SplitPacking, latency_plan, plan_batch};
 use crate::ckks::{EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset, SecretKey, Seed};
 use crate::data::Mnist;
 use crate::files::{create_secret_file, refuse_link, write_file};
@@ -46,10 +46,11 @@ fn batch_name(kind: &str, b: usize) -> String {
     format!("{kind}-{b:03}.ct")
 }
 
-/// Client: makes keys for `preset` (default `CryptoNets8192`, which holds the shipped models;
-/// deeper models need the preset `hegpu import` names; the latency packing takes the smallest
-/// preset its plan of `model` fits, with Galois keys for the plan's rotations at the levels
-/// it makes them); writes the
+/// Client: makes keys for the server's plan of `model` (the batch packing: on `preset`'s chain
+/// or, without one, the smallest preset's that holds the model, cut to the levels the plan
+/// uses; the latency packing: for `preset` or the smallest preset its plan fits, with Galois
+/// keys for the plan's rotations at the levels it makes them), or without a model for
+/// `preset` (default `CryptoNets8192`, which holds the shipped models); writes the
 /// secret key first (a new file, owner-only from its creation: an existing `secret.key` is an
 /// error and nothing is written), then the parameters and the evaluation keys.
 pub fn client_keys(
@@ -63,13 +64,18 @@ pub fn client_keys(
     for name in ["params.bin", "evaluation-keys.bin"] {
         refuse_link(&dir.join(name))?;
     }
-    let chosen = preset.map(Parameters::preset).transpose()?;
-    let (params, rotations) = match packing {
-        SplitPacking::Batch => (
-            chosen.map_or_else(|| Parameters::preset(Preset::CryptoNets8192), Ok)?,
+    let (params, rotations) = match (packing, model) {
+        (SplitPacking::Batch, None) => (
+            Parameters::preset(preset.unwrap_or(Preset::CryptoNets8192))?,
             Vec::new(),
         ),
-        SplitPacking::Latency { per_ciphertext } => {
+        (SplitPacking::Batch, Some(model)) => {
+            let model = super::load_digit_model(model)?;
+            let network = plan_batch(&model, &Mnist::load(data)?, preset)?;
+            (network.params().clone(), Vec::new())
+        }
+        (SplitPacking::Latency { per_ciphertext }, model) => {
+            let chosen = preset.map(Parameters::preset).transpose()?;
             let mnist = Mnist::load(data)?;
             let plan = latency_plan(model, &mnist, per_ciphertext, chosen.as_ref())?;
             (plan.params().clone(), plan.rotation_levels())

@@ -391,7 +391,7 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
         }
         ServedModel::latency(plan, 1)
     } else {
-        ServedModel::batch(super::plan_server(&model, &params, &mnist)?, params)
+        ServedModel::batch(super::plan_server(&model, &params, &mnist)?)
     };
     let scheduler = opts.server.scheduler(served.params(), &keys)?;
     let (upload, download) = (

@@ -138,7 +138,7 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
         let bounds = crate::nn::Bounds::measure(&written, &calibration)?;
         report.preset = Some(
             EncryptedNetwork::plan_smallest(&written, &bounds)
-                .map(|(p, _)| p.name().to_string())
+                .map(|(p, n)| format!("{} cut to {} levels", p.name(), n.params().max_level()))
                 .map_err(|e| e.to_string()),
         );
     }

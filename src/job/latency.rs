@@ -69,6 +69,7 @@ pub(super) fn run_latency(
         batch_capacity: 1,
         packing: super::Packing::Latency.to_string(),
         preset: preset.name().to_string(),
+        levels: params.max_level(),
         predictions: vec![None; count],
         ..Default::default()
     };

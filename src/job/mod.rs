@@ -177,6 +177,8 @@ pub struct JobReport {
     pub packing: String,
     /// The parameter preset's name (the smallest that holds the model).
     pub preset: String,
+    /// The levels of the chain the plan runs on: the preset's, cut to what the plan uses.
+    pub levels: usize,
     pub images: usize,
     pub batches: usize,
     /// Batches that failed (their images are not counted below).
@@ -384,6 +386,7 @@ impl JobReport {
         json["end_to_end_images_per_second"] = self.end_to_end_images_per_second().into();
         json["packing"] = self.packing.clone().into();
         json["preset"] = self.preset.clone().into();
+        json["levels"] = self.levels.into();
         json["predictions"] = self.predictions.clone().into();
         json["latency"] = latency.unwrap_or_default();
         json["warnings"] = serde_json::json!(self.warnings);
@@ -426,6 +429,7 @@ pub fn run_mnist(
         batch_capacity: params.slots(),
         packing: Packing::Batch.to_string(),
         preset: preset.name().to_string(),
+        levels: params.max_level(),
         predictions: vec![None; count],
         ..Default::default()
     };

@@ -16,7 +16,7 @@ use crate::ckks::{
     Preset, SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::nn::{EncryptedNetwork, LatencyNetwork};
+use crate::nn::{EncryptedNetwork, LatencyNetwork, Model};
 use crate::tensor::{CipherTensor, Scheduler};
 use crate::{Error, Result};
 use std::path::Path;
@@ -69,6 +69,20 @@ pub fn latency_plan(
     }
 }
 
+/// The batch plan of `model` with `mnist`'s calibration images on `preset`'s chain (without
+/// one, the smallest preset's that holds the model), cut to the fewest levels it fits.
+pub fn plan_batch(
+    model: &Model,
+    mnist: &Mnist,
+    preset: Option<Preset>,
+) -> Result<EncryptedNetwork> {
+    let bounds = super::calibration_bounds(model, mnist)?;
+    match preset {
+        Some(preset) => EncryptedNetwork::plan_cut(model, preset, &bounds),
+        None => Ok(EncryptedNetwork::plan_smallest(model, &bounds)?.1),
+    }
+}
+
 /// A plan of either packing.
 enum Plan {
     Batch(EncryptedNetwork),
@@ -92,9 +106,9 @@ pub struct Answer {
 
 impl ServedModel {
     /// Plans `model` (a file or a shipped model's name) with `mnist`'s calibration images:
-    /// in the batch packing for `params` (default: the `CryptoNets8192` preset), naming the
-    /// preset that would hold it when these do not; in the latency packing for `params` or,
-    /// without them, the smallest preset its plan fits.
+    /// for `params` (the client's, from its key files) or, without them, on the smallest
+    /// preset that holds the model, its chain cut to the levels the plan uses. In the batch
+    /// packing an error names the parameters that would hold the model when `params` do not.
     pub fn plan(
         model: &Path,
         mnist: &Mnist,
@@ -103,23 +117,24 @@ impl ServedModel {
     ) -> Result<Self> {
         match packing {
             SplitPacking::Batch => {
-                let params =
-                    params.map_or_else(|| Parameters::preset(Preset::CryptoNets8192), Ok)?;
                 let model = super::load_digit_model(model)?;
+                let Some(params) = params else {
+                    let network = plan_batch(&model, mnist, None)?;
+                    return Ok(Self::batch(network));
+                };
                 let network = super::plan_server(&model, &params, mnist).map_err(|e| {
-                    let bounds = super::calibration_bounds(&model, mnist);
-                    match (
-                        e,
-                        bounds.and_then(|b| EncryptedNetwork::plan_smallest(&model, &b)),
-                    ) {
-                        (Error::Config(why), Ok((preset, _))) => Error::Config(format!(
-                            "{why}; make the keys with `hegpu mnist keys --preset {}`",
-                            preset.name()
+                    match (e, plan_batch(&model, mnist, None)) {
+                        (Error::Config(why), Ok(fits)) => Error::Config(format!(
+                            "{why}; make the keys with `hegpu mnist keys --model` (the model's \
+                             plan takes {} at {} levels)",
+                            Preset::of(fits.params().literal())
+                                .map_or("a larger preset", |p| p.name()),
+                            fits.params().max_level()
                         )),
                         (e, _) => e,
                     }
                 })?;
-                Ok(Self::batch(network, params))
+                Ok(Self::batch(network))
             }
             SplitPacking::Latency { per_ciphertext } => {
                 let plan = latency_plan(Some(model), mnist, per_ciphertext, params.as_ref())?;
@@ -128,11 +143,11 @@ impl ServedModel {
         }
     }
 
-    /// Serves a batch-packing plan made for `params`.
-    pub fn batch(network: EncryptedNetwork, params: Arc<Parameters>) -> Self {
+    /// Serves a batch-packing plan.
+    pub fn batch(network: EncryptedNetwork) -> Self {
         Self {
+            params: network.params().clone(),
             plan: Plan::Batch(network),
-            params,
             packing: SplitPacking::Batch,
         }
     }

@@ -9,6 +9,7 @@
 //! more levels, or outputs that would not fit, fail at planning with a clear error.
 
 use super::bounds::{Bounds, InputRange};
+use super::chain::{plan_on_cut_chain, plan_on_smallest_chain};
 use super::model::{LinearRow, Model};
 use super::stages::{Stage, levels_needed, stages};
 use crate::circuits::{InputForm, LinearWork, PowersWork, Then};
@@ -31,27 +32,29 @@ pub struct EncryptedNetwork {
 
 impl EncryptedNetwork {
     /// Plans `model` with the smallest preset (N = 2^13, 2^14, 2^15; all 128-bit secure) that
-    /// holds its levels and its values at `bounds` (see [`plan`](Self::plan)); an error says
-    /// how many levels it needs when none does.
+    /// holds its levels and its values at `bounds` (see [`plan`](Self::plan)), its ciphertext
+    /// chain cut to the fewest levels the plan fits ([`Preset::literal_with_levels`]: the
+    /// levels the network does not use would cost every stage, key and ciphertext limbs); an
+    /// error says how many levels it needs when no preset holds it.
     pub fn plan_smallest(model: &Model, bounds: &Bounds) -> Result<(Preset, Self)> {
         let needed = levels_needed(model)?;
-        let mut refusals = Vec::new();
-        for preset in Preset::ALL {
-            let levels = preset.literal().q_bits.len() - 1;
-            if levels < needed {
-                refusals.push(format!("{} has {levels} levels", preset.name()));
-                continue;
-            }
-            let params = Parameters::preset(preset)?;
-            match Self::plan(model, &params, bounds) {
-                Ok(network) => return Ok((preset, network)),
-                Err(e) => refusals.push(format!("{}: {e}", preset.name())),
-            }
-        }
-        Err(Error::Config(format!(
-            "no parameter preset holds the model, which needs {needed} levels ({})",
-            refusals.join("; ")
-        )))
+        plan_on_smallest_chain(needed, |params| Self::plan(model, params, bounds)).map_err(
+            |refusals| {
+                Error::Config(format!(
+                    "no parameter preset holds the model, which needs {needed} levels ({})",
+                    refusals.join("; ")
+                ))
+            },
+        )
+    }
+
+    /// Plans `model` on `preset`'s chain cut to the fewest levels the plan fits (see
+    /// [`plan_smallest`](Self::plan_smallest)).
+    pub fn plan_cut(model: &Model, preset: Preset, bounds: &Bounds) -> Result<Self> {
+        let needed = levels_needed(model)?;
+        plan_on_cut_chain(preset, needed, &mut |params| {
+            Self::plan(model, params, bounds)
+        })
     }
 
     /// The parameters the network was planned for.

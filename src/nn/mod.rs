@@ -4,6 +4,7 @@
 pub mod approx;
 pub mod arch;
 pub mod bounds;
+mod chain;
 pub mod encrypted;
 pub mod file;
 pub mod latency;

@@ -25,6 +25,7 @@ use layout::Layout;
 use placement::SlotLinear;
 
 use super::bounds::InputRange;
+use super::chain::plan_on_smallest_chain;
 use super::model::Model;
 use super::stages::{Stage, stage_levels, stages_with_polynomials};
 use crate::backend::Backend;
@@ -147,25 +148,27 @@ impl LatencyNetwork {
     }
 
     /// Plans `model` (see [`plan`](Self::plan)) with the smallest preset (N = 2^13, 2^14,
-    /// 2^15; all 128-bit secure) that holds its levels and values; an error names each
+    /// 2^15; all 128-bit secure) that holds its levels and values, its ciphertext chain cut to
+    /// the fewest levels the plan fits ([`Preset::literal_with_levels`]); an error names each
     /// preset's refusal when none does.
     pub fn plan_smallest(
         model: &Model,
         calibration: &[f32],
         most_per_ciphertext: usize,
     ) -> Result<(Preset, Self)> {
-        let mut refusals = Vec::new();
-        for preset in Preset::ALL {
-            let params = Parameters::preset(preset)?;
-            match Self::plan(model, &params, calibration, most_per_ciphertext) {
-                Ok(network) => return Ok((preset, network)),
-                Err(e) => refusals.push(format!("{}: {e}", preset.name())),
-            }
-        }
-        Err(Error::Config(format!(
-            "no parameter preset holds the model in the latency packing ({})",
-            refusals.join("; ")
-        )))
+        let needed = stages_with_polynomials(model)?
+            .iter()
+            .map(stage_levels)
+            .sum();
+        plan_on_smallest_chain(needed, |params| {
+            Self::plan(model, params, calibration, most_per_ciphertext)
+        })
+        .map_err(|refusals| {
+            Error::Config(format!(
+                "no parameter preset holds the model in the latency packing ({})",
+                refusals.join("; ")
+            ))
+        })
     }
 
     /// Whether the packing can evaluate `model`'s activations: every polynomial, of any
