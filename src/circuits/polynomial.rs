@@ -110,6 +110,37 @@ impl PolynomialWork {
         })
     }
 
+    /// The counted cost of the order [`plan`](Self::plan) picks for `coefficients` on a chain
+    /// long enough for it: levels and key switches depend on the degree and on which
+    /// coefficients are zero, not on the primes.
+    pub fn counted(coefficients: &[f64]) -> Result<PolynomialCost> {
+        let chain = vec![1 << 30; 2 * coefficients.len().max(2).ilog2() as usize + 4];
+        let top = chain.len() - 1;
+        let scale = f64::from(1u32 << 30);
+        Ok(Self::plan(1, (top, scale), coefficients, scale, &chain)?.cost)
+    }
+
+    /// Ciphertexts per value the basis holds while the work runs (T_1 … T_baby and the giant
+    /// steps), besides the sums under way.
+    pub fn basis_len(&self) -> usize {
+        let d = self.degree();
+        let mut held = self.baby.min(d);
+        let mut g = self.baby;
+        while 2 * g < d {
+            held += 1;
+            g *= 2;
+        }
+        held
+    }
+
+    /// The same work for `inputs` ciphertexts (a piece of a stage).
+    pub fn for_inputs(&self, inputs: usize) -> Self {
+        Self {
+            inputs,
+            ..self.clone()
+        }
+    }
+
     /// The degree.
     pub fn degree(&self) -> usize {
         self.coefficients.len() - 1

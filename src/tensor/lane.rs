@@ -8,8 +8,8 @@ use super::work::{CHUNK, Work};
 use crate::Result;
 use crate::backend::{Backend, PolyBatch, SparseWeights, TransferCounts};
 use crate::circuits::{
-    DiagonalWork, EncodedMap, LinearWork, PowersWork, finish_linear, linear_output, powers, ranges,
-    square_relin_rescale,
+    DiagonalWork, EncodedMap, LinearWork, PolynomialWork, PowersWork, finish_linear, linear_output,
+    polynomial, powers, ranges, square_relin_rescale,
 };
 use crate::ckks::{CipherMeta, Ciphertext, Encoder, EvaluationKeys, Evaluator, Parameters};
 use std::collections::HashMap;
@@ -270,8 +270,24 @@ impl Lane {
                     self.powers_of(p, &x, r)
                 })?
             }
+            Work::Polynomial(p) => {
+                p.check_input(&x)?;
+                self.assemble(&ranges(x.count, polynomial_piece(p)), |r| {
+                    self.polynomial_of(p, &x, r)
+                })?
+            }
             Work::Diagonal(d) => (self.diagonal(d, &x)?, 1),
         })
+    }
+
+    /// The polynomial of values `r` of `x`.
+    fn polynomial_of(
+        &self,
+        p: &PolynomialWork,
+        x: &Ciphertext,
+        r: &Range<usize>,
+    ) -> Result<Ciphertext> {
+        polynomial(&self.ev, &p.for_inputs(r.len()), &self.slice(x, r)?)
     }
 
     /// The power basis of values `r` of `x`.
@@ -452,6 +468,11 @@ impl Lane {
 /// within the host pool's largest buffer, so each piece reuses the last one's memory.
 fn powers_piece(p: &PowersWork) -> usize {
     (CHUNK / (2 * p.degree)).max(1)
+}
+
+/// Values whose Chebyshev basis is made together, like [`powers_piece`].
+pub(crate) fn polynomial_piece(p: &PolynomialWork) -> usize {
+    (CHUNK / (2 * p.basis_len())).max(1)
 }
 
 #[cfg(test)]

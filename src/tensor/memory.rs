@@ -69,7 +69,7 @@ impl Footprint {
             .map(|w| match w {
                 Work::Linear(l) => Self::weights(l),
                 Work::Diagonal(d) => self.diagonals(d),
-                Work::Square | Work::Powers(_) => 0,
+                Work::Square | Work::Powers(_) | Work::Polynomial(_) => 0,
             })
             .sum();
         let mut peak = 0;
@@ -78,6 +78,7 @@ impl Footprint {
                 Work::Linear(w) => (w.outputs(), w.levels(), w.input_size(), w.output_size()),
                 Work::Square => (count, 1, 2, 2),
                 Work::Powers(p) => (count * p.degree, p.levels(), 2, 3),
+                Work::Polynomial(p) => (count, p.cost.levels, 2, 2),
                 // Its rotations and sums are held beside the input (see `diagonal_held`).
                 Work::Diagonal(d) => (count / d.inputs().max(1), 1, 2, 2),
             };
@@ -90,6 +91,10 @@ impl Footprint {
             let limbs = level + 1;
             let held = match work {
                 Work::Diagonal(d) => self.diagonal_held(d, outputs, limbs),
+                // Its basis, beside the input (a piece at a time would hold less).
+                Work::Polynomial(p) => {
+                    (count * p.basis_len()) as u64 * self.ciphertext_of(2, limbs)
+                }
                 _ => 0,
             };
             let here = count as u64 * self.ciphertext_of(size_in, limbs)

@@ -22,8 +22,8 @@ use super::report::{Mode, ScheduleReport, StageReport};
 use super::work::Work;
 use crate::backend::{Backend, CpuBackend, PolyBatch};
 use crate::circuits::{
-    DiagonalWork, LinearWork, PowersWork, finish_linear, linear_output, powers, ranges,
-    square_relin_rescale,
+    DiagonalWork, LinearWork, PolynomialWork, PowersWork, finish_linear, linear_output, polynomial,
+    powers, ranges, square_relin_rescale,
 };
 use crate::ckks::{Ciphertext, EvaluationKeys, Parameters};
 use crate::{Error, Result};
@@ -411,6 +411,9 @@ impl Scheduler {
                 }
                 Work::Square => self.stream_square(gpu, x, &mut stage, &mut report)?,
                 Work::Powers(p) => self.stream_powers(gpu, p, x, &mut stage, &mut report)?,
+                Work::Polynomial(p) => {
+                    self.stream_polynomial(gpu, p, x, &mut stage, &mut report)?
+                }
                 Work::Diagonal(d) => self.stream_diagonal(gpu, d, x, &mut stage, &mut report)?,
             };
             each(s, &x);
@@ -672,6 +675,27 @@ impl Scheduler {
                 ..work.clone()
             };
             powers(&lane.ev, &part, piece)
+        })
+    }
+
+    /// A polynomial stage streamed like a square stage, in chunks the size of its basis
+    /// smaller.
+    fn stream_polynomial(
+        &self,
+        gpu: &Lane,
+        work: &PolynomialWork,
+        x: Ciphertext,
+        stage: &mut StageReport,
+        report: &mut ScheduleReport,
+    ) -> Result<Ciphertext> {
+        work.check_input(&x)?;
+        let size = self
+            .footprint
+            .square_chunk(self.free_bytes(gpu), x.level + 1);
+        let size = (size / (2 * work.basis_len())).max(1);
+        let slice = |r: &Range<usize>| self.cpu.slice(&x, r);
+        self.stream_each(gpu, (x.count, size), slice, stage, report, |lane, piece| {
+            polynomial(&lane.ev, &work.for_inputs(piece.count), piece)
         })
     }
 

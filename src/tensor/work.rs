@@ -1,7 +1,7 @@
 //! Layer work in device-independent form: the circuits the scheduler runs, stage by stage, for
 //! both packings.
 
-use crate::circuits::{DiagonalWork, LinearWork, PowersWork, Then};
+use crate::circuits::{DiagonalWork, LinearWork, PolynomialWork, PowersWork, Then};
 
 /// Outputs of a linear stage computed, rescaled and squared together when the whole tensor is
 /// on one device: bounds the memory of every temporary, key switching included.
@@ -15,6 +15,9 @@ pub enum Work {
     Square,
     /// The powers u¹ … u^d of every ciphertext (see [`PowersWork`]), for the linear map after it.
     Powers(PowersWork),
+    /// A polynomial of every ciphertext in the Chebyshev basis, one ciphertext each (see
+    /// [`PolynomialWork`]).
+    Polynomial(PolynomialWork),
     /// A map within ciphertexts (the latency packing's layers; see [`DiagonalWork`]): groups of
     /// input ciphertexts to one each.
     Diagonal(DiagonalWork),
@@ -36,6 +39,11 @@ impl Work {
             ),
             Work::Square => format!("x² of {inputs}"),
             Work::Powers(p) => format!("powers 1..{} of {inputs}", p.degree),
+            Work::Polynomial(p) => format!(
+                "Chebyshev polynomial of degree {} of {inputs}, baby steps to T_{}",
+                p.degree(),
+                p.baby
+            ),
             Work::Diagonal(d) => format!(
                 "diagonal {inputs}→{}, {} rotations, {} products",
                 inputs / d.inputs().max(1),
