@@ -12,8 +12,10 @@
 //!
 //! In the power basis the polynomial's coefficients ride on the next map's weights, so they
 //! cost no product and no level: the evaluation order is the one with the fewest key switches
-//! a map can follow (Paterson–Stockmeyer and baby-step–giant-step orders save non-scalar
-//! products only when the polynomial must be summed into one ciphertext without a map).
+//! a map can follow. Where the polynomial must be summed into one ciphertext first (the
+//! latency packing), baby steps and giant steps in the Chebyshev basis
+//! ([`PolynomialWork`](super::PolynomialWork)) are counted against this basis and its weighing,
+//! and the cheaper runs.
 
 use crate::ckks::{Ciphertext, Evaluator};
 use crate::{Error, Result};
