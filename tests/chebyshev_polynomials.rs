@@ -36,6 +36,7 @@ fn coefficients(d: usize, seed: u64) -> Vec<f64> {
 struct Evaluated {
     input: Vec<f64>,
     values: Vec<f64>,
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     bytes: Vec<u8>,
     level: usize,
     key_switches: u64,
