@@ -263,10 +263,10 @@ impl Model {
         py: Python<'_>,
         calibration: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<String> {
-        Ok(Preset::of(self.smallest_parameters(py, calibration)?.inner.literal())
-            .expect("a preset's chain")
-            .name()
-            .to_string())
+        let params = self.smallest_parameters(py, calibration)?;
+        Preset::of(params.inner.literal())
+            .map(|p| p.name().to_string())
+            .ok_or_else(|| bad("the model's parameters are no preset's chain".into()))
     }
 
     /// The parameters the batch plan of the model runs on: the smallest preset that holds it
