@@ -266,7 +266,7 @@ impl Model {
         let params = self.smallest_parameters(py, calibration)?;
         Preset::of(params.inner.literal())
             .map(|p| p.name().to_string())
-            .ok_or_else(|| bad("the model's parameters are no preset's chain".into()))
+            .ok_or_else(|| bad("the model's parameters are no preset's chain"))
     }
 
     /// The parameters the batch plan of the model runs on: the smallest preset that holds it
