@@ -2,14 +2,13 @@
 //! server's evaluation with public keys only, and client decryption, every crossing in the
 //! compact byte format; per-image times and bytes are what one request costs.
 
-use super::{JobOptions, JobReport, Phase, client_keys, peak_memory_bytes};
+use super::pair::{IMAGE_PIXELS, ModelClient, ServedModel, request_checksum};
+use super::{JobOptions, JobReport, Phase, model_client, peak_memory_bytes, server_side};
 use crate::Result;
-use crate::backend::{Backend, DeviceChoice, select_backend};
-use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, Parameters};
+use crate::ckks::KeySetId;
 use crate::data::Mnist;
 use crate::nn::{LatencyNetwork, Model, pixels};
 use crate::tensor::Scheduler;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Per-request figures of a latency job: a request is one group of images that share
@@ -55,7 +54,6 @@ pub(super) fn run_latency(
     count: usize,
     mut progress: impl FnMut(Phase, usize, usize),
 ) -> Result<JobReport> {
-    let host: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     let test_px = pixels(&mnist.test_images);
 
     // Server: plans from the model and public calibration data with the smallest preset that
@@ -76,16 +74,9 @@ pub(super) fn run_latency(
 
     // Client: keys, Galois keys for the plan's rotations only, each up to the level it is
     // used at.
-    let (client, key_bytes) = client_keys(
-        &params,
-        &network.rotation_levels(),
-        &host,
-        &mut report,
-        &mut progress,
-    )?;
-
-    let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
-    let scheduler = opts.server.scheduler(&params, &server_keys)?;
+    let (client, key_bytes) =
+        model_client(&params, Some(network.clone()), &mut report, &mut progress)?;
+    let (scheduler, key_set) = server_side(opts, &params, &key_bytes)?;
     report.device = scheduler.name();
     let cost = network.cost();
     let per = cost.images_per_ciphertext;
@@ -102,15 +93,11 @@ pub(super) fn run_latency(
         .step_by(per)
         .map(|s| (s, (s + per).min(count)))
         .collect();
+    let served = ServedModel::latency(network, opts.per_ciphertext);
     for (r, &(start, end)) in requests.iter().enumerate() {
-        let images = &test_px[start * 784..end * 784];
-        let parties = (
-            &client.encoder,
-            &client.encryptor,
-            &client.decryptor,
-            &scheduler,
-        );
-        match one_request(&network, parties, &params, &*host, images, &mut report) {
+        let images = &test_px[start * IMAGE_PIXELS..end * IMAGE_PIXELS];
+        let parties = (&client, &served, &scheduler, key_set);
+        match one_request(parties, (r, (start, end)), images, &mut report) {
             Ok((outputs, seconds)) => {
                 latency.evaluate_seconds.push(seconds);
                 let plain: Vec<Vec<f32>> = images
@@ -135,37 +122,30 @@ pub(super) fn run_latency(
     Ok(report)
 }
 
-type Parties<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor, &'a Scheduler);
+type Parties<'a> = (&'a ModelClient, &'a ServedModel, &'a Scheduler, KeySetId);
 
-/// One request: encrypt, send, evaluate, send back, decrypt. Returns the outputs and the
+/// Request `r` of images `range`: encrypt, send, evaluate, send back, decrypt, as framed
+/// requests and answers of the one client/server pair (`pair`). Returns the outputs and the
 /// server's time.
 fn one_request(
-    network: &LatencyNetwork,
-    (encoder, encryptor, decryptor, scheduler): Parties<'_>,
-    params: &Arc<Parameters>,
-    host: &dyn Backend,
+    (client, served, scheduler, key_set): Parties<'_>,
+    (r, range): (usize, (usize, usize)),
     images: &[f32],
     report: &mut JobReport,
 ) -> Result<(Vec<Vec<f32>>, f64)> {
+    let name = format!("request {r}");
     let t = Instant::now();
-    let sent = network
-        .encrypt(encoder, encryptor, images)?
-        .to_bytes(params, host)?;
+    let sent = client.request(r, range, images)?;
     report.seconds_encrypt += t.elapsed().as_secs_f64();
     report.bytes_sent += sent.len();
 
-    let t = Instant::now();
-    let x = Ciphertext::from_bytes(&sent, params, &**scheduler.host())?;
-    let (y, schedule) = network.evaluate_report(scheduler, x)?;
-    let received = y.to_bytes(params, &**scheduler.host())?;
-    let seconds = t.elapsed().as_secs_f64();
-    report.note_schedule(schedule);
-    report.seconds_evaluate += seconds;
-    report.bytes_received += received.len();
+    let answer = served.answer(scheduler, key_set, &sent, &name, Some((r, range)))?;
+    report.note_schedule(answer.report);
+    report.seconds_evaluate += answer.seconds;
+    report.bytes_received += answer.bytes.len();
 
     let t = Instant::now();
-    let y = Ciphertext::from_bytes(&received, params, host)?;
-    let outputs = network.decrypt(decryptor, encoder, &y, images.len() / 784, host)?;
+    let outputs = client.outputs(&answer.bytes, &name, (r, range), request_checksum(&sent)?)?;
     report.seconds_decrypt += t.elapsed().as_secs_f64();
-    Ok((outputs, seconds))
+    Ok((outputs, answer.seconds))
 }

@@ -17,14 +17,13 @@ pub use agreement::Agreement;
 pub use import::{ImportOptions, ImportReport, run_import};
 pub use latency::LatencyReport;
 
-use crate::backend::{Backend, DeviceChoice, GpuOptions, choose_backend, select_backend};
-use crate::ckks::{Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, Parameters, Seed};
+use crate::backend::{Backend, DeviceChoice, GpuOptions, choose_backend};
+use crate::ckks::{EvaluationKeys, KeySetId, Parameters};
 use crate::data::Mnist;
-use crate::nn::{
-    Bounds, EncryptedNetwork, Model, argmax, encrypt_images_to_bytes, load_model, pixels,
-};
-use crate::tensor::{CipherTensor, Mode, ScheduleOptions, Scheduler, StageReport};
+use crate::nn::{Bounds, EncryptedNetwork, Model, argmax, load_model, pixels};
+use crate::tensor::{Mode, ScheduleOptions, Scheduler, StageReport};
 use crate::{Error, Result};
+use pair::{IMAGE_PIXELS, ModelClient, ServedModel, request_checksum};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -405,8 +404,6 @@ pub fn run_mnist(
     if count == 0 {
         return Err(Error::Config("--images must be at least 1".into()));
     }
-    // The client works on the CPU; the server's devices are the scheduler's.
-    let backend: Arc<dyn Backend> = select_backend(DeviceChoice::Cpu)?;
     // `auto` picks the latency packing for few images when it can evaluate the model.
     let packing = match opts.packing.resolve(count) {
         Packing::Latency
@@ -434,20 +431,19 @@ pub fn run_mnist(
         ..Default::default()
     };
     let test_px = pixels(&mnist.test_images);
-    let plain: Vec<Vec<f32>> = test_px[..count * 784]
-        .par_chunks(784)
+    let plain: Vec<Vec<f32>> = test_px[..count * IMAGE_PIXELS]
+        .par_chunks(IMAGE_PIXELS)
         .map(|img| model.forward(img))
         .collect::<Result<_>>()?;
 
     // Client: keys. Only the parameters and evaluation keys travel.
-    let (client, key_bytes) = client_keys(&params, &[], &backend, &mut report, &mut progress)?;
-    let (encoder, encryptor, decryptor) = (&client.encoder, &client.encryptor, &client.decryptor);
+    let (client, key_bytes) = model_client(&params, None, &mut report, &mut progress)?;
 
     // Server: builds its evaluator from the bytes it received.
-    let server_keys = EvaluationKeys::from_bytes(&key_bytes, &params)?;
-    let scheduler = opts.server.scheduler(&params, &server_keys)?;
+    let (scheduler, key_set) = server_side(opts, &params, &key_bytes)?;
     check_memory(&network, &scheduler, &params)?;
     report.device = scheduler.name();
+    let served = ServedModel::batch(network);
 
     let slots = params.slots();
     let per_batch = opts.batch.unwrap_or(slots);
@@ -461,12 +457,10 @@ pub fn run_mnist(
         .map(|s| (s, (s + per_batch).min(count)))
         .collect();
     report.batches = batches.len();
-    let client = (encoder, encryptor, decryptor);
     let started = Instant::now();
     let done = pipeline(
-        (&network, &scheduler),
-        client,
-        (&params, &*backend),
+        (&served, &scheduler, key_set),
+        &client,
         (&test_px, &batches),
         opts.in_flight.max(1),
         &mut report,
@@ -495,41 +489,36 @@ pub fn run_mnist(
     Ok(report)
 }
 
-/// The client's side of a job: its encoder, and encryption and decryption with its secret key.
-pub(crate) struct ClientSide {
-    pub encoder: Encoder,
-    pub encryptor: Encryptor,
-    pub decryptor: Decryptor,
-}
-
-/// The client's keys, from the operating system's entropy: its side of the job, and the bytes
-/// of the evaluation keys the server gets (relinearization, and Galois keys for `rotations`).
-/// Reports the key time and bytes.
-pub(crate) fn client_keys(
+/// The client's keys, from the operating system's entropy: its side of the job (with the
+/// server's `latency` plan in the latency packing), and the bytes of the evaluation keys the
+/// server gets. Reports the key time and bytes.
+pub(crate) fn model_client(
     params: &Arc<Parameters>,
-    rotations: &[(i64, usize)],
-    host: &Arc<dyn Backend>,
+    latency: Option<crate::nn::LatencyNetwork>,
     report: &mut JobReport,
     progress: &mut impl FnMut(Phase, usize, usize),
-) -> Result<(ClientSide, Vec<u8>)> {
+) -> Result<(ModelClient, Vec<u8>)> {
     let t = Instant::now();
     progress(Phase::Keys, 0, 1);
-    let mut keygen = KeyGenerator::new(params, Seed::Os);
-    let sk = keygen.secret_key()?;
-    let keys = EvaluationKeys {
-        relin: Some(keygen.relin_key(&sk)?),
-        galois: keygen.galois_keys_up_to(&sk, rotations)?,
-    };
-    let key_bytes = keys.to_bytes(params)?;
+    let (client, key_bytes) = ModelClient::new(params.clone(), latency)?;
     report.bytes_keys = key_bytes.len() + params.to_bytes().len();
-    let client = ClientSide {
-        encoder: Encoder::new(params),
-        encryptor: Encryptor::with_secret_key(params, &sk, host.clone(), Seed::Os)?,
-        decryptor: Decryptor::new(params, &sk)?,
-    };
     progress(Phase::Keys, 1, 1);
     report.seconds_keys = t.elapsed().as_secs_f64();
     Ok((client, key_bytes))
+}
+
+/// The server's side of a job: its scheduler, from the evaluation keys' bytes it received, and
+/// the key set they belong to.
+pub(crate) fn server_side(
+    opts: &JobOptions,
+    params: &Arc<Parameters>,
+    key_bytes: &[u8],
+) -> Result<(Scheduler, KeySetId)> {
+    let keys = EvaluationKeys::from_bytes(key_bytes, params)?;
+    let key_set = keys
+        .key_set()?
+        .ok_or_else(|| Error::Config("the client's evaluation keys hold no key".into()))?;
+    Ok((opts.server.scheduler(params, &keys)?, key_set))
 }
 
 /// An error when one batch of `network` needs more memory than this machine has (Linux; no
@@ -620,17 +609,15 @@ fn calibration_bounds(model: &Model, mnist: &Mnist) -> Result<Bounds> {
     Bounds::measure(model, &pixels(&mnist.train_images)[..784 * calibration])
 }
 
-type Client<'a> = (&'a Encoder, &'a Encryptor, &'a Decryptor);
-
 /// The batches through client encryption, server evaluation and client decryption, the three
 /// overlapping: batch k + 1 is encrypted while batch k is evaluated and batch k − 1 decrypted
 /// (the client's two threads and the server's hand batches on through channels of one, so at
-/// most two batches wait between stages). Returns each batch's outputs or error, in order; a
-/// batch that fails at any stage is reported and the others go on.
+/// most two batches wait between stages). Each is a framed request and answer of the one
+/// client/server pair (`pair`) the split job and the service use. Returns each batch's outputs
+/// or error, in order; a batch that fails at any stage is reported and the others go on.
 fn pipeline(
-    (network, scheduler): (&EncryptedNetwork, &Scheduler),
-    (encoder, encryptor, decryptor): Client<'_>,
-    (params, backend): (&Arc<Parameters>, &dyn Backend),
+    (served, scheduler, key_set): (&ServedModel, &Scheduler, KeySetId),
+    client: &ModelClient,
     (pixels, batches): (&[f32], &[(usize, usize)]),
     in_flight: usize,
     report: &mut JobReport,
@@ -638,9 +625,9 @@ fn pipeline(
 ) -> Vec<(usize, Result<Vec<Vec<f32>>>)> {
     use std::sync::mpsc::sync_channel;
     let total = batches.len();
-    let (input_shape, output_shape) = network.shape();
+    let name = |b: usize| format!("batch {b}");
     let (to_server, from_client) = sync_channel::<(usize, Result<(Vec<u8>, f64)>)>(1);
-    let (to_client, from_server) = sync_channel::<(usize, Result<Vec<u8>>)>(1);
+    let (to_client, from_server) = sync_channel::<(usize, Result<(Vec<u8>, u32)>)>(1);
     // Batches between encryption and decryption: the client takes a token before it encrypts
     // one and gives it back when it has decrypted one.
     let (give_token, take_token) = sync_channel::<()>(in_flight);
@@ -654,8 +641,8 @@ fn pipeline(
                     return;
                 }
                 let t = Instant::now();
-                let images = &pixels[start * 784..end * 784];
-                let sent = encrypt_images_to_bytes(network, encoder, encryptor, images)
+                let images = &pixels[start * IMAGE_PIXELS..end * IMAGE_PIXELS];
+                let sent = (client.request(b, (start, end), images))
                     .map(|bytes| (bytes, t.elapsed().as_secs_f64()));
                 if to_server.send((b, sent)).is_err() {
                     return;
@@ -667,10 +654,8 @@ fn pipeline(
                 .into_iter()
                 .map(|(b, received)| {
                     let t = Instant::now();
-                    let count = batches[b].1 - batches[b].0;
-                    let outputs = received.and_then(|bytes| {
-                        CipherTensor::from_bytes(&bytes, output_shape, params, backend)?
-                            .decrypt(decryptor, encoder, count, backend)
+                    let outputs = received.and_then(|(answer, source)| {
+                        client.outputs(&answer, &name(b), (b, batches[b]), source)
                     });
                     let _ = give_token.send(());
                     (b, outputs, t.elapsed().as_secs_f64())
@@ -684,16 +669,15 @@ fn pipeline(
                 report.seconds_encrypt += seconds;
                 report.bytes_sent += bytes.len();
                 progress(Phase::Evaluate, b, total);
-                let t = Instant::now();
-                let x = CipherTensor::from_bytes(&bytes, input_shape, params, &**scheduler.host())?;
-                // The batch's bytes are not needed once read: not held through the evaluation.
+                let source = request_checksum(&bytes)?;
+                let expected = Some((b, batches[b]));
+                let answer = served.answer(scheduler, key_set, &bytes, &name(b), expected)?;
+                // The batch's bytes are not needed once answered.
                 drop(bytes);
-                let (y, schedule) = network.forward_report(scheduler, x)?;
-                report.seconds_evaluate += t.elapsed().as_secs_f64();
-                report.note_schedule(schedule);
-                let received = y.to_bytes(params, backend)?;
-                report.bytes_received += received.len();
-                Ok(received)
+                report.seconds_evaluate += answer.seconds;
+                report.note_schedule(answer.report);
+                report.bytes_received += answer.bytes.len();
+                Ok((answer.bytes, source))
             });
             progress(Phase::Evaluate, b + 1, total);
             if to_client.send((b, received)).is_err() {
@@ -719,6 +703,7 @@ fn pipeline(
 mod tests {
     use super::*;
     use crate::backend::CpuBackend;
+    use crate::ckks::{KeyGenerator, Seed};
     use crate::nn::Layer;
     use crate::tensor::ScheduleOptions;
 

@@ -17,7 +17,7 @@ use crate::ckks::{
 };
 use crate::data::Mnist;
 use crate::nn::{EncryptedNetwork, LatencyNetwork, Model};
-use crate::tensor::{CipherTensor, Scheduler};
+use crate::tensor::{CipherTensor, ScheduleReport, Scheduler};
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -100,8 +100,10 @@ pub struct ServedModel {
 pub struct Answer {
     /// The framed answer (see [`super::envelope`]).
     pub bytes: Vec<u8>,
-    /// Seconds the evaluation took.
+    /// Seconds the evaluation took, from reading the request's ciphertexts to the result.
     pub seconds: f64,
+    /// Where each stage ran and what it cost.
+    pub report: ScheduleReport,
 }
 
 impl ServedModel {
@@ -272,17 +274,18 @@ impl ServedModel {
         let about = |e| named(name, e);
         let whose = "the evaluation keys belong";
         let t = std::time::Instant::now();
-        let y = match &self.plan {
+        let (y, report) = match &self.plan {
             Plan::Batch(network) => {
                 let x =
                     CipherTensor::from_bytes(ct, network.shape().0, params, host).map_err(about)?;
                 check_key_set(name, x.ciphertexts(), key_set, whose)?;
-                network.forward(scheduler, x)?.into_ciphertexts()
+                let (y, report) = network.forward_report(scheduler, x)?;
+                (y.into_ciphertexts(), report)
             }
             Plan::Latency(plan) => {
                 let x = Ciphertext::from_bytes(ct, params, host).map_err(about)?;
                 check_key_set(name, &x, key_set, whose)?;
-                plan.evaluate(scheduler, x)?
+                plan.evaluate_report(scheduler, x)?
             }
         };
         let seconds = t.elapsed().as_secs_f64();
@@ -294,6 +297,7 @@ impl ServedModel {
         Ok(Answer {
             bytes: answered.wrap(&y.to_bytes(params, host)?),
             seconds,
+            report,
         })
     }
 }
