@@ -4,24 +4,27 @@
 //! one set of ciphertexts whatever its fill, so images per second grows with the batch up to
 //! N/2: the scaling curve of the chart.
 //!
-//! Every device must return the same output bytes as the first one measured, and the first
+//! A batch is a framed request of the one client/server pair (`job::pair`) the job and the
+//! service use, and its time is the server's answer: reading the request's ciphertexts,
+//! evaluating, the result on the host (before 2026-12-07 the reading was left out).
+//!
+//! Every device must return the same answer bytes as the first one measured, and the first
 //! one's decryption is checked against the plaintext model, so a fast wrong answer is an error
 //! rather than a row.
 
 use super::{Devices, Record};
-use crate::backend::{Backend, CpuBackend};
+use crate::backend::Backend;
 use crate::ckks::{
-    Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, ParameterLiteral, Parameters,
-    Preset, Seed,
+    EvaluationKeys, KeyGenerator, KeySetId, ParameterLiteral, Parameters, Preset, Seed,
 };
 use crate::data::Mnist;
+use crate::job::pair::{ModelClient, ServedModel};
 use crate::job::{load_digit_model, plan_server};
-use crate::nn::{EncryptedNetwork, Layer, Model, argmax, encrypt_images_to_bytes, pixels};
-use crate::tensor::{CipherTensor, ScheduleOptions, ScheduleReport, Scheduler, Work};
+use crate::nn::{EncryptedNetwork, Layer, Model, argmax, pixels};
+use crate::tensor::{ScheduleOptions, ScheduleReport, Scheduler, Work};
 use crate::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Below this share of images whose decrypted answer matches the plaintext model's, the first
 /// device's evaluation is taken for wrong and the bench stops (the shipped model gets 100%;
@@ -137,17 +140,16 @@ pub fn network_parameters(log_n: u32) -> Result<Arc<Parameters>> {
     })
 }
 
-/// The network at one ring degree: model, test images, client keys and the server's plan.
+/// The network at one ring degree: model, test images, and the client and server of the one
+/// client/server pair (`job::pair`) the job and the service use.
 pub struct NetworkCase {
     model: Model,
     test_px: Vec<f32>,
     params: Arc<Parameters>,
     keys: EvaluationKeys,
-    network: EncryptedNetwork,
-    encoder: Encoder,
-    encryptor: Encryptor,
-    decryptor: Decryptor,
-    client: Arc<dyn Backend>,
+    key_set: KeySetId,
+    served: ServedModel,
+    client: ModelClient,
 }
 
 impl NetworkCase {
@@ -162,17 +164,14 @@ impl NetworkCase {
             relin: Some(kg.relin_key(&sk)?),
             ..Default::default()
         };
-        let client: Arc<dyn Backend> = Arc::new(CpuBackend::new(None)?);
         Ok(Self {
-            network: plan_server(&model, &params, &mnist)?,
+            served: ServedModel::batch(plan_server(&model, &params, &mnist)?),
             test_px: pixels(&mnist.test_images),
             model,
-            encoder: Encoder::new(&params),
-            encryptor: Encryptor::with_secret_key(&params, &sk, client.clone(), Seed::from_u64(7))?,
-            decryptor: Decryptor::new(&params, &sk)?,
+            key_set: sk.key_set(),
+            client: ModelClient::with_secret_key(params.clone(), sk, None)?,
             keys,
             params,
-            client,
         })
     }
 
@@ -193,7 +192,7 @@ impl NetworkCase {
     }
 
     /// A batch of test images (in order, repeated past the test set) encrypted by the client,
-    /// as the bytes the server gets.
+    /// as the framed request the server gets.
     pub fn encrypt_batch(&self, batch: usize) -> Result<Vec<u8>> {
         if batch == 0 || batch > self.max_batch() {
             return Err(Error::Config(format!(
@@ -201,12 +200,8 @@ impl NetworkCase {
                 self.max_batch()
             )));
         }
-        encrypt_images_to_bytes(
-            &self.network,
-            &self.encoder,
-            &self.encryptor,
-            &self.batch_pixels(batch),
-        )
+        self.client
+            .request(0, (0, batch), &self.batch_pixels(batch))
     }
 
     /// The server's scheduler on `device` (resident on a GPU, the CPU's own threads on a CPU).
@@ -214,27 +209,24 @@ impl NetworkCase {
         Scheduler::new(&self.params, &self.keys, device, ScheduleOptions::default())
     }
 
-    /// The server's work on `input` bytes: the output bytes, the seconds the evaluation took
-    /// (from the host copy of the input to the host copy of the output) and its report.
+    /// The server's answer to `request` bytes: the answer's bytes, the seconds the server took
+    /// (from reading the request's ciphertexts to the result on the host, as a server does) and
+    /// its report.
     pub fn serve(
         &self,
         scheduler: &Scheduler,
-        input: &[u8],
+        request: &[u8],
     ) -> Result<(Vec<u8>, f64, ScheduleReport)> {
-        let host = scheduler.host();
-        let x = CipherTensor::from_bytes(input, self.network.shape().0, &self.params, &**host)?;
-        let t = Instant::now();
-        let (y, report) = self.network.forward_report(scheduler, x)?;
-        let seconds = t.elapsed().as_secs_f64();
-        Ok((y.to_bytes(&self.params, &**host)?, seconds, report))
+        let answer = self
+            .served
+            .answer(scheduler, self.key_set, request, "the batch", None)?;
+        Ok((answer.bytes, answer.seconds, answer.report))
     }
 
-    /// The share of a batch of `batch` images whose decrypted argmax (from `output` bytes)
+    /// The share of a batch of `batch` images whose decrypted argmax (from `answer` bytes)
     /// matches the plaintext model's.
-    pub fn agreement(&self, output: &[u8], batch: usize) -> Result<f64> {
-        let y =
-            CipherTensor::from_bytes(output, self.network.shape().1, &self.params, &*self.client)?;
-        let logits = y.decrypt(&self.decryptor, &self.encoder, batch, &*self.client)?;
+    pub fn agreement(&self, answer: &[u8], batch: usize) -> Result<f64> {
+        let logits = (self.client).outputs(answer, "the answer", (0, (0, batch)), 0)?;
         let plain = self.model.predict(&self.batch_pixels(batch))?;
         let agree = logits
             .iter()
@@ -257,8 +249,9 @@ pub fn run_network(
     for &log_n in &bench.log_n {
         let case = NetworkCase::load(bench, log_n)?;
         // The plan's stage that computes the sample's layer (the stage reports come in order).
-        let dense_stage = dense.and_then(|d| {
-            case.network.layer_plan().stages.iter().position(|w| {
+        let plan = case.served.batch_plan().map(EncryptedNetwork::layer_plan);
+        let dense_stage = dense.zip(plan).and_then(|(d, plan)| {
+            plan.stages.iter().position(|w| {
                 matches!(w, Work::Linear(l) if l.inputs == d.inputs.len() && l.outputs() == d.outputs)
             })
         });
