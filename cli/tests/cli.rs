@@ -239,6 +239,7 @@ fn batches_overlap_and_every_image_comes_back_in_order() {
     ]);
     assert!(!e.status.success());
     assert!(String::from_utf8_lossy(&e.stderr).contains("a batch holds 1 to 4096 images"));
+    std::fs::remove_file(&model).unwrap();
 }
 
 #[test]

@@ -155,6 +155,7 @@ fn planted_links_are_refused_never_written_through() {
     assert!(ok, "{out}{err}");
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&victims).unwrap();
+    std::fs::remove_file(&model).unwrap();
 }
 
 #[test]

@@ -22,8 +22,8 @@ use super::report::{Mode, ScheduleReport, StageReport};
 use super::work::Work;
 use crate::backend::{Backend, CpuBackend, PolyBatch};
 use crate::circuits::{
-    DiagonalWork, LinearWork, PolynomialWork, PowersWork, finish_linear, linear_output, polynomial,
-    powers, ranges, square_relin_rescale,
+    DiagonalWork, LinearWork, PowersWork, finish_linear, linear_output, polynomial, powers, ranges,
+    square_relin_rescale,
 };
 use crate::ckks::{Ciphertext, EvaluationKeys, Parameters};
 use crate::{Error, Result};
@@ -410,9 +410,22 @@ impl Scheduler {
                     self.stream_linear(gpu, plan, s, w, x, &mut stage, &mut report)?
                 }
                 Work::Square => self.stream_square(gpu, x, &mut stage, &mut report)?,
-                Work::Powers(p) => self.stream_powers(gpu, p, x, &mut stage, &mut report)?,
+                Work::Powers(p) => {
+                    p.check_input(&x)?;
+                    self.stream_values(gpu, (x, p.degree), &mut stage, &mut report, |lane, c| {
+                        let part = PowersWork {
+                            inputs: c.count,
+                            ..p.clone()
+                        };
+                        powers(&lane.ev, &part, c)
+                    })?
+                }
                 Work::Polynomial(p) => {
-                    self.stream_polynomial(gpu, p, x, &mut stage, &mut report)?
+                    p.check_input(&x)?;
+                    let held = p.basis_len();
+                    self.stream_values(gpu, (x, held), &mut stage, &mut report, |lane, c| {
+                        polynomial(&lane.ev, &p.for_inputs(c.count), c)
+                    })?
                 }
                 Work::Diagonal(d) => self.stream_diagonal(gpu, d, x, &mut stage, &mut report)?,
             };
@@ -654,49 +667,22 @@ impl Scheduler {
         })
     }
 
-    /// A powers stage streamed like a square stage, in chunks a `degree`-th the size.
-    fn stream_powers(
+    /// A stage that makes `held` ciphertexts per value (a power basis, a Chebyshev basis),
+    /// streamed like a square stage in chunks `held` times smaller, `f` on each piece.
+    fn stream_values(
         &self,
         gpu: &Lane,
-        work: &PowersWork,
-        x: Ciphertext,
+        (x, held): (Ciphertext, usize),
         stage: &mut StageReport,
         report: &mut ScheduleReport,
+        f: impl Fn(&Lane, &Ciphertext) -> Result<Ciphertext>,
     ) -> Result<Ciphertext> {
-        work.check_input(&x)?;
         let size = self
             .footprint
             .square_chunk(self.free_bytes(gpu), x.level + 1);
-        let size = (size / (2 * work.degree)).max(1);
+        let size = (size / (2 * held)).max(1);
         let slice = |r: &Range<usize>| self.cpu.slice(&x, r);
-        self.stream_each(gpu, (x.count, size), slice, stage, report, |lane, piece| {
-            let part = PowersWork {
-                inputs: piece.count,
-                ..work.clone()
-            };
-            powers(&lane.ev, &part, piece)
-        })
-    }
-
-    /// A polynomial stage streamed like a square stage, in chunks the size of its basis
-    /// smaller.
-    fn stream_polynomial(
-        &self,
-        gpu: &Lane,
-        work: &PolynomialWork,
-        x: Ciphertext,
-        stage: &mut StageReport,
-        report: &mut ScheduleReport,
-    ) -> Result<Ciphertext> {
-        work.check_input(&x)?;
-        let size = self
-            .footprint
-            .square_chunk(self.free_bytes(gpu), x.level + 1);
-        let size = (size / (2 * work.basis_len())).max(1);
-        let slice = |r: &Range<usize>| self.cpu.slice(&x, r);
-        self.stream_each(gpu, (x.count, size), slice, stage, report, |lane, piece| {
-            polynomial(&lane.ev, &work.for_inputs(piece.count), piece)
-        })
+        self.stream_each(gpu, (x.count, size), slice, stage, report, f)
     }
 
     /// A diagonal map streamed in chunks of groups (each chunk's inputs gathered from the
