@@ -210,7 +210,7 @@ fn load(opts: &StageOptions) -> Result<Model> {
 
 /// The latency plan of `model` for `params` on the calibration images.
 fn latency_plan(model: &Model, params: &Arc<Parameters>, mnist: &Mnist) -> Result<LatencyNetwork> {
-    LatencyNetwork::plan(model, params, &super::latency::calibration(mnist), 1)
+    LatencyNetwork::plan(model, params, &super::pair::calibration(mnist), 1)
 }
 
 fn client_key_generation(instance: &Instance, opts: &StageOptions) -> Result<String> {

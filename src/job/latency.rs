@@ -2,7 +2,7 @@
 //! server's evaluation with public keys only, and client decryption, every crossing in the
 //! compact byte format; per-image times and bytes are what one request costs.
 
-use super::pair::{IMAGE_PIXELS, ModelClient, ServedModel, request_checksum};
+use super::pair::{IMAGE_PIXELS, ModelClient, ServedModel, calibration, request_checksum};
 use super::{JobOptions, JobReport, Phase, model_client, peak_memory_bytes, server_side};
 use crate::Result;
 use crate::ckks::KeySetId;
@@ -38,12 +38,6 @@ impl LatencyReport {
         let i = ((t.len().max(1) - 1) as f64 * q).round() as usize;
         t.get(i).copied().unwrap_or(0.0)
     }
-}
-
-/// The public calibration data latency plans are made with: up to 1,000 training images.
-pub(super) fn calibration(mnist: &Mnist) -> Vec<f32> {
-    let images = 1000.min(mnist.train_labels.len());
-    pixels(&mnist.train_images)[..784 * images].to_vec()
 }
 
 /// Runs the job with one image per request.

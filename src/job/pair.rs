@@ -16,7 +16,7 @@ use crate::ckks::{
     Preset, SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::nn::{EncryptedNetwork, LatencyNetwork, Model};
+use crate::nn::{EncryptedNetwork, LatencyNetwork, Model, pixels};
 use crate::tensor::{CipherTensor, ScheduleReport, Scheduler};
 use crate::{Error, Result};
 use std::path::Path;
@@ -62,11 +62,17 @@ pub fn latency_plan(
         )
     })?;
     let model = super::load_digit_model(model)?;
-    let calibration = super::latency::calibration(mnist);
+    let images = calibration(mnist);
     match params {
-        Some(params) => LatencyNetwork::plan(&model, params, &calibration, per_ciphertext),
-        None => Ok(LatencyNetwork::plan_smallest(&model, &calibration, per_ciphertext)?.1),
+        Some(params) => LatencyNetwork::plan(&model, params, &images, per_ciphertext),
+        None => Ok(LatencyNetwork::plan_smallest(&model, &images, per_ciphertext)?.1),
     }
+}
+
+/// The public calibration data latency plans are made with: up to 1,000 training images.
+pub(super) fn calibration(mnist: &Mnist) -> Vec<f32> {
+    let images = 1000.min(mnist.train_labels.len());
+    pixels(&mnist.train_images)[..IMAGE_PIXELS * images].to_vec()
 }
 
 /// The batch plan of `model` with `mnist`'s calibration images on `preset`'s chain (without
