@@ -229,7 +229,8 @@ pub struct ServeReport {
     pub evaluated: usize,
     pub seconds: f64,
     pub failed: Vec<String>,
-    /// What the user should be told (see [`Scheduler::take_warnings`]).
+    /// What the user should be told (see
+    /// [`Scheduler::take_warnings`](crate::tensor::Scheduler::take_warnings)).
     pub warnings: Vec<String>,
 }
 
