@@ -12,6 +12,9 @@ pub struct Ring {
     plans: Vec<Arc<NttPlan>>,
 }
 
+/// Words from which [`Ring::check_words`] checks on every thread.
+const PARALLEL_WORDS: usize = 1 << 22;
+
 impl Ring {
     /// Builds the ring for degree `n` over distinct NTT-friendly primes below 2^31.
     pub fn new(n: usize, primes: &[u32]) -> Result<Arc<Self>> {
@@ -148,20 +151,31 @@ impl Ring {
                 self.n
             )));
         }
-        for (row, chunk) in words.chunks_exact(self.n).enumerate() {
+        let check = |(row, chunk): (usize, &[u32])| {
             let p = self.modulus(row % self.limbs()).value();
             // The maximum first: it vectorises, where a search for the first bad word does not.
             if chunk.iter().copied().max().unwrap_or(0) < p {
-                continue;
+                return Ok(());
             }
-            if let Some(i) = chunk.iter().position(|&w| w >= p) {
-                return Err(Error::Unreduced {
+            match chunk.iter().position(|&w| w >= p) {
+                Some(i) => Err(Error::Unreduced {
                     index: row * self.n + i,
                     word: chunk[i],
                     p,
-                });
+                }),
+                None => Ok(()),
             }
+        };
+        // A request's ciphertexts are a gigabyte of words: checked on every thread (the first
+        // bad row found is reported, not necessarily the first in order).
+        if words.len() >= PARALLEL_WORDS {
+            use rayon::prelude::*;
+            words
+                .par_chunks_exact(self.n)
+                .enumerate()
+                .try_for_each(check)
+        } else {
+            words.chunks_exact(self.n).enumerate().try_for_each(check)
         }
-        Ok(())
     }
 }
