@@ -411,7 +411,7 @@ fn automorphism_host(ring: &crate::math::Ring, words: &[u32], g: usize) -> Vec<u
     let n = ring.degree();
     let log_n = n.trailing_zeros();
     let index: Vec<usize> = (0..n)
-        .map(|i| crate::backend::rns_ops::automorphism_source(log_n, g, i))
+        .map(|i| crate::math::automorphism_source(log_n, g, i))
         .collect();
     words
         .chunks_exact(n)

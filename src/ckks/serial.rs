@@ -487,7 +487,7 @@ fn key_from_wire(params: &Parameters, key_set: KeySetId, w: KeyWire) -> Result<S
         None => None,
         Some(g) => {
             let g = usize::try_from(g).map_err(|_| bad("Galois element too large"))?;
-            crate::backend::rns_ops::check_galois_element(params.degree(), g)
+            crate::math::check_galois_element(params.degree(), g)
                 .map_err(|e| bad(e.to_string()))?;
             Some(g)
         }

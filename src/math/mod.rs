@@ -1,5 +1,6 @@
 //! Integer math: no I/O, no GPU. Moduli, primes, NTT plans, RNS bases.
 
+mod automorphism;
 pub mod degree;
 pub mod modulus;
 pub mod ntt;
@@ -7,6 +8,7 @@ pub mod primes;
 mod ring;
 pub mod rns;
 
+pub(crate) use automorphism::{automorphism_source, check_galois_element};
 pub use degree::check_degree;
 pub use modulus::Modulus;
 pub use ntt::{NttPlan, bit_reverse, negacyclic_root};

@@ -5,11 +5,10 @@ use super::{CpuBackend, lanes, pool};
 use crate::Result;
 use crate::backend::batch::PolyBatch;
 use crate::backend::rns_ops::{
-    ConversionTable, TENSOR_TERMS, automorphism_source, check_concat, check_galois_element,
-    check_gather, check_key_mul_acc, check_limb_scalars, check_scaled_difference, check_tensor,
-    conversion_tables,
+    ConversionTable, TENSOR_TERMS, check_concat, check_gather, check_key_mul_acc,
+    check_limb_scalars, check_scaled_difference, check_tensor, conversion_tables,
 };
-use crate::math::Ring;
+use crate::math::{Ring, automorphism_source, check_galois_element};
 use std::ops::Range;
 use std::sync::Arc;
 

@@ -14,10 +14,10 @@ use super::{Binds, GpuBackend, GpuData, shoup_pairs};
 use crate::Result;
 use crate::backend::batch::PolyBatch;
 use crate::backend::rns_ops::{
-    check_concat, check_galois_element, check_gather, check_key_mul_acc, check_limb_scalars,
-    check_scaled_difference, check_tensor, conversion_tables,
+    check_concat, check_gather, check_key_mul_acc, check_limb_scalars, check_scaled_difference,
+    check_tensor, conversion_tables,
 };
-use crate::math::Ring;
+use crate::math::{Ring, check_galois_element};
 use std::ops::Range;
 use std::sync::Arc;
 
