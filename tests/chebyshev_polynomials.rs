@@ -113,8 +113,8 @@ fn power_coefficients_become_chebyshev_coefficients_of_the_same_polynomial() {
 fn the_planner_picks_the_order_with_the_fewest_levels_then_key_switches() {
     // (degree, baby steps, key switches, levels): a key switch per basis element T_2 … T_m,
     // per giant step and per division by one. Degree 8 takes 4 levels with baby steps up to
-    // T_4 (7 key switches up to T_8, the same levels); degree 31 takes the fewest levels,
-    // ⌈log2 31⌉ = 5, with baby steps up to T_2 (19 key switches; up to T_8, 11 and 6 levels).
+    // T_4; degree 31 takes the fewest levels, ⌈log2 31⌉ = 5, with baby steps up to T_2 and 19
+    // key switches (larger baby steps trade levels for key switches; levels come first).
     for (d, baby, key_switches, levels) in [
         (2, 2, 1, 2),
         (3, 2, 2, 2),
