@@ -130,6 +130,11 @@ fn the_planner_picks_the_order_with_the_fewest_levels_then_key_switches() {
         );
         assert_eq!(work.output_level(), params().max_level() - levels);
     }
+    // The basis held per value: T_1 … T_m and the giant steps (T_8 for degree 16; T_4, T_8,
+    // T_16 for degree 31).
+    assert_eq!(plan(16, 7).basis_len(), 5);
+    assert_eq!(plan(31, 7).basis_len(), 5);
+    assert_eq!(plan(3, 7).basis_len(), 2);
     // Too few levels: a refusal, not a panic.
     let short = common::test_params(3);
     let err = PolynomialWork::plan(

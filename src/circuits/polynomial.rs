@@ -124,13 +124,8 @@ impl PolynomialWork {
     /// steps), besides the sums under way.
     pub fn basis_len(&self) -> usize {
         let d = self.degree();
-        let mut held = self.baby.min(d);
-        let mut g = self.baby;
-        while 2 * g < d {
-            held += 1;
-            g *= 2;
-        }
-        held
+        let giants = (giant_below(d, self.baby) / self.baby).trailing_zeros() as usize;
+        self.baby.min(d) + giants
     }
 
     /// The same work for `inputs` ciphertexts (a piece of a stage).
@@ -463,7 +458,7 @@ fn degree(p: &[f64]) -> usize {
     p.iter().rposition(|&c| c != 0.0).unwrap_or(0)
 }
 
-/// The largest giant step `m·2^j` below `d` (d > m).
+/// The largest giant step `m·2^j` below `d` (m itself when d ≤ 2m).
 fn giant_below(d: usize, m: usize) -> usize {
     let mut g = m;
     while 2 * g < d {

@@ -471,7 +471,7 @@ fn powers_piece(p: &PowersWork) -> usize {
 }
 
 /// Values whose Chebyshev basis is made together, like [`powers_piece`].
-pub(crate) fn polynomial_piece(p: &PolynomialWork) -> usize {
+fn polynomial_piece(p: &PolynomialWork) -> usize {
     (CHUNK / (2 * p.basis_len())).max(1)
 }
 
