@@ -6,9 +6,10 @@
 
 use hegpu::backend::{Backend, CpuBackend, DeviceChoice, select_backend};
 use hegpu::ckks::{
-    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, ParameterLiteral,
-    Parameters as CkksParameters, Preset, SecretKey, SecurityLevel, Seed,
+    Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, KeySetId,
+    ParameterLiteral, Parameters as CkksParameters, Preset, SecretKey, SecurityLevel, Seed,
 };
+use hegpu::job::pair::{RequestLayout, ServedModel, SplitPacking};
 use hegpu::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork};
 use hegpu::tensor::{CipherTensor, ScheduleOptions, Scheduler};
 use numpy::ndarray::Array2;
@@ -556,31 +557,36 @@ impl Client {
     }
 }
 
-/// The scheduler a server evaluates with, on `device`: `cpu` (with `threads`, default all),
-/// `gpu` or `auto` (why `auto` took the CPU is its first warning, shown on the first call).
+/// The scheduler a server evaluates with under the evaluation keys `keys` (bytes), on
+/// `device`: `cpu` (with `threads`, default all), `gpu` or `auto` (why `auto` took the CPU is
+/// its first warning, shown on the first call); and the key set the keys belong to.
 fn server_scheduler(
     params: &Arc<CkksParameters>,
-    keys: &EvaluationKeys,
+    keys: &[u8],
     device: &str,
     threads: Option<usize>,
-) -> hegpu::Result<Scheduler> {
+) -> hegpu::Result<(Scheduler, KeySetId)> {
+    let keys = EvaluationKeys::from_bytes(keys, params)?;
+    let key_set = keys.key_set()?.ok_or_else(|| {
+        hegpu::Error::Config("the evaluation keys hold no key: make them with Client".into())
+    })?;
     let choice: DeviceChoice = device.parse()?;
     let (backend, note): (Arc<dyn Backend>, _) = match choice {
         DeviceChoice::Cpu => (Arc::new(CpuBackend::new(threads)?), None),
         _ => hegpu::backend::choose_backend(choice, Default::default())?,
     };
-    let scheduler = Scheduler::new(params, keys, backend, ScheduleOptions::default())?;
+    let scheduler = Scheduler::new(params, &keys, backend, ScheduleOptions::default())?;
     note.into_iter().for_each(|n| scheduler.warn(n));
-    Ok(scheduler)
+    Ok((scheduler, key_set))
 }
 
 /// The server of the batch packing: the model planned on calibration images (public data)
 /// and the evaluation keys; evaluates encrypted batches with public material only.
 #[pyclass(frozen, module = "hegpu")]
 struct Server {
-    params: Arc<CkksParameters>,
-    network: EncryptedNetwork,
+    served: ServedModel,
     scheduler: Scheduler,
+    key_set: KeySetId,
 }
 
 #[pymethods]
@@ -599,28 +605,26 @@ impl Server {
         let (calib, _, m) = rows(&calibration);
         model.check_width(m)?;
         py.detach(|| -> hegpu::Result<Self> {
-            let keys = EvaluationKeys::from_bytes(keys, &params.inner)?;
-            let bounds = Bounds::measure(&model.inner, &calib)?;
-            let network = EncryptedNetwork::plan(&model.inner, &params.inner, &bounds)?;
-            let scheduler = server_scheduler(&params.inner, &keys, device, threads)?;
+            let (scheduler, key_set) = server_scheduler(&params.inner, keys, device, threads)?;
+            let packing = SplitPacking::Batch;
+            let served =
+                ServedModel::new(&model.inner, &calib, packing, Some(params.inner.clone()))?;
             Ok(Self {
-                params: params.inner.clone(),
-                network,
+                served,
                 scheduler,
+                key_set,
             })
         })
         .map_err(err)
     }
 
-    /// Evaluates one encrypted batch (bytes from `Client.encrypt_batch`): the result's bytes.
+    /// Evaluates one encrypted batch (bytes from `Client.encrypt_batch` under the keys it was
+    /// given): the result's bytes.
     fn evaluate<'py>(&self, py: Python<'py>, batch: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = py
-            .detach(|| -> hegpu::Result<Vec<u8>> {
-                let host = self.scheduler.host();
-                let (input, _) = self.network.shape();
-                let x = CipherTensor::from_bytes(batch, input, &self.params, &**host)?;
-                let y = self.network.forward(&self.scheduler, x)?;
-                y.to_bytes(&self.params, &**host)
+        let (bytes, _) = py
+            .detach(|| {
+                self.served
+                    .evaluate(&self.scheduler, self.key_set, batch, "the batch")
             })
             .map_err(err)?;
         scheduler_warnings(py, &self.scheduler)?;
@@ -637,7 +641,7 @@ impl Server {
     /// `Client.encrypt_batch`.
     #[getter]
     fn input_range(&self) -> (f32, f32) {
-        let r = self.network.input_range();
+        let r = self.served.input_range();
         (r.low, r.high)
     }
 }
@@ -645,9 +649,9 @@ impl Server {
 /// The server of the latency packing for one plan.
 #[pyclass(frozen, module = "hegpu")]
 struct LatencyServer {
-    params: Arc<CkksParameters>,
-    plan: LatencyNetwork,
+    served: ServedModel,
     scheduler: Scheduler,
+    key_set: KeySetId,
 }
 
 #[pymethods]
@@ -663,25 +667,24 @@ impl LatencyServer {
         threads: Option<usize>,
     ) -> PyResult<Self> {
         py.detach(|| -> hegpu::Result<Self> {
-            let keys = EvaluationKeys::from_bytes(keys, &params.inner)?;
-            let scheduler = server_scheduler(&params.inner, &keys, device, threads)?;
+            let (scheduler, key_set) = server_scheduler(&params.inner, keys, device, threads)?;
+            let share = plan.inner.cost().images_per_ciphertext;
             Ok(Self {
-                params: params.inner.clone(),
-                plan: plan.inner.clone(),
+                served: ServedModel::latency(plan.inner.clone(), share),
                 scheduler,
+                key_set,
             })
         })
         .map_err(err)
     }
 
-    /// Evaluates one request (bytes from `Client.encrypt_latency`): the result's bytes.
+    /// Evaluates one request (bytes from `Client.encrypt_latency` under the keys it was
+    /// given): the result's bytes.
     fn evaluate<'py>(&self, py: Python<'py>, request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = py
-            .detach(|| -> hegpu::Result<Vec<u8>> {
-                let host = self.scheduler.host();
-                let x = Ciphertext::from_bytes(request, &self.params, &**host)?;
-                let y = self.plan.evaluate(&self.scheduler, x)?;
-                y.to_bytes(&self.params, &**host)
+        let (bytes, _) = py
+            .detach(|| {
+                self.served
+                    .evaluate(&self.scheduler, self.key_set, request, "the request")
             })
             .map_err(err)?;
         scheduler_warnings(py, &self.scheduler)?;
@@ -730,7 +733,8 @@ impl ModelClient {
                 }
             };
             let fingerprint = latency.as_ref().map_or(0, LatencyNetwork::fingerprint);
-            let (inner, keys) = hegpu::job::pair::ModelClient::new(params, latency)?;
+            let layout = latency.map_or_else(RequestLayout::digits, RequestLayout::Latency);
+            let (inner, keys) = hegpu::job::pair::ModelClient::new(params, layout)?;
             Ok(Self {
                 inner,
                 keys,
@@ -768,8 +772,9 @@ impl ModelClient {
         images: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (px, n, width) = rows(&images);
-        if width != hegpu::job::pair::IMAGE_PIXELS {
-            return Err(bad(format!("images of {width} pixels; expected 784")));
+        let want = self.inner.layout().input_len();
+        if width != want {
+            return Err(bad(format!("images of {width} pixels; expected {want}")));
         }
         let bytes = py
             .detach(|| self.inner.request(batch, (start, start + n), &px))
@@ -796,7 +801,7 @@ impl ModelClient {
                     .outputs(answer, "the server's answer", (batch, range), source)
             })
             .map_err(err)?;
-        array2(py, outputs, 10)
+        array2(py, outputs, self.inner.layout().output_len())
     }
 }
 

@@ -124,8 +124,11 @@ def test_corrupted_bytes_and_foreign_keys_raise(params, model, calibration, clie
     other = hegpu.Client(small, seed=3)
     with pytest.raises(hegpu.HegpuError):
         hegpu.Server(params, other.evaluation_keys(), model, calibration)
-    # A result decrypted by a client of another key set.
+    # A batch under another client's keys: the server holds only its client's keys.
     stranger = hegpu.Client(params, seed=4)
+    with pytest.raises(hegpu.HegpuError, match="key set"):
+        server.evaluate(stranger.encrypt_batch(mnist["test_images"][:2], server.input_range))
+    # A result decrypted by a client of another key set.
     result = server.evaluate(client.encrypt_batch(mnist["test_images"][:2], server.input_range))
     with pytest.raises(hegpu.HegpuError):
         stranger.decrypt_batch(result, 2)

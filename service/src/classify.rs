@@ -4,7 +4,8 @@
 use crate::client::{Client, ClientError};
 use hegpu::ckks::Parameters;
 use hegpu::data::Mnist;
-use hegpu::job::pair::{IMAGE_PIXELS, ModelClient, latency_plan, request_checksum};
+use hegpu::job::DIGIT_PIXELS;
+use hegpu::job::pair::{ModelClient, RequestLayout, latency_plan, request_checksum};
 use hegpu::nn::{argmax, pixels};
 use std::path::Path;
 use std::time::Instant;
@@ -91,7 +92,7 @@ pub fn classify(
 ) -> Result<ClassifyReport, ClassifyError> {
     let info = http.info()?;
     let params = Parameters::from_bytes(&http.params()?)?;
-    let latency = match info.packing.as_str() {
+    let layout = match info.packing.as_str() {
         "latency" => {
             let plan = latency_plan(model, mnist, info.per_ciphertext, Some(&params))?;
             if plan.fingerprint() != info.fingerprint {
@@ -103,12 +104,23 @@ pub fn classify(
                 ))
                 .into());
             }
-            Some(plan)
+            RequestLayout::Latency(plan)
         }
-        _ => None,
+        _ => RequestLayout::Batch {
+            input: info.input_shape.clone(),
+            output: info.output_shape.clone(),
+        },
     };
+    if layout.input_len() != DIGIT_PIXELS {
+        return Err(hegpu::Error::Config(format!(
+            "the server's model takes inputs of shape {:?}; this client sends MNIST images of \
+             {DIGIT_PIXELS} pixels",
+            layout.shapes().0
+        ))
+        .into());
+    }
     let t = Instant::now();
-    let (client, keys) = ModelClient::new(params, latency)?;
+    let (client, keys) = ModelClient::new(params, layout)?;
     let mut key_id = http.register(&keys)?;
     let mut report = ClassifyReport {
         keys_seconds: t.elapsed().as_secs_f64(),
@@ -126,7 +138,7 @@ pub fn classify(
         let request = client.request(
             b,
             (start, end),
-            &px[start * IMAGE_PIXELS..end * IMAGE_PIXELS],
+            &px[start * DIGIT_PIXELS..end * DIGIT_PIXELS],
         )?;
         let encrypted = t.elapsed().as_secs_f64();
         let answer = http.infer_registered(&mut key_id, &keys, &request)?;

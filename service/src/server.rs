@@ -60,12 +60,20 @@ pub struct ModelInfo {
     pub params_bytes: usize,
     /// The ring degree N.
     pub degree: usize,
-    /// The input's shape (channels, height, width).
+    /// The shape of one input (channels, height, width; a latency plan takes its inputs flat).
     pub input_shape: Vec<usize>,
+    /// The shape of one output (logits). Servers before it served digit models only.
+    #[serde(default = "digit_logits")]
+    pub output_shape: Vec<usize>,
     /// The (rotation, level) pairs the client's Galois keys must cover.
     pub rotations: Vec<(i64, usize)>,
     /// The latency plan's fingerprint a request carries (0 in the batch packing).
     pub fingerprint: u32,
+}
+
+/// A digit model's output shape: what servers that did not say served.
+fn digit_logits() -> Vec<usize> {
+    vec![10]
 }
 
 /// The server's bounds.
@@ -273,6 +281,7 @@ impl Service {
     pub fn new(served: ServedModel, devices: Devices, options: ServiceOptions) -> Self {
         let params = served.params();
         let params_bytes = params.to_bytes();
+        let (input_shape, output_shape) = served.layout().shapes();
         let info = ModelInfo {
             packing: match served.packing() {
                 SplitPacking::Batch => "batch".into(),
@@ -287,7 +296,8 @@ impl Service {
             levels: params.max_level(),
             params_bytes: params_bytes.len(),
             degree: params.degree(),
-            input_shape: vec![1, 28, 28],
+            input_shape,
+            output_shape,
             rotations: served.rotations(),
             fingerprint: served.fingerprint(),
         };

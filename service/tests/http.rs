@@ -6,8 +6,9 @@
 
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::data::Mnist;
+use hegpu::job::DIGIT_PIXELS;
 use hegpu::job::pair::SplitPacking;
-use hegpu::job::pair::{IMAGE_PIXELS, ModelClient, ServedModel, latency_plan, request_checksum};
+use hegpu::job::pair::{ModelClient, RequestLayout, ServedModel, latency_plan, request_checksum};
 use hegpu::nn::{argmax, pixels};
 use hegpu::tensor::{Devices, ScheduleOptions, Scheduler};
 use hegpu_service::{Client, Service, ServiceOptions, classify};
@@ -103,9 +104,9 @@ fn client(url: &str) -> Client {
 /// The digits of the first `count` test images through the pair in process (no HTTP).
 fn in_process(packing: SplitPacking, count: usize, per_request: usize) -> Vec<usize> {
     let served = served(packing);
-    let latency = match packing {
-        SplitPacking::Batch => None,
-        SplitPacking::Latency { per_ciphertext } => Some(
+    let layout = match packing {
+        SplitPacking::Batch => RequestLayout::digits(),
+        SplitPacking::Latency { per_ciphertext } => RequestLayout::Latency(
             latency_plan(
                 Some(&model()),
                 mnist(),
@@ -115,7 +116,7 @@ fn in_process(packing: SplitPacking, count: usize, per_request: usize) -> Vec<us
             .unwrap(),
         ),
     };
-    let (client, keys) = ModelClient::new(served.params().clone(), latency).unwrap();
+    let (client, keys) = ModelClient::new(served.params().clone(), layout).unwrap();
     let keys = hegpu::ckks::EvaluationKeys::from_bytes(&keys, served.params()).unwrap();
     let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None).unwrap());
     let scheduler = Scheduler::new(served.params(), &keys, backend, Default::default()).unwrap();
@@ -127,7 +128,7 @@ fn in_process(packing: SplitPacking, count: usize, per_request: usize) -> Vec<us
             .request(
                 b,
                 (start, end),
-                &px[start * IMAGE_PIXELS..end * IMAGE_PIXELS],
+                &px[start * DIGIT_PIXELS..end * DIGIT_PIXELS],
             )
             .unwrap();
         let answer = served
@@ -220,8 +221,9 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
     let http = client(&server.url);
     let params = hegpu::ckks::Parameters::from_bytes(&http.params().unwrap()).unwrap();
     let plan = || latency_plan(Some(&model()), mnist(), 2, Some(&params)).unwrap();
-    let (alice, alice_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();
-    let (bob, _) = ModelClient::new(params.clone(), Some(plan())).unwrap();
+    let (alice, alice_keys) =
+        ModelClient::new(params.clone(), RequestLayout::Latency(plan())).unwrap();
+    let (bob, _) = ModelClient::new(params.clone(), RequestLayout::Latency(plan())).unwrap();
     let alice_id = http.register(&alice_keys).unwrap();
     // The id names these very keys (a digest of their bytes), not the key set they claim:
     // the same bytes get the same id, other keys another.
@@ -229,7 +231,7 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
     assert_ne!(alice_id, alice.key_set().to_string());
     assert_eq!(http.register(&alice_keys).unwrap(), alice_id);
     let px = pixels(&mnist().test_images);
-    let bob_request = bob.request(0, (0, 1), &px[..IMAGE_PIXELS]).unwrap();
+    let bob_request = bob.request(0, (0, 1), &px[..DIGIT_PIXELS]).unwrap();
     let code = |e: hegpu_service::ClientError| (e.code().unwrap_or("").to_string(), e.to_string());
 
     // An unknown key id.
@@ -243,7 +245,7 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
     // Malformed bodies: not a frame, a frame with a corrupted ciphertext, keys that are not keys.
     let (c, m) = code(http.infer(&alice_id, b"hello").unwrap_err());
     assert_eq!(c, "bad_request", "{m}");
-    let mut corrupted = alice.request(0, (0, 1), &px[..IMAGE_PIXELS]).unwrap();
+    let mut corrupted = alice.request(0, (0, 1), &px[..DIGIT_PIXELS]).unwrap();
     let at = corrupted.len() / 2;
     corrupted[at] ^= 1;
     let (c, m) = code(http.infer(&alice_id, &corrupted).unwrap_err());
@@ -258,7 +260,7 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
         hegpu_service::ClientError::Transport(_) => {}
     }
     // Still serving, and right.
-    let request = alice.request(0, (0, 2), &px[..2 * IMAGE_PIXELS]).unwrap();
+    let request = alice.request(0, (0, 2), &px[..2 * DIGIT_PIXELS]).unwrap();
     let answer = http.infer(&alice_id, &request).unwrap();
     let outputs = alice
         .outputs(
@@ -357,8 +359,9 @@ fn evicted_keys_and_restarts_are_registered_again() {
     let params = hegpu::ckks::Parameters::from_bytes(&http.params().unwrap()).unwrap();
     assert_eq!(info.levels, params.max_level());
     let plan = || latency_plan(Some(&model()), mnist(), 1, Some(&params)).unwrap();
-    let (alice, alice_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();
-    let (bob, bob_keys) = ModelClient::new(params.clone(), Some(plan())).unwrap();
+    let (alice, alice_keys) =
+        ModelClient::new(params.clone(), RequestLayout::Latency(plan())).unwrap();
+    let (bob, bob_keys) = ModelClient::new(params.clone(), RequestLayout::Latency(plan())).unwrap();
     assert_eq!(info.fingerprint, plan().fingerprint());
     drop(probe);
     // Room for one client's keys only.
@@ -373,7 +376,7 @@ fn evicted_keys_and_restarts_are_registered_again() {
     let mut alice_id = http.register(&alice_keys).unwrap();
     let bob_id = http.register(&bob_keys).unwrap();
     let px = pixels(&mnist().test_images);
-    let request = alice.request(0, (0, 1), &px[..IMAGE_PIXELS]).unwrap();
+    let request = alice.request(0, (0, 1), &px[..DIGIT_PIXELS]).unwrap();
     let e = http.infer(&alice_id, &request).unwrap_err();
     assert_eq!(e.code(), Some("unknown_key"), "{e}");
     // The client registers again and is answered; now Bob is the one evicted.
@@ -384,7 +387,7 @@ fn evicted_keys_and_restarts_are_registered_again() {
     alice
         .outputs(&answer, "answer", (0, (0, 1)), source)
         .unwrap();
-    let bob_request = bob.request(0, (0, 1), &px[..IMAGE_PIXELS]).unwrap();
+    let bob_request = bob.request(0, (0, 1), &px[..DIGIT_PIXELS]).unwrap();
     assert_eq!(
         http.infer(&bob_id, &bob_request).unwrap_err().code(),
         Some("unknown_key")
@@ -481,10 +484,10 @@ fn a_client_that_hangs_up_keeps_its_evaluation_slot_until_the_evaluation_ends() 
     let addr = server.url.trim_start_matches("http://").to_string();
     let http = client(&server.url);
     let params = hegpu::ckks::Parameters::from_bytes(&http.params().unwrap()).unwrap();
-    let (alice, keys) = ModelClient::new(params, None).unwrap();
+    let (alice, keys) = ModelClient::new(params, RequestLayout::digits()).unwrap();
     let id = http.register(&keys).unwrap();
     let px = pixels(&mnist().test_images);
-    let request = alice.request(0, (0, 8), &px[..8 * IMAGE_PIXELS]).unwrap();
+    let request = alice.request(0, (0, 8), &px[..8 * DIGIT_PIXELS]).unwrap();
     let gauge = |name: &str| -> u64 {
         let metrics = http_get(&server.url, "/metrics");
         let line = metrics.lines().find_map(|l| l.strip_prefix(name)).unwrap();

@@ -18,8 +18,8 @@ use crate::ckks::{
     EvaluationKeys, KeyGenerator, KeySetId, ParameterLiteral, Parameters, Preset, Seed,
 };
 use crate::data::Mnist;
-use crate::job::pair::{ModelClient, ServedModel};
-use crate::job::{load_digit_model, plan_server};
+use crate::job::load_digit_model;
+use crate::job::pair::{ModelClient, ServedModel, SplitPacking, calibration};
 use crate::nn::{EncryptedNetwork, Layer, Model, argmax, pixels};
 use crate::tensor::{ScheduleOptions, ScheduleReport, Scheduler, Work};
 use crate::{Error, Result};
@@ -164,12 +164,14 @@ impl NetworkCase {
             relin: Some(kg.relin_key(&sk)?),
             ..Default::default()
         };
+        let packing = SplitPacking::Batch;
+        let served = ServedModel::new(&model, &calibration(&mnist), packing, Some(params.clone()))?;
         Ok(Self {
-            served: ServedModel::batch(plan_server(&model, &params, &mnist)?),
             test_px: pixels(&mnist.test_images),
             model,
             key_set: sk.key_set(),
-            client: ModelClient::with_secret_key(params.clone(), sk, None)?,
+            client: ModelClient::with_secret_key(params.clone(), sk, served.layout())?,
+            served,
             keys,
             params,
         })

@@ -15,9 +15,11 @@
 //! its images out by it and reads the outputs from the slots it names), and a request carries
 //! the plan's fingerprint, which the server checks against its own.
 
-use super::ServerDevice;
 pub(super) use super::pair::frame_of;
-use super::pair::{ModelClient, ServedModel, SplitPacking, latency_plan, plan_batch};
+use super::pair::{
+    ModelClient, RequestLayout, ServedModel, SplitPacking, latency_plan, plan_batch,
+};
+use super::{DIGIT_PIXELS, ServerDevice};
 use crate::ckks::{EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset, SecretKey, Seed};
 use crate::data::Mnist;
 use crate::files::{create_secret_file, refuse_link, write_file};
@@ -181,11 +183,16 @@ pub fn client_encrypt(
             "a batch holds 1 to {slots} images, not {per_batch}"
         )));
     }
-    let client = ModelClient::with_secret_key(params, sk, latency)?;
+    let layout = latency.map_or_else(RequestLayout::digits, RequestLayout::Latency);
+    let client = ModelClient::with_secret_key(params, sk, layout)?;
     let mut lines = String::new();
     for (b, start) in (0..count).step_by(per_batch).enumerate() {
         let end = (start + per_batch).min(count);
-        let request = client.request(b, (start, end), &px[start * 784..end * 784])?;
+        let request = client.request(
+            b,
+            (start, end),
+            &px[start * DIGIT_PIXELS..end * DIGIT_PIXELS],
+        )?;
         write_file(&dir.join(batch_name("batch", b)), &request)?;
         lines.push_str(&format!("{start} {end}\n"));
     }
@@ -317,7 +324,8 @@ pub fn client_decrypt(
             Some(latency_plan(model, &mnist, per_ciphertext, Some(&params))?)
         }
     };
-    let client = ModelClient::with_secret_key(params, sk, latency)?;
+    let layout = latency.map_or_else(RequestLayout::digits, RequestLayout::Latency);
+    let client = ModelClient::with_secret_key(params, sk, layout)?;
     let model = model.map(super::load_digit_model).transpose()?;
     let px = pixels(&mnist.test_images);
     let mut report = DecryptReport {
@@ -350,7 +358,10 @@ pub fn client_decrypt(
             report.correct += usize::from(guess == usize::from(mnist.test_labels[start + i]));
             if let (Some(m), Some(agreement)) = (&model, report.agreement.as_mut()) {
                 let image = start + i;
-                agreement.add(out, &m.forward(&px[image * 784..(image + 1) * 784])?);
+                agreement.add(
+                    out,
+                    &m.forward(&px[image * DIGIT_PIXELS..(image + 1) * DIGIT_PIXELS])?,
+                );
             }
         }
         report.images += end - start;

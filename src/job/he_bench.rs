@@ -16,7 +16,7 @@
 use super::ServerDevice;
 use super::envelope::{Frame, Kind, ciphertext_checksum};
 use super::files::{about, frame_of, io, make_keys, read, read_client_state, read_server_state};
-use super::pair::{ModelClient, ServedModel};
+use super::pair::{ModelClient, RequestLayout, ServedModel, SplitPacking};
 use crate::backend::{Backend, DeviceChoice, select_backend};
 use crate::ckks::{Encoder, Encryptor, Parameters, Preset, SecretKey, Seed};
 use crate::data::Mnist;
@@ -36,7 +36,7 @@ pub const INSTANCES: [(&str, usize); 4] = [
 ];
 
 /// Pixels per image.
-const PIXELS: usize = 784;
+const PIXELS: usize = super::DIGIT_PIXELS;
 
 /// The preset every instance runs at: N = 2^14, twelve levels, 128-bit secure. It holds the
 /// workload's MLP with degree-8 activations in both packings (nine levels in the batch
@@ -391,7 +391,13 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
         }
         ServedModel::latency(plan, 1)
     } else {
-        ServedModel::batch(super::plan_server(&model, &params, &mnist)?)
+        let calibration = super::pair::calibration(&mnist);
+        ServedModel::new(
+            &model,
+            &calibration,
+            SplitPacking::Batch,
+            Some(params.clone()),
+        )?
     };
     let scheduler = opts.server.scheduler(served.params(), &keys)?;
     let (upload, download) = (
@@ -435,7 +441,8 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
     } else {
         None
     };
-    let client = ModelClient::with_secret_key(params, sk, plan)?;
+    let layout = plan.map_or_else(RequestLayout::digits, RequestLayout::Latency);
+    let client = ModelClient::with_secret_key(params, sk, layout)?;
     let (upload, download) = (
         instance.io("ciphertexts_upload"),
         instance.io("ciphertexts_download"),

@@ -4,6 +4,7 @@
 //!   digit models), before anything is encrypted;
 //! - the levels the encrypted pass needs and the smallest preset that holds them.
 
+use super::DIGIT_PIXELS;
 use crate::data::Mnist;
 use crate::nn::{
     Activation, ApproxSpec, EncryptedNetwork, Layer, Model, Replaced, WeightType, accuracy,
@@ -76,8 +77,8 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
     let imported = import_onnx_file(&opts.onnx)?;
     let mnist = Mnist::load(&opts.data)?;
     let model = imported.model;
-    let digits = model.input_len() == 784 && model.shapes()?.last() == Some(&vec![10]);
-    if model.input_len() != 784 {
+    let digits = model.input_len() == DIGIT_PIXELS && model.shapes()?.last() == Some(&vec![10]);
+    if model.input_len() != DIGIT_PIXELS {
         return Err(Error::Config(format!(
             "the model takes {:?}; calibration uses MNIST images (784 values)",
             model.input
@@ -88,10 +89,10 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
     calibration_within_budget("fitting the polynomials", work, calibrating)?;
     let tests = (if digits { mnist.test_labels.len() } else { 0 })
         .min((IMPORT_WORK / 2 / (2 * work).max(1)) as usize);
-    let calibration = pixels(&mnist.train_images)[..784 * calibrating].to_vec();
+    let calibration = pixels(&mnist.train_images)[..DIGIT_PIXELS * calibrating].to_vec();
     let test_px = pixels(&mnist.test_images);
     let test = Dataset {
-        images: &test_px[..784 * tests],
+        images: &test_px[..DIGIT_PIXELS * tests],
         labels: &mnist.test_labels[..tests],
         shape: model.input.clone(),
     };

@@ -2,7 +2,8 @@
 //! server's evaluation with public keys only, and client decryption, every crossing in the
 //! compact byte format; per-image times and bytes are what one request costs.
 
-use super::pair::{IMAGE_PIXELS, ModelClient, ServedModel, calibration, request_checksum};
+use super::DIGIT_PIXELS;
+use super::pair::{ModelClient, RequestLayout, ServedModel, calibration, request_checksum};
 use super::{JobOptions, JobReport, Phase, model_client, peak_memory_bytes, server_side};
 use crate::Result;
 use crate::ckks::KeySetId;
@@ -68,8 +69,12 @@ pub(super) fn run_latency(
 
     // Client: keys, Galois keys for the plan's rotations only, each up to the level it is
     // used at.
-    let (client, key_bytes) =
-        model_client(&params, Some(network.clone()), &mut report, &mut progress)?;
+    let (client, key_bytes) = model_client(
+        &params,
+        RequestLayout::Latency(network.clone()),
+        &mut report,
+        &mut progress,
+    )?;
     let (scheduler, key_set) = server_side(opts, &params, &key_bytes)?;
     report.device = scheduler.name();
     let cost = network.cost();
@@ -89,13 +94,13 @@ pub(super) fn run_latency(
         .collect();
     let served = ServedModel::latency(network, opts.per_ciphertext);
     for (r, &(start, end)) in requests.iter().enumerate() {
-        let images = &test_px[start * IMAGE_PIXELS..end * IMAGE_PIXELS];
+        let images = &test_px[start * DIGIT_PIXELS..end * DIGIT_PIXELS];
         let parties = (&client, &served, &scheduler, key_set);
         match one_request(parties, (r, (start, end)), images, &mut report) {
             Ok((outputs, seconds)) => {
                 latency.evaluate_seconds.push(seconds);
                 let plain: Vec<Vec<f32>> = images
-                    .chunks(784)
+                    .chunks(DIGIT_PIXELS)
                     .map(|img| model.forward(img))
                     .collect::<Result<_>>()?;
                 report.score(start, &outputs, &plain, &mnist.test_labels[start..end]);

@@ -23,7 +23,7 @@ use crate::data::Mnist;
 use crate::nn::{Bounds, EncryptedNetwork, Model, argmax, load_model, pixels};
 use crate::tensor::{Mode, ScheduleOptions, Scheduler, StageReport};
 use crate::{Error, Result};
-use pair::{IMAGE_PIXELS, ModelClient, ServedModel, request_checksum};
+use pair::{ModelClient, RequestLayout, ServedModel, calibration, request_checksum};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -419,7 +419,7 @@ pub fn run_mnist(
     // The server plans with public calibration data (training images) and the smallest
     // preset that holds the model; the client makes its keys for that preset.
     let (preset, network) =
-        EncryptedNetwork::plan_smallest(&model, &calibration_bounds(&model, &mnist)?)?;
+        EncryptedNetwork::plan_smallest(&model, &Bounds::measure(&model, &calibration(&mnist))?)?;
     let params = network.params().clone();
     let mut report = JobReport {
         images: count,
@@ -431,13 +431,18 @@ pub fn run_mnist(
         ..Default::default()
     };
     let test_px = pixels(&mnist.test_images);
-    let plain: Vec<Vec<f32>> = test_px[..count * IMAGE_PIXELS]
-        .par_chunks(IMAGE_PIXELS)
+    let plain: Vec<Vec<f32>> = test_px[..count * DIGIT_PIXELS]
+        .par_chunks(DIGIT_PIXELS)
         .map(|img| model.forward(img))
         .collect::<Result<_>>()?;
 
     // Client: keys. Only the parameters and evaluation keys travel.
-    let (client, key_bytes) = model_client(&params, None, &mut report, &mut progress)?;
+    let (client, key_bytes) = model_client(
+        &params,
+        RequestLayout::batch(&network),
+        &mut report,
+        &mut progress,
+    )?;
 
     // Server: builds its evaluator from the bytes it received.
     let (scheduler, key_set) = server_side(opts, &params, &key_bytes)?;
@@ -489,18 +494,17 @@ pub fn run_mnist(
     Ok(report)
 }
 
-/// The client's keys, from the operating system's entropy: its side of the job (with the
-/// server's `latency` plan in the latency packing), and the bytes of the evaluation keys the
-/// server gets. Reports the key time and bytes.
+/// The client's keys, from the operating system's entropy: its side of the job (laid out by
+/// the server's plan, `layout`), and the bytes of the evaluation keys the server gets. Reports the key time and bytes.
 pub(crate) fn model_client(
     params: &Arc<Parameters>,
-    latency: Option<crate::nn::LatencyNetwork>,
+    layout: RequestLayout,
     report: &mut JobReport,
     progress: &mut impl FnMut(Phase, usize, usize),
 ) -> Result<(ModelClient, Vec<u8>)> {
     let t = Instant::now();
     progress(Phase::Keys, 0, 1);
-    let (client, key_bytes) = ModelClient::new(params.clone(), latency)?;
+    let (client, key_bytes) = ModelClient::new(params.clone(), layout)?;
     report.bytes_keys = key_bytes.len() + params.to_bytes().len();
     progress(Phase::Keys, 1, 1);
     report.seconds_keys = t.elapsed().as_secs_f64();
@@ -564,6 +568,9 @@ pub fn peak_memory_bytes() -> Option<u64> {
     proc_bytes("/proc/self/status", "VmHWM:")
 }
 
+/// Pixels of one MNIST image: the job's digit models take 1×28×28 images.
+pub const DIGIT_PIXELS: usize = 28 * 28;
+
 /// The models shipped in `models/`, by name.
 pub const SHIPPED_MODELS: [&str; 2] = ["cryptonets-5", "cryptonets-16"];
 
@@ -577,7 +584,7 @@ pub fn load_digit_model(path: &std::path::Path) -> Result<Model> {
         .map(|name| std::path::PathBuf::from(format!("models/{name}.safetensors")));
     let path = shipped.as_deref().unwrap_or(path);
     let mut model = load_model(path)?;
-    if model.input == [784] {
+    if model.input == [DIGIT_PIXELS] {
         model.input = vec![1, 28, 28];
         model.layers.insert(0, crate::nn::Layer::Flatten);
     }
@@ -590,23 +597,6 @@ pub fn load_digit_model(path: &std::path::Path) -> Result<Model> {
         )));
     }
     Ok(model)
-}
-
-/// The server's plan: activation bounds from public calibration data (up to 1,000 training
-/// images), never from the client's images.
-pub fn plan_server(
-    model: &Model,
-    params: &Arc<Parameters>,
-    mnist: &Mnist,
-) -> Result<EncryptedNetwork> {
-    EncryptedNetwork::plan(model, params, &calibration_bounds(model, mnist)?)
-}
-
-/// The model's bounds after every stage on the first 1,000 training images (public
-/// calibration data).
-fn calibration_bounds(model: &Model, mnist: &Mnist) -> Result<Bounds> {
-    let calibration = 1000.min(mnist.train_labels.len());
-    Bounds::measure(model, &pixels(&mnist.train_images)[..784 * calibration])
 }
 
 /// The batches through client encryption, server evaluation and client decryption, the three
@@ -641,7 +631,7 @@ fn pipeline(
                     return;
                 }
                 let t = Instant::now();
-                let images = &pixels[start * IMAGE_PIXELS..end * IMAGE_PIXELS];
+                let images = &pixels[start * DIGIT_PIXELS..end * DIGIT_PIXELS];
                 let sent = (client.request(b, (start, end), images))
                     .map(|bytes| (bytes, t.elapsed().as_secs_f64()));
                 if to_server.send((b, sent)).is_err() {

@@ -1,6 +1,8 @@
-//! One client and one server for a planned digit network, in memory, in either packing: the
-//! split job's files and the HTTP service (`hegpu serve`, `hegpu client`) carry what these
-//! make.
+//! One client and one server for a planned network, in memory, in either packing: the
+//! in-process job, the split job's files, the bench, the HTTP service (`hegpu serve`, `hegpu
+//! client`) and Python's servers all use it, and the files and the service carry what it makes.
+//! The input and output sizes come from the model ([`RequestLayout`]); the MNIST job's helpers
+//! ([`ServedModel::plan`], [`latency_plan`]) add the digit models and calibration images.
 //!
 //! The server side, [`ServedModel`], holds the model's plan for the parameters every client
 //! must use; [`ServedModel::answer`] answers a framed request (see [`super::envelope`]) under a
@@ -16,14 +18,11 @@ use crate::ckks::{
     Preset, SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::nn::{EncryptedNetwork, LatencyNetwork, Model, pixels};
+use crate::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork, Model, pixels};
 use crate::tensor::{CipherTensor, ScheduleReport, Scheduler};
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
-
-/// Pixels of one image.
-pub const IMAGE_PIXELS: usize = 784;
 
 /// How the split job packs images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,17 +61,27 @@ pub fn latency_plan(
         )
     })?;
     let model = super::load_digit_model(model)?;
-    let images = calibration(mnist);
+    plan_latency(&model, &calibration(mnist), per_ciphertext, params)
+}
+
+/// The latency plan of `model` on `calibration` (inputs, one after another) for `params` or,
+/// without them, with the smallest preset that holds it.
+fn plan_latency(
+    model: &Model,
+    calibration: &[f32],
+    per_ciphertext: usize,
+    params: Option<&Arc<Parameters>>,
+) -> Result<LatencyNetwork> {
     match params {
-        Some(params) => LatencyNetwork::plan(&model, params, &images, per_ciphertext),
-        None => Ok(LatencyNetwork::plan_smallest(&model, &images, per_ciphertext)?.1),
+        Some(params) => LatencyNetwork::plan(model, params, calibration, per_ciphertext),
+        None => Ok(LatencyNetwork::plan_smallest(model, calibration, per_ciphertext)?.1),
     }
 }
 
-/// The public calibration data latency plans are made with: up to 1,000 training images.
-pub(super) fn calibration(mnist: &Mnist) -> Vec<f32> {
+/// The public calibration data the job's plans are made with: up to 1,000 training images.
+pub fn calibration(mnist: &Mnist) -> Vec<f32> {
     let images = 1000.min(mnist.train_labels.len());
-    pixels(&mnist.train_images)[..IMAGE_PIXELS * images].to_vec()
+    pixels(&mnist.train_images)[..super::DIGIT_PIXELS * images].to_vec()
 }
 
 /// The batch plan of `model` with `mnist`'s calibration images on `preset`'s chain (without
@@ -82,7 +91,7 @@ pub fn plan_batch(
     mnist: &Mnist,
     preset: Option<Preset>,
 ) -> Result<EncryptedNetwork> {
-    let bounds = super::calibration_bounds(model, mnist)?;
+    let bounds = Bounds::measure(model, &calibration(mnist))?;
     match preset {
         Some(preset) => EncryptedNetwork::plan_cut(model, preset, &bounds),
         None => Ok(EncryptedNetwork::plan_smallest(model, &bounds)?.1),
@@ -93,6 +102,64 @@ pub fn plan_batch(
 enum Plan {
     Batch(EncryptedNetwork),
     Latency(LatencyNetwork),
+}
+
+/// What a client lays its requests out by and reads its answers with: the served plan's shapes
+/// in the batch packing, the plan itself in the latency packing (the server gives it with
+/// [`ServedModel::layout`]; a remote client plans the same from the model).
+#[derive(Clone, Debug)]
+pub enum RequestLayout {
+    /// An image per slot: a request holds a ciphertext per value of `input`, an answer one
+    /// per value of `output`.
+    Batch {
+        input: Vec<usize>,
+        output: Vec<usize>,
+    },
+    /// An image (or a few) per ciphertext, laid out by the server's plan.
+    Latency(LatencyNetwork),
+}
+
+impl RequestLayout {
+    /// The batch layout of `network`'s plan.
+    pub fn batch(network: &EncryptedNetwork) -> Self {
+        let (input, output) = network.shape();
+        RequestLayout::Batch {
+            input: input.to_vec(),
+            output: output.to_vec(),
+        }
+    }
+
+    /// The batch layout of the job's digit models: 1×28×28 images to 10 logits.
+    pub fn digits() -> Self {
+        RequestLayout::Batch {
+            input: vec![1, 28, 28],
+            output: vec![10],
+        }
+    }
+
+    /// The shapes of one input and one output (a latency plan takes its inputs flat).
+    pub fn shapes(&self) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            RequestLayout::Batch { input, output } => (input.clone(), output.clone()),
+            RequestLayout::Latency(plan) => (vec![plan.input_len()], vec![plan.output_len()]),
+        }
+    }
+
+    /// Values of one image (or input).
+    pub fn input_len(&self) -> usize {
+        match self {
+            RequestLayout::Batch { input, .. } => input.iter().product(),
+            RequestLayout::Latency(plan) => plan.input_len(),
+        }
+    }
+
+    /// Values of one answer (logits per image).
+    pub fn output_len(&self) -> usize {
+        match self {
+            RequestLayout::Batch { output, .. } => output.iter().product(),
+            RequestLayout::Latency(plan) => plan.output_len(),
+        }
+    }
 }
 
 /// The server's side: a model planned for the parameters its clients use.
@@ -113,42 +180,58 @@ pub struct Answer {
 }
 
 impl ServedModel {
-    /// Plans `model` (a file or a shipped model's name) with `mnist`'s calibration images:
-    /// for `params` (the client's, from its key files) or, without them, on the smallest
-    /// preset that holds the model, its chain cut to the levels the plan uses. In the batch
-    /// packing an error names the parameters that would hold the model when `params` do not.
+    /// Plans `model` with `calibration` (sample inputs, one after another: public data that
+    /// bounds the values every stage takes) in `packing`: for `params` (the clients') or,
+    /// without them, on the smallest preset that holds the model, its chain cut to the levels
+    /// the plan uses.
+    pub fn new(
+        model: &Model,
+        calibration: &[f32],
+        packing: SplitPacking,
+        params: Option<Arc<Parameters>>,
+    ) -> Result<Self> {
+        match packing {
+            SplitPacking::Batch => {
+                let bounds = Bounds::measure(model, calibration)?;
+                let network = match params {
+                    Some(params) => EncryptedNetwork::plan(model, &params, &bounds)?,
+                    None => EncryptedNetwork::plan_smallest(model, &bounds)?.1,
+                };
+                Ok(Self::batch(network))
+            }
+            SplitPacking::Latency { per_ciphertext } => {
+                let plan = plan_latency(model, calibration, per_ciphertext, params.as_ref())?;
+                Ok(Self::latency(plan, per_ciphertext))
+            }
+        }
+    }
+
+    /// The MNIST job's server: [`new`](Self::new) for `model` (a file or a shipped model's
+    /// name, see [`super::load_digit_model`]) with `mnist`'s calibration images. When
+    /// `params` cannot hold the model in the batch packing, the error names the parameters
+    /// that would.
     pub fn plan(
         model: &Path,
         mnist: &Mnist,
         packing: SplitPacking,
         params: Option<Arc<Parameters>>,
     ) -> Result<Self> {
-        match packing {
-            SplitPacking::Batch => {
-                let model = super::load_digit_model(model)?;
-                let Some(params) = params else {
-                    let network = plan_batch(&model, mnist, None)?;
-                    return Ok(Self::batch(network));
-                };
-                let network = super::plan_server(&model, &params, mnist).map_err(|e| {
-                    match (e, plan_batch(&model, mnist, None)) {
-                        (Error::Config(why), Ok(fits)) => Error::Config(format!(
-                            "{why}; make the keys with `hegpu mnist keys --model` (the model's \
-                             plan takes {} at {} levels)",
-                            Preset::of(fits.params().literal())
-                                .map_or("a larger preset", |p| p.name()),
-                            fits.params().max_level()
-                        )),
-                        (e, _) => e,
-                    }
-                })?;
-                Ok(Self::batch(network))
+        let model = super::load_digit_model(model)?;
+        let given = params.is_some();
+        Self::new(&model, &calibration(mnist), packing, params).map_err(|e| {
+            match (e, packing == SplitPacking::Batch && given) {
+                (Error::Config(why), true) => match plan_batch(&model, mnist, None) {
+                    Ok(fits) => Error::Config(format!(
+                        "{why}; make the keys with `hegpu mnist keys --model` (the model's plan \
+                         takes {} at {} levels)",
+                        Preset::of(fits.params().literal()).map_or("a larger preset", |p| p.name()),
+                        fits.params().max_level()
+                    )),
+                    Err(_) => Error::Config(why),
+                },
+                (e, _) => e,
             }
-            SplitPacking::Latency { per_ciphertext } => {
-                let plan = latency_plan(Some(model), mnist, per_ciphertext, params.as_ref())?;
-                Ok(Self::latency(plan, per_ciphertext))
-            }
-        }
+        })
     }
 
     /// Serves a batch-packing plan.
@@ -177,6 +260,22 @@ impl ServedModel {
     /// The packing it was planned for.
     pub fn packing(&self) -> SplitPacking {
         self.packing
+    }
+
+    /// The input values the plan was calibrated for (clients encrypt only these).
+    pub fn input_range(&self) -> InputRange {
+        match &self.plan {
+            Plan::Batch(network) => network.input_range(),
+            Plan::Latency(plan) => plan.input_range(),
+        }
+    }
+
+    /// What its clients lay requests out by.
+    pub fn layout(&self) -> RequestLayout {
+        match &self.plan {
+            Plan::Batch(network) => RequestLayout::batch(network),
+            Plan::Latency(plan) => RequestLayout::Latency(plan.clone()),
+        }
     }
 
     /// Most images in one request: N/2 in the batch packing, the plan's in the latency packing.
@@ -275,11 +374,35 @@ impl ServedModel {
         expected: Option<(usize, (usize, usize))>,
     ) -> Result<Answer> {
         let (frame, ct) = self.check_request(request, name, expected)?;
+        let t = std::time::Instant::now();
+        let (y, report) = self.evaluate(scheduler, key_set, ct, name)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let answered = Frame {
+            kind: frame.kind.answered_by(),
+            source: ciphertext_checksum(ct),
+            ..frame
+        };
+        Ok(Answer {
+            bytes: answered.wrap(&y),
+            seconds,
+            report,
+        })
+    }
+
+    /// The bytes of the result of ciphertexts `ct` (a request's, unframed; named `name` in
+    /// errors), evaluated by `scheduler`, which holds evaluation keys of `key_set`:
+    /// ciphertexts under another key set are an error.
+    pub fn evaluate(
+        &self,
+        scheduler: &Scheduler,
+        key_set: KeySetId,
+        ct: &[u8],
+        name: &str,
+    ) -> Result<(Vec<u8>, ScheduleReport)> {
         let params = &self.params;
         let host = &**scheduler.host();
         let about = |e| named(name, e);
         let whose = "the evaluation keys belong";
-        let t = std::time::Instant::now();
         let (y, report) = match &self.plan {
             Plan::Batch(network) => {
                 let x =
@@ -294,17 +417,7 @@ impl ServedModel {
                 plan.evaluate_report(scheduler, x)?
             }
         };
-        let seconds = t.elapsed().as_secs_f64();
-        let answered = Frame {
-            kind: frame.kind.answered_by(),
-            source: ciphertext_checksum(ct),
-            ..frame
-        };
-        Ok(Answer {
-            bytes: answered.wrap(&y.to_bytes(params, host)?),
-            seconds,
-            report,
-        })
+        Ok((y.to_bytes(params, host)?, report))
     }
 }
 
@@ -337,12 +450,12 @@ pub(super) fn check_key_set(
     Ok(())
 }
 
-/// The client's side: a secret key for a server's parameters (and, in the latency packing,
-/// the plan the server made), on the CPU.
+/// The client's side: a secret key for a server's parameters and the layout of the server's
+/// plan, on the CPU.
 pub struct ModelClient {
     params: Arc<Parameters>,
     sk: SecretKey,
-    latency: Option<LatencyNetwork>,
+    layout: RequestLayout,
     backend: Arc<dyn Backend>,
     encoder: Encoder,
     encryptor: Encryptor,
@@ -351,30 +464,27 @@ pub struct ModelClient {
 
 impl ModelClient {
     /// A client with a new secret key for `params`, and the bytes of its evaluation keys for
-    /// the server (a relinearization key, and Galois keys for `latency`'s rotations).
-    pub fn new(
-        params: Arc<Parameters>,
-        latency: Option<LatencyNetwork>,
-    ) -> Result<(Self, Vec<u8>)> {
+    /// the server (a relinearization key, and Galois keys for a latency plan's rotations).
+    pub fn new(params: Arc<Parameters>, layout: RequestLayout) -> Result<(Self, Vec<u8>)> {
         let mut keygen = KeyGenerator::new(&params, Seed::Os);
         let sk = keygen.secret_key()?;
-        let rotations = latency
-            .as_ref()
-            .map(LatencyNetwork::rotation_levels)
-            .unwrap_or_default();
+        let rotations = match &layout {
+            RequestLayout::Latency(plan) => plan.rotation_levels(),
+            RequestLayout::Batch { .. } => Vec::new(),
+        };
         let keys = EvaluationKeys {
             relin: Some(keygen.relin_key(&sk)?),
             galois: keygen.galois_keys_up_to(&sk, &rotations)?,
         };
         let bytes = keys.to_bytes(&params)?;
-        Ok((Self::with_secret_key(params, sk, latency)?, bytes))
+        Ok((Self::with_secret_key(params, sk, layout)?, bytes))
     }
 
     /// A client with secret key `sk` for `params`.
     pub fn with_secret_key(
         params: Arc<Parameters>,
         sk: SecretKey,
-        latency: Option<LatencyNetwork>,
+        layout: RequestLayout,
     ) -> Result<Self> {
         let backend: Arc<dyn Backend> = Arc::new(CpuBackend::new(None)?);
         let encryptor = Encryptor::with_secret_key(&params, &sk, backend.clone(), Seed::Os)?;
@@ -383,7 +493,7 @@ impl ModelClient {
             decryptor: Decryptor::new(&params, &sk)?,
             encryptor,
             backend,
-            latency,
+            layout,
             sk,
             params,
         })
@@ -396,13 +506,19 @@ impl ModelClient {
 
     /// Most images in one request.
     pub fn request_images(&self) -> usize {
-        match &self.latency {
-            Some(plan) => plan.request_images(),
-            None => self.params.slots(),
+        match &self.layout {
+            RequestLayout::Latency(plan) => plan.request_images(),
+            RequestLayout::Batch { .. } => self.params.slots(),
         }
     }
 
-    /// Request `b`, images `start..end` of a data set: `images` holds their pixels (784 each).
+    /// What it lays requests out by.
+    pub fn layout(&self) -> &RequestLayout {
+        &self.layout
+    }
+
+    /// Request `b`, images `start..end` of a data set: `images` holds their values
+    /// ([`RequestLayout::input_len`] each).
     pub fn request(
         &self,
         b: usize,
@@ -410,26 +526,26 @@ impl ModelClient {
         images: &[f32],
     ) -> Result<Vec<u8>> {
         let count = end.saturating_sub(start);
-        if count == 0 || count > self.request_images() || images.len() != count * IMAGE_PIXELS {
+        let width = self.layout.input_len();
+        if count == 0 || count > self.request_images() || images.len() != count * width {
             return Err(Error::Config(format!(
-                "a request holds 1 to {} images of {IMAGE_PIXELS} pixels; got {} values for \
-                 images {start}..{end}",
+                "a request holds 1 to {} images of {width} values; got {} values for images \
+                 {start}..{end}",
                 self.request_images(),
                 images.len()
             )));
         }
-        let (kind, source, bytes) = match &self.latency {
-            Some(plan) => {
+        let (kind, source, bytes) = match &self.layout {
+            RequestLayout::Latency(plan) => {
                 let ct = plan.encrypt(&self.encoder, &self.encryptor, images)?;
                 let bytes = ct.to_bytes(&self.params, &*self.backend)?;
                 (Kind::Request, plan.fingerprint(), bytes)
             }
-            None => {
+            RequestLayout::Batch { input, .. } => {
                 let scale = self.params.default_scale();
-                let shape = [1, 28, 28];
                 let bytes = CipherTensor::encrypt_to_bytes(
                     images,
-                    &shape,
+                    input,
                     &self.encoder,
                     &self.encryptor,
                     scale,
@@ -440,7 +556,7 @@ impl ModelClient {
         Ok(frame_of(kind, b, (start, end), source).wrap(&bytes))
     }
 
-    /// The outputs (ten logits per image) of `answer` (named `name` in errors), which must be
+    /// The outputs ([`RequestLayout::output_len`] per image) of `answer` (named `name` in errors), which must be
     /// the answer to request `b` of images `range` whose bytes ended with checksum `source`
     /// (0: not checked), under this client's keys.
     pub fn outputs(
@@ -451,23 +567,23 @@ impl ModelClient {
         source: u32,
     ) -> Result<Vec<Vec<f32>>> {
         let (frame, ct) = Frame::unwrap(answer, name)?;
-        let kind = match self.latency {
-            Some(_) => Kind::Answer,
-            None => Kind::Result,
+        let kind = match self.layout {
+            RequestLayout::Latency(_) => Kind::Answer,
+            RequestLayout::Batch { .. } => Kind::Result,
         };
         frame.expect(&frame_of(kind, b, range, source), name)?;
         let about = |e| named(name, e);
         let whose = "the client's secret key belongs";
         let images = range.1 - range.0;
         let host = &*self.backend;
-        match &self.latency {
-            Some(plan) => {
+        match &self.layout {
+            RequestLayout::Latency(plan) => {
                 let y = Ciphertext::from_bytes(ct, &self.params, host).map_err(about)?;
                 check_key_set(name, &y, self.key_set(), whose)?;
                 plan.decrypt(&self.decryptor, &self.encoder, &y, images, host)
             }
-            None => {
-                let y = CipherTensor::from_bytes(ct, &[10], &self.params, host).map_err(about)?;
+            RequestLayout::Batch { output, .. } => {
+                let y = CipherTensor::from_bytes(ct, output, &self.params, host).map_err(about)?;
                 check_key_set(name, y.ciphertexts(), self.key_set(), whose)?;
                 y.decrypt(&self.decryptor, &self.encoder, images, host)
             }

@@ -559,6 +559,16 @@ impl LatencyNetwork {
         self.request_groups * self.share
     }
 
+    /// Values of one input (an image's pixels).
+    pub fn input_len(&self) -> usize {
+        self.input_len
+    }
+
+    /// Values of one output (an image's logits).
+    pub fn output_len(&self) -> usize {
+        self.outputs.len()
+    }
+
     /// The range of inputs the plan was calibrated for: [`encrypt`](Self::encrypt) refuses
     /// others.
     pub fn input_range(&self) -> InputRange {
