@@ -1,10 +1,55 @@
 //! The one error type of hegpu: every fallible call says what was wrong instead of panicking.
 
-/// Everything that can go wrong in hegpu, with the values that made it go wrong.
-/// Non-exhaustive: new kinds of failure may be added without breaking a `match`.
+/// Everything that can go wrong in hegpu, with the values that made it go wrong, in three
+/// kinds with enums of their own (parameters, the GPU, planning a model) and the kinds of bad
+/// input. Non-exhaustive, as each kind's enum: new kinds of failure may be added without
+/// breaking a `match`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Parameters hegpu cannot use: a ring degree, a modulus, a chain, a security level.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// The GPU failed or is absent.
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    /// A model cannot be planned on the parameters it was given.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Two operands (or an operand and what the call expects) differ in shape.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// An input word is not fully reduced.
+    #[error("word {word} at index {index} is not reduced: it must be below its prime {p}")]
+    Unreduced { index: usize, word: u32, p: u32 },
+    /// Operands live on different devices, or on a device other than the backend's.
+    #[error("operand lives on {found}, but this operation runs on {expected}")]
+    WrongDevice { expected: String, found: String },
+    /// Operands from different parameter sets, or at levels or scales that do not fit together.
+    #[error("operands do not fit together: {0}")]
+    Mismatch(String),
+    /// Values that cannot be encoded (not finite, too many, or too large for the scale and level).
+    #[error("cannot encode: {0}")]
+    Encoding(String),
+    /// An operation needs an evaluation key that was not provided.
+    #[error("missing key: {0}")]
+    MissingKey(String),
+    /// Bytes that are not a valid serialization of what was asked for.
+    #[error("invalid serialized data: {0}")]
+    Deserialize(String),
+    /// A data file that cannot be read or is not what it claims to be.
+    #[error("{path}: {why}")]
+    Data { path: String, why: String },
+    /// A bad option or specification from the caller (an architecture, an approximation, a
+    /// count out of range).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Parameters hegpu cannot use.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParamsError {
     /// A ring degree that is not a power of two in the supported range.
     #[error("ring degree {n} is not supported: it must be a power of two from 2^10 to 2^16")]
     BadDegree { n: usize },
@@ -22,51 +67,68 @@ pub enum Error {
         wanted: usize,
         found: usize,
     },
-    /// Two operands (or an operand and what the call expects) differ in shape.
-    #[error("shape mismatch: {0}")]
-    Shape(String),
-    /// An input word is not fully reduced.
-    #[error("word {word} at index {index} is not reduced: it must be below its prime {p}")]
-    Unreduced { index: usize, word: u32, p: u32 },
-    /// Operands live on different devices, or on a device other than the backend's.
-    #[error("operand lives on {found}, but this operation runs on {expected}")]
-    WrongDevice { expected: String, found: String },
-    /// No GPU adapter could be found (or `HEGPU_REQUIRE_GPU=1` and none exists).
+    /// Parameters weaker than the requested security level.
+    #[error(
+        "insecure parameters: log2(QP) = {log_qp} bits exceeds the {max} bits allowed at N = {n} for 128-bit security (ternary secret); ask for SecurityLevel::None only in tests"
+    )]
+    Insecure { n: usize, log_qp: u32, max: u32 },
+}
+
+/// The GPU failed or is absent. All but [`NoAdapter`](GpuError::NoAdapter) are failures the
+/// same work survives on the CPU ([`Error::is_gpu_failure`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GpuError {
+    /// No GPU adapter could be found (or one is required and none exists).
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),
     /// The GPU refused an allocation: the data does not fit the adapter.
     #[error("the GPU cannot hold {bytes} bytes: {why}")]
-    GpuOutOfMemory { bytes: u64, why: String },
+    OutOfMemory { bytes: u64, why: String },
     /// The GPU device was lost (driver reset, removal, or a simulated loss): nothing more can
     /// run on it; work in flight must be redone elsewhere.
     #[error("the GPU device was lost: {0}")]
     DeviceLost(String),
     /// Any other error reported by the GPU driver or by wgpu validation.
     #[error("GPU error: {0}")]
-    Gpu(String),
-    /// Parameters weaker than the requested security level.
+    Driver(String),
+}
+
+/// A model that cannot be planned on the parameters it was given.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// The parameters' chain is shorter than the plan: `plan` needs `needed` levels.
+    #[error("{plan} needs {needed} levels but the parameters have {have}")]
+    TooFewLevels {
+        plan: String,
+        needed: usize,
+        have: usize,
+    },
+    /// No parameter preset holds the model; `refusals` says why each did not.
+    #[error("no parameter preset holds the model{packing} ({refusals})")]
+    NoPreset {
+        packing: &'static str,
+        refusals: String,
+    },
+    /// A stage's values would not fit its modulus at the planned scale and level.
     #[error(
-        "insecure parameters: log2(QP) = {log_qp} bits exceeds the {max} bits allowed at N = {n} for 128-bit security (ternary secret); ask for SecurityLevel::None only in tests"
+        "{stage}: values up to {bound:.3e} at scale 2^{log_scale:.1} need {need_bits:.1} bits, level {level} has {have_bits:.1}"
     )]
-    Insecure { n: usize, log_qp: u32, max: u32 },
-    /// Operands from different parameter sets, or at levels or scales that do not fit together.
-    #[error("operands do not fit together: {0}")]
-    Mismatch(String),
-    /// Values that cannot be encoded (not finite, too many, or too large for the scale and level).
-    #[error("cannot encode: {0}")]
-    Encoding(String),
-    /// An operation needs an evaluation key that was not provided.
-    #[error("missing key: {0}")]
-    MissingKey(String),
-    /// Bytes that are not a valid serialization of what was asked for.
-    #[error("invalid serialized data: {0}")]
-    Deserialize(String),
-    /// A data file that cannot be read or is not what it claims to be.
-    #[error("{path}: {why}")]
-    Data { path: String, why: String },
-    /// A bad value in the environment or on the command line.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    Overflow {
+        stage: String,
+        bound: f64,
+        log_scale: f64,
+        need_bits: f64,
+        level: usize,
+        have_bits: f64,
+    },
+    /// The model holds what the packing cannot compute or lay out.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Calibration inputs that cannot bound the values the plan must hold.
+    #[error("calibration: {0}")]
+    Calibration(String),
 }
 
 impl Error {
@@ -75,7 +137,9 @@ impl Error {
     pub fn is_gpu_failure(&self) -> bool {
         matches!(
             self,
-            Error::DeviceLost(_) | Error::GpuOutOfMemory { .. } | Error::Gpu(_)
+            Error::Gpu(
+                GpuError::DeviceLost(_) | GpuError::OutOfMemory { .. } | GpuError::Driver(_)
+            )
         )
     }
 }

@@ -49,6 +49,12 @@
 //! # Ok::<(), hegpu::Error>(())
 //! ```
 //!
+//! Every fallible call returns [`Error`]: parameters it cannot use ([`ParamsError`]), the GPU
+//! failing or absent ([`GpuError`]; [`Error::is_gpu_failure`] says when the same work can run
+//! on the CPU), a model it cannot plan ([`PlanError`]), or bad input (shapes, unreduced words,
+//! operands that do not fit together, bytes that are not what they claim). Each enum is
+//! non-exhaustive.
+//!
 //! The repository's `README.md` is the front door; `docs/` holds the design, the packings,
 //! security and the measured benchmarks.
 
@@ -68,7 +74,7 @@ pub mod math;
 pub mod nn;
 pub mod tensor;
 
-pub use error::{Error, Result};
+pub use error::{Error, GpuError, ParamsError, PlanError, Result};
 
 /// The Rust examples of the README and of `docs/`, run as doctests.
 #[cfg(doctest)]

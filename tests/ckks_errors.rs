@@ -77,11 +77,11 @@ fn insecure_parameters_are_refused() {
     assert!(
         matches!(
             err,
-            Error::Insecure {
+            Error::Params(hegpu::ParamsError::Insecure {
                 log_qp: 150,
                 max: 109,
                 ..
-            }
+            })
         ),
         "{err}"
     );

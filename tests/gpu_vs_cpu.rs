@@ -464,7 +464,7 @@ fn more_data_than_the_budget_is_an_out_of_memory_error() {
     let ok = small.upload(&ring, 3, &random_words(&ring, 3, 1)).unwrap();
     assert!(matches!(
         small.upload(&ring, 1, &random_words(&ring, 1, 2)),
-        Err(Error::GpuOutOfMemory { .. })
+        Err(Error::Gpu(hegpu::GpuError::OutOfMemory { .. }))
     ));
     drop(ok);
     assert_eq!(small.live_bytes(), 0);

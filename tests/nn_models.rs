@@ -280,3 +280,39 @@ fn the_wider_shipped_model_reaches_98_8_percent_on_the_sample() {
     let acc = shipped_accuracy(16);
     assert!(acc >= 0.988, "16 maps: {:.2}%", 100.0 * acc);
 }
+
+/// Planning refusals are typed: a chain too short names the levels needed and had, values
+/// too large name the stage, and calibration data that bounds nothing is a calibration error.
+#[test]
+fn plan_refusals_are_typed() {
+    use hegpu::{Error, PlanError};
+    let model = common::small_network();
+    let images = random(8 * model.input_len(), 9)
+        .iter()
+        .map(|v| v.abs())
+        .collect::<Vec<f32>>();
+    let bounds = Bounds::measure(&model, &images).unwrap();
+    match EncryptedNetwork::plan(&model, &common::test_params(1), &bounds) {
+        Err(Error::Plan(PlanError::TooFewLevels { needed, have, .. })) => {
+            assert_eq!(have, 1);
+            assert!(needed > have, "{needed}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    let e = Bounds::measure(&model, &images[..5]).unwrap_err();
+    assert!(matches!(e, Error::Plan(PlanError::Calibration(_))), "{e:?}");
+    let mut huge = images.clone();
+    huge.iter_mut().for_each(|v| *v *= 1e12);
+    let bounds = Bounds::measure(&model, &huge).unwrap();
+    let levels = levels_needed(&model).unwrap();
+    match EncryptedNetwork::plan(&model, &common::test_params(levels), &bounds) {
+        Err(Error::Plan(PlanError::Overflow {
+            need_bits,
+            have_bits,
+            ..
+        })) => {
+            assert!(need_bits > have_bits, "{need_bits} {have_bits}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+}

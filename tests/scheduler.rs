@@ -361,7 +361,10 @@ fn losing_the_gpu_mid_batch_completes_on_the_cpu() {
             y.to_bytes(&s.params, &*host).unwrap() == s.expected,
             "after losing the GPU (streamed: {streamed}) the output differs"
         );
-        assert!(matches!(gpu.sync(), Err(hegpu::Error::DeviceLost(_))));
+        assert!(matches!(
+            gpu.sync(),
+            Err(hegpu::Error::Gpu(hegpu::GpuError::DeviceLost(_)))
+        ));
         // The next batch runs on the CPU straight away.
         let x =
             hegpu::tensor::CipherTensor::from_bytes(&s.input, s.net.shape().0, &s.params, &*host)

@@ -491,7 +491,7 @@ fn valid_choices(args: &[String]) -> String {
 fn info() -> Result<()> {
     match GpuBackend::new() {
         Ok(gpu) => println!("{}", gpu.report()),
-        Err(Error::NoAdapter(why)) if !gpu_required() => {
+        Err(Error::Gpu(hegpu::GpuError::NoAdapter(why))) if !gpu_required() => {
             println!("no GPU adapter ({why}); hegpu runs on the CPU")
         }
         Err(e) => return Err(e),

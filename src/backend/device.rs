@@ -2,7 +2,7 @@
 //! `gpu`.
 
 use super::{Backend, CpuBackend};
-use crate::{Error, Result};
+use crate::{Error, GpuError, Result};
 use std::sync::Arc;
 
 /// Which device to run on.
@@ -72,7 +72,7 @@ pub fn choose_backend(
                 Ok((cpu()?, Some(note)))
             }
             Ok(gpu) => Ok((gpu.backend, None)),
-            Err(Error::NoAdapter(why)) if !options.required => Ok((
+            Err(Error::Gpu(GpuError::NoAdapter(why))) if !options.required => Ok((
                 cpu()?,
                 Some(format!("no GPU adapter ({why}); using the CPU")),
             )),
@@ -103,9 +103,9 @@ pub(crate) fn open_gpu(options: GpuOptions) -> Result<OpenedGpu> {
 /// Without the `gpu` feature there is no GPU backend: every request for one finds no adapter.
 #[cfg(not(feature = "gpu"))]
 pub(crate) fn open_gpu(_: GpuOptions) -> Result<OpenedGpu> {
-    Err(Error::NoAdapter(
+    Err(Error::Gpu(GpuError::NoAdapter(
         "this build of hegpu has no GPU backend (the `gpu` feature is off)".into(),
-    ))
+    )))
 }
 
 /// Knobs for tests and for running within a memory budget.
@@ -114,7 +114,7 @@ pub struct GpuOptions {
     /// Largest buffer of one chunk, in bytes (default: the adapter's storage binding limit).
     pub max_chunk_bytes: Option<u64>,
     /// Bytes of batches and weights this backend may hold at once (default: whatever the driver
-    /// grants; beyond it, allocation fails with [`Error::GpuOutOfMemory`]).
+    /// grants; beyond it, allocation fails with [`GpuError::OutOfMemory`](crate::GpuError::OutOfMemory)).
     pub memory_budget: Option<u64>,
     /// Simulates a device loss: the device is destroyed at the end of the operation that makes
     /// this many dispatches in all, as a driver reset would. For testing the fallbacks.

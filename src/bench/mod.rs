@@ -17,7 +17,7 @@ use crate::backend::device::open_gpu;
 use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuOptions, PolyBatch};
 use crate::math::Ring;
 use crate::math::ntt_primes;
-use crate::{Error, Result};
+use crate::{Error, GpuError, ParamsError, Result};
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -264,7 +264,9 @@ impl Devices {
                     gpu_is_software = g.software;
                     list.push((g.backend, 0));
                 }
-                Err(e @ Error::NoAdapter(_)) if !require => gpu_note = Some(e.to_string()),
+                Err(e @ Error::Gpu(GpuError::NoAdapter(_))) if !require => {
+                    gpu_note = Some(e.to_string())
+                }
                 Err(e) => return Err(e),
             },
         }
@@ -336,7 +338,10 @@ fn run_ntt(plan: &BenchPlan, devices: &Devices, push: &mut dyn FnMut(Record)) ->
         let plans: Vec<tfhe_ntt::prime32::Plan> = ring
             .primes()
             .iter()
-            .map(|&p| tfhe_ntt::prime32::Plan::try_new(n, p).ok_or(Error::NotNttFriendly { p, n }))
+            .map(|&p| {
+                tfhe_ntt::prime32::Plan::try_new(n, p)
+                    .ok_or(Error::Params(ParamsError::NotNttFriendly { p, n }))
+            })
             .collect::<Result<_>>()?;
         for (dev_threads, pool) in peer_pools(devices)? {
             let mut data = words.clone();

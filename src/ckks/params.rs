@@ -3,7 +3,7 @@
 
 use crate::math::Ring;
 use crate::math::{check_degree, ntt_primes};
-use crate::{Error, Result};
+use crate::{Error, ParamsError, Result};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::sync::Arc;
@@ -362,7 +362,7 @@ fn fingerprint(n: usize, q: &[u32], p: &[u32], log_scale: u32) -> u64 {
 fn checked_degree(literal: &ParameterLiteral) -> Result<usize> {
     let n = 1usize
         .checked_shl(literal.log_n)
-        .ok_or(Error::BadDegree { n: 0 })?;
+        .ok_or(Error::Params(ParamsError::BadDegree { n: 0 }))?;
     check_degree(n)?;
     if literal.q_bits.is_empty() || literal.p_bits.is_empty() {
         return Err(Error::Config(
@@ -403,11 +403,11 @@ fn checked_degree(literal: &ParameterLiteral) -> Result<usize> {
         match max_log_qp_128(literal.log_n) {
             Some(max) if bits_total <= max => {}
             Some(max) => {
-                return Err(Error::Insecure {
+                return Err(Error::Params(ParamsError::Insecure {
                     n,
                     log_qp: bits_total,
                     max,
-                });
+                }));
             }
             None => {
                 return Err(Error::Config(format!(
@@ -487,7 +487,7 @@ mod tests {
         lit.q_bits = vec![31; 7];
         assert!(matches!(
             Parameters::new(lit.clone()),
-            Err(Error::Insecure { .. })
+            Err(Error::Params(ParamsError::Insecure { .. }))
         ));
         lit.security = SecurityLevel::None;
         assert!(Parameters::new(lit).is_ok());

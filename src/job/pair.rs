@@ -20,7 +20,7 @@ use crate::ckks::{
 use crate::data::Mnist;
 use crate::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork, Model, pixels};
 use crate::tensor::{CipherTensor, ScheduleReport, Scheduler};
-use crate::{Error, Result};
+use crate::{Error, PlanError, Result};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -218,19 +218,20 @@ impl ServedModel {
     ) -> Result<Self> {
         let model = super::load_digit_model(model)?;
         let given = params.is_some();
-        Self::new(&model, &calibration(mnist), packing, params).map_err(|e| {
-            match (e, packing == SplitPacking::Batch && given) {
-                (Error::Config(why), true) => match plan_batch(&model, mnist, None) {
+        let batch = packing == SplitPacking::Batch && given;
+        Self::new(&model, &calibration(mnist), packing, params).map_err(|e| match e {
+            Error::Plan(PlanError::TooFewLevels { .. } | PlanError::Overflow { .. }) if batch => {
+                match plan_batch(&model, mnist, None) {
                     Ok(fits) => Error::Config(format!(
-                        "{why}; make the keys with `hegpu mnist keys --model` (the model's plan \
+                        "{e}; make the keys with `hegpu mnist keys --model` (the model's plan \
                          takes {} at {} levels)",
                         Preset::of(fits.params().literal()).map_or("a larger preset", |p| p.name()),
                         fits.params().max_level()
                     )),
-                    Err(_) => Error::Config(why),
-                },
-                (e, _) => e,
+                    Err(_) => e,
+                }
             }
+            e => e,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The ring degrees hegpu supports, checked in one place (primes, NTT plans and rings all
 //! start here).
 
-use crate::{Error, Result};
+use crate::{Error, ParamsError, Result};
 
 /// Smallest supported ring degree.
 pub const MIN_DEGREE: usize = 1 << 10;
@@ -13,6 +13,6 @@ pub fn check_degree(n: usize) -> Result<()> {
     if n.is_power_of_two() && (MIN_DEGREE..=MAX_DEGREE).contains(&n) {
         Ok(())
     } else {
-        Err(Error::BadDegree { n })
+        Err(Error::Params(ParamsError::BadDegree { n }))
     }
 }

@@ -6,7 +6,7 @@
 //! (`shaders/prelude.wgsl`). [`mul_wide`] is the four-16×16-partial-product multiply the
 //! shaders use, kept here so it can be checked against `u64` on the CPU.
 
-use crate::{Error, Result};
+use crate::{Error, ParamsError, Result};
 
 /// A prime modulus `p` with `2 < p < 2^31` and the constants its reductions need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,16 +28,16 @@ impl Modulus {
     /// it matters: NTT plans and RNS bases).
     pub fn new(p: u32) -> Result<Self> {
         if p < 3 || p.is_multiple_of(2) {
-            return Err(Error::BadModulus {
+            return Err(Error::Params(ParamsError::BadModulus {
                 p: p.into(),
                 why: "it must be odd and at least 3",
-            });
+            }));
         }
         if p >= 1 << Self::MAX_BITS {
-            return Err(Error::BadModulus {
+            return Err(Error::Params(ParamsError::BadModulus {
                 p: p.into(),
                 why: "it must be below 2^31",
-            });
+            }));
         }
         // Newton iteration for p^{-1} mod 2^32: each step doubles the correct low bits.
         let mut inv: u32 = p;

@@ -11,7 +11,7 @@
 use super::degree::check_degree;
 use super::modulus::Modulus;
 use super::primes::is_prime;
-use crate::{Error, Result};
+use crate::{Error, ParamsError, Result};
 
 /// Reverses the low `bits` bits of `x`.
 #[inline]
@@ -29,13 +29,13 @@ pub fn bit_reverse(x: usize, bits: u32) -> usize {
 pub fn negacyclic_root(n: usize, p: u32) -> Result<u32> {
     check_degree(n)?;
     if !is_prime(p) {
-        return Err(Error::BadModulus {
+        return Err(Error::Params(ParamsError::BadModulus {
             p: p.into(),
             why: "it is not prime",
-        });
+        }));
     }
     if u64::from(p) % (2 * n as u64) != 1 {
-        return Err(Error::NotNttFriendly { p, n });
+        return Err(Error::Params(ParamsError::NotNttFriendly { p, n }));
     }
     let m = Modulus::new(p)?;
     let (mut q, mut s) = (u64::from(p) - 1, 0u32);
@@ -120,8 +120,8 @@ impl NttPlan {
         let n_inv = modulus
             .inv(n as u32 % p)
             .expect("n is invertible mod an odd prime");
-        let engine =
-            tfhe_ntt::prime32::Plan::try_new(n, p).ok_or(Error::NotNttFriendly { p, n })?;
+        let engine = tfhe_ntt::prime32::Plan::try_new(n, p)
+            .ok_or(Error::Params(ParamsError::NotNttFriendly { p, n }))?;
         Ok(Self {
             n,
             modulus,
@@ -247,19 +247,19 @@ mod tests {
     fn bad_plans_are_errors() {
         assert!(matches!(
             NttPlan::new(1 << 13, 1_073_741_827),
-            Err(Error::NotNttFriendly { .. })
+            Err(Error::Params(ParamsError::NotNttFriendly { .. }))
         ));
         assert!(matches!(
             NttPlan::new(1 << 13, 65537 * 3),
-            Err(Error::BadModulus { .. })
+            Err(Error::Params(ParamsError::BadModulus { .. }))
         ));
         assert!(matches!(
             NttPlan::new(3000, 12289),
-            Err(Error::BadDegree { .. })
+            Err(Error::Params(ParamsError::BadDegree { .. }))
         ));
         assert!(matches!(
             NttPlan::new(1 << 17, 786433),
-            Err(Error::BadDegree { .. })
+            Err(Error::Params(ParamsError::BadDegree { .. }))
         ));
     }
 }

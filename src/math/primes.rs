@@ -1,7 +1,7 @@
 //! NTT-friendly primes: deterministic generation with proven primality for 32-bit words.
 
 use super::degree::check_degree;
-use crate::{Error, Result};
+use crate::{Error, ParamsError, Result};
 
 /// Primality of a 32-bit integer. Miller–Rabin with the bases 2, 7 and 61 has no false positive
 /// below 4,759,123,141 (Jaeschke 1993), so for `u32` this is a proof, not a guess.
@@ -53,10 +53,10 @@ pub fn ntt_primes(n: usize, bits: u32, count: usize, exclude: &[u32]) -> Result<
     check_degree(n)?;
     let two_n = 2 * n as u64;
     if bits > 31 || (1u64 << bits) <= two_n + 1 {
-        return Err(Error::BadModulus {
+        return Err(Error::Params(ParamsError::BadModulus {
             p: 1u64 << bits.min(63),
             why: "prime size must be at most 31 bits and leave room for p ≡ 1 (mod 2N)",
-        });
+        }));
     }
     let low = 1u64 << (bits - 1);
     // Largest candidate below 2^bits that is 1 mod 2N.
@@ -70,12 +70,12 @@ pub fn ntt_primes(n: usize, bits: u32, count: usize, exclude: &[u32]) -> Result<
         candidate -= two_n;
     }
     if primes.len() < count {
-        return Err(Error::NotEnoughPrimes {
+        return Err(Error::Params(ParamsError::NotEnoughPrimes {
             n,
             bits,
             wanted: count,
             found: primes.len(),
-        });
+        }));
     }
     Ok(primes)
 }
@@ -140,7 +140,7 @@ mod tests {
         assert!(ntt_primes(1000, 30, 1, &[]).is_err());
         assert!(matches!(
             ntt_primes(1 << 16, 20, 1000, &[]),
-            Err(Error::NotEnoughPrimes { .. })
+            Err(Error::Params(ParamsError::NotEnoughPrimes { .. }))
         ));
     }
 }

@@ -1,7 +1,7 @@
 //! A ring `Z_Q[X]/(X^N + 1)` in RNS form: the degree, the primes of the limbs, their NTT plans.
 
 use crate::math::{Modulus, NttPlan, check_degree, is_prime};
-use crate::{Error, Result};
+use crate::{Error, ParamsError, Result};
 use std::sync::Arc;
 
 /// The ring every polynomial of a [`PolyBatch`](crate::backend::PolyBatch) lives in. Limb `l` of a
@@ -25,16 +25,16 @@ impl Ring {
         let mut plans = Vec::with_capacity(primes.len());
         for (i, &p) in primes.iter().enumerate() {
             if primes[..i].contains(&p) {
-                return Err(Error::BadModulus {
+                return Err(Error::Params(ParamsError::BadModulus {
                     p: p.into(),
                     why: "it appears twice in the ring",
-                });
+                }));
             }
             if !is_prime(p) {
-                return Err(Error::BadModulus {
+                return Err(Error::Params(ParamsError::BadModulus {
                     p: p.into(),
                     why: "it is not prime",
-                });
+                }));
             }
             plans.push(Arc::new(NttPlan::new(n, p)?));
         }

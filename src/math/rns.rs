@@ -2,7 +2,7 @@
 
 use super::modulus::Modulus;
 use super::primes::is_prime;
-use crate::{Error, Result};
+use crate::{Error, ParamsError, Result};
 use num_bigint::BigUint;
 use num_traits::{ToPrimitive, Zero};
 
@@ -23,16 +23,16 @@ impl RnsBasis {
         let mut moduli = Vec::with_capacity(primes.len());
         for (i, &p) in primes.iter().enumerate() {
             if !is_prime(p) {
-                return Err(Error::BadModulus {
+                return Err(Error::Params(ParamsError::BadModulus {
                     p: p.into(),
                     why: "it is not prime",
-                });
+                }));
             }
             if primes[..i].contains(&p) {
-                return Err(Error::BadModulus {
+                return Err(Error::Params(ParamsError::BadModulus {
                     p: p.into(),
                     why: "it appears twice in the basis",
-                });
+                }));
             }
             moduli.push(Modulus::new(p)?);
         }

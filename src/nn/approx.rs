@@ -14,7 +14,7 @@
 //! The result is a [`Layer::Polynomial`] in powers of `u`.
 
 use super::model::{Activation, Layer, Model};
-use crate::{Error, Result};
+use crate::{Error, PlanError, Result};
 use std::fmt;
 use std::str::FromStr;
 
@@ -95,9 +95,9 @@ pub fn approximate(
     let shapes = model.shapes()?;
     let len = model.input_len();
     if calibration.is_empty() || !calibration.len().is_multiple_of(len) {
-        return Err(Error::Config(
+        return Err(Error::Plan(PlanError::Calibration(
             "approximation needs whole calibration images".into(),
-        ));
+        )));
     }
     let mut out = model.clone();
     let mut replaced = Vec::new();
@@ -138,10 +138,10 @@ pub fn approximate(
 pub fn fit(f: Activation, degree: usize, samples: &[f32]) -> Result<(Layer, f32, f32)> {
     let largest = samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     if !largest.is_finite() {
-        return Err(Error::Config(format!(
+        return Err(Error::Plan(PlanError::Calibration(format!(
             "the values reaching a {} are not finite",
             f.name()
-        )));
+        ))));
     }
     let range = (f64::from(largest) * MARGIN).max(1e-3);
     let stride = samples.len().div_ceil(MOST_SAMPLES).max(1);
@@ -174,10 +174,10 @@ pub fn fit(f: Activation, degree: usize, samples: &[f32]) -> Result<(Layer, f32,
         }
     }
     let cheb = solve(gram, rhs, n).ok_or_else(|| {
-        Error::Config(format!(
+        Error::Plan(PlanError::Calibration(format!(
             "the {} samples do not determine a polynomial of degree {degree}",
             f.name()
-        ))
+        )))
     })?;
     let power = chebyshev_to_power(&cheb);
     let layer = Layer::Polynomial {

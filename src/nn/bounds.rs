@@ -5,7 +5,7 @@
 
 use super::model::Model;
 use super::stages::{run_stages, stages};
-use crate::{Error, Result};
+use crate::{Error, PlanError, Result};
 
 /// The values inputs took on the calibration images: `[low, high]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,14 +29,14 @@ impl InputRange {
     /// The range of `values`, which must be finite and not empty.
     pub fn of(values: &[f32]) -> Result<Self> {
         if values.is_empty() {
-            return Err(Error::Config(
+            return Err(Error::Plan(PlanError::Calibration(
                 "no calibration values to bound the inputs".into(),
-            ));
+            )));
         }
         if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-            return Err(Error::Config(format!(
+            return Err(Error::Plan(PlanError::Calibration(format!(
                 "calibration value {v} is not finite"
-            )));
+            ))));
         }
         let (low, high) = values
             .iter()
@@ -97,10 +97,10 @@ impl Bounds {
         let stages = stages(model)?;
         let len = model.input_len();
         if images.is_empty() || !images.len().is_multiple_of(len) {
-            return Err(Error::Config(format!(
+            return Err(Error::Plan(PlanError::Calibration(format!(
                 "{} calibration values are not whole images of {len}",
                 images.len()
-            )));
+            ))));
         }
         let input = InputRange::of(images)?;
         let mut bounds = vec![0.0f32; stages.len()];

@@ -6,6 +6,7 @@
 //! and every byte sent. Cutting them (the preset's first primes, the same special primes)
 //! keeps the security and the plan's arithmetic, with fewer limbs everywhere.
 
+use crate::PlanError;
 use crate::Result;
 use crate::ckks::{Parameters, Preset};
 use std::sync::Arc;
@@ -21,10 +22,12 @@ pub(crate) fn plan_on_cut_chain<T>(
     let whole = Parameters::preset(preset)?;
     let most = whole.max_level();
     if needed > most {
-        return Err(crate::Error::Config(format!(
-            "the model needs {needed} levels, {} has {most}",
-            preset.name()
-        )));
+        return Err(PlanError::TooFewLevels {
+            plan: format!("the model on {}", preset.name()),
+            needed,
+            have: most,
+        }
+        .into());
     }
     let planned = plan(&whole)?;
     for levels in needed..most {

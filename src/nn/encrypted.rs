@@ -15,7 +15,7 @@ use super::stages::{Stage, levels_needed, stages};
 use crate::circuits::{InputForm, LinearWork, PowersWork, Then};
 use crate::ckks::{Encoder, Encryptor, Parameters, Preset};
 use crate::tensor::{CipherTensor, LayerPlan, ScheduleReport, Scheduler, Work};
-use crate::{Error, Result};
+use crate::{Error, PlanError, Result};
 use std::sync::Arc;
 
 /// A model prepared for encrypted evaluation with one parameter set: its stages as layer
@@ -40,10 +40,11 @@ impl EncryptedNetwork {
         let needed = levels_needed(model)?;
         plan_on_smallest_chain(needed, |params| Self::plan(model, params, bounds)).map_err(
             |refusals| {
-                Error::Config(format!(
-                    "no parameter preset holds the model, which needs {needed} levels ({})",
-                    refusals.join("; ")
-                ))
+                PlanError::NoPreset {
+                    packing: "",
+                    refusals: format!("it needs {needed} levels; {}", refusals.join("; ")),
+                }
+                .into()
             },
         )
     }
@@ -70,18 +71,21 @@ impl EncryptedNetwork {
         let (input_range, bounds) = (bounds.input, &bounds.stages[..]);
         let stages = stages(model)?;
         if stages.len() != bounds.len() {
-            return Err(Error::Config(format!(
+            return Err(PlanError::Calibration(format!(
                 "{} activation bounds for {} stages",
                 bounds.len(),
                 stages.len()
-            )));
+            ))
+            .into());
         }
         let needed = levels_needed(model)?;
         if needed > params.max_level() {
-            return Err(Error::Config(format!(
-                "the model needs {needed} levels but the parameters have {}",
-                params.max_level()
-            )));
+            return Err(PlanError::TooFewLevels {
+                plan: "the model".into(),
+                needed,
+                have: params.max_level(),
+            }
+            .into());
         }
         let mut plan = Planning {
             params,
@@ -229,11 +233,15 @@ fn bits(primes: &[u32]) -> f64 {
 }
 
 fn too_large(s: usize, bound: f64, scale: f64, have: f64, level: usize) -> Error {
-    Error::Config(format!(
-        "stage {s}: values up to {bound:.3e} at scale 2^{:.1} need {:.1} bits, level {level} has {have:.1}",
-        scale.log2(),
-        (scale * bound).log2() + 1.0,
-    ))
+    PlanError::Overflow {
+        stage: format!("stage {s}"),
+        bound,
+        log_scale: scale.log2(),
+        need_bits: (scale * bound).log2() + 1.0,
+        level,
+        have_bits: have,
+    }
+    .into()
 }
 
 impl Planning<'_> {

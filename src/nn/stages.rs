@@ -3,7 +3,7 @@
 //! packings) and the bounds measured on plaintext run these stages.
 
 use super::model::{Layer, LinearRow, Model, limits};
-use crate::{Error, Result};
+use crate::{Error, PlanError, Result};
 use std::collections::BTreeMap;
 
 /// Composes `second ∘ first` (both as sparse rows with constants).
@@ -95,12 +95,12 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
                 coefficients,
             } => plan.polynomial(width, *range, coefficients),
             Layer::Activation(f) => {
-                return Err(Error::Config(format!(
+                return Err(Error::Plan(PlanError::Unsupported(format!(
                     "layer {i} is {}: the encrypted pass computes polynomials only; replace it \
                      with an approximation first (hegpu import --approx {}:DEGREE)",
                     f.name(),
                     f.name()
-                )));
+                ))));
             }
             _ => plan.linear(i, layer, shape)?,
         }
@@ -111,11 +111,11 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
     }
     let terms = linear_terms(&out);
     if terms > limits::WORK {
-        return Err(Error::Config(format!(
+        return Err(Error::Plan(PlanError::Unsupported(format!(
             "the encrypted pass's linear maps hold {terms} terms per image (adjacent linear \
              layers composed), above the model's limit of {}",
             limits::WORK
-        )));
+        ))));
     }
     Ok(out)
 }
@@ -203,13 +203,13 @@ impl Planner {
                 .map_or(0, |p| composition_cost(p, &rows)),
         );
         if self.composed > limits::COMPOSITION {
-            return Err(Error::Config(format!(
+            return Err(Error::Plan(PlanError::Unsupported(format!(
                 "layer {i} ({}) follows a linear map with no activation between: composing the \
                  linear layers so far takes {} multiply-adds, above the limit of {}",
                 layer.kind(),
                 self.composed,
                 limits::COMPOSITION
-            )));
+            ))));
         }
         self.pending = Some(self.then(rows));
         Ok(())

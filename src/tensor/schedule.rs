@@ -26,7 +26,7 @@ use crate::circuits::{
     square_relin_rescale,
 };
 use crate::ckks::{Ciphertext, EvaluationKeys, Parameters};
-use crate::{Error, Result};
+use crate::{Error, GpuError, Result};
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -298,7 +298,7 @@ impl Scheduler {
     fn gpu_failed(&self, gpu: &Lane, e: &Error) -> String {
         let mut state = self.state();
         match e {
-            Error::GpuOutOfMemory { .. } => {
+            Error::Gpu(GpuError::OutOfMemory { .. }) => {
                 let peak = gpu.backend().gpu_stats().map_or(0, |s| s.peak_bytes);
                 state.learned_budget = Some(peak / 4 * 3);
             }
@@ -588,8 +588,8 @@ impl Scheduler {
     ) -> Result<Ciphertext> {
         loop {
             match self.gpu_range_once(gpu, st, r, *block) {
-                Err(Error::GpuOutOfMemory { .. }) if *block > 1 => *block /= 2,
-                Err(Error::GpuOutOfMemory { .. }) if r.len() > 1 => {
+                Err(Error::Gpu(GpuError::OutOfMemory { .. })) if *block > 1 => *block /= 2,
+                Err(Error::Gpu(GpuError::OutOfMemory { .. })) if r.len() > 1 => {
                     let mid = r.start + r.len() / 2;
                     let low = self.gpu_range(gpu, st, &(r.start..mid), block)?;
                     let high = self.gpu_range(gpu, st, &(mid..r.end), block)?;

@@ -4,7 +4,7 @@
 //! Bytes in use count against the backend's budget; the backend releases the idle buffers when
 //! a new buffer would not fit beside them.
 
-use crate::{Error, Result};
+use crate::{Error, GpuError, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -138,10 +138,10 @@ impl Arena {
             && before + bytes > limit
         {
             self.live.fetch_sub(bytes, Ordering::Relaxed);
-            return Err(Error::GpuOutOfMemory {
+            return Err(Error::Gpu(GpuError::OutOfMemory {
                 bytes,
                 why: format!("the GPU memory budget is {limit} bytes and {before} are in use"),
-            });
+            }));
         }
         self.peak.fetch_max(before + bytes, Ordering::Relaxed);
         Ok(())
@@ -223,7 +223,7 @@ mod tests {
         arena.reserve(60).unwrap();
         assert!(matches!(
             arena.reserve(50),
-            Err(Error::GpuOutOfMemory { bytes: 50, .. })
+            Err(Error::Gpu(GpuError::OutOfMemory { bytes: 50, .. }))
         ));
         assert_eq!((arena.live(), arena.peak()), (60, 60));
         assert!(!arena.crowded() && !Arena::new(None).crowded());

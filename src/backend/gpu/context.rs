@@ -1,7 +1,7 @@
 //! Opening a GPU: adapter, device, limits, and turning wgpu's errors into [`Error`]s.
 
 use super::wait::{self, Delivery, Wait};
-use crate::{Error, Result};
+use crate::{Error, GpuError, Result};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -79,7 +79,7 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     uncaptured: Arc<Mutex<Vec<String>>>,
     /// Why the device was lost, once it is: every later operation fails with
-    /// [`Error::DeviceLost`] without touching it.
+    /// [`GpuError::DeviceLost`](crate::GpuError::DeviceLost) without touching it.
     lost: Arc<Mutex<Option<String>>>,
     /// A loss to simulate when the running operation ends (see [`Context::lose_after`]).
     pending_loss: Mutex<Option<String>>,
@@ -101,7 +101,7 @@ impl Context {
             ..Default::default()
         };
         let adapter = wait::finish(&*wait, None, instance.request_adapter(&options))
-            .map_err(|e| Error::NoAdapter(e.to_string()))?;
+            .map_err(|e| Error::Gpu(GpuError::NoAdapter(e.to_string())))?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let features = adapter.features();
@@ -119,7 +119,7 @@ impl Context {
             ..Default::default()
         };
         let (device, queue) = wait::finish(&*wait, None, adapter.request_device(&descriptor))
-            .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
+            .map_err(|e| Error::Gpu(GpuError::Driver(format!("cannot open {}: {e}", info.name))))?;
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -167,16 +167,16 @@ impl Context {
         wait::finish(&*self.wait, device, future)
     }
 
-    /// Fails with [`Error::DeviceLost`] once the device is lost.
+    /// Fails with [`GpuError::DeviceLost`](crate::GpuError::DeviceLost) once the device is lost.
     pub fn alive(&self) -> Result<()> {
         match &*self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(why) => Err(Error::DeviceLost(why.clone())),
+            Some(why) => Err(Error::Gpu(GpuError::DeviceLost(why.clone()))),
             None => Ok(()),
         }
     }
 
     /// Asks that the device be destroyed when the running operation ends, as a driver reset
-    /// would: the operation and every later one fail with [`Error::DeviceLost`].
+    /// would: the operation and every later one fail with [`GpuError::DeviceLost`](crate::GpuError::DeviceLost).
     pub fn lose_after(&self, why: String) {
         self.pending_loss
             .lock()
@@ -210,13 +210,13 @@ impl Context {
         let oom = self.finish(false, oom.pop());
         self.apply_pending_loss()?;
         if let Some(e) = oom {
-            return Err(Error::GpuOutOfMemory {
+            return Err(Error::Gpu(GpuError::OutOfMemory {
                 bytes,
                 why: e.to_string(),
-            });
+            }));
         }
         if let Some(e) = validation {
-            return Err(Error::Gpu(e.to_string()));
+            return Err(Error::Gpu(GpuError::Driver(e.to_string())));
         }
         self.take_uncaptured()?;
         Ok(value)
@@ -228,7 +228,9 @@ impl Context {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Error::Gpu(errors.drain(..).collect::<Vec<_>>().join("; ")))
+            Err(Error::Gpu(GpuError::Driver(
+                errors.drain(..).collect::<Vec<_>>().join("; "),
+            )))
         }
     }
 

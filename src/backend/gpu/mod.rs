@@ -32,7 +32,7 @@ use super::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use super::telemetry::{GpuStats, KernelProfile, TransferCounts};
 use super::{Backend, check_linear, mul_acc_terms};
 use crate::math::Ring;
-use crate::{Error, Result};
+use crate::{Error, GpuError, Result};
 use arena::{Arena, Taken, Tracked, Use};
 use context::Context;
 use dispatch::{Binds, DispatchState, Started};
@@ -126,7 +126,7 @@ pub(crate) fn shoup_pairs(ring: &Ring, words: &[u32]) -> Vec<u32> {
 }
 
 impl GpuBackend {
-    /// Opens the default adapter; [`Error::NoAdapter`] when there is none.
+    /// Opens the default adapter; [`GpuError::NoAdapter`](crate::GpuError::NoAdapter) when there is none.
     pub fn new() -> Result<Self> {
         Self::with_options(GpuOptions::default())
     }
@@ -266,10 +266,10 @@ impl GpuBackend {
         let (info, twiddles) = ring_tables(ring);
         let bytes = 4 * twiddles.len() as u64;
         if bytes > self.binding_limit {
-            return Err(Error::GpuOutOfMemory {
+            return Err(Error::Gpu(GpuError::OutOfMemory {
                 bytes,
                 why: "the ring's twiddle tables exceed one storage binding".into(),
-            });
+            }));
         }
         let make = |label, words: &[u32]| {
             self.counters.upload(4 * words.len() as u64);
@@ -312,7 +312,7 @@ impl GpuBackend {
                     .checked(bytes, || self.ctx.device.create_buffer(desc))
             };
             match make() {
-                Err(Error::GpuOutOfMemory { .. }) if self.arena.idle_bytes() > 0 => {
+                Err(Error::Gpu(GpuError::OutOfMemory { .. })) if self.arena.idle_bytes() > 0 => {
                     self.release_idle();
                     make()
                 }
@@ -354,13 +354,13 @@ impl GpuBackend {
         let poly_bytes = 4 * ring.poly_words() as u64;
         let per = self.max_chunk_bytes / poly_bytes;
         if per == 0 {
-            return Err(Error::GpuOutOfMemory {
+            return Err(Error::Gpu(GpuError::OutOfMemory {
                 bytes: poly_bytes,
                 why: format!(
                     "one polynomial exceeds the {} bytes of a storage binding",
                     self.max_chunk_bytes
                 ),
-            });
+            }));
         }
         // Whole ciphertexts per chunk (groups of 2 or 3 polynomials) where the binding allows,
         // so a batch can be regrouped (`PolyBatch::regroup`) without moving data.
@@ -377,10 +377,10 @@ impl GpuBackend {
     fn upload_table(&self, table: &[u32], what: &str) -> Result<Tracked> {
         let bytes = 4 * table.len() as u64;
         if bytes > self.binding_limit {
-            return Err(Error::GpuOutOfMemory {
+            return Err(Error::Gpu(GpuError::OutOfMemory {
                 bytes,
                 why: format!("{what} exceeds one storage binding"),
-            });
+            }));
         }
         let data = self.alloc(bytes, FirstWrite::Upload)?;
         // The write lands before anything unsubmitted, which may still use this buffer.
@@ -541,14 +541,14 @@ impl Backend for GpuBackend {
         });
         self.ctx.alive()?;
         for r in mapped {
-            r.map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+            r.map_err(|e| Error::Gpu(GpuError::Driver(format!("readback failed: {e}"))))?;
         }
         let mut words = Vec::with_capacity(x.words());
         for (c, s) in g.chunks.iter().zip(&staging) {
             let view = s
                 .slice(..)
                 .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("readback failed: {e:?}")))?;
+                .map_err(|e| Error::Gpu(GpuError::Driver(format!("readback failed: {e:?}"))))?;
             let used = c.polys * x.ring.poly_words();
             let chunk = &bytemuck::cast_slice::<u8, u32>(&view)[..used];
             if let Some(t) = &self.trace {

@@ -35,7 +35,7 @@ use crate::circuits::{
 };
 use crate::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Parameters, Preset};
 use crate::tensor::{LayerPlan, ScheduleReport, Scheduler, Work};
-use crate::{Error, Result};
+use crate::{Error, PlanError, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -177,9 +177,10 @@ impl LatencyNetwork {
             )));
         }
         if calibration.len() < model.input_len() {
-            return Err(Error::Config(
+            return Err(PlanError::Calibration(
                 "the latency plan needs at least one calibration image to bound its values".into(),
-            ));
+            )
+            .into());
         }
         let mut share = 1 << most_per_ciphertext.ilog2();
         loop {
@@ -204,10 +205,11 @@ impl LatencyNetwork {
             Self::plan(model, params, calibration, most_per_ciphertext)
         })
         .map_err(|refusals| {
-            Error::Config(format!(
-                "no parameter preset holds the model in the latency packing ({})",
-                refusals.join("; ")
-            ))
+            PlanError::NoPreset {
+                packing: " in the latency packing",
+                refusals: refusals.join("; "),
+            }
+            .into()
         })
     }
 
@@ -228,22 +230,26 @@ impl LatencyNetwork {
         let (slots, input_len) = (params.slots() / share, model.input_len());
         let needed = levels_of(&stages);
         if needed > params.max_level() {
-            return Err(Error::Config(format!(
-                "the latency packing needs {needed} levels (one per linear stage and per square, \
-                 at most ⌈log2 d⌉ + 1 per polynomial of degree d) but the parameters have {}",
-                params.max_level()
-            )));
+            return Err(PlanError::TooFewLevels {
+                plan: "the latency packing (one level per linear stage and per square, at most \
+                       ⌈log2 d⌉ + 1 per polynomial of degree d)"
+                    .into(),
+                needed,
+                have: params.max_level(),
+            }
+            .into());
         }
         let Some(Stage::Linear(first)) = stages.first() else {
-            return Err(Error::Config(
+            return Err(PlanError::Unsupported(
                 "the latency packing needs a linear layer before the first activation".into(),
-            ));
+            )
+            .into());
         };
         let cannot = |s: usize, rows: usize, inputs: usize| {
-            Error::Config(format!(
+            Error::from(PlanError::Unsupported(format!(
                 "the latency packing cannot lay out stage {s} ({rows} outputs from {inputs} \
                  inputs) in {slots} slots"
-            ))
+            )))
         };
         let (inputs, lin) = scheme::first_stage(first, input_len, slots, share)?
             .into_iter()
@@ -281,9 +287,10 @@ impl LatencyNetwork {
             .iter()
             .any(|s| matches!(s, Step::Linear(l) if l.map.products() == 0))
         {
-            return Err(Error::Config(
+            return Err(PlanError::Unsupported(
                 "the latency packing cannot evaluate a layer whose weights are all zero".into(),
-            ));
+            )
+            .into());
         }
         let outputs = layout.homes(width)?;
         let fitted = calibration.len().min(CALIBRATION_IMAGES * input_len) / input_len;
@@ -369,13 +376,15 @@ impl LatencyNetwork {
                 }
             };
             if (after * bound).log2() + 1.0 > have {
-                return Err(Error::Config(format!(
-                    "latency step {i}: values up to {bound:.3e} at scale 2^{:.1} need {:.1} bits, \
-                     level {} has {have:.1}",
-                    after.log2(),
-                    (after * bound).log2() + 1.0,
-                    level - used
-                )));
+                return Err(PlanError::Overflow {
+                    stage: format!("latency step {i}"),
+                    bound,
+                    log_scale: after.log2(),
+                    need_bits: (after * bound).log2() + 1.0,
+                    level: level - used,
+                    have_bits: have,
+                }
+                .into());
             }
             level -= used;
             scale = after;

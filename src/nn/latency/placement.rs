@@ -6,7 +6,7 @@
 use super::layout::{Layout, fold_offsets};
 use crate::circuits::{DiagonalMap, Steps};
 use crate::nn::model::LinearRow;
-use crate::{Error, Result};
+use crate::{Error, PlanError, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -103,11 +103,11 @@ impl SlotLinear {
         }
         let missing: usize = need.iter().map(HashMap::len).sum();
         if missing > 0 {
-            return Err(Error::Config(format!(
+            return Err(Error::Plan(PlanError::Unsupported(format!(
                 "the latency packing cannot place {missing} weights of a {}-output layer \
                  with the rotations of its layout",
                 p.rows.len()
-            )));
+            ))));
         }
         let output = output_layout(&owner, &offsets, &p.homes, s);
         let mut bias = vec![0.0; s];
