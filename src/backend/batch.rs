@@ -1,7 +1,6 @@
 //! Device-resident data: batches of RNS polynomials and prepared weight matrices.
 
-#[cfg(feature = "gpu")]
-use super::gpu::{GpuData, GpuLinear};
+use super::device_data::DeviceData;
 use crate::math::Ring;
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -15,18 +14,17 @@ pub struct PolyBatch {
     pub(crate) data: Storage,
 }
 
+/// Where a batch's words are: in host memory, or held by a device backend.
 pub(crate) enum Storage {
     Host(Vec<u32>),
-    #[cfg(feature = "gpu")]
-    Gpu(GpuData),
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    Device(DeviceData),
 }
 
 impl Drop for PolyBatch {
     fn drop(&mut self) {
-        match &mut self.data {
-            Storage::Host(v) => super::cpu::pool::give(std::mem::take(v)),
-            #[cfg(feature = "gpu")]
-            Storage::Gpu(_) => {}
+        if let Storage::Host(v) = &mut self.data {
+            super::pool::give(std::mem::take(v));
         }
     }
 }
@@ -56,8 +54,7 @@ impl PolyBatch {
     pub fn location(&self) -> String {
         match &self.data {
             Storage::Host(_) => "the CPU".into(),
-            #[cfg(feature = "gpu")]
-            Storage::Gpu(g) => format!("GPU device #{}", g.device_id),
+            Storage::Device(d) => d.location(),
         }
     }
 
@@ -93,29 +90,8 @@ impl PolyBatch {
         } else {
             self.batch * factor
         };
-        #[cfg(feature = "gpu")]
-        if let Storage::Gpu(g) = &mut self.data {
-            if grouping
-                && (!g.per_chunk.is_multiple_of(factor)
-                    || g.chunks.iter().any(|c| !c.polys.is_multiple_of(factor)))
-            {
-                return Err(Error::Shape(format!(
-                    "GPU chunks of {} polynomials split groups of {factor}",
-                    g.per_chunk
-                )));
-            }
-            g.per_chunk = if grouping {
-                g.per_chunk / factor
-            } else {
-                g.per_chunk * factor
-            };
-            for c in &mut g.chunks {
-                c.polys = if grouping {
-                    c.polys / factor
-                } else {
-                    c.polys * factor
-                };
-            }
+        if let Storage::Device(d) = &mut self.data {
+            d.regroup(grouping, factor)?;
         }
         let data = std::mem::replace(&mut self.data, Storage::Host(Vec::new()));
         debug_assert_eq!(words, batch * ring.poly_words());
@@ -130,8 +106,7 @@ impl PolyBatch {
     pub(crate) fn host_words(&self) -> Option<&[u32]> {
         match &self.data {
             Storage::Host(v) => Some(v),
-            #[cfg(feature = "gpu")]
-            Storage::Gpu(_) => None,
+            Storage::Device(_) => None,
         }
     }
 
@@ -181,8 +156,8 @@ pub(crate) enum WeightStorage {
     /// The matrix as compressed rows (every column in every row): the CPU runs dense and
     /// sparse layers with one kernel.
     Host { rows: super::sparse::SparseRows },
-    #[cfg(feature = "gpu")]
-    Gpu(GpuLinear),
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    Device(DeviceData),
 }
 
 impl Weights {

@@ -7,8 +7,10 @@
 pub mod batch;
 pub mod cpu;
 pub mod device;
+mod device_data;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+mod pool;
 pub(crate) mod rns_ops;
 pub mod sparse;
 pub mod telemetry;
@@ -227,7 +229,7 @@ pub trait Backend: Send + Sync {
 /// [`Backend::upload_vec`]: recycled from the CPU backend's pool, which a host batch then
 /// keeps without a copy (its stale contents are never read).
 pub(crate) fn host_buffer(words: usize) -> Vec<u32> {
-    cpu::pool::take(words, false)
+    pool::take(words, false)
 }
 
 /// The number of polynomials [`Backend::seeded_masks`] makes for `streams`: an error when

@@ -1,8 +1,7 @@
 //! Sparse linear layers (convolutions, pooling, padding): each output is a weighted sum of a
 //! few inputs, given in compressed-row form, so the cost follows the terms, not J × K.
 
-#[cfg(feature = "gpu")]
-use super::gpu::GpuLinear;
+use super::device_data::DeviceData;
 use crate::math::Ring;
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -33,8 +32,8 @@ pub(crate) enum SparseStorage {
     Host {
         rows: SparseRows,
     },
-    #[cfg(feature = "gpu")]
-    Gpu(GpuLinear),
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    Device(DeviceData),
 }
 
 impl SparseWeights {

@@ -4,11 +4,10 @@
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::sparse::{SparseRows, SparseStorage, SparseWeights};
-use super::{Backend, check_linear, mul_acc_terms};
+use super::{Backend, check_linear, mul_acc_terms, pool};
 use crate::math::Ring;
 
 mod lanes;
-pub(crate) mod pool;
 mod rns;
 pub(crate) mod sampling;
 mod sparse;
@@ -59,8 +58,7 @@ impl CpuBackend {
     fn host<'a>(&self, x: &'a PolyBatch) -> Result<&'a [u32]> {
         match &x.data {
             Storage::Host(v) => Ok(v),
-            #[cfg(feature = "gpu")]
-            Storage::Gpu(_) => Err(Error::WrongDevice {
+            Storage::Device(_) => Err(Error::WrongDevice {
                 expected: "the CPU".into(),
                 found: x.location(),
             }),
@@ -68,12 +66,10 @@ impl CpuBackend {
     }
 
     fn host_mut<'a>(&self, x: &'a mut PolyBatch) -> Result<&'a mut Vec<u32>> {
-        #[cfg(feature = "gpu")]
         let location = x.location();
         match &mut x.data {
             Storage::Host(v) => Ok(v),
-            #[cfg(feature = "gpu")]
-            Storage::Gpu(_) => Err(Error::WrongDevice {
+            Storage::Device(_) => Err(Error::WrongDevice {
                 expected: "the CPU".into(),
                 found: location,
             }),
@@ -267,11 +263,10 @@ impl Backend for CpuBackend {
         check_linear(weights, x)?;
         let rows = match &weights.data {
             WeightStorage::Host { rows } => rows,
-            #[cfg(feature = "gpu")]
-            WeightStorage::Gpu(_) => {
+            WeightStorage::Device(d) => {
                 return Err(Error::WrongDevice {
                     expected: "the CPU".into(),
-                    found: "the GPU".into(),
+                    found: d.location(),
                 });
             }
         };

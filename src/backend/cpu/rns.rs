@@ -1,9 +1,10 @@
 //! CPU twins of the RNS kernels in `shaders/rns.wgsl`: gathers, centered base conversion,
 //! automorphisms, per-limb affine maps, the key-switching product and scaled differences.
 
-use super::{CpuBackend, lanes, pool};
+use super::{CpuBackend, lanes};
 use crate::Result;
 use crate::backend::batch::PolyBatch;
+use crate::backend::pool;
 use crate::backend::rns_ops::{
     ConversionTable, TENSOR_TERMS, check_concat, check_gather, check_key_mul_acc,
     check_limb_scalars, check_scaled_difference, check_tensor, conversion_tables,

@@ -7,11 +7,12 @@
 //! block of [`BLOCK`] coefficients of every input into a packed buffer that stays in the L2
 //! cache, then sums every tile of outputs from it with the register kernel of `tile.rs`.
 
+use super::CpuBackend;
 use super::tile::{Kernel, LANES, TileTerms};
 use super::wide::Wide;
-use super::{CpuBackend, pool};
 use crate::Result;
 use crate::backend::batch::{PolyBatch, Storage};
+use crate::backend::pool;
 use crate::backend::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -53,8 +54,7 @@ impl CpuBackend {
                 }
                 match &mut acc.data {
                     Storage::Host(v) => Some(std::mem::take(v)),
-                    #[cfg(feature = "gpu")]
-                    Storage::Gpu(_) => {
+                    Storage::Device(_) => {
                         return Err(crate::Error::WrongDevice {
                             expected: "the CPU".into(),
                             found: acc.location(),
@@ -66,11 +66,10 @@ impl CpuBackend {
         };
         let rows = match &w.data {
             SparseStorage::Host { rows } => rows,
-            #[cfg(feature = "gpu")]
-            SparseStorage::Gpu(_) => {
+            SparseStorage::Device(d) => {
                 return Err(crate::Error::WrongDevice {
                     expected: "the CPU".into(),
-                    found: "the GPU".into(),
+                    found: d.location(),
                 });
             }
         };

@@ -14,6 +14,7 @@ use super::params::{LinearSparseParams, Shape};
 use super::profile::Traffic;
 use super::{Binds, GpuBackend};
 use crate::backend::batch::PolyBatch;
+use crate::backend::device_data::DeviceWords;
 use crate::backend::sparse::SparseRows;
 use crate::math::Ring;
 use crate::{Error, Result};
@@ -26,7 +27,7 @@ pub(crate) const TILE: usize = 32;
 const HEADER: usize = 8;
 
 /// A linear layer resident on one GPU.
-pub struct GpuLinear {
+pub(crate) struct GpuLinear {
     pub(crate) device_id: u64,
     table: Tracked,
     plan: TilePlan,
@@ -219,6 +220,18 @@ fn group(rows: &SparseRows, per_chunk: usize) -> Vec<Group> {
         }
     }
     groups
+}
+
+impl DeviceWords for GpuLinear {
+    fn location(&self) -> String {
+        format!("GPU device #{}", self.device_id)
+    }
+
+    fn regroup(&mut self, _: bool, _: usize) -> Result<()> {
+        Err(Error::Shape(
+            "prepared weights are not polynomials to regroup".into(),
+        ))
+    }
 }
 
 impl GpuBackend {

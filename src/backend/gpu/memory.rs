@@ -2,7 +2,9 @@
 //! binding), weight buffers, and counters of every transfer and dispatch.
 
 use super::arena::Tracked;
+use crate::backend::device_data::DeviceWords;
 use crate::backend::telemetry::TransferCounts;
+use crate::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One chunk of a batch: `polys` whole polynomials in one buffer.
@@ -12,11 +14,43 @@ pub(crate) struct GpuChunk {
 }
 
 /// The GPU side of a [`PolyBatch`](crate::backend::PolyBatch).
-pub struct GpuData {
+pub(crate) struct GpuData {
     pub(crate) device_id: u64,
     pub(crate) chunks: Vec<GpuChunk>,
     /// Polynomials per chunk (the last may hold fewer).
     pub(crate) per_chunk: usize,
+}
+
+impl DeviceWords for GpuData {
+    fn location(&self) -> String {
+        format!("GPU device #{}", self.device_id)
+    }
+
+    /// Every chunk must hold whole groups (true unless bindings hold fewer than six
+    /// polynomials).
+    fn regroup(&mut self, grouping: bool, factor: usize) -> Result<()> {
+        if grouping
+            && (!self.per_chunk.is_multiple_of(factor)
+                || self.chunks.iter().any(|c| !c.polys.is_multiple_of(factor)))
+        {
+            return Err(Error::Shape(format!(
+                "GPU chunks of {} polynomials split groups of {factor}",
+                self.per_chunk
+            )));
+        }
+        let resize = |polys: usize| {
+            if grouping {
+                polys / factor
+            } else {
+                polys * factor
+            }
+        };
+        self.per_chunk = resize(self.per_chunk);
+        for c in &mut self.chunks {
+            c.polys = resize(c.polys);
+        }
+        Ok(())
+    }
 }
 
 impl GpuData {

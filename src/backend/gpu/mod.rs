@@ -21,13 +21,14 @@ mod trace;
 mod wait;
 
 pub use context::AdapterReport;
-pub use linear::GpuLinear;
-pub use memory::GpuData;
+pub(crate) use linear::GpuLinear;
+pub(crate) use memory::GpuData;
 pub use trace::DispatchTrace;
 pub use wait::{Blocking, Pending, Wait};
 
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::device::GpuOptions;
+use super::device_data::DeviceData;
 use super::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use super::telemetry::{GpuStats, KernelProfile, TransferCounts};
 use super::{Backend, check_linear, mul_acc_terms};
@@ -244,13 +245,25 @@ impl GpuBackend {
     }
 
     fn gpu<'a>(&self, x: &'a PolyBatch) -> Result<&'a GpuData> {
-        match &x.data {
-            Storage::Gpu(g) if g.device_id == self.id => Ok(g),
+        let data = match &x.data {
+            Storage::Device(d) => d.get::<GpuData>(),
+            Storage::Host(_) => None,
+        };
+        match data {
+            Some(g) if g.device_id == self.id => Ok(g),
             _ => Err(Error::WrongDevice {
                 expected: self.where_(),
                 found: x.location(),
             }),
         }
+    }
+
+    /// Weights prepared on a GPU (`linear_tiles` checks it is this one).
+    fn prepared<'a>(&self, w: Option<&'a GpuLinear>) -> Result<&'a GpuLinear> {
+        w.ok_or_else(|| Error::WrongDevice {
+            expected: self.where_(),
+            found: "the CPU".into(),
+        })
     }
 
     fn where_(&self) -> String {
@@ -414,11 +427,11 @@ impl GpuBackend {
         Ok(PolyBatch {
             ring: ring.clone(),
             batch,
-            data: Storage::Gpu(GpuData {
+            data: Storage::Device(DeviceData::new(GpuData {
                 device_id: self.id,
                 chunks,
                 per_chunk,
-            }),
+            })),
         })
     }
 
@@ -657,19 +670,17 @@ impl Backend for GpuBackend {
             ring: ring.clone(),
             outputs,
             inputs,
-            data: WeightStorage::Gpu(data),
+            data: WeightStorage::Device(DeviceData::new(data)),
         })
     }
 
     fn linear(&self, w: &Weights, x: &PolyBatch) -> Result<PolyBatch> {
         check_linear(w, x)?;
-        let WeightStorage::Gpu(gw) = &w.data else {
-            return Err(Error::WrongDevice {
-                expected: self.where_(),
-                found: "the CPU".into(),
-            });
+        let gw = match &w.data {
+            WeightStorage::Device(d) => d.get::<GpuLinear>(),
+            WeightStorage::Host { .. } => None,
         };
-        self.linear_tiles(gw, w.outputs, x)
+        self.linear_tiles(self.prepared(gw)?, w.outputs, x)
     }
 
     fn upload_sparse(
@@ -679,19 +690,19 @@ impl Backend for GpuBackend {
         rows: &SparseRows,
     ) -> Result<SparseWeights> {
         SparseWeights::prepare(ring, inputs, rows, || {
-            Ok(SparseStorage::Gpu(self.upload_linear(ring, rows)?))
+            Ok(SparseStorage::Device(DeviceData::new(
+                self.upload_linear(ring, rows)?,
+            )))
         })
     }
 
     fn linear_sparse(&self, w: &SparseWeights, x: &PolyBatch) -> Result<PolyBatch> {
         check_sparse(w, x)?;
-        let SparseStorage::Gpu(gw) = &w.data else {
-            return Err(Error::WrongDevice {
-                expected: self.where_(),
-                found: "the CPU".into(),
-            });
+        let gw = match &w.data {
+            SparseStorage::Device(d) => d.get::<GpuLinear>(),
+            SparseStorage::Host { .. } => None,
         };
-        self.linear_tiles(gw, w.outputs, x)
+        self.linear_tiles(self.prepared(gw)?, w.outputs, x)
     }
 
     fn concat(&self, parts: &[&PolyBatch]) -> Result<PolyBatch> {
