@@ -1,6 +1,7 @@
 //! Device-resident data: batches of RNS polynomials and prepared weight matrices.
 
 use super::device_data::DeviceData;
+use super::pool::BufferPool;
 use crate::math::Ring;
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -16,15 +17,47 @@ pub struct PolyBatch {
 
 /// Where a batch's words are: in host memory, or held by a device backend.
 pub(crate) enum Storage {
-    Host(Vec<u32>),
+    Host(HostWords),
     #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     Device(DeviceData),
 }
 
-impl Drop for PolyBatch {
+/// A host batch's words, given back to the pool of the backend that made them (if any) when
+/// dropped.
+pub(crate) struct HostWords {
+    words: Vec<u32>,
+    pool: Option<Arc<BufferPool>>,
+}
+
+impl HostWords {
+    pub(crate) fn new(words: Vec<u32>, pool: Option<Arc<BufferPool>>) -> Self {
+        Self { words, pool }
+    }
+
+    /// The words, taken out (the pool does not get them back).
+    pub(crate) fn take(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.words)
+    }
+}
+
+impl std::ops::Deref for HostWords {
+    type Target = Vec<u32>;
+
+    fn deref(&self) -> &Vec<u32> {
+        &self.words
+    }
+}
+
+impl std::ops::DerefMut for HostWords {
+    fn deref_mut(&mut self) -> &mut Vec<u32> {
+        &mut self.words
+    }
+}
+
+impl Drop for HostWords {
     fn drop(&mut self) {
-        if let Storage::Host(v) = &mut self.data {
-            super::pool::give(std::mem::take(v));
+        if let Some(pool) = &self.pool {
+            pool.give(std::mem::take(&mut self.words));
         }
     }
 }
@@ -93,12 +126,11 @@ impl PolyBatch {
         if let Storage::Device(d) = &mut self.data {
             d.regroup(grouping, factor)?;
         }
-        let data = std::mem::replace(&mut self.data, Storage::Host(Vec::new()));
         debug_assert_eq!(words, batch * ring.poly_words());
         Ok(PolyBatch {
             ring: ring.clone(),
             batch,
-            data,
+            data: self.data,
         })
     }
 

@@ -63,6 +63,13 @@ pub trait Backend: Send + Sync {
         self.upload(ring, batch, &words)
     }
 
+    /// A host buffer of `words` words for the caller to fill entirely and hand to
+    /// [`upload_vec`](Self::upload_vec): the CPU backend's comes from its pool of recycled
+    /// buffers, and its batch then keeps it without a copy (stale contents are never read).
+    fn host_buffer(&self, words: usize) -> Vec<u32> {
+        vec![0; words]
+    }
+
     /// Copies a batch back to the host.
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>>;
 
@@ -224,14 +231,6 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// Checks that `a` and `b` can be multiplied-and-accumulated in `groups` groups; returns terms.
-/// A host buffer of `words` words for the caller to fill entirely and hand to
-/// [`Backend::upload_vec`]: recycled from the CPU backend's pool, which a host batch then
-/// keeps without a copy (its stale contents are never read).
-pub(crate) fn host_buffer(words: usize) -> Vec<u32> {
-    pool::take(words, false)
-}
-
 /// The number of polynomials [`Backend::seeded_masks`] makes for `streams`: an error when
 /// there are none.
 pub(crate) fn check_streams(streams: &Range<u64>) -> Result<usize> {
@@ -257,6 +256,7 @@ pub(crate) fn check_small(ring: &Ring, coeffs: &[i8]) -> Result<usize> {
     Ok(coeffs.len() / n)
 }
 
+/// Checks that `a` and `b` can be multiplied-and-accumulated in `groups` groups; returns terms.
 pub(crate) fn mul_acc_terms(a: &PolyBatch, b: &PolyBatch, groups: usize) -> Result<usize> {
     a.check_same_shape(b)?;
     if groups == 0 || !a.batch.is_multiple_of(groups) || a.batch == 0 {

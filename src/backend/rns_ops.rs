@@ -86,31 +86,39 @@ impl ConversionTable {
     }
 }
 
-/// The table for converting from `source` to `target` primes, built once per process (the big
-/// integer work costs more than converting a polynomial).
-fn cached_table(source: &[Modulus], target: &[Modulus]) -> Result<Arc<ConversionTable>> {
-    type Key = (Vec<u32>, Vec<u32>);
-    static CACHE: Mutex<BTreeMap<Key, Arc<ConversionTable>>> = Mutex::new(BTreeMap::new());
-    let key = (
-        source.iter().map(Modulus::value).collect(),
-        target.iter().map(Modulus::value).collect(),
-    );
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(t) = cache.get(&key) {
-        return Ok(t.clone());
+/// Conversion tables by source and target primes, built once per backend that owns the cache
+/// (the big-integer work costs more than converting a polynomial).
+#[derive(Default)]
+pub(crate) struct ConversionCache(Mutex<BTreeMap<PrimePair, Arc<ConversionTable>>>);
+
+/// Source and target primes.
+type PrimePair = (Vec<u32>, Vec<u32>);
+
+impl ConversionCache {
+    /// The table for converting from `source` to `target` primes.
+    fn table(&self, source: &[Modulus], target: &[Modulus]) -> Result<Arc<ConversionTable>> {
+        let key = (
+            source.iter().map(Modulus::value).collect(),
+            target.iter().map(Modulus::value).collect(),
+        );
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = cache.get(&key) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(ConversionTable::new(source, target)?);
+        if cache.len() < 4096 {
+            cache.insert(key, t.clone());
+        }
+        Ok(t)
     }
-    let t = Arc::new(ConversionTable::new(source, target)?);
-    if cache.len() < 4096 {
-        cache.insert(key, t.clone());
-    }
-    Ok(t)
 }
 
-/// Checks the digit ranges of a base conversion of `x` and returns their tables.
+/// Checks the digit ranges of a base conversion of `x` and returns their tables, from `cache`.
 pub(crate) fn conversion_tables(
     x: &PolyBatch,
     digits: &[Range<usize>],
     to: &Ring,
+    cache: &ConversionCache,
 ) -> Result<Vec<Arc<ConversionTable>>> {
     if to.degree() != x.ring.degree() {
         return Err(Error::Shape(format!(
@@ -133,7 +141,7 @@ pub(crate) fn conversion_tables(
                 )));
             }
             let source: Vec<Modulus> = d.clone().map(|l| x.ring.modulus(l)).collect();
-            cached_table(&source, &target)
+            cache.table(&source, &target)
         })
         .collect()
 }

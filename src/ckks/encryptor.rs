@@ -104,7 +104,7 @@ impl Encryptor {
                 let m = pt.poly.words_via(b)?;
                 let pw = ring.poly_words();
                 let call = SecretCall::new(&self.params, sk, level, noise_seed);
-                let mut words = crate::backend::host_buffer(2 * count * pw);
+                let mut words = b.host_buffer(2 * count * pw);
                 // Each mask comes from a seed, so the ciphertexts can travel as c0 and 32 bytes.
                 words
                     .par_chunks_mut(2 * pw)

@@ -25,12 +25,3 @@ pub use keys::{
 };
 pub use params::{ParameterLiteral, Parameters, Preset, SecurityLevel, max_log_qp_128};
 pub use sampling::Seed;
-
-use crate::backend::CpuBackend;
-use std::sync::OnceLock;
-
-/// The CPU backend host-side work uses (keys, decryption, decoding), one per process.
-pub(crate) fn host_cpu() -> &'static CpuBackend {
-    static CPU: OnceLock<CpuBackend> = OnceLock::new();
-    CPU.get_or_init(|| CpuBackend::new(None).expect("the CPU backend starts"))
-}

@@ -666,7 +666,7 @@ impl Ciphertext {
         };
         check_packed_len(ring, sent, data)?;
         // Unpacked into a buffer the host backend keeps (no copy on the CPU).
-        let mut words = crate::backend::host_buffer(size * count * ring.poly_words());
+        let mut words = backend.host_buffer(size * count * ring.poly_words());
         match &h.seed {
             None => unpack_into(ring, 1, data, &mut words, |_, _| {})?,
             // c0 from the bytes, and the mask drawn from the seed, in place.

@@ -436,7 +436,7 @@ impl Lane {
         let (meta, ring) = (first.meta(), first.polys.ring().clone());
         let per = meta.size * ring.poly_words();
         let count = rest.last().unwrap_or(first_range).end;
-        let mut words = crate::backend::host_buffer(count * per);
+        let mut words = self.backend().host_buffer(count * per);
         let mut place = |r: &Range<usize>, part: Ciphertext| -> Result<()> {
             let same = part.meta() == meta && part.count == r.len();
             let src = part.polys.host_words().filter(|_| same).ok_or_else(|| {

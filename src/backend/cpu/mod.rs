@@ -2,9 +2,12 @@
 //!
 //! Each method is the CPU twin of the WGSL entry point of the same name in `shaders/`.
 
+use super::batch::HostWords;
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
+use super::pool::BufferPool;
+use super::rns_ops::ConversionCache;
 use super::sparse::{SparseRows, SparseStorage, SparseWeights};
-use super::{Backend, check_linear, mul_acc_terms, pool};
+use super::{Backend, check_linear, mul_acc_terms};
 use crate::math::Ring;
 
 mod lanes;
@@ -22,6 +25,10 @@ use std::sync::Arc;
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
     ntts: std::sync::atomic::AtomicU64,
+    /// Base-conversion tables by source and target primes.
+    conversions: ConversionCache,
+    /// Host buffers its batches give back when dropped, for its next outputs.
+    buffers: Arc<BufferPool>,
 }
 
 impl CpuBackend {
@@ -42,6 +49,8 @@ impl CpuBackend {
         Ok(Self {
             pool,
             ntts: Default::default(),
+            conversions: ConversionCache::default(),
+            buffers: Arc::default(),
         })
     }
 
@@ -79,14 +88,19 @@ impl CpuBackend {
     /// Host words as a CPU batch, after checking their shape and that every word is reduced.
     pub(crate) fn host_batch(ring: &Arc<Ring>, batch: usize, words: Vec<u32>) -> Result<PolyBatch> {
         ring.check_words(batch, &words)?;
-        Ok(Self::wrap(ring, batch, words))
+        Ok(PolyBatch {
+            ring: ring.clone(),
+            batch,
+            data: Storage::Host(HostWords::new(words, None)),
+        })
     }
 
-    fn wrap(ring: &Arc<Ring>, batch: usize, words: Vec<u32>) -> PolyBatch {
+    /// `words` as a batch whose buffer comes back to this backend's pool when dropped.
+    fn wrap(&self, ring: &Arc<Ring>, batch: usize, words: Vec<u32>) -> PolyBatch {
         PolyBatch {
             ring: ring.clone(),
             batch,
-            data: Storage::Host(words),
+            data: Storage::Host(HostWords::new(words, Some(self.buffers.clone()))),
         }
     }
 
@@ -122,12 +136,12 @@ impl CpuBackend {
         let (xa, xb) = (self.host(a)?, self.host(b)?);
         let ring = &a.ring;
         let n = ring.degree();
-        let mut out = pool::take(xa.len(), true);
+        let mut out = self.buffers.take(xa.len(), true);
         self.rows_mut(&mut out, n, |row, o| {
             let at = row * n..(row + 1) * n;
             f(ring, row % ring.limbs(), &xa[at.clone()], &xb[at], o)
         });
-        Ok(Self::wrap(ring, a.batch, out))
+        Ok(self.wrap(ring, a.batch, out))
     }
 
     /// `f(ring, limb, row)` in place for every limb row of a batch.
@@ -159,16 +173,16 @@ impl Backend for CpuBackend {
     fn upload(&self, ring: &Arc<Ring>, batch: usize, words: &[u32]) -> Result<PolyBatch> {
         ring.check_words(batch, words)?;
         let n = ring.degree();
-        let mut v = pool::take(words.len(), false);
+        let mut v = self.buffers.take(words.len(), false);
         self.rows_mut(&mut v, n, |row, o| {
             o.copy_from_slice(&words[row * n..][..n])
         });
-        Ok(Self::wrap(ring, batch, v))
+        Ok(self.wrap(ring, batch, v))
     }
 
     fn upload_vec(&self, ring: &Arc<Ring>, batch: usize, words: Vec<u32>) -> Result<PolyBatch> {
         ring.check_words(batch, &words)?;
-        Ok(Self::wrap(ring, batch, words))
+        Ok(self.wrap(ring, batch, words))
     }
 
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>> {
@@ -176,7 +190,7 @@ impl Backend for CpuBackend {
     }
 
     fn zeros(&self, ring: &Arc<Ring>, batch: usize) -> Result<PolyBatch> {
-        Ok(Self::wrap(ring, batch, vec![0; batch * ring.poly_words()]))
+        Ok(self.wrap(ring, batch, vec![0; batch * ring.poly_words()]))
     }
 
     fn ntt_count(&self) -> u64 {
@@ -209,9 +223,9 @@ impl Backend for CpuBackend {
 
     fn neg(&self, a: &PolyBatch) -> Result<PolyBatch> {
         let src = self.host(a)?;
-        let mut v = pool::take(src.len(), false);
+        let mut v = self.buffers.take(src.len(), false);
         v.copy_from_slice(src);
-        let mut out = Self::wrap(&a.ring, a.batch, v);
+        let mut out = self.wrap(&a.ring, a.batch, v);
         self.map_rows(&mut out, |ring, l, row| {
             let m = ring.modulus(l);
             row.iter_mut().for_each(|x| *x = m.neg(*x));
@@ -231,7 +245,7 @@ impl Backend for CpuBackend {
         let (xa, xb) = (self.host(a)?, self.host(b)?);
         let ring = &a.ring;
         let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
-        let mut out = pool::take(groups * pw, true);
+        let mut out = self.buffers.take(groups * pw, true);
         self.rows_mut(&mut out, n, |row, o| {
             let (g, l) = (row / limbs, row % limbs);
             for k in 0..terms {
@@ -239,7 +253,7 @@ impl Backend for CpuBackend {
                 ring.plans()[l].mul_accumulate(o, &xa[at..at + n], &xb[at..at + n]);
             }
         });
-        Ok(Self::wrap(ring, groups, out))
+        Ok(self.wrap(ring, groups, out))
     }
 
     fn upload_weights(
@@ -334,22 +348,22 @@ impl Backend for CpuBackend {
     ) -> Result<PolyBatch> {
         let count = super::check_streams(&streams)?;
         let pw = ring.poly_words();
-        let mut out = pool::take(count * pw, false);
+        let mut out = self.buffers.take(count * pw, false);
         // One polynomial per task: each is its own stream.
         self.rows_mut(&mut out, pw, |k, poly| {
             sampling::seeded_mask_into(seed, streams.start + k as u64, ring, poly)
         });
-        Ok(Self::wrap(ring, count, out))
+        Ok(self.wrap(ring, count, out))
     }
 
     fn small_polys(&self, ring: &Arc<Ring>, coeffs: &[i8]) -> Result<PolyBatch> {
         let count = super::check_small(ring, coeffs)?;
         let (n, pw) = (ring.degree(), ring.poly_words());
-        let mut out = pool::take(count * pw, false);
+        let mut out = self.buffers.take(count * pw, false);
         self.rows_mut(&mut out, pw, |k, poly| {
             sampling::small_into(ring, &coeffs[k * n..(k + 1) * n], poly)
         });
-        Ok(Self::wrap(ring, count, out))
+        Ok(self.wrap(ring, count, out))
     }
 
     fn tensor(&self, a: &PolyBatch, b: &PolyBatch) -> Result<PolyBatch> {

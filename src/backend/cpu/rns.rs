@@ -4,7 +4,6 @@
 use super::{CpuBackend, lanes};
 use crate::Result;
 use crate::backend::batch::PolyBatch;
-use crate::backend::pool;
 use crate::backend::rns_ops::{
     ConversionTable, TENSOR_TERMS, check_concat, check_gather, check_key_mul_acc,
     check_limb_scalars, check_scaled_difference, check_tensor, conversion_tables,
@@ -18,7 +17,7 @@ impl CpuBackend {
     pub(super) fn concat_rows(&self, parts: &[&PolyBatch]) -> Result<PolyBatch> {
         let (ring, total) = check_concat(parts)?;
         let pw = ring.poly_words();
-        let mut out = pool::take(total * pw, false);
+        let mut out = self.buffers.take(total * pw, false);
         // Polynomial o of the output is polynomial o − start of the part that holds it; the
         // copy runs on every thread (a fresh large output is page faults more than copying).
         let mut starts = Vec::with_capacity(parts.len());
@@ -34,7 +33,7 @@ impl CpuBackend {
             let from = (o - starts[k]) * pw;
             dst.copy_from_slice(&hosts[k][from..from + pw]);
         });
-        Ok(Self::wrap(&ring, total, out))
+        Ok(self.wrap(&ring, total, out))
     }
 
     /// Twin of `gather_polys`.
@@ -47,7 +46,7 @@ impl CpuBackend {
         let ring = check_gather(x, sources, &limbs)?;
         let input = self.host(x)?;
         let (n, in_pw, pw) = (ring.degree(), x.ring.poly_words(), ring.poly_words());
-        let mut out = pool::take(sources.len() * pw, false);
+        let mut out = self.buffers.take(sources.len() * pw, false);
         self.rows_mut(&mut out, pw, |o, dst| match sources[o] {
             Some(s) => {
                 let at = s * in_pw + limbs.start * n;
@@ -55,7 +54,7 @@ impl CpuBackend {
             }
             None => dst.fill(0),
         });
-        Ok(Self::wrap(&ring, sources.len(), out))
+        Ok(self.wrap(&ring, sources.len(), out))
     }
 
     /// Twin of `base_convert`.
@@ -65,16 +64,16 @@ impl CpuBackend {
         digits: &[Range<usize>],
         to: &Arc<Ring>,
     ) -> Result<PolyBatch> {
-        let tables = conversion_tables(x, digits, to)?;
+        let tables = conversion_tables(x, digits, to, &self.conversions)?;
         let input = self.host(x)?;
         let (n, in_pw, pw, m_count) = (to.degree(), x.ring.poly_words(), to.poly_words(), x.batch);
-        let mut out = pool::take(digits.len() * m_count * pw, false);
+        let mut out = self.buffers.take(digits.len() * m_count * pw, false);
         self.rows_mut(&mut out, pw, |o, dst| {
             let (d, m) = (o / m_count, o % m_count);
             let src = &input[m * in_pw + digits[d].start * n..m * in_pw + digits[d].end * n];
             convert_poly(&tables[d], n, src, dst);
         });
-        Ok(Self::wrap(to, digits.len() * m_count, out))
+        Ok(self.wrap(to, digits.len() * m_count, out))
     }
 
     /// Twin of `automorphism_ntt`.
@@ -84,14 +83,14 @@ impl CpuBackend {
         let log_n = n.trailing_zeros();
         let index: Vec<usize> = (0..n).map(|i| automorphism_source(log_n, g, i)).collect();
         let input = self.host(x)?;
-        let mut out = pool::take(input.len(), false);
+        let mut out = self.buffers.take(input.len(), false);
         self.rows_mut(&mut out, n, |row, dst| {
             let src = &input[row * n..(row + 1) * n];
             for (d, &i) in dst.iter_mut().zip(&index) {
                 *d = src[i];
             }
         });
-        Ok(Self::wrap(&x.ring, x.batch, out))
+        Ok(self.wrap(&x.ring, x.batch, out))
     }
 
     /// Twin of `scalar_affine`.
@@ -106,7 +105,7 @@ impl CpuBackend {
         let ring = &x.ring;
         let input = self.host(x)?;
         let n = ring.degree();
-        let mut out = pool::take(input.len(), false);
+        let mut out = self.buffers.take(input.len(), false);
         self.rows_mut(&mut out, n, |row, dst| {
             let l = row % ring.limbs();
             let m = ring.modulus(l);
@@ -114,7 +113,7 @@ impl CpuBackend {
             let src = &input[row * n..(row + 1) * n];
             lanes::affine(dst, src, (w, ws, a), m.value());
         });
-        Ok(Self::wrap(ring, x.batch, out))
+        Ok(self.wrap(ring, x.batch, out))
     }
 
     /// Twin of `ct_tensor`.
@@ -123,7 +122,7 @@ impl CpuBackend {
         let (xa, xb) = (self.host(a)?, self.host(b)?);
         let ring = &a.ring;
         let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
-        let mut out = pool::take(3 * pairs * pw, true);
+        let mut out = self.buffers.take(3 * pairs * pw, true);
         self.rows_mut(&mut out, n, |row, dst| {
             let (o, l) = (row / limbs, row % limbs);
             let (m, c) = (o / 3, o % 3);
@@ -132,7 +131,7 @@ impl CpuBackend {
                 ring.plans()[l].mul_accumulate(dst, &xa[ia..ia + n], &xb[ib..ib + n]);
             }
         });
-        Ok(Self::wrap(ring, 3 * pairs, out))
+        Ok(self.wrap(ring, 3 * pairs, out))
     }
 
     /// Twin of `key_mul_acc`.
@@ -146,7 +145,7 @@ impl CpuBackend {
         let (xe, xk) = (self.host(ext)?, self.host(key)?);
         let ring = &ext.ring;
         let (n, limbs, pw) = (ring.degree(), ring.limbs(), ring.poly_words());
-        let mut out = pool::take(m_count * c_count * pw, true);
+        let mut out = self.buffers.take(m_count * c_count * pw, true);
         self.rows_mut(&mut out, n, |row, dst| {
             let (o, l) = (row / limbs, row % limbs);
             let (m, c) = (o / c_count, o % c_count);
@@ -156,7 +155,7 @@ impl CpuBackend {
                 ring.plans()[l].mul_accumulate(dst, &xe[e..e + n], &xk[k..k + n]);
             }
         });
-        Ok(Self::wrap(ring, m_count * c_count, out))
+        Ok(self.wrap(ring, m_count * c_count, out))
     }
 
     /// Twin of `scaled_difference`.
@@ -171,7 +170,7 @@ impl CpuBackend {
         let (xa, xb) = (self.host(a)?, self.host(b)?);
         let ring = &b.ring;
         let (n, limbs, a_pw) = (ring.degree(), ring.limbs(), a.ring.poly_words());
-        let mut out = pool::take(xb.len(), false);
+        let mut out = self.buffers.take(xb.len(), false);
         self.rows_mut(&mut out, n, |row, dst| {
             let (poly, l) = (row / limbs, row % limbs);
             let m = ring.modulus(l);
@@ -181,7 +180,7 @@ impl CpuBackend {
             let src_b = &xb[row * n..(row + 1) * n];
             lanes::sub_scale(dst, src_a, src_b, (w, ws), m.value());
         });
-        Ok(Self::wrap(ring, b.batch, out))
+        Ok(self.wrap(ring, b.batch, out))
     }
 }
 

@@ -12,7 +12,6 @@ use super::tile::{Kernel, LANES, TileTerms};
 use super::wide::Wide;
 use crate::Result;
 use crate::backend::batch::{PolyBatch, Storage};
-use crate::backend::pool;
 use crate::backend::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -53,7 +52,7 @@ impl CpuBackend {
                     )));
                 }
                 match &mut acc.data {
-                    Storage::Host(v) => Some(std::mem::take(v)),
+                    Storage::Host(v) => Some(v.take()),
                     Storage::Device(_) => {
                         return Err(crate::Error::WrongDevice {
                             expected: "the CPU".into(),
@@ -107,7 +106,7 @@ impl CpuBackend {
         let span = blocks.div_ceil(ranges) * BLOCK;
         let ranges = n.div_ceil(span);
         let accumulate = into.is_some();
-        let mut out = into.unwrap_or_else(|| pool::take(outputs * ring.poly_words(), false));
+        let mut out = into.unwrap_or_else(|| self.buffers.take(outputs * ring.poly_words(), false));
         // Task (l, r) owns coefficients r·span.. of limb l of every output: one slice per
         // output, in output order.
         let mut tasks: Vec<Vec<&mut [u32]>> = (0..limbs * ranges)
@@ -143,7 +142,7 @@ impl CpuBackend {
             self.pool
                 .install(|| tasks.into_par_iter().enumerate().for_each(work));
         }
-        Ok(Self::wrap(ring, outputs, out))
+        Ok(self.wrap(ring, outputs, out))
     }
 }
 

@@ -29,6 +29,7 @@ pub use wait::{Blocking, Pending, Wait};
 use super::batch::{PolyBatch, Storage, WeightStorage, Weights};
 use super::device::GpuOptions;
 use super::device_data::DeviceData;
+use super::rns_ops::ConversionCache;
 use super::sparse::{SparseRows, SparseStorage, SparseWeights, check_sparse};
 use super::telemetry::{GpuStats, KernelProfile, TransferCounts};
 use super::{Backend, check_linear, mul_acc_terms};
@@ -94,6 +95,8 @@ pub struct GpuBackend {
     /// Base-conversion tables by (source primes of each digit, target primes), with the
     /// offset of each digit's table: uploaded once per device.
     conversions: Mutex<HashMap<ConversionKey, Arc<Tracked>>>,
+    /// The host tables those are made from.
+    conversion_tables: ConversionCache,
     /// Small per-operation tables by their words (see `rns.rs`).
     op_tables: Mutex<HashMap<Vec<u32>, Arc<Tracked>>>,
     /// Timestamps per dispatch, when profiling on an adapter that has them.
@@ -187,6 +190,7 @@ impl GpuBackend {
             record_only: options.record_only,
             rings: Mutex::new(HashMap::new()),
             conversions: Mutex::new(HashMap::new()),
+            conversion_tables: ConversionCache::default(),
             op_tables: Mutex::new(HashMap::new()),
             profiler,
             placeholder,

@@ -163,7 +163,7 @@ impl GpuBackend {
         digits: &[Range<usize>],
         to: &Ring,
     ) -> Result<Arc<Tracked>> {
-        let conversions = conversion_tables(x, digits, to)?;
+        let conversions = conversion_tables(x, digits, to, &self.conversion_tables)?;
         let primes = x.ring.primes();
         let key = (
             digits.iter().map(|d| primes[d.clone()].to_vec()).collect(),
