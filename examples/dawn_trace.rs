@@ -13,8 +13,8 @@
 //! Seeded inputs with the edge words 0 and p − 1, N from 2^10 to 2^14, 1 to 4 limbs, odd
 //! batches. Run: `cargo run --example dawn_trace -- DIR`.
 
-use hegpu::backend::gpu::{DispatchTrace, GpuHooks};
 use hegpu::backend::{Backend, CpuBackend, GpuBackend, GpuOptions, PolyBatch, SparseRows};
+use hegpu::backend::{DispatchTrace, GpuHooks};
 use hegpu::math::Ring;
 use hegpu::math::ntt_primes;
 use rand::{Rng, SeedableRng};

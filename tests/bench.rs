@@ -6,9 +6,9 @@
 
 mod common;
 
-use hegpu::backend::device::gpu_required;
+use hegpu::backend::gpu_required;
 use hegpu::backend::{DeviceChoice, GpuOptions};
-use hegpu::bench::{DenseSample, Devices, NetworkBench, Record, network};
+use hegpu::bench::{DenseSample, Devices, NetworkBench, Record, run_network};
 use hegpu::nn::{Layer, Model, WeightType, cryptonets, initialize, save_model};
 use std::path::PathBuf;
 
@@ -70,7 +70,7 @@ fn network_rows_agree_across_devices() {
     let dense = bench.dense_sample().unwrap();
     assert_eq!((dense.inputs.len(), dense.outputs), (16, 4));
     let mut rows: Vec<Record> = Vec::new();
-    network::run_network(&bench, &devices, Some(&dense), &mut |r| rows.push(r)).unwrap();
+    run_network(&bench, &devices, Some(&dense), &mut |r| rows.push(r)).unwrap();
 
     let network: Vec<&Record> = rows.iter().filter(|r| r.op == "network").collect();
     // A batch above N/2 is left out: one row per device. 1,500 images repeat the 1,000 test
@@ -153,7 +153,7 @@ fn the_dense_sample_is_the_quantized_first_dense_layer() {
 /// calls of at least 10,000 single-limb rows.
 #[test]
 fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
-    use hegpu::bench::{BenchPlan, ThroughputPlan, throughput};
+    use hegpu::bench::{BenchPlan, ThroughputPlan, run_throughput};
     use hegpu::ckks::Preset;
     let plan = ThroughputPlan {
         ntt: vec![(1 << 10, 2, 3)],
@@ -165,7 +165,7 @@ fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
     let devices = Devices::open(DeviceChoice::Auto, required()).unwrap();
     let mut rows: Vec<Record> = Vec::new();
     let min = std::time::Duration::from_millis(1);
-    throughput::run_throughput(&plan, &devices, min, &mut |r| rows.push(r)).unwrap();
+    run_throughput(&plan, &devices, min, &mut |r| rows.push(r)).unwrap();
     for op in [
         "ntt_forward",
         "ntt_inverse",
@@ -207,7 +207,7 @@ fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
 /// `hegpu bench --profile`: a GPU opened to profile times every dispatch of the rows it runs.
 #[test]
 fn profiled_throughput_rows_time_every_gpu_dispatch() {
-    use hegpu::bench::{ThroughputPlan, throughput};
+    use hegpu::bench::{ThroughputPlan, run_throughput};
     let options = GpuOptions {
         profile: true,
         ..required()
@@ -221,7 +221,7 @@ fn profiled_throughput_rows_time_every_gpu_dispatch() {
         calls: 2,
     };
     let min = std::time::Duration::from_millis(1);
-    throughput::run_throughput(&plan, &devices, min, &mut |_| {}).unwrap();
+    run_throughput(&plan, &devices, min, &mut |_| {}).unwrap();
     let Some(gpu) = devices.list.iter().find(|(d, _)| d.gpu_stats().is_some()) else {
         assert!(!gpu_required(), "no GPU row");
         return;

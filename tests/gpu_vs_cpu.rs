@@ -475,7 +475,7 @@ fn more_data_than_the_budget_is_an_out_of_memory_error() {
 
 #[test]
 fn a_trace_records_the_writes_dispatches_and_reads_to_replay() {
-    use hegpu::backend::gpu::{DispatchTrace, GpuHooks};
+    use hegpu::backend::{DispatchTrace, GpuHooks};
     if gpu().is_none() {
         return;
     }
@@ -538,7 +538,7 @@ fn a_trace_records_the_writes_dispatches_and_reads_to_replay() {
 
 #[test]
 fn every_wait_goes_through_the_callers_wait() {
-    use hegpu::backend::gpu::{Blocking, GpuHooks, Pending, Wait};
+    use hegpu::backend::{Blocking, GpuHooks, Pending, Wait};
     use std::sync::atomic::{AtomicUsize, Ordering};
     /// Counts the futures it finishes, and the ones that needed the device polled.
     #[derive(Default)]

@@ -498,7 +498,7 @@ fn labels(count: u32) -> Vec<u8> {
 }
 
 fn read_labels(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    hegpu::data::idx::read_idx(bytes, 1, hegpu::data::idx::MAX_BYTES).map(|(_, d)| d)
+    hegpu::data::read_idx(bytes, 1, hegpu::data::MAX_IDX_BYTES).map(|(_, d)| d)
 }
 
 #[test]
@@ -530,7 +530,7 @@ fn gzip_data_is_bounded_by_its_header_and_nothing_may_follow() {
     for d in [u32::MAX, u32::MAX, 2] {
         giant.extend(d.to_be_bytes());
     }
-    let e = hegpu::data::idx::read_idx(&giant[..], 3, hegpu::data::idx::MAX_BYTES).unwrap_err();
+    let e = hegpu::data::read_idx(&giant[..], 3, hegpu::data::MAX_IDX_BYTES).unwrap_err();
     assert!(e.contains("declares more than"), "{e}");
     // Plain files: short, long, exact.
     let mut long = labels(10);

@@ -40,7 +40,7 @@ fn network(activation: Layer) -> Model {
 /// A ReLU stand-in of degree 8 on [-3, 3], and an odd degree-5 polynomial.
 fn relu8() -> Layer {
     let samples: Vec<f32> = (0..4000).map(|i| (i as f32 / 4000.0) * 6.0 - 3.0).collect();
-    approx::fit(Activation::Relu, 8, &samples).unwrap().0
+    fit_polynomial(Activation::Relu, 8, &samples).unwrap().0
 }
 
 fn odd5() -> Layer {
@@ -233,7 +233,7 @@ fn the_latency_packing_evaluates_polynomials_of_any_degree() {
     let calibration = images(16, 11);
     let relu16 = {
         let samples: Vec<f32> = (0..4000).map(|i| (i as f32 / 4000.0) * 6.0 - 3.0).collect();
-        approx::fit(Activation::Relu, 16, &samples).unwrap().0
+        fit_polynomial(Activation::Relu, 16, &samples).unwrap().0
     };
     for (activation, degree, levels) in [(relu8(), 8usize, 4), (odd5(), 5, 3), (relu16, 16, 5)] {
         let model = network(activation);

@@ -9,7 +9,7 @@ mod chart;
 mod service;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use hegpu::backend::device::gpu_required;
+use hegpu::backend::gpu_required;
 use hegpu::backend::{DeviceChoice, GpuBackend};
 use hegpu::bench::{BenchPlan, Devices, Record, ckks as ckks_bench, run};
 use hegpu::{Error, Result};

@@ -99,7 +99,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// The IDX reader with a 64 MiB limit (the files it reads are at most 47 MB).
 fn read_idx(bytes: &[u8], dims: usize) -> Outcome {
-    hegpu::data::idx::read_idx(bytes, dims, 64 << 20)
+    hegpu::data::read_idx(bytes, dims, 64 << 20)
         .map(|(sizes, data)| format!("{sizes:?} {}", data.len()))
 }
 

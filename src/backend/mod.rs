@@ -1,25 +1,27 @@
 //! Batched primitive operations on polynomial batches, one contract for two devices.
 //!
-//! [`cpu::CpuBackend`] (rayon) and [`gpu::GpuBackend`] (wgpu + WGSL) implement [`Backend`]
+//! [`CpuBackend`] (rayon) and [`GpuBackend`] (wgpu + WGSL) implement [`Backend`]
 //! and return the same words for the same inputs, bit for bit. A kernel and its CPU twin carry
 //! the same name (`ntt_forward`, `poly_mul_acc`, `linear_sparse`, ...).
 
-pub mod batch;
-pub mod cpu;
-pub mod device;
+pub(crate) mod batch;
+pub(crate) mod cpu;
+pub(crate) mod device;
 mod device_data;
 #[cfg(feature = "gpu")]
-pub mod gpu;
+pub(crate) mod gpu;
 mod pool;
 pub(crate) mod rns_ops;
-pub mod sparse;
-pub mod telemetry;
+pub(crate) mod sparse;
+pub(crate) mod telemetry;
 
 pub use batch::{PolyBatch, Weights};
 pub use cpu::CpuBackend;
-pub use device::{DeviceChoice, GpuOptions, choose_backend, parse_bytes, select_backend};
+pub use device::{
+    DeviceChoice, GpuOptions, choose_backend, gpu_required, parse_bytes, select_backend,
+};
 #[cfg(feature = "gpu")]
-pub use gpu::GpuBackend;
+pub use gpu::{AdapterReport, Blocking, DispatchTrace, GpuBackend, GpuHooks, Pending, Wait};
 pub use rns_ops::MAX_CONVERT_SOURCE_LIMBS;
 pub use sparse::{SparseRows, SparseWeights};
 pub use telemetry::{GpuStats, KernelProfile, TransferCounts};

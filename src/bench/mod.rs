@@ -1,17 +1,17 @@
 //! The measurements behind `hegpu bench`: NTT forward/inverse and the linear-layer MAC on the
 //! CPU (one thread and all threads), the GPU, and tfhe-ntt prime32 as the peer; the CKKS
 //! operations of each preset ([`ckks`]); the whole encrypted network across ring degrees and
-//! batch sizes ([`network`], drawn by `hegpu bench --chart`); and, with the `peers` feature, tfhe-rs on the
+//! batch sizes ([`run_network`], drawn by `hegpu bench --chart`); and, with the `peers` feature, tfhe-rs on the
 //! network's dense layer (`peers`).
 
 pub mod ckks;
-pub mod network;
+pub(crate) mod network;
 #[cfg(feature = "peers")]
 pub mod peers;
-pub mod throughput;
+pub(crate) mod throughput;
 
-pub use network::{DenseSample, NetworkBench};
-pub use throughput::ThroughputPlan;
+pub use network::{DenseSample, NetworkBench, NetworkCase, network_parameters, run_network};
+pub use throughput::{ThroughputPlan, run_throughput};
 
 use crate::backend::device::open_gpu;
 use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuOptions, PolyBatch};
@@ -60,7 +60,7 @@ pub struct BenchPlan {
     /// Terms of the dense-layer dot product the tfhe-rs peer times; 0 leaves it out. Only
     /// builds with the `peers` feature can measure it.
     pub peer_terms: usize,
-    /// Large calls, several per sync ([`throughput`]).
+    /// Large calls, several per sync ([`run_throughput`]).
     pub throughput: ThroughputPlan,
     /// Least time spent per measurement.
     pub min_time: Duration,

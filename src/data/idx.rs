@@ -8,7 +8,7 @@ use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 /// Largest data accepted, decompressed (the full MNIST training set is 47 MB).
-pub const MAX_BYTES: usize = 1 << 30;
+pub const MAX_IDX_BYTES: usize = 1 << 30;
 
 /// Images stored row-major, one byte per pixel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +115,7 @@ fn read_plain(
 
 fn read_file(path: &Path, dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     let file = std::fs::File::open(path).map_err(|e| data_error(path, e.to_string()))?;
-    read_idx(std::io::BufReader::new(file), dims, MAX_BYTES).map_err(|e| data_error(path, e))
+    read_idx(std::io::BufReader::new(file), dims, MAX_IDX_BYTES).map_err(|e| data_error(path, e))
 }
 
 /// Reads an IDX3 image file.

@@ -1,5 +1,5 @@
 //! Dataset readers: IDX files (MNIST's format), gzip-compressed or not.
 
-pub mod idx;
+pub(crate) mod idx;
 
-pub use idx::{Images, Mnist, read_images, read_labels};
+pub use idx::{Images, MAX_IDX_BYTES, Mnist, read_idx, read_images, read_labels};

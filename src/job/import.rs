@@ -134,7 +134,7 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
     }
     if report.unreplaced.is_empty() {
         report.levels = Some(levels_needed(&written)?);
-        let stage_work = crate::nn::stages::stage_work(&written)? as u64;
+        let stage_work = crate::nn::stage_work(&written)? as u64;
         calibration_within_budget("bounding the plan's stages", stage_work, calibrating)?;
         let bounds = crate::nn::Bounds::measure(&written, &calibration)?;
         report.preset = Some(

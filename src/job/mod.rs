@@ -3,13 +3,13 @@
 //! client decrypts and takes the argmax. Every crossing between client and server goes
 //! through the compact byte format, so the sizes reported are what a network would carry.
 
-pub mod agreement;
+pub(crate) mod agreement;
 pub mod envelope;
 pub mod files;
 pub mod he_bench;
 #[cfg(feature = "onnx")]
-pub mod import;
-pub mod latency;
+pub(crate) mod import;
+pub(crate) mod latency;
 pub mod pair;
 
 pub use agreement::Agreement;

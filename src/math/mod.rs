@@ -1,12 +1,12 @@
 //! Integer math: no I/O, no GPU. Moduli, primes, NTT plans, RNS bases.
 
 mod automorphism;
-pub mod degree;
-pub mod modulus;
-pub mod ntt;
-pub mod primes;
+pub(crate) mod degree;
+pub(crate) mod modulus;
+pub(crate) mod ntt;
+pub(crate) mod primes;
 mod ring;
-pub mod rns;
+pub(crate) mod rns;
 
 pub(crate) use automorphism::{automorphism_source, check_galois_element};
 pub use degree::check_degree;

@@ -116,7 +116,7 @@ pub fn approximate(
                     ))
                 })?;
             let seen: Vec<f32> = values.iter().flatten().copied().collect();
-            let (layer, range, max_error) = fit(function, spec.degree, &seen)?;
+            let (layer, range, max_error) = fit_polynomial(function, spec.degree, &seen)?;
             out.layers[at] = layer;
             replaced.push(Replaced {
                 layer: at,
@@ -135,7 +135,7 @@ pub fn approximate(
 
 /// The polynomial of `degree` closest to `f` on `samples` (see the module notes), with its
 /// range and its largest error on the samples.
-pub fn fit(f: Activation, degree: usize, samples: &[f32]) -> Result<(Layer, f32, f32)> {
+pub fn fit_polynomial(f: Activation, degree: usize, samples: &[f32]) -> Result<(Layer, f32, f32)> {
     let largest = samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     if !largest.is_finite() {
         return Err(Error::Plan(PlanError::Calibration(format!(
@@ -301,12 +301,12 @@ mod tests {
             .collect();
         let errors: Vec<f32> = [2, 4, 8]
             .iter()
-            .map(|&d| fit(Activation::Relu, d, &samples).unwrap().2)
+            .map(|&d| fit_polynomial(Activation::Relu, d, &samples).unwrap().2)
             .collect();
         assert!(errors[0] > errors[1] && errors[1] > errors[2], "{errors:?}");
         // Degree 8 on [-4.2, 4.2]: |relu − p| stays within 0.1 on every sample.
         assert!(errors[2] < 0.1, "{errors:?}");
-        let (layer, range, _) = fit(Activation::Sigmoid, 6, &samples).unwrap();
+        let (layer, range, _) = fit_polynomial(Activation::Sigmoid, 6, &samples).unwrap();
         assert!((range - 4.2).abs() < 1e-3);
         for x in [-4.0f32, -1.0, 0.0, 0.5, 3.9] {
             let got = layer.activation(x).unwrap().0;

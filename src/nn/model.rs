@@ -42,7 +42,7 @@ pub enum Layer {
     Poly { a: f32, b: f32, c: f32 },
     /// `Σ_i coefficients[i] · (x / range)^i`: a polynomial of any degree in the input scaled by
     /// the range it was made for (an approximation of ReLU on [-range, range], see
-    /// [`approx`](super::approx); `range` 1 for a plain polynomial). The encrypted pass keeps
+    /// [`approximate`](super::approximate); `range` 1 for a plain polynomial). The encrypted pass keeps
     /// `x / range` within [-1, 1] so that no power grows past the modulus.
     Polynomial { range: f32, coefficients: Vec<f32> },
     /// A non-polynomial activation: the plaintext model (imported, or trained) has it; the

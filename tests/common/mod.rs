@@ -51,7 +51,7 @@ pub fn gpu() -> Option<&'static GpuBackend> {
     static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
     GPU.get_or_init(|| match GpuBackend::new() {
         Ok(g) => Some(g),
-        Err(Error::Gpu(hegpu::GpuError::NoAdapter(why))) if !hegpu::backend::device::gpu_required() => {
+        Err(Error::Gpu(hegpu::GpuError::NoAdapter(why))) if !hegpu::backend::gpu_required() => {
             // Straight to the stderr handle: libtest captures only the print macros, and this
             // line must be seen even when the tests pass.
             let _ = writeln!(
