@@ -12,8 +12,8 @@
 //! - [`tensor`]: ciphertext tensors, layer plans and the [`Scheduler`](tensor::Scheduler) that
 //!   places them on the GPU and the CPU;
 //! - [`nn`]: models, training, ONNX import and the two packings' plans;
-//! - [`job`] and [`bench`](mod@bench): the MNIST job, the split steps and the benchmark suite behind the
-//!   `hegpu` command.
+//! - [`job`]: the client/server pair for a planned network, the MNIST job and the split steps
+//!   behind the `hegpu` command (its benchmark suite lives in the command's crate).
 //!
 //! Features, both default: `gpu` (the wgpu backend, [`backend::GpuBackend`]; without it a GPU
 //! asked for is "no adapter" and everything runs on the CPU backend) and `onnx` (the ONNX
@@ -63,7 +63,6 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod backend;
-pub mod bench;
 pub mod circuits;
 pub mod ckks;
 pub mod data;

@@ -1,8 +1,8 @@
 //! The SVG chart of `hegpu bench --chart`: images per second of the whole network against the
 //! batch size, one line per device and ring degree, both axes logarithmic.
 
-use hegpu::bench::Record;
 use hegpu::{Error, Result};
+use hegpu_cli::bench::Record;
 use plotters::prelude::*;
 use std::path::Path;
 

@@ -11,8 +11,8 @@ mod service;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use hegpu::backend::gpu_required;
 use hegpu::backend::{DeviceChoice, GpuBackend};
-use hegpu::bench::{BenchPlan, Devices, Record, ckks as ckks_bench, run};
 use hegpu::{Error, Result};
+use hegpu_cli::bench::{BenchPlan, Devices, Record, ckks as ckks_bench, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -82,7 +82,7 @@ pub fn choose_backend(
 }
 
 /// A GPU backend as opened, with what choosing a device needs to know of its adapter.
-pub(crate) struct OpenedGpu {
+pub struct OpenedGpu {
     pub backend: Arc<dyn Backend>,
     /// A software rasterizer (Mesa's lavapipe), which the CPU outruns.
     pub software: bool,
@@ -91,7 +91,7 @@ pub(crate) struct OpenedGpu {
 
 /// Opens the GPU backend with `options`.
 #[cfg(feature = "gpu")]
-pub(crate) fn open_gpu(options: GpuOptions) -> Result<OpenedGpu> {
+pub fn open_gpu(options: GpuOptions) -> Result<OpenedGpu> {
     let gpu = super::GpuBackend::with_options(options)?;
     Ok(OpenedGpu {
         software: gpu.is_software(),
@@ -102,7 +102,7 @@ pub(crate) fn open_gpu(options: GpuOptions) -> Result<OpenedGpu> {
 
 /// Without the `gpu` feature there is no GPU backend: every request for one finds no adapter.
 #[cfg(not(feature = "gpu"))]
-pub(crate) fn open_gpu(_: GpuOptions) -> Result<OpenedGpu> {
+pub fn open_gpu(_: GpuOptions) -> Result<OpenedGpu> {
     Err(Error::Gpu(GpuError::NoAdapter(
         "this build of hegpu has no GPU backend (the `gpu` feature is off)".into(),
     )))

@@ -18,7 +18,8 @@ pub(crate) mod telemetry;
 pub use batch::{PolyBatch, Weights};
 pub use cpu::CpuBackend;
 pub use device::{
-    DeviceChoice, GpuOptions, choose_backend, gpu_required, parse_bytes, select_backend,
+    DeviceChoice, GpuOptions, OpenedGpu, choose_backend, gpu_required, open_gpu, parse_bytes,
+    select_backend,
 };
 #[cfg(feature = "gpu")]
 pub use gpu::{AdapterReport, Blocking, DispatchTrace, GpuBackend, GpuHooks, Pending, Wait};

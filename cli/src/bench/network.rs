@@ -13,16 +13,16 @@
 //! rather than a row.
 
 use super::{Devices, Record};
-use crate::backend::Backend;
-use crate::ckks::{
+use hegpu::backend::Backend;
+use hegpu::ckks::{
     EvaluationKeys, KeyGenerator, KeySetId, ParameterLiteral, Parameters, Preset, Seed,
 };
-use crate::data::Mnist;
-use crate::job::load_digit_model;
-use crate::job::pair::{ModelClient, ServedModel, SplitPacking, calibration};
-use crate::nn::{EncryptedNetwork, Layer, Model, argmax, pixels};
-use crate::tensor::{ScheduleOptions, ScheduleReport, Scheduler, Work};
-use crate::{Error, Result};
+use hegpu::data::Mnist;
+use hegpu::job::load_digit_model;
+use hegpu::job::pair::{ModelClient, ServedModel, SplitPacking, calibration};
+use hegpu::nn::{EncryptedNetwork, Layer, Model, argmax, pixels};
+use hegpu::tensor::{ScheduleOptions, ScheduleReport, Scheduler, Work};
+use hegpu::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 

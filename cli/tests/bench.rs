@@ -8,8 +8,8 @@ mod common;
 
 use hegpu::backend::gpu_required;
 use hegpu::backend::{DeviceChoice, GpuOptions};
-use hegpu::bench::{DenseSample, Devices, NetworkBench, Record, run_network};
 use hegpu::nn::{Layer, Model, WeightType, cryptonets, initialize, save_model};
+use hegpu_cli::bench::{DenseSample, Devices, NetworkBench, Record, run_network};
 use std::path::PathBuf;
 
 /// The CryptoNets shape made small enough for lavapipe: one 5×5 map at stride 6 (4×4 outputs),
@@ -64,6 +64,8 @@ fn network_rows_agree_across_devices() {
         log_n: vec![13],
         batches: vec![1500, 100_000],
         software_gpu: true,
+        // The repository's MNIST sample (the test runs in cli/).
+        data: concat!(env!("CARGO_MANIFEST_DIR"), "/../data/mnist").into(),
         ..Default::default()
     };
     let devices = Devices::open(DeviceChoice::Auto, required()).unwrap();
@@ -153,8 +155,8 @@ fn the_dense_sample_is_the_quantized_first_dense_layer() {
 /// calls of at least 10,000 single-limb rows.
 #[test]
 fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
-    use hegpu::bench::{BenchPlan, ThroughputPlan, run_throughput};
     use hegpu::ckks::Preset;
+    use hegpu_cli::bench::{BenchPlan, ThroughputPlan, run_throughput};
     let plan = ThroughputPlan {
         ntt: vec![(1 << 10, 2, 3)],
         linear: vec![(1 << 10, 2, 3, 5)],
@@ -207,7 +209,7 @@ fn throughput_rows_fill_every_device_and_stay_out_of_quick_runs() {
 /// `hegpu bench --profile`: a GPU opened to profile times every dispatch of the rows it runs.
 #[test]
 fn profiled_throughput_rows_time_every_gpu_dispatch() {
-    use hegpu::bench::{ThroughputPlan, run_throughput};
+    use hegpu_cli::bench::{ThroughputPlan, run_throughput};
     let options = GpuOptions {
         profile: true,
         ..required()

@@ -9,7 +9,7 @@
 
 use super::Record;
 use super::network::DenseSample;
-use crate::{Error, Result};
+use hegpu::{Error, Result};
 use std::time::Instant;
 use tfhe::prelude::*;
 use tfhe::{ConfigBuilder, FheInt32, FheUint8, generate_keys, set_server_key};

@@ -13,11 +13,11 @@ pub(crate) mod throughput;
 pub use network::{DenseSample, NetworkBench, NetworkCase, network_parameters, run_network};
 pub use throughput::{ThroughputPlan, run_throughput};
 
-use crate::backend::device::open_gpu;
-use crate::backend::{Backend, CpuBackend, DeviceChoice, GpuOptions, PolyBatch};
-use crate::math::Ring;
-use crate::math::ntt_primes;
-use crate::{Error, GpuError, ParamsError, Result};
+use hegpu::backend::open_gpu;
+use hegpu::backend::{Backend, CpuBackend, DeviceChoice, GpuOptions, PolyBatch};
+use hegpu::math::Ring;
+use hegpu::math::ntt_primes;
+use hegpu::{Error, GpuError, ParamsError, Result};
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ pub struct BenchPlan {
     /// (N, limbs, outputs J, inputs K) for the linear layer.
     pub linear_shapes: Vec<(usize, usize, usize, usize)>,
     /// CKKS presets whose operations are measured.
-    pub ckks_presets: Vec<crate::ckks::Preset>,
+    pub ckks_presets: Vec<hegpu::ckks::Preset>,
     /// The whole network (no rows when its batch list is empty).
     pub network: NetworkBench,
     /// Terms of the dense-layer dot product the tfhe-rs peer times; 0 leaves it out. Only
@@ -76,7 +76,7 @@ impl BenchPlan {
         Self {
             ntt_shapes: vec![(1 << 13, 1, 1), (1 << 13, 8, 4), (1 << 14, 8, 2)],
             linear_shapes: vec![(1 << 13, 6, 16, 64)],
-            ckks_presets: vec![crate::ckks::Preset::CryptoNets8192],
+            ckks_presets: vec![hegpu::ckks::Preset::CryptoNets8192],
             network: NetworkBench {
                 log_n: vec![13],
                 batches: vec![4096],
@@ -101,8 +101,8 @@ impl BenchPlan {
             ],
             linear_shapes: vec![(1 << 13, 6, 16, 64), (1 << 13, 6, 100, 845)],
             ckks_presets: vec![
-                crate::ckks::Preset::CryptoNets8192,
-                crate::ckks::Preset::Deep16384,
+                hegpu::ckks::Preset::CryptoNets8192,
+                hegpu::ckks::Preset::Deep16384,
             ],
             network: NetworkBench::default(),
             peer_terms: if cfg!(feature = "peers") { 16 } else { 0 },
@@ -204,9 +204,9 @@ fn ntt_rows(
 }
 
 /// A dense `outputs × inputs` matrix of deterministic reduced words as compressed rows.
-fn dense_matrix(ring: &Ring, outputs: usize, inputs: usize) -> crate::backend::SparseRows {
+fn dense_matrix(ring: &Ring, outputs: usize, inputs: usize) -> hegpu::backend::SparseRows {
     let limbs = ring.limbs();
-    crate::backend::SparseRows {
+    hegpu::backend::SparseRows {
         offsets: (0..=outputs).map(|j| j * inputs).collect(),
         columns: (0..outputs).flat_map(|_| 0..inputs).collect(),
         words: (0..outputs * inputs * limbs)

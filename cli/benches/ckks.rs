@@ -4,8 +4,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hegpu::backend::{DeviceChoice, GpuOptions};
-use hegpu::bench::Devices;
 use hegpu::ckks::*;
+use hegpu_cli::bench::Devices;
 
 fn ckks(c: &mut Criterion) {
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();

@@ -3,9 +3,9 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hegpu::backend::{DeviceChoice, GpuOptions};
-use hegpu::bench::{Devices, sample_words};
 use hegpu::math::Ring;
 use hegpu::math::ntt_primes;
+use hegpu_cli::bench::{Devices, sample_words};
 use std::time::Duration;
 
 fn rns(c: &mut Criterion) {

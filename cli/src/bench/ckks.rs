@@ -2,8 +2,8 @@
 //! one ciphertext at the top level of each preset, on every device.
 
 use super::{Devices, Record, rate};
-use crate::Result;
-use crate::ckks::{
+use hegpu::Result;
+use hegpu::ckks::{
     Ciphertext, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, Parameters, Preset,
     PublicKey, Seed,
 };
@@ -16,15 +16,15 @@ type Op<'a> = (&'static str, Box<dyn Fn() -> Result<()> + 'a>);
 /// Sizes of one fresh ciphertext of a preset: (compact format bytes, device bytes).
 pub fn ciphertext_bytes(preset: Preset) -> Result<(usize, usize)> {
     let params = Parameters::preset(preset)?;
-    let backend: Arc<dyn crate::backend::Backend> =
-        Arc::new(crate::backend::CpuBackend::new(Some(1))?);
+    let backend: Arc<dyn hegpu::backend::Backend> =
+        Arc::new(hegpu::backend::CpuBackend::new(Some(1))?);
     let ct = fresh(&params, &backend)?;
     Ok((ct.to_bytes(&params, &*backend)?.len(), ct.data_bytes()))
 }
 
 fn fresh(
     params: &Arc<Parameters>,
-    backend: &Arc<dyn crate::backend::Backend>,
+    backend: &Arc<dyn hegpu::backend::Backend>,
 ) -> Result<Ciphertext> {
     let mut kg = KeyGenerator::new(params, Seed::from_u64(1));
     let sk = kg.secret_key()?;

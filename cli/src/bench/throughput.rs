@@ -5,9 +5,9 @@
 //! at least, as GB/s: a floor on the memory traffic, which a GPU's bandwidth bounds.
 
 use super::{Devices, Record, dense_matrix, ntt_rows, rate, ring_for, sample_words};
-use crate::Result;
-use crate::backend::Backend;
-use crate::ckks::{
+use hegpu::Result;
+use hegpu::backend::Backend;
+use hegpu::ckks::{
     Encoder, Encryptor, Evaluator, KeyGenerator, Parameters, Plaintext, Preset, Seed,
 };
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hegpu::backend::{DeviceChoice, GpuOptions};
-use hegpu::bench::{Devices, NetworkBench, NetworkCase};
+use hegpu_cli::bench::{Devices, NetworkBench, NetworkCase};
 use std::time::Duration;
 
 fn network(c: &mut Criterion) {
