@@ -12,8 +12,9 @@
 //! - [`tensor`]: ciphertext tensors, layer plans and the [`Scheduler`](tensor::Scheduler) that
 //!   places them on the GPU and the CPU;
 //! - [`nn`]: models, training, ONNX import and the two packings' plans;
-//! - [`job`]: the client/server pair for a planned network, the MNIST job and the split steps
-//!   behind the `hegpu` command (its benchmark suite lives in the command's crate).
+//! - [`pair`]: one client and one server for a planned network, in either packing, with the
+//!   frames their requests and answers travel in (the `hegpu` command's job, split steps,
+//!   service and benchmark suite, and the Python package, all use it).
 //!
 //! Features, both default: `gpu` (the wgpu backend, [`backend::GpuBackend`]; without it a GPU
 //! asked for is "no adapter" and everything runs on the CPU backend) and `onnx` (the ONNX
@@ -68,9 +69,9 @@ pub mod ckks;
 pub mod data;
 mod error;
 pub mod files;
-pub mod job;
 pub mod math;
 pub mod nn;
+pub mod pair;
 pub mod tensor;
 
 pub use error::{Error, GpuError, ParamsError, PlanError, Result};

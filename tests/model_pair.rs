@@ -7,8 +7,8 @@ mod common;
 
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::{EvaluationKeys, KeySetId, Parameters};
-use hegpu::job::pair::{ModelClient, RequestLayout, ServedModel, SplitPacking, request_checksum};
 use hegpu::nn::{Layer, Model, initialize};
+use hegpu::pair::{ModelClient, RequestLayout, ServedModel, SplitPacking, request_checksum};
 use hegpu::tensor::Scheduler;
 use rand::Rng;
 use std::sync::Arc;

@@ -3,3 +3,4 @@
 //! holds none of it, so its users link none of this.
 
 pub mod bench;
+pub mod job;

@@ -65,7 +65,7 @@ struct HeBenchArgs {
     /// client_key_generation, client_preprocess_input, client_encode_encrypt_input,
     /// server_encrypted_compute, client_decrypt_decode or client_postprocess
     #[arg(value_name = "STAGE")]
-    stage: hegpu::job::he_bench::Stage,
+    stage: hegpu_cli::job::he_bench::Stage,
     /// The instance: 0 (single, 1 image: the latency packing), 1 (small), 2 (medium) or 3
     /// (large; the batch packing)
     #[arg(value_name = "SIZE", value_parser = clap::value_parser!(u8).range(0..4))]
@@ -133,8 +133,8 @@ struct ServerArgs {
 }
 
 impl ServerArgs {
-    fn server(&self) -> Result<hegpu::job::ServerDevice> {
-        Ok(hegpu::job::ServerDevice {
+    fn server(&self) -> Result<hegpu_cli::job::ServerDevice> {
+        Ok(hegpu_cli::job::ServerDevice {
             device: match self.device {
                 Some(d) => d,
                 None => DeviceChoice::from_env()?,
@@ -179,7 +179,7 @@ struct JobArgs {
     /// image per ciphertext, rotations: each image answered in milliseconds), or auto (latency
     /// up to 32 images)
     #[arg(long, value_name = "PACKING", default_value = "auto")]
-    packing: hegpu::job::Packing,
+    packing: hegpu_cli::job::Packing,
     /// Latency packing: images that may share a ciphertext (rounded down to a power of two
     /// whose layouts fit; 1 answers each image on its own, the shortest latency; 4 costs the
     /// server about what 1 does for four images)
@@ -293,17 +293,17 @@ struct SplitArgs {
     /// batch (an image per slot) or latency (an image per ciphertext; every step then needs
     /// the server's --model, whose plan is public)
     #[arg(long, value_name = "PACKING", default_value = "batch", value_parser = split_packing)]
-    packing: hegpu::job::Packing,
+    packing: hegpu_cli::job::Packing,
     /// Latency packing: images that may share a ciphertext (as `hegpu mnist --per-ciphertext`)
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least_one)]
     per_ciphertext: usize,
 }
 
 impl SplitArgs {
-    fn packing(&self) -> hegpu::job::pair::SplitPacking {
-        use hegpu::job::pair::SplitPacking;
+    fn packing(&self) -> hegpu::pair::SplitPacking {
+        use hegpu::pair::SplitPacking;
         match self.packing {
-            hegpu::job::Packing::Latency => SplitPacking::Latency {
+            hegpu_cli::job::Packing::Latency => SplitPacking::Latency {
                 per_ciphertext: self.per_ciphertext,
             },
             _ => SplitPacking::Batch,
@@ -311,10 +311,10 @@ impl SplitArgs {
     }
 }
 
-fn split_packing(text: &str) -> std::result::Result<hegpu::job::Packing, String> {
+fn split_packing(text: &str) -> std::result::Result<hegpu_cli::job::Packing, String> {
     match text.trim() {
-        "batch" => Ok(hegpu::job::Packing::Batch),
-        "latency" => Ok(hegpu::job::Packing::Latency),
+        "batch" => Ok(hegpu_cli::job::Packing::Batch),
+        "latency" => Ok(hegpu_cli::job::Packing::Latency),
         _ => Err(format!("'{text}': the split steps take batch or latency")),
     }
 }
@@ -673,7 +673,7 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn import(args: ImportArgs) -> Result<()> {
-    use hegpu::job::{ImportOptions, run_import};
+    use hegpu_cli::job::{ImportOptions, run_import};
     let out = args
         .out
         .unwrap_or_else(|| args.onnx.with_extension("safetensors"));
@@ -744,7 +744,7 @@ fn import(args: ImportArgs) -> Result<()> {
 }
 
 fn he_bench(args: HeBenchArgs) -> Result<()> {
-    use hegpu::job::he_bench::{Instance, StageOptions, run_stage};
+    use hegpu_cli::job::he_bench::{Instance, StageOptions, run_stage};
     let instance = Instance::new(&args.root, usize::from(args.size))?;
     let at = |p: &std::path::Path| {
         if p.is_absolute() {
@@ -790,7 +790,7 @@ fn failures(failed: &[String], what: (&str, &str), place: &str) -> Result<()> {
 
 /// `hegpu mnist keys|encrypt|serve|decrypt --dir D …`: one side of the job per process.
 fn mnist_step(step: MnistStep) -> Result<()> {
-    use hegpu::job::files;
+    use hegpu_cli::job::files;
     match step {
         MnistStep::Keys {
             dir,
@@ -865,7 +865,7 @@ fn mnist_step(step: MnistStep) -> Result<()> {
 }
 
 fn mnist(args: JobArgs) -> Result<()> {
-    use hegpu::job::{JobOptions, Phase, run_mnist};
+    use hegpu_cli::job::{JobOptions, Phase, run_mnist};
     use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let opts = JobOptions {
         images: args.images,
@@ -875,7 +875,7 @@ fn mnist(args: JobArgs) -> Result<()> {
         per_ciphertext: args.per_ciphertext,
         batch: args.batch,
         in_flight: args.in_flight,
-        server: hegpu::job::ServerDevice {
+        server: hegpu_cli::job::ServerDevice {
             profile: args.profile.profile,
             ..args.server.server()?
         },
@@ -965,7 +965,7 @@ fn mnist(args: JobArgs) -> Result<()> {
 }
 
 /// The batch packing's per-batch lines.
-fn print_batch(report: &hegpu::job::JobReport) {
+fn print_batch(report: &hegpu_cli::job::JobReport) {
     let per_batch = |k: u64| k as f64 / report.modes.len().max(1) as f64;
     println!(
         "server work per batch: {:.0} key switches, {:.0} single-limb NTTs",
@@ -1006,7 +1006,7 @@ fn print_batch(report: &hegpu::job::JobReport) {
 }
 
 /// The latency packing's per-request and per-image lines.
-fn print_latency(report: &hegpu::job::JobReport, latency: &hegpu::job::LatencyReport) {
+fn print_latency(report: &hegpu_cli::job::JobReport, latency: &hegpu_cli::job::LatencyReport) {
     let k = latency.images_per_request;
     let requests = latency.evaluate_seconds.len().max(1) as f64;
     let per_request = |x: f64| 1e3 * x / requests;
@@ -1041,7 +1041,7 @@ fn print_latency(report: &hegpu::job::JobReport, latency: &hegpu::job::LatencyRe
 }
 
 /// The `--profile` tables: GPU time and bytes per kernel, then GPU against host time per stage.
-fn print_profile(report: &hegpu::job::JobReport, bandwidth: Option<f64>) {
+fn print_profile(report: &hegpu_cli::job::JobReport, bandwidth: Option<f64>) {
     let Some(kernels) = &report.kernels else {
         println!(
             "profile:               no GPU timestamps (the server ran on the CPU, or the adapter lacks TIMESTAMP_QUERY)"

@@ -3,8 +3,8 @@
 use crate::{ServerArgs, SplitArgs, at_least_one, gpu_memory};
 use clap::Args;
 use hegpu::data::Mnist;
-use hegpu::job::pair::ServedModel;
-use hegpu::job::pair::SplitPacking;
+use hegpu::pair::ServedModel;
+use hegpu::pair::SplitPacking;
 use hegpu::{Error, Result};
 use hegpu_service::{
     ClassifyError, ClassifyReport, Client, Service, ServiceOptions, Tls, classify,

@@ -66,7 +66,6 @@ fn network_rows_agree_across_devices() {
         software_gpu: true,
         // The repository's MNIST sample (the test runs in cli/).
         data: concat!(env!("CARGO_MANIFEST_DIR"), "/../data/mnist").into(),
-        ..Default::default()
     };
     let devices = Devices::open(DeviceChoice::Auto, required()).unwrap();
     let dense = bench.dense_sample().unwrap();

@@ -79,7 +79,7 @@ fn import_an_onnx_model_with_polynomial_relus() {
     }
     // Its encrypted run is tests/onnx_import.rs's (at N = 2^12: N = 2^14 takes a minute in a
     // debug build); here, the written file is what the job loads.
-    assert!(hegpu::job::load_digit_model(&out).is_ok());
+    assert!(hegpu::pair::load_digit_model(&out).is_ok());
     // The split job: keys of the default preset cannot hold it, and the server says how to
     // make keys that do.
     let dir = std::env::temp_dir().join(format!("hegpu-onnx-split-{}", std::process::id()));

@@ -239,7 +239,10 @@ fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// The peak resident set since the last reset, in MiB (Linux).
+/// The peak resident set since the last reset, in MiB (`VmHWM` in /proc/self/status, Linux).
 fn peak_memory_mib() -> Option<u64> {
-    hegpu::job::peak_memory_bytes().map(|b| b >> 20)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib >> 10)
 }

@@ -8,8 +8,8 @@ use hegpu::ckks::{
     Ciphertext, Encoder, Encryptor, EvaluationKeys, Evaluator, KeyGenerator, ParameterLiteral,
     Parameters, Preset, PublicKey, SecretKey, SecurityLevel, Seed,
 };
-use hegpu::job::envelope::{Frame, Kind};
 use hegpu::nn::{WeightType, cryptonets, initialize, model_from_bytes, model_to_bytes};
+use hegpu::pair::envelope::{Frame, Kind};
 use hegpu::tensor::CipherTensor;
 use std::sync::Arc;
 

@@ -9,8 +9,8 @@ use hegpu::ckks::{
     Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, KeySetId,
     ParameterLiteral, Parameters as CkksParameters, Preset, SecretKey, SecurityLevel, Seed,
 };
-use hegpu::job::pair::{RequestLayout, ServedModel, SplitPacking};
 use hegpu::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork};
+use hegpu::pair::{RequestLayout, ServedModel, SplitPacking};
 use hegpu::tensor::{CipherTensor, ScheduleOptions, Scheduler};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2};
@@ -697,7 +697,7 @@ impl LatencyServer {
 /// and their checked answers. The secret key never leaves it.
 #[pyclass(frozen, module = "hegpu")]
 struct ModelClient {
-    inner: hegpu::job::pair::ModelClient,
+    inner: hegpu::pair::ModelClient,
     keys: Vec<u8>,
     fingerprint: u32,
 }
@@ -723,7 +723,7 @@ impl ModelClient {
                 Some(model) => {
                     let data = data.unwrap_or_else(|| "data/mnist".into());
                     let mnist = hegpu::data::Mnist::load(&data)?;
-                    let plan = hegpu::job::pair::latency_plan(
+                    let plan = hegpu::pair::latency_plan(
                         Some(&model),
                         &mnist,
                         per_ciphertext,
@@ -734,7 +734,7 @@ impl ModelClient {
             };
             let fingerprint = latency.as_ref().map_or(0, LatencyNetwork::fingerprint);
             let layout = latency.map_or_else(RequestLayout::digits, RequestLayout::Latency);
-            let (inner, keys) = hegpu::job::pair::ModelClient::new(params, layout)?;
+            let (inner, keys) = hegpu::pair::ModelClient::new(params, layout)?;
             Ok(Self {
                 inner,
                 keys,
@@ -795,7 +795,7 @@ impl ModelClient {
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let outputs = py
             .detach(|| -> hegpu::Result<Vec<Vec<f32>>> {
-                let source = hegpu::job::pair::request_checksum(request)?;
+                let source = hegpu::pair::request_checksum(request)?;
                 let range = (start, start + n);
                 self.inner
                     .outputs(answer, "the server's answer", (batch, range), source)

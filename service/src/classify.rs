@@ -4,9 +4,9 @@
 use crate::client::{Client, ClientError};
 use hegpu::ckks::Parameters;
 use hegpu::data::Mnist;
-use hegpu::job::DIGIT_PIXELS;
-use hegpu::job::pair::{ModelClient, RequestLayout, latency_plan, request_checksum};
 use hegpu::nn::{argmax, pixels};
+use hegpu::pair::DIGIT_PIXELS;
+use hegpu::pair::{ModelClient, RequestLayout, latency_plan, request_checksum};
 use std::path::Path;
 use std::time::Instant;
 

@@ -1,5 +1,5 @@
 //! Encrypted inference as a service: `hegpu serve` (an axum server) and `hegpu client` (a
-//! blocking ureq client) around the library's client/server pair ([`hegpu::job::pair`]).
+//! blocking ureq client) around the library's client/server pair ([`hegpu::pair`]).
 //! The secret key never leaves the client: the server receives the parameters' choice, the
 //! evaluation keys and framed encrypted requests, and answers with framed encrypted results
 //! bound to their request.

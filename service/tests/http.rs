@@ -6,10 +6,10 @@
 
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::data::Mnist;
-use hegpu::job::DIGIT_PIXELS;
-use hegpu::job::pair::SplitPacking;
-use hegpu::job::pair::{ModelClient, RequestLayout, ServedModel, latency_plan, request_checksum};
 use hegpu::nn::{argmax, pixels};
+use hegpu::pair::DIGIT_PIXELS;
+use hegpu::pair::SplitPacking;
+use hegpu::pair::{ModelClient, RequestLayout, ServedModel, latency_plan, request_checksum};
 use hegpu::tensor::{Devices, ScheduleOptions, Scheduler};
 use hegpu_service::{Client, Service, ServiceOptions, classify};
 use std::io::{Read, Write};

@@ -285,7 +285,7 @@ pub fn shipped(images: usize) -> Shipped {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = hegpu::nn::load_model(&root.join("models/cryptonets-5.safetensors")).unwrap();
     let mnist = hegpu::data::Mnist::load(&root.join("data/mnist")).unwrap();
-    let calibration = hegpu::job::pair::calibration(&mnist);
+    let calibration = hegpu::pair::calibration(&mnist);
     let bounds = hegpu::nn::Bounds::measure(&model, &calibration).unwrap();
     let net = hegpu::nn::EncryptedNetwork::plan(&model, &params, &bounds).unwrap();
     let pixels = hegpu::nn::pixels(&mnist.test_images)[..images * 784].to_vec();

@@ -18,9 +18,9 @@ use hegpu::ckks::{
     EvaluationKeys, KeyGenerator, KeySetId, ParameterLiteral, Parameters, Preset, Seed,
 };
 use hegpu::data::Mnist;
-use hegpu::job::load_digit_model;
-use hegpu::job::pair::{ModelClient, ServedModel, SplitPacking, calibration};
 use hegpu::nn::{EncryptedNetwork, Layer, Model, argmax, pixels};
+use hegpu::pair::load_digit_model;
+use hegpu::pair::{ModelClient, ServedModel, SplitPacking, calibration};
 use hegpu::tensor::{ScheduleOptions, ScheduleReport, Scheduler, Work};
 use hegpu::{Error, Result};
 use std::path::PathBuf;

@@ -2,14 +2,14 @@
 //! server's evaluation with public keys only, and client decryption, every crossing in the
 //! compact byte format; per-image times and bytes are what one request costs.
 
-use super::DIGIT_PIXELS;
-use super::pair::{ModelClient, RequestLayout, ServedModel, calibration, request_checksum};
 use super::{JobOptions, JobReport, Phase, model_client, peak_memory_bytes, server_side};
-use crate::Result;
-use crate::ckks::KeySetId;
-use crate::data::Mnist;
-use crate::nn::{LatencyNetwork, Model, pixels};
-use crate::tensor::Scheduler;
+use hegpu::Result;
+use hegpu::ckks::KeySetId;
+use hegpu::data::Mnist;
+use hegpu::nn::{LatencyNetwork, Model, pixels};
+use hegpu::pair::DIGIT_PIXELS;
+use hegpu::pair::{ModelClient, RequestLayout, ServedModel, calibration, request_checksum};
+use hegpu::tensor::Scheduler;
 use std::time::Instant;
 
 /// Per-request figures of a latency job: a request is one group of images that share

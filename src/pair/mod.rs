@@ -5,22 +5,28 @@
 //! ([`ServedModel::plan`], [`latency_plan`]) add the digit models and calibration images.
 //!
 //! The server side, [`ServedModel`], holds the model's plan for the parameters every client
-//! must use; [`ServedModel::answer`] answers a framed request (see [`super::envelope`]) under a
+//! must use; [`ServedModel::answer`] answers a framed request (see [`envelope`]) under a
 //! client's evaluation keys with a framed answer bound to that request (its batch, its images
 //! and its ciphertext's checksum). The client side, [`ModelClient`], holds the secret key,
 //! which never leaves it: it makes the evaluation keys, encrypts framed requests and reads the
 //! answers, checking that each is the answer to its request under its own keys.
 
-use super::envelope::{Frame, Kind, ciphertext_checksum};
+mod digits;
+pub mod envelope;
+
 use crate::backend::{Backend, CpuBackend};
 use crate::ckks::{
     Ciphertext, Decryptor, Encoder, Encryptor, EvaluationKeys, KeyGenerator, KeySetId, Parameters,
     Preset, SecretKey, Seed,
 };
 use crate::data::Mnist;
-use crate::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork, Model, pixels};
+use crate::nn::{Bounds, EncryptedNetwork, InputRange, LatencyNetwork, Model};
 use crate::tensor::{CipherTensor, ScheduleReport, Scheduler};
 use crate::{Error, PlanError, Result};
+pub use digits::{
+    DIGIT_PIXELS, SHIPPED_MODELS, calibration, latency_plan, load_digit_model, plan_batch,
+};
+use envelope::{Frame, Kind, ciphertext_checksum};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,7 +41,7 @@ pub enum SplitPacking {
 }
 
 /// `e` as an error about `name` (a file, a request), unless it already names one.
-pub(super) fn named(name: &str, e: Error) -> Error {
+pub fn named(name: &str, e: Error) -> Error {
     match e {
         Error::Data { .. } => e,
         other => Error::Data {
@@ -45,28 +51,9 @@ pub(super) fn named(name: &str, e: Error) -> Error {
     }
 }
 
-/// The latency plan of `model` (a file or a shipped model's name) on `mnist`'s calibration
-/// images, for `params` or, without them, with the smallest preset that holds it.
-pub fn latency_plan(
-    model: Option<&Path>,
-    mnist: &Mnist,
-    per_ciphertext: usize,
-    params: Option<&Arc<Parameters>>,
-) -> Result<LatencyNetwork> {
-    let model = model.ok_or_else(|| {
-        Error::Config(
-            "the latency packing lays images out by the model's plan: give every step the \
-             server's --model"
-                .into(),
-        )
-    })?;
-    let model = super::load_digit_model(model)?;
-    plan_latency(&model, &calibration(mnist), per_ciphertext, params)
-}
-
 /// The latency plan of `model` on `calibration` (inputs, one after another) for `params` or,
 /// without them, with the smallest preset that holds it.
-fn plan_latency(
+pub(crate) fn plan_latency(
     model: &Model,
     calibration: &[f32],
     per_ciphertext: usize,
@@ -75,26 +62,6 @@ fn plan_latency(
     match params {
         Some(params) => LatencyNetwork::plan(model, params, calibration, per_ciphertext),
         None => Ok(LatencyNetwork::plan_smallest(model, calibration, per_ciphertext)?.1),
-    }
-}
-
-/// The public calibration data the job's plans are made with: up to 1,000 training images.
-pub fn calibration(mnist: &Mnist) -> Vec<f32> {
-    let images = 1000.min(mnist.train_labels.len());
-    pixels(&mnist.train_images)[..super::DIGIT_PIXELS * images].to_vec()
-}
-
-/// The batch plan of `model` with `mnist`'s calibration images on `preset`'s chain (without
-/// one, the smallest preset's that holds the model), cut to the fewest levels it fits.
-pub fn plan_batch(
-    model: &Model,
-    mnist: &Mnist,
-    preset: Option<Preset>,
-) -> Result<EncryptedNetwork> {
-    let bounds = Bounds::measure(model, &calibration(mnist))?;
-    match preset {
-        Some(preset) => EncryptedNetwork::plan_cut(model, preset, &bounds),
-        None => Ok(EncryptedNetwork::plan_smallest(model, &bounds)?.1),
     }
 }
 
@@ -171,7 +138,7 @@ pub struct ServedModel {
 
 /// A server's answer to one request.
 pub struct Answer {
-    /// The framed answer (see [`super::envelope`]).
+    /// The framed answer (see [`envelope`]).
     pub bytes: Vec<u8>,
     /// Seconds the evaluation took, from reading the request's ciphertexts to the result.
     pub seconds: f64,
@@ -207,7 +174,7 @@ impl ServedModel {
     }
 
     /// The MNIST job's server: [`new`](Self::new) for `model` (a file or a shipped model's
-    /// name, see [`super::load_digit_model`]) with `mnist`'s calibration images. When
+    /// name, see [`load_digit_model`]) with `mnist`'s calibration images. When
     /// `params` cannot hold the model in the batch packing, the error names the parameters
     /// that would.
     pub fn plan(
@@ -216,7 +183,7 @@ impl ServedModel {
         packing: SplitPacking,
         params: Option<Arc<Parameters>>,
     ) -> Result<Self> {
-        let model = super::load_digit_model(model)?;
+        let model = load_digit_model(model)?;
         let given = params.is_some();
         let batch = packing == SplitPacking::Batch && given;
         Self::new(&model, &calibration(mnist), packing, params).map_err(|e| match e {
@@ -423,7 +390,7 @@ impl ServedModel {
 }
 
 /// The frame of a request or answer of batch `b` and images `start..end`.
-pub(super) fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> Frame {
+pub fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), source: u32) -> Frame {
     Frame {
         kind,
         batch: b as u32,
@@ -435,12 +402,7 @@ pub(super) fn frame_of(kind: Kind, b: usize, (start, end): (usize, usize), sourc
 
 /// An error naming `name` unless ciphertexts `x` are under key set `expected`, the key set of
 /// `whose` ("the evaluation keys belong", "secret.key belongs").
-pub(super) fn check_key_set(
-    name: &str,
-    x: &Ciphertext,
-    expected: KeySetId,
-    whose: &str,
-) -> Result<()> {
+fn check_key_set(name: &str, x: &Ciphertext, expected: KeySetId, whose: &str) -> Result<()> {
     let found = x.key_set();
     if found != expected {
         return Err(Error::Data {

@@ -11,19 +11,19 @@
 //!
 //! One image goes in the latency packing (its own ciphertexts, answered in milliseconds), the
 //! batches in the batch packing. Ciphertext files carry the split job's frames
-//! ([`super::envelope`]), so a file of another request, plan or key set is refused by name.
+//! ([`hegpu::pair::envelope`]), so a file of another request, plan or key set is refused by name.
 
 use super::ServerDevice;
-use super::envelope::{Frame, Kind, ciphertext_checksum};
 use super::files::{about, frame_of, io, make_keys, read, read_client_state, read_server_state};
-use super::pair::{ModelClient, RequestLayout, ServedModel, SplitPacking};
-use crate::backend::{Backend, DeviceChoice, select_backend};
-use crate::ckks::{Encoder, Encryptor, Parameters, Preset, SecretKey, Seed};
-use crate::data::Mnist;
-use crate::files::write_file;
-use crate::nn::{LatencyNetwork, Layer, Model, argmax, load_model};
-use crate::tensor::CipherTensor;
-use crate::{Error, Result};
+use hegpu::backend::{Backend, DeviceChoice, select_backend};
+use hegpu::ckks::{Encoder, Encryptor, Parameters, Preset, SecretKey, Seed};
+use hegpu::data::Mnist;
+use hegpu::files::write_file;
+use hegpu::nn::{LatencyNetwork, Layer, Model, argmax, load_model};
+use hegpu::pair::envelope::{Frame, Kind, ciphertext_checksum};
+use hegpu::pair::{ModelClient, RequestLayout, ServedModel, SplitPacking};
+use hegpu::tensor::CipherTensor;
+use hegpu::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,7 +36,7 @@ pub const INSTANCES: [(&str, usize); 4] = [
 ];
 
 /// Pixels per image.
-const PIXELS: usize = super::DIGIT_PIXELS;
+const PIXELS: usize = hegpu::pair::DIGIT_PIXELS;
 
 /// The preset every instance runs at: N = 2^14, twelve levels, 128-bit secure. It holds the
 /// workload's MLP with degree-8 activations in both packings (nine levels in the batch
@@ -210,7 +210,7 @@ fn load(opts: &StageOptions) -> Result<Model> {
 
 /// The latency plan of `model` for `params` on the calibration images.
 fn latency_plan(model: &Model, params: &Arc<Parameters>, mnist: &Mnist) -> Result<LatencyNetwork> {
-    LatencyNetwork::plan(model, params, &super::pair::calibration(mnist), 1)
+    LatencyNetwork::plan(model, params, &hegpu::pair::calibration(mnist), 1)
 }
 
 fn client_key_generation(instance: &Instance, opts: &StageOptions) -> Result<String> {
@@ -391,7 +391,7 @@ fn server_compute(instance: &Instance, opts: &StageOptions) -> Result<String> {
         }
         ServedModel::latency(plan, 1)
     } else {
-        let calibration = super::pair::calibration(&mnist);
+        let calibration = hegpu::pair::calibration(&mnist);
         ServedModel::new(
             &model,
             &calibration,

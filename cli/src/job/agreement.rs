@@ -21,7 +21,7 @@ impl Agreement {
     /// Adds one image: its decrypted and its plaintext logits.
     pub fn add(&mut self, decrypted: &[f32], plain: &[f32]) {
         self.images += 1;
-        self.agree += usize::from(crate::nn::argmax(decrypted) == crate::nn::argmax(plain));
+        self.agree += usize::from(hegpu::nn::argmax(decrypted) == hegpu::nn::argmax(plain));
         for (&got, &want) in decrypted.iter().zip(plain) {
             self.max_logit_error = self.max_logit_error.max(f64::from((got - want).abs()));
             self.max_logit = self.max_logit.max(f64::from(want.abs()));

@@ -5,7 +5,7 @@
 //!
 //! Files: `params.bin`, `evaluation-keys.bin`, `secret.key` (client only, created new with
 //! owner-only permissions), `batch-NNN.ct`, `result-NNN.ct` (each framed with its batch index,
-//! its images and, for a result, the checksum of its batch: see [`super::envelope`]), and
+//! its images and, for a result, the checksum of its batch: see [`hegpu::pair::envelope`]), and
 //! `batches.txt` (one `start end` line per batch of test images). A bad batch or result is
 //! reported by name and the others go on.
 //!
@@ -15,16 +15,17 @@
 //! its images out by it and reads the outputs from the slots it names), and a request carries
 //! the plan's fingerprint, which the server checks against its own.
 
-pub(super) use super::pair::frame_of;
-use super::pair::{
+use super::ServerDevice;
+use hegpu::ckks::{EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset, SecretKey, Seed};
+use hegpu::data::Mnist;
+use hegpu::files::{create_secret_file, refuse_link, write_file};
+use hegpu::nn::{argmax, pixels};
+use hegpu::pair::DIGIT_PIXELS;
+pub(super) use hegpu::pair::frame_of;
+use hegpu::pair::{
     ModelClient, RequestLayout, ServedModel, SplitPacking, latency_plan, plan_batch,
 };
-use super::{DIGIT_PIXELS, ServerDevice};
-use crate::ckks::{EvaluationKeys, KeyGenerator, KeySetId, Parameters, Preset, SecretKey, Seed};
-use crate::data::Mnist;
-use crate::files::{create_secret_file, refuse_link, write_file};
-use crate::nn::{argmax, pixels};
-use crate::{Error, Result};
+use hegpu::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ pub(super) fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// `e` as an error about the file at `path` (unless it already names a file).
 pub(super) fn about(path: &Path, e: Error) -> Error {
-    super::pair::named(&path.display().to_string(), e)
+    hegpu::pair::named(&path.display().to_string(), e)
 }
 
 fn batch_name(kind: &str, b: usize) -> String {
@@ -72,7 +73,7 @@ pub fn client_keys(
             Vec::new(),
         ),
         (SplitPacking::Batch, Some(model)) => {
-            let model = super::load_digit_model(model)?;
+            let model = hegpu::pair::load_digit_model(model)?;
             let network = plan_batch(&model, &Mnist::load(data)?, preset)?;
             (network.params().clone(), Vec::new())
         }
@@ -237,7 +238,7 @@ pub struct ServeReport {
     pub seconds: f64,
     pub failed: Vec<String>,
     /// What the user should be told (see
-    /// [`Scheduler::take_warnings`](crate::tensor::Scheduler::take_warnings)).
+    /// [`Scheduler::take_warnings`](hegpu::tensor::Scheduler::take_warnings)).
     pub warnings: Vec<String>,
 }
 
@@ -326,7 +327,7 @@ pub fn client_decrypt(
     };
     let layout = latency.map_or_else(RequestLayout::digits, RequestLayout::Latency);
     let client = ModelClient::with_secret_key(params, sk, layout)?;
-    let model = model.map(super::load_digit_model).transpose()?;
+    let model = model.map(hegpu::pair::load_digit_model).transpose()?;
     let px = pixels(&mnist.test_images);
     let mut report = DecryptReport {
         agreement: model.as_ref().map(|_| super::Agreement::default()),

@@ -5,7 +5,7 @@
 //! job's; Linux only.
 
 use hegpu::backend::DeviceChoice;
-use hegpu::job::{JobOptions, Packing, ServerDevice, run_mnist};
+use hegpu_cli::job::{JobOptions, Packing, ServerDevice, run_mnist};
 use std::path::Path;
 
 #[test]
@@ -13,7 +13,7 @@ fn the_pipelined_job_peaks_under_one_gibibyte() {
     if !cfg!(target_os = "linux") {
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let options = JobOptions {
         images: 1000,
         data: root.join("data/mnist"),

@@ -4,26 +4,25 @@
 //! through the compact byte format, so the sizes reported are what a network would carry.
 
 pub(crate) mod agreement;
-pub mod envelope;
 pub mod files;
 pub mod he_bench;
-#[cfg(feature = "onnx")]
 pub(crate) mod import;
 pub(crate) mod latency;
-pub mod pair;
 
 pub use agreement::Agreement;
-#[cfg(feature = "onnx")]
 pub use import::{ImportOptions, ImportReport, run_import};
 pub use latency::LatencyReport;
 
-use crate::backend::{Backend, DeviceChoice, GpuOptions, choose_backend};
-use crate::ckks::{EvaluationKeys, KeySetId, Parameters};
-use crate::data::Mnist;
-use crate::nn::{Bounds, EncryptedNetwork, Model, argmax, load_model, pixels};
-use crate::tensor::{Mode, ScheduleOptions, Scheduler, StageReport};
-use crate::{Error, Result};
-use pair::{ModelClient, RequestLayout, ServedModel, calibration, request_checksum};
+use hegpu::backend::{Backend, DeviceChoice, GpuOptions, choose_backend};
+use hegpu::ckks::{EvaluationKeys, KeySetId, Parameters};
+use hegpu::data::Mnist;
+use hegpu::nn::{Bounds, EncryptedNetwork, argmax, pixels};
+use hegpu::pair::{
+    DIGIT_PIXELS, ModelClient, RequestLayout, ServedModel, calibration, load_digit_model,
+    request_checksum,
+};
+use hegpu::tensor::{Mode, ScheduleOptions, Scheduler, StageReport};
+use hegpu::{Error, Result};
 use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -216,7 +215,7 @@ pub struct JobReport {
     pub stages: Vec<StageReport>,
     /// GPU time and bytes per kernel over the whole job, when profiled on a GPU with
     /// timestamps.
-    pub kernels: Option<Vec<crate::backend::KernelProfile>>,
+    pub kernels: Option<Vec<hegpu::backend::KernelProfile>>,
     /// Per-image figures, in the latency packing.
     pub latency: Option<LatencyReport>,
     /// The decrypted digit of each image, in order (`None`: its batch failed).
@@ -247,7 +246,7 @@ impl JobReport {
     }
 
     /// Adds one batch's schedule.
-    pub fn note_schedule(&mut self, schedule: crate::tensor::ScheduleReport) {
+    pub fn note_schedule(&mut self, schedule: hegpu::tensor::ScheduleReport) {
         self.modes.push(schedule.mode);
         self.fallbacks.extend(schedule.fallback);
         self.key_switches += schedule.key_switches;
@@ -262,8 +261,8 @@ impl JobReport {
     }
 
     /// The GPU's counts over every stage of every batch (zero without a GPU).
-    pub fn gpu_counts(&self) -> crate::backend::TransferCounts {
-        let mut sum = crate::backend::TransferCounts::default();
+    pub fn gpu_counts(&self) -> hegpu::backend::TransferCounts {
+        let mut sum = hegpu::backend::TransferCounts::default();
         for s in &self.stages {
             sum.add(&s.counts);
         }
@@ -407,7 +406,7 @@ pub fn run_mnist(
     // `auto` picks the latency packing for few images when it can evaluate the model.
     let packing = match opts.packing.resolve(count) {
         Packing::Latency
-            if opts.packing == Packing::Auto && !crate::nn::LatencyNetwork::supports(&model) =>
+            if opts.packing == Packing::Auto && !hegpu::nn::LatencyNetwork::supports(&model) =>
         {
             Packing::Batch
         }
@@ -568,37 +567,6 @@ pub fn peak_memory_bytes() -> Option<u64> {
     proc_bytes("/proc/self/status", "VmHWM:")
 }
 
-/// Pixels of one MNIST image: the job's digit models take 1×28×28 images.
-pub const DIGIT_PIXELS: usize = 28 * 28;
-
-/// The models shipped in `models/`, by name.
-pub const SHIPPED_MODELS: [&str; 2] = ["cryptonets-5", "cryptonets-16"];
-
-/// A model file that maps 1×28×28 images to 10 digits: a path, or the name of a shipped model
-/// ([`SHIPPED_MODELS`], read from `models/NAME.safetensors`). A model of 784 flat inputs (an
-/// MLP exported with flattened images) takes 1×28×28 images through a flatten first.
-pub fn load_digit_model(path: &std::path::Path) -> Result<Model> {
-    let shipped = path
-        .to_str()
-        .filter(|name| SHIPPED_MODELS.contains(name))
-        .map(|name| std::path::PathBuf::from(format!("models/{name}.safetensors")));
-    let path = shipped.as_deref().unwrap_or(path);
-    let mut model = load_model(path)?;
-    if model.input == [DIGIT_PIXELS] {
-        model.input = vec![1, 28, 28];
-        model.layers.insert(0, crate::nn::Layer::Flatten);
-    }
-    if model.input != [1, 28, 28] || model.shapes()?.last() != Some(&vec![10]) {
-        return Err(Error::Config(format!(
-            "{} maps {:?} to {:?}, not 1×28×28 images to 10 digits",
-            path.display(),
-            model.input,
-            model.shapes()?.last()
-        )));
-    }
-    Ok(model)
-}
-
 /// The batches through client encryption, server evaluation and client decryption, the three
 /// overlapping: batch k + 1 is encrypted while batch k is evaluated and batch k − 1 decrypted
 /// (the client's two threads and the server's hand batches on through channels of one, so at
@@ -692,10 +660,10 @@ fn pipeline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::CpuBackend;
-    use crate::ckks::{KeyGenerator, Seed};
-    use crate::nn::Layer;
-    use crate::tensor::ScheduleOptions;
+    use hegpu::backend::CpuBackend;
+    use hegpu::ckks::{KeyGenerator, Seed};
+    use hegpu::nn::{Layer, Model};
+    use hegpu::tensor::ScheduleOptions;
 
     #[test]
     fn a_model_within_the_file_limits_can_still_be_too_large_for_the_machine() {
@@ -720,7 +688,7 @@ mod tests {
             ],
         };
         model.shapes().unwrap();
-        let params = Parameters::preset(crate::ckks::Preset::CryptoNets8192).unwrap();
+        let params = Parameters::preset(hegpu::ckks::Preset::CryptoNets8192).unwrap();
         let mut keygen = KeyGenerator::new(&params, Seed::from_u64(1));
         let sk = keygen.secret_key().unwrap();
         let keys = EvaluationKeys {
@@ -728,7 +696,7 @@ mod tests {
             ..Default::default()
         };
         let images = vec![0.5f32; 2 * 784];
-        let bounds = crate::nn::Bounds::measure(&model, &images).unwrap();
+        let bounds = hegpu::nn::Bounds::measure(&model, &images).unwrap();
         let network = EncryptedNetwork::plan(&model, &params, &bounds).unwrap();
         let cpu: Arc<dyn Backend> = Arc::new(CpuBackend::new(Some(1)).unwrap());
         let scheduler = Scheduler::new(&params, &keys, cpu, ScheduleOptions::default()).unwrap();

@@ -4,13 +4,13 @@
 //!   digit models), before anything is encrypted;
 //! - the levels the encrypted pass needs and the smallest preset that holds them.
 
-use super::DIGIT_PIXELS;
-use crate::data::Mnist;
-use crate::nn::{
-    Activation, ApproxSpec, EncryptedNetwork, Layer, Model, Replaced, WeightType, accuracy,
-    approximate, import_onnx_file, levels_needed, pixels, save_model, train::Dataset,
+use hegpu::data::Mnist;
+use hegpu::nn::{
+    Activation, ApproxSpec, Dataset, EncryptedNetwork, Layer, Model, Replaced, WeightType,
+    accuracy, approximate, import_onnx_file, levels_needed, pixels, save_model,
 };
-use crate::{Error, Result};
+use hegpu::pair::DIGIT_PIXELS;
+use hegpu::{Error, Result};
 use std::path::PathBuf;
 
 /// What to import and how.
@@ -134,9 +134,9 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
     }
     if report.unreplaced.is_empty() {
         report.levels = Some(levels_needed(&written)?);
-        let stage_work = crate::nn::stage_work(&written)? as u64;
+        let stage_work = hegpu::nn::stage_work(&written)? as u64;
         calibration_within_budget("bounding the plan's stages", stage_work, calibrating)?;
-        let bounds = crate::nn::Bounds::measure(&written, &calibration)?;
+        let bounds = hegpu::nn::Bounds::measure(&written, &calibration)?;
         report.preset = Some(
             EncryptedNetwork::plan_smallest(&written, &bounds)
                 .map(|(p, n)| format!("{} cut to {} levels", p.name(), n.params().max_level()))
