@@ -98,11 +98,13 @@ pub enum GpuError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
-    /// The parameters' chain is shorter than the plan: `plan` needs `needed` levels.
-    #[error("{plan} needs {needed} levels but the parameters have {have}")]
+    /// A chain shorter than the plan: `plan` needs `needed` levels, `chain` (the parameters,
+    /// a preset) has `have`.
+    #[error("{plan} needs {needed} levels but {chain} has {have}")]
     TooFewLevels {
         plan: String,
         needed: usize,
+        chain: String,
         have: usize,
     },
     /// No parameter preset holds the model; `refusals` says why each did not.

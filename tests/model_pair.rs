@@ -1,4 +1,4 @@
-//! The client/server pair (`job::pair`) with a model that is not a digit network: 12 inputs
+//! The client/server pair (`hegpu::pair`) with a model that is not a digit network: 12 inputs
 //! to 3 outputs, in both packings. The sizes come from the model: the client's requests are
 //! laid out by the server's plan, the answers decrypt to the plaintext model's outputs, and
 //! requests of the wrong width or under another client's keys are refused.

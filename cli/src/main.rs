@@ -325,7 +325,7 @@ struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Sections, comma-separated: ntt (with tfhe-ntt), linear, ckks, network, peers (tfhe-rs
-    /// on the dense layer, in builds with `--features peers`), throughput (calls that fill a
+    /// on the dense layer, in builds with `-p hegpu-cli --features peers`), throughput (calls that fill a
     /// GPU, several per sync, with GB/s; not in --quick) [default: all]
     #[arg(long, value_name = "SECTIONS")]
     only: Option<String>,

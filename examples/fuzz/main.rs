@@ -239,7 +239,9 @@ fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// The peak resident set since the last reset, in MiB (`VmHWM` in /proc/self/status, Linux).
+/// The peak resident set since the last reset, in MiB (`VmHWM` in /proc/self/status, Linux;
+/// read here as the command's job reads it: an example of the library cannot use the command's
+/// crate).
 fn peak_memory_mib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

@@ -733,7 +733,7 @@ impl ModelClient {
                 }
             };
             let fingerprint = latency.as_ref().map_or(0, LatencyNetwork::fingerprint);
-            let layout = latency.map_or_else(RequestLayout::digits, RequestLayout::Latency);
+            let layout = RequestLayout::digits_or(latency);
             let (inner, keys) = hegpu::pair::ModelClient::new(params, layout)?;
             Ok(Self {
                 inner,

@@ -23,8 +23,9 @@ pub(crate) fn plan_on_cut_chain<T>(
     let most = whole.max_level();
     if needed > most {
         return Err(PlanError::TooFewLevels {
-            plan: format!("the model on {}", preset.name()),
+            plan: "the model".into(),
             needed,
+            chain: preset.name().into(),
             have: most,
         }
         .into());

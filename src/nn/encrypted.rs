@@ -83,6 +83,7 @@ impl EncryptedNetwork {
             return Err(PlanError::TooFewLevels {
                 plan: "the model".into(),
                 needed,
+                chain: "the parameters' chain".into(),
                 have: params.max_level(),
             }
             .into());

@@ -104,6 +104,12 @@ impl RequestLayout {
         }
     }
 
+    /// A digit model's layout: the server's latency plan when there is one, else
+    /// [`digits`](Self::digits) (the batch packing).
+    pub fn digits_or(latency: Option<LatencyNetwork>) -> Self {
+        latency.map_or_else(Self::digits, Self::Latency)
+    }
+
     /// The shapes of one input and one output (a latency plan takes its inputs flat).
     pub fn shapes(&self) -> (Vec<usize>, Vec<usize>) {
         match self {

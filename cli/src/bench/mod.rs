@@ -122,7 +122,7 @@ impl BenchPlan {
         }
         if keep.contains(&"peers") && !cfg!(feature = "peers") {
             return Err(Error::Config(
-                "the peers section needs a build with `--features peers`".into(),
+                "the peers section needs a build with `-p hegpu-cli --features peers`".into(),
             ));
         }
         let has = |s: &str| keep.contains(&s);

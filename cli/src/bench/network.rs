@@ -4,7 +4,7 @@
 //! one set of ciphertexts whatever its fill, so images per second grows with the batch up to
 //! N/2: the scaling curve of the chart.
 //!
-//! A batch is a framed request of the one client/server pair (`job::pair`) the job and the
+//! A batch is a framed request of the one client/server pair (`hegpu::pair`) the job and the
 //! service use, and its time is the server's answer: reading the request's ciphertexts,
 //! evaluating, the result on the host (before 2026-12-07 the reading was left out).
 //!
@@ -141,7 +141,7 @@ pub fn network_parameters(log_n: u32) -> Result<Arc<Parameters>> {
 }
 
 /// The network at one ring degree: model, test images, and the client and server of the one
-/// client/server pair (`job::pair`) the job and the service use.
+/// client/server pair (`hegpu::pair`) the job and the service use.
 pub struct NetworkCase {
     model: Model,
     test_px: Vec<f32>,

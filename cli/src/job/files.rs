@@ -184,7 +184,7 @@ pub fn client_encrypt(
             "a batch holds 1 to {slots} images, not {per_batch}"
         )));
     }
-    let layout = latency.map_or_else(RequestLayout::digits, RequestLayout::Latency);
+    let layout = RequestLayout::digits_or(latency);
     let client = ModelClient::with_secret_key(params, sk, layout)?;
     let mut lines = String::new();
     for (b, start) in (0..count).step_by(per_batch).enumerate() {
@@ -325,7 +325,7 @@ pub fn client_decrypt(
             Some(latency_plan(model, &mnist, per_ciphertext, Some(&params))?)
         }
     };
-    let layout = latency.map_or_else(RequestLayout::digits, RequestLayout::Latency);
+    let layout = RequestLayout::digits_or(latency);
     let client = ModelClient::with_secret_key(params, sk, layout)?;
     let model = model.map(hegpu::pair::load_digit_model).transpose()?;
     let px = pixels(&mnist.test_images);

@@ -441,7 +441,7 @@ fn client_decrypt(instance: &Instance, opts: &StageOptions) -> Result<String> {
     } else {
         None
     };
-    let layout = plan.map_or_else(RequestLayout::digits, RequestLayout::Latency);
+    let layout = RequestLayout::digits_or(plan);
     let client = ModelClient::with_secret_key(params, sk, layout)?;
     let (upload, download) = (
         instance.io("ciphertexts_upload"),

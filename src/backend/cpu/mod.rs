@@ -185,6 +185,10 @@ impl Backend for CpuBackend {
         Ok(self.wrap(ring, batch, words))
     }
 
+    fn host_buffer(&self, words: usize) -> Vec<u32> {
+        self.buffers.take(words, false)
+    }
+
     fn download(&self, x: &PolyBatch) -> Result<Vec<u32>> {
         Ok(self.host(x)?.to_vec())
     }
@@ -382,5 +386,33 @@ impl Backend for CpuBackend {
         scale: &[u32],
     ) -> Result<PolyBatch> {
         self.scaled_difference_rows(a, b, offset, scale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host batch's buffer goes back to the pool of the backend that made it when the batch
+    /// is dropped, and that backend's next `host_buffer` takes it; another backend's does not.
+    #[test]
+    fn buffers_return_to_the_pool_of_their_backend() {
+        let (mine, other) = (
+            CpuBackend::new(Some(1)).unwrap(),
+            CpuBackend::new(Some(1)).unwrap(),
+        );
+        let ring = Ring::new(
+            1 << 12,
+            &crate::math::ntt_primes(1 << 12, 30, 2, &[]).unwrap(),
+        )
+        .unwrap();
+        let words = 3 * ring.poly_words();
+        let batch = mine.upload_vec(&ring, 3, vec![0; words]).unwrap();
+        let at = batch.host_words().unwrap().as_ptr();
+        drop(batch);
+        let theirs = other.host_buffer(words);
+        assert_ne!(theirs.as_ptr(), at);
+        let again = mine.host_buffer(words);
+        assert_eq!((again.as_ptr(), again.len()), (at, words));
     }
 }

@@ -38,7 +38,7 @@ impl Wide {
         }
     }
 
-    /// `2^32 mod p`, the constant of a fold (the AVX2 row kernel's).
+    /// `2^32 mod p`, the constant of a fold (the SIMD row kernels').
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     pub(super) fn fold_constant(&self) -> u32 {

@@ -235,6 +235,7 @@ impl LatencyNetwork {
                        ⌈log2 d⌉ + 1 per polynomial of degree d)"
                     .into(),
                 needed,
+                chain: "the parameters' chain".into(),
                 have: params.max_level(),
             }
             .into());
