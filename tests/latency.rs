@@ -401,7 +401,7 @@ fn plans_it_cannot_make_are_refused_with_the_reason() {
         ],
     };
     let e = refuse(&too_deep);
-    assert!(e.contains("needs 7 levels") && e.contains("have 5"), "{e}");
+    assert!(e.contains("needs 7 levels") && e.contains("has 5"), "{e}");
     let too_wide = Model {
         input: vec![40],
         layers: vec![dense(40, 5000), Layer::Square, dense(5000, 3)],
