@@ -316,3 +316,37 @@ fn plan_refusals_are_typed() {
         other => panic!("{:?}", other.err()),
     }
 }
+
+/// The file format does not move: each shipped model re-encodes to its own bytes, and a model
+/// holding every layer kind encodes to the header pinned here (the checksum in it covers the
+/// architecture text and every tensor's bytes).
+#[test]
+fn model_files_keep_their_bytes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for maps in [5, 16] {
+        let path = root.join(format!("models/cryptonets-{maps}.safetensors"));
+        let model = load_model(&path).unwrap();
+        let bytes = model_to_bytes(&model, WeightType::F16).unwrap();
+        assert!(bytes == std::fs::read(&path).unwrap(), "{maps} maps");
+    }
+    let bytes = model_to_bytes(&every_layer(), WeightType::F32).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + header_len].to_vec()).unwrap();
+    let pinned = concat!(
+        r#"{"__metadata__":{"hegpu.architecture":"{\"input\":[2,9,9],\"layers\":[{\"type\":"#,
+        r#"\"pad2d\",\"top\":1,\"bottom\":0,\"left\":0,\"right\":1},{\"type\":\"conv2d\",\""#,
+        r#"in_channels\":2,\"out_channels\":3,\"kernel\":3,\"stride\":2,\"padding\":1},{\"t"#,
+        r#"ype\":\"poly\",\"a\":0.5,\"b\":1.0,\"c\":-0.25},{\"type\":\"avg_pool\",\"window\"#,
+        r#"":2,\"stride\":1},{\"type\":\"sum_pool\",\"window\":2,\"stride\":2},{\"type\":\""#,
+        r#"flatten\"},{\"type\":\"dense\",\"inputs\":12,\"outputs\":5},{\"type\":\"square\""#,
+        r#"},{\"type\":\"polynomial\",\"range\":2.0,\"coefficients\":[0.1,0.8,0.0,-0.2]},{\"#,
+        r#""type\":\"tanh\"},{\"type\":\"silu\"},{\"type\":\"dense\",\"inputs\":5,\"outputs"#,
+        r#"\":4}]}","hegpu.checksum":"9a2497a5","hegpu.format":"hegpu-model-1"},"1.bias":{""#,
+        r#"dtype":"F32","shape":[3],"data_offsets":[0,12]},"1.weight":{"dtype":"F32","shape"#,
+        r#"":[3,2,3,3],"data_offsets":[12,228]},"11.bias":{"dtype":"F32","shape":[4],"data_"#,
+        r#"offsets":[228,244]},"11.weight":{"dtype":"F32","shape":[4,5],"data_offsets":[244"#,
+        r#",324]},"6.bias":{"dtype":"F32","shape":[5],"data_offsets":[324,344]},"6.weight":"#,
+        r#"{"dtype":"F32","shape":[5,12],"data_offsets":[344,584]}}"#,
+    );
+    assert_eq!(header.trim_end(), pinned);
+}

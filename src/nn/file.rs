@@ -13,9 +13,9 @@
 use super::model::{Activation, Layer, Model};
 use crate::{Error, Result};
 use half::f16;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors, tensor::TensorInfo};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 const FORMAT: &str = "hegpu-model-1";
@@ -25,21 +25,64 @@ const KEY_CHECKSUM: &str = "hegpu.checksum";
 /// Metadata keys a model file may have (`format` is what PyTorch tools write).
 const KNOWN_KEYS: [&str; 4] = [KEY_FORMAT, KEY_ARCHITECTURE, KEY_CHECKSUM, "format"];
 
+/// One tensor as stored: name, type, shape and little-endian bytes.
+type Stored<'a> = (&'a str, Dtype, &'a [usize], &'a [u8]);
+
 /// CRC-32 of the architecture text and every tensor (name, type, shape, bytes) in name order.
-fn checksum<'a>(
-    architecture: &str,
-    tensors: impl IntoIterator<Item = (&'a str, &'a TensorView<'a>)>,
-) -> String {
+fn checksum<'a>(architecture: &str, tensors: impl IntoIterator<Item = Stored<'a>>) -> String {
     let mut tensors: Vec<_> = tensors.into_iter().collect();
-    tensors.sort_by_key(|(name, _)| *name);
+    tensors.sort_by_key(|(name, ..)| *name);
     let mut crc = crc32fast::Hasher::new();
     crc.update(architecture.as_bytes());
-    for (name, t) in tensors {
+    for (name, dtype, shape, data) in tensors {
         crc.update(name.as_bytes());
-        crc.update(format!("{:?}{:?}", t.dtype(), t.shape()).as_bytes());
-        crc.update(t.data());
+        crc.update(format!("{dtype:?}{shape:?}").as_bytes());
+        crc.update(data);
     }
     format!("{:08x}", crc.finalize())
+}
+
+/// A safetensors header with the metadata first and sorted. safetensors' own writer emits
+/// the metadata in hash-map order, so one model gave different bytes from run to run; this
+/// writes its layout (metadata, then the tensors by name with their data in that order, the
+/// header padded with spaces to 8 bytes) in a fixed order.
+#[derive(Serialize)]
+struct Header<'a> {
+    #[serde(rename = "__metadata__")]
+    metadata: BTreeMap<&'static str, &'a str>,
+    #[serde(flatten)]
+    tensors: BTreeMap<&'a str, TensorInfo>,
+}
+
+/// The safetensors bytes of `tensors` (one weight type, so safetensors' order is name order)
+/// with `metadata`.
+fn encode(metadata: BTreeMap<&'static str, &str>, tensors: &[Stored<'_>]) -> Vec<u8> {
+    let mut sorted: Vec<_> = tensors.iter().collect();
+    sorted.sort_by_key(|(name, ..)| *name);
+    let mut offset = 0;
+    let mut header = Header {
+        metadata,
+        tensors: BTreeMap::new(),
+    };
+    for &&(name, dtype, shape, data) in &sorted {
+        let data_offsets = (offset, offset + data.len());
+        offset += data.len();
+        let info = TensorInfo {
+            dtype,
+            shape: shape.to_vec(),
+            data_offsets,
+        };
+        header.tensors.insert(name, info);
+    }
+    let mut text = serde_json::to_vec(&header).expect("plain data serializes");
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut bytes = Vec::with_capacity(8 + text.len() + offset);
+    bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&text);
+    for (.., data) in sorted {
+        bytes.extend_from_slice(data);
+    }
+    bytes
 }
 
 /// How weights are stored.
@@ -193,22 +236,18 @@ pub fn model_to_bytes(model: &Model, dtype: WeightType) -> Result<Vec<u8>> {
             tensors.push((format!("{i}.{name}"), dt, shape, bytes));
         }
     }
-    let views: Vec<(String, TensorView<'_>)> = tensors
+    let stored: Vec<Stored<'_>> = tensors
         .iter()
-        .map(|(name, dt, shape, bytes)| {
-            TensorView::new(*dt, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| Error::Config(format!("tensor {name}: {e}")))
-        })
-        .collect::<Result<_>>()?;
+        .map(|(name, dt, shape, bytes)| (name.as_str(), *dt, shape.as_slice(), bytes.as_slice()))
+        .collect();
     let architecture = serde_json::to_string(&arch).expect("plain data serializes");
-    let mut meta = HashMap::from([
-        (KEY_FORMAT.to_string(), FORMAT.to_string()),
-        (KEY_ARCHITECTURE.to_string(), architecture.clone()),
+    let crc = checksum(&architecture, stored.iter().copied());
+    let metadata = BTreeMap::from([
+        (KEY_FORMAT, FORMAT),
+        (KEY_ARCHITECTURE, architecture.as_str()),
+        (KEY_CHECKSUM, crc.as_str()),
     ]);
-    let crc = checksum(&architecture, views.iter().map(|(n, v)| (n.as_str(), v)));
-    meta.insert(KEY_CHECKSUM.to_string(), crc);
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(e.to_string()))
+    Ok(encode(metadata, &stored))
 }
 
 /// Writes a model file.
@@ -294,7 +333,10 @@ fn checked_architecture<'a>(
         .ok_or_else(|| bad(here, "no hegpu.architecture metadata"))?;
     if let Some(stored) = info.get(KEY_CHECKSUM) {
         let tensors = file.tensors();
-        let found = checksum(architecture, tensors.iter().map(|(n, v)| (n.as_str(), v)));
+        let views = tensors
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data()));
+        let found = checksum(architecture, views);
         if *stored != found {
             return Err(bad(
                 here,
