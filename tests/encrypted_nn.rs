@@ -107,25 +107,25 @@ fn polynomial_activations_cost_one_square_each() {
     // a·x² + b·x + c in place of both squares, and a linear one (a = 0) after the first.
     let mut model = common::small_network();
     let squares: Vec<usize> = (0..model.layers.len())
-        .filter(|&i| model.layers[i] == Layer::Square)
+        .filter(|&i| model.layers[i] == Layer::Square(Square))
         .collect();
-    model.layers[squares[0]] = Layer::Poly {
+    model.layers[squares[0]] = Layer::Poly(Poly {
         a: 0.6,
         b: 0.25,
         c: -0.05,
-    };
-    model.layers[squares[1]] = Layer::Poly {
+    });
+    model.layers[squares[1]] = Layer::Poly(Poly {
         a: 1.5,
         b: -0.4,
         c: 0.1,
-    };
+    });
     model.layers.insert(
         squares[0] + 1,
-        Layer::Poly {
+        Layer::Poly(Poly {
             a: 0.0,
             b: 0.8,
             c: 0.02,
-        },
+        }),
     );
     assert_matches_plaintext(&model);
 }
@@ -134,13 +134,13 @@ fn polynomial_activations_cost_one_square_each() {
 fn planning_refuses_what_the_parameters_cannot_hold() {
     let params = Parameters::preset(Preset::CryptoNets8192).unwrap();
     let mut deep = common::small_network();
-    deep.layers.push(Layer::Square);
-    deep.layers.push(Layer::Dense {
+    deep.layers.push(Layer::Square(Square));
+    deep.layers.push(Layer::Dense(Dense {
         inputs: 4,
         outputs: 2,
         weight: vec![0.1; 8],
         bias: vec![0.0; 2],
-    });
+    }));
     let unit = InputRange {
         low: 0.0,
         high: 1.0,

@@ -8,7 +8,9 @@ mod common;
 use hegpu::Error;
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::*;
-use hegpu::nn::{Layer, Model, cryptonets, initialize, model_from_bytes, model_to_bytes};
+use hegpu::nn::{
+    Dense, Layer, Model, Square, cryptonets, initialize, model_from_bytes, model_to_bytes,
+};
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -468,17 +470,17 @@ fn models_hegpu_wrote_are_checked_and_models_in_code_keep_the_limits() {
     // A model built in code meets the same limits.
     let big = Model {
         input: vec![1, 5000, 5000],
-        layers: vec![Layer::Square],
+        layers: vec![Layer::Square(Square)],
     };
     assert!(big.shapes().unwrap_err().to_string().contains("5000"));
     let dense = Model {
         input: vec![60000],
-        layers: vec![Layer::Dense {
+        layers: vec![Layer::Dense(Dense {
             inputs: 60000,
             outputs: 1000,
             weight: vec![],
             bias: vec![0.0; 1000],
-        }],
+        })],
     };
     assert!(dense.shapes().unwrap_err().to_string().contains("limit"));
 }

@@ -53,11 +53,11 @@ fn shipped() -> (Model, Vec<f32>, Vec<f32>, Vec<u8>) {
 /// (`a·x² + b·x + c`: a shift before the square and an affine map after it).
 fn small_conv() -> Model {
     let mut m = common::small_network();
-    m.layers[6] = Layer::Poly {
+    m.layers[6] = Layer::Poly(Poly {
         a: 0.5,
         b: 0.25,
         c: -0.1,
-    };
+    });
     m
 }
 
@@ -66,26 +66,26 @@ fn small_mlp() -> Model {
     let mut m = Model {
         input: vec![40],
         layers: vec![
-            Layer::Dense {
+            Layer::Dense(Dense {
                 inputs: 40,
                 outputs: 24,
                 weight: vec![0.0; 960],
                 bias: vec![0.0; 24],
-            },
-            Layer::Square,
-            Layer::Dense {
+            }),
+            Layer::Square(Square),
+            Layer::Dense(Dense {
                 inputs: 24,
                 outputs: 20,
                 weight: vec![0.0; 480],
                 bias: vec![0.0; 20],
-            },
-            Layer::Square,
-            Layer::Dense {
+            }),
+            Layer::Square(Square),
+            Layer::Dense(Dense {
                 inputs: 20,
                 outputs: 3,
                 weight: vec![0.0; 60],
                 bias: vec![0.0; 3],
-            },
+            }),
         ],
     };
     randomize(&mut m, 13);
@@ -377,26 +377,28 @@ fn plans_it_cannot_make_are_refused_with_the_reason() {
             .unwrap_err()
             .to_string()
     };
-    let dense = |inputs: usize, outputs: usize| Layer::Dense {
-        inputs,
-        outputs,
-        weight: vec![0.01; inputs * outputs],
-        bias: vec![0.0; outputs],
+    let dense = |inputs: usize, outputs: usize| {
+        Layer::Dense(Dense {
+            inputs,
+            outputs,
+            weight: vec![0.01; inputs * outputs],
+            bias: vec![0.0; outputs],
+        })
     };
     let square_first = Model {
         input: vec![40],
-        layers: vec![Layer::Square, dense(40, 3)],
+        layers: vec![Layer::Square(Square), dense(40, 3)],
     };
     assert!(refuse(&square_first).contains("linear layer before"));
     let too_deep = Model {
         input: vec![40],
         layers: vec![
             dense(40, 8),
-            Layer::Square,
+            Layer::Square(Square),
             dense(8, 8),
-            Layer::Square,
+            Layer::Square(Square),
             dense(8, 8),
-            Layer::Square,
+            Layer::Square(Square),
             dense(8, 3),
         ],
     };
@@ -404,7 +406,7 @@ fn plans_it_cannot_make_are_refused_with_the_reason() {
     assert!(e.contains("needs 7 levels") && e.contains("has 5"), "{e}");
     let too_wide = Model {
         input: vec![40],
-        layers: vec![dense(40, 5000), Layer::Square, dense(5000, 3)],
+        layers: vec![dense(40, 5000), Layer::Square(Square), dense(5000, 3)],
     };
     let e = refuse(&too_wide);
     assert!(

@@ -7,7 +7,7 @@ mod common;
 
 use hegpu::backend::{Backend, CpuBackend};
 use hegpu::ckks::{EvaluationKeys, KeySetId, Parameters};
-use hegpu::nn::{Layer, Model, initialize};
+use hegpu::nn::{Dense, Layer, Model, Square, initialize};
 use hegpu::pair::{ModelClient, RequestLayout, ServedModel, SplitPacking, request_checksum};
 use hegpu::tensor::Scheduler;
 use rand::Rng;
@@ -18,19 +18,19 @@ fn model() -> Model {
     let mut m = Model {
         input: vec![12],
         layers: vec![
-            Layer::Dense {
+            Layer::Dense(Dense {
                 inputs: 12,
                 outputs: 6,
                 weight: vec![0.0; 72],
                 bias: vec![0.0; 6],
-            },
-            Layer::Square,
-            Layer::Dense {
+            }),
+            Layer::Square(Square),
+            Layer::Dense(Dense {
                 inputs: 6,
                 outputs: 3,
                 weight: vec![0.0; 18],
                 bias: vec![0.0; 3],
-            },
+            }),
         ],
     };
     initialize(&mut m, 5).unwrap();

@@ -17,13 +17,13 @@ fn every_layer() -> Model {
     let mut m = Model {
         input: vec![2, 9, 9],
         layers: vec![
-            Layer::Pad2d {
+            Layer::Pad2d(Pad2d {
                 top: 1,
                 bottom: 0,
                 left: 0,
                 right: 1,
-            },
-            Layer::Conv2d {
+            }),
+            Layer::Conv2d(Conv2d {
                 in_channels: 2,
                 out_channels: 3,
                 kernel: 3,
@@ -31,40 +31,40 @@ fn every_layer() -> Model {
                 padding: 1,
                 weight: vec![0.0; 3 * 2 * 9],
                 bias: vec![0.0; 3],
-            },
-            Layer::Poly {
+            }),
+            Layer::Poly(Poly {
                 a: 0.5,
                 b: 1.0,
                 c: -0.25,
-            },
-            Layer::AvgPool {
+            }),
+            Layer::AvgPool(AvgPool {
                 window: 2,
                 stride: 1,
-            },
-            Layer::SumPool {
+            }),
+            Layer::SumPool(SumPool {
                 window: 2,
                 stride: 2,
-            },
-            Layer::Flatten,
-            Layer::Dense {
+            }),
+            Layer::Flatten(Flatten),
+            Layer::Dense(Dense {
                 inputs: 12,
                 outputs: 5,
                 weight: vec![0.0; 60],
                 bias: vec![0.0; 5],
-            },
-            Layer::Square,
-            Layer::Polynomial {
+            }),
+            Layer::Square(Square),
+            Layer::Polynomial(Polynomial {
                 range: 2.0,
                 coefficients: vec![0.1, 0.8, 0.0, -0.2],
-            },
-            Layer::Activation(Activation::Tanh),
-            Layer::Activation(Activation::Silu),
-            Layer::Dense {
+            }),
+            Layer::from(Activation::Tanh),
+            Layer::from(Activation::Silu),
+            Layer::Dense(Dense {
                 inputs: 5,
                 outputs: 4,
                 weight: vec![0.0; 20],
                 bias: vec![0.0; 4],
-            },
+            }),
         ],
     };
     let p = random(parameters(&m).len(), 1);
@@ -81,7 +81,7 @@ fn convolution_equals_a_direct_loop() {
     assert_eq!(shapes[2], vec![3, 5, 5]);
     let padded = m.layers[0].forward(&shapes[0], &x).unwrap();
     let got = m.layers[1].forward(&shapes[1], &padded).unwrap();
-    let Layer::Conv2d { weight, bias, .. } = &m.layers[1] else {
+    let Layer::Conv2d(Conv2d { weight, bias, .. }) = &m.layers[1] else {
         unreachable!()
     };
     for f in 0..3 {
@@ -223,7 +223,7 @@ fn model_files_round_trip_and_refuse_broken_data() {
     assert!(err.contains("shape"), "{err}");
     // A NaN weight.
     let mut nan = m.clone();
-    if let Some(Layer::Dense { bias, .. }) = nan.layers.last_mut() {
+    if let Some(Layer::Dense(Dense { bias, .. })) = nan.layers.last_mut() {
         bias[0] = f32::NAN;
     }
     assert!(model_from_bytes(&model_to_bytes(&nan, WeightType::F32).unwrap()).is_err());

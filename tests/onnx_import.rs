@@ -102,11 +102,11 @@ fn activations_and_folds_are_recognized() {
     // 0.125 x² + 0.5 x + 0.25 written as Mul and Add nodes.
     assert_eq!(
         cnn.model.layers[1],
-        Layer::Poly {
+        Layer::Poly(Poly {
             a: 0.125,
             b: 0.5,
             c: 0.25
-        }
+        })
     );
     // The dense layer's batch normalization was a node of its own, folded here.
     assert!(
@@ -202,14 +202,14 @@ fn the_approximated_mlp_gives_the_same_ciphertexts_on_the_gpu() {
         input: vec![1, 28, 28],
         layers: poly.layers[..4].to_vec(),
     };
-    let Layer::Dense { weight, bias, .. } = &poly.layers[5] else {
+    let Layer::Dense(Dense { weight, bias, .. }) = &poly.layers[5] else {
         panic!("the MLP ends with a dense layer")
     };
     let tail = Model {
         input: vec![16],
         layers: vec![
             poly.layers[4].clone(),
-            Layer::Dense {
+            Layer::Dense(Dense {
                 inputs: 16,
                 outputs: 10,
                 weight: weight
@@ -217,7 +217,7 @@ fn the_approximated_mlp_gives_the_same_ciphertexts_on_the_gpu() {
                     .flat_map(|row| row[..16].to_vec())
                     .collect(),
                 bias: bias.clone(),
-            },
+            }),
         ],
     };
     let px = test_pixels();
@@ -316,7 +316,7 @@ fn a_hand_made_model_imports() {
     );
     let model = import_onnx(&bytes).unwrap().model;
     assert_eq!(model.input, [4]);
-    assert_eq!(model.layers[1], Layer::Square);
+    assert_eq!(model.layers[1], Layer::Square(Square));
     assert_eq!(
         model.forward(&[0.0, 1.0, 0.0, 0.0]).unwrap(),
         [9.0, 16.0, 25.0]

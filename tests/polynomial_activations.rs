@@ -19,14 +19,14 @@ fn params() -> Arc<Parameters> {
 fn dense(inputs: usize, outputs: usize, seed: u64) -> Layer {
     let mut r = common::rng(seed);
     let limit = (3.0 / inputs as f32).sqrt();
-    Layer::Dense {
+    Layer::Dense(Dense {
         inputs,
         outputs,
         weight: (0..inputs * outputs)
             .map(|_| r.random_range(-limit..limit))
             .collect(),
         bias: (0..outputs).map(|_| r.random_range(-0.1..0.1)).collect(),
-    }
+    })
 }
 
 /// 32 inputs → 12 → `activation` → 6.
@@ -44,10 +44,10 @@ fn relu8() -> Layer {
 }
 
 fn odd5() -> Layer {
-    Layer::Polynomial {
+    Layer::Polynomial(Polynomial {
         range: 2.0,
         coefficients: vec![0.1, 0.9, 0.0, -0.4, 0.0, 0.15],
-    }
+    })
 }
 
 fn run(model: &Model, images: &[f32], backend: Arc<dyn Backend>) -> common::EncryptedRun {
@@ -103,17 +103,17 @@ fn degree_8_and_5_polynomials_match_the_plaintext_model() {
 
 #[test]
 fn low_degree_polynomials_cost_a_square_and_constants_cost_nothing() {
-    let quadratic = Layer::Polynomial {
+    let quadratic = Layer::Polynomial(Polynomial {
         range: 4.0,
         coefficients: vec![0.5, 1.0, 2.0, 0.0],
-    };
+    });
     let model = network(quadratic.clone());
     assert_eq!(levels_needed(&model).unwrap(), 3);
-    let equivalent = network(Layer::Poly {
+    let equivalent = network(Layer::Poly(Poly {
         a: 2.0 / 16.0,
         b: 1.0 / 4.0,
         c: 0.5,
-    });
+    }));
     let x = images(4, 5);
     for i in 0..4 {
         let (a, b) = (
@@ -124,10 +124,10 @@ fn low_degree_polynomials_cost_a_square_and_constants_cost_nothing() {
             assert!((u - v).abs() < 1e-5);
         }
     }
-    let constant = network(Layer::Polynomial {
+    let constant = network(Layer::Polynomial(Polynomial {
         range: 1.0,
         coefficients: vec![0.25],
-    });
+    }));
     assert_eq!(levels_needed(&constant).unwrap(), 1);
 }
 
@@ -173,7 +173,7 @@ fn the_planner_picks_the_smallest_preset_or_says_how_many_levels_it_needs() {
 
 #[test]
 fn non_polynomial_activations_are_refused_with_the_fix() {
-    let model = network(Layer::Activation(Activation::Relu));
+    let model = network(Layer::from(Activation::Relu));
     let err = Bounds::measure(&model, &images(2, 1))
         .unwrap_err()
         .to_string();
@@ -183,7 +183,7 @@ fn non_polynomial_activations_are_refused_with_the_fix() {
     );
     assert!(!LatencyNetwork::supports(&model));
     assert!(LatencyNetwork::supports(&network(relu8())));
-    assert!(LatencyNetwork::supports(&network(Layer::Square)));
+    assert!(LatencyNetwork::supports(&network(Layer::Square(Square))));
 }
 
 /// The same words on the CPU and on the GPU resident, where the powers and the map that weighs

@@ -27,7 +27,7 @@ fn model() -> Model {
     let mut m = Model {
         input: vec![1, 6, 6],
         layers: vec![
-            Layer::Conv2d {
+            Layer::Conv2d(Conv2d {
                 in_channels: 1,
                 out_channels: 2,
                 kernel: 3,
@@ -35,22 +35,22 @@ fn model() -> Model {
                 padding: 0,
                 weight: vec![0.0; 18],
                 bias: vec![0.0; 2],
-            },
-            Layer::Flatten,
-            Layer::Dense {
+            }),
+            Layer::Flatten(Flatten),
+            Layer::Dense(Dense {
                 inputs: 32,
                 outputs: 12,
                 weight: vec![0.0; 384],
                 bias: vec![0.0; 12],
-            },
-            Layer::Square,
-            Layer::Square,
-            Layer::Dense {
+            }),
+            Layer::Square(Square),
+            Layer::Square(Square),
+            Layer::Dense(Dense {
                 inputs: 12,
                 outputs: 3,
                 weight: vec![0.0; 36],
                 bias: vec![0.0; 3],
-            },
+            }),
         ],
     };
     initialize(&mut m, 21).unwrap();
@@ -63,9 +63,9 @@ fn model() -> Model {
 fn fused_model() -> Model {
     // conv, flatten, x², dense 32→12, x², dense 12→3.
     let mut m = model();
-    m.layers.retain(|l| !matches!(l, Layer::Square));
-    m.layers.insert(2, Layer::Square);
-    m.layers.insert(4, Layer::Square);
+    m.layers.retain(|l| !matches!(l, Layer::Square(Square)));
+    m.layers.insert(2, Layer::Square(Square));
+    m.layers.insert(4, Layer::Square(Square));
     initialize(&mut m, 22).unwrap();
     m
 }

@@ -8,7 +8,9 @@ mod common;
 
 use hegpu::backend::gpu_required;
 use hegpu::backend::{DeviceChoice, GpuOptions};
-use hegpu::nn::{Layer, Model, WeightType, cryptonets, initialize, save_model};
+use hegpu::nn::{
+    Conv2d, Dense, Flatten, Layer, Model, Square, WeightType, cryptonets, initialize, save_model,
+};
 use hegpu_cli::bench::{DenseSample, Devices, NetworkBench, Record, run_network};
 use std::path::PathBuf;
 
@@ -18,7 +20,7 @@ fn small_model_file(dir: &std::path::Path) -> PathBuf {
     let mut model = Model {
         input: vec![1, 28, 28],
         layers: vec![
-            Layer::Conv2d {
+            Layer::Conv2d(Conv2d {
                 in_channels: 1,
                 out_channels: 1,
                 kernel: 5,
@@ -26,22 +28,22 @@ fn small_model_file(dir: &std::path::Path) -> PathBuf {
                 padding: 0,
                 weight: vec![0.0; 25],
                 bias: vec![0.0],
-            },
-            Layer::Square,
-            Layer::Flatten,
-            Layer::Dense {
+            }),
+            Layer::Square(Square),
+            Layer::Flatten(Flatten),
+            Layer::Dense(Dense {
                 inputs: 16,
                 outputs: 4,
                 weight: vec![0.0; 64],
                 bias: vec![0.0; 4],
-            },
-            Layer::Square,
-            Layer::Dense {
+            }),
+            Layer::Square(Square),
+            Layer::Dense(Dense {
                 inputs: 4,
                 outputs: 10,
                 weight: vec![0.0; 40],
                 bias: vec![0.0; 10],
-            },
+            }),
         ],
     };
     initialize(&mut model, 5).unwrap();
@@ -124,7 +126,7 @@ fn the_dense_sample_is_the_quantized_first_dense_layer() {
     let mut x = image.clone();
     let mut weights = None;
     for (layer, shape) in model.layers.iter().zip(&shapes) {
-        if let Layer::Dense { weight, inputs, .. } = layer {
+        if let Layer::Dense(Dense { weight, inputs, .. }) = layer {
             weights = Some(weight[..*inputs].to_vec());
             break;
         }
@@ -144,7 +146,7 @@ fn the_dense_sample_is_the_quantized_first_dense_layer() {
     // A model without a dense layer has no sample.
     let conv_only = Model {
         input: vec![1, 28, 28],
-        layers: vec![Layer::Square],
+        layers: vec![Layer::Square(Square)],
     };
     assert!(DenseSample::from_model(&conv_only, &image).is_err());
 }

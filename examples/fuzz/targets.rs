@@ -164,11 +164,11 @@ pub fn all() -> Vec<Target> {
     let model_bytes = model_to_bytes(&model, WeightType::F16).expect("model");
     let mut poly = cryptonets(1, 4);
     initialize(&mut poly, 6).expect("init");
-    poly.layers[2] = hegpu::nn::Layer::Poly {
+    poly.layers[2] = hegpu::nn::Layer::Poly(hegpu::nn::Poly {
         a: 0.5,
         b: 1.0,
         c: 0.25,
-    };
+    });
     let poly_bytes = model_to_bytes(&poly, WeightType::F32).expect("model");
 
     let images = idx(

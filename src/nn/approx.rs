@@ -13,7 +13,8 @@
 //!
 //! The result is a [`Layer::Polynomial`] in powers of `u`.
 
-use super::model::{Activation, Layer, Model};
+use super::layer::{Activation, Layer, Polynomial};
+use super::model::Model;
 use crate::{Error, PlanError, Result};
 use std::fmt;
 use std::str::FromStr;
@@ -104,7 +105,7 @@ pub fn approximate(
     // Every calibration image's values before layer `at`, advanced layer by layer.
     let mut values: Vec<Vec<f32>> = calibration.chunks(len).map(<[f32]>::to_vec).collect();
     for (at, shape) in shapes.iter().enumerate().take(out.layers.len()) {
-        if let Layer::Activation(function) = out.layers[at] {
+        if let Some(function) = out.layers[at].smooth() {
             let spec = *specs
                 .iter()
                 .find(|s| s.function == function)
@@ -180,10 +181,10 @@ pub fn fit_polynomial(f: Activation, degree: usize, samples: &[f32]) -> Result<(
         )))
     })?;
     let power = chebyshev_to_power(&cheb);
-    let layer = Layer::Polynomial {
+    let layer = Layer::Polynomial(Polynomial {
         range: range as f32,
         coefficients: power.iter().map(|&c| c as f32).collect(),
-    };
+    });
     let max_error = samples
         .iter()
         .step_by(stride)
@@ -338,7 +339,7 @@ mod tests {
     fn a_function_named_twice_is_an_error() {
         let model = Model {
             input: vec![2],
-            layers: vec![Layer::Activation(Activation::Relu)],
+            layers: vec![Layer::from(Activation::Relu)],
         };
         let specs: Vec<ApproxSpec> = ["relu:4", "relu:8"].map(|s| s.parse().unwrap()).to_vec();
         let e = approximate(&model, &[1.0, -1.0], &specs)

@@ -15,7 +15,10 @@
 //!
 //! Weights start at zero: [`initialize`](super::initialize) fills them.
 
-use super::model::{Activation, Layer, Model, limits};
+use super::layer::{
+    Activation, AvgPool, Conv2d, Dense, Flatten, Layer, Pad2d, Polynomial, Square, SumPool, limits,
+};
+use super::model::Model;
 use crate::{Error, Result};
 
 /// The model that `text` describes, for inputs of `input` shape, weights zero.
@@ -97,7 +100,7 @@ impl Token<'_> {
                     .first()
                     .filter(|_| shape.len() == 3)
                     .ok_or_else(|| self.bad(format!("a convolution of a {shape:?} tensor")))?;
-                layers.push(Layer::Conv2d {
+                layers.push(Layer::Conv2d(Conv2d {
                     in_channels,
                     out_channels: maps,
                     kernel,
@@ -105,28 +108,22 @@ impl Token<'_> {
                     padding: s.get(3).copied().unwrap_or(0),
                     weight: vec![0.0; maps * in_channels * kernel * kernel],
                     bias: vec![0.0; maps],
-                });
+                }));
             }
             "dense" => {
                 let outputs = self.arity(1, 1)?[0];
                 if shape.len() > 1 {
-                    layers.push(Layer::Flatten);
+                    layers.push(Layer::Flatten(Flatten));
                 }
-                let inputs: usize = shape.iter().product();
-                layers.push(Layer::Dense {
-                    inputs,
-                    outputs,
-                    weight: vec![0.0; inputs * outputs],
-                    bias: vec![0.0; outputs],
-                });
+                layers.push(Layer::Dense(Dense::zeros(shape.iter().product(), outputs)));
             }
             "avgpool" | "sumpool" => {
                 let s = self.arity(1, 2)?;
                 let (window, stride) = (s[0], s.get(1).copied().unwrap_or(s[0]));
                 layers.push(if self.kind == "avgpool" {
-                    Layer::AvgPool { window, stride }
+                    Layer::AvgPool(AvgPool { window, stride })
                 } else {
-                    Layer::SumPool { window, stride }
+                    Layer::SumPool(SumPool { window, stride })
                 });
             }
             "pad" => {
@@ -136,20 +133,20 @@ impl Token<'_> {
                     [t, b, l, r] => [t, b, l, r],
                     _ => return Err(self.bad("takes 1 or 4 sizes".into())),
                 };
-                layers.push(Layer::Pad2d {
+                layers.push(Layer::Pad2d(Pad2d {
                     top,
                     bottom,
                     left,
                     right,
-                });
+                }));
             }
             "flatten" => {
                 self.arity(0, 0)?;
-                layers.push(Layer::Flatten);
+                layers.push(Layer::Flatten(Flatten));
             }
             "square" => {
                 self.arity(0, 0)?;
-                layers.push(Layer::Square);
+                layers.push(Layer::Square(Square));
             }
             "poly" => {
                 let coefficients = self
@@ -162,15 +159,15 @@ impl Token<'_> {
                             .ok_or_else(|| self.bad(format!("'{n}' is not a number")))
                     })
                     .collect::<Result<Vec<f32>>>()?;
-                layers.push(Layer::Polynomial {
+                layers.push(Layer::Polynomial(Polynomial {
                     range: 1.0,
                     coefficients,
-                });
+                }));
             }
             name => match Activation::from_name(name) {
                 Some(f) => {
                     self.arity(0, 0)?;
-                    layers.push(Layer::Activation(f));
+                    layers.push(Layer::from(f));
                 }
                 None => return Err(self.bad(format!("unknown layer kind '{name}'"))),
             },

@@ -10,7 +10,8 @@
 
 use super::bounds::{Bounds, InputRange};
 use super::chain::{plan_on_cut_chain, plan_on_smallest_chain};
-use super::model::{LinearRow, Model};
+use super::layer::LinearRow;
+use super::model::Model;
 use super::stages::{Stage, levels_needed, stages};
 use crate::circuits::{InputForm, LinearWork, PowersWork, Then};
 use crate::ckks::{Encoder, Encryptor, Parameters, Preset};

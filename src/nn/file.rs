@@ -10,11 +10,13 @@
 //! by other tools may leave it out. Metadata keys other than these and safetensors' `format`
 //! are refused, so a damaged key name cannot make a checked file pass as an unchecked one.
 
-use super::model::{Activation, Layer, Model};
+use super::layer::Layer;
+use super::model::Model;
 use crate::{Error, Result};
 use half::f16;
 use safetensors::{Dtype, SafeTensors, tensor::TensorInfo};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -92,59 +94,13 @@ pub enum WeightType {
     F32,
 }
 
-/// A layer without its weights, as written in the metadata (JSON, `"type"` tagged). Layers
-/// without fields are empty structs, not unit variants: serde refuses unknown fields only in
-/// structs (`{"type": "square", "a": 2}` must not load as x²).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum LayerSpec {
-    Pad2d {
-        top: usize,
-        bottom: usize,
-        left: usize,
-        right: usize,
-    },
-    Conv2d {
-        in_channels: usize,
-        out_channels: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    },
-    Dense {
-        inputs: usize,
-        outputs: usize,
-    },
-    Square {},
-    Poly {
-        a: f32,
-        b: f32,
-        c: f32,
-    },
-    Polynomial {
-        range: f32,
-        coefficients: Vec<f32>,
-    },
-    Relu {},
-    Sigmoid {},
-    Tanh {},
-    Silu {},
-    SumPool {
-        window: usize,
-        stride: usize,
-    },
-    AvgPool {
-        window: usize,
-        stride: usize,
-    },
-    Flatten {},
-}
-
+/// The metadata entry `hegpu.architecture` (JSON): the input shape and the layers without
+/// their weights and biases, which are the file's tensors.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Architecture {
-    input: Vec<usize>,
-    layers: Vec<LayerSpec>,
+struct Architecture<'a> {
+    input: Cow<'a, [usize]>,
+    layers: Cow<'a, [Layer]>,
 }
 
 fn bad(path: &Path, why: impl Into<String>) -> Error {
@@ -154,63 +110,12 @@ fn bad(path: &Path, why: impl Into<String>) -> Error {
     }
 }
 
-fn spec_of(layer: &Layer) -> LayerSpec {
-    match layer {
-        &Layer::Pad2d {
-            top,
-            bottom,
-            left,
-            right,
-        } => LayerSpec::Pad2d {
-            top,
-            bottom,
-            left,
-            right,
-        },
-        &Layer::Conv2d {
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            padding,
-            ..
-        } => LayerSpec::Conv2d {
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            padding,
-        },
-        &Layer::Dense {
-            inputs, outputs, ..
-        } => LayerSpec::Dense { inputs, outputs },
-        Layer::Square => LayerSpec::Square {},
-        &Layer::Poly { a, b, c } => LayerSpec::Poly { a, b, c },
-        Layer::Polynomial {
-            range,
-            coefficients,
-        } => LayerSpec::Polynomial {
-            range: *range,
-            coefficients: coefficients.clone(),
-        },
-        Layer::Activation(f) => match f {
-            Activation::Relu => LayerSpec::Relu {},
-            Activation::Sigmoid => LayerSpec::Sigmoid {},
-            Activation::Tanh => LayerSpec::Tanh {},
-            Activation::Silu => LayerSpec::Silu {},
-        },
-        &Layer::SumPool { window, stride } => LayerSpec::SumPool { window, stride },
-        &Layer::AvgPool { window, stride } => LayerSpec::AvgPool { window, stride },
-        Layer::Flatten => LayerSpec::Flatten {},
-    }
-}
-
 /// Encodes a model as safetensors bytes.
 pub fn model_to_bytes(model: &Model, dtype: WeightType) -> Result<Vec<u8>> {
     model.shapes()?;
     let arch = Architecture {
-        input: model.input.clone(),
-        layers: model.layers.iter().map(spec_of).collect(),
+        input: Cow::Borrowed(&model.input),
+        layers: Cow::Borrowed(&model.layers),
     };
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
@@ -282,12 +187,10 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
     let arch: Architecture = serde_json::from_str(architecture)
         .map_err(|e| bad(here, format!("hegpu.architecture: {e}")))?;
     let mut tensors = Tensors { file, used: 0 };
-    let layers = arch
-        .layers
-        .into_iter()
-        .enumerate()
-        .map(|(i, spec)| tensors.layer(i, spec))
-        .collect::<Result<Vec<_>>>()?;
+    let mut layers = arch.layers.into_owned();
+    for (i, layer) in layers.iter_mut().enumerate() {
+        tensors.fill(i, layer)?;
+    }
     if tensors.used != tensors.file.len() {
         return Err(bad(
             here,
@@ -298,7 +201,7 @@ pub fn model_from_bytes(bytes: &[u8]) -> Result<Model> {
         ));
     }
     let model = Model {
-        input: arch.input,
+        input: arch.input.into_owned(),
         layers,
     };
     model.shapes().map_err(|e| bad(here, e.to_string()))?;
@@ -398,60 +301,15 @@ impl Tensors<'_> {
         Ok(values)
     }
 
-    /// Layer `i` of the architecture, with its tensors.
-    fn layer(&mut self, i: usize, spec: LayerSpec) -> Result<Layer> {
-        Ok(match spec {
-            LayerSpec::Pad2d {
-                top,
-                bottom,
-                left,
-                right,
-            } => Layer::Pad2d {
-                top,
-                bottom,
-                left,
-                right,
-            },
-            LayerSpec::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-            } => Layer::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                weight: self.read(
-                    format!("{i}.weight"),
-                    vec![out_channels, in_channels, kernel, kernel],
-                )?,
-                bias: self.read(format!("{i}.bias"), vec![out_channels])?,
-            },
-            LayerSpec::Dense { inputs, outputs } => Layer::Dense {
-                inputs,
-                outputs,
-                weight: self.read(format!("{i}.weight"), vec![outputs, inputs])?,
-                bias: self.read(format!("{i}.bias"), vec![outputs])?,
-            },
-            LayerSpec::Square {} => Layer::Square,
-            LayerSpec::Poly { a, b, c } => Layer::Poly { a, b, c },
-            LayerSpec::Polynomial {
-                range,
-                coefficients,
-            } => Layer::Polynomial {
-                range,
-                coefficients,
-            },
-            LayerSpec::Relu {} => Layer::Activation(Activation::Relu),
-            LayerSpec::Sigmoid {} => Layer::Activation(Activation::Sigmoid),
-            LayerSpec::Tanh {} => Layer::Activation(Activation::Tanh),
-            LayerSpec::Silu {} => Layer::Activation(Activation::Silu),
-            LayerSpec::SumPool { window, stride } => Layer::SumPool { window, stride },
-            LayerSpec::AvgPool { window, stride } => Layer::AvgPool { window, stride },
-            LayerSpec::Flatten {} => Layer::Flatten,
-        })
+    /// Reads the weights and bias of layer `i`, if its kind has them.
+    fn fill(&mut self, i: usize, layer: &mut Layer) -> Result<()> {
+        let Some(shape) = layer.weight_shape() else {
+            return Ok(());
+        };
+        let outputs = shape[0];
+        let (weight, bias) = layer.parameter_vecs_mut().expect("a kind with weights");
+        *weight = self.read(format!("{i}.weight"), shape)?;
+        *bias = self.read(format!("{i}.bias"), vec![outputs])?;
+        Ok(())
     }
 }

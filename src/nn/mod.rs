@@ -8,6 +8,7 @@ mod chain;
 pub(crate) mod encrypted;
 pub(crate) mod file;
 pub(crate) mod latency;
+pub(crate) mod layer;
 pub(crate) mod mnist;
 pub(crate) mod model;
 #[cfg(feature = "onnx")]
@@ -21,8 +22,12 @@ pub use bounds::{Bounds, InputRange};
 pub use encrypted::{EncryptedNetwork, encrypt_images, encrypt_images_to_bytes};
 pub use file::{WeightType, load_model, model_from_bytes, model_to_bytes, save_model};
 pub use latency::{LatencyCost, LatencyNetwork, MOST_REQUEST_IMAGES, StepSlots};
+pub use layer::{
+    Activation, AvgPool, Conv2d, Dense, Flatten, Layer, Pad2d, Poly, Polynomial, Relu, Shape,
+    Sigmoid, Silu, Square, SumPool, Tanh, limits,
+};
 pub use mnist::{MnistRecipe, pixels, train_mnist};
-pub use model::{Activation, Layer, Model, Shape, argmax, cryptonets, limits};
+pub use model::{Model, argmax, cryptonets};
 #[cfg(feature = "onnx")]
 pub use onnx::{Imported, import_onnx, import_onnx_file};
 pub use stages::{levels_needed, stage_work};

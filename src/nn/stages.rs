@@ -2,7 +2,8 @@
 //! and polynomial activations as power bases and the maps that weigh them. Planning (both
 //! packings) and the bounds measured on plaintext run these stages.
 
-use super::model::{Layer, LinearRow, Model, limits};
+use super::layer::{Layer, LinearRow, Poly, Polynomial, limits};
+use super::model::Model;
 use crate::{Error, PlanError, Result};
 use std::collections::BTreeMap;
 
@@ -87,21 +88,21 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
     };
     for (i, (layer, shape)) in model.layers.iter().zip(&shapes).enumerate() {
         let width: usize = shape.iter().product();
+        if let Some(f) = layer.smooth() {
+            return Err(Error::Plan(PlanError::Unsupported(format!(
+                "layer {i} is {}: the encrypted pass computes polynomials only; replace it \
+                 with an approximation first (hegpu import --approx {}:DEGREE)",
+                f.name(),
+                f.name()
+            ))));
+        }
         match layer {
-            Layer::Square => plan.quadratic(width, (1.0, 0.0, 0.0)),
-            &Layer::Poly { a, b, c } => plan.quadratic(width, (a, b, c)),
-            Layer::Polynomial {
+            Layer::Square(_) => plan.quadratic(width, (1.0, 0.0, 0.0)),
+            &Layer::Poly(Poly { a, b, c }) => plan.quadratic(width, (a, b, c)),
+            Layer::Polynomial(Polynomial {
                 range,
                 coefficients,
-            } => plan.polynomial(width, *range, coefficients),
-            Layer::Activation(f) => {
-                return Err(Error::Plan(PlanError::Unsupported(format!(
-                    "layer {i} is {}: the encrypted pass computes polynomials only; replace it \
-                     with an approximation first (hegpu import --approx {}:DEGREE)",
-                    f.name(),
-                    f.name()
-                ))));
-            }
+            }) => plan.polynomial(width, *range, coefficients),
             _ => plan.linear(i, layer, shape)?,
         }
     }

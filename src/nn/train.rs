@@ -3,7 +3,8 @@
 //! images. Deterministic for a seed whatever the number of threads: each minibatch is cut into
 //! a fixed number of shards whose gradients are summed in shard order.
 
-use super::model::{Layer, Model, Shape, argmax};
+use super::layer::Shape;
+use super::model::{Model, argmax};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -85,7 +86,7 @@ pub fn initialize(model: &mut Model, seed: u64) -> Result<()> {
 /// The trainable parameters of a model, flattened in layer order (weights then bias).
 fn params_of(model: &Model) -> Vec<f32> {
     let mut p = Vec::new();
-    for (weight, bias) in model.layers.iter().filter_map(Layer::parameters) {
+    for (weight, bias) in model.layers.iter().filter_map(|l| l.parameters()) {
         p.extend(weight);
         p.extend(bias);
     }
@@ -94,7 +95,7 @@ fn params_of(model: &Model) -> Vec<f32> {
 
 fn set_params(model: &mut Model, p: &[f32]) {
     let mut at = 0;
-    for (weight, bias) in model.layers.iter_mut().filter_map(Layer::parameters_mut) {
+    for (weight, bias) in model.layers.iter_mut().filter_map(|l| l.parameters_mut()) {
         for v in weight.iter_mut().chain(bias.iter_mut()) {
             *v = p[at];
             at += 1;
@@ -123,104 +124,14 @@ fn backward(
     mut grad: Vec<f32>,
     pgrad: &mut [f32],
 ) {
-    // Parameter offsets per layer, in the order of params_of.
-    let mut offsets = Vec::with_capacity(model.layers.len());
-    let mut at = 0;
-    for layer in &model.layers {
-        offsets.push(at);
-        if let Some((weight, bias)) = layer.parameters() {
-            at += weight.len() + bias.len();
-        }
-    }
+    // Each layer's parameters, in the order of params_of, end where the next layer's begin.
+    let mut end = pgrad.len();
     for (li, layer) in model.layers.iter().enumerate().rev() {
-        let x = &inputs[li];
-        let shape = &shapes[li];
-        let off = offsets[li];
-        grad = match layer {
-            _ if layer.is_activation() => x
-                .iter()
-                .zip(&grad)
-                .map(|(&v, g)| layer.activation(v).expect("an activation").1 * g)
-                .collect(),
-            Layer::Flatten => grad,
-            Layer::Dense {
-                inputs: k,
-                outputs,
-                weight,
-                ..
-            } => {
-                let mut gx = vec![0.0f32; *k];
-                for j in 0..*outputs {
-                    let g = grad[j];
-                    if g == 0.0 {
-                        continue;
-                    }
-                    let row = &weight[j * k..(j + 1) * k];
-                    let prow = &mut pgrad[off + j * k..off + (j + 1) * k];
-                    for ((gxi, (&w, pw)), &xi) in
-                        gx.iter_mut().zip(row.iter().zip(prow.iter_mut())).zip(x)
-                    {
-                        *gxi += w * g;
-                        *pw += xi * g;
-                    }
-                    pgrad[off + k * outputs + j] += g;
-                }
-                gx
-            }
-            Layer::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                weight,
-                ..
-            } => {
-                let (h, w) = (shape[1], shape[2]);
-                let out = layer.output_shape(shape).expect("checked");
-                let (oh, ow, k) = (out[1], out[2], *kernel);
-                let mut gx = vec![0.0f32; x.len()];
-                let bias_at = off + weight.len();
-                for f in 0..*out_channels {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let g = grad[(f * oh + oy) * ow + ox];
-                            pgrad[bias_at + f] += g;
-                            for ci in 0..*in_channels {
-                                for ky in 0..k {
-                                    let y = (oy * stride + ky) as isize - *padding as isize;
-                                    if y < 0 || y >= h as isize {
-                                        continue;
-                                    }
-                                    for kx in 0..k {
-                                        let xx = (ox * stride + kx) as isize - *padding as isize;
-                                        if xx < 0 || xx >= w as isize {
-                                            continue;
-                                        }
-                                        let xi = (ci * h + y as usize) * w + xx as usize;
-                                        let wi = ((f * in_channels + ci) * k + ky) * k + kx;
-                                        gx[xi] += weight[wi] * g;
-                                        pgrad[off + wi] += x[xi] * g;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                gx
-            }
-            // Pad2d, pools: linear without parameters; transpose their terms.
-            _ => {
-                let rows = layer.linear_terms(shape).expect("checked").expect("linear");
-                let mut gx = vec![0.0f32; x.len()];
-                for ((_, terms), &g) in rows.iter().zip(&grad) {
-                    for &(i, w) in terms {
-                        gx[i] += w * g;
-                    }
-                }
-                gx
-            }
-        };
+        let own = layer.parameters().map_or(0, |(w, b)| w.len() + b.len());
+        let start = end - own;
+        let shapes = [shapes[li].as_slice(), shapes[li + 1].as_slice()];
+        grad = layer.backward(shapes, &inputs[li], &grad, &mut pgrad[start..end]);
+        end = start;
     }
 }
 

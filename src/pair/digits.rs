@@ -4,7 +4,9 @@
 use super::plan_latency;
 use crate::ckks::{Parameters, Preset};
 use crate::data::Mnist;
-use crate::nn::{Bounds, EncryptedNetwork, LatencyNetwork, Layer, Model, load_model, pixels};
+use crate::nn::{
+    Bounds, EncryptedNetwork, Flatten, LatencyNetwork, Layer, Model, load_model, pixels,
+};
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +29,7 @@ pub fn load_digit_model(path: &std::path::Path) -> Result<Model> {
     let mut model = load_model(path)?;
     if model.input == [DIGIT_PIXELS] {
         model.input = vec![1, 28, 28];
-        model.layers.insert(0, Layer::Flatten);
+        model.layers.insert(0, Layer::Flatten(Flatten));
     }
     if model.input != [1, 28, 28] || model.shapes()?.last() != Some(&vec![10]) {
         return Err(Error::Config(format!(

@@ -110,17 +110,20 @@ pub fn on_every_device(what: &str, n: usize, op: impl Fn(&dyn Backend) -> Vec<u3
 /// A small network on 8×8 images with every linear layer kind (padding, a strided
 /// convolution, average pooling, dense), two squares and non-zero biases, from fixed seeds.
 pub fn small_network() -> hegpu::nn::Model {
-    use hegpu::nn::{Layer, Model, initialize, parameters, set_parameters};
+    use hegpu::nn::{
+        AvgPool, Conv2d, Dense, Flatten, Layer, Model, Pad2d, Square, initialize, parameters,
+        set_parameters,
+    };
     let mut m = Model {
         input: vec![1, 8, 8],
         layers: vec![
-            Layer::Pad2d {
+            Layer::Pad2d(Pad2d {
                 top: 1,
                 bottom: 0,
                 left: 1,
                 right: 0,
-            },
-            Layer::Conv2d {
+            }),
+            Layer::Conv2d(Conv2d {
                 in_channels: 1,
                 out_channels: 2,
                 kernel: 3,
@@ -128,26 +131,26 @@ pub fn small_network() -> hegpu::nn::Model {
                 padding: 0,
                 weight: vec![0.0; 18],
                 bias: vec![0.0; 2],
-            },
-            Layer::Square,
-            Layer::AvgPool {
+            }),
+            Layer::Square(Square),
+            Layer::AvgPool(AvgPool {
                 window: 2,
                 stride: 1,
-            },
-            Layer::Flatten,
-            Layer::Dense {
+            }),
+            Layer::Flatten(Flatten),
+            Layer::Dense(Dense {
                 inputs: 18,
                 outputs: 6,
                 weight: vec![0.0; 108],
                 bias: vec![0.0; 6],
-            },
-            Layer::Square,
-            Layer::Dense {
+            }),
+            Layer::Square(Square),
+            Layer::Dense(Dense {
                 inputs: 6,
                 outputs: 4,
                 weight: vec![0.0; 24],
                 bias: vec![0.0; 4],
-            },
+            }),
         ],
     };
     initialize(&mut m, 9).unwrap();

@@ -18,7 +18,7 @@ use hegpu::ckks::{
     EvaluationKeys, KeyGenerator, KeySetId, ParameterLiteral, Parameters, Preset, Seed,
 };
 use hegpu::data::Mnist;
-use hegpu::nn::{EncryptedNetwork, Layer, Model, argmax, pixels};
+use hegpu::nn::{Dense, EncryptedNetwork, Layer, Model, argmax, pixels};
 use hegpu::pair::load_digit_model;
 use hegpu::pair::{ModelClient, ServedModel, SplitPacking, calibration};
 use hegpu::tensor::{ScheduleOptions, ScheduleReport, Scheduler, Work};
@@ -85,12 +85,12 @@ impl DenseSample {
         let shapes = model.shapes()?;
         let mut x = image.to_vec();
         for (layer, shape) in model.layers.iter().zip(&shapes) {
-            if let Layer::Dense {
+            if let Layer::Dense(Dense {
                 inputs,
                 outputs,
                 weight,
                 ..
-            } = layer
+            }) = layer
             {
                 if x.iter().any(|v| *v < 0.0) {
                     return Err(Error::Config(

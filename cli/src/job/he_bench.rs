@@ -19,7 +19,7 @@ use hegpu::backend::{Backend, DeviceChoice, select_backend};
 use hegpu::ckks::{Encoder, Encryptor, Parameters, Preset, SecretKey, Seed};
 use hegpu::data::Mnist;
 use hegpu::files::write_file;
-use hegpu::nn::{LatencyNetwork, Layer, Model, argmax, load_model};
+use hegpu::nn::{Dense, Flatten, LatencyNetwork, Layer, Model, Polynomial, argmax, load_model};
 use hegpu::pair::envelope::{Frame, Kind, ciphertext_checksum};
 use hegpu::pair::{ModelClient, RequestLayout, ServedModel, SplitPacking};
 use hegpu::tensor::CipherTensor;
@@ -161,16 +161,20 @@ fn fresh_dir(path: &Path) -> Result<()> {
 /// nonzero too: the layouts follow the shapes and the slots, activations keep values where
 /// they are, and the levels follow the degree.
 fn shape_only() -> Model {
-    let dense = |inputs: usize, outputs: usize| Layer::Dense {
-        inputs,
-        outputs,
-        weight: vec![0.01; inputs * outputs],
-        bias: vec![0.0; outputs],
+    let dense = |inputs: usize, outputs: usize| {
+        Layer::Dense(Dense {
+            inputs,
+            outputs,
+            weight: vec![0.01; inputs * outputs],
+            bias: vec![0.0; outputs],
+        })
     };
     // Values stay within the range: the first layer's reach at most 784 · 0.01.
-    let degree_8 = || Layer::Polynomial {
-        range: 10.0,
-        coefficients: vec![0.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.01],
+    let degree_8 = || {
+        Layer::Polynomial(Polynomial {
+            range: 10.0,
+            coefficients: vec![0.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.01],
+        })
     };
     Model {
         input: vec![PIXELS],
@@ -201,8 +205,8 @@ fn load(opts: &StageOptions) -> Result<Model> {
     }
     if model.input != [PIXELS] {
         model.input = vec![PIXELS];
-        if !matches!(model.layers.first(), Some(Layer::Flatten)) {
-            model.layers.insert(0, Layer::Flatten);
+        if !matches!(model.layers.first(), Some(Layer::Flatten(_))) {
+            model.layers.insert(0, Layer::Flatten(Flatten));
         }
     }
     Ok(model)

@@ -6,8 +6,9 @@
 
 use hegpu::data::Mnist;
 use hegpu::nn::{
-    Activation, ApproxSpec, Dataset, EncryptedNetwork, Layer, Model, Replaced, WeightType,
-    accuracy, approximate, import_onnx_file, levels_needed, pixels, save_model,
+    Activation, ApproxSpec, AvgPool, Conv2d, Dataset, Dense, EncryptedNetwork, Layer, Model, Poly,
+    Polynomial, Replaced, WeightType, accuracy, approximate, import_onnx_file, levels_needed,
+    pixels, save_model,
 };
 use hegpu::pair::DIGIT_PIXELS;
 use hegpu::{Error, Result};
@@ -111,10 +112,7 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
     if tests > 0 {
         report.accuracy_imported = Some(accuracy(&model, &test)?);
     }
-    let has_functions = model
-        .layers
-        .iter()
-        .any(|l| matches!(l, Layer::Activation(_)));
+    let has_functions = model.layers.iter().any(|l| l.smooth().is_some());
     let written: Model = if has_functions && !opts.approx.is_empty() {
         let (approximated, replaced) = approximate(&model, &calibration, &opts.approx)?;
         report.replaced = replaced;
@@ -123,10 +121,10 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
         model
     };
     for layer in &written.layers {
-        if let Layer::Activation(f) = layer
-            && !report.unreplaced.contains(f)
+        if let Some(f) = layer.smooth()
+            && !report.unreplaced.contains(&f)
         {
-            report.unreplaced.push(*f);
+            report.unreplaced.push(f);
         }
     }
     if tests > 0 {
@@ -161,25 +159,27 @@ pub fn run_import(opts: &ImportOptions) -> Result<ImportReport> {
 /// A layer in a few words.
 fn describe(layer: &Layer) -> String {
     match layer {
-        Layer::Conv2d {
+        Layer::Conv2d(Conv2d {
             out_channels,
             kernel,
             stride,
             padding,
             ..
-        } => format!("conv {kernel}×{kernel}×{out_channels} stride {stride} pad {padding}"),
-        Layer::Dense {
+        }) => format!("conv {kernel}×{kernel}×{out_channels} stride {stride} pad {padding}"),
+        Layer::Dense(Dense {
             inputs, outputs, ..
-        } => format!("dense {inputs}→{outputs}"),
-        Layer::Poly { a, b, c } => format!("{a}·x² + {b}·x + {c}"),
-        Layer::Polynomial {
+        }) => format!("dense {inputs}→{outputs}"),
+        Layer::Poly(Poly { a, b, c }) => format!("{a}·x² + {b}·x + {c}"),
+        Layer::Polynomial(Polynomial {
             range,
             coefficients,
-        } => format!(
+        }) => format!(
             "polynomial of degree {} on [-{range}, {range}]",
             coefficients.len().saturating_sub(1)
         ),
-        Layer::AvgPool { window, stride } => format!("avg pool {window}×{window} stride {stride}"),
+        Layer::AvgPool(AvgPool { window, stride }) => {
+            format!("avg pool {window}×{window} stride {stride}")
+        }
         other => other.kind().replace('_', " "),
     }
 }

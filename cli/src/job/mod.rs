@@ -662,7 +662,7 @@ mod tests {
     use super::*;
     use hegpu::backend::CpuBackend;
     use hegpu::ckks::{KeyGenerator, Seed};
-    use hegpu::nn::{Layer, Model};
+    use hegpu::nn::{Dense, Flatten, Layer, Model, Pad2d, Square};
     use hegpu::tensor::ScheduleOptions;
 
     #[test]
@@ -671,20 +671,20 @@ mod tests {
         let model = Model {
             input: vec![1, 28, 28],
             layers: vec![
-                Layer::Pad2d {
+                Layer::Pad2d(Pad2d {
                     top: 113,
                     bottom: 113,
                     left: 113,
                     right: 113,
-                },
-                Layer::Square,
-                Layer::Flatten,
-                Layer::Dense {
+                }),
+                Layer::Square(Square),
+                Layer::Flatten(Flatten),
+                Layer::Dense(Dense {
                     inputs: 254 * 254,
                     outputs: 10,
                     weight: vec![0.001; 254 * 254 * 10],
                     bias: vec![0.0; 10],
-                },
+                }),
             ],
         };
         model.shapes().unwrap();

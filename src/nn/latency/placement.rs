@@ -5,7 +5,7 @@
 
 use super::layout::{Layout, fold_offsets};
 use crate::circuits::{DiagonalMap, Steps};
-use crate::nn::model::LinearRow;
+use crate::nn::layer::LinearRow;
 use crate::{Error, PlanError, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -16,7 +16,7 @@
 use super::layout::Layout;
 use super::placement::{Placement, SlotLinear};
 use crate::Result;
-use crate::nn::model::LinearRow;
+use crate::nn::layer::LinearRow;
 use std::collections::HashMap;
 
 /// A scheme tries at most this many rotations (and makes at most this many diagonals): past

@@ -4,7 +4,7 @@
 
 use super::proto::{AttributeProto, NodeProto, TensorProto, attribute_type, data_type};
 use super::{Failure, Result};
-use crate::nn::model::limits;
+use crate::nn::layer::limits;
 
 /// Most elements of any one constant tensor.
 pub const MOST_ELEMENTS: usize = limits::TERMS;

@@ -13,7 +13,7 @@
 //! - elementwise Add, Sub, Mul, Div and Pow with scalar constants, or between expressions of
 //!   one tensor, build polynomials: `x·x` and `Pow(x, 2)` are a square, `a·x² + b·x + c` a
 //!   quadratic, anything else a [`Layer::Polynomial`];
-//! - Relu, Sigmoid, Tanh and `x · Sigmoid(x)` (SiLU) become [`Layer::Activation`], which
+//! - Relu, Sigmoid, Tanh and `x · Sigmoid(x)` (SiLU) become [`Layer::Relu`] and its kin, which
 //!   [`approx`](super::approx) replaces for the encrypted pass.
 //!
 //! Shape arithmetic on constants (Shape, Gather, Unsqueeze, Concat, ConstantOfShape, Reshape,
@@ -27,7 +27,8 @@
 mod graph;
 mod proto;
 
-use super::model::{Activation, Layer, Model};
+use super::layer::{self, Activation, AvgPool, Conv2d, Dense, Flatten, Layer, Pad2d, Poly, Square};
+use super::model::Model;
 use graph::{Constant, Polynomial, float, int, ints, size, string};
 use proto::{DimensionValue, NodeProto};
 use std::collections::HashMap;
@@ -279,7 +280,7 @@ impl Builder {
             Value::Tensor(p) => Ok(p),
             Value::Sigmoid(p) => {
                 self.materialize(&p)?;
-                self.push(Layer::Activation(Activation::Sigmoid))?;
+                self.push(Layer::from(Activation::Sigmoid))?;
                 Ok(self.current())
             }
             Value::Constant(_) => Err(Failure::new(
@@ -314,16 +315,16 @@ impl Builder {
         let c = &p.coefficients;
         let at = |i: usize| c.get(i).copied().unwrap_or(0.0) as f32;
         let layer = match p.degree() {
-            2 if (at(0), at(1), at(2)) == (0.0, 0.0, 1.0) => Layer::Square,
-            2 => Layer::Poly {
+            2 if (at(0), at(1), at(2)) == (0.0, 0.0, 1.0) => Layer::Square(Square),
+            2 => Layer::Poly(Poly {
                 a: at(2),
                 b: at(1),
                 c: at(0),
-            },
-            _ => Layer::Polynomial {
+            }),
+            _ => Layer::Polynomial(layer::Polynomial {
                 range: 1.0,
                 coefficients: c.iter().map(|&v| v as f32).collect(),
-            },
+            }),
         };
         self.push(layer)
     }
@@ -400,7 +401,7 @@ impl Builder {
                 } else {
                     Activation::Tanh
                 };
-                self.push(Layer::Activation(f))?;
+                self.push(Layer::from(f))?;
                 Value::Tensor(self.current())
             }
             "Conv" => {
@@ -432,10 +433,10 @@ impl Builder {
             "GlobalAveragePool" => {
                 self.linear_input(x(0)?)?;
                 match self.shape[..] {
-                    [_, h, w] if h == w => self.push(Layer::AvgPool {
+                    [_, h, w] if h == w => self.push(Layer::AvgPool(AvgPool {
                         window: h,
                         stride: 1,
-                    })?,
+                    }))?,
                     _ => {
                         return Err(Failure::new(format!(
                             "global average pooling of a {:?} tensor: square images only",
@@ -631,7 +632,7 @@ impl Builder {
                 if op == "Mul" && s == t =>
             {
                 self.materialize(t)?;
-                self.push(Layer::Activation(Activation::Silu))?;
+                self.push(Layer::from(Activation::Silu))?;
                 Ok(Value::Tensor(self.current()))
             }
             _ => {
@@ -660,7 +661,7 @@ impl Builder {
             .model
             .layers
             .last_mut()
-            .filter(|l| matches!(l, Layer::Conv2d { .. } | Layer::Dense { .. }))
+            .filter(|l| matches!(l, Layer::Conv2d(_) | Layer::Dense(_)))
             .and_then(Layer::parameters_mut)
         else {
             return Err(Failure::new(
@@ -720,12 +721,12 @@ impl Builder {
         let padding = if top == bottom && left == right && top == left {
             top
         } else {
-            self.push(Layer::Pad2d {
+            self.push(Layer::Pad2d(Pad2d {
                 top,
                 bottom,
                 left,
                 right,
-            })?;
+            }))?;
             0
         };
         let bias = match bias {
@@ -733,7 +734,7 @@ impl Builder {
             Some(Value::Constant(b)) if b.len() == out_channels => b.to_f32("the bias")?,
             Some(_) => return Err(Failure::new("the bias must hold one constant per output")),
         };
-        self.push(Layer::Conv2d {
+        self.push(Layer::Conv2d(Conv2d {
             in_channels,
             out_channels,
             kernel: kh,
@@ -741,7 +742,7 @@ impl Builder {
             padding,
             weight: w.to_f32("the weights")?,
             bias,
-        })
+        }))
     }
 
     /// Gemm (`alpha · x · Bᵀ + beta · C` with transB, or `x · B`) and MatMul (no bias).
@@ -797,12 +798,12 @@ impl Builder {
             }
             .to_f32(what)
         };
-        self.push(Layer::Dense {
+        self.push(Layer::Dense(Dense {
             inputs,
             outputs,
             weight: f32s(weight, "the weights")?,
             bias: f32s(bias, "the bias")?,
-        })
+        }))
     }
 
     /// `γ (y − μ) / √(σ² + ε) + β` folded into the Conv or Dense layer that made `y`.
@@ -821,7 +822,7 @@ impl Builder {
         }
         if !matches!(
             self.model.layers.last(),
-            Some(Layer::Conv2d { .. } | Layer::Dense { .. })
+            Some(Layer::Conv2d(_) | Layer::Dense(_))
         ) {
             return Err(Failure::new(
                 "batch normalization must follow a Conv, Gemm or MatMul",
@@ -889,12 +890,12 @@ impl Builder {
         if ints(node, "pads")?.iter().any(|&p| p != 0) || int(node, "ceil_mode", 0)? != 0 {
             return Err(Failure::new("padded or ceil-mode pooling is not supported"));
         }
-        self.push(Layer::AvgPool { window, stride })
+        self.push(Layer::AvgPool(AvgPool { window, stride }))
     }
 
     fn flatten(&mut self) -> Result<()> {
         if self.shape.len() > 1 {
-            self.push(Layer::Flatten)?;
+            self.push(Layer::Flatten(Flatten))?;
         }
         Ok(())
     }
@@ -945,12 +946,12 @@ impl Builder {
         };
         match pads.values[..] {
             [0.0, 0.0, top, left, 0.0, 0.0, bottom, right] if self.shape.len() == 3 => {
-                self.push(Layer::Pad2d {
+                self.push(Layer::Pad2d(Pad2d {
                     top: p(top)?,
                     bottom: p(bottom)?,
                     left: p(left)?,
                     right: p(right)?,
-                })
+                }))
             }
             _ => Err(Failure::new(format!(
                 "pads {:?}: height and width of a [batch, channels, height, width] tensor only",

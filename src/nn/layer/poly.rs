@@ -1,0 +1,41 @@
+//! Quadratics.
+
+use super::check::check_coefficient;
+use super::{Kind, Shape};
+use crate::Result;
+use serde::{Deserialize, Serialize};
+
+/// a·x² + b·x + c.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Poly {
+    pub a: f32,
+    pub b: f32,
+    pub c: f32,
+}
+
+impl Kind for Poly {
+    fn name(&self) -> &'static str {
+        "poly"
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Result<Shape> {
+        for (what, v) in [("a", self.a), ("b", self.b), ("c", self.c)] {
+            check_coefficient(what, v)?;
+        }
+        Ok(input.to_vec())
+    }
+
+    fn is_activation(&self) -> bool {
+        true
+    }
+
+    fn steps_per_output(&self) -> usize {
+        3
+    }
+
+    fn activation(&self, x: f32) -> Option<(f32, f32)> {
+        let Poly { a, b, c } = *self;
+        Some((a * x * x + b * x + c, 2.0 * a * x + b))
+    }
+}
