@@ -44,6 +44,9 @@ pub enum Error {
     /// count out of range).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A check of hegpu's own consistency failed: a bug in hegpu, not in what the caller gave.
+    #[error("internal error (a bug in hegpu; please report it): {0}")]
+    Internal(String),
 }
 
 /// Parameters hegpu cannot use.
@@ -72,6 +75,11 @@ pub enum ParamsError {
         "insecure parameters: log2(QP) = {log_qp} bits exceeds the {max} bits allowed at N = {n} for 128-bit security (ternary secret); ask for SecurityLevel::None only in tests"
     )]
     Insecure { n: usize, log_qp: u32, max: u32 },
+    /// A chain, scale or preset hegpu cannot build or use (too few or too many primes, prime
+    /// sizes outside 20 to 31 bits, special primes smaller than a key-switching digit, a
+    /// scale outside 2^1 to 2^60, more levels than a preset has).
+    #[error("parameters hegpu cannot use: {0}")]
+    Unsupported(String),
 }
 
 /// The GPU failed or is absent. All but [`NoAdapter`](GpuError::NoAdapter) are failures the

@@ -86,17 +86,30 @@ fn insecure_parameters_are_refused() {
         "{err}"
     );
     assert!(Parameters::new(lit(vec![30; 4], SecurityLevel::None)).is_ok());
-    assert!(
-        Parameters::new(lit(vec![30, 19], SecurityLevel::None)).is_err(),
-        "19-bit prime"
+    // Chains hegpu cannot build are parameter errors that say why.
+    let unsupported = |literal: ParameterLiteral, says: &str| {
+        let err = Parameters::new(literal).unwrap_err();
+        assert!(
+            matches!(err, Error::Params(hegpu::ParamsError::Unsupported(_))),
+            "{err}"
+        );
+        assert!(err.to_string().contains(says), "{err}");
+    };
+    unsupported(lit(vec![30, 19], SecurityLevel::None), "not 19");
+    unsupported(
+        lit(vec![], SecurityLevel::None),
+        "at least one ciphertext prime",
     );
     let mut deg = lit(vec![30], SecurityLevel::Classical128);
     deg.log_n = 16;
-    assert!(Parameters::new(deg).is_err(), "no table entry for 2^16");
+    unsupported(deg, "no entry for N = 2^16");
     // Special primes smaller than a digit would drown key switching in noise.
     let mut weak = lit(vec![30, 30], SecurityLevel::None);
     weak.p_bits = vec![20];
-    assert!(Parameters::new(weak).is_err());
+    unsupported(weak, "special primes (20 bits)");
+    let mut scale = lit(vec![30], SecurityLevel::None);
+    scale.log_scale = 61;
+    unsupported(scale, "not 61");
 }
 
 #[test]

@@ -171,6 +171,17 @@ fn bad_request(e: hegpu::Error) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
 }
 
+/// What an evaluation that failed answers: the server's failure (a bug, or a GPU failure the
+/// CPU could not take over) is a 500, anything else is the request's fault.
+fn evaluation_failed(e: hegpu::Error) -> ApiError {
+    match e {
+        hegpu::Error::Internal(_) | hegpu::Error::Gpu(_) => {
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        }
+        e => bad_request(e),
+    }
+}
+
 /// The request bodies a server may hold, in KiB (a semaphore's permits).
 fn body_kib(bytes: u64) -> usize {
     usize::try_from(bytes.div_ceil(1024))
@@ -514,7 +525,7 @@ async fn answer(s: &Arc<Shared>, key_id: &str, request: Request) -> Result<Vec<u
     let fallbacks = warnings.iter().filter(|w| w.contains("GPU")).count() as u64;
     let m = &s.metrics;
     m.gpu_fallbacks.fetch_add(fallbacks, Ordering::Relaxed);
-    let answer = answer.map_err(bad_request)?;
+    let answer = answer.map_err(evaluation_failed)?;
     m.answered.fetch_add(1, Ordering::Relaxed);
     m.bytes_out
         .fetch_add(answer.bytes.len() as u64, Ordering::Relaxed);
@@ -707,4 +718,23 @@ async fn stopped() {
     }
     #[cfg(not(unix))]
     interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_evaluation_blames_the_server_only_for_its_own_failures() {
+        let status = |e| evaluation_failed(e).0;
+        let server = [
+            hegpu::Error::Internal("a step unplanned".into()),
+            hegpu::Error::Gpu(hegpu::GpuError::DeviceLost("lost".into())),
+        ];
+        for e in server {
+            assert_eq!(status(e), StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        let caller = hegpu::Error::Mismatch("another key set".into());
+        assert_eq!(status(caller), StatusCode::BAD_REQUEST);
+    }
 }

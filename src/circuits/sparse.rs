@@ -104,7 +104,7 @@ impl LinearWork {
             let first: Vec<u32> = (0..ring.limbs())
                 .map(|l| integer_residue(v.round(), &ring.modulus(l)))
                 .collect::<Option<_>>()
-                .ok_or_else(|| Error::Config(format!("weight {v:e} is not a finite number")))?;
+                .ok_or_else(|| Error::Encoding(format!("weight {v:e} is not a finite number")))?;
             let rest = if all {
                 first.clone()
             } else {

@@ -90,11 +90,11 @@ impl Preset {
         let mut literal = self.literal();
         let most = literal.q_bits.len() - 1;
         if levels > most {
-            return Err(Error::Config(format!(
+            return Err(Error::Params(ParamsError::Unsupported(format!(
                 "{} levels: the preset {} has {most}",
                 levels,
                 self.name()
-            )));
+            ))));
         }
         literal.q_bits.truncate(levels + 1);
         Ok(literal)
@@ -173,10 +173,10 @@ impl Parameters {
             .max()
             .unwrap_or(0);
         if literal.p_bits.iter().sum::<u32>() < digit_bits {
-            return Err(Error::Config(format!(
+            return Err(Error::Params(ParamsError::Unsupported(format!(
                 "the special primes ({} bits) must be at least as large as a key-switching digit ({digit_bits} bits)",
                 literal.p_bits.iter().sum::<u32>()
-            )));
+            ))));
         }
         let full: Vec<u32> = p.iter().chain(&q).copied().collect();
         let ring_full = Ring::new(n, &full)?;
@@ -365,15 +365,15 @@ fn checked_degree(literal: &ParameterLiteral) -> Result<usize> {
         .ok_or(Error::Params(ParamsError::BadDegree { n: 0 }))?;
     check_degree(n)?;
     if literal.q_bits.is_empty() || literal.p_bits.is_empty() {
-        return Err(Error::Config(
+        return Err(Error::Params(ParamsError::Unsupported(
             "CKKS needs at least one ciphertext prime and one special prime".into(),
-        ));
+        )));
     }
     if literal.q_bits.len() > MAX_Q_PRIMES {
-        return Err(Error::Config(format!(
+        return Err(Error::Params(ParamsError::Unsupported(format!(
             "{} ciphertext primes; at most {MAX_Q_PRIMES}",
             literal.q_bits.len()
-        )));
+        ))));
     }
     if let Some(&b) = literal
         .q_bits
@@ -381,22 +381,22 @@ fn checked_degree(literal: &ParameterLiteral) -> Result<usize> {
         .chain(&literal.p_bits)
         .find(|&&b| !(20..=31).contains(&b))
     {
-        return Err(Error::Config(format!(
+        return Err(Error::Params(ParamsError::Unsupported(format!(
             "prime sizes must be 20 to 31 bits, not {b}"
-        )));
+        ))));
     }
     let alpha = literal.p_bits.len();
     if alpha > crate::backend::MAX_CONVERT_SOURCE_LIMBS {
-        return Err(Error::Config(format!(
+        return Err(Error::Params(ParamsError::Unsupported(format!(
             "at most {} special primes",
             crate::backend::MAX_CONVERT_SOURCE_LIMBS
-        )));
+        ))));
     }
     if literal.log_scale == 0 || literal.log_scale > 60 {
-        return Err(Error::Config(format!(
+        return Err(Error::Params(ParamsError::Unsupported(format!(
             "log2 of the scale must be 1 to 60, not {}",
             literal.log_scale
-        )));
+        ))));
     }
     let bits_total: u32 = literal.q_bits.iter().chain(&literal.p_bits).sum();
     if literal.security == SecurityLevel::Classical128 {
@@ -410,10 +410,10 @@ fn checked_degree(literal: &ParameterLiteral) -> Result<usize> {
                 }));
             }
             None => {
-                return Err(Error::Config(format!(
+                return Err(Error::Params(ParamsError::Unsupported(format!(
                     "the security table has no entry for N = 2^{}; use N = 2^10 … 2^15",
                     literal.log_n
-                )));
+                ))));
             }
         }
     }

@@ -109,7 +109,7 @@ impl EncryptedNetwork {
                     plan.square(s, bound, next_is_linear)?;
                 }
                 Stage::Polynomial(_) => {
-                    return Err(Error::Config(
+                    return Err(Error::Internal(
                         "the batch plan weighs powers in its linear maps (use stages())".into(),
                     ));
                 }

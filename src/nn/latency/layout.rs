@@ -42,7 +42,7 @@ impl Layout {
             }
         }
         match homes.iter().position(|&h| h == usize::MAX) {
-            Some(v) => Err(Error::Config(format!(
+            Some(v) => Err(Error::Internal(format!(
                 "latency plan: value {v} of {values} has no slot"
             ))),
             None => Ok(homes),

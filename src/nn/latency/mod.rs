@@ -271,7 +271,7 @@ impl LatencyNetwork {
                     continue;
                 }
                 Stage::Powers(_) => {
-                    return Err(Error::Config(
+                    return Err(Error::Internal(
                         "latency plan: powers without their polynomial".into(),
                     ));
                 }
@@ -655,7 +655,7 @@ impl LatencyNetwork {
                 Ok(match (step, diagonal) {
                     (Step::Linear(_), Some(d)) => Work::Diagonal(d.clone()),
                     (Step::Linear(_), None) => {
-                        return Err(Error::Config(
+                        return Err(Error::Internal(
                             "latency plan: a linear step unplanned".into(),
                         ));
                     }
@@ -676,7 +676,7 @@ impl LatencyNetwork {
                             self.params.q_primes(),
                         )?;
                         if work.cost.levels != cost.levels {
-                            return Err(Error::Config(format!(
+                            return Err(Error::Internal(format!(
                                 "latency plan: a polynomial counted at {} levels plans at {}",
                                 cost.levels, work.cost.levels
                             )));

@@ -36,7 +36,7 @@ pub(crate) struct Placement<'a> {
 }
 
 fn internal(why: impl std::fmt::Display) -> Error {
-    Error::Config(format!("latency plan: {why}"))
+    Error::Internal(format!("latency plan: {why}"))
 }
 
 impl SlotLinear {
