@@ -240,59 +240,7 @@ impl LatencyNetwork {
             }
             .into());
         }
-        let Some(Stage::Linear(first)) = stages.first() else {
-            return Err(PlanError::Unsupported(
-                "the latency packing needs a linear layer before the first activation".into(),
-            )
-            .into());
-        };
-        let cannot = |s: usize, rows: usize, inputs: usize| {
-            Error::from(PlanError::Unsupported(format!(
-                "the latency packing cannot lay out stage {s} ({rows} outputs from {inputs} \
-                 inputs) in {slots} slots"
-            )))
-        };
-        let (inputs, lin) = scheme::first_stage(first, input_len, slots, share)?
-            .into_iter()
-            .min_by(|a, b| scheme::cost(&a.1, a.0.len()).total_cmp(&scheme::cost(&b.1, b.0.len())))
-            .ok_or_else(|| cannot(0, first.len(), input_len))?;
-        let mut layout = lin.output.clone();
-        let mut width = first.len();
-        let mut steps = vec![Step::Linear(lin)];
-        for (s, stage) in stages.iter().enumerate().skip(1) {
-            let rows = match stage {
-                Stage::Linear(rows) => rows,
-                Stage::Square => {
-                    steps.push(Step::Square);
-                    continue;
-                }
-                Stage::Polynomial(c) => {
-                    steps.extend(polynomial_steps(c));
-                    continue;
-                }
-                Stage::Powers(_) => {
-                    return Err(Error::Internal(
-                        "latency plan: powers without their polynomial".into(),
-                    ));
-                }
-            };
-            let lin = scheme::next_stage(rows, &layout, width)?
-                .into_iter()
-                .min_by(|a, b| scheme::cost(a, 0).total_cmp(&scheme::cost(b, 0)))
-                .ok_or_else(|| cannot(s, rows.len(), width))?;
-            layout = lin.output.clone();
-            width = rows.len();
-            steps.push(Step::Linear(lin));
-        }
-        if steps
-            .iter()
-            .any(|s| matches!(s, Step::Linear(l) if l.map.products() == 0))
-        {
-            return Err(PlanError::Unsupported(
-                "the latency packing cannot evaluate a layer whose weights are all zero".into(),
-            )
-            .into());
-        }
+        let (inputs, steps, layout, width) = lay_out(&stages, input_len, slots, share)?;
         let outputs = layout.homes(width)?;
         let fitted = calibration.len().min(CALIBRATION_IMAGES * input_len) / input_len;
         let input_range = InputRange::of(&calibration[..fitted * input_len])?;
@@ -839,4 +787,69 @@ pub struct StepSlots {
     pub slots: Vec<f64>,
     /// The slots that hold values: `(slot, value index)`.
     pub held: Vec<(usize, usize)>,
+}
+
+/// The first layouts of the input and the steps of `stages` for `share` images of
+/// `input_len` values in `slots` slots each, with the last step's layout and width: each
+/// linear stage laid out the cheapest way the previous layout allows.
+fn lay_out(
+    stages: &[Stage],
+    input_len: usize,
+    slots: usize,
+    share: usize,
+) -> Result<(Vec<Layout>, Vec<Step>, Layout, usize)> {
+    let Some(Stage::Linear(first)) = stages.first() else {
+        return Err(PlanError::Unsupported(
+            "the latency packing needs a linear layer before the first activation".into(),
+        )
+        .into());
+    };
+    let cannot = |s: usize, rows: usize, inputs: usize| {
+        Error::from(PlanError::Unsupported(format!(
+            "the latency packing cannot lay out stage {s} ({rows} outputs from {inputs} \
+             inputs) in {slots} slots"
+        )))
+    };
+    let (inputs, lin) = scheme::first_stage(first, input_len, slots, share)?
+        .into_iter()
+        .min_by(|a, b| scheme::cost(&a.1, a.0.len()).total_cmp(&scheme::cost(&b.1, b.0.len())))
+        .ok_or_else(|| cannot(0, first.len(), input_len))?;
+    let mut layout = lin.output.clone();
+    let mut width = first.len();
+    let mut steps = vec![Step::Linear(lin)];
+    for (s, stage) in stages.iter().enumerate().skip(1) {
+        let rows = match stage {
+            Stage::Linear(rows) => rows,
+            Stage::Square => {
+                steps.push(Step::Square);
+                continue;
+            }
+            Stage::Polynomial(c) => {
+                steps.extend(polynomial_steps(c));
+                continue;
+            }
+            Stage::Powers(_) => {
+                return Err(Error::Internal(
+                    "latency plan: powers without their polynomial".into(),
+                ));
+            }
+        };
+        let lin = scheme::next_stage(rows, &layout, width)?
+            .into_iter()
+            .min_by(|a, b| scheme::cost(a, 0).total_cmp(&scheme::cost(b, 0)))
+            .ok_or_else(|| cannot(s, rows.len(), width))?;
+        layout = lin.output.clone();
+        width = rows.len();
+        steps.push(Step::Linear(lin));
+    }
+    if steps
+        .iter()
+        .any(|s| matches!(s, Step::Linear(l) if l.map.products() == 0))
+    {
+        return Err(PlanError::Unsupported(
+            "the latency packing cannot evaluate a layer whose weights are all zero".into(),
+        )
+        .into());
+    }
+    Ok((inputs, steps, layout, width))
 }

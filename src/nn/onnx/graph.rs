@@ -83,6 +83,30 @@ impl Constant {
         })
     }
 
+    /// ONNX Gather on axis 0 of a 1-d constant: the values at `index` (negative: from the
+    /// end), shaped as `index`.
+    pub fn gathered(&self, index: &Constant) -> Result<Self> {
+        if self.dims.len() != 1 {
+            return Err(Failure::new("Gather folds 1-d constants on axis 0 only"));
+        }
+        let picked = index
+            .values
+            .iter()
+            .map(|&i| {
+                let at = if i < 0.0 { i + self.len() as f64 } else { i };
+                self.values
+                    .get(at as usize)
+                    .copied()
+                    .filter(|_| at >= 0.0)
+                    .ok_or_else(|| Failure::new(format!("index {i} out of range")))
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(Constant {
+            dims: index.dims.clone(),
+            values: picked,
+        })
+    }
+
     /// ONNX Transpose with permutation `perm` (empty: reversed).
     pub fn transposed(&self, perm: &[i64]) -> Result<Self> {
         let n = self.dims.len();

@@ -497,25 +497,10 @@ impl Builder {
                     Self::constant(node, values, 0)?,
                     Self::constant(node, values, 1)?,
                 );
-                if int(node, "axis", 0)? != 0 || data.dims.len() != 1 {
+                if int(node, "axis", 0)? != 0 {
                     return Err(Failure::new("Gather folds 1-d constants on axis 0 only"));
                 }
-                let picked = index
-                    .values
-                    .iter()
-                    .map(|&i| {
-                        let at = if i < 0.0 { i + data.len() as f64 } else { i };
-                        data.values
-                            .get(at as usize)
-                            .copied()
-                            .filter(|_| at >= 0.0)
-                            .ok_or_else(|| Failure::new(format!("index {i} out of range")))
-                    })
-                    .collect::<Result<Vec<f64>>>()?;
-                Value::Constant(Constant {
-                    dims: index.dims.clone(),
-                    values: picked,
-                })
+                Value::Constant(data.gathered(index)?)
             }
             "ConstantOfShape" => {
                 let shape = Self::constant(node, values, 0)?;
