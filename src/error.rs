@@ -1,8 +1,9 @@
 //! The one error type of hegpu: every fallible call says what was wrong instead of panicking.
 
 /// Everything that can go wrong in hegpu, with the values that made it go wrong, in three
-/// kinds with enums of their own (parameters, the GPU, planning a model) and the kinds of bad
-/// input. Non-exhaustive, as each kind's enum: new kinds of failure may be added without
+/// kinds with enums of their own (parameters, the GPU, planning a model), the kinds of bad
+/// input, and [`Internal`](Error::Internal) for a check of hegpu's own that failed (a bug).
+/// Non-exhaustive, as each kind's enum: new kinds of failure may be added without
 /// breaking a `match`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -171,9 +171,9 @@ fn bad_request(e: hegpu::Error) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
 }
 
-/// What an evaluation that failed answers: the server's failure (a bug, or a GPU failure the
+/// What a request whose work failed answers: the server's failure (a bug, or a GPU failure the
 /// CPU could not take over) is a 500, anything else is the request's fault.
-fn evaluation_failed(e: hegpu::Error) -> ApiError {
+fn failed(e: hegpu::Error) -> ApiError {
     match e {
         hegpu::Error::Internal(_) | hegpu::Error::Gpu(_) => {
             ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
@@ -449,7 +449,7 @@ async fn register(
         Ok((Session { scheduler, key_set }, keys.memory_bytes()))
     })
     .await?
-    .map_err(bad_request)?;
+    .map_err(failed)?;
     let evicted = s
         .keys
         .lock()
@@ -525,7 +525,7 @@ async fn answer(s: &Arc<Shared>, key_id: &str, request: Request) -> Result<Vec<u
     let fallbacks = warnings.iter().filter(|w| w.contains("GPU")).count() as u64;
     let m = &s.metrics;
     m.gpu_fallbacks.fetch_add(fallbacks, Ordering::Relaxed);
-    let answer = answer.map_err(evaluation_failed)?;
+    let answer = answer.map_err(failed)?;
     m.answered.fetch_add(1, Ordering::Relaxed);
     m.bytes_out
         .fetch_add(answer.bytes.len() as u64, Ordering::Relaxed);
@@ -725,8 +725,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failed_evaluation_blames_the_server_only_for_its_own_failures() {
-        let status = |e| evaluation_failed(e).0;
+    fn a_failed_request_blames_the_server_only_for_its_own_failures() {
+        let status = |e| failed(e).0;
         let server = [
             hegpu::Error::Internal("a step unplanned".into()),
             hegpu::Error::Gpu(hegpu::GpuError::DeviceLost("lost".into())),

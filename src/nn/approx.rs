@@ -14,7 +14,7 @@
 //! The result is a [`Layer::Polynomial`] in powers of `u`.
 
 use super::layer::{Activation, Layer, Polynomial};
-use super::model::Model;
+use super::model::{Model, in_layer};
 use crate::{Error, PlanError, Result};
 use std::fmt;
 use std::str::FromStr;
@@ -104,7 +104,7 @@ pub fn approximate(
     let mut replaced = Vec::new();
     // Every calibration image's values before layer `at`, advanced layer by layer.
     let mut values: Vec<Vec<f32>> = calibration.chunks(len).map(<[f32]>::to_vec).collect();
-    for (at, shape) in shapes.iter().enumerate().take(out.layers.len()) {
+    for (at, shape) in shapes.windows(2).enumerate() {
         if let Some(function) = out.layers[at].smooth() {
             let spec = *specs
                 .iter()
@@ -118,6 +118,10 @@ pub fn approximate(
                 })?;
             let seen: Vec<f32> = values.iter().flatten().copied().collect();
             let (layer, range, max_error) = fit_polynomial(function, spec.degree, &seen)?;
+            // The fit keeps the limits of every layer (a coefficient within ±2^20, say).
+            layer
+                .output_shape(&shape[0])
+                .map_err(|e| in_layer(at, &layer, e))?;
             out.layers[at] = layer;
             replaced.push(Replaced {
                 layer: at,
@@ -128,7 +132,7 @@ pub fn approximate(
         }
         let layer = &out.layers[at];
         for v in &mut values {
-            *v = layer.forward(shape, v)?;
+            *v = layer.forward_checked([&shape[0], &shape[1]], v);
         }
     }
     Ok((out, replaced))
@@ -350,5 +354,31 @@ mod tests {
             "{e}"
         );
         assert!(approximate(&model, &[1.0, -1.0], &specs[1..]).is_ok());
+    }
+
+    /// A fit whose coefficients pass the model's limits is refused naming its layer, as the
+    /// model's own shape check would name it.
+    #[test]
+    fn a_fit_beyond_the_limits_names_its_layer() {
+        let mut dense = crate::nn::layer::Dense::zeros(1, 1);
+        dense.weight[0] = 1.0;
+        let model = Model {
+            input: vec![1],
+            layers: vec![Layer::Dense(dense), Layer::from(Activation::Relu)],
+        };
+        let calibration: Vec<f32> = (0..4000).map(|i| (i as f32 / 2000.0) - 1.0).collect();
+        let mut refused = None;
+        for degree in [16, 32, 48, 64] {
+            let spec = ApproxSpec {
+                function: Activation::Relu,
+                degree,
+            };
+            if let Err(e) = approximate(&model, &calibration, &[spec]) {
+                refused = Some(e.to_string());
+                break;
+            }
+        }
+        let e = refused.expect("a degree whose power coefficients pass ±2^20");
+        assert!(e.contains("layer 1 (polynomial): coefficient"), "{e}");
     }
 }

@@ -306,10 +306,11 @@ impl Tensors<'_> {
         let Some(shape) = layer.weight_shape() else {
             return Ok(());
         };
-        let outputs = shape[0];
-        let (weight, bias) = layer.parameter_vecs_mut().expect("a kind with weights");
-        *weight = self.read(format!("{i}.weight"), shape)?;
-        *bias = self.read(format!("{i}.bias"), vec![outputs])?;
+        let bias_shape = vec![shape[0]];
+        if let Some((weight, bias)) = layer.parameter_vecs_mut() {
+            *weight = self.read(format!("{i}.weight"), shape)?;
+            *bias = self.read(format!("{i}.bias"), bias_shape)?;
+        }
         Ok(())
     }
 }

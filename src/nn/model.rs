@@ -41,10 +41,7 @@ impl Model {
                     work += layer.work(&next)?;
                     Ok(next)
                 })
-                .map_err(|e| match e {
-                    Error::Shape(why) => bad(format!("layer {i} ({}): {why}", layer.kind())),
-                    other => other,
-                })?;
+                .map_err(|e| in_layer(i, layer, e))?;
             if work > limits::WORK {
                 return Err(bad(format!(
                     "layers 0 to {i} do {work} plaintext operations per image, above the \
@@ -84,8 +81,8 @@ impl Model {
             )));
         }
         let mut x = image.to_vec();
-        for (layer, shape) in self.layers.iter().zip(&shapes) {
-            x = layer.forward(shape, &x)?;
+        for (layer, shapes) in self.layers.iter().zip(shapes.windows(2)) {
+            x = layer.forward_checked([&shapes[0], &shapes[1]], &x);
         }
         Ok(x)
     }
@@ -141,5 +138,13 @@ pub fn cryptonets(maps: usize, hidden: usize) -> Model {
             Layer::Square(Square),
             Layer::Dense(Dense::zeros(hidden, 10)),
         ],
+    }
+}
+
+/// A shape error of layer `i`, naming the layer; other errors as they are.
+pub(in crate::nn) fn in_layer(i: usize, layer: &Layer, e: Error) -> Error {
+    match e {
+        Error::Shape(why) => bad(format!("layer {i} ({}): {why}", layer.kind())),
+        other => other,
     }
 }

@@ -78,6 +78,22 @@ pub(crate) fn stages_with_polynomials(model: &Model) -> Result<Vec<Stage>> {
     stages_of(model, true)
 }
 
+/// The refusal of an activation that is not a polynomial.
+fn not_polynomial(i: usize, layer: &Layer) -> Error {
+    match layer.smooth() {
+        Some(f) => Error::Plan(PlanError::Unsupported(format!(
+            "layer {i} is {}: the encrypted pass computes polynomials only; replace it with \
+             an approximation first (hegpu import --approx {}:DEGREE)",
+            f.name(),
+            f.name()
+        ))),
+        None => Error::Internal(format!(
+            "layer {i} is {}, an activation the planner does not know",
+            layer.kind()
+        )),
+    }
+}
+
 fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
     let shapes = model.shapes()?;
     let mut plan = Planner {
@@ -88,14 +104,6 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
     };
     for (i, (layer, shape)) in model.layers.iter().zip(&shapes).enumerate() {
         let width: usize = shape.iter().product();
-        if let Some(f) = layer.smooth() {
-            return Err(Error::Plan(PlanError::Unsupported(format!(
-                "layer {i} is {}: the encrypted pass computes polynomials only; replace it \
-                 with an approximation first (hegpu import --approx {}:DEGREE)",
-                f.name(),
-                f.name()
-            ))));
-        }
         match layer {
             Layer::Square(_) => plan.quadratic(width, (1.0, 0.0, 0.0)),
             &Layer::Poly(Poly { a, b, c }) => plan.quadratic(width, (a, b, c)),
@@ -103,7 +111,8 @@ fn stages_of(model: &Model, whole_polynomials: bool) -> Result<Vec<Stage>> {
                 range,
                 coefficients,
             }) => plan.polynomial(width, *range, coefficients),
-            _ => plan.linear(i, layer, shape)?,
+            _ if layer.is_linear() => plan.linear(i, layer, shape)?,
+            _ => return Err(not_polynomial(i, layer)),
         }
     }
     let mut out = plan.out;

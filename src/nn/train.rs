@@ -105,10 +105,17 @@ fn set_params(model: &mut Model, p: &[f32]) {
 
 /// Forward through every layer keeping each layer's input; returns them and the output.
 fn forward_keep(model: &Model, shapes: &[Shape], x: &[f32]) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+    if x.len() != model.input_len() {
+        return Err(Error::Shape(format!(
+            "an image of {} values, the model takes {:?}",
+            x.len(),
+            model.input
+        )));
+    }
     let mut inputs = Vec::with_capacity(model.layers.len());
     let mut x = x.to_vec();
-    for (layer, shape) in model.layers.iter().zip(shapes) {
-        let y = layer.forward(shape, &x)?;
+    for (layer, shapes) in model.layers.iter().zip(shapes.windows(2)) {
+        let y = layer.forward_checked([&shapes[0], &shapes[1]], &x);
         inputs.push(x);
         x = y;
     }
@@ -133,6 +140,7 @@ fn backward(
         grad = layer.backward(shapes, &inputs[li], &grad, &mut pgrad[start..end]);
         end = start;
     }
+    debug_assert_eq!(end, 0, "pgrad holds exactly the parameters");
 }
 
 /// The softmax cross-entropy loss of one image and its gradient with respect to every

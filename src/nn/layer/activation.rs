@@ -1,7 +1,7 @@
 //! The activations that are not polynomials (ReLU, sigmoid, tanh, SiLU): the plaintext model
 //! computes them; the encrypted pass needs a polynomial in their place.
 
-use super::{Kind, Shape};
+use super::{Elementwise, Kind, Role, Shape};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -70,11 +70,7 @@ macro_rules! function_kinds {
         #[serde(from = "super::NoFields")]
         pub struct $kind;
 
-        impl From<super::NoFields> for $kind {
-            fn from(_: super::NoFields) -> $kind {
-                $kind
-            }
-        }
+        super::no_fields!($kind);
 
         impl Kind for $kind {
             fn name(&self) -> &'static str {
@@ -85,16 +81,14 @@ macro_rules! function_kinds {
                 Ok(input.to_vec())
             }
 
-            fn is_activation(&self) -> bool {
-                true
+            fn role(&self) -> Role<'_> {
+                Role::Elementwise(self)
             }
+        }
 
-            fn steps_per_output(&self) -> usize {
-                3
-            }
-
-            fn activation(&self, x: f32) -> Option<(f32, f32)> {
-                Some(Activation::$function.apply(x))
+        impl Elementwise for $kind {
+            fn apply(&self, x: f32) -> (f32, f32) {
+                Activation::$function.apply(x)
             }
 
             fn smooth(&self) -> Option<Activation> {

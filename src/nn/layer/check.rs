@@ -66,7 +66,7 @@ pub(super) fn grow(size: usize, a: usize, b: usize, what: &str) -> Result<usize>
 }
 
 /// `v` is finite and within ±[`limits::COEFFICIENT`].
-pub(super) fn check_coefficient(what: &str, v: f32) -> Result<()> {
+pub(super) fn check_coefficient(what: impl std::fmt::Display, v: f32) -> Result<()> {
     if v.is_finite() && v.abs() <= limits::COEFFICIENT {
         Ok(())
     } else {
@@ -78,14 +78,16 @@ pub(super) fn check_coefficient(what: &str, v: f32) -> Result<()> {
     }
 }
 
-/// Weight and bias lengths that a layer's sizes ask for, or an error naming the layer.
+/// Weight and bias lengths that a layer's sizes ask for (`weights`: the factors of the weight
+/// count; one bias per output), or an error naming the layer.
 pub(super) fn check_parameters(
     what: &str,
     (weight, bias): (&[f32], &[f32]),
-    weight_shape: &[usize],
+    weights: &[usize],
+    outputs: usize,
 ) -> Result<()> {
-    let weights = product(weight_shape, limits::TERMS, &format!("{what} weights"))?;
-    if weight.len() != weights || bias.len() != weight_shape[0] {
+    let weights = product(weights, limits::TERMS, &format!("{what} weights"))?;
+    if weight.len() != weights || bias.len() != outputs {
         return Err(bad(format!("{what} weight or bias has the wrong length")));
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! 2-d convolutions.
 
 use super::check::{check_parameters, check_sizes, grow, product, spatial, window_out};
-use super::{Kind, LinearRow, Shape, bad, limits};
+use super::{Kind, Linear, LinearRow, Role, Shape, bad, limits};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -77,8 +77,9 @@ impl Kind for Conv2d {
                 self.in_channels
             )));
         }
-        let weight_shape = self.weight_shape().expect("a convolution has weights");
-        check_parameters("Conv2d", (&self.weight, &self.bias), &weight_shape)?;
+        let [k, out] = [self.kernel, self.out_channels];
+        let weights = [out, self.in_channels, k, k];
+        check_parameters("Conv2d", (&self.weight, &self.bias), &weights, out)?;
         let out = |size, what| {
             let padded = grow(size, self.padding, self.padding, what)?;
             window_out(padded, self.kernel, self.stride, "Conv2d")
@@ -86,19 +87,8 @@ impl Kind for Conv2d {
         Ok(vec![self.out_channels, out(h, "height")?, out(w, "width")?])
     }
 
-    fn terms_per_output(&self) -> Result<usize> {
-        let k = self.kernel;
-        product(&[self.in_channels, k, k], limits::TERMS, "terms")
-    }
-
-    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Option<Vec<LinearRow>> {
-        let mut rows: Vec<LinearRow> = (0..output.iter().product())
-            .map(|o| (self.bias[o / (output[1] * output[2])], Vec::new()))
-            .collect();
-        self.for_each_tap(input, output, |o, i, wi| {
-            rows[o].1.push((i, self.weight[wi]))
-        });
-        Some(rows)
+    fn role(&self) -> Role<'_> {
+        Role::Linear(self)
     }
 
     fn backward(
@@ -133,5 +123,22 @@ impl Kind for Conv2d {
 
     fn parameters_mut(&mut self) -> Option<(&mut Vec<f32>, &mut Vec<f32>)> {
         Some((&mut self.weight, &mut self.bias))
+    }
+}
+
+impl Linear for Conv2d {
+    fn terms_per_output(&self) -> Result<usize> {
+        let k = self.kernel;
+        product(&[self.in_channels, k, k], limits::TERMS, "terms")
+    }
+
+    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Vec<LinearRow> {
+        let mut rows: Vec<LinearRow> = (0..output.iter().product())
+            .map(|o| (self.bias[o / (output[1] * output[2])], Vec::new()))
+            .collect();
+        self.for_each_tap(input, output, |o, i, wi| {
+            rows[o].1.push((i, self.weight[wi]))
+        });
+        rows
     }
 }

@@ -1,7 +1,7 @@
 //! Fully connected layers.
 
 use super::check::check_parameters;
-use super::{Kind, LinearRow, Shape, bad};
+use super::{Kind, Linear, LinearRow, Role, Shape, bad};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -20,12 +20,19 @@ pub struct Dense {
 }
 
 impl Dense {
-    /// A layer from `inputs` to `outputs` with weights and biases zero.
+    /// A layer from `inputs` to `outputs` with weights and biases zero. Panics when
+    /// `inputs × outputs` overflows (a layer that large fails [`limits::TERMS`](super::limits::TERMS)
+    /// anyway).
     pub fn zeros(inputs: usize, outputs: usize) -> Dense {
         Dense {
             inputs,
             outputs,
-            weight: vec![0.0; inputs * outputs],
+            weight: vec![
+                0.0;
+                inputs
+                    .checked_mul(outputs)
+                    .expect("a weight count that fits")
+            ],
             bias: vec![0.0; outputs],
         }
     }
@@ -48,23 +55,18 @@ impl Kind for Dense {
                 self.inputs
             )));
         }
-        let weight_shape = self.weight_shape().expect("a dense layer has weights");
-        check_parameters("Dense", (&self.weight, &self.bias), &weight_shape)?;
+        let (inputs, outputs) = (self.inputs, self.outputs);
+        check_parameters(
+            "Dense",
+            (&self.weight, &self.bias),
+            &[inputs, outputs],
+            outputs,
+        )?;
         Ok(vec![self.outputs])
     }
 
-    fn terms_per_output(&self) -> Result<usize> {
-        Ok(self.inputs)
-    }
-
-    fn linear_terms(&self, _input: &[usize], _output: &[usize]) -> Option<Vec<LinearRow>> {
-        let rows = (0..self.outputs).map(|j| {
-            (
-                self.bias[j],
-                self.row(j).iter().copied().enumerate().collect(),
-            )
-        });
-        Some(rows.collect())
+    fn role(&self) -> Role<'_> {
+        Role::Linear(self)
     }
 
     fn forward(&self, _input: &[usize], _output: &[usize], x: &[f32]) -> Vec<f32> {
@@ -108,5 +110,21 @@ impl Kind for Dense {
 
     fn parameters_mut(&mut self) -> Option<(&mut Vec<f32>, &mut Vec<f32>)> {
         Some((&mut self.weight, &mut self.bias))
+    }
+}
+
+impl Linear for Dense {
+    fn terms_per_output(&self) -> Result<usize> {
+        Ok(self.inputs)
+    }
+
+    fn linear_terms(&self, _input: &[usize], _output: &[usize]) -> Vec<LinearRow> {
+        let rows = (0..self.outputs).map(|j| {
+            (
+                self.bias[j],
+                self.row(j).iter().copied().enumerate().collect(),
+            )
+        });
+        rows.collect()
     }
 }

@@ -1,6 +1,6 @@
 //! Flattening.
 
-use super::{Kind, LinearRow, Shape, limits, product};
+use super::{Kind, Linear, LinearRow, Role, Shape, limits, product};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -9,11 +9,7 @@ use serde::{Deserialize, Serialize};
 #[serde(from = "super::NoFields")]
 pub struct Flatten;
 
-impl From<super::NoFields> for Flatten {
-    fn from(_: super::NoFields) -> Flatten {
-        Flatten
-    }
-}
+super::no_fields!(Flatten);
 
 impl Kind for Flatten {
     fn name(&self) -> &'static str {
@@ -25,12 +21,8 @@ impl Kind for Flatten {
         Ok(vec![size])
     }
 
-    fn terms_per_output(&self) -> Result<usize> {
-        Ok(1)
-    }
-
-    fn linear_terms(&self, _input: &[usize], output: &[usize]) -> Option<Vec<LinearRow>> {
-        Some((0..output[0]).map(|i| (0.0, vec![(i, 1.0)])).collect())
+    fn role(&self) -> Role<'_> {
+        Role::Linear(self)
     }
 
     fn forward(&self, _input: &[usize], _output: &[usize], x: &[f32]) -> Vec<f32> {
@@ -46,5 +38,15 @@ impl Kind for Flatten {
         _pgrad: &mut [f32],
     ) -> Vec<f32> {
         grad.to_vec()
+    }
+}
+
+impl Linear for Flatten {
+    fn terms_per_output(&self) -> Result<usize> {
+        Ok(1)
+    }
+
+    fn linear_terms(&self, _input: &[usize], output: &[usize]) -> Vec<LinearRow> {
+        (0..output[0]).map(|i| (0.0, vec![(i, 1.0)])).collect()
     }
 }

@@ -61,7 +61,53 @@ pub enum Layer {
 /// only in structs with braces, and `{"type": "square", "a": 2}` must not load as x².
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NoFields {}
+pub(super) struct NoFields {}
+
+/// Reads the kinds without fields through [`NoFields`].
+macro_rules! no_fields {
+    ($($kind:ident),*) => {$(
+        impl From<super::NoFields> for $kind {
+            fn from(_: super::NoFields) -> $kind {
+                $kind
+            }
+        }
+    )*};
+}
+use no_fields;
+
+/// What a kind does to its input: a linear map (a weighted sum plus a constant per output),
+/// or a function of each value on its own (an activation). A kind is one or the other, and
+/// each role's trait has what that role must say.
+enum Role<'a> {
+    Linear(&'a dyn Linear),
+    Elementwise(&'a dyn Elementwise),
+}
+
+/// A linear kind's map.
+trait Linear {
+    /// Weighted terms per output (an upper bound).
+    fn terms_per_output(&self) -> Result<usize>;
+
+    /// The map as rows, for `input` and the `output` it gives.
+    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Vec<LinearRow>;
+}
+
+/// An activation's function.
+trait Elementwise {
+    /// f(x) and f'(x).
+    fn apply(&self, x: f32) -> (f32, f32);
+
+    /// Plaintext steps per output.
+    fn steps_per_output(&self) -> usize {
+        3
+    }
+
+    /// The function, for the activations that are not polynomials (the encrypted pass needs
+    /// them replaced by one).
+    fn smooth(&self) -> Option<Activation> {
+        None
+    }
+}
 
 /// What each kind knows of itself; [`Layer`] checks the model-wide limits around it. The
 /// output shape is checked before any other method is called with it.
@@ -72,45 +118,18 @@ trait Kind {
     /// The output shape for `input`, checking the kind's own sizes and weights.
     fn output_shape(&self, input: &[usize]) -> Result<Shape>;
 
-    /// Whether the kind applies a function to each value on its own (an activation); the
-    /// others are linear (a weighted sum plus a constant).
-    fn is_activation(&self) -> bool {
-        false
-    }
-
-    /// Weighted terms per output of a linear kind's map (an upper bound).
-    fn terms_per_output(&self) -> Result<usize> {
-        Ok(0)
-    }
-
-    /// Plaintext steps per output of an activation.
-    fn steps_per_output(&self) -> usize {
-        0
-    }
-
-    /// f(x) and f'(x), for the activations.
-    fn activation(&self, _x: f32) -> Option<(f32, f32)> {
-        None
-    }
-
-    /// The function, for the activations that are not polynomials.
-    fn smooth(&self) -> Option<Activation> {
-        None
-    }
-
-    /// A linear kind's map as rows, for `input` and the `output` it gives.
-    fn linear_terms(&self, _input: &[usize], _output: &[usize]) -> Option<Vec<LinearRow>> {
-        None
-    }
+    /// A linear map or an activation.
+    fn role(&self) -> Role<'_>;
 
     /// The layer applied to one image's values `x`.
     fn forward(&self, input: &[usize], output: &[usize], x: &[f32]) -> Vec<f32> {
-        match self.linear_terms(input, output) {
-            Some(rows) => rows
+        match self.role() {
+            Role::Linear(map) => map
+                .linear_terms(input, output)
                 .iter()
                 .map(|(b, terms)| b + terms.iter().map(|&(i, w)| w * x[i]).sum::<f32>())
                 .collect(),
-            None => x.iter().map(|&v| self.value_and_slope(v).0).collect(),
+            Role::Elementwise(f) => x.iter().map(|&v| f.apply(v).0).collect(),
         }
     }
 
@@ -124,28 +143,18 @@ trait Kind {
         grad: &[f32],
         _pgrad: &mut [f32],
     ) -> Vec<f32> {
-        match self.linear_terms(input, output) {
-            Some(rows) => {
+        match self.role() {
+            Role::Linear(map) => {
                 let mut gx = vec![0.0f32; x.len()];
-                for ((_, terms), &g) in rows.iter().zip(grad) {
+                for ((_, terms), &g) in map.linear_terms(input, output).iter().zip(grad) {
                     for &(i, w) in terms {
                         gx[i] += w * g;
                     }
                 }
                 gx
             }
-            None => x
-                .iter()
-                .zip(grad)
-                .map(|(&v, g)| self.value_and_slope(v).1 * g)
-                .collect(),
+            Role::Elementwise(f) => x.iter().zip(grad).map(|(&v, g)| f.apply(v).1 * g).collect(),
         }
-    }
-
-    /// f(x) and f'(x) of a kind that is not linear.
-    fn value_and_slope(&self, x: f32) -> (f32, f32) {
-        self.activation(x)
-            .expect("a kind without a linear map is an activation")
     }
 
     /// The weight tensor's shape, for the kinds with parameters.
@@ -164,41 +173,34 @@ trait Kind {
     }
 }
 
+/// `$body` with `$kind` bound to the kind inside `$layer`.
+macro_rules! each_kind {
+    ($layer:expr, $kind:ident => $body:expr) => {
+        match $layer {
+            Layer::Pad2d($kind) => $body,
+            Layer::Conv2d($kind) => $body,
+            Layer::Dense($kind) => $body,
+            Layer::Square($kind) => $body,
+            Layer::Poly($kind) => $body,
+            Layer::Polynomial($kind) => $body,
+            Layer::Relu($kind) => $body,
+            Layer::Sigmoid($kind) => $body,
+            Layer::Tanh($kind) => $body,
+            Layer::Silu($kind) => $body,
+            Layer::SumPool($kind) => $body,
+            Layer::AvgPool($kind) => $body,
+            Layer::Flatten($kind) => $body,
+        }
+    };
+}
+
 impl Layer {
     fn of(&self) -> &dyn Kind {
-        match self {
-            Layer::Pad2d(k) => k,
-            Layer::Conv2d(k) => k,
-            Layer::Dense(k) => k,
-            Layer::Square(k) => k,
-            Layer::Poly(k) => k,
-            Layer::Polynomial(k) => k,
-            Layer::Relu(k) => k,
-            Layer::Sigmoid(k) => k,
-            Layer::Tanh(k) => k,
-            Layer::Silu(k) => k,
-            Layer::SumPool(k) => k,
-            Layer::AvgPool(k) => k,
-            Layer::Flatten(k) => k,
-        }
+        each_kind!(self, kind => kind)
     }
 
     fn of_mut(&mut self) -> &mut dyn Kind {
-        match self {
-            Layer::Pad2d(k) => k,
-            Layer::Conv2d(k) => k,
-            Layer::Dense(k) => k,
-            Layer::Square(k) => k,
-            Layer::Poly(k) => k,
-            Layer::Polynomial(k) => k,
-            Layer::Relu(k) => k,
-            Layer::Sigmoid(k) => k,
-            Layer::Tanh(k) => k,
-            Layer::Silu(k) => k,
-            Layer::SumPool(k) => k,
-            Layer::AvgPool(k) => k,
-            Layer::Flatten(k) => k,
-        }
+        each_kind!(self, kind => kind)
     }
 
     /// The layer's name in model files.
@@ -209,8 +211,11 @@ impl Layer {
     /// Weighted terms of the layer's linear map for `output` (an upper bound; 0 for the
     /// activations), within [`limits::TERMS`].
     fn terms(&self, output: &[usize]) -> Result<usize> {
+        let per_output = match self.of().role() {
+            Role::Linear(map) => map.terms_per_output()?,
+            Role::Elementwise(_) => 0,
+        };
         let outputs: usize = output.iter().product();
-        let per_output = self.of().terms_per_output()?;
         product(&[outputs, per_output], limits::TERMS, "weighted terms")
     }
 
@@ -218,12 +223,14 @@ impl Layer {
     /// output of padding and flattening, one per coefficient and output of a polynomial, and
     /// a few per output of a square or an activation.
     pub(in crate::nn) fn work(&self, output: &[usize]) -> Result<usize> {
-        if !self.is_activation() {
-            return self.terms(output);
+        match self.of().role() {
+            Role::Linear(_) => self.terms(output),
+            Role::Elementwise(f) => {
+                let outputs: usize = output.iter().product();
+                let steps = f.steps_per_output();
+                product(&[outputs, steps], limits::TERMS, "elementwise steps")
+            }
         }
-        let outputs: usize = output.iter().product();
-        let steps = self.of().steps_per_output();
-        product(&[outputs, steps], limits::TERMS, "elementwise steps")
     }
 
     /// The output shape for `input`, checking the layer's own sizes with checked arithmetic
@@ -261,30 +268,39 @@ impl Layer {
 
     /// Whether the layer is linear in its input (a weighted sum plus a constant).
     pub fn is_linear(&self) -> bool {
-        !self.is_activation()
+        matches!(self.of().role(), Role::Linear(_))
     }
 
     /// Whether the layer applies a function to each value on its own (the activations).
     pub fn is_activation(&self) -> bool {
-        self.of().is_activation()
+        !self.is_linear()
     }
 
     /// The activation of one value, and its derivative (for training), for the activations.
     pub fn activation(&self, x: f32) -> Option<(f32, f32)> {
-        self.of().activation(x)
+        match self.of().role() {
+            Role::Elementwise(f) => Some(f.apply(x)),
+            Role::Linear(_) => None,
+        }
     }
 
     /// The function of an activation that is not a polynomial (the encrypted pass needs it
     /// replaced by one first, see [`approximate`](crate::nn::approximate)).
     pub fn smooth(&self) -> Option<Activation> {
-        self.of().smooth()
+        match self.of().role() {
+            Role::Elementwise(f) => f.smooth(),
+            Role::Linear(_) => None,
+        }
     }
 
     /// The linear layers as explicit sparse rows: for each output, its bias and the
     /// `(input index, weight)` terms. Used by the encrypted pass and by training.
     pub fn linear_terms(&self, input: &[usize]) -> Result<Option<Vec<LinearRow>>> {
         let out = self.output_shape(input)?;
-        Ok(self.of().linear_terms(input, &out))
+        Ok(match self.of().role() {
+            Role::Linear(map) => Some(map.linear_terms(input, &out)),
+            Role::Elementwise(_) => None,
+        })
     }
 
     /// Applies the layer to one image's activations `x` of shape `input`.
@@ -297,6 +313,16 @@ impl Layer {
             )));
         }
         Ok(self.of().forward(input, &out, x))
+    }
+
+    /// [`forward`](Self::forward) for shapes the caller checked (with
+    /// [`Model::shapes`](crate::nn::Model::shapes)) and values of the input's length.
+    pub(in crate::nn) fn forward_checked(
+        &self,
+        [input, output]: [&[usize]; 2],
+        x: &[f32],
+    ) -> Vec<f32> {
+        self.of().forward(input, output, x)
     }
 
     /// The gradient with respect to the input `x` (of shape `input`, giving `output`) from

@@ -1,7 +1,7 @@
 //! Zero padding.
 
 use super::check::{check_sizes, grow, spatial};
-use super::{Kind, LinearRow, Shape};
+use super::{Kind, Linear, LinearRow, Role, Shape};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -36,11 +36,17 @@ impl Kind for Pad2d {
         ])
     }
 
+    fn role(&self) -> Role<'_> {
+        Role::Linear(self)
+    }
+}
+
+impl Linear for Pad2d {
     fn terms_per_output(&self) -> Result<usize> {
         Ok(1)
     }
 
-    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Option<Vec<LinearRow>> {
+    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Vec<LinearRow> {
         let (h, w) = (input[1], input[2]);
         let (c, oh, ow) = (output[0], output[1], output[2]);
         let (top, left) = (self.top, self.left);
@@ -54,6 +60,6 @@ impl Kind for Pad2d {
             };
             (0.0, terms)
         });
-        Some(rows.collect())
+        rows.collect()
     }
 }

@@ -1,7 +1,7 @@
 //! Quadratics.
 
 use super::check::check_coefficient;
-use super::{Kind, Shape};
+use super::{Elementwise, Kind, Role, Shape};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -26,16 +26,14 @@ impl Kind for Poly {
         Ok(input.to_vec())
     }
 
-    fn is_activation(&self) -> bool {
-        true
+    fn role(&self) -> Role<'_> {
+        Role::Elementwise(self)
     }
+}
 
-    fn steps_per_output(&self) -> usize {
-        3
-    }
-
-    fn activation(&self, x: f32) -> Option<(f32, f32)> {
+impl Elementwise for Poly {
+    fn apply(&self, x: f32) -> (f32, f32) {
         let Poly { a, b, c } = *self;
-        Some((a * x * x + b * x + c, 2.0 * a * x + b))
+        (a * x * x + b * x + c, 2.0 * a * x + b)
     }
 }

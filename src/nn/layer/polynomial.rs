@@ -1,7 +1,7 @@
 //! Polynomials of any degree.
 
 use super::check::check_coefficient;
-use super::{Kind, Shape, bad, limits};
+use super::{Elementwise, Kind, Role, Shape, bad, limits};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -39,20 +39,22 @@ impl Kind for Polynomial {
             )));
         }
         for (i, &v) in self.coefficients.iter().enumerate() {
-            check_coefficient(&format!("coefficient {i}"), v)?;
+            check_coefficient(format_args!("coefficient {i}"), v)?;
         }
         Ok(input.to_vec())
     }
 
-    fn is_activation(&self) -> bool {
-        true
+    fn role(&self) -> Role<'_> {
+        Role::Elementwise(self)
     }
+}
 
+impl Elementwise for Polynomial {
     fn steps_per_output(&self) -> usize {
         self.coefficients.len()
     }
 
-    fn activation(&self, x: f32) -> Option<(f32, f32)> {
+    fn apply(&self, x: f32) -> (f32, f32) {
         // Horner in f64 on u = x / range: value and derivative together.
         let u = f64::from(x) / f64::from(self.range);
         let (mut value, mut slope) = (0.0f64, 0.0f64);
@@ -60,6 +62,6 @@ impl Kind for Polynomial {
             slope = slope * u + value;
             value = value * u + f64::from(c);
         }
-        Some((value as f32, (slope / f64::from(self.range)) as f32))
+        (value as f32, (slope / f64::from(self.range)) as f32)
     }
 }

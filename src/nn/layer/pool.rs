@@ -1,7 +1,7 @@
 //! Pooling: sums and means over windows.
 
 use super::check::{check_sizes, product, spatial, window_out};
-use super::{Kind, LinearRow, Shape, limits};
+use super::{Kind, Linear, LinearRow, Role, Shape, limits};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,11 @@ fn pooled(input: &[usize], window: usize, stride: usize) -> Result<Shape> {
         window_out(h, window, stride, "pooling")?,
         window_out(w, window, stride, "pooling")?,
     ])
+}
+
+/// The terms of one window.
+fn window_terms(window: usize) -> Result<usize> {
+    product(&[window, window], limits::TERMS, "terms")
 }
 
 /// The rows of pooling windows over `input` giving `output`, each value weighted by `share`.
@@ -62,12 +67,18 @@ impl Kind for SumPool {
         pooled(input, self.window, self.stride)
     }
 
+    fn role(&self) -> Role<'_> {
+        Role::Linear(self)
+    }
+}
+
+impl Linear for SumPool {
     fn terms_per_output(&self) -> Result<usize> {
-        product(&[self.window, self.window], limits::TERMS, "terms")
+        window_terms(self.window)
     }
 
-    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Option<Vec<LinearRow>> {
-        Some(rows(input, output, [self.window, self.stride], 1.0))
+    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Vec<LinearRow> {
+        rows(input, output, [self.window, self.stride], 1.0)
     }
 }
 
@@ -80,12 +91,18 @@ impl Kind for AvgPool {
         pooled(input, self.window, self.stride)
     }
 
+    fn role(&self) -> Role<'_> {
+        Role::Linear(self)
+    }
+}
+
+impl Linear for AvgPool {
     fn terms_per_output(&self) -> Result<usize> {
-        product(&[self.window, self.window], limits::TERMS, "terms")
+        window_terms(self.window)
     }
 
-    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Option<Vec<LinearRow>> {
+    fn linear_terms(&self, input: &[usize], output: &[usize]) -> Vec<LinearRow> {
         let share = 1.0 / (self.window * self.window) as f32;
-        Some(rows(input, output, [self.window, self.stride], share))
+        rows(input, output, [self.window, self.stride], share)
     }
 }

@@ -1,6 +1,6 @@
 //! x².
 
-use super::{Kind, Shape};
+use super::{Elementwise, Kind, Role, Shape};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
@@ -9,11 +9,7 @@ use serde::{Deserialize, Serialize};
 #[serde(from = "super::NoFields")]
 pub struct Square;
 
-impl From<super::NoFields> for Square {
-    fn from(_: super::NoFields) -> Square {
-        Square
-    }
-}
+super::no_fields!(Square);
 
 impl Kind for Square {
     fn name(&self) -> &'static str {
@@ -24,15 +20,13 @@ impl Kind for Square {
         Ok(input.to_vec())
     }
 
-    fn is_activation(&self) -> bool {
-        true
+    fn role(&self) -> Role<'_> {
+        Role::Elementwise(self)
     }
+}
 
-    fn steps_per_output(&self) -> usize {
-        3
-    }
-
-    fn activation(&self, x: f32) -> Option<(f32, f32)> {
-        Some((x * x, 2.0 * x))
+impl Elementwise for Square {
+    fn apply(&self, x: f32) -> (f32, f32) {
+        (x * x, 2.0 * x)
     }
 }
