@@ -224,7 +224,7 @@ fn group(rows: &SparseRows, per_chunk: usize) -> Vec<Group> {
 
 impl DeviceWords for GpuLinear {
     fn location(&self) -> String {
-        format!("GPU device #{}", self.device_id)
+        super::device_name(self.device_id)
     }
 
     fn regroup(&mut self, _: bool, _: usize) -> Result<()> {
@@ -256,7 +256,7 @@ impl GpuBackend {
         if w.device_id != self.id {
             return Err(Error::WrongDevice {
                 expected: self.where_(),
-                found: format!("GPU device #{}", w.device_id),
+                found: w.location(),
             });
         }
         let gx = self.gpu(x)?;

@@ -23,7 +23,7 @@ pub(crate) struct GpuData {
 
 impl DeviceWords for GpuData {
     fn location(&self) -> String {
-        format!("GPU device #{}", self.device_id)
+        super::device_name(self.device_id)
     }
 
     /// Every chunk must hold whole groups (true unless bindings hold fewer than six

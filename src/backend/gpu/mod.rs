@@ -129,6 +129,11 @@ pub(crate) fn shoup_pairs(ring: &Ring, words: &[u32]) -> Vec<u32> {
         .collect()
 }
 
+/// How messages name GPU device `id` (a backend, and the data it holds).
+pub(crate) fn device_name(id: u64) -> String {
+    format!("GPU device #{id}")
+}
+
 impl GpuBackend {
     /// Opens the default adapter; [`GpuError::NoAdapter`](crate::GpuError::NoAdapter) when there is none.
     pub fn new() -> Result<Self> {
@@ -271,7 +276,7 @@ impl GpuBackend {
     }
 
     fn where_(&self) -> String {
-        format!("GPU device #{}", self.id)
+        device_name(self.id)
     }
 
     fn tables(&self, ring: &Ring) -> Result<Arc<GpuRingTables>> {

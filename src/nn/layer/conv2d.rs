@@ -25,6 +25,12 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// `[out_channels, in_channels, kernel, kernel]`.
+    fn weight_dims(&self) -> [usize; 4] {
+        let k = self.kernel;
+        [self.out_channels, self.in_channels, k, k]
+    }
+
     /// Calls `tap(output index, input index, weight index)` for every product of the
     /// convolution of `input` giving `output`, in output order and, within an output, in
     /// weight order (padding skipped).
@@ -77,9 +83,13 @@ impl Kind for Conv2d {
                 self.in_channels
             )));
         }
-        let [k, out] = [self.kernel, self.out_channels];
-        let weights = [out, self.in_channels, k, k];
-        check_parameters("Conv2d", (&self.weight, &self.bias), &weights, out)?;
+        let out = self.out_channels;
+        check_parameters(
+            "Conv2d",
+            (&self.weight, &self.bias),
+            &self.weight_dims(),
+            out,
+        )?;
         let out = |size, what| {
             let padded = grow(size, self.padding, self.padding, what)?;
             window_out(padded, self.kernel, self.stride, "Conv2d")
@@ -113,8 +123,7 @@ impl Kind for Conv2d {
     }
 
     fn weight_shape(&self) -> Option<Vec<usize>> {
-        let k = self.kernel;
-        Some(vec![self.out_channels, self.in_channels, k, k])
+        Some(self.weight_dims().to_vec())
     }
 
     fn parameters(&self) -> Option<(&[f32], &[f32])> {
